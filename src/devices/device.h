@@ -1,0 +1,55 @@
+/*
+ * Device classes and the device table.  The table (devices.c) is listed by
+ * hand: no linker sets or constructors, which silently drop out of static
+ * test links.  A class's create hook looks at the VM's configuration and
+ * registers zero or more instances with vm_device_register(); each
+ * instance then gets fini, snapshot, pause/resume and reset calls.
+ */
+#ifndef TV_DEVICE_H
+#define TV_DEVICE_H
+
+#include <stdbool.h>
+
+struct vm;
+struct snap;
+
+enum device_flags {
+	/* Create only when the accelerator has no in-kernel irqchip/PIT
+	 * (the software CPU): i8259, i8254, IOAPIC, LAPIC. */
+	DEV_SOFT_IRQCHIP = 1 << 0,
+};
+
+struct device_ops {
+	const char *name;
+	unsigned flags;
+	/* Create this class's instances for vm; 0 or -errno. */
+	int (*create)(struct vm *vm);
+	void (*fini)(void *state);
+	/*
+	 * Save or load the instance's state (one function, both
+	 * directions, through the snap_* field helpers).  NULL means the
+	 * device cannot be snapshotted, and a snapshot then fails loudly.
+	 */
+	int (*snapshot)(void *state, struct snap *s);
+	/* Version of the snapshot section this code writes. */
+	unsigned snapshot_version;
+	void (*pause)(void *state);
+	void (*resume)(void *state);
+	/* Back to power-on state (guest reboot). */
+	void (*reset)(void *state);
+};
+
+/* The table, in creation order. */
+extern const struct device_ops *const device_table[];
+extern const int device_table_len;
+
+/* Create every device in the table that applies to vm; 0 or -errno. */
+int devices_create(struct vm *vm);
+void devices_destroy(struct vm *vm);
+void devices_reset(struct vm *vm);
+void devices_pause(struct vm *vm);
+void devices_resume(struct vm *vm);
+/* Save or load every instance, each as its own named section. */
+int devices_snapshot(struct vm *vm, struct snap *s);
+
+#endif

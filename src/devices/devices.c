@@ -1,0 +1,114 @@
+/*
+ * The device table, listed by hand, and the loops over device instances.
+ */
+#include "devices/device.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hv/vm.h"
+#include "migrate/snap.h"
+#include "util/log.h"
+
+/* Each chip's file exports its ops; list them here in creation order. */
+const struct device_ops *const device_table[] = {
+	NULL	/* sentinel: keep last */
+};
+const int device_table_len =
+    sizeof(device_table) / sizeof(device_table[0]) - 1;
+
+int
+devices_create(struct vm *vm)
+{
+	for (int i = 0; i < device_table_len; i++) {
+		const struct device_ops *d = device_table[i];
+		int err;
+
+		if ((d->flags & DEV_SOFT_IRQCHIP) && vm->accel != NULL &&
+		    vm->accel->kernel_irqchip)
+			continue;
+		if (d->create == NULL)
+			continue;
+		err = d->create(vm);
+		if (err < 0) {
+			log_warnx("device %s: %s", d->name, strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+void
+devices_destroy(struct vm *vm)
+{
+	for (int i = vm->ndevices - 1; i >= 0; i--) {
+		struct device_inst *d = &vm->devices[i];
+
+		if (d->ops->fini != NULL)
+			d->ops->fini(d->state);
+	}
+	vm->ndevices = 0;
+}
+
+void
+devices_reset(struct vm *vm)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->reset != NULL)
+			vm->devices[i].ops->reset(vm->devices[i].state);
+}
+
+void
+devices_pause(struct vm *vm)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->pause != NULL)
+			vm->devices[i].ops->pause(vm->devices[i].state);
+}
+
+void
+devices_resume(struct vm *vm)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->resume != NULL)
+			vm->devices[i].ops->resume(vm->devices[i].state);
+}
+
+int
+devices_snapshot(struct vm *vm, struct snap *s)
+{
+	for (int i = 0; i < vm->ndevices; i++) {
+		struct device_inst *d = &vm->devices[i];
+
+		if (d->ops->snapshot == NULL) {
+			snap_fail(s, -ENOTSUP, "device %s cannot be "
+			    "snapshotted", d->name);
+			return snap_error(s);
+		}
+		if (snap_section_begin(s, d->name, d->ops->snapshot_version))
+			return snap_error(s);
+		d->ops->snapshot(d->state, s);
+		if (snap_section_end(s))
+			return snap_error(s);
+	}
+	return snap_error(s);
+}
+
+int
+vm_device_register(struct vm *vm, const struct device_ops *ops, void *state,
+    const char *name)
+{
+	struct device_inst *d;
+
+	if (vm->ndevices >= VM_MAX_DEVICES)
+		return -ENOSPC;
+	for (int i = 0; i < vm->ndevices; i++)
+		if (strcmp(vm->devices[i].name, name) == 0)
+			return -EEXIST;
+	d = &vm->devices[vm->ndevices++];
+	d->ops = ops;
+	d->state = state;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	return 0;
+}

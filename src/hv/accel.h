@@ -1,0 +1,61 @@
+/*
+ * The accelerator interface: what runs guest instructions.  kvm.c and the
+ * software CPU (bt/) implement it; vm.c and the devices see only this.
+ */
+#ifndef TV_ACCEL_H
+#define TV_ACCEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct vcpu;
+struct vm_exit;
+struct cpu_state;
+struct mem_region;
+
+struct accel_ops {
+	const char *name;
+	/* True when interrupt controllers and the PIT live inside the
+	 * accelerator (KVM's in-kernel irqchip): the VMM then does not
+	 * create its software i8259/i8254/IOAPIC/LAPIC models. */
+	bool kernel_irqchip;
+
+	/* Probe/open the accelerator for vm; -errno (ENODEV: not here). */
+	int (*vm_init)(struct vm *vm);
+	void (*vm_fini)(struct vm *vm);
+	/* Make a region of guest memory visible to the guest. */
+	int (*map_mem)(struct vm *vm, struct mem_region *r);
+	/* Largest vCPU count this accelerator can give a VM. */
+	int (*max_vcpus)(struct vm *vm);
+
+	int (*vcpu_init)(struct vcpu *vcpu);
+	void (*vcpu_fini)(struct vcpu *vcpu);
+	/*
+	 * Run guest code until something the VMM must handle.  I/O and
+	 * MMIO may be handled inside (the accelerator calls
+	 * vcpu_handle_exit() itself) or returned; returns 0 with *exit
+	 * filled, or -errno on an accelerator failure.
+	 */
+	int (*vcpu_run)(struct vcpu *vcpu, struct vm_exit *exit);
+	/* Make a running vcpu_run() return soon with VM_EXIT_INTR. */
+	void (*vcpu_kick)(struct vcpu *vcpu);
+	int (*get_state)(struct vcpu *vcpu, struct cpu_state *st);
+	int (*set_state)(struct vcpu *vcpu, const struct cpu_state *st);
+
+	/* Drive interrupt line gsi (ISA IRQ 0-15, IOAPIC pins above). */
+	int (*irq_line)(struct vm *vm, unsigned gsi, int level);
+	/* Deliver an MSI (address/data as the guest programmed them). */
+	int (*msi)(struct vm *vm, uint64_t addr, uint32_t data);
+	/* Fetch-and-clear the dirty bitmap (one bit per 4 KiB page). */
+	int (*dirty_log)(struct vm *vm, struct mem_region *r, uint64_t *bitmap);
+};
+
+extern const struct accel_ops kvm_accel_ops;
+extern const struct accel_ops bt_accel_ops;
+
+/* Find an accelerator by name ("kvm", "bt"); NULL if unknown. */
+const struct accel_ops *accel_find(const char *name);
+
+#endif

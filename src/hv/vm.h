@@ -1,0 +1,155 @@
+/*
+ * The VM object: guest memory map, vCPUs, devices, the run loop.
+ */
+#ifndef TV_VM_H
+#define TV_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hv/accel.h"
+#include "hv/cpu_state.h"
+#include "hv/exit.h"
+
+#define VM_MAX_VCPUS	64
+#define VM_MAX_REGIONS	16
+#define VM_MAX_DEVICES	64
+
+/* Guest-physical layout (PC-like). */
+#define GPA_LOW_RAM_END		0xc0000000ull	/* RAM below the 32-bit hole */
+#define GPA_HIGH_RAM_START	0x100000000ull
+#define GPA_PCI_MMIO_START	0xc0000000ull
+#define GPA_PCI_MMIO_END	0xfec00000ull
+#define GPA_IOAPIC		0xfec00000ull
+#define GPA_LAPIC		0xfee00000ull
+
+enum mem_flags {
+	MEM_READONLY = 1 << 0,	/* ROM: guest writes become MMIO exits */
+	MEM_DIRTY_LOG = 1 << 1,	/* track writes for migration / display */
+};
+
+struct mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	unsigned flags;
+	int slot;
+	const char *name;
+};
+
+enum vm_state { VM_CREATED, VM_RUNNING, VM_PAUSED, VM_STOPPING, VM_STOPPED };
+
+/* Bits of vcpu->requests: things a vCPU thread must look at soon. */
+enum {
+	VCPU_REQ_STOP = 1u << 0,	/* leave the run loop */
+	VCPU_REQ_PAUSE = 1u << 1,	/* park until resumed */
+	VCPU_REQ_IRQ = 1u << 2,		/* an interrupt may be pending */
+	VCPU_REQ_RESET = 1u << 3,
+	VCPU_REQ_STATE = 1u << 4,	/* another thread wants its state */
+};
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	pthread_t thread;
+	atomic_uint requests;
+	void *accel;		/* accelerator's per-vCPU data */
+	void *lapic;		/* software local APIC (no kernel irqchip) */
+	/* Parking lot for HLT / pause on accelerators without an
+	 * in-kernel wait. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	uint64_t exits[VM_EXIT_KINDS];	/* statistics by kind */
+	uint64_t pio_exits, mmio_exits;
+};
+
+struct device_ops;
+struct bus;
+
+struct device_inst {
+	const struct device_ops *ops;
+	void *state;
+	char name[32];		/* instance name, also its snapshot section */
+};
+
+struct vm_config;
+struct evloop;
+struct console;
+
+struct vm {
+	const struct accel_ops *accel;
+	void *accel_data;
+	const struct vm_config *cfg;
+
+	uint8_t *ram;		/* one mapping: low RAM, then high RAM */
+	uint64_t ram_size;
+	struct mem_region regions[VM_MAX_REGIONS];
+	int nregions;
+
+	int nvcpus;
+	struct vcpu *vcpus[VM_MAX_VCPUS];
+
+	struct bus *pio;
+	struct bus *mmio;
+	/* Big device lock: serializes device handlers between vCPU
+	 * threads and the event thread. */
+	pthread_mutex_t devlock;
+	struct device_inst devices[VM_MAX_DEVICES];
+	int ndevices;
+	void *irqchip;		/* software PIC/IOAPIC (no kernel irqchip) */
+	struct evloop *loop;	/* the VMM's event thread: fds and timers */
+	struct console *console;	/* serial console backend */
+
+	_Atomic int state;
+	/* How the guest asked to end: VM_EVENT_RESET / VM_EVENT_POWEROFF,
+	 * or a debug-exit status (>= 0x100 means "exit with status-0x100"). */
+	_Atomic int exit_request;
+	int exit_status;
+};
+
+/*
+ * Create a VM for cfg on accel: guest RAM, the buses, the event loop, the
+ * accelerator, the vCPUs (not yet running) and the devices.  On failure
+ * returns NULL with *err set and everything undone.
+ */
+struct vm *vm_create(const struct vm_config *cfg, const struct accel_ops *accel,
+    int *err);
+void vm_destroy(struct vm *vm);
+/*
+ * Start the vCPU threads and serve the event loop on the calling thread
+ * until the guest (or a signal) ends the VM.  Returns VM_EVENT_* of how it
+ * ended; vm->exit_status has the status for the process.
+ */
+int vm_run(struct vm *vm);
+
+/* Handle one exit through the exit table; VMEXIT_CONTINUE or ABORT. */
+int vcpu_handle_exit(struct vcpu *vcpu, struct vm_exit *exit);
+
+/* Raise or lower interrupt line gsi through the accelerator. */
+void vm_irq_set(struct vm *vm, unsigned gsi, int level);
+/* Deliver an MSI. */
+void vm_msi(struct vm *vm, uint64_t addr, uint32_t data);
+
+/*
+ * Translate [gpa, gpa+len) to a host pointer, or NULL if any part is not
+ * guest RAM.  The check covers the whole range, so a guest-supplied
+ * address and length can be used directly once this succeeds.
+ */
+void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
+/* Copy to/from guest RAM; -EFAULT if the range is not RAM. */
+int vm_read(struct vm *vm, uint64_t gpa, void *buf, size_t len);
+int vm_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
+
+/* Add a device instance (called from a device class's create hook). */
+int vm_device_register(struct vm *vm, const struct device_ops *ops,
+    void *state, const char *name);
+
+/* Ask the VM to end: reason is VM_EVENT_* ; status for power-off. */
+void vm_request_exit(struct vm *vm, int reason, int status);
+/* Wake a vCPU (new interrupt, request); safe from any thread. */
+void vcpu_kick(struct vcpu *vcpu, unsigned req);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * What a VM is made of, however it was described: `termvisor run`
+ * options, or a VM's configuration file in the datastore (src/vmfs).
+ */
+#ifndef TV_VMCONFIG_H
+#define TV_VMCONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VMCFG_MAX_DISKS 8
+#define VMCFG_MAX_NICS 4
+
+struct vmcfg_disk {
+	char path[4096];
+	char format[8];		/* "raw", "qcow2", "" = probe */
+	bool readonly;
+	char serial[21];
+};
+
+struct vmcfg_nic {
+	char portgroup[64];
+	uint8_t mac[6];
+	bool mac_set;
+};
+
+struct vm_config {
+	char name[64];
+	uint64_t memory;	/* bytes */
+	int cpus;
+	char accel[8];		/* "kvm", "bt", "auto" */
+	char kernel[4096];
+	char initrd[4096];
+	char append[4096];
+	bool no_reboot;
+	bool debug_exit;	/* isa-debug-exit at port 0xf4 */
+	int debug_exit_port;
+	int ndisks;
+	struct vmcfg_disk disks[VMCFG_MAX_DISKS];
+	int nnics;
+	struct vmcfg_nic nics[VMCFG_MAX_NICS];
+	char vnc[128];		/* "127.0.0.1:0", "unix:PATH", "none" */
+	int verbose;
+};
+
+void vm_config_defaults(struct vm_config *c);
+
+#endif
