@@ -1,0 +1,164 @@
+/*
+ * The block layer's format-independent half: probing, bounds checks and
+ * dispatch to raw.c or qcow2.c.
+ */
+#include "vmfs/blkdev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmfs/qcow2.h"
+#include "vmfs/raw.h"
+
+int
+blkdev_err(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return ret;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+int
+blkdev_probe(const char *path, char *fmt, size_t fmtlen)
+{
+	unsigned char magic[4];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, magic, sizeof(magic), 0);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	snprintf(fmt, fmtlen, "%s", n == 4 && memcmp(magic, "QFI\xfb", 4) == 0 ?
+	    "qcow2" : "raw");
+	return 0;
+}
+
+int
+blkdev_open_depth(struct blkdev **out, const char *path, const char *format,
+    unsigned flags, int depth, char *err, size_t errlen)
+{
+	char probed[8];
+	int ret;
+
+	*out = NULL;
+	if (depth > BLKDEV_MAX_CHAIN)
+		return blkdev_err(-ELOOP, err, errlen, "%s: backing chain longer "
+		    "than %d images (a loop?)", path, BLKDEV_MAX_CHAIN);
+	if (format == NULL || format[0] == '\0') {
+		ret = blkdev_probe(path, probed, sizeof(probed));
+		if (ret < 0)
+			return blkdev_err(ret, err, errlen, "%s: %s", path,
+			    strerror(-ret));
+		format = probed;
+	}
+	if (strcmp(format, "raw") == 0)
+		return raw_open(out, path, flags, err, errlen);
+	if (strcmp(format, "qcow2") == 0)
+		return qcow2_open(out, path, flags, depth, err, errlen);
+	return blkdev_err(-EINVAL, err, errlen, "%s: unknown disk format '%s' "
+	    "(expected raw or qcow2)", path, format);
+}
+
+int
+blkdev_open(struct blkdev **out, const char *path, const char *format,
+    unsigned flags, char *err, size_t errlen)
+{
+	return blkdev_open_depth(out, path, format, flags, 0, err, errlen);
+}
+
+void
+blkdev_close(struct blkdev *bd)
+{
+	if (bd != NULL)
+		bd->ops->close(bd);
+}
+
+static int
+blkdev_check(const struct blkdev *bd, uint64_t len, uint64_t off)
+{
+	if (off > bd->length || len > bd->length - off)
+		return -EINVAL;
+	return 0;
+}
+
+int
+blkdev_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off)
+{
+	int ret = blkdev_check(bd, len, off);
+
+	if (ret < 0 || len == 0)
+		return ret;
+	return bd->ops->pread(bd, buf, len, off);
+}
+
+int
+blkdev_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
+{
+	int ret = blkdev_check(bd, len, off);
+
+	if (ret < 0 || len == 0)
+		return ret;
+	if (bd->readonly)
+		return -EROFS;
+	return bd->ops->pwrite(bd, buf, len, off);
+}
+
+int
+blkdev_flush(struct blkdev *bd)
+{
+	if (bd->readonly)
+		return 0;
+	return bd->ops->flush(bd);
+}
+
+int
+blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len)
+{
+	int ret = blkdev_check(bd, len, off);
+
+	if (ret < 0 || len == 0)
+		return ret;
+	if (bd->readonly)
+		return -EROFS;
+	return bd->ops->discard(bd, off, len);
+}
+
+int
+blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len)
+{
+	int ret = blkdev_check(bd, len, off);
+
+	if (ret < 0 || len == 0)
+		return ret;
+	if (bd->readonly)
+		return -EROFS;
+	return bd->ops->write_zeroes(bd, off, len);
+}
+
+uint64_t
+blkdev_length(const struct blkdev *bd)
+{
+	return bd->length;
+}
+
+void
+blkdev_info(struct blkdev *bd, struct blkdev_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->virtual_size = bd->length;
+	info->readonly = bd->readonly;
+	bd->ops->info(bd, info);
+}

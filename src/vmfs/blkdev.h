@@ -1,0 +1,88 @@
+/*
+ * The block layer: one small interface that every disk image format
+ * implements (raw.c, qcow2.c), so virtio-blk and `termvisor disk` call
+ * the same functions whatever the file holds.
+ *
+ * All offsets and lengths are in bytes of the virtual disk.  Requests
+ * must lie inside [0, length); anything else is -EINVAL (a guest that
+ * asks for sector past the end gets an I/O error, as on QEMU).  Functions
+ * return 0 or a negative errno.  A struct blkdev may be used from several
+ * threads: each format serializes what needs it.
+ */
+#ifndef TV_BLKDEV_H
+#define TV_BLKDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLKDEV_RDONLY	0x1	/* open read-only: writes are -EROFS */
+
+/* Longest chain of backing files followed before giving up (loops). */
+#define BLKDEV_MAX_CHAIN 16
+
+struct blkdev;
+
+struct blkdev_info {
+	char format[8];			/* "raw", "qcow2" */
+	uint64_t virtual_size;		/* bytes the guest sees */
+	uint64_t disk_size;		/* bytes allocated on the host */
+	uint32_t cluster_size;		/* 0 for raw */
+	char backing[4096];		/* as stored in the image, "" if none */
+	char backing_format[16];
+	bool readonly;
+};
+
+struct blkdev_ops {
+	const char *name;
+	int (*pread)(struct blkdev *bd, void *buf, size_t len, uint64_t off);
+	int (*pwrite)(struct blkdev *bd, const void *buf, size_t len,
+	    uint64_t off);
+	int (*flush)(struct blkdev *bd);
+	int (*discard)(struct blkdev *bd, uint64_t off, uint64_t len);
+	int (*write_zeroes)(struct blkdev *bd, uint64_t off, uint64_t len);
+	void (*info)(struct blkdev *bd, struct blkdev_info *info);
+	void (*close)(struct blkdev *bd);
+};
+
+/* Every format's private state starts with this. */
+struct blkdev {
+	const struct blkdev_ops *ops;
+	char path[4096];
+	uint64_t length;
+	bool readonly;
+};
+
+/*
+ * Open the image at path.  format is "raw", "qcow2", or NULL/"" to probe
+ * (a file that starts with the qcow2 magic is qcow2, anything else raw).
+ * flags: BLKDEV_RDONLY.  On failure returns -errno and, if err is not
+ * NULL, writes a sentence naming the file and the problem into err.
+ */
+int blkdev_open(struct blkdev **out, const char *path, const char *format,
+    unsigned flags, char *err, size_t errlen);
+/* The same, for a backing file depth levels down a chain. */
+int blkdev_open_depth(struct blkdev **out, const char *path,
+    const char *format, unsigned flags, int depth, char *err, size_t errlen);
+/* Guess the format of path: "qcow2" or "raw" into fmt.  0/-errno. */
+int blkdev_probe(const char *path, char *fmt, size_t fmtlen);
+void blkdev_close(struct blkdev *bd);
+
+/* Read/write len bytes at off of the virtual disk.  0/-errno. */
+int blkdev_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off);
+int blkdev_pwrite(struct blkdev *bd, const void *buf, size_t len,
+    uint64_t off);
+/* Make every completed write durable (the guest's FLUSH).  0/-errno. */
+int blkdev_flush(struct blkdev *bd);
+/* Advisory: the range's contents become unspecified.  0/-errno. */
+int blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len);
+/* The range reads back as zeros afterwards.  0/-errno. */
+int blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len);
+uint64_t blkdev_length(const struct blkdev *bd);
+void blkdev_info(struct blkdev *bd, struct blkdev_info *info);
+
+/* printf into an error buffer that may be NULL; returns ret. */
+int blkdev_err(int ret, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
