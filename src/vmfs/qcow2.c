@@ -1271,6 +1271,8 @@ qcow2_open_backing(struct qcow2 *q, const uint8_t *c,
 		    q->backing_name);
 	ret = blkdev_open_depth(&q->backing, path, q->backing_fmt,
 	    BLKDEV_RDONLY, depth + 1, sub, sizeof(sub));
+	if (ret == -ELOOP)	/* the innermost message says it all */
+		return blkdev_err(ret, err, errlen, "%s", sub);
 	if (ret < 0)
 		return blkdev_err(ret, err, errlen, "%s: backing file: %s",
 		    q->bd.path, sub);
