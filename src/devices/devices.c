@@ -7,12 +7,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/mc146818.h"
+#include "devices/ns16550.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
 
 /* Each chip's file exports its ops; list them here in creation order. */
 const struct device_ops *const device_table[] = {
+	&ns16550_ops,		/* COM1: the console */
+	&mc146818_ops,
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =

@@ -1,0 +1,283 @@
+/*
+ * The UART driven through its port handlers as Linux's 8250 driver does.
+ */
+#include <criterion/criterion.h>
+#include <unistd.h>
+
+#include "fake_vm.h"
+#include "devices/ns16550.h"
+#include "hv/console.h"
+#include "migrate/snap.h"
+
+#define COM1 0x3f8
+enum { THR, IER, IIR, LCR, MCR, LSR, MSR, SCR };
+
+static struct vm *vm;
+
+static void
+setup(void)
+{
+	vclock_set_fake(true, 1000ull * 1000000000ull);
+	vm = fake_vm_new(64 << 20);
+	cr_assert_eq(ns16550_ops.create(vm), 0);
+}
+
+static void
+teardown(void)
+{
+	console_free(vm->console);
+	vm->console = NULL;
+	fake_vm_free(vm);
+}
+
+static uint8_t rd(unsigned r) { return (uint8_t)fake_in(vm, COM1 + r, 1); }
+static void wr(unsigned r, uint8_t v) { fake_out(vm, COM1 + r, 1, v); }
+
+TestSuite(ns16550, .init = setup, .fini = teardown, .timeout = 10);
+
+Test(ns16550, linux_autoconfig_probe)
+{
+	/* Scratch test through IER: only the low nibble exists. */
+	wr(IER, 0);
+	cr_assert_eq(rd(IER), 0);
+	wr(IER, 0xff);
+	cr_assert_eq(rd(IER), 0x0f);
+	wr(IER, 0);
+	/* Loopback: RTS->CTS, OUT2->DCD, DTR/OUT1 low. */
+	wr(MCR, 0x10 | 0x0a);
+	cr_assert_eq(rd(MSR) & 0xf0, 0x90);
+	wr(MCR, 0x10 | 0x05);
+	cr_assert_eq(rd(MSR) & 0xf0, 0x60);
+	wr(MCR, 0);
+	/* FIFO detection: IIR bits 7:6 = 11 means 16550A. */
+	wr(IIR, 0x01);
+	cr_assert_eq(rd(IIR) >> 6, 3);
+	/* With DLAB the same offset still reads IIR, never a zero EFR. */
+	wr(LCR, 0xbf);
+	cr_assert_neq(rd(IIR), 0);
+	wr(LCR, 0);
+	wr(IIR, 0);
+	cr_assert_eq(rd(IIR) >> 6, 0);
+	cr_assert_neq(rd(LSR), 0xff);
+	wr(SCR, 0x5a);
+	cr_assert_eq(rd(SCR), 0x5a);
+}
+
+Test(ns16550, divisor_latch)
+{
+	wr(LCR, 0x83);
+	wr(THR, 0x01);
+	wr(IER, 0x00);
+	cr_assert_eq(rd(THR), 0x01);
+	cr_assert_eq(rd(IER), 0x00);
+	wr(LCR, 0x03);
+	cr_assert_eq(rd(IER), 0);	/* IER untouched by the latch */
+	cr_assert_eq(rd(LCR), 0x03);
+}
+
+Test(ns16550, loopback_echoes_and_overruns)
+{
+	wr(IIR, 0x07);
+	wr(MCR, 0x10);
+	for (int i = 0; i < 17; i++)
+		wr(THR, (uint8_t)('a' + i));
+	wr(IER, 0x04);
+	cr_assert_eq(rd(IIR) & 0x0f, 0x06, "overrun is a line-status irq");
+	cr_assert_eq(rd(LSR) & 0x03, 0x03, "data ready, overrun reported");
+	cr_assert_eq(rd(IIR) & 0x0f, 0x01, "LSR read acknowledged it");
+	cr_assert_eq(rd(LSR) & 0x02, 0, "LSR read clears errors");
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(rd(THR), 'a' + i);
+	cr_assert_eq(rd(LSR) & 0x01, 0);
+	cr_assert_eq(fake_irqs.raises[4], 0, "loopback keeps the IRQ low");
+}
+
+Test(ns16550, interrupt_driven_transmit)
+{
+	int p[2];
+	char buf[8];
+
+	cr_assert_eq(pipe(p), 0);
+	vm->console = console_new(vm, -1, p[1]);
+	wr(LCR, 0x03);
+	wr(IIR, 0xc1);
+	wr(MCR, 0x0b);		/* DTR RTS OUT2 */
+	cr_assert_eq(fake_irqs.level[4], 0);
+	wr(IER, 0x02);
+	cr_assert_eq(fake_irqs.level[4], 1, "THRE raises the line");
+	cr_assert_eq(rd(IIR), 0xc2);
+	cr_assert_eq(fake_irqs.level[4], 0, "IIR read acknowledges THRE");
+	cr_assert_eq(rd(IIR), 0xc1);
+	cr_assert_eq(rd(LSR) & 0x60, 0x60);
+	wr(THR, 'o');
+	cr_assert_eq(fake_irqs.level[4], 1, "THRE again after the byte left");
+	wr(THR, 'k');
+	wr(IER, 0);		/* __stop_tx */
+	cr_assert_eq(fake_irqs.level[4], 0);
+	cr_assert_eq(read(p[0], buf, sizeof(buf)), 2);
+	cr_assert_eq(memcmp(buf, "ok", 2), 0);
+	cr_assert_eq(console_history(vm->console, (uint8_t *)buf, 8), 2);
+	/* UART_BUG_THRE probe: THRI 0->1 re-asserts THRE. */
+	wr(IER, 0x02);
+	cr_assert_eq(rd(IIR) & 0x0f, 0x02);
+	wr(IER, 0);
+	wr(IER, 0x02);
+	cr_assert_eq(rd(IIR) & 0x0f, 0x02);
+	close(p[0]);
+	close(p[1]);
+}
+
+Test(ns16550, out2_gates_the_irq)
+{
+	wr(IER, 0x02);
+	cr_assert_eq(fake_irqs.level[4], 0);
+	wr(MCR, 0x08);
+	cr_assert_eq(fake_irqs.level[4], 1);
+	wr(MCR, 0x00);
+	cr_assert_eq(fake_irqs.level[4], 0);
+}
+
+Test(ns16550, receive_trigger_level_and_timeout)
+{
+	vm->console = console_new(vm, -1, -1);
+	wr(IIR, 0xc1);		/* FIFO, trigger 14 */
+	wr(MCR, 0x08);
+	wr(IER, 0x01);
+	cr_assert_eq(console_input(vm->console, (const uint8_t *)"abc", 3), 3);
+	cr_assert_eq(rd(LSR) & 0x01, 1);
+	cr_assert_eq(rd(IIR), 0xc1, "below the trigger: no irq yet");
+	cr_assert_eq(fake_irqs.level[4], 0);
+	vclock_advance_fake(100000);	/* 100 us < 4 chars at 9600 */
+	evloop_run_timers(vm->loop);
+	cr_assert_eq(fake_irqs.level[4], 0);
+	vclock_advance_fake(10000000);
+	evloop_run_timers(vm->loop);
+	cr_assert_eq(rd(IIR), 0xcc, "character timeout");
+	cr_assert_eq(fake_irqs.level[4], 1);
+	cr_assert_eq(rd(THR), 'a');
+	cr_assert_eq(rd(THR), 'b');
+	cr_assert_eq(rd(THR), 'c');
+	cr_assert_eq(rd(LSR) & 0x01, 0);
+	cr_assert_eq(fake_irqs.level[4], 0);
+	cr_assert_eq(rd(IIR), 0xc1);
+	/* At the trigger level the data interrupt is immediate. */
+	wr(IIR, 0x41);		/* trigger 4 */
+	console_input(vm->console, (const uint8_t *)"wxyz", 4);
+	cr_assert_eq(rd(IIR), 0xc4);
+	cr_assert_eq(fake_irqs.level[4], 1);
+	wr(IIR, 0x43);		/* clear RX */
+	cr_assert_eq(rd(LSR) & 0x01, 0);
+	cr_assert_eq(fake_irqs.level[4], 0);
+}
+
+Test(ns16550, back_pressure_keeps_order)
+{
+	uint8_t in[40], got[40];
+	int n = 0;
+
+	for (int i = 0; i < 40; i++)
+		in[i] = (uint8_t)(0x20 + i);
+	vm->console = console_new(vm, -1, -1);
+	wr(IIR, 0x01);
+	rd(LSR);		/* binds the console */
+	cr_assert_eq(console_input(vm->console, in, 40), 40);
+	while ((rd(LSR) & 0x01) && n < 40)
+		got[n++] = rd(THR);
+	cr_assert_eq(n, 40, "all bytes arrive as room frees");
+	cr_assert_eq(memcmp(in, got, 40), 0);
+	/* Without FIFO the holding register takes one at a time. */
+	wr(IIR, 0x00);
+	console_input(vm->console, in, 3);
+	cr_assert_eq(rd(THR), in[0]);
+	cr_assert_eq(rd(THR), in[1]);
+	cr_assert_eq(rd(THR), in[2]);
+	cr_assert_eq(rd(LSR) & 0x03, 0, "no overrun");
+}
+
+Test(ns16550, modem_status_interrupt)
+{
+	wr(MCR, 0x10);
+	rd(MSR);
+	wr(IER, 0x08);
+	wr(MCR, 0x12);		/* RTS -> CTS changes */
+	cr_assert_eq(rd(IIR) & 0x0f, 0x00);
+	cr_assert_eq(rd(MSR), 0x11);
+	cr_assert_eq(rd(IIR) & 0x0f, 0x01);
+}
+
+static void
+snap_dev(const struct device_ops *ops, void *st, struct snap *s)
+{
+	snap_section_begin(s, "com1", ops->snapshot_version);
+	ops->snapshot(st, s);
+	snap_section_end(s);
+}
+
+Test(ns16550, snapshot_roundtrip)
+{
+	struct snap s, l;
+	struct vm *vm2;
+	void *u1 = fake_vm_device(vm, &ns16550_ops), *u2;
+
+	wr(LCR, 0x80);
+	wr(THR, 0x0c);
+	wr(LCR, 0x1b);
+	wr(IIR, 0x81);
+	wr(MCR, 0x10);
+	wr(THR, 'h');
+	wr(THR, 'i');
+	wr(MCR, 0x1b);
+	wr(SCR, 0x77);
+	wr(IER, 0x05);
+	snap_init_save(&s);
+	snap_dev(&ns16550_ops, u1, &s);
+	cr_assert_eq(snap_error(&s), 0);
+
+	vm2 = fake_vm_new(64 << 20);
+	cr_assert_eq(ns16550_ops.create(vm2), 0);
+	u2 = fake_vm_device(vm2, &ns16550_ops);
+	snap_init_load(&l, s.buf, s.len);
+	snap_dev(&ns16550_ops, u2, &l);
+	cr_assert_eq(snap_error(&l), 0, "%s", l.errmsg);
+	cr_assert_eq(fake_in(vm2, COM1 + LCR, 1), 0x1b);
+	cr_assert_eq(fake_in(vm2, COM1 + SCR, 1), 0x77);
+	cr_assert_eq(fake_in(vm2, COM1 + IER, 1), 0x05);
+	cr_assert_eq(fake_in(vm2, COM1 + MCR, 1), 0x1b);
+	cr_assert_eq(fake_in(vm2, COM1 + IIR, 1) & 0xc0, 0xc0);
+	cr_assert_eq(fake_in(vm2, COM1 + THR, 1), 'h');
+	cr_assert_eq(fake_in(vm2, COM1 + THR, 1), 'i');
+	fake_out(vm2, COM1 + LCR, 1, 0x9b);
+	cr_assert_eq(fake_in(vm2, COM1 + THR, 1), 0x0c);
+	snap_free(&s);
+	fake_vm_free(vm2);
+}
+
+Test(ns16550, snapshot_rejects_bad_fifo)
+{
+	struct snap s, l;
+	void *u = fake_vm_device(vm, &ns16550_ops);
+	uint8_t b = 0, bad = 200, rx[16] = { 0 };
+	uint16_t div = 1;
+	bool f = false;
+
+	snap_init_save(&s);
+	snap_section_begin(&s, "com1", 1);
+	snap_u8(&s, "ier", &b);
+	snap_u8(&s, "lcr", &b);
+	snap_u8(&s, "mcr", &b);
+	snap_u8(&s, "lsr", &b);
+	snap_u8(&s, "msr", &b);
+	snap_u8(&s, "scr", &b);
+	snap_u8(&s, "fcr", &b);
+	snap_u16(&s, "div", &div);
+	snap_bytes(&s, "rx", rx, sizeof(rx));
+	snap_u8(&s, "rx_head", &b);
+	snap_u8(&s, "rx_count", &bad);
+	snap_bool(&s, "thr_ipending", &f);
+	snap_bool(&s, "timeout_ipending", &f);
+	snap_section_end(&s);
+	snap_init_load(&l, s.buf, s.len);
+	snap_dev(&ns16550_ops, u, &l);
+	cr_assert_neq(snap_error(&l), 0);
+	snap_free(&s);
+}
