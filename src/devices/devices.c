@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/irqchip.h"
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
 #include "hv/vm.h"
@@ -15,6 +16,7 @@
 
 /* Each chip's file exports its ops; list them here in creation order. */
 const struct device_ops *const device_table[] = {
+	&irqchip_device,	/* first: others may raise lines at creation */
 	&ns16550_ops,		/* COM1: the console */
 	&mc146818_ops,
 	NULL	/* sentinel: keep last */

@@ -45,4 +45,55 @@ int irqchip_set_apic_base(struct vcpu *vcpu, uint64_t value);
 uint8_t irqchip_get_tpr(struct vcpu *vcpu);	/* CR8 (TPR >> 4) */
 void irqchip_set_tpr(struct vcpu *vcpu, uint8_t cr8);
 
+/*
+ * Between the chips (i8259, i8254, ioapic, lapic and this glue); not for
+ * the CPU.  The PIC, IOAPIC and LAPIC state is guarded by ic->lock, taken
+ * after vm->devlock when both are held (never the other way round), so
+ * devices may raise lines with or without the device lock.  The i8254 is
+ * an ordinary device under vm->devlock.  vCPU kicks wanted while the lock
+ * is held are collected and made by irqchip_unlock(), so no vCPU lock is
+ * ever taken under ic->lock.
+ */
+#include <pthread.h>
+
+#define IRQCHIP_APIC_WINDOWS	4	/* distinct LAPIC bases in use */
+
+struct i8259;
+struct i8254;
+struct ioapic;
+struct device_ops;
+
+struct irqchip_apic_window {
+	struct irqchip *ic;
+	uint64_t base;		/* 0: slot unused */
+	unsigned users;		/* vCPUs whose APIC base is here */
+};
+
+struct irqchip {
+	struct vm *vm;
+	pthread_mutex_t lock;
+	uint64_t kick;		/* vCPU ids (bits) to kick at unlock */
+	struct i8259 *pic;
+	struct i8254 *pit;
+	struct ioapic *ioapic;
+	unsigned lowest_rr;	/* rotation for lowest-priority delivery */
+	struct irqchip_apic_window win[IRQCHIP_APIC_WINDOWS];
+};
+
+/* The device class listed in the device table (DEV_SOFT_IRQCHIP). */
+extern const struct device_ops irqchip_device;
+
+void irqchip_lock(struct irqchip *ic);
+/* Drop the lock, then kick the vCPUs irqchip_kick_later() named. */
+void irqchip_unlock(struct irqchip *ic);
+/* Under ic->lock: wake vcpu with VCPU_REQ_IRQ once the lock is dropped. */
+void irqchip_kick_later(struct irqchip *ic, struct vcpu *vcpu);
+/* Under ic->lock: the PIC's INT output changed; re-evaluate every vCPU
+ * that takes ExtINT and IOAPIC pin 0. */
+void irqchip_pic_changed(struct irqchip *ic);
+/* Under ic->lock: move vcpu's LAPIC MMIO window from old to new base
+ * (0 = none); -errno if the new base cannot be claimed. */
+int irqchip_apic_move(struct irqchip *ic, uint64_t old_base,
+    uint64_t new_base);
+
 #endif
