@@ -1,4 +1,56 @@
-# Freestanding test guests (see tests/guests/README).  Filled in by the
-# test-guest work; `test-guests` builds them into $(BUILD)/guests/.
+# Freestanding test guests, one per boot protocol (see tests/guests/README).
+# `make test-guests` builds them into $(BUILD)/guests/:
+#   bzimage64.bin  bzImage entered at its 64-bit entry (boot protocol 2.14)
+#   multiboot.elf  multiboot v1, a.out kludge header in an ELF32
+#   pvh.elf        ELF32 with a XEN_ELFNOTE_PHYS32_ENTRY note
+#   realmode.bin   bzImage entered at its real-mode setup code
+# The shared C (report, devices, memmap, cmdline, cksum, acpi) is built
+# once per CPU mode: -m64, -m32 and -m16.
+
+GUEST_SRC := tests/guests
+GUEST_OUT := $(BUILD)/guests
+GUEST_LD  ?= ld
+GUEST_OBJCOPY ?= objcopy
+
+GUEST_CFLAGS := -std=gnu11 -Os -ffreestanding -nostdlib -fno-pic -fno-pie \
+	-fno-stack-protector -fno-asynchronous-unwind-tables -fno-jump-tables \
+	-fno-delete-null-pointer-checks -mgeneral-regs-only -MMD -MP \
+	-Wall -Wextra -Wmissing-prototypes -Wstrict-prototypes -Wshadow -Wformat=2 \
+	-Werror -I$(GUEST_SRC)
+GUEST_CFLAGS64 := -m64 -mno-red-zone -mcmodel=small
+GUEST_CFLAGS32 := -m32 -march=i686
+# Real mode: 32-bit code with operand prefixes; the setup code runs on a
+# 386 or later, like Linux's.
+GUEST_CFLAGS16 := -m16 -march=i386
+
+GUEST_COMMON := report cmdline cksum memmap devices
+
 .PHONY: test-guests
-test-guests:
+test-guests: $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf
+
+$(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
+$(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
+$(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
+$(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
+
+GUEST_MB_OBJS := $(addprefix $(GUEST_OUT)/o32/,multiboot_head.o multiboot.o acpi.o \
+	$(addsuffix .o,$(GUEST_COMMON)))
+$(GUEST_OUT)/multiboot.elf: $(GUEST_MB_OBJS) $(GUEST_SRC)/multiboot.ld
+	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/multiboot.ld \
+		-o $@ $(GUEST_MB_OBJS)
+
+GUEST_PVH_OBJS := $(addprefix $(GUEST_OUT)/o32/,pvh_head.o pvh.o acpi.o \
+	$(addsuffix .o,$(GUEST_COMMON)))
+$(GUEST_OUT)/pvh.elf: $(GUEST_PVH_OBJS) $(GUEST_SRC)/pvh.ld
+	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/pvh.ld \
+		-o $@ $(GUEST_PVH_OBJS)
+
+-include $(wildcard $(GUEST_OUT)/o*/*.d)
