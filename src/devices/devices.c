@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/i8042.h"
 #include "devices/irqchip.h"
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
@@ -19,6 +20,7 @@ const struct device_ops *const device_table[] = {
 	&irqchip_device,	/* first: others may raise lines at creation */
 	&ns16550_ops,		/* COM1: the console */
 	&mc146818_ops,
+	&i8042_ops,
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =
