@@ -19,13 +19,17 @@
 
 #define TH_T0	1000000000000ull	/* fake clock start: 1000 s */
 
+static bool th_clock_frozen;
+
 static inline struct vm *
 th_vm_new(int ncpus)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 
 	cr_assert_not_null(vm);
-	vclock_set_fake(true, TH_T0);
+	if (!th_clock_frozen)	/* a second VM shares the first's clock */
+		vclock_set_fake(true, TH_T0);
+	th_clock_frozen = true;
 	pthread_mutex_init(&vm->devlock, NULL);
 	vm->pio = bus_new("pio");
 	vm->mmio = bus_new("mmio");
@@ -173,29 +177,50 @@ th_kicked(struct vm *vm, int cpu)
 	    VCPU_REQ_IRQ;
 }
 
-/* Save instance name of vm and load it into the same instance of to. */
+static inline struct device_inst *
+th_instance(struct vm *vm, const char *name)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (strcmp(vm->devices[i].name, name) == 0)
+			return &vm->devices[i];
+	cr_assert_fail("no instance %s", name);
+	return NULL;
+}
+
+/* Append instance name of vm to s as its own section. */
+static inline void
+th_snap_save(struct vm *vm, const char *name, struct snap *s)
+{
+	struct device_inst *a = th_instance(vm, name);
+
+	snap_section_begin(s, name, a->ops->snapshot_version);
+	cr_assert_eq(a->ops->snapshot(a->state, s), 0, "%s", s->errmsg);
+	snap_section_end(s);
+	cr_assert_eq(snap_error(s), 0, "%s", s->errmsg);
+}
+
+/* Load the next section of l into instance name of vm. */
+static inline void
+th_snap_load(struct vm *vm, const char *name, struct snap *l)
+{
+	struct device_inst *b = th_instance(vm, name);
+
+	snap_section_begin(l, name, b->ops->snapshot_version);
+	cr_assert_eq(b->ops->snapshot(b->state, l), 0, "%s", l->errmsg);
+	snap_section_end(l);
+	cr_assert_eq(snap_error(l), 0, "%s", l->errmsg);
+}
+
+/* Save instance name of from and load it into the same one of to. */
 static inline void
 th_snap_copy(struct vm *from, struct vm *to, const char *name)
 {
-	struct device_inst *a = NULL, *b = NULL;
 	struct snap s, l;
 
-	for (int i = 0; i < from->ndevices; i++)
-		if (strcmp(from->devices[i].name, name) == 0)
-			a = &from->devices[i];
-	for (int i = 0; i < to->ndevices; i++)
-		if (strcmp(to->devices[i].name, name) == 0)
-			b = &to->devices[i];
-	cr_assert(a != NULL && b != NULL, "no instance %s", name);
 	snap_init_save(&s);
-	snap_section_begin(&s, name, a->ops->snapshot_version);
-	cr_assert_eq(a->ops->snapshot(a->state, &s), 0, "%s", s.errmsg);
-	snap_section_end(&s);
+	th_snap_save(from, name, &s);
 	snap_init_load(&l, s.buf, s.len);
-	snap_section_begin(&l, name, b->ops->snapshot_version);
-	cr_assert_eq(b->ops->snapshot(b->state, &l), 0, "%s", l.errmsg);
-	snap_section_end(&l);
-	cr_assert_eq(snap_error(&l), 0, "%s", l.errmsg);
+	th_snap_load(to, name, &l);
 	snap_free(&s);
 }
 
