@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "devices/acpi_pm.h"
+#include "devices/debug_exit.h"
 #include "devices/i8042.h"
 #include "devices/irqchip.h"
 #include "devices/mc146818.h"
@@ -21,6 +23,8 @@ const struct device_ops *const device_table[] = {
 	&ns16550_ops,		/* COM1: the console */
 	&mc146818_ops,
 	&i8042_ops,
+	&acpi_pm_ops,
+	&debug_exit_ops,
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =
