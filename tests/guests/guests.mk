@@ -26,7 +26,8 @@ GUEST_CFLAGS16 := -m16 -march=i386
 GUEST_COMMON := report cmdline cksum memmap devices
 
 .PHONY: test-guests
-test-guests: $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf
+test-guests: $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf \
+	$(GUEST_OUT)/realmode.bin
 
 $(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
@@ -35,6 +36,9 @@ $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
 $(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
+$(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
 $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.S
@@ -52,5 +56,13 @@ GUEST_PVH_OBJS := $(addprefix $(GUEST_OUT)/o32/,pvh_head.o pvh.o acpi.o \
 $(GUEST_OUT)/pvh.elf: $(GUEST_PVH_OBJS) $(GUEST_SRC)/pvh.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/pvh.ld \
 		-o $@ $(GUEST_PVH_OBJS)
+
+GUEST_RM_OBJS := $(addprefix $(GUEST_OUT)/o16/,realmode_head.o realmode.o \
+	$(addsuffix .o,$(GUEST_COMMON)))
+$(GUEST_OUT)/realmode.elf: $(GUEST_RM_OBJS) $(GUEST_SRC)/realmode.ld
+	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
+		-T $(GUEST_SRC)/realmode.ld -o $@ $(GUEST_RM_OBJS)
+$(GUEST_OUT)/realmode.bin: $(GUEST_OUT)/realmode.elf
+	$(GUEST_OBJCOPY) -O binary $< $@
 
 -include $(wildcard $(GUEST_OUT)/o*/*.d)
