@@ -1,18 +1,370 @@
 /*
- * PLACEHOLDER while the software CPU is being written (issue 8): the
- * accelerator reports itself unavailable.  Replaced by the real bt/.
+ * The software CPU as an accelerator (accel.h): per-VM code-page
+ * tracking, per-vCPU cores, the run loop with interrupt delivery between
+ * blocks, state conversion, and the KVM assist entry point.
  */
-#include <errno.h>
+#include "hv/bt/bt.h"
 
-#include "hv/accel.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "devices/irqchip.h"
+#include "hv/bt/bt_internal.h"
+#include "hv/vm.h"
+#include "util/log.h"
+
+static struct bt_vm *
+bt_vm_alloc(struct vm *vm)
+{
+	struct bt_vm *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->npages = (vm->ram_size + 0xfff) >> 12;
+	b->code = calloc(b->npages ? b->npages : 1, 1);
+	b->gen = calloc(b->npages ? b->npages : 1, sizeof(*b->gen));
+	if (b->code == NULL || b->gen == NULL) {
+		free(b->code);
+		free(b->gen);
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+static void
+bt_vm_free(struct bt_vm *b)
+{
+	if (b == NULL)
+		return;
+	free(b->code);
+	free(b->gen);
+	free(b);
+}
 
 static int
 bt_vm_init(struct vm *vm)
 {
-	return -ENOSYS;
+	vm->accel_data = bt_vm_alloc(vm);
+	return vm->accel_data ? 0 : -ENOMEM;
+}
+
+static void
+bt_vm_fini(struct vm *vm)
+{
+	bt_vm_free(vm->accel_data);
+	vm->accel_data = NULL;
+}
+
+static int
+bt_map_mem(struct vm *vm, struct mem_region *r)
+{
+	return 0;	/* guest RAM is read through vm->regions directly */
+}
+
+static int
+bt_max_vcpus(struct vm *vm)
+{
+	return VM_MAX_VCPUS;
+}
+
+static int
+bt_vcpu_init(struct vcpu *vcpu)
+{
+	struct bt_cpu *c;
+	struct cpu_state st;
+	int err;
+
+	c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
+	if (c == NULL)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->vm = vcpu->vm;
+	c->vcpu = vcpu;
+	c->bvm = vcpu->vm->accel_data;
+	if ((err = bt_tc_init(c)) < 0) {
+		free(c);
+		return err;
+	}
+	cpu_state_reset(&st);
+	bt_cpu_from_state(c, &st);
+	c->wait_sipi = vcpu->id != 0;
+	vcpu->accel = c;
+	return 0;
+}
+
+static void
+bt_vcpu_fini(struct vcpu *vcpu)
+{
+	struct bt_cpu *c = vcpu->accel;
+
+	if (c == NULL)
+		return;
+	log_debug("vcpu %d: %llu instructions in %llu blocks", vcpu->id,
+	    (unsigned long long)c->ninsns, (unsigned long long)c->nblocks);
+	bt_tc_fini(c);
+	free(c);
+	vcpu->accel = NULL;
+}
+
+static void
+bt_vcpu_kick(struct vcpu *vcpu)
+{
+	/* The run loop polls vcpu->requests at every block end and every
+	 * few thousand REP iterations: nothing more to do. */
+}
+
+static int
+bt_get_state(struct vcpu *vcpu, struct cpu_state *st)
+{
+	struct bt_cpu *c = vcpu->accel;
+
+	bt_cpu_to_state(c, st);
+	st->cr8 = irqchip_get_tpr(vcpu);
+	return 0;
+}
+
+static int
+bt_set_state(struct vcpu *vcpu, const struct cpu_state *st)
+{
+	struct bt_cpu *c = vcpu->accel;
+
+	bt_cpu_from_state(c, st);
+	irqchip_set_tpr(vcpu, (uint8_t)st->cr8);
+	if (st->cr0 & CR0_PE)
+		c->wait_sipi = 0;
+	/* Memory may have been rewritten behind our back (restore). */
+	bt_tc_flush(c);
+	return 0;
+}
+
+static int
+bt_irq_line(struct vm *vm, unsigned gsi, int level)
+{
+	return irqchip_set_irq(vm, gsi, level);
+}
+
+static int
+bt_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	return irqchip_msi(vm, addr, data);
+}
+
+static int
+bt_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
+{
+	/* XXX: no dirty tracking yet (live migration on bt). */
+	return -ENOTSUP;
+}
+
+/* INIT: the state of a vCPU waiting for SIPI. */
+static void
+bt_init_vcpu(struct bt_cpu *c)
+{
+	struct cpu_state st;
+	uint64_t apic = c->msr.apic_base;
+
+	cpu_state_reset(&st);
+	st.msr.apic_base = apic;
+	bt_cpu_from_state(c, &st);
+	c->wait_sipi = 1;
+}
+
+static void
+bt_sipi(struct bt_cpu *c, uint8_t v)
+{
+	c->seg[SEG_CS].sel = (uint16_t)(v << 8);
+	c->seg[SEG_CS].base = (uint64_t)v << 12;
+	c->rip = 0;
+	c->wait_sipi = 0;
+	c->halted = 0;
+	bt_cpu_update_mode(c);
+}
+
+/* Between blocks: requests, INIT/SIPI, NMI, interrupts, HLT.  Returns
+ * true with *exit filled when vcpu_run must return. */
+static bool
+bt_events(struct bt_cpu *c, struct vm_exit *exit)
+{
+	struct vcpu *vcpu = c->vcpu;
+	const unsigned stop = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_STATE |
+	    VCPU_REQ_RESET;
+	unsigned req = atomic_load(&vcpu->requests);
+	uint8_t v;
+
+	if (req & stop) {
+		exit->kind = VM_EXIT_INTR;
+		return true;
+	}
+	if (c->tlb_code_gen != __atomic_load_n(&c->bvm->code_gen,
+	    __ATOMIC_RELAXED)) {
+		/* Another vCPU found code in a page we may hold writable. */
+		c->tlb_code_gen = __atomic_load_n(&c->bvm->code_gen,
+		    __ATOMIC_RELAXED);
+		bt_tlb_flush(c, true);
+	}
+	if (req & VCPU_REQ_IRQ)
+		atomic_fetch_and(&vcpu->requests, ~(unsigned)VCPU_REQ_IRQ);
+	if (irqchip_take_init(vcpu) && vcpu->id != 0)
+		bt_init_vcpu(c);
+	if (c->wait_sipi) {
+		if (!irqchip_take_sipi(vcpu, &v)) {
+			exit->kind = VM_EXIT_HLT;
+			return true;
+		}
+		bt_sipi(c, v);
+	}
+	if (irqchip_take_nmi(vcpu))
+		c->nmi_pending = 1;
+	if (c->nmi_pending && !c->nmi_masked && !c->shadow) {
+		c->nmi_pending = 0;
+		c->halted = 0;
+		bt_deliver(c, EXC_NMI, -1, false, c->rip);
+	}
+	c->irq_hint = 0;
+	if (irqchip_pending(vcpu)) {
+		if ((c->flags & RFLAGS_IF) && !c->shadow) {
+			int vec = irqchip_ack(vcpu);
+
+			if (vec >= 0) {
+				c->halted = 0;
+				bt_deliver(c, vec, -1, false, c->rip);
+			}
+		} else {
+			c->irq_hint = 1;
+		}
+	}
+	if (c->halted) {
+		exit->kind = VM_EXIT_HLT;
+		return true;
+	}
+	return false;
+}
+
+static int
+bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct bt_cpu *c = vcpu->accel;
+	int r;
+
+	r = sigsetjmp(c->jb, 0);
+	if (r == BT_JMP_SHUTDOWN) {
+		c->cur = NULL;
+		exit->kind = VM_EXIT_SHUTDOWN;
+		return 0;
+	}
+	if (r == BT_JMP_ERROR) {
+		c->cur = NULL;
+		exit->kind = VM_EXIT_INTERNAL_ERROR;
+		snprintf(exit->internal.msg, sizeof(exit->internal.msg),
+		    "executing outside RAM at %#llx",
+		    (unsigned long long)c->rip);
+		return 0;
+	}
+	if (r == BT_JMP_FAULT) {
+		c->cur = NULL;
+		c->brk = 0;
+		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
+	}
+	for (;;) {
+		if (unlikely(atomic_load_explicit(&vcpu->requests,
+		    memory_order_relaxed) != 0 || c->halted || c->wait_sipi ||
+		    c->nmi_pending || (c->irq_hint && (c->flags & RFLAGS_IF)) ||
+		    c->tlb_code_gen != c->bvm->code_gen)) {
+			if (bt_events(c, exit))
+				return 0;
+		}
+		bt_tc_run(c, bt_tc_lookup(c));
+	}
 }
 
 const struct accel_ops bt_accel_ops = {
 	.name = "bt",
+	.kernel_irqchip = false,
 	.vm_init = bt_vm_init,
+	.vm_fini = bt_vm_fini,
+	.map_mem = bt_map_mem,
+	.max_vcpus = bt_max_vcpus,
+	.vcpu_init = bt_vcpu_init,
+	.vcpu_fini = bt_vcpu_fini,
+	.vcpu_run = bt_vcpu_run,
+	.vcpu_kick = bt_vcpu_kick,
+	.get_state = bt_get_state,
+	.set_state = bt_set_state,
+	.irq_line = bt_irq_line,
+	.msi = bt_msi,
+	.dirty_log = bt_dirty_log,
 };
+
+/* --- KVM assist --- */
+
+/* One core per thread, remade when the VM changes. */
+static __thread struct bt_cpu *assist_cpu;
+static __thread struct bt_vm *assist_bvm;
+
+static struct bt_cpu *
+bt_assist_cpu(struct vcpu *vcpu)
+{
+	struct bt_cpu *c = assist_cpu;
+
+	if (c != NULL && c->vm == vcpu->vm)
+		return c;
+	if (c != NULL) {
+		bt_vm_free(assist_bvm);
+		free(c);
+	}
+	assist_cpu = NULL;
+	c = aligned_alloc(64, (sizeof(*c) + 63) & ~(size_t)63);
+	assist_bvm = bt_vm_alloc(vcpu->vm);
+	if (c == NULL || assist_bvm == NULL) {
+		free(c);
+		bt_vm_free(assist_bvm);
+		assist_bvm = NULL;
+		return NULL;
+	}
+	memset(c, 0, sizeof(*c));
+	c->vm = vcpu->vm;
+	c->bvm = assist_bvm;
+	c->assist = 1;
+	assist_cpu = c;
+	return c;
+}
+
+static int
+bt_assist_run(struct bt_cpu *c)
+{
+	int r = sigsetjmp(c->jb, 0);
+
+	if (r == BT_JMP_SHUTDOWN)
+		return -EFAULT;
+	if (r == BT_JMP_ERROR)
+		return -ENOTSUP;
+	if (r == BT_JMP_FAULT)
+		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
+	else
+		bt_tc_step(c);
+	return 0;
+}
+
+int
+bt_assist_step(struct vcpu *vcpu, struct cpu_state *st)
+{
+	struct bt_cpu *c = bt_assist_cpu(vcpu);
+	struct cpu_events ev = st->ev;
+	int err;
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->vcpu = vcpu;
+	bt_cpu_from_state(c, st);
+	c->cr8 = st->cr8;
+	c->exc_depth = 0;
+	if ((err = bt_assist_run(c)) < 0)
+		return err;
+	bt_cpu_to_state(c, st);
+	st->cr8 = c->cr8;
+	st->ev.nmi_pending = ev.nmi_pending;
+	st->ev.nmi_masked = c->nmi_masked;
+	return 0;
+}

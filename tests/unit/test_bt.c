@@ -1,0 +1,238 @@
+/*
+ * The software CPU, driven through bt_accel_ops on a hand-built VM:
+ * guests in real, protected and long mode run to completion; faults are
+ * delivered with the architectural error codes and state; a spinning
+ * guest can always be stopped.
+ */
+#include <criterion/criterion.h>
+
+#include "bt/guests.h"
+#include "bt/harness.h"
+
+static void
+run_ok(struct tvm *t, int ms)
+{
+	enum vm_exit_kind k = tvm_run(t, ms);
+
+	cr_assert_eq(k, VM_EXIT_HLT, "exit %d, output \"%.*s\"", k,
+	    (int)t->nout, t->out);
+}
+
+Test(bt, real_then_protected_mode_with_paging)
+{
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x7c00, guest_rm_pm, sizeof(guest_rm_pm));
+	cpu_state_reset(&st);
+	st.seg[SEG_CS].sel = 0;
+	st.seg[SEG_CS].base = 0;
+	st.rip = 0x7c00;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	cr_assert_str_eq(t->out, "RM\nPM\n");
+	cr_assert_eq(*(uint16_t *)(t->vm->ram + 0x500), 6912);
+	cr_assert_eq(*(uint16_t *)(t->vm->ram + 0x502), 55);
+	cr_assert_eq(*(uint16_t *)(t->vm->ram + 0x504), 0x4242);
+	cr_assert_eq(*(uint16_t *)(t->vm->ram + 0x506), 0x77);
+	cr_assert_eq(memcmp(t->vm->ram + 0x600, "RM\n", 3), 0);
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + 0x508), 0xdeadbeef);
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + 0x50c), 0x12345678);
+	cr_assert_eq(bt_accel_ops.get_state(t->vcpu, &st), 0);
+	cr_assert(st.cr0 & CR0_PG);
+	cr_assert_eq(st.seg[SEG_CS].sel, 0x08);
+	tvm_free(t);
+}
+
+Test(bt, long_mode_syscall_sysret_cpuid_sse2)
+{
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+	uint32_t v[4];
+
+	tvm_put(t, 0x100000, guest_lm, sizeof(guest_lm));
+	tvm_long_mode(t, &st, 0x100000);
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	cr_assert_str_eq(t->out, "LM\nOK\n");
+	cr_assert_eq(tvm_get64(t, 0x5000), 42);
+	cr_assert_eq(*(uint16_t *)(t->vm->ram + 0x5010), 0x08);
+	cr_assert_eq(tvm_get64(t, 0x5018) & 0x200, 0x200, "R11 = user RFLAGS");
+	cr_assert_eq(memcmp(t->vm->ram + 0x5020, "Auth", 4), 0);
+	cr_assert_gt(tvm_get64(t, 0x5028), 0);
+	memcpy(v, t->vm->ram + 0x5040, 16);
+	cr_assert(v[0] == 11 && v[1] == 22 && v[2] == 33 && v[3] == 0x80000003u);
+	tvm_free(t);
+}
+
+/* Run code at 0x200000 in long mode; returns the halted state. */
+static struct tvm *
+run64(const uint8_t *code, size_t n, struct cpu_state *st,
+    enum vm_exit_kind want)
+{
+	struct tvm *t = tvm_new(16 << 20);
+	enum vm_exit_kind k;
+
+	tvm_put(t, 0x200000, code, n);
+	tvm_long_mode(t, st, 0x200000);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, st), 0);
+	k = tvm_run(t, 2000);
+	cr_assert_eq(k, want, "exit kind %d", k);
+	bt_accel_ops.get_state(t->vcpu, st);
+	return t;
+}
+
+Test(bt, ud_on_invalid_opcodes)
+{
+	static const uint8_t ud2[] = { 0x90, 0x0f, 0x0b };
+	static const uint8_t push_es[] = { 0x06 };	/* invalid in 64-bit */
+	struct cpu_state st;
+	struct tvm *t = run64(ud2, sizeof(ud2), &st, VM_EXIT_HLT);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 6);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200001, "RIP of ud2");
+	tvm_free(t);
+	t = run64(push_es, sizeof(push_es), &st, VM_EXIT_HLT);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 6);
+	tvm_free(t);
+}
+
+Test(bt, page_fault_error_codes_and_cr2)
+{
+	/* mov rax, [0x40000010]: beyond the mapped GiB, a read */
+	static const uint8_t rd[] = { 0x48, 0x8b, 0x04, 0x25, 0x10, 0x00,
+	    0x00, 0x40 };
+	/* mov [0x40000020], eax: a write */
+	static const uint8_t wr[] = { 0x89, 0x04, 0x25, 0x20, 0x00, 0x00,
+	    0x40 };
+	struct cpu_state st;
+	struct tvm *t = run64(rd, sizeof(rd), &st, VM_EXIT_HLT);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14);
+	cr_assert_eq(st.cr2, 0x40000010);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0, "error code");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x200000);
+	tvm_free(t);
+	t = run64(wr, sizeof(wr), &st, VM_EXIT_HLT);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14);
+	cr_assert_eq(st.cr2, 0x40000020);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 2, "W");
+	tvm_free(t);
+}
+
+Test(bt, page_fault_write_protect_and_nx)
+{
+	/* mov [0x600000], eax; with the 2M page at 6M read-only */
+	static const uint8_t wr[] = { 0x89, 0x04, 0x25, 0x00, 0x00, 0x60,
+	    0x00 };
+	/* jmp to 0x800000, an NX page */
+	static const uint8_t jmp[] = { 0xb8, 0x00, 0x00, 0x80, 0x00,
+	    0xff, 0xe0 };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, wr, sizeof(wr));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, TVM_PD + 3 * 8, (3ull << 21) | 0x85);	/* RO */
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 3, "P|W under CR0.WP");
+	tvm_free(t);
+
+	t = tvm_new(16 << 20);
+	tvm_put(t, 0x200000, jmp, sizeof(jmp));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, TVM_PD + 4 * 8, (4ull << 21) | 0x87 | (1ull << 63));
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x11, "P|I/D");
+	cr_assert_eq(st.cr2, 0x800000);
+	tvm_free(t);
+}
+
+Test(bt, gp_on_non_canonical_and_de_on_divide)
+{
+	/* mov rax, 0x8000000000000000; mov rbx, [rax] */
+	static const uint8_t nc[] = { 0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0x80,
+	    0x48, 0x8b, 0x18 };
+	/* xor ecx, ecx; div ecx */
+	static const uint8_t de[] = { 0x31, 0xc9, 0xf7, 0xf1 };
+	struct cpu_state st;
+	struct tvm *t = run64(nc, sizeof(nc), &st, VM_EXIT_HLT);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 13);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x20000a);
+	tvm_free(t);
+	t = run64(de, sizeof(de), &st, VM_EXIT_HLT);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200002);
+	tvm_free(t);
+}
+
+Test(bt, triple_fault_shuts_down)
+{
+	static const uint8_t ud2[] = { 0x0f, 0x0b };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, ud2, sizeof(ud2));
+	tvm_long_mode(t, &st, 0x200000);
+	st.idt.limit = 0;
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_SHUTDOWN);
+	tvm_free(t);
+}
+
+Test(bt, spinning_guest_is_stoppable)
+{
+	static const uint8_t spin[] = { 0xeb, 0xfe };
+	/* rep stosb over 8 MiB with RCX huge: stopped mid-way */
+	static const uint8_t rep[] = { 0xbf, 0, 0, 0x40, 0, 0x48, 0xc7, 0xc1,
+	    0xff, 0xff, 0xff, 0x7f, 0xf3, 0xaa };
+	struct cpu_state st;
+	struct tvm *t = run64(spin, sizeof(spin), &st, VM_EXIT_INTR);
+
+	cr_assert_eq(st.rip, 0x200000);
+	tvm_free(t);
+	t = run64(rep, sizeof(rep), &st, VM_EXIT_INTR);
+	tvm_free(t);
+}
+
+Test(bt, self_modifying_code)
+{
+	/*
+	 * 0: mov byte [rip+1], 0x2a   (patches the imm of the next insn)
+	 * 7: mov eax, 0x11
+	 * c: hlt
+	 * the next instruction's immediate is rewritten before it runs.
+	 */
+	static const uint8_t smc[] = { 0xc6, 0x05, 0x01, 0x00, 0x00, 0x00,
+	    0x2a, 0xb8, 0x11, 0x00, 0x00, 0x00, 0xf4 };
+	struct cpu_state st;
+	struct tvm *t = run64(smc, sizeof(smc), &st, VM_EXIT_HLT);
+
+	cr_assert_eq(st.gpr[R_RAX], 0x2a);
+	tvm_free(t);
+}
+
+Test(bt, rep_movs_overlap_keeps_byte_semantics)
+{
+	/* rsi=0x300000 rdi=0x300001 rcx=15 rep movsb: smears byte 0 */
+	static const uint8_t code[] = { 0xbe, 0, 0, 0x30, 0, 0xbf, 1, 0, 0x30,
+	    0, 0xb9, 15, 0, 0, 0, 0xf3, 0xa4, 0xf4 };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	memcpy(t->vm->ram + 0x300000, "abcdefghijklmnop", 16);
+	tvm_long_mode(t, &st, 0x200000);
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	cr_assert_eq(memcmp(t->vm->ram + 0x300000, "aaaaaaaaaaaaaaaa", 16), 0);
+	tvm_free(t);
+}
