@@ -38,32 +38,8 @@
 
 #include "util/log.h"
 #include "vmfs/blkdev.h"
+#include "vmfs/qcow2_format.h"
 
-#define QCOW2_MAGIC		0x514649fbu
-#define QCOW2_HDR_V3		104
-#define QCOW2_HDR_OURS		112
-#define QCOW2_OFF_MASK		0x00fffffffffffe00ull
-#define QCOW2_COPIED		(1ull << 63)
-#define QCOW2_COMPRESSED	(1ull << 62)
-#define QCOW2_ZERO		1ull
-#define QCOW2_L1_RESERVED	(~(QCOW2_OFF_MASK | QCOW2_COPIED))
-#define QCOW2_L2_RESERVED	(~(QCOW2_OFF_MASK | QCOW2_COPIED | \
-				    QCOW2_COMPRESSED | QCOW2_ZERO))
-#define QCOW2_RT_RESERVED	0x1ffull
-
-#define QCOW2_EXT_END		0
-#define QCOW2_EXT_BACKING_FMT	0xe2792acau
-
-#define QCOW2_INCOMPAT_DIRTY	(1ull << 0)
-#define QCOW2_INCOMPAT_CORRUPT	(1ull << 1)
-#define QCOW2_INCOMPAT_DATAFILE	(1ull << 2)
-#define QCOW2_INCOMPAT_COMPRTYPE (1ull << 3)
-#define QCOW2_INCOMPAT_KNOWN	(QCOW2_INCOMPAT_DIRTY | QCOW2_INCOMPAT_CORRUPT | \
-				    QCOW2_INCOMPAT_COMPRTYPE)
-
-#define QCOW2_MAX_L1_BYTES	(32u << 20)	/* as QEMU */
-#define QCOW2_MAX_RT_BYTES	(8u << 20)
-#define QCOW2_MAX_BACKING_NAME	1023
 #define QCOW2_L2C_N		32
 #define QCOW2_RBC_N		8
 #define QCOW2_MAX_PEND		64
@@ -109,38 +85,6 @@ struct qcow2 {
 	uint32_t pend_l1[QCOW2_MAX_PEND + 2];
 	int npend_l1;
 };
-
-static uint32_t
-qcow2_rd32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, 4);
-	return be32toh(v);
-}
-
-static uint64_t
-qcow2_rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return be64toh(v);
-}
-
-static void
-qcow2_wr32(uint8_t *p, uint32_t v)
-{
-	v = htobe32(v);
-	memcpy(p, &v, 4);
-}
-
-static void
-qcow2_wr64(uint8_t *p, uint64_t v)
-{
-	v = htobe64(v);
-	memcpy(p, &v, 8);
-}
 
 static bool
 qcow2_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -251,25 +195,6 @@ qcow2_cache_drop(struct qcow2_cent *c, int n, uint64_t off)
 
 /* --- refcounts --- */
 
-static uint64_t
-qcow2_rc_entry(const struct qcow2 *q, const uint8_t *b, uint64_t i)
-{
-	uint64_t bit = i * q->rc_bits;
-
-	switch (q->rc_bits) {
-	case 8:
-		return b[i];
-	case 16:
-		return (uint64_t)b[2 * i] << 8 | b[2 * i + 1];
-	case 32:
-		return qcow2_rd32(b + 4 * i);
-	case 64:
-		return qcow2_rd64(b + 8 * i);
-	default:	/* 1, 2, 4: packed, least significant bits first */
-		return (b[bit / 8] >> (bit % 8)) & q->rc_max;
-	}
-}
-
 /* Store v as entry i of b; boff and blen: the bytes that changed. */
 static void
 qcow2_rc_store(const struct qcow2 *q, uint8_t *b, uint64_t i, uint64_t v,
@@ -288,10 +213,10 @@ qcow2_rc_store(const struct qcow2 *q, uint8_t *b, uint64_t i, uint64_t v,
 		b[2 * i + 1] = (uint8_t)v;
 		break;
 	case 32:
-		qcow2_wr32(b + 4 * i, (uint32_t)v);
+		qcow2_format_put32(b + 4 * i, (uint32_t)v);
 		break;
 	case 64:
-		qcow2_wr64(b + 8 * i, v);
+		qcow2_format_put64(b + 8 * i, v);
 		break;
 	default:
 		b[bit / 8] = (uint8_t)((b[bit / 8] & ~(q->rc_max << (bit % 8))) |
@@ -314,7 +239,7 @@ qcow2_rc_get(struct qcow2 *q, uint64_t ci, uint64_t *rc)
 	    NULL);
 	if (ret < 0)
 		return ret;
-	*rc = qcow2_rc_entry(q, b, ci % q->rb_entries);
+	*rc = qcow2_format_rc_get(b, ci % q->rb_entries, q->rc_bits);
 	return 0;
 }
 
@@ -398,7 +323,7 @@ qcow2_rt_fill(struct qcow2 *q, uint8_t *tbl, uint64_t t, uint64_t tc,
 	int ret;
 
 	for (i = 0; i < q->rt_n; i++)
-		qcow2_wr64(tbl + 8 * i, q->rt[i]);
+		qcow2_format_put64(tbl + 8 * i, q->rt[i]);
 	/* not q->cow: growth happens inside a write that holds data there */
 	if ((b = malloc(q->cs)) == NULL)
 		return -ENOMEM;
@@ -412,7 +337,7 @@ qcow2_rt_fill(struct qcow2 *q, uint8_t *tbl, uint64_t t, uint64_t tc,
 				    &blen);
 		if ((ret = qcow2_file_write(q, b, q->cs, rb * q->cs)) < 0)
 			goto out;
-		qcow2_wr64(tbl + 8 * r, rb * q->cs);
+		qcow2_format_put64(tbl + 8 * r, rb * q->cs);
 		rb++;
 	}
 	/* clusters of the area that fall under blocks we already have */
@@ -457,13 +382,13 @@ qcow2_rt_grow(struct qcow2 *q, uint64_t ci)
 	    (ret = qcow2_file_write(q, tbl, tc * q->cs, t * q->cs)) < 0 ||
 	    (ret = qcow2_barrier(q)) < 0)
 		goto fail;
-	qcow2_wr64(hdr, t * q->cs);
-	qcow2_wr32(hdr + 8, (uint32_t)tc);
+	qcow2_format_put64(hdr, t * q->cs);
+	qcow2_format_put32(hdr + 8, (uint32_t)tc);
 	if ((ret = qcow2_file_write(q, hdr, 12, 48)) < 0 ||
 	    (ret = qcow2_barrier(q)) < 0)
 		goto fail;
 	for (i = 0; i < new_n; i++)
-		rt[i] = qcow2_rd64(tbl + 8 * i);
+		rt[i] = qcow2_format_get64(tbl + 8 * i);
 	old_off = q->rt_off;
 	old_c = q->rt_clusters;
 	free(q->rt);
@@ -585,7 +510,7 @@ qcow2_l2_check(struct qcow2 *q, uint64_t l2off, const uint8_t *t)
 	uint64_t i, e, off;
 
 	for (i = 0; i < q->l2_entries; i++) {
-		e = qcow2_rd64(t + 8 * i);
+		e = qcow2_format_get64(t + 8 * i);
 		if (e & QCOW2_COMPRESSED)
 			continue;
 		off = e & QCOW2_OFF_MASK;
@@ -630,7 +555,7 @@ qcow2_l2_get(struct qcow2 *q, uint64_t vc, uint64_t *e)
 		return 0;
 	if ((ret = qcow2_l2_table(q, l2off, false, &t)) < 0)
 		return ret;
-	*e = qcow2_rd64(t + 8 * (vc & (q->l2_entries - 1)));
+	*e = qcow2_format_get64(t + 8 * (vc & (q->l2_entries - 1)));
 	return 0;
 }
 
@@ -665,7 +590,7 @@ qcow2_l2_set(struct qcow2 *q, uint64_t vc, uint64_t e)
 
 	if ((ret = qcow2_l2_table(q, l2off, false, &t)) < 0)
 		return ret;
-	qcow2_wr64(t + 8 * i, e);
+	qcow2_format_put64(t + 8 * i, e);
 	return qcow2_file_write(q, t + 8 * i, 8, l2off + 8 * i);
 }
 
@@ -1020,24 +945,24 @@ struct qcow2_hdr {
 static void
 qcow2_hdr_parse(const uint8_t *b, struct qcow2_hdr *h)
 {
-	h->magic = qcow2_rd32(b);
-	h->version = qcow2_rd32(b + 4);
-	h->backing_off = qcow2_rd64(b + 8);
-	h->backing_size = qcow2_rd32(b + 16);
-	h->cluster_bits = qcow2_rd32(b + 20);
-	h->size = qcow2_rd64(b + 24);
-	h->crypt = qcow2_rd32(b + 32);
-	h->l1_size = qcow2_rd32(b + 36);
-	h->l1_off = qcow2_rd64(b + 40);
-	h->rt_off = qcow2_rd64(b + 48);
-	h->rt_clusters = qcow2_rd32(b + 56);
-	h->nb_snapshots = qcow2_rd32(b + 60);
-	h->snap_off = qcow2_rd64(b + 64);
-	h->incompat = qcow2_rd64(b + 72);
-	h->compat = qcow2_rd64(b + 80);
-	h->autoclear = qcow2_rd64(b + 88);
-	h->rc_order = qcow2_rd32(b + 96);
-	h->hdr_len = qcow2_rd32(b + 100);
+	h->magic = qcow2_format_get32(b);
+	h->version = qcow2_format_get32(b + 4);
+	h->backing_off = qcow2_format_get64(b + 8);
+	h->backing_size = qcow2_format_get32(b + 16);
+	h->cluster_bits = qcow2_format_get32(b + 20);
+	h->size = qcow2_format_get64(b + 24);
+	h->crypt = qcow2_format_get32(b + 32);
+	h->l1_size = qcow2_format_get32(b + 36);
+	h->l1_off = qcow2_format_get64(b + 40);
+	h->rt_off = qcow2_format_get64(b + 48);
+	h->rt_clusters = qcow2_format_get32(b + 56);
+	h->nb_snapshots = qcow2_format_get32(b + 60);
+	h->snap_off = qcow2_format_get64(b + 64);
+	h->incompat = qcow2_format_get64(b + 72);
+	h->compat = qcow2_format_get64(b + 80);
+	h->autoclear = qcow2_format_get64(b + 88);
+	h->rc_order = qcow2_format_get32(b + 96);
+	h->hdr_len = qcow2_format_get32(b + 100);
 }
 
 #define QCOW2_BAD(...) blkdev_err(-EINVAL, err, errlen, __VA_ARGS__)
@@ -1140,8 +1065,8 @@ qcow2_parse_ext(struct qcow2 *q, const uint8_t *c, const struct qcow2_hdr *h,
 	uint32_t type, len;
 
 	while (pos + 8 <= end) {
-		type = qcow2_rd32(c + pos);
-		len = qcow2_rd32(c + pos + 4);
+		type = qcow2_format_get32(c + pos);
+		len = qcow2_format_get32(c + pos + 4);
 		if (type == QCOW2_EXT_END)
 			return 0;
 		if (len > end - pos - 8)
@@ -1178,7 +1103,7 @@ qcow2_load_tables(struct qcow2 *q, const char *p, char *err, size_t errlen)
 	if ((ret = qcow2_file_read(q, b, q->l1_size * 8ull, q->l1_off)) < 0)
 		goto io;
 	for (i = 0; i < q->l1_size; i++) {
-		e = qcow2_rd64(b + 8 * i);
+		e = qcow2_format_get64(b + 8 * i);
 		off = e & QCOW2_OFF_MASK;
 		if ((e & QCOW2_L1_RESERVED) || (off != 0 &&
 		    (!qcow2_region_ok(off, q->cs, q->cs, q->file_end) ||
@@ -1194,7 +1119,7 @@ qcow2_load_tables(struct qcow2 *q, const char *p, char *err, size_t errlen)
 	if ((ret = qcow2_file_read(q, b, q->rt_n * 8, q->rt_off)) < 0)
 		goto io;
 	for (i = 0; i < q->rt_n; i++) {
-		e = qcow2_rd64(b + 8 * i);
+		e = qcow2_format_get64(b + 8 * i);
 		if ((e & QCOW2_RT_RESERVED) || (e != 0 &&
 		    (!qcow2_region_ok(e, q->cs, q->cs, q->file_end) ||
 		    qcow2_overlap(e, q->cs, q->rt_off, q->rt_n * 8)))) {
@@ -1388,170 +1313,5 @@ qcow2_open(struct blkdev **out, const char *path, unsigned flags, int depth,
 	return 0;
 fail:
 	qcow2_free(q);
-	return ret;
-}
-
-/* --- creating --- */
-
-struct qcow2_layout {
-	uint64_t cs, size, l1_size, l1c, rtc, rbc, rbe;
-	unsigned cluster_bits, rc_order;
-};
-
-static int
-qcow2_plan(struct qcow2_layout *l, const struct qcow2_create_opts *o,
-    uint64_t size)
-{
-	uint64_t per_l2, n, rbc, rtc;
-
-	l->cs = o->cluster_size ? o->cluster_size : 65536;
-	if (l->cs < 512 || l->cs > (2u << 20) || (l->cs & (l->cs - 1)))
-		return -EINVAL;
-	n = o->refcount_bits ? o->refcount_bits : 16;
-	if (n > 64 || (n & (n - 1)))
-		return -EINVAL;
-	l->cluster_bits = (unsigned)__builtin_ctzll(l->cs);
-	l->rc_order = (unsigned)__builtin_ctzll(n);
-	l->rbe = l->cs * 8 / n;
-	per_l2 = l->cs * (l->cs / 8);
-	l->size = size;
-	l->l1_size = size / per_l2 + (size % per_l2 != 0);
-	if (l->l1_size * 8 > QCOW2_MAX_L1_BYTES)
-		return -EFBIG;
-	l->l1c = (l->l1_size * 8 + l->cs - 1) / l->cs;
-	if (l->l1c == 0)
-		l->l1c = 1;
-	l->rtc = l->rbc = 1;
-	for (;;) {
-		n = 1 + l->rtc + l->rbc + l->l1c;
-		rbc = (n + l->rbe - 1) / l->rbe;
-		rtc = (rbc * 8 + l->cs - 1) / l->cs;
-		if (rbc == l->rbc && rtc == l->rtc)
-			return 0;
-		l->rbc = rbc;
-		l->rtc = rtc;
-	}
-}
-
-/* Header, extensions and backing name into cluster 0 of img. */
-static int
-qcow2_fill_header(uint8_t *img, const struct qcow2_layout *l,
-    const struct qcow2_create_opts *o)
-{
-	size_t pos = QCOW2_HDR_OURS, blen, flen;
-
-	qcow2_wr32(img, QCOW2_MAGIC);
-	qcow2_wr32(img + 4, 3);
-	qcow2_wr32(img + 20, l->cluster_bits);
-	qcow2_wr64(img + 24, l->size);
-	qcow2_wr32(img + 36, (uint32_t)l->l1_size);
-	qcow2_wr64(img + 40, (1 + l->rtc + l->rbc) * l->cs);
-	qcow2_wr64(img + 48, l->cs);
-	qcow2_wr32(img + 56, (uint32_t)l->rtc);
-	qcow2_wr32(img + 96, l->rc_order);
-	qcow2_wr32(img + 100, QCOW2_HDR_OURS);
-	if (o->backing == NULL)
-		return 0;
-	blen = strlen(o->backing);
-	flen = o->backing_format ? strlen(o->backing_format) : 0;
-	if (blen == 0 || blen > QCOW2_MAX_BACKING_NAME || flen >= 16 ||
-	    QCOW2_HDR_OURS + 16 + 8 + blen + 8 > l->cs)
-		return -ENAMETOOLONG;
-	if (flen > 0) {
-		qcow2_wr32(img + pos, QCOW2_EXT_BACKING_FMT);
-		qcow2_wr32(img + pos + 4, (uint32_t)flen);
-		memcpy(img + pos + 8, o->backing_format, flen);
-		pos += 8 + ((flen + 7) & ~(size_t)7);
-	}
-	pos += 8;	/* end of extensions: zeros */
-	memcpy(img + pos, o->backing, blen);
-	qcow2_wr64(img + 8, pos);
-	qcow2_wr32(img + 16, (uint32_t)blen);
-	return 0;
-}
-
-static void
-qcow2_fill_refcounts(uint8_t *img, const struct qcow2_layout *l)
-{
-	struct qcow2 q = { .rc_bits = 1u << l->rc_order };
-	uint64_t total = 1 + l->rtc + l->rbc + l->l1c, c, r;
-	size_t boff, blen;
-
-	q.rc_max = q.rc_bits == 64 ? UINT64_MAX : (1ull << q.rc_bits) - 1;
-	for (r = 0; r < l->rbc; r++)
-		qcow2_wr64(img + l->cs + 8 * r, (1 + l->rtc + r) * l->cs);
-	for (c = 0; c < total; c++)
-		qcow2_rc_store(&q, img + (1 + l->rtc + c / l->rbe) * l->cs,
-		    c % l->rbe, 1, &boff, &blen);
-}
-
-/* Size of the backing file for an overlay that does not give one. */
-static int
-qcow2_backing_size(const char *path, const struct qcow2_create_opts *o,
-    uint64_t *size, char *err, size_t errlen)
-{
-	char full[8192], dir[4096], sub[1024];
-	struct blkdev *b;
-	int ret;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (o->backing[0] == '/')
-		snprintf(full, sizeof(full), "%s", o->backing);
-	else
-		snprintf(full, sizeof(full), "%s/%s", dirname(dir), o->backing);
-	ret = blkdev_open(&b, full, o->backing_format, BLKDEV_RDONLY, sub,
-	    sizeof(sub));
-	if (ret < 0)
-		return blkdev_err(ret, err, errlen, "%s: backing file: %s", path,
-		    sub);
-	if (*size == 0)
-		*size = blkdev_length(b);
-	blkdev_close(b);
-	return 0;
-}
-
-int
-qcow2_create(const char *path, uint64_t size,
-    const struct qcow2_create_opts *o, char *err, size_t errlen)
-{
-	static const struct qcow2_create_opts none;
-	struct qcow2_layout l;
-	uint8_t *img = NULL;
-	uint64_t total;
-	int fd = -1, ret;
-
-	if (o == NULL)
-		o = &none;
-	if (o->backing != NULL &&
-	    (ret = qcow2_backing_size(path, o, &size, err, errlen)) < 0)
-		return ret;
-	if ((ret = qcow2_plan(&l, o, size)) < 0)
-		return QCOW2_BAD("%s: bad options (cluster size a power of two in "
-		    "512..2M, refcount bits a power of two up to 64, size under "
-		    "the L1 limit)", path);
-	total = 1 + l.rtc + l.rbc + l.l1c;
-	img = calloc(total, l.cs);
-	if (img == NULL)
-		return blkdev_err(-ENOMEM, err, errlen, "%s: out of memory", path);
-	if ((ret = qcow2_fill_header(img, &l, o)) < 0) {
-		QCOW2_BAD("%s: backing file name too long", path);
-		goto out;
-	}
-	qcow2_fill_refcounts(img, &l);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		ret = blkdev_err(-errno, err, errlen, "%s: %s", path,
-		    strerror(errno));
-		goto out;
-	}
-	if (pwrite(fd, img, total * l.cs, 0) != (ssize_t)(total * l.cs) ||
-	    fsync(fd) < 0) {
-		ret = blkdev_err(-EIO, err, errlen, "%s: write failed", path);
-		unlink(path);
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	free(img);
 	return ret;
 }
