@@ -26,7 +26,7 @@ GUEST_CFLAGS16 := -m16 -march=i386
 GUEST_COMMON := report cmdline cksum memmap devices
 
 .PHONY: test-guests
-test-guests: $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf \
+test-guests: $(GUEST_OUT)/bzimage64.bin $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf \
 	$(GUEST_OUT)/realmode.bin
 
 $(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.c
@@ -41,6 +41,9 @@ $(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.c
 $(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
+$(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
 $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
 	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
@@ -63,6 +66,24 @@ $(GUEST_OUT)/realmode.elf: $(GUEST_RM_OBJS) $(GUEST_SRC)/realmode.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
 		-T $(GUEST_SRC)/realmode.ld -o $@ $(GUEST_RM_OBJS)
 $(GUEST_OUT)/realmode.bin: $(GUEST_OUT)/realmode.elf
+	$(GUEST_OBJCOPY) -O binary $< $@
+
+GUEST_BZ_OBJS := $(addprefix $(GUEST_OUT)/o64/,bzimage64_head.o bzimage64.o acpi.o \
+	$(addsuffix .o,$(GUEST_COMMON)))
+$(GUEST_OUT)/bzimage64-payload.elf: $(GUEST_BZ_OBJS) $(GUEST_SRC)/bzimage64.ld
+	$(GUEST_LD) -m elf_x86_64 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
+		-T $(GUEST_SRC)/bzimage64.ld -o $@ $(GUEST_BZ_OBJS)
+$(GUEST_OUT)/bzimage64-payload.bin: $(GUEST_OUT)/bzimage64-payload.elf
+	$(GUEST_OBJCOPY) -O binary $< $@
+# The setup sectors carry the payload (.incbin), so they follow it.
+$(GUEST_OUT)/o16/bzimage64_setup.o: $(GUEST_SRC)/bzimage64_setup.S $(GUEST_OUT)/bzimage64-payload.bin
+	@mkdir -p $(dir $@)
+	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -DPAYLOAD_BIN='"$(GUEST_OUT)/bzimage64-payload.bin"' \
+		-c -o $@ $<
+$(GUEST_OUT)/bzimage64.elf: $(GUEST_OUT)/o16/bzimage64_setup.o $(GUEST_SRC)/bzimage64_setup.ld
+	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
+		-T $(GUEST_SRC)/bzimage64_setup.ld -o $@ $<
+$(GUEST_OUT)/bzimage64.bin: $(GUEST_OUT)/bzimage64.elf
 	$(GUEST_OBJCOPY) -O binary $< $@
 
 -include $(wildcard $(GUEST_OUT)/o*/*.d)
