@@ -443,18 +443,17 @@ lapic_timer_arm(struct lapic *l, uint64_t now)
 	}
 	end = l->timer_start + period;
 	if (!lapic_timer_periodic(l)) {
-		/* A one-shot that ran out while masked is spent. */
-		if (!l->timer_fired && now >= end &&
-		    (l->lvt[LVT_TIMER] & LVT_MASKED))
-			l->timer_fired = true;
-		if (l->timer_fired || (l->lvt[LVT_TIMER] & LVT_MASKED))
+		/* Armed even when masked: a one-shot that runs out masked
+		 * is spent, and unmasking it later must not fire it. */
+		if (l->timer_fired)
 			vtimer_cancel(&l->timer);
 		else
 			vtimer_arm(&l->timer, end);
 		return;
 	}
 	if (l->lvt[LVT_TIMER] & LVT_MASKED) {
-		vtimer_cancel(&l->timer);	/* counts on, reads computed */
+		/* Counts on (reads are computed), nothing to deliver. */
+		vtimer_cancel(&l->timer);
 		return;
 	}
 	n = now < l->timer_start ? 1 : (now - l->timer_start) / period + 1;
