@@ -1315,3 +1315,20 @@ fail:
 	qcow2_free(q);
 	return ret;
 }
+
+int
+qcow2_geometry(struct blkdev *bd, struct qcow2_geometry *g)
+{
+	struct qcow2 *q = (struct qcow2 *)bd;
+
+	if (bd->ops != &qcow2_ops)
+		return -EINVAL;
+	pthread_mutex_lock(&q->lock);
+	*g = (struct qcow2_geometry){ .cluster_size = q->cs,
+	    .size = q->bd.length, .l1_offset = q->l1_off, .rt_offset = q->rt_off,
+	    .l1_size = q->l1_size, .rt_clusters = q->rt_clusters,
+	    .nb_snapshots = q->nb_snapshots, .cluster_bits = q->cluster_bits,
+	    .refcount_bits = q->rc_bits };
+	pthread_mutex_unlock(&q->lock);
+	return 0;
+}

@@ -38,11 +38,23 @@ int qcow2_open(struct blkdev **out, const char *path, unsigned flags,
  */
 int qcow2_create(const char *path, uint64_t size,
     const struct qcow2_create_opts *o, char *err, size_t errlen);
+/* Where an open qcow2 image keeps its tables (for qcow2_check). */
+struct qcow2_geometry {
+	uint64_t cluster_size, size;
+	uint64_t l1_offset, rt_offset;
+	uint32_t l1_size, rt_clusters, nb_snapshots;
+	unsigned cluster_bits, refcount_bits;
+};
+
+/* Fill g from an open image; -EINVAL if bd is not qcow2. */
+int qcow2_geometry(struct blkdev *bd, struct qcow2_geometry *g);
+
 /*
  * Walk all metadata of an open qcow2 image and compare the refcounts it
- * stores with the references it holds.  Problems are described on
- * stdout-like out (may be NULL).  0 when the walk completed (see res),
- * -errno when it could not.
+ * stores with the references it holds, reading the file afresh (not
+ * the driver's caches).  Each problem is passed to report (may be NULL)
+ * as one sentence.  0 when the walk completed (see res), -errno when it
+ * could not (-ENOTSUP: internal snapshots are not walked).
  */
 int qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
     void (*report)(void *opaque, const char *msg), void *opaque);

@@ -475,6 +475,9 @@ Test(qcow2, backing_loop_refused)
 	cr_assert_not_null(strstr(e, "backing chain"), "%s", e);
 }
 
+static int our_check(const char *img, struct qcow2_check_result *r);
+static uint64_t qemu_leaks(const char *img);
+
 /* --- kill -9 in the middle of writing: no corruption, leaks allowed --- */
 
 static void
@@ -501,6 +504,7 @@ writer(const char *img, uint64_t seed)
 Test(qcow2, kill9_during_writes_leaves_no_corruption)
 {
 	struct qcow2_create_opts o = { .cluster_size = 512 };
+	struct qcow2_check_result res;
 	char img[512], e[512];
 	int round, st, rc;
 	pid_t pid;
@@ -523,5 +527,84 @@ Test(qcow2, kill9_during_writes_leaves_no_corruption)
 		rc = sh("qemu-img check -q %s >/dev/null 2>&1", img);
 		cr_assert(rc == 0 || rc == 3, "round %d: qemu-img check exit %d",
 		    round, rc);
+		cr_assert_eq(our_check(img, &res), 0);
+		cr_assert_eq(res.errors, 0, "round %d", round);
+		cr_assert_eq(res.leaks, qemu_leaks(img), "round %d", round);
 	}
+}
+
+/* --- our checker against qemu-img check --- */
+
+static int
+our_check(const char *img, struct qcow2_check_result *r)
+{
+	struct blkdev *bd;
+	char e[512];
+	int ret;
+
+	cr_assert_eq(blkdev_open(&bd, img, "qcow2", BLKDEV_RDONLY, e, sizeof(e)),
+	    0, "%s", e);
+	ret = qcow2_check(bd, r, NULL, NULL);
+	blkdev_close(bd);
+	return ret;
+}
+
+static uint64_t
+qemu_leaks(const char *img)
+{
+	char cmd[600], out[64] = "";
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "qemu-img check --output=json %s 2>/dev/null"
+	    " | sed -n 's/.*\"leaks\": \\([0-9]*\\).*/\\1/p'", img);
+	cr_assert_not_null(p = popen(cmd, "r"));
+	if (fgets(out, sizeof(out), p) == NULL)
+		out[0] = '\0';
+	pclose(p);
+	return strtoull(out, NULL, 10);
+}
+
+Test(qcow2, checker_agrees_with_qemu)
+{
+	struct qcow2_check_result r;
+	char img[512];
+	uint64_t rb, l1, l2, data;
+
+	snprintf(img, sizeof(img), "%s/chk.qcow2", dir);
+	cr_assert_eq(sh("qemu-img create -q -f qcow2 %s 64M && qemu-io -c "
+	    "'write -P 7 0 1M' -c 'write -P 8 40M 100k' %s >/dev/null", img,
+	    img), 0);
+	cr_assert_eq(our_check(img, &r), 0);
+	cr_assert_eq(r.errors, 0);
+	cr_assert_eq(r.leaks, 0);
+	cr_assert_eq(r.allocated, 18);
+	/* a leak: count a cluster nothing uses (one more at the end) */
+	rb = hdr64(img, (off_t)hdr64(img, 48));
+	cr_assert_eq(sh("truncate -s 24M %s", img), 0);
+	poke(img, (off_t)(rb + 2 * 200), 1, 2);
+	cr_assert_eq(sh("qemu-img check -q %s >/dev/null 2>&1", img), 3);
+	cr_assert_eq(our_check(img, &r), 0);
+	cr_assert_eq(r.errors, 0);
+	cr_assert_eq(r.leaks, qemu_leaks(img));
+	cr_assert_eq(r.leaks, 1);
+	/* an error: the first data cluster's refcount dropped to 0 */
+	l1 = hdr64(img, 40);
+	l2 = hdr64(img, (off_t)l1) & 0x00fffffffffffe00ull;
+	data = hdr64(img, (off_t)l2) & 0x00fffffffffffe00ull;
+	poke(img, (off_t)(rb + 2 * (data / 65536)), 0, 2);
+	cr_assert_eq(sh("qemu-img check -q %s >/dev/null 2>&1", img), 2);
+	cr_assert_eq(our_check(img, &r), 0);
+	cr_assert_geq(r.errors, 1);
+}
+
+Test(qcow2, checker_clean_after_our_writes)
+{
+	struct qcow2_check_result r;
+	char img[512];
+
+	roundtrip(512, 16, 12 << 20, 800);
+	snprintf(img, sizeof(img), "%s/t.qcow2", dir);
+	cr_assert_eq(our_check(img, &r), 0);
+	cr_assert_eq(r.errors, 0);
+	cr_assert_eq(r.leaks, 0);
 }
