@@ -28,10 +28,11 @@ _start:
 	movl	%ebx, entry_ebx
 	movl	%cr0, %eax
 	movl	%eax, entry_cr0
+	/* No stack is promised: use ours before pushing anything. */
+	movl	$stack_top, %esp
 	pushfl
 	popl	entry_eflags
 	movw	%cs, entry_cs
-	movl	$stack_top, %esp
 	call	multiboot_main
 1:	cli
 	hlt
