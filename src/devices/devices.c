@@ -13,6 +13,7 @@
 #include "devices/irqchip.h"
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
+#include "devices/pci.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
@@ -25,6 +26,7 @@ const struct device_ops *const device_table[] = {
 	&i8042_ops,
 	&acpi_pm_ops,
 	&debug_exit_ops,
+	&pci_host_ops,		/* before any PCI device */
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =
