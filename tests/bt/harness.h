@@ -30,7 +30,7 @@ struct tvm {
 	uint64_t last_out;	/* last value written to port 0xea */
 };
 
-static void
+static __attribute__((unused)) void
 tvm_debug_io(struct vcpu *v, uint64_t off, uint8_t *d, unsigned len,
     bool w, void *opaque)
 {
@@ -46,7 +46,7 @@ tvm_debug_io(struct vcpu *v, uint64_t off, uint8_t *d, unsigned len,
 		t->last_out = bus_get(d, len);
 }
 
-static struct tvm *
+static __attribute__((unused)) struct tvm *
 tvm_new(uint64_t ram)
 {
 	struct tvm *t = calloc(1, sizeof(*t));
@@ -78,7 +78,7 @@ tvm_new(uint64_t ram)
 	return t;
 }
 
-static void
+static __attribute__((unused)) void
 tvm_free(struct tvm *t)
 {
 	bt_accel_ops.vcpu_fini(t->vcpu);
@@ -97,7 +97,7 @@ struct tvm_watch {
 	volatile int done;
 };
 
-static void *
+static __attribute__((unused)) void *
 tvm_watchdog(void *arg)
 {
 	struct tvm_watch *w = arg;
@@ -113,7 +113,7 @@ tvm_watchdog(void *arg)
 }
 
 /* Run until HLT, a triple fault, an error or ms milliseconds. */
-static enum vm_exit_kind
+static __attribute__((unused)) enum vm_exit_kind
 tvm_run(struct tvm *t, int ms)
 {
 	struct tvm_watch w = { t->vcpu, ms, 0 };
@@ -137,13 +137,13 @@ tvm_run(struct tvm *t, int ms)
 	return e.kind;
 }
 
-static void
+static __attribute__((unused)) void
 tvm_put(struct tvm *t, uint64_t gpa, const void *p, size_t n)
 {
 	memcpy(t->vm->ram + gpa, p, n);
 }
 
-static uint64_t
+static __attribute__((unused)) uint64_t
 tvm_get64(struct tvm *t, uint64_t gpa)
 {
 	uint64_t v;
@@ -152,7 +152,7 @@ tvm_get64(struct tvm *t, uint64_t gpa)
 	return v;
 }
 
-static void
+static __attribute__((unused)) void
 tvm_set64(struct tvm *t, uint64_t gpa, uint64_t v)
 {
 	memcpy(t->vm->ram + gpa, &v, 8);
@@ -167,7 +167,7 @@ tvm_set64(struct tvm *t, uint64_t gpa, uint64_t v)
 #define TVM_PD 0x12000		/* 1 GiB of 2 MiB pages, user-accessible */
 #define TVM_FAULT_VEC 0x5100	/* stubs store the vector here */
 
-static void
+static __attribute__((unused)) void
 tvm_seg(struct cpu_seg *s, uint16_t sel, bool code, bool l, unsigned dpl)
 {
 	*s = (struct cpu_seg){ .base = 0, .limit = 0xffffffff, .sel = sel,
@@ -179,7 +179,7 @@ tvm_seg(struct cpu_seg *s, uint16_t sel, bool code, bool l, unsigned dpl)
  * 2 MiB pages, a GDT (0x08 code64, 0x10 data, 0x18 user code32, 0x20
  * user data, 0x28 user code64, 0x30 TSS) and an IDT whose stubs record
  * the vector at TVM_FAULT_VEC and halt. */
-static void
+static __attribute__((unused)) void
 tvm_long_mode(struct tvm *t, struct cpu_state *st, uint64_t rip)
 {
 	static const uint64_t gdt[] = { 0, 0x00af9a000000ffffull,

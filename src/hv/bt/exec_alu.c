@@ -433,9 +433,12 @@ bt_x_shift(struct bt_cpu *c, const struct bt_insn *i)
 		n = (uint8_t)c->gpr[R_RCX];
 	n &= i->osz == 8 ? 63 : 31;
 	if (n == 0) {
-		/* No flags change; still a memory access (and its fault). */
+		/* No flags change; still a memory access (and its fault),
+		 * and a 32-bit register is still zero-extended. */
 		if (i->mod != 3)
 			bt_ptr_rw(c, bt_ea_lin(c, i), i->osz);
+		else if (i->osz == 4)
+			c->gpr[i->rm] = (uint32_t)c->gpr[i->rm];
 		return;
 	}
 	bt_rmw(c, i, i->osz, shift_rmw, (i->reg & 7) | (uint64_t)n << 8);
@@ -474,8 +477,11 @@ bt_x_shd(struct bt_cpu *c, const struct bt_insn *i)
 	    (unsigned)i->imm & 0xff;
 
 	n &= i->osz == 8 ? 63 : 31;
-	if (n == 0)
+	if (n == 0) {
+		if (i->mod == 3 && i->osz == 4)
+			c->gpr[i->rm] = (uint32_t)c->gpr[i->rm];
 		return;
+	}
 	bt_rmw(c, i, i->osz, shd_rmw, (i->opc < 0x1a8) | (uint64_t)n << 1 |
 	    (uint64_t)i->reg << 16);
 }
@@ -512,8 +518,12 @@ bt_x_bt(struct bt_cpu *c, const struct bt_insn *i)
 		off = (int64_t)bt_sext(bt_reg_get(c, i, i->reg, sz), sz);
 	}
 	if (i->mod == 3) {
-		bt_rmw(c, i, sz, bt_rmw_bit, op | (uint64_t)(off &
-		    (sz * 8 - 1)) << 2);
+		if (op == 0)	/* BT writes nothing (no zero-extension) */
+			bt_rmw_bit(c, (uint64_t)(off & (sz * 8 - 1)) << 2, sz,
+			    bt_reg_get(c, i, i->rm, sz));
+		else
+			bt_rmw(c, i, sz, bt_rmw_bit, op | (uint64_t)(off &
+			    (sz * 8 - 1)) << 2);
 		return;
 	}
 	{
@@ -611,13 +621,17 @@ bt_x_cmpxchg(struct bt_cpu *c, const struct bt_insn *i)
 			cur = bt_read(c, lin, sz);
 			bt_write(c, lin, sz, cur == acc ? src : cur);
 		} else {
-			cur = acc;
-			if (!bt_cas(p, sz, acc, src))
-				cur = bt_load_host(p, sz);
-			/* A racing store can make the reload equal acc:
-			 * report it as a failed compare all the same. */
-			if (cur == acc && !bt_cas(p, sz, cur, cur))
-				cur = bt_load_host(p, sz);
+			/* A failed CAS whose reload equals acc raced with
+			 * another store: try again. */
+			for (;;) {
+				if (bt_cas(p, sz, acc, src)) {
+					cur = acc;
+					break;
+				}
+				cur = bt_load_host(p, sz) & bt_mask(sz);
+				if (cur != acc)
+					break;
+			}
 		}
 	}
 	bt_cc(c, CC_SUB, sz, acc - cur, acc, cur);
