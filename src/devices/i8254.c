@@ -557,7 +557,7 @@ i8254_snap_chan(struct snap *s, struct i8254_chan *c, int i, uint64_t now)
 	/* Load time relative to now: the clock base is per process and
 	 * time stands still while the VM is stopped. */
 	uint64_t since = now > c->load_ns ? now - c->load_ns : 0;
-	char n[24];
+	char n[40];
 
 #define I8254_F(fn, f) do { snprintf(n, sizeof(n), "ch%d.%s", i, #f); \
 		fn(s, n, &c->f); } while (0)

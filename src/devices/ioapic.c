@@ -253,7 +253,7 @@ static int
 ioapic_snapshot(void *state, struct snap *s)
 {
 	struct ioapic *io = state;
-	char n[8];
+	char n[16];
 
 	irqchip_lock(io->ic);
 	snap_u32(s, "id", &io->id);

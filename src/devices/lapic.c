@@ -727,7 +727,7 @@ lapic_reset(void *state)
 static void
 lapic_snap_set(struct snap *s, const char *name, uint32_t *set)
 {
-	char n[16];
+	char n[32];
 
 	for (int i = 0; i < 8; i++) {
 		snprintf(n, sizeof(n), "%s%d", name, i);
@@ -760,7 +760,7 @@ lapic_snapshot(void *state, struct snap *s)
 	bool nmi = atomic_load(&l->nmi), init = atomic_load(&l->init);
 	bool sipi = atomic_load(&l->sipi);
 	uint8_t sv = atomic_load(&l->sipi_vector);
-	char n[8];
+	char n[32];
 
 	irqchip_lock(l->ic);
 	snap_u64(s, "base", &l->base);

@@ -396,7 +396,7 @@ Test(lapic, snapshot_rearms_the_timer)
 	vclock_advance_fake(400000);
 	snap_init_save(&s);
 	for (int c = 0; c < 3; c++) {
-		char n2[8];
+		char n2[24];
 
 		snprintf(n2, sizeof(n2), "lapic%d", c);
 		th_snap_save(vm, n2, &s);
@@ -406,7 +406,7 @@ Test(lapic, snapshot_rearms_the_timer)
 	vm = th_vm_new(3);
 	snap_init_load(&l, s.buf, s.len);
 	for (int c = 0; c < 3; c++) {
-		char n2[8];
+		char n2[24];
 
 		snprintf(n2, sizeof(n2), "lapic%d", c);
 		th_snap_load(vm, n2, &l);
