@@ -502,7 +502,9 @@ ns16550_free(struct ns16550 *u)
 		return;
 	if (u->rx_timer.loop != NULL)
 		vtimer_cancel(&u->rx_timer);
-	if (u->con != NULL)
+	/* Only a console that still exists (console_free clears
+	 * vm->console) has our input hook to remove. */
+	if (u->con != NULL && u->con == u->vm->console)
 		console_set_input(u->con, NULL, NULL);
 	bus_unregister(u->vm->pio, u->base);
 	free(u);

@@ -171,7 +171,8 @@ void pci_irq_set(struct pci_dev *d, int level);
  * the host bridge (pci_host_ops) created first.  0 or -errno.
  */
 int pci_register_device(struct vm *vm, struct pci_dev *d, int slot);
-/* Unmap its BARs, drop its interrupt, take it off the bus. */
+/* Unmap its BARs, drop its interrupt, take it off the bus, and free
+ * what pci_msix_init() allocated (the device's fini calls this). */
 void pci_unregister_device(struct pci_dev *d);
 
 /* Power-on state: decoding off, BARs at 0, MSI-X off, INTx low. */

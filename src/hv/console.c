@@ -617,6 +617,9 @@ console_free(struct console *c)
 		    "terminal)", (unsigned long long)c->dropped);
 	if (c->out_owned)
 		close(c->out_fd);
+	/* The UART must not reach a freed console through vm->console. */
+	if (c->vm != NULL && c->vm->console == c)
+		c->vm->console = NULL;
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }

@@ -265,6 +265,8 @@ Test(pci, msix_masks_and_pending_bits)
 	cr_assert_eq(fake_irqs.level[16 + (2 + 0) % 4], 0);
 	cfg_wr(2, cap + 2, 2, 0x0000);
 	cr_assert_eq(fake_irqs.level[16 + (2 + 0) % 4], 1);
+	pci_unregister_device(&d);
+	cr_assert_eq(fake_irqs.level[16 + (2 + 0) % 4], 0);
 }
 
 Test(pci, assign_bars_like_firmware)
