@@ -5,8 +5,9 @@
  * accelerator's irq_line/msi hooks land here.
  *
  * The vCPU side is lock-free to poll: irqchip_pending() is a cheap check
- * the software CPU makes between blocks; irqchip_ack() takes the device
- * lock and performs the INTA cycle.  When an interrupt becomes pending
+ * the software CPU makes between blocks; irqchip_ack() takes the irqchip's
+ * own lock (not vm->devlock: it may be called with or without it) and
+ * performs the INTA cycle.  When an interrupt becomes pending
  * for a vCPU, the irqchip calls vcpu_kick(vcpu, VCPU_REQ_IRQ).
  */
 #ifndef TV_IRQCHIP_H
@@ -34,7 +35,10 @@ bool irqchip_pending(struct vcpu *vcpu);
  * if it vanished meanwhile. */
 int irqchip_ack(struct vcpu *vcpu);
 /* NMI / INIT / SIPI sent to this vCPU through the LAPIC ICR; each
- * returns true once per event and clears it. */
+ * returns true once per event and clears it.  Each also kicks the vCPU
+ * with VCPU_REQ_IRQ.  An INIT has already reset the LAPIC and dropped
+ * any earlier start-up; a SIPI that finds the CPU not waiting for one is
+ * the CPU's to ignore. */
 bool irqchip_take_nmi(struct vcpu *vcpu);
 bool irqchip_take_init(struct vcpu *vcpu);
 bool irqchip_take_sipi(struct vcpu *vcpu, uint8_t *vector);

@@ -227,6 +227,9 @@ lapic_accept(struct lapic *l, const struct lapic_msg *m)
 		break;
 	case APIC_DM_INIT:
 		lapic_init_state(l);
+		/* A start-up from before this INIT (Linux sends two, the
+		 * CPU takes one) must not restart the CPU after it. */
+		atomic_store(&l->sipi, false);
 		atomic_store(&l->init, true);
 		lapic_update(l);
 		irqchip_kick_later(l->ic, l->vcpu);
@@ -547,6 +550,18 @@ lapic_read(struct lapic *l, unsigned reg)
 	}
 }
 
+static bool
+lapic_readonly(unsigned reg)
+{
+	switch (reg) {
+	case LAPIC_VERSION: case LAPIC_APR: case LAPIC_PPR: case LAPIC_RRD:
+	case LAPIC_TIMER_CCR:
+		return true;
+	default:
+		return reg >= LAPIC_ISR && reg < LAPIC_ESR;	/* ISR/TMR/IRR */
+	}
+}
+
 static void
 lapic_write_lvt(struct lapic *l, unsigned i, uint32_t v)
 {
@@ -588,16 +603,20 @@ lapic_write(struct lapic *l, unsigned reg, uint32_t v)
 	case LAPIC_ESR:		l->esr = l->esr_acc; l->esr_acc = 0; break;
 	case LAPIC_ICR_HI:	l->icr_hi = v & 0xff000000; break;
 	case LAPIC_ICR_LO:
-		l->icr_lo = v & 0x000cdfff;	/* no delivery status */
+		l->icr_lo = v & 0x000ccfff;	/* delivery status reads idle */
 		lapic_send_ipi(l);
 		break;
 	case LAPIC_TIMER_ICR:	lapic_timer_load(l, v); break;
 	case LAPIC_TIMER_DCR:	lapic_timer_set_div(l, v); break;
 	case LAPIC_CMCI:	break;			/* not advertised */
 	default:
-		log_guest_once("lapic: write %#x to read-only/reserved "
-		    "register %#x", v, reg);
-		lapic_error(l, ESR_ILLEGAL_REG);
+		/* Read-only registers ignore writes; reserved ones are an
+		 * illegal register address. */
+		if (!lapic_readonly(reg)) {
+			log_guest_once("lapic: write %#x to reserved register "
+			    "%#x", v, reg);
+			lapic_error(l, ESR_ILLEGAL_REG);
+		}
 		break;
 	}
 out:

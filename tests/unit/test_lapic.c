@@ -212,6 +212,12 @@ Test(lapic, init_sipi_wakes_another_cpu)
 	cr_assert(irqchip_take_sipi(ap, &vec));
 	cr_assert_eq(vec, 0x9a);
 	cr_assert_not(irqchip_take_sipi(ap, &vec));
+	/* The second STARTUP comes while the AP runs; a later INIT (CPU
+	 * hotplug) must not find it. */
+	ipi(0, 1, 0x0600 | 0x9a);
+	ipi(0, 1, 0xc500);
+	cr_assert(irqchip_take_init(ap));
+	cr_assert_not(irqchip_take_sipi(ap, &vec));
 	cr_assert_not(irqchip_take_init(vm->vcpus[2]));
 	cr_assert_not(irqchip_take_sipi(vm->vcpus[2], &vec));
 }
@@ -260,6 +266,24 @@ Test(lapic, nmi_ipi_and_disabled_apic)
 	cr_assert(irqchip_take_nmi(vm->vcpus[1]));
 	cr_assert_not(irqchip_take_nmi(vm->vcpus[1]));
 	cr_assert_not(irqchip_take_nmi(vm->vcpus[0]));
+}
+
+Test(lapic, writes_to_read_only_registers)
+{
+	th_apic_enable(vm, 0);
+	th_apic_write(vm, 0, VER, 0);
+	th_apic_write(vm, 0, PPR, 0xff);
+	th_apic_write(vm, 0, TMCCT, 5);
+	th_apic_write(vm, 0, ICR, 0x1000 | 0x40040);	/* status bit */
+	cr_assert_eq(th_apic_read(vm, 0, VER), 0x00050014);
+	cr_assert_eq(th_apic_read(vm, 0, PPR), 0);
+	cr_assert_eq(th_apic_read(vm, 0, TMCCT), 0);
+	cr_assert_eq(th_apic_read(vm, 0, ICR), 0x40040, "always idle");
+	th_apic_write(vm, 0, ESR, 0);
+	cr_assert_eq(th_apic_read(vm, 0, ESR), 0, "read-only is no error");
+	th_apic_write(vm, 0, 0x50, 1);			/* reserved */
+	th_apic_write(vm, 0, ESR, 0);
+	cr_assert_eq(th_apic_read(vm, 0, ESR), 0x80);
 }
 
 Test(lapic, esr_reports_illegal_vectors)
