@@ -236,8 +236,8 @@ static bool
 vmfs_lock_can_replace(const struct vmfs_lock *l, int have,
     const struct vmfs_lock_holder *h)
 {
-	if (have == 0 || h->expired)
-		return true;
+	if (have == 0 || h->expired || strcmp(h->token, l->me.token) == 0)
+		return true;	/* free, dead, or ours from a slow first try */
 	/* same host, fcntl lock granted, holder gone: it died (kill -9) */
 	return l->fd >= 0 && strcmp(h->host, l->me.host) == 0 &&
 	    kill((pid_t)h->pid, 0) < 0 && errno == ESRCH;
@@ -365,6 +365,11 @@ vmfs_lock_take(const char *vmdir, const struct vmfs_lock_opts *o,
 	*out = l;
 	return 0;
 fail:
+	/* a lease we wrote but could not confirm must not linger */
+	if (vmfs_lock_query(vmdir, &h) == 1 && strcmp(h.token, l->me.token) == 0) {
+		snprintf(who, sizeof(who), "%s/lease", vmdir);
+		unlink(who);
+	}
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l);

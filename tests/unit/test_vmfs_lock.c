@@ -133,7 +133,7 @@ Test(lock, race_200_rounds_one_winner)
 /* As on NFS: every taker writes, settles and re-reads its lease. */
 Test(lock, race_with_settle_one_winner)
 {
-	struct vmfs_lock_opts o = { .renew_ms = 1000, .settle_ms = 20,
+	struct vmfs_lock_opts o = { .renew_ms = 1000, .settle_ms = 100,
 	    .shared = true };
 
 	race(&o, 30, NULL);
@@ -159,7 +159,7 @@ ghost(void)
 
 Test(lock, race_past_dead_hosts_fcntl_lock)
 {
-	struct vmfs_lock_opts o = { .renew_ms = 1000, .settle_ms = 20 };
+	struct vmfs_lock_opts o = { .renew_ms = 1000, .settle_ms = 100 };
 
 	race(&o, 20, ghost);
 	close(ghost_fd);
