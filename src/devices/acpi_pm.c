@@ -33,7 +33,7 @@
 #define PM1_SLPBTN	0x0200
 #define PM1_RTC		0x0400
 #define PM1_STS_WAK	0x8000
-#define PM1_STS_W1C	0x8d31	/* WAK, RTC, SLPBTN, PWRBTN, GBL, BM, TMR */
+#define PM1_STS_W1C	0xc731	/* WAK, PCIEXP_WAKE, RTC, SLPBTN, PWRBTN, GBL, BM, TMR */
 #define PM1_EN_MASK	0x0721
 
 /* PM1_CNT bits. */

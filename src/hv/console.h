@@ -18,8 +18,8 @@ struct vm;
  * is watched on vm->loop when vm is non-NULL.
  */
 struct console *console_new(struct vm *vm, int in_fd, int out_fd);
-/* Restores the terminal and flushes what it can (bounded).  Call before
- * vm_destroy() (it uses vm->loop); clears vm->console if it is c. */
+/* Restores the terminal and flushes what it can (bounded).  Call while
+ * vm->loop still exists; clears vm->console if it is c. */
 void console_free(struct console *c);
 /* Guest output (UART transmit). */
 void console_output(struct console *c, const uint8_t *buf, size_t len);
