@@ -108,6 +108,11 @@ simd_fxrstor(struct simd_ctx *c, const struct simd_op *op, const uint8_t *mem)
 		simd_st32(fx + 20, 0);
 	}
 	fx[5] = 0;
+	/* reserved FCW and FOP bits do not exist in the register */
+	simd_st16(fx + FX_FCW, simd_fcw_fix(simd_ld16(fx + FX_FCW)));
+	simd_st16(fx + FX_FSW, simd_fsw_fix(simd_ld16(fx + FX_FCW),
+					    simd_ld16(fx + FX_FSW)));
+	simd_st16(fx + FX_FOP, simd_ld16(fx + FX_FOP) & 0x7ff);
 	simd_st32(fx + FX_MXCSR_MASK, SIMD_MXCSR_MASK);
 	for (int i = 0; i < 8; i++)
 		memset(fx + FX_ST(i) + 10, 0, 6);

@@ -133,6 +133,26 @@ simd_fsw(const struct simd_ctx *c)
 }
 
 /*
+ * The control word keeps no reserved bits (bit 6 reads as one), and the
+ * status word's ES/B summarise the flags left unmasked: FXRSTOR, FLDCW,
+ * FLDENV and FRSTOR all go through here, as the hardware recomputes them.
+ */
+static inline uint16_t
+simd_fcw_fix(uint16_t fcw)
+{
+	return (fcw & 0x1f3f) | 0x40;
+}
+
+static inline uint16_t
+simd_fsw_fix(uint16_t fcw, uint16_t fsw)
+{
+	fsw &= ~(FSW_ES | FSW_B);
+	if (fsw & ~fcw & 0x3f)
+		fsw |= FSW_ES | FSW_B;
+	return fsw;
+}
+
+/*
  * MMX registers are the low 64 bits of the physical x87 registers R0-R7
  * (not ST(i)).  Any MMX instruction empties TOP and tags every register
  * valid; a write also sets the exponent/sign word to all ones.
