@@ -137,8 +137,12 @@ lapic_accepts_pic(const struct lapic *l)
 {
 	uint32_t lint0 = l->lvt[LVT_LINT0];
 
-	if (l->extint || !lapic_hw_enabled(l))
+	if (l->extint)
 		return true;
+	/* With its APIC off a CPU's INTR pin is the PIC's output; only
+	 * the BSP's is wired to it (APs cannot run without an APIC). */
+	if (!lapic_hw_enabled(l))
+		return l->vcpu->id == 0;
 	return !(lint0 & LVT_MASKED) && ((lint0 >> 8) & 7) == APIC_DM_EXTINT;
 }
 

@@ -124,6 +124,8 @@ Test(irqchip, early_boot_pic_then_ioapic)
 	irqchip_set_irq(vm, 0, 0);
 	cr_assert(irqchip_pending(v));
 	cr_assert_not(irqchip_pending(vm->vcpus[1]), "APs' LINT0 masked");
+	cr_assert_eq(irqchip_set_apic_base(vm->vcpus[1], 0xfee00000), 0);
+	cr_assert_not(irqchip_pending(vm->vcpus[1]), "only the BSP's INTR");
 	cr_assert_eq(irqchip_ack(v), 0x30);
 	th_outb(vm, 0x20, 0x20);
 	/* Switch to the IOAPIC: PIC masked, pin 2 routed. */
