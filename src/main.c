@@ -1,16 +1,39 @@
+/*
+ * termvisor: one binary, several commands (see termvisor(1)).
+ */
 #include <stdio.h>
 #include <string.h>
 
+#include "run.h"
 #include "util/log.h"
+
+#define TERMVISOR_VERSION "0.1.0"
+
+static const char main_usage[] =
+"usage: termvisor COMMAND [options]\n"
+"\n"
+"Commands:\n"
+"  run [options]       run a virtual machine in the foreground\n"
+"  version             print the version\n"
+"\n"
+"termvisor COMMAND --help describes each command; see termvisor(1).\n";
 
 int
 main(int argc, char **argv)
 {
 	log_init("termvisor", 0);
-	if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-		printf("usage: termvisor run [options]\n");
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		fputs(main_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return run_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "version") == 0 ||
+	    strcmp(argv[1], "--version") == 0) {
+		printf("termvisor %s\n", TERMVISOR_VERSION);
 		return 0;
 	}
-	log_warnx("not yet");
+	log_warnx("unknown command '%s' (see termvisor --help)", argv[1]);
 	return 2;
 }

@@ -1,16 +1,641 @@
-/* PLACEHOLDER: replaced in the next commit by the KVM accelerator. */
+/*
+ * The KVM accelerator: /dev/kvm with the in-kernel irqchip and PIT.
+ *
+ * Port I/O and MMIO exits are handled inside vcpu_run through
+ * vcpu_handle_exit(), like the software CPU does, so the vCPU thread
+ * re-enters the guest without a trip through vm.c.  An instruction the
+ * kernel cannot emulate (KVM_EXIT_INTERNAL_ERROR, emulation suberror) is
+ * executed on the software CPU (kvm_assist) instead of killing the VM.
+ */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-#include "hv/accel.h"
+#include "hv/kvm.h"
+#include "hv/vmconfig.h"
+#include "hv/vm.h"
+#include "util/log.h"
+
+#define KVM_TSS_ADDR	0xfffbd000ull
+#define KVM_IDMAP_ADDR	0xfffbc000ull
+
+struct kvm_vm {
+	int kvm_fd, vm_fd;
+	int run_size;
+	struct kvm_cpuid2 *cpuid;	/* filtered supported CPUID */
+	int max_vcpus;
+};
+
+struct kvm_vcpu_data {
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	_Atomic bool thread_valid;
+};
+
+static int
+kvm_ioctl_err(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
+static void
+kvm_sigusr1(int sig)
+{
+	(void)sig;	/* only there to interrupt KVM_RUN */
+}
+
+static struct kvm_cpuid2 *
+kvm_get_cpuid(int kvm_fd)
+{
+	for (int n = 64; n <= 1024; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) +
+		    n * sizeof(struct kvm_cpuid_entry2));
+
+		if (c == NULL)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG)
+			return NULL;
+	}
+	return NULL;
+}
 
 static int
 kvm_vm_init(struct vm *vm)
 {
-	return -ENOSYS;
+	struct kvm_vm *k = calloc(1, sizeof(*k));
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	uint64_t idmap = KVM_IDMAP_ADDR;
+	struct sigaction sa = { .sa_handler = kvm_sigusr1 };
+	int err;
+
+	if (k == NULL)
+		return -ENOMEM;
+	k->vm_fd = -1;
+	k->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (k->kvm_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if (ioctl(k->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION) {
+		err = -ENOTSUP;
+		goto fail;
+	}
+	k->vm_fd = ioctl(k->kvm_fd, KVM_CREATE_VM, 0);
+	if (k->vm_fd < 0) {
+		err = -errno;
+		goto fail;
+	}
+	k->run_size = ioctl(k->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	k->max_vcpus = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (k->max_vcpus <= 0)
+		k->max_vcpus = ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+		    KVM_CAP_NR_VCPUS);
+	if (k->max_vcpus <= 0)
+		k->max_vcpus = 4;
+	if (ioctl(k->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
+	    ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(k->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		err = -errno;
+		goto fail;
+	}
+	if ((k->cpuid = kvm_get_cpuid(k->kvm_fd)) == NULL) {
+		err = -EIO;
+		goto fail;
+	}
+	sigaction(SIGUSR1, &sa, NULL);
+	vm->accel_data = k;
+	return 0;
+fail:
+	if (k->vm_fd >= 0)
+		close(k->vm_fd);
+	if (k->kvm_fd >= 0)
+		close(k->kvm_fd);
+	free(k);
+	return err;
+}
+
+static void
+kvm_vm_fini(struct vm *vm)
+{
+	struct kvm_vm *k = vm->accel_data;
+
+	if (k == NULL)
+		return;
+	close(k->vm_fd);
+	close(k->kvm_fd);
+	free(k->cpuid);
+	free(k);
+	vm->accel_data = NULL;
+}
+
+static int
+kvm_max_vcpus(struct vm *vm)
+{
+	return ((struct kvm_vm *)vm->accel_data)->max_vcpus;
+}
+
+static int
+kvm_map_mem(struct vm *vm, struct mem_region *r)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_userspace_memory_region m = {
+		.slot = r->slot,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uintptr_t)r->hva,
+	};
+
+	if (r->flags & MEM_DIRTY_LOG)
+		m.flags |= KVM_MEM_LOG_DIRTY_PAGES;
+	if (r->flags & MEM_READONLY)
+		m.flags |= KVM_MEM_READONLY;
+	return kvm_ioctl_err(k->vm_fd, KVM_SET_USER_MEMORY_REGION, &m);
+}
+
+/*
+ * Per-vCPU CPUID: KVM's supported set, with this vCPU's APIC ID and the
+ * package size filled in and the hypervisor bit set.
+ */
+static int
+kvm_set_cpuid(struct vcpu *vcpu, int fd)
+{
+	struct kvm_vm *k = vcpu->vm->accel_data;
+	size_t sz = sizeof(*k->cpuid) +
+	    k->cpuid->nent * sizeof(struct kvm_cpuid_entry2);
+	struct kvm_cpuid2 *c = malloc(sz);
+	int err;
+
+	if (c == NULL)
+		return -ENOMEM;
+	memcpy(c, k->cpuid, sz);
+	for (unsigned i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ebx = (e->ebx & 0x0000ffff) |
+			    ((uint32_t)vcpu->vm->nvcpus << 16) |
+			    ((uint32_t)vcpu->id << 24);
+			e->ecx |= 1u << 31;		/* hypervisor */
+			if (vcpu->vm->cfg->cpus > 1)
+				e->edx |= 1u << 28;	/* HTT: count valid */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = vcpu->id;		/* x2APIC ID */
+			break;
+		}
+	}
+	err = kvm_ioctl_err(fd, KVM_SET_CPUID2, c);
+	free(c);
+	return err;
+}
+
+static int
+kvm_vcpu_init(struct vcpu *vcpu)
+{
+	struct kvm_vm *k = vcpu->vm->accel_data;
+	struct kvm_vcpu_data *d = calloc(1, sizeof(*d));
+	int err;
+
+	if (d == NULL)
+		return -ENOMEM;
+	d->fd = ioctl(k->vm_fd, KVM_CREATE_VCPU, vcpu->id);
+	if (d->fd < 0) {
+		err = -errno;
+		free(d);
+		return err;
+	}
+	d->run = mmap(NULL, k->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    d->fd, 0);
+	if (d->run == MAP_FAILED) {
+		err = -errno;
+		goto fail;
+	}
+	/* nvcpus is still growing here; CPUID wants the final count. */
+	vcpu->accel = d;
+	if ((err = kvm_set_cpuid(vcpu, d->fd)) < 0)
+		goto fail_unmap;
+	return 0;
+fail_unmap:
+	munmap(d->run, k->run_size);
+fail:
+	close(d->fd);
+	free(d);
+	vcpu->accel = NULL;
+	return err;
+}
+
+static void
+kvm_vcpu_fini(struct vcpu *vcpu)
+{
+	struct kvm_vm *k = vcpu->vm->accel_data;
+	struct kvm_vcpu_data *d = vcpu->accel;
+
+	if (d == NULL)
+		return;
+	munmap(d->run, k->run_size);
+	close(d->fd);
+	free(d);
+	vcpu->accel = NULL;
+}
+
+static void
+kvm_vcpu_kick(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+
+	if (d == NULL)
+		return;
+	d->run->immediate_exit = 1;
+	if (atomic_load(&d->thread_valid))
+		pthread_kill(d->thread, SIGUSR1);
+}
+
+/* --- state conversion --- */
+
+static void
+kvm_seg_from(struct cpu_seg *o, const struct kvm_segment *s)
+{
+	*o = (struct cpu_seg){ .base = s->base, .limit = s->limit,
+	    .sel = s->selector, .type = s->type, .s = s->s, .dpl = s->dpl,
+	    .present = s->present, .avl = s->avl, .l = s->l, .db = s->db,
+	    .g = s->g, .unusable = s->unusable };
+}
+
+static void
+kvm_seg_to(struct kvm_segment *s, const struct cpu_seg *o)
+{
+	*s = (struct kvm_segment){ .base = o->base, .limit = o->limit,
+	    .selector = o->sel, .type = o->type, .s = o->s, .dpl = o->dpl,
+	    .present = o->present, .avl = o->avl, .l = o->l, .db = o->db,
+	    .g = o->g, .unusable = o->unusable };
+}
+
+/* The MSRs carried in struct cpu_msrs, by index. */
+static const uint32_t kvm_msr_list[] = {
+	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KERNEL_GS_BASE,
+	MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP, MSR_IA32_SYSENTER_EIP,
+	MSR_IA32_TSC, MSR_TSC_AUX, MSR_IA32_PAT, MSR_IA32_MISC_ENABLE,
+	MSR_MTRR_DEF_TYPE,
+};
+#define KVM_NMSRS (sizeof(kvm_msr_list) / sizeof(kvm_msr_list[0]))
+
+static uint64_t *
+kvm_msr_slot(struct cpu_msrs *m, uint32_t idx)
+{
+	switch (idx) {
+	case MSR_STAR: return &m->star;
+	case MSR_LSTAR: return &m->lstar;
+	case MSR_CSTAR: return &m->cstar;
+	case MSR_SFMASK: return &m->sfmask;
+	case MSR_KERNEL_GS_BASE: return &m->kernel_gs_base;
+	case MSR_IA32_SYSENTER_CS: return &m->sysenter_cs;
+	case MSR_IA32_SYSENTER_ESP: return &m->sysenter_esp;
+	case MSR_IA32_SYSENTER_EIP: return &m->sysenter_eip;
+	case MSR_IA32_TSC: return &m->tsc;
+	case MSR_TSC_AUX: return &m->tsc_aux;
+	case MSR_IA32_PAT: return &m->pat;
+	case MSR_IA32_MISC_ENABLE: return &m->misc_enable;
+	case MSR_MTRR_DEF_TYPE: return &m->mtrr_def_type;
+	}
+	return NULL;
+}
+
+struct kvm_msr_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[KVM_NMSRS];
+};
+
+static int
+kvm_get_msrs(int fd, struct cpu_msrs *m)
+{
+	struct kvm_msr_buf b = { .hdr.nmsrs = KVM_NMSRS };
+	int n;
+
+	for (size_t i = 0; i < KVM_NMSRS; i++)
+		b.e[i].index = kvm_msr_list[i];
+	n = ioctl(fd, KVM_GET_MSRS, &b);
+	if (n < 0)
+		return -errno;
+	/* KVM stops at the first MSR it does not know; keep what it gave. */
+	for (int i = 0; i < n; i++)
+		*kvm_msr_slot(m, b.e[i].index) = b.e[i].data;
+	return 0;
+}
+
+static int
+kvm_set_msrs(int fd, const struct cpu_msrs *m)
+{
+	struct kvm_msr_buf b = { .hdr.nmsrs = KVM_NMSRS };
+	struct cpu_msrs copy = *m;
+
+	for (size_t i = 0; i < KVM_NMSRS; i++) {
+		b.e[i].index = kvm_msr_list[i];
+		b.e[i].data = *kvm_msr_slot(&copy, kvm_msr_list[i]);
+	}
+	return ioctl(fd, KVM_SET_MSRS, &b) < 0 ? -errno : 0;
+}
+
+static int
+kvm_get_state(struct vcpu *vcpu, struct cpu_state *st)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	struct kvm_xsave xs;
+	struct kvm_xcrs xcrs;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_debugregs dr;
+	int err;
+
+	if (ioctl(d->fd, KVM_GET_REGS, &r) < 0 ||
+	    ioctl(d->fd, KVM_GET_SREGS, &s) < 0 ||
+	    ioctl(d->fd, KVM_GET_XSAVE, &xs) < 0 ||
+	    ioctl(d->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 ||
+	    ioctl(d->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    ioctl(d->fd, KVM_GET_DEBUGREGS, &dr) < 0)
+		return -errno;
+	memset(st, 0, sizeof(*st));
+	st->gpr[R_RAX] = r.rax; st->gpr[R_RBX] = r.rbx;
+	st->gpr[R_RCX] = r.rcx; st->gpr[R_RDX] = r.rdx;
+	st->gpr[R_RSI] = r.rsi; st->gpr[R_RDI] = r.rdi;
+	st->gpr[R_RSP] = r.rsp; st->gpr[R_RBP] = r.rbp;
+	st->gpr[R_R8] = r.r8; st->gpr[R_R9] = r.r9;
+	st->gpr[R_R10] = r.r10; st->gpr[R_R11] = r.r11;
+	st->gpr[R_R12] = r.r12; st->gpr[R_R13] = r.r13;
+	st->gpr[R_R14] = r.r14; st->gpr[R_R15] = r.r15;
+	st->rip = r.rip;
+	st->rflags = r.rflags;
+	kvm_seg_from(&st->seg[SEG_ES], &s.es);
+	kvm_seg_from(&st->seg[SEG_CS], &s.cs);
+	kvm_seg_from(&st->seg[SEG_SS], &s.ss);
+	kvm_seg_from(&st->seg[SEG_DS], &s.ds);
+	kvm_seg_from(&st->seg[SEG_FS], &s.fs);
+	kvm_seg_from(&st->seg[SEG_GS], &s.gs);
+	kvm_seg_from(&st->seg[SEG_LDTR], &s.ldt);
+	kvm_seg_from(&st->seg[SEG_TR], &s.tr);
+	st->gdt = (struct cpu_dtable){ s.gdt.base, s.gdt.limit };
+	st->idt = (struct cpu_dtable){ s.idt.base, s.idt.limit };
+	st->cr0 = s.cr0; st->cr2 = s.cr2; st->cr3 = s.cr3;
+	st->cr4 = s.cr4; st->cr8 = s.cr8; st->efer = s.efer;
+	st->msr.apic_base = s.apic_base;
+	for (int i = 0; i < 4; i++)
+		st->dr[i] = dr.db[i];
+	st->dr[6] = dr.dr6;
+	st->dr[7] = dr.dr7;
+	memcpy(st->fpu.fxsave, xs.region, sizeof(st->fpu.fxsave));
+	st->fpu.xcr0 = 1;
+	if (ioctl(d->fd, KVM_GET_XCRS, &xcrs) == 0)
+		for (unsigned i = 0; i < xcrs.nr_xcrs; i++)
+			if (xcrs.xcrs[i].xcr == 0)
+				st->fpu.xcr0 = xcrs.xcrs[i].value;
+	st->ev.exception_pending = ev.exception.injected;
+	st->ev.exception_nr = ev.exception.nr;
+	st->ev.exception_has_error = ev.exception.has_error_code;
+	st->ev.exception_error = ev.exception.error_code;
+	st->ev.interrupt_shadow = ev.interrupt.shadow != 0;
+	st->ev.nmi_pending = ev.nmi.pending;
+	st->ev.nmi_masked = ev.nmi.masked;
+	st->ev.halted = mp.mp_state == KVM_MP_STATE_HALTED;
+	if ((err = kvm_get_msrs(d->fd, &st->msr)) < 0)
+		return err;
+	return 0;
+}
+
+static int
+kvm_set_state(struct vcpu *vcpu, const struct cpu_state *st)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+	struct kvm_regs r = {
+		.rax = st->gpr[R_RAX], .rbx = st->gpr[R_RBX],
+		.rcx = st->gpr[R_RCX], .rdx = st->gpr[R_RDX],
+		.rsi = st->gpr[R_RSI], .rdi = st->gpr[R_RDI],
+		.rsp = st->gpr[R_RSP], .rbp = st->gpr[R_RBP],
+		.r8 = st->gpr[R_R8], .r9 = st->gpr[R_R9],
+		.r10 = st->gpr[R_R10], .r11 = st->gpr[R_R11],
+		.r12 = st->gpr[R_R12], .r13 = st->gpr[R_R13],
+		.r14 = st->gpr[R_R14], .r15 = st->gpr[R_R15],
+		.rip = st->rip, .rflags = st->rflags,
+	};
+	struct kvm_sregs s;
+	struct kvm_xsave xs;
+	struct kvm_xcrs xcrs = { .nr_xcrs = 1,
+	    .xcrs[0] = { .xcr = 0, .value = st->fpu.xcr0 } };
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp = { .mp_state = st->ev.halted ?
+	    KVM_MP_STATE_HALTED : KVM_MP_STATE_RUNNABLE };
+	struct kvm_debugregs dr = { .dr6 = st->dr[6], .dr7 = st->dr[7] };
+	int err;
+
+	/* Start from KVM's own sregs so the interrupt bitmap stays. */
+	if (ioctl(d->fd, KVM_GET_SREGS, &s) < 0 ||
+	    ioctl(d->fd, KVM_GET_XSAVE, &xs) < 0 ||
+	    ioctl(d->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return -errno;
+	kvm_seg_to(&s.es, &st->seg[SEG_ES]);
+	kvm_seg_to(&s.cs, &st->seg[SEG_CS]);
+	kvm_seg_to(&s.ss, &st->seg[SEG_SS]);
+	kvm_seg_to(&s.ds, &st->seg[SEG_DS]);
+	kvm_seg_to(&s.fs, &st->seg[SEG_FS]);
+	kvm_seg_to(&s.gs, &st->seg[SEG_GS]);
+	kvm_seg_to(&s.ldt, &st->seg[SEG_LDTR]);
+	kvm_seg_to(&s.tr, &st->seg[SEG_TR]);
+	s.gdt = (struct kvm_dtable){ .base = st->gdt.base,
+	    .limit = st->gdt.limit };
+	s.idt = (struct kvm_dtable){ .base = st->idt.base,
+	    .limit = st->idt.limit };
+	s.cr0 = st->cr0; s.cr2 = st->cr2; s.cr3 = st->cr3;
+	s.cr4 = st->cr4; s.cr8 = st->cr8; s.efer = st->efer;
+	s.apic_base = st->msr.apic_base;
+	for (int i = 0; i < 4; i++)
+		dr.db[i] = st->dr[i];
+	memcpy(xs.region, st->fpu.fxsave, sizeof(st->fpu.fxsave));
+	xs.region[128] |= 3;	/* XSTATE_BV: x87 and SSE are valid */
+	ev.exception.injected = st->ev.exception_pending;
+	ev.exception.nr = st->ev.exception_nr;
+	ev.exception.has_error_code = st->ev.exception_has_error;
+	ev.exception.error_code = st->ev.exception_error;
+	ev.interrupt.shadow = st->ev.interrupt_shadow ?
+	    KVM_X86_SHADOW_INT_STI : 0;
+	ev.nmi.pending = st->ev.nmi_pending;
+	ev.nmi.masked = st->ev.nmi_masked;
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+	if (ioctl(d->fd, KVM_SET_SREGS, &s) < 0 ||
+	    ioctl(d->fd, KVM_SET_REGS, &r) < 0 ||
+	    ioctl(d->fd, KVM_SET_XCRS, &xcrs) < 0 ||
+	    ioctl(d->fd, KVM_SET_XSAVE, &xs) < 0 ||
+	    ioctl(d->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ||
+	    ioctl(d->fd, KVM_SET_DEBUGREGS, &dr) < 0 ||
+	    ioctl(d->fd, KVM_SET_MP_STATE, &mp) < 0)
+		return -errno;
+	if ((err = kvm_set_msrs(d->fd, &st->msr)) < 0)
+		return err;
+	return 0;
+}
+
+/* --- running --- */
+
+static void
+kvm_handle_pio(struct vcpu *vcpu, struct kvm_run *run)
+{
+	uint8_t *p = (uint8_t *)run + run->io.data_offset;
+	struct vm_exit e = { .kind = VM_EXIT_PIO };
+
+	e.io.addr = run->io.port;
+	e.io.len = run->io.size;
+	e.io.write = run->io.direction == KVM_EXIT_IO_OUT;
+	/* REP INS/OUTS arrive as count elements back to back. */
+	for (uint32_t i = 0; i < run->io.count; i++, p += run->io.size) {
+		if (e.io.write)
+			memcpy(e.io.data, p, e.io.len);
+		vcpu_handle_exit(vcpu, &e);
+		if (!e.io.write)
+			memcpy(p, e.io.data, e.io.len);
+	}
+}
+
+static void
+kvm_handle_mmio(struct vcpu *vcpu, struct kvm_run *run)
+{
+	struct vm_exit e = { .kind = VM_EXIT_MMIO };
+
+	e.io.addr = run->mmio.phys_addr;
+	e.io.len = run->mmio.len <= 8 ? run->mmio.len : 8;
+	e.io.write = run->mmio.is_write;
+	if (e.io.write)
+		memcpy(e.io.data, run->mmio.data, e.io.len);
+	vcpu_handle_exit(vcpu, &e);
+	if (!e.io.write)
+		memcpy(run->mmio.data, e.io.data, e.io.len);
+}
+
+static int
+kvm_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+	struct kvm_run *run = d->run;
+	const unsigned stop = VCPU_REQ_STOP | VCPU_REQ_PAUSE | VCPU_REQ_STATE |
+	    VCPU_REQ_RESET;
+
+	if (!atomic_load(&d->thread_valid)) {
+		d->thread = pthread_self();
+		atomic_store(&d->thread_valid, true);
+	}
+	for (;;) {
+		if (atomic_load(&vcpu->requests) & stop) {
+			exit->kind = VM_EXIT_INTR;
+			return 0;
+		}
+		if (ioctl(d->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				run->immediate_exit = 0;
+				exit->kind = VM_EXIT_INTR;
+				return 0;
+			}
+			return -errno;
+		}
+		switch (run->exit_reason) {
+		case KVM_EXIT_IO:
+			kvm_handle_pio(vcpu, run);
+			break;
+		case KVM_EXIT_MMIO:
+			kvm_handle_mmio(vcpu, run);
+			break;
+		case KVM_EXIT_HLT:
+			exit->kind = VM_EXIT_HLT;
+			return 0;
+		case KVM_EXIT_SHUTDOWN:
+			exit->kind = VM_EXIT_SHUTDOWN;
+			return 0;
+		case KVM_EXIT_SYSTEM_EVENT:
+			exit->kind = VM_EXIT_SYSTEM_EVENT;
+			exit->system.type =
+			    run->system_event.type == KVM_SYSTEM_EVENT_RESET ?
+			    VM_EVENT_RESET : VM_EVENT_POWEROFF;
+			return 0;
+		case KVM_EXIT_INTR:
+			exit->kind = VM_EXIT_INTR;
+			return 0;
+		case KVM_EXIT_INTERNAL_ERROR:
+			if (kvm_assist(vcpu, run) == 0)
+				break;
+			exit->kind = VM_EXIT_INTERNAL_ERROR;
+			exit->internal.suberror = run->internal.suberror;
+			snprintf(exit->internal.msg, sizeof(exit->internal.msg),
+			    "KVM internal error at the instruction before "
+			    "RIP (suberror %u)", run->internal.suberror);
+			return 0;
+		case KVM_EXIT_FAIL_ENTRY:
+			exit->kind = VM_EXIT_INTERNAL_ERROR;
+			snprintf(exit->internal.msg, sizeof(exit->internal.msg),
+			    "VM entry failed (reason %#llx)", (unsigned long long)
+			    run->fail_entry.hardware_entry_failure_reason);
+			return 0;
+		default:
+			log_guest_once("vcpu %d: unhandled KVM exit %u",
+			    vcpu->id, run->exit_reason);
+			break;
+		}
+	}
+}
+
+static int
+kvm_irq_line(struct vm *vm, unsigned gsi, int level)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_irq_level l = { .irq = gsi, .level = level };
+
+	return kvm_ioctl_err(k->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static int
+kvm_msi(struct vm *vm, uint64_t addr, uint32_t data)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_msi m = { .address_lo = (uint32_t)addr,
+	    .address_hi = (uint32_t)(addr >> 32), .data = data };
+
+	return ioctl(k->vm_fd, KVM_SIGNAL_MSI, &m) < 0 ? -errno : 0;
+}
+
+static int
+kvm_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_dirty_log l = { .slot = r->slot, .dirty_bitmap = bitmap };
+
+	return kvm_ioctl_err(k->vm_fd, KVM_GET_DIRTY_LOG, &l);
 }
 
 const struct accel_ops kvm_accel_ops = {
 	.name = "kvm",
 	.kernel_irqchip = true,
 	.vm_init = kvm_vm_init,
+	.vm_fini = kvm_vm_fini,
+	.map_mem = kvm_map_mem,
+	.max_vcpus = kvm_max_vcpus,
+	.vcpu_init = kvm_vcpu_init,
+	.vcpu_fini = kvm_vcpu_fini,
+	.vcpu_run = kvm_vcpu_run,
+	.vcpu_kick = kvm_vcpu_kick,
+	.get_state = kvm_get_state,
+	.set_state = kvm_set_state,
+	.irq_line = kvm_irq_line,
+	.msi = kvm_msi,
+	.dirty_log = kvm_dirty_log,
 };

@@ -27,6 +27,7 @@ vm_config_defaults(struct vm_config *c)
 	snprintf(c->accel, sizeof(c->accel), "auto");
 	c->debug_exit_port = 0xf4;
 	snprintf(c->vnc, sizeof(c->vnc), "none");
+	snprintf(c->serial, sizeof(c->serial), "none");
 }
 
 /* --- guest memory --- */
@@ -345,6 +346,15 @@ vm_create(const struct vm_config *cfg, const struct accel_ops *accel, int *errp)
 			goto fail;
 		}
 	}
+	/* The UART's create hook connects to the console: make it first. */
+	if (strcmp(cfg->serial, "stdio") == 0)
+		vm->console = console_new(vm, STDIN_FILENO, STDOUT_FILENO);
+	else
+		vm->console = console_new(vm, -1, -1);
+	if (vm->console == NULL) {
+		err = -ENOMEM;
+		goto fail;
+	}
 	if ((err = devices_create(vm)) < 0)
 		goto fail;
 	vm->state = VM_CREATED;
@@ -362,6 +372,8 @@ vm_destroy(struct vm *vm)
 	if (vm == NULL)
 		return;
 	devices_destroy(vm);
+	if (vm->console != NULL)
+		console_free(vm->console);
 	for (int i = 0; i < vm->nvcpus; i++) {
 		if (vm->accel != NULL)
 			vm->accel->vcpu_fini(vm->vcpus[i]);

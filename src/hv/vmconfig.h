@@ -40,6 +40,7 @@ struct vm_config {
 	int nnics;
 	struct vmcfg_nic nics[VMCFG_MAX_NICS];
 	char vnc[128];		/* "127.0.0.1:0", "unix:PATH", "none" */
+	char serial[16];	/* "stdio" (COM1 on stdin/stdout) or "none" */
 	int verbose;
 };
 

@@ -1,0 +1,360 @@
+/*
+ * `termvisor run`: one VMM process for one VM, in the foreground with the
+ * serial console on stdin/stdout.
+ *
+ * Exit status: the guest's power-off gives 0 (or, with --debug-exit, the
+ * status it wrote); a guest reboot with --no-reboot gives 0; a bad option,
+ * kernel or resource gives 2 with one line on stderr; a failure of the
+ * accelerator while running gives 1; a signal gives 128 + its number.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "hv/boot.h"
+#include "hv/vm.h"
+#include "hv/vmconfig.h"
+#include "util/log.h"
+
+#define RUN_MIN_MEMORY	(4ull << 20)
+#define RUN_MAX_MEMORY	(1ull << 40)
+#define RUN_DEFAULT_APPEND "console=ttyS0 panic=-1"
+
+static const char run_usage[] =
+"usage: termvisor run [options]\n"
+"\n"
+"Run one virtual machine in the foreground; its serial console is this\n"
+"terminal (Ctrl-a x quits, Ctrl-a Ctrl-a sends Ctrl-a).\n"
+"\n"
+"  -k, --kernel FILE     bzImage, PVH ELF or multiboot kernel\n"
+"                        (default: the reference guest built by make guest)\n"
+"  -i, --initrd FILE     initial ramdisk (multiboot: the first module)\n"
+"  -a, --append ARGS     kernel command line\n"
+"  -m, --memory SIZE     guest memory, e.g. 512M, 2G (default 512M)\n"
+"  -c, --cpus N          number of vCPUs (default 1)\n"
+"      --accel NAME      kvm, bt (software CPU) or auto (default)\n"
+"      --no-reboot       exit when the guest reboots instead of restarting\n"
+"      --debug-exit[=PORT]  isa-debug-exit device (default port 0xf4): a\n"
+"                        guest write of V exits with status (V<<1)|1\n"
+"  -v, --verbose         more messages (repeat for debug)\n"
+"  -h, --help            this help\n";
+
+uint64_t
+run_parse_size(const char *s)
+{
+	unsigned long long v;
+	char *end;
+	int shift = 20;	/* a bare number is MiB, as QEMU's -m */
+
+	if (s == NULL || *s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	case '\0': break;
+	default: return 0;
+	}
+	if (strcasecmp(end, "ib") == 0 || strcasecmp(end, "b") == 0)
+		end += strlen(end);
+	if (*end != '\0' || v == 0 || v > (UINT64_MAX >> shift))
+		return 0;
+	return (uint64_t)v << shift;
+}
+
+void
+run_guest_dir(char *buf, size_t len)
+{
+	const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+
+	if (x != NULL && *x == '/')
+		snprintf(buf, len, "%s/termvisor/guest", x);
+	else
+		snprintf(buf, len, "%s/.cache/termvisor/guest", h ? h : "/");
+}
+
+static int
+run_copy(char *dst, size_t n, const char *src, const char *what, char *err,
+    size_t errlen)
+{
+	if (strlen(src) >= n) {
+		snprintf(err, errlen, "%s is too long", what);
+		return -1;
+	}
+	memcpy(dst, src, strlen(src) + 1);
+	return 0;
+}
+
+/* No --kernel: the reference guest, if make guest has built it. */
+static int
+run_default_guest(struct vm_config *cfg, bool append_set, char *err,
+    size_t errlen)
+{
+	char dir[PATH_MAX - 32];
+
+	run_guest_dir(dir, sizeof(dir));
+	snprintf(cfg->kernel, sizeof(cfg->kernel), "%s/vmlinuz", dir);
+	if (access(cfg->kernel, R_OK) != 0) {
+		snprintf(err, errlen, "no --kernel given and the reference "
+		    "guest is not built (%s): run `make guest`", cfg->kernel);
+		return -1;
+	}
+	if (cfg->initrd[0] == '\0')
+		snprintf(cfg->initrd, sizeof(cfg->initrd), "%s/initrd.img",
+		    dir);
+	if (!append_set)
+		snprintf(cfg->append, sizeof(cfg->append), "%s",
+		    RUN_DEFAULT_APPEND);
+	return 0;
+}
+
+int
+run_parse_args(int argc, char **argv, struct vm_config *cfg, char *err,
+    size_t errlen)
+{
+	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT };
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "append", required_argument, NULL, 'a' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "accel", required_argument, NULL, OPT_ACCEL },
+		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool append_set = false;
+	char *end;
+	long n;
+	int c;
+
+	vm_config_defaults(cfg);
+	snprintf(cfg->serial, sizeof(cfg->serial), "stdio");
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+k:i:a:m:c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			if (run_copy(cfg->kernel, sizeof(cfg->kernel), optarg,
+			    "--kernel path", err, errlen))
+				return -1;
+			break;
+		case 'i':
+			if (run_copy(cfg->initrd, sizeof(cfg->initrd), optarg,
+			    "--initrd path", err, errlen))
+				return -1;
+			break;
+		case 'a':
+			if (run_copy(cfg->append, sizeof(cfg->append), optarg,
+			    "--append", err, errlen))
+				return -1;
+			append_set = true;
+			break;
+		case 'm':
+			cfg->memory = run_parse_size(optarg);
+			if (cfg->memory < RUN_MIN_MEMORY ||
+			    cfg->memory > RUN_MAX_MEMORY) {
+				snprintf(err, errlen, "--memory %s: expected a "
+				    "size from 4M to 1T, like 512M or 2G",
+				    optarg);
+				return -1;
+			}
+			break;
+		case 'c':
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 1 ||
+			    n > VM_MAX_VCPUS) {
+				snprintf(err, errlen, "--cpus %s: expected a "
+				    "number from 1 to %d", optarg,
+				    VM_MAX_VCPUS);
+				return -1;
+			}
+			cfg->cpus = (int)n;
+			break;
+		case OPT_ACCEL:
+			if (strcmp(optarg, "kvm") && strcmp(optarg, "bt") &&
+			    strcmp(optarg, "auto")) {
+				snprintf(err, errlen, "--accel %s: expected "
+				    "kvm, bt or auto", optarg);
+				return -1;
+			}
+			snprintf(cfg->accel, sizeof(cfg->accel), "%s", optarg);
+			break;
+		case OPT_NO_REBOOT:
+			cfg->no_reboot = true;
+			break;
+		case OPT_DEBUG_EXIT:
+			cfg->debug_exit = true;
+			if (optarg != NULL) {
+				n = strtol(optarg, &end, 0);
+				if (*end || end == optarg || n < 0 ||
+				    n > 0xffff) {
+					snprintf(err, errlen, "--debug-exit=%s: "
+					    "expected a port number", optarg);
+					return -1;
+				}
+				cfg->debug_exit_port = (int)n;
+			}
+			break;
+		case 'v':
+			cfg->verbose++;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return 1;
+		default:
+			snprintf(err, errlen, "unknown or incomplete option "
+			    "'%s' (see termvisor run --help)",
+			    argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		snprintf(err, errlen, "unexpected argument '%s' (see "
+		    "termvisor run --help)", argv[optind]);
+		return -1;
+	}
+	if (cfg->kernel[0] == '\0')
+		return run_default_guest(cfg, append_set, err, errlen);
+	return 0;
+}
+
+/* Why an accelerator could not make the VM, for the user. */
+static void
+run_create_error(const struct vm_config *cfg, const struct accel_ops *a,
+    int err)
+{
+	if (err == -ERANGE)
+		return;	/* vm_create said which range */
+	if (strcmp(a->name, "kvm") == 0 && (err == -ENOENT || err == -ENODEV ||
+	    err == -ENXIO))
+		log_warnx("no /dev/kvm on this host: KVM is not available "
+		    "(use --accel bt for the software CPU)");
+	else if (strcmp(a->name, "kvm") == 0 && err == -EACCES)
+		log_warnx("/dev/kvm: permission denied (join the kvm group, "
+		    "or use --accel bt)");
+	else if (err == -ENOMEM)
+		log_warnx("cannot allocate %llu MiB of guest memory",
+		    (unsigned long long)(cfg->memory >> 20));
+	else if (err == -ENOSYS)
+		log_warnx("the %s accelerator is not available in this build",
+		    a->name);
+	else
+		log_warnx("cannot create the VM on %s: %s", a->name,
+		    strerror(-err));
+}
+
+/* Is err "this accelerator is not here", so auto may try the next? */
+static bool
+run_accel_absent(int err)
+{
+	return err == -ENOENT || err == -ENODEV || err == -ENXIO ||
+	    err == -EACCES || err == -ENOSYS || err == -ENOTSUP;
+}
+
+static struct vm *
+run_create(const struct vm_config *cfg)
+{
+	const struct accel_ops *a;
+	struct vm *vm;
+	int err = 0;
+
+	if (strcmp(cfg->accel, "auto") != 0) {
+		a = accel_find(cfg->accel);
+		vm = vm_create(cfg, a, &err);
+		if (vm == NULL)
+			run_create_error(cfg, a, err);
+		return vm;
+	}
+	/* XXX: on a /dev/kvm that emulates kernel code (kvm_pvm), bt is
+	 * faster for kernels; probing that is left to a benchmark-backed
+	 * heuristic. */
+	a = accel_find("kvm");
+	vm = vm_create(cfg, a, &err);
+	if (vm != NULL || !run_accel_absent(err)) {
+		if (vm == NULL)
+			run_create_error(cfg, a, err);
+		return vm;
+	}
+	log_info("KVM not available (%s): using the software CPU",
+	    strerror(-err));
+	a = accel_find("bt");
+	vm = vm_create(cfg, a, &err);
+	if (vm == NULL)
+		run_create_error(cfg, a, err);
+	return vm;
+}
+
+/* Create, load and run the VM once; how it ended, or -1 (set-up error). */
+static int
+run_once(const struct vm_config *cfg, int *status)
+{
+	struct cpu_state bsp;
+	char err[512];
+	struct vm *vm;
+	int how, r;
+
+	if ((vm = run_create(cfg)) == NULL)
+		return -1;
+	if ((r = boot_load(vm, cfg, &bsp, err, sizeof(err))) < 0) {
+		log_warnx("%s", err);
+		vm_destroy(vm);
+		return -1;
+	}
+	if ((r = vm->accel->set_state(vm->vcpus[0], &bsp)) < 0) {
+		log_warnx("cannot set the boot CPU's state: %s", strerror(-r));
+		vm_destroy(vm);
+		return -1;
+	}
+	how = vm_run(vm);
+	*status = vm->exit_status;
+	vm_destroy(vm);
+	return how;
+}
+
+int
+run_main(int argc, char **argv)
+{
+	struct vm_config *cfg = calloc(1, sizeof(*cfg));
+	char err[512];
+	int r, status = 0, how;
+
+	if (cfg == NULL)
+		fatalx("out of memory");
+	r = run_parse_args(argc, argv, cfg, err, sizeof(err));
+	if (r != 0) {
+		if (r < 0)
+			log_warnx("%s", err);
+		free(cfg);
+		return r < 0 ? 2 : 0;
+	}
+	log_init("termvisor", cfg->verbose);
+	for (;;) {
+		how = run_once(cfg, &status);
+		if (how < 0) {
+			status = 2;
+			break;
+		}
+		if (how != VM_EVENT_RESET || cfg->no_reboot)
+			break;
+		log_info("guest reset: restarting");
+	}
+	free(cfg);
+	return status;
+}
