@@ -101,8 +101,13 @@ bt_vcpu_fini(struct vcpu *vcpu)
 
 	if (c == NULL)
 		return;
-	log_debug("vcpu %d: %llu instructions in %llu blocks", vcpu->id,
-	    (unsigned long long)c->ninsns, (unsigned long long)c->nblocks);
+	log_debug("vcpu %d: %llu instructions in %llu blocks, stopped at "
+	    "%04x:%#llx (mode %u, cr0 %#llx, rsp %#llx, rflags %#llx)",
+	    vcpu->id, (unsigned long long)c->ninsns,
+	    (unsigned long long)c->nblocks, c->seg[SEG_CS].sel,
+	    (unsigned long long)c->rip, c->mode, (unsigned long long)c->cr0,
+	    (unsigned long long)c->gpr[R_RSP],
+	    (unsigned long long)bt_flags_get(c));
 	bt_tc_fini(c);
 	free(c);
 	vcpu->accel = NULL;
@@ -242,6 +247,8 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 	return false;
 }
 
+static struct bt_block *bt_next_block(struct bt_cpu *c);
+
 static int
 bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
@@ -262,6 +269,7 @@ bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 		    (unsigned long long)c->rip);
 		return 0;
 	}
+	c->prev = NULL;
 	if (r == BT_JMP_FAULT) {
 		c->cur = NULL;
 		c->brk = 0;
@@ -275,8 +283,45 @@ bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 			if (bt_events(c, exit))
 				return 0;
 		}
-		bt_tc_run(c, bt_tc_lookup(c));
+		bt_tc_run(c, bt_next_block(c));
 	}
+}
+
+/*
+ * The next block, following the previous block's links when it starts
+ * on the same linear page: that page still maps to the same physical
+ * page as long as no TLB flush happened in between, so the hash lookup
+ * and the TLB probe can be skipped.
+ */
+static struct bt_block *
+bt_next_block(struct bt_cpu *c)
+{
+	uint64_t lin = (c->segbase[SEG_CS] + c->rip) & c->linmask;
+	struct bt_block *p = c->prev, *b;
+	bool chain = p != NULL && c->prev_tlb == c->tlb_epoch &&
+	    c->prev_tc == c->tc_epoch && ((lin ^ c->prev_lin) & ~0xfffull) == 0;
+	int k;
+
+	if (chain) {
+		k = p->link_lin[0] == lin ? 0 : p->link_lin[1] == lin ? 1 : -1;
+		if (k >= 0 && (b = p->link[k]) != NULL &&
+		    b->mode == c->mode && bt_tc_valid(c, b))
+			goto out;
+	}
+	b = bt_tc_lookup(c);
+	if (chain && c->prev_tc == c->tc_epoch) {
+		k = p->link[0] == NULL ? 0 : 1;
+		if (p->link[0] != NULL && p->link[1] != NULL)
+			k = (int)(lin & 1);	/* cheap replacement choice */
+		p->link[k] = b;
+		p->link_lin[k] = lin;
+	}
+out:
+	c->prev = b;
+	c->prev_lin = lin;
+	c->prev_tlb = c->tlb_epoch;
+	c->prev_tc = c->tc_epoch;
+	return b;
 }
 
 const struct accel_ops bt_accel_ops = {

@@ -68,8 +68,8 @@ struct bt_block {
 	uint32_t page[2];	/* RAM page numbers it spans (~0u: none) */
 	uint32_t gen[2];	/* page generations when decoded */
 	struct bt_block *hnext;
-	struct bt_block *link;	/* last successor (same page only) */
-	uint64_t link_rip;
+	struct bt_block *link[2];	/* successors on the same page */
+	uint64_t link_lin[2];		/* their linear addresses */
 	uint16_t ninsn;
 	struct bt_insn insn[];
 };
@@ -86,7 +86,7 @@ struct bt_tlb {
 
 /* Lazy flags: cc_op = kind * 4 + log2(size). */
 enum { CC_EAGER = 0, CC_ADD = 1, CC_SUB = 2, CC_LOGIC = 3, CC_INC = 4,
-       CC_DEC = 5 };
+       CC_DEC = 5, CC_SHL = 6, CC_SHR = 7, CC_SAR = 8 };
 #define CC_ARITH (RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | \
 	RFLAGS_SF | RFLAGS_OF)
 
@@ -131,12 +131,17 @@ struct bt_cpu {
 	struct bt_tlb *tlbc;			/* tlb[cpl == 3] */
 	uint8_t tlb_large;			/* a large page was cached */
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
+	uint32_t tlb_epoch;			/* bumped by every flush */
+	uint32_t tc_epoch;			/* bumped by every TC flush */
 
 	sigjmp_buf jb;
 	struct vm *vm;
 	struct vcpu *vcpu;
 	struct bt_vm *bvm;
 	struct bt_block *cur;	/* block being executed */
+	struct bt_block *prev;	/* last block run, for chaining */
+	uint64_t prev_lin;
+	uint32_t prev_tlb, prev_tc;
 
 	/* Translation cache. */
 	struct bt_block **hash;
@@ -451,6 +456,8 @@ void bt_rmw(struct bt_cpu *c, const struct bt_insn *i, unsigned sz,
  * Returns 0, or -1 when fetching faulted (*pf_err, *pf_lin set). */
 int bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i,
     uint32_t *pf_err, uint64_t *pf_lin);
+/* exec_fast.c: swap in a specialized handler where one applies. */
+void bt_specialize(struct bt_cpu *c, struct bt_insn *i);
 /* True if the instruction ends a block. */
 bool bt_insn_ends_block(const struct bt_insn *i);
 
@@ -504,6 +511,8 @@ void bt_tc_flush(struct bt_cpu *c);
 /* The block at CS:RIP (decoded on first use); may raise #PF. */
 struct bt_block *bt_tc_lookup(struct bt_cpu *c);
 void bt_tc_run(struct bt_cpu *c, struct bt_block *b);
+/* Still current (no store hit its pages since it was decoded)? */
+bool bt_tc_valid(struct bt_cpu *c, const struct bt_block *b);
 /* Execute exactly one instruction without caching it. */
 void bt_tc_step(struct bt_cpu *c);
 

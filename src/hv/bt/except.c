@@ -271,6 +271,23 @@ except_prot(struct bt_cpu *c, int vec, int err, bool soft)
 	c->rip = psz == 2 ? target & 0xffff : target;
 }
 
+static void
+except_log(struct bt_cpu *c, int vec, int err, uint64_t ret)
+{
+	uint8_t b[8] = { 0 };
+	uint64_t lin = (c->segbase[SEG_CS] + ret) & c->linmask, gpa;
+	uint32_t e;
+
+	if (vec == EXC_UD && bt_walk(c, lin, BT_ACC_R, false, &gpa, NULL,
+	    &e) == 0)
+		for (int k = 0; k < 8; k++)
+			b[k] = (uint8_t)bt_phys_read(c, gpa + k, 1);
+	log_debug("bt: exception %d (error %#x) at %#llx, cpl %u, bytes "
+	    "%02x %02x %02x %02x %02x %02x %02x %02x", vec, err,
+	    (unsigned long long)ret, c->cpl, b[0], b[1], b[2], b[3], b[4],
+	    b[5], b[6], b[7]);
+}
+
 static bool
 except_contributory(int v)
 {
@@ -286,7 +303,15 @@ bt_deliver(struct bt_cpu *c, int vec, int err, bool soft, uint64_t ret)
 {
 	int prev = c->exc_depth ? c->exc_vec : -1;
 
+	if (vec < 32 && vec != EXC_PF && vec != EXC_BP)
+		except_log(c, vec, err, ret);
 	if (prev == EXC_DF) {
+		log_info("bt: triple fault: exception %d during #DF at %#llx "
+		    "(cr0 %#llx cr3 %#llx cr4 %#llx efer %#llx idt %#llx/%#x)",
+		    vec, (unsigned long long)ret, (unsigned long long)c->cr0,
+		    (unsigned long long)c->cr3, (unsigned long long)c->cr4,
+		    (unsigned long long)c->efer,
+		    (unsigned long long)c->idt.base, c->idt.limit);
 		c->exc_depth = 0;
 		siglongjmp(c->jb, BT_JMP_SHUTDOWN);
 	}

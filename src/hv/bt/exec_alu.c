@@ -182,6 +182,12 @@ bt_x_incdec(struct bt_cpu *c, const struct bt_insn *i)
 static void
 set_eager(struct bt_cpu *c, uint64_t f, uint64_t mask)
 {
+	if (mask == CC_ARITH) {
+		/* All six replaced: no need to evaluate the lazy ones. */
+		c->flags = (c->flags & ~mask) | (f & mask);
+		c->cc_op = CC_EAGER;
+		return;
+	}
 	bt_flags_set(c, f, mask);
 }
 
@@ -342,7 +348,7 @@ static uint64_t
 shift_do(struct bt_cpu *c, unsigned op, unsigned sz, uint64_t a, unsigned n)
 {
 	unsigned bits = sz * 8;
-	uint64_t m = bt_mask(sz), r = 0, f = bt_flags_get(c);
+	uint64_t m = bt_mask(sz), r = 0;
 	uint64_t cf = 0, of = 0, msb = 1ull << (bits - 1);
 	unsigned k;
 
@@ -361,7 +367,7 @@ shift_do(struct bt_cpu *c, unsigned op, unsigned sz, uint64_t a, unsigned n)
 		of = cf ^ !!(r & (msb >> 1));
 		break;
 	case 2:	/* RCL */
-		cf = !!(f & RFLAGS_CF);
+		cf = bt_cf(c);
 		r = a;
 		for (k = n % (bits + 1); k > 0; k--) {
 			uint64_t out = !!(r & msb);
@@ -372,7 +378,7 @@ shift_do(struct bt_cpu *c, unsigned op, unsigned sz, uint64_t a, unsigned n)
 		of = !!(r & msb) ^ cf;
 		break;
 	case 3:	/* RCR */
-		cf = !!(f & RFLAGS_CF);
+		cf = bt_cf(c);
 		r = a;
 		of = !!(r & msb) ^ cf;
 		for (k = n % (bits + 1); k > 0; k--) {
@@ -382,25 +388,20 @@ shift_do(struct bt_cpu *c, unsigned op, unsigned sz, uint64_t a, unsigned n)
 			cf = out;
 		}
 		break;
-	case 4: case 6:	/* SHL */
+	case 4: case 6:	/* SHL: lazy flags */
 		r = n < 64 ? (a << n) & m : 0;
-		cf = n <= bits ? (a >> (bits - n)) & 1 : 0;
-		of = !!(r & msb) ^ cf;
-		break;
+		bt_cc(c, CC_SHL, sz, r, a, n);
+		return r;
 	case 5:	/* SHR */
 		r = n < 64 ? a >> n : 0;
-		cf = (a >> (n - 1)) & 1;
-		if (n > 64)
-			cf = 0;
-		of = !!(a & msb);
-		break;
+		bt_cc(c, CC_SHR, sz, r, a, n);
+		return r;
 	default: {	/* SAR */
 		int64_t s = (int64_t)bt_sext(a, sz);
 
 		r = (uint64_t)(s >> (n > 63 ? 63 : n)) & m;
-		cf = (uint64_t)(s >> (n - 1 > 63 ? 63 : n - 1)) & 1;
-		of = 0;
-		break;
+		bt_cc(c, CC_SAR, sz, r, a, n);
+		return r;
 	}
 	}
 	if (op < 4) {

@@ -52,6 +52,25 @@ flags_compute(struct bt_cpu *c)
 			f |= RFLAGS_OF;
 		f |= (a ^ 1 ^ r) & RFLAGS_AF;
 		break;
+	case CC_SHL:	/* b = count, 1..63 */
+		cv = b <= sz * 8 ? (a >> (sz * 8 - b)) & 1 : 0;
+		f |= cv ? RFLAGS_CF : 0;
+		if (!!(r & sign) != !!cv)
+			f |= RFLAGS_OF;
+		break;
+	case CC_SHR:
+		if (b <= 64 && ((a >> (b - 1)) & 1))
+			f |= RFLAGS_CF;
+		if (a & sign)
+			f |= RFLAGS_OF;
+		break;
+	case CC_SAR: {
+		int64_t sa = (int64_t)bt_sext(a, sz);
+
+		if ((sa >> (b - 1 > 63 ? 63 : b - 1)) & 1)
+			f |= RFLAGS_CF;
+		break;
+	}
 	}
 	return f;
 }
@@ -103,6 +122,21 @@ bt_cond(struct bt_cpu *c, unsigned cc)
 	uint64_t f;
 	bool r;
 
+	if (c->cc_op >> 2 == CC_LOGIC) {
+		/* TEST/AND/OR/XOR: CF = OF = 0. */
+		unsigned sz = 1u << (c->cc_op & 3);
+		uint64_t res = c->cc_res & bt_mask(sz);
+		bool sf = (res >> (sz * 8 - 1)) & 1;
+
+		switch (cc >> 1) {
+		case 0: case 1: r = false; break;
+		case 2: case 3: r = res == 0; break;
+		case 4: case 6: r = sf; break;
+		case 5: r = !__builtin_parity(res & 0xff); break;
+		default: r = res == 0 || sf; break;
+		}
+		return r ^ (cc & 1);
+	}
 	if (c->cc_op >> 2 == CC_SUB && (cc >> 1) != 0 && (cc >> 1) != 5) {
 		/* CMP/SUB without SBB carry-in: compare the operands. */
 		unsigned sz = 1u << (c->cc_op & 3);

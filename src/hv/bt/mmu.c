@@ -425,6 +425,7 @@ bt_tlb_flush(struct bt_cpu *c, bool global)
 		}
 	if (global)
 		c->tlb_large = 0;
+	c->tlb_epoch++;
 }
 
 void
@@ -434,6 +435,7 @@ bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 		bt_tlb_flush(c, true);
 		return;
 	}
+	c->tlb_epoch++;
 	for (int u = 0; u < 2; u++) {
 		struct bt_tlb *e = &c->tlb[u][(lin >> 12) & (BT_TLB_SIZE - 1)];
 

@@ -53,6 +53,7 @@ bt_tc_flush(struct bt_cpu *c)
 {
 	memset(c->hash, 0, TC_HASH_SIZE * sizeof(*c->hash));
 	c->arena_used = 0;
+	c->tc_epoch++;
 	c->cur = NULL;
 }
 
@@ -123,6 +124,7 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 				siglongjmp(c->jb, BT_JMP_ERROR);
 			bt_raise_pf(c, pflin, err);
 		}
+		bt_specialize(c, i);
 		n++;
 		end = (c->segbase[SEG_CS] + pc + i->len - 1) & c->linmask;
 		if (((end ^ lin) & ~0xfffull) != 0 && b->page[1] == ~0u) {
@@ -154,8 +156,8 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 	return b;
 }
 
-static bool
-tc_valid(struct bt_cpu *c, const struct bt_block *b)
+bool
+bt_tc_valid(struct bt_cpu *c, const struct bt_block *b)
 {
 	for (int k = 0; k < 2; k++)
 		if (b->page[k] != ~0u && b->gen[k] !=
@@ -180,7 +182,7 @@ bt_tc_lookup(struct bt_cpu *c)
 	    pp = &b->hnext) {
 		if (b->gpa != gpa || b->mode != c->mode)
 			continue;
-		if (likely(tc_valid(c, b)))
+		if (likely(bt_tc_valid(c, b)))
 			return b;
 		*pp = b->hnext;		/* stale: drop and decode again */
 		break;

@@ -1,0 +1,196 @@
+/*
+ * Specialized handlers for the instructions that dominate real code
+ * (register and simple memory MOVs, 32/64-bit ALU on registers, Jcc),
+ * chosen at decode time so the common case runs without the generic
+ * handlers' size and form switches.  Each must behave exactly as the
+ * generic handler it replaces; the differential test covers both.
+ */
+#include "hv/bt/bt_internal.h"
+
+static void
+fx_mov_rr64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->opc == 0x89 ? i->rm : i->reg] =
+	    c->gpr[i->opc == 0x89 ? i->reg : i->rm];
+}
+
+static void
+fx_mov_rr32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->opc == 0x89 ? i->rm : i->reg] =
+	    (uint32_t)c->gpr[i->opc == 0x89 ? i->reg : i->rm];
+}
+
+static void
+fx_load64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = bt_read(c, bt_ea_lin(c, i), 8);
+}
+
+static void
+fx_load32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = bt_read(c, bt_ea_lin(c, i), 4);
+}
+
+static void
+fx_store64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 8, c->gpr[i->reg]);
+}
+
+static void
+fx_store32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 4, c->gpr[i->reg]);
+}
+
+static void
+fx_movzx8_rr(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = *bt_breg(c, i, i->rm);
+}
+
+static void
+fx_movzx8_load(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = bt_read(c, bt_ea_lin(c, i), 1);
+}
+
+static void
+fx_movzx16_load(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = bt_read(c, bt_ea_lin(c, i), 2);
+}
+
+/* ALU Gv,Ev / Ev,Gv on two registers, 32 or 64 bits (no ADC/SBB). */
+#define FX_ALU(name, sz, T, expr, kind, write)				\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	unsigned d = (i->opc & 2) ? i->reg : i->rm;			\
+	unsigned s = (i->opc & 2) ? i->rm : i->reg;			\
+	T a = (T)c->gpr[d], b = (T)c->gpr[s], r = (T)(expr);		\
+									\
+	bt_cc(c, kind, sz, r, a, b);					\
+	if (write)							\
+		c->gpr[d] = r;						\
+}
+FX_ALU(fx_add64, 8, uint64_t, a + b, CC_ADD, 1)
+FX_ALU(fx_sub64, 8, uint64_t, a - b, CC_SUB, 1)
+FX_ALU(fx_cmp64, 8, uint64_t, a - b, CC_SUB, 0)
+FX_ALU(fx_and64, 8, uint64_t, a & b, CC_LOGIC, 1)
+FX_ALU(fx_or64, 8, uint64_t, a | b, CC_LOGIC, 1)
+FX_ALU(fx_xor64, 8, uint64_t, a ^ b, CC_LOGIC, 1)
+FX_ALU(fx_add32, 4, uint32_t, a + b, CC_ADD, 1)
+FX_ALU(fx_sub32, 4, uint32_t, a - b, CC_SUB, 1)
+FX_ALU(fx_cmp32, 4, uint32_t, a - b, CC_SUB, 0)
+FX_ALU(fx_and32, 4, uint32_t, a & b, CC_LOGIC, 1)
+FX_ALU(fx_or32, 4, uint32_t, a | b, CC_LOGIC, 1)
+FX_ALU(fx_xor32, 4, uint32_t, a ^ b, CC_LOGIC, 1)
+
+static void
+fx_test_rr64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 8, c->gpr[i->rm] & c->gpr[i->reg], 0, 0);
+}
+
+static void
+fx_test_rr32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 4, (uint32_t)(c->gpr[i->rm] & c->gpr[i->reg]),
+	    0, 0);
+}
+
+/* 83 /0 /5 /7 on a register: add/sub/cmp with imm8 */
+#define FX_IMM(name, sz, T, expr, kind, write)				\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	T a = (T)c->gpr[i->rm], b = (T)i->imm, r = (T)(expr);		\
+									\
+	bt_cc(c, kind, sz, r, a, b);					\
+	if (write)							\
+		c->gpr[i->rm] = r;					\
+}
+FX_IMM(fx_addi64, 8, uint64_t, a + b, CC_ADD, 1)
+FX_IMM(fx_subi64, 8, uint64_t, a - b, CC_SUB, 1)
+FX_IMM(fx_cmpi64, 8, uint64_t, a - b, CC_SUB, 0)
+FX_IMM(fx_andi64, 8, uint64_t, a & b, CC_LOGIC, 1)
+FX_IMM(fx_addi32, 4, uint32_t, a + b, CC_ADD, 1)
+FX_IMM(fx_subi32, 4, uint32_t, a - b, CC_SUB, 1)
+FX_IMM(fx_cmpi32, 4, uint32_t, a - b, CC_SUB, 0)
+FX_IMM(fx_andi32, 4, uint32_t, a & b, CC_LOGIC, 1)
+
+static void
+fx_jcc64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	if (bt_cond(c, i->opc & 15))
+		c->npc += i->imm;
+}
+
+static void
+fx_lea64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = bt_ea(c, i);
+}
+
+/* Pick a specialized handler for i, if one applies. */
+void
+bt_specialize(struct bt_cpu *c, struct bt_insn *i)
+{
+	unsigned sz = i->osz;
+	bool reg = i->mod == 3, w = sz == 8;
+
+	if (i->lock || i->rep || (sz != 4 && sz != 8))
+		return;
+	switch (i->opc) {
+	case 0x89: case 0x8b:
+		if (reg)
+			i->fn = w ? fx_mov_rr64 : fx_mov_rr32;
+		else if (i->opc == 0x8b)
+			i->fn = w ? fx_load64 : fx_load32;
+		else
+			i->fn = w ? fx_store64 : fx_store32;
+		return;
+	case 0x1b6:
+		i->fn = reg ? fx_movzx8_rr : fx_movzx8_load;
+		return;
+	case 0x1b7:
+		if (!reg)
+			i->fn = fx_movzx16_load;
+		return;
+	case 0x8d:
+		if (!reg && c->mode == BT_M64 && i->asz == 8 && w)
+			i->fn = fx_lea64;
+		return;
+	case 0x85:
+		if (reg)
+			i->fn = w ? fx_test_rr64 : fx_test_rr32;
+		return;
+	case 0x83:
+		if (!reg)
+			return;
+		switch (i->reg & 7) {
+		case 0: i->fn = w ? fx_addi64 : fx_addi32; break;
+		case 4: i->fn = w ? fx_andi64 : fx_andi32; break;
+		case 5: i->fn = w ? fx_subi64 : fx_subi32; break;
+		case 7: i->fn = w ? fx_cmpi64 : fx_cmpi32; break;
+		}
+		return;
+	}
+	if (i->opc < 0x40 && (i->opc & 7) <= 3 && (i->opc & 5) == 1 && reg) {
+		static bt_fn *const f64[8] = { fx_add64, fx_or64, NULL, NULL,
+		    fx_and64, fx_sub64, fx_xor64, fx_cmp64 };
+		static bt_fn *const f32[8] = { fx_add32, fx_or32, NULL, NULL,
+		    fx_and32, fx_sub32, fx_xor32, fx_cmp32 };
+		bt_fn *f = (w ? f64 : f32)[i->opc >> 3];
+
+		if (f != NULL)
+			i->fn = f;
+		return;
+	}
+	if (c->mode == BT_M64 && ((i->opc >= 0x70 && i->opc <= 0x7f) ||
+	    (i->opc >= 0x180 && i->opc <= 0x18f)))
+		i->fn = fx_jcc64;
+}
