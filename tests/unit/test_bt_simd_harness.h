@@ -167,7 +167,7 @@ static void
 h_state(struct tstate *s)
 {
 	uint32_t mxcsr = 0x1f80 | ((h_rand() & 3) << 13);
-	uint16_t fcw = 0x037f;
+	uint16_t fcw = 0x037f, fsw;
 
 	memset(s, 0, sizeof(*s));
 	if (h_rand() % 4 == 0)
@@ -178,6 +178,9 @@ h_state(struct tstate *s)
 		fcw = (fcw & ~0xf00) | ((h_rand() & 3) << 10) |
 		      ((h_rand() & 1) ? 0x300 : 0x200 * (h_rand() & 1));
 	memcpy(s->fx, &fcw, 2);
+	/* random TOP and condition codes; flags only under their masks */
+	fsw = (h_rand() & 0x7f3f) & ~0x80;
+	memcpy(s->fx + 2, &fsw, 2);
 	s->fx[4] = h_rand();
 	memcpy(s->fx + 24, &mxcsr, 4);
 	for (int i = 0; i < 8; i++)

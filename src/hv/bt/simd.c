@@ -127,6 +127,7 @@ simd_state_exec(struct simd_ctx *c, const struct simd_op *op, uint8_t *mem)
 	if (op->opcode == 0x77) {		/* EMMS */
 		if ((v = simd_check_mmx(c)) != 0)
 			return v;
+		simd_mmx_enter(c);	/* the host clears TOP too */
 		c->fpu->fxsave[FX_FTW] = 0;
 		return 0;
 	}

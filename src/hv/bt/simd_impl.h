@@ -153,17 +153,27 @@ simd_fsw_fix(uint16_t fcw, uint16_t fsw)
 }
 
 /*
- * MMX registers are the low 64 bits of the physical x87 registers R0-R7
- * (not ST(i)).  Any MMX instruction empties TOP and tags every register
- * valid; a write also sets the exponent/sign word to all ones.
+ * MMX registers are the low 64 bits of the physical x87 registers R0-R7.
+ * The image keeps the x87 registers in stack order (slot i = ST(i), as
+ * FXSAVE does), and an MMX instruction sets TOP to 0, so entering MMX
+ * rotates the slots until slot i = Ri, then tags every register valid.
+ * A write also sets the exponent/sign word to all ones.
  */
 static inline void
 simd_mmx_enter(struct simd_ctx *c)
 {
-	uint16_t fsw = simd_fsw(c) & ~(7u << FSW_TOP_SHIFT);
+	uint8_t *fx = c->fpu->fxsave, tmp[128];
+	uint16_t fsw = simd_fsw(c);
+	unsigned top = (fsw >> FSW_TOP_SHIFT) & 7;
 
-	simd_st16(c->fpu->fxsave + FX_FSW, fsw);
-	c->fpu->fxsave[FX_FTW] = 0xff;
+	if (top) {
+		/* Ri sits in slot (i - top) & 7 */
+		memcpy(tmp, fx + FX_ST(0), 128);
+		for (unsigned i = 0; i < 8; i++)
+			memcpy(fx + FX_ST(i), tmp + 16 * ((i - top) & 7), 16);
+		simd_st16(fx + FX_FSW, fsw & ~(7u << FSW_TOP_SHIFT));
+	}
+	fx[FX_FTW] = 0xff;
 }
 
 static inline uint64_t

@@ -500,8 +500,8 @@ simd_sse2_int_d6(struct simd_ctx *c, const struct simd_op *op, uint8_t *mem)
 			simd_st64(mem, r.q[0]);
 		return 0;
 	case SIMD_PFX_F3:			/* movq2dq xmm, mm */
-		r.q[0] = simd_mm_get(c, op->rm);
 		simd_mmx_enter(c);
+		r.q[0] = simd_mm_get(c, op->rm);
 		memcpy(simd_xmm(c, op->reg), r.b, 16);
 		return 0;
 	case SIMD_PFX_F2:			/* movdq2q mm, xmm */
