@@ -171,6 +171,10 @@ qcow2_cache_get(struct qcow2 *q, struct qcow2_cent *c, int n, uint64_t off,
 			victim = &c[i];
 	}
 	victim->off = 0;
+	/* buffers come on first use: a backing image read in a few places
+	 * should not cost 40 clusters of memory */
+	if (victim->buf == NULL && (victim->buf = malloc(q->cs)) == NULL)
+		return -ENOMEM;
 	if (fresh)
 		memset(victim->buf, 0, q->cs);
 	else if ((ret = qcow2_file_read(q, victim->buf, q->cs, off)) < 0)
@@ -1207,8 +1211,6 @@ qcow2_open_backing(struct qcow2 *q, const uint8_t *c,
 static int
 qcow2_setup(struct qcow2 *q, const struct qcow2_hdr *h)
 {
-	int i;
-
 	q->cluster_bits = h->cluster_bits;
 	q->cs = 1ull << h->cluster_bits;
 	q->l2_bits = h->cluster_bits - 3;
@@ -1228,15 +1230,7 @@ qcow2_setup(struct qcow2 *q, const struct qcow2_hdr *h)
 	q->snap_off = h->snap_off;
 	q->bd.length = h->size;
 	q->cow = malloc(q->cs);
-	if (q->cow == NULL)
-		return -ENOMEM;
-	for (i = 0; i < QCOW2_L2C_N; i++)
-		if ((q->l2c[i].buf = malloc(q->cs)) == NULL)
-			return -ENOMEM;
-	for (i = 0; i < QCOW2_RBC_N; i++)
-		if ((q->rbc[i].buf = malloc(q->cs)) == NULL)
-			return -ENOMEM;
-	return 0;
+	return q->cow == NULL ? -ENOMEM : 0;
 }
 
 static int
