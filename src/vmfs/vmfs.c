@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/log.h"
+#include "vmfs/vmfs_lock.h"
 #include "vmfs/vmx.h"
 
 int
@@ -107,6 +109,35 @@ vmfs_load_vm(const char *datastore, const char *name, struct vm_config *out)
 	vmx_free(&doc);
 	if (ret < 0)
 		log_warnx("%s", err);
+	return ret;
+}
+
+int
+vmfs_start_vm(const char *datastore, const char *name, struct vm_config *out,
+    struct vmfs_lock **lock)
+{
+	char dir[4096], path[4200], err[1024];
+	int ret;
+
+	*lock = NULL;
+	if ((ret = vmfs_vm_dir(datastore, name, dir, sizeof(dir))) < 0 ||
+	    (ret = vmfs_vmx_path(datastore, name, path, sizeof(path))) < 0) {
+		log_warnx("'%s': not a valid VM name, or no datastore", name);
+		return ret;
+	}
+	if (access(path, F_OK) < 0) {
+		log_warnx("no VM named '%s' in the datastore (%s)", name, path);
+		return -ENOENT;
+	}
+	/* the lock first: the config is read by its holder only */
+	if ((ret = vmfs_lock_take(dir, NULL, lock, err, sizeof(err))) < 0) {
+		log_warnx("cannot start '%s': %s", name, err);
+		return ret;
+	}
+	if ((ret = vmfs_load_vm(datastore, name, out)) < 0) {
+		vmfs_lock_release(*lock);
+		*lock = NULL;
+	}
 	return ret;
 }
 

@@ -32,6 +32,16 @@ int vmfs_vmx_path(const char *datastore, const char *name, char *buf,
  */
 int vmfs_load_vm(const char *datastore, const char *name,
     struct vm_config *out);
+struct vmfs_lock;
+/*
+ * What `termvisor run NAME` does first: take the VM's lock (refused,
+ * naming who holds it, if the VM runs elsewhere), then load its
+ * configuration.  0 with *lock held (renew it with vmfs_lock_attach,
+ * drop it with vmfs_lock_release when the VM stops) and *out filled;
+ * -errno with the reason logged.
+ */
+int vmfs_start_vm(const char *datastore, const char *name,
+    struct vm_config *out, struct vmfs_lock **lock);
 /*
  * Parse a --disk argument "FILE[,format=raw|qcow2][,readonly=on|off]
  * [,serial=S]" into d.  0, or -EINVAL with a sentence in err.

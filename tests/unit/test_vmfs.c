@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "vmfs/vmfs.h"
+#include "vmfs/vmfs_lock.h"
 #include "vmfs/vmx.h"
 
 static void
@@ -289,6 +290,32 @@ Test(vmfs, load_vm)
 	cr_assert_str_eq(c.disks[0].path, p);
 	cr_assert_eq(vmfs_load_vm(ds, "nope", &c), -ENOENT);
 	cr_assert_eq(vmfs_load_vm(ds, "../vm1", &c), -EINVAL);
+	snprintf(p, sizeof(p), "rm -rf %s", ds);
+	cr_assert_eq(system(p), 0);
+}
+
+Test(vmfs, start_vm_takes_the_lock)
+{
+	char ds[] = "/tmp/tv-ds-XXXXXX", p[512];
+	struct vmfs_lock *l1, *l2;
+	struct vm_config c;
+	FILE *f;
+
+	cr_assert_not_null(mkdtemp(ds));
+	snprintf(p, sizeof(p), "%s/s1", ds);
+	cr_assert_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/s1/s1.vmx", ds);
+	cr_assert_not_null(f = fopen(p, "w"));
+	fprintf(f, "name = \"s1\"\nnumvcpus = \"2\"\n");
+	fclose(f);
+	cr_assert_eq(vmfs_start_vm(ds, "s1", &c, &l1), 0);
+	cr_assert_eq(c.cpus, 2);
+	cr_assert_eq(vmfs_start_vm(ds, "s1", &c, &l2), -EBUSY);
+	cr_assert_null(l2);
+	vmfs_lock_release(l1);
+	cr_assert_eq(vmfs_start_vm(ds, "s1", &c, &l2), 0);
+	vmfs_lock_release(l2);
+	cr_assert_eq(vmfs_start_vm(ds, "s2", &c, &l2), -ENOENT);
 	snprintf(p, sizeof(p), "rm -rf %s", ds);
 	cr_assert_eq(system(p), 0);
 }
