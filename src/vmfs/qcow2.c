@@ -60,7 +60,9 @@ struct qcow2_pend {
 struct qcow2 {
 	struct blkdev bd;
 	int fd;
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;	/* metadata and caches; not data I/O */
+	pthread_cond_t idle;	/* inflight dropped to 0 */
+	int inflight;		/* data reads/writes running unlocked */
 	unsigned cluster_bits, l2_bits;
 	uint64_t cs, l2_entries;
 	uint64_t incompat, compat, autoclear;
@@ -119,8 +121,9 @@ qcow2_file_read(struct qcow2 *q, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* Safe without the lock: touches nothing but the file. */
 static int
-qcow2_file_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
+qcow2_data_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
 {
 	const uint8_t *p = buf;
 	ssize_t n;
@@ -135,9 +138,17 @@ qcow2_file_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
 		off += (uint64_t)n;
 		len -= (size_t)n;
 	}
-	if (off > q->file_end)
-		q->file_end = off;
 	return 0;
+}
+
+static int
+qcow2_file_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
+{
+	int ret = qcow2_data_write(q, buf, len, off);
+
+	if (ret == 0 && off + len > q->file_end)
+		q->file_end = off + len;
+	return ret;
 }
 
 static int
@@ -643,6 +654,10 @@ qcow2_commit(struct qcow2 *q, const struct qcow2_pend *p, int n)
 		return 0;
 	if ((ret = qcow2_barrier(q)) < 0)
 		return ret;
+	/* a reader that looked up an old cluster before we dropped it may
+	 * still be reading it: let it finish before the cluster is reused */
+	while (q->inflight > 0)
+		pthread_cond_wait(&q->idle, &q->lock);
 	for (i = 0; i < n; i++)
 		if ((ret = qcow2_release(q, p[i].old)) < 0)
 			return ret;
@@ -724,21 +739,77 @@ qcow2_read_cluster(struct qcow2 *q, uint64_t vc, uint8_t *buf, uint64_t inoff,
 	return 0;
 }
 
+/*
+ * With the lock held: how much of [off, off + len) maps to one run of
+ * plain allocated clusters that follow each other in the file.  *n = 0
+ * when the cluster at off is not plain (unallocated, zero, compressed).
+ */
+static int
+qcow2_extent(struct qcow2 *q, uint64_t off, size_t len, uint64_t *host,
+    size_t *n)
+{
+	uint64_t inoff = off & (q->cs - 1), vc = off >> q->cluster_bits, e, h;
+	int ret;
+
+	*n = 0;
+	if ((ret = qcow2_l2_get(q, vc, &e)) < 0)
+		return ret;
+	h = e & QCOW2_OFF_MASK;
+	if (h == 0 || (e & (QCOW2_ZERO | QCOW2_COMPRESSED)))
+		return 0;
+	*host = h + inoff;
+	*n = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
+	while (*n < len) {
+		if ((ret = qcow2_l2_get(q, ++vc, &e)) < 0)
+			return ret;
+		if ((e & (QCOW2_ZERO | QCOW2_COMPRESSED)) ||
+		    (e & QCOW2_OFF_MASK) != h + q->cs)
+			break;
+		h += q->cs;
+		*n += q->cs < len - *n ? (size_t)q->cs : len - *n;
+	}
+	return 0;
+}
+
+/* Data I/O on clusters found by qcow2_extent, without the lock. */
+static int
+qcow2_unlocked_io(struct qcow2 *q, void *rbuf, const void *wbuf, size_t n,
+    uint64_t host)
+{
+	int ret;
+
+	q->inflight++;
+	pthread_mutex_unlock(&q->lock);
+	ret = wbuf != NULL ? qcow2_data_write(q, wbuf, n, host) :
+	    qcow2_file_read(q, rbuf, n, host);
+	pthread_mutex_lock(&q->lock);
+	if (--q->inflight == 0)
+		pthread_cond_broadcast(&q->idle);
+	return ret;
+}
+
 static int
 qcow2_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off)
 {
 	struct qcow2 *q = (struct qcow2 *)bd;
 	uint8_t *p = buf;
-	uint64_t inoff;
+	uint64_t inoff, host = 0;
 	size_t n;
 	int ret = 0;
 
 	pthread_mutex_lock(&q->lock);
 	while (len > 0) {
-		inoff = off & (q->cs - 1);
-		n = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
-		if ((ret = qcow2_read_cluster(q, off >> q->cluster_bits, p, inoff,
-		    n)) < 0)
+		if ((ret = qcow2_extent(q, off, len, &host, &n)) < 0)
+			break;
+		if (n > 0) {
+			ret = qcow2_unlocked_io(q, p, NULL, n, host);
+		} else {
+			inoff = off & (q->cs - 1);
+			n = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
+			ret = qcow2_read_cluster(q, off >> q->cluster_bits, p,
+			    inoff, n);
+		}
+		if (ret < 0)
 			break;
 		p += n;
 		off += n;
@@ -782,16 +853,25 @@ qcow2_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
 	struct qcow2 *q = (struct qcow2 *)bd;
 	struct qcow2_pend p[QCOW2_MAX_PEND] = { 0 };
 	const uint8_t *s = buf;
-	uint64_t inoff;
+	uint64_t inoff, host = 0;
 	int n = 0, ret = 0, cret;
 	size_t k;
 
 	pthread_mutex_lock(&q->lock);
 	while (len > 0) {
-		inoff = off & (q->cs - 1);
-		k = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
-		ret = qcow2_write_cluster(q, off >> q->cluster_bits, s, inoff, k,
-		    p, &n);
+		k = 0;
+		/* unlocked only with nothing half-allocated in flight */
+		if (n == 0 && q->npend_l1 == 0 &&
+		    (ret = qcow2_extent(q, off, len, &host, &k)) < 0)
+			break;
+		if (k > 0) {
+			ret = qcow2_unlocked_io(q, NULL, s, k, host);
+		} else {
+			inoff = off & (q->cs - 1);
+			k = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
+			ret = qcow2_write_cluster(q, off >> q->cluster_bits, s,
+			    inoff, k, p, &n);
+		}
 		if (ret < 0)
 			break;
 		if (n == QCOW2_MAX_PEND || q->npend_l1 >= QCOW2_MAX_PEND) {
@@ -917,6 +997,7 @@ qcow2_free(struct qcow2 *q)
 	free(q->rt);
 	free(q->cow);
 	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->idle);
 	free(q);
 }
 
@@ -1290,6 +1371,7 @@ qcow2_open(struct blkdev **out, const char *path, unsigned flags, int depth,
 	if (q == NULL)
 		return blkdev_err(-ENOMEM, err, errlen, "%s: out of memory", path);
 	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->idle, NULL);
 	q->bd.ops = &qcow2_ops;
 	q->bd.readonly = (flags & BLKDEV_RDONLY) != 0;
 	q->barriers = true;

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -607,4 +608,85 @@ Test(qcow2, checker_clean_after_our_writes)
 	cr_assert_eq(our_check(img, &r), 0);
 	cr_assert_eq(r.errors, 0);
 	cr_assert_eq(r.leaks, 0);
+}
+
+/* --- several threads on one image (virtio-blk will do this) --- */
+
+struct tjob {
+	struct blkdev *bd;
+	uint8_t *ref;		/* the whole disk's reference */
+	uint64_t base, span, cs, seed;
+	int failed;
+};
+
+static void *
+tjob_run(void *arg)
+{
+	struct tjob *j = arg;
+	uint8_t *buf = malloc(3 * j->cs + 4096), *rd = malloc(3 * j->cs + 4096);
+	uint64_t off, len, i;
+	int r, op;
+
+	for (r = 0; r < 300 && !j->failed; r++) {
+		op = (int)(rnd(&j->seed) % 10);
+		off = j->base + rnd(&j->seed) % j->span;
+		len = 1 + rnd(&j->seed) % (3 * j->cs + 4096);
+		if (off + len > j->base + j->span)
+			len = j->base + j->span - off;
+		if (op < 6) {
+			for (i = 0; i < len; i++)
+				buf[i] = (uint8_t)(j->seed >> (i % 40)) ^ (uint8_t)i;
+			j->failed |= blkdev_pwrite(j->bd, buf, len, off) != 0;
+			memcpy(j->ref + off, buf, len);
+		} else if (op < 8) {
+			j->failed |= blkdev_pread(j->bd, rd, len, off) != 0;
+			j->failed |= memcmp(rd, j->ref + off, len) != 0;
+		} else {
+			off &= ~(j->cs - 1);
+			len = (len + j->cs - 1) & ~(j->cs - 1);
+			if (off < j->base)
+				continue;
+			if (off + len > j->base + j->span)
+				len = j->base + j->span - off;
+			j->failed |= blkdev_write_zeroes(j->bd, off, len) != 0;
+			memset(j->ref + off, 0, len);
+		}
+	}
+	free(buf);
+	free(rd);
+	return NULL;
+}
+
+Test(qcow2, threads_on_disjoint_regions)
+{
+	struct qcow2_create_opts o = { .cluster_size = 4096 };
+	uint64_t size = 16 << 20;
+	uint8_t *ref = calloc(1, size), *back = malloc(size);
+	char img[512], raw[512], e[512];
+	struct tjob jobs[4];
+	pthread_t th[4];
+	struct blkdev *bd;
+	int i;
+
+	snprintf(img, sizeof(img), "%s/th.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/th.raw", dir);
+	cr_assert_eq(qcow2_create(img, size, &o, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(blkdev_open(&bd, img, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	for (i = 0; i < 4; i++) {
+		jobs[i] = (struct tjob){ bd, ref, (uint64_t)i * (size / 4),
+		    size / 4, 4096, 77 + (uint64_t)i, 0 };
+		cr_assert_eq(pthread_create(&th[i], NULL, tjob_run, &jobs[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		cr_assert_eq(jobs[i].failed, 0, "thread %d saw an error", i);
+	}
+	read_all(bd, back, size);
+	cr_assert_eq(memcmp(ref, back, size), 0);
+	blkdev_close(bd);
+	write_file(raw, ref, size);
+	cr_assert_eq(sh("qemu-img check -q %s", img), 0);
+	cr_assert_eq(sh("qemu-img compare -q -F raw %s %s", img, raw), 0);
+	free(ref);
+	free(back);
 }
