@@ -6,6 +6,7 @@
 
 #include "run.h"
 #include "util/log.h"
+#include "vmfs/vmfs.h"
 
 #define TERMVISOR_VERSION "0.1.0"
 
@@ -13,7 +14,9 @@ static const char main_usage[] =
 "usage: termvisor COMMAND [options]\n"
 "\n"
 "Commands:\n"
-"  run [options]       run a virtual machine in the foreground\n"
+"  run [options] [NAME]  run a virtual machine in the foreground\n"
+"  vm SUBCOMMAND       create, list, show, set, rm VMs in the datastore\n"
+"  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
 "  version             print the version\n"
 "\n"
 "termvisor COMMAND --help describes each command; see termvisor(1).\n";
@@ -29,6 +32,10 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "vm") == 0)
+		return vmfs_cli_vm(argc - 2, argv + 2);
+	if (strcmp(argv[1], "disk") == 0)
+		return vmfs_cli_disk(argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("termvisor %s\n", TERMVISOR_VERSION);

@@ -21,17 +21,22 @@
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "util/evloop.h"
 #include "util/log.h"
+#include "vmfs/vmfs.h"
+#include "vmfs/vmfs_lock.h"
 
 #define RUN_MIN_MEMORY	(4ull << 20)
 #define RUN_MAX_MEMORY	(1ull << 40)
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=-1"
 
 static const char run_usage[] =
-"usage: termvisor run [options]\n"
+"usage: termvisor run [options] [NAME]\n"
 "\n"
 "Run one virtual machine in the foreground; its serial console is this\n"
-"terminal (Ctrl-a x quits, Ctrl-a Ctrl-a sends Ctrl-a).\n"
+"terminal (Ctrl-a x quits, Ctrl-a Ctrl-a sends Ctrl-a).  With NAME, the VM\n"
+"is the datastore's (its lock is held while it runs) and the options below\n"
+"override its configuration.\n"
 "\n"
 "  -k, --kernel FILE     bzImage, PVH ELF or multiboot kernel\n"
 "                        (default: the reference guest built by make guest)\n"
@@ -40,6 +45,8 @@ static const char run_usage[] =
 "  -m, --memory SIZE     guest memory, e.g. 512M, 2G (default 512M)\n"
 "  -c, --cpus N          number of vCPUs (default 1)\n"
 "      --accel NAME      kvm, bt (software CPU) or auto (default)\n"
+"  -d, --disk FILE[,format=raw|qcow2][,readonly=on]  add a disk (repeatable)\n"
+"      --datastore DIR   the datastore holding NAME\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
 "      --debug-exit[=PORT]  isa-debug-exit device (default port 0xf4): a\n"
 "                        guest write of V exits with status (V<<1)|1\n"
@@ -121,10 +128,10 @@ run_default_guest(struct vm_config *cfg, bool append_set, char *err,
 }
 
 int
-run_parse_args(int argc, char **argv, struct vm_config *cfg, char *err,
-    size_t errlen)
+run_parse_args(int argc, char **argv, struct vm_config *cfg,
+    struct run_args *a, char *err, size_t errlen)
 {
-	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT };
+	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT, OPT_DATASTORE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
@@ -134,6 +141,8 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg, char *err,
 		{ "accel", required_argument, NULL, OPT_ACCEL },
 		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
+		{ "disk", required_argument, NULL, 'd' },
+		{ "datastore", required_argument, NULL, OPT_DATASTORE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -144,11 +153,33 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg, char *err,
 	int c;
 
 	vm_config_defaults(cfg);
+	memset(a, 0, sizeof(*a));
 	snprintf(cfg->serial, sizeof(cfg->serial), "stdio");
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+k:i:a:m:c:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:i:a:m:c:d:vh", opts, NULL)) != -1) {
+		a->set |= c == 'k' ? RUN_SET_KERNEL : c == 'i' ? RUN_SET_INITRD :
+		    c == 'a' ? RUN_SET_APPEND : c == 'm' ? RUN_SET_MEMORY :
+		    c == 'c' ? RUN_SET_CPUS : c == OPT_ACCEL ? RUN_SET_ACCEL :
+		    c == OPT_NO_REBOOT ? RUN_SET_NO_REBOOT :
+		    c == OPT_DEBUG_EXIT ? RUN_SET_DEBUG_EXIT : 0;
 		switch (c) {
+		case 'd':
+			if (cfg->ndisks >= VMCFG_MAX_DISKS) {
+				snprintf(err, errlen, "at most %d --disk "
+				    "options", VMCFG_MAX_DISKS);
+				return -1;
+			}
+			if (vmfs_parse_disk_arg(optarg,
+			    &cfg->disks[cfg->ndisks], err, errlen) < 0)
+				return -1;
+			cfg->ndisks++;
+			break;
+		case OPT_DATASTORE:
+			if (run_copy(a->datastore, sizeof(a->datastore), optarg,
+			    "--datastore path", err, errlen))
+				return -1;
+			break;
 		case 'k':
 			if (run_copy(cfg->kernel, sizeof(cfg->kernel), optarg,
 			    "--kernel path", err, errlen))
@@ -225,13 +256,55 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg, char *err,
 			return -1;
 		}
 	}
+	if (optind < argc && vmfs_name_valid(argv[optind]) == 0 &&
+	    strlen(argv[optind]) < sizeof(a->name))
+		snprintf(a->name, sizeof(a->name), "%s", argv[optind++]);
 	if (optind < argc) {
 		snprintf(err, errlen, "unexpected argument '%s' (see "
 		    "termvisor run --help)", argv[optind]);
 		return -1;
 	}
-	if (cfg->kernel[0] == '\0')
+	if (cfg->kernel[0] == '\0' && a->name[0] == '\0')
 		return run_default_guest(cfg, append_set, err, errlen);
+	return 0;
+}
+
+int
+run_merge(struct vm_config *vm, const struct vm_config *cmd,
+    const struct run_args *a, char *err, size_t errlen)
+{
+	if (a->set & RUN_SET_KERNEL)
+		memcpy(vm->kernel, cmd->kernel, sizeof(vm->kernel));
+	if (a->set & RUN_SET_INITRD)
+		memcpy(vm->initrd, cmd->initrd, sizeof(vm->initrd));
+	if (a->set & RUN_SET_APPEND)
+		memcpy(vm->append, cmd->append, sizeof(vm->append));
+	if (a->set & RUN_SET_MEMORY)
+		vm->memory = cmd->memory;
+	if (a->set & RUN_SET_CPUS)
+		vm->cpus = cmd->cpus;
+	if (a->set & RUN_SET_ACCEL)
+		memcpy(vm->accel, cmd->accel, sizeof(vm->accel));
+	if (a->set & RUN_SET_NO_REBOOT)
+		vm->no_reboot = cmd->no_reboot;
+	if (a->set & RUN_SET_DEBUG_EXIT) {
+		vm->debug_exit = cmd->debug_exit;
+		vm->debug_exit_port = cmd->debug_exit_port;
+	}
+	if (vm->ndisks + cmd->ndisks > VMCFG_MAX_DISKS) {
+		snprintf(err, errlen, "%s has %d disks; at most %d in all",
+		    a->name, vm->ndisks, VMCFG_MAX_DISKS);
+		return -1;
+	}
+	for (int i = 0; i < cmd->ndisks; i++)
+		vm->disks[vm->ndisks++] = cmd->disks[i];
+	memcpy(vm->serial, cmd->serial, sizeof(vm->serial));
+	vm->verbose = cmd->verbose;
+	if (vm->kernel[0] == '\0') {
+		snprintf(err, errlen, "%s has no kernel configured (set one "
+		    "with termvisor vm set %s kernel=FILE)", a->name, a->name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -301,6 +374,17 @@ run_create(const struct vm_config *cfg)
 	return vm;
 }
 
+/* The datastore lock of the VM being run (renewed from its event loop). */
+static struct vmfs_lock *run_lock;
+
+/* Someone took our lease over: stop at once, we are no longer the owner. */
+static void
+run_lock_lost(void *opaque)
+{
+	log_warnx("the VM's lock was taken over by another host: stopping");
+	vm_request_exit(opaque, VM_EVENT_ERROR, 1);
+}
+
 /* Create, load and run the VM once; how it ended, or -1 (set-up error). */
 static int
 run_once(const struct vm_config *cfg, int *status)
@@ -322,22 +406,62 @@ run_once(const struct vm_config *cfg, int *status)
 		vm_destroy(vm);
 		return -1;
 	}
+	if (run_lock != NULL &&
+	    (r = vmfs_lock_attach(run_lock, vm->loop, run_lock_lost, vm)) < 0) {
+		log_warnx("cannot renew the VM's lock: %s", strerror(-r));
+		vm_destroy(vm);
+		return -1;
+	}
 	how = vm_run(vm);
 	*status = vm->exit_status;
+	if (run_lock != NULL)
+		vmfs_lock_detach(run_lock);
 	vm_destroy(vm);
 	return how;
+}
+
+/* The datastore VM's configuration under the command line's options,
+ * with its lock taken; 0, or the exit status. */
+static int
+run_datastore_vm(struct vm_config *cfg, const struct run_args *a,
+    struct vmfs_lock **lock)
+{
+	struct vm_config *vmcfg = calloc(1, sizeof(*vmcfg));
+	char err[512];
+	int r;
+
+	if (vmcfg == NULL)
+		fatalx("out of memory");
+	r = vmfs_start_vm(a->datastore[0] ? a->datastore : NULL, a->name,
+	    vmcfg, lock);
+	if (r < 0) {
+		free(vmcfg);
+		return r == -EBUSY ? 1 : 2;
+	}
+	if (run_merge(vmcfg, cfg, a, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		vmfs_lock_release(*lock);
+		*lock = NULL;
+		free(vmcfg);
+		return 2;
+	}
+	*cfg = *vmcfg;
+	free(vmcfg);
+	return 0;
 }
 
 int
 run_main(int argc, char **argv)
 {
 	struct vm_config *cfg = calloc(1, sizeof(*cfg));
+	struct vmfs_lock *lock = NULL;
+	struct run_args a;
 	char err[512];
 	int r, status = 0, how;
 
 	if (cfg == NULL)
 		fatalx("out of memory");
-	r = run_parse_args(argc, argv, cfg, err, sizeof(err));
+	r = run_parse_args(argc, argv, cfg, &a, err, sizeof(err));
 	if (r != 0) {
 		if (r < 0)
 			log_warnx("%s", err);
@@ -345,7 +469,12 @@ run_main(int argc, char **argv)
 		return r < 0 ? 2 : 0;
 	}
 	log_init("termvisor", cfg->verbose);
+	if (a.name[0] != '\0' && (r = run_datastore_vm(cfg, &a, &lock)) != 0) {
+		free(cfg);
+		return r;
+	}
 	for (;;) {
+		run_lock = lock;
 		how = run_once(cfg, &status);
 		if (how < 0) {
 			status = 2;
@@ -355,6 +484,8 @@ run_main(int argc, char **argv)
 			break;
 		log_info("guest reset: restarting");
 	}
+	if (lock != NULL)
+		vmfs_lock_release(lock);
 	free(cfg);
 	return status;
 }

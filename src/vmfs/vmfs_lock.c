@@ -435,6 +435,14 @@ vmfs_lock_tick(void *opaque)
 		l->lost(l->lost_opaque);
 }
 
+void
+vmfs_lock_detach(struct vmfs_lock *l)
+{
+	if (l->attached)
+		vtimer_cancel(&l->timer);
+	l->attached = false;
+}
+
 int
 vmfs_lock_attach(struct vmfs_lock *l, struct evloop *loop,
     void (*lost)(void *opaque), void *opaque)

@@ -51,6 +51,8 @@ void vmfs_lock_release(struct vmfs_lock *l);
  */
 int vmfs_lock_attach(struct vmfs_lock *l, struct evloop *loop,
     void (*lost)(void *opaque), void *opaque);
+/* Stop renewing from the event loop (before that loop is freed). */
+void vmfs_lock_detach(struct vmfs_lock *l);
 /*
  * Read vmdir's lease: 1 and *h if a lease file exists (h->expired tells
  * whether it may be taken over), 0 if none, -errno on error.

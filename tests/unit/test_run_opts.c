@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdio.h>
 
 #include "hv/vmconfig.h"
 #include "run.h"
@@ -7,13 +8,14 @@ static int
 parse(struct vm_config *c, char *err, int n, ...)
 {
 	char *argv[16] = { "run" };
+	struct run_args a;
 	va_list ap;
 
 	va_start(ap, n);
 	for (int i = 0; i < n; i++)
 		argv[i + 1] = va_arg(ap, char *);
 	va_end(ap);
-	return run_parse_args(n + 1, argv, c, err, 256);
+	return run_parse_args(n + 1, argv, c, &a, err, 256);
 }
 
 Test(run_opts, sizes)
@@ -69,8 +71,40 @@ Test(run_opts, bad_values_name_the_option)
 	cr_assert(strstr(err, "--accel hvf") != NULL, "%s", err);
 	cr_assert_eq(parse(&c, err, 3, "-k", "/k", "--bogus"), -1);
 	cr_assert(strstr(err, "--bogus") != NULL, "%s", err);
-	cr_assert_eq(parse(&c, err, 3, "-k", "/k", "stray"), -1);
+	cr_assert_eq(parse(&c, err, 4, "-k", "/k", "vm1", "stray"), -1);
+	cr_assert(strstr(err, "stray") != NULL, "%s", err);
+	cr_assert_eq(parse(&c, err, 3, "-k", "/k", "bad/name"), -1);
+	cr_assert_eq(parse(&c, err, 3, "-k", "/k", "--disk=x,format=vhd"), -1);
 	cr_assert_eq(parse(&c, err, 1, "--kernel"), -1);
+}
+
+Test(run_opts, datastore_vm_and_overrides)
+{
+	struct vm_config c, vm;
+	struct run_args a;
+	char *argv[] = { "run", "--cpus", "2", "--disk", "/d.img,readonly=on",
+	    "--datastore", "/ds", "web", NULL };
+	char err[256];
+
+	cr_assert_eq(run_parse_args(8, argv, &c, &a, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_str_eq(a.name, "web");
+	cr_assert_str_eq(a.datastore, "/ds");
+	cr_assert_eq(c.ndisks, 1);
+	cr_assert(c.disks[0].readonly);
+	vm_config_defaults(&vm);
+	vm.memory = 1ull << 30;
+	vm.cpus = 1;
+	snprintf(vm.kernel, sizeof(vm.kernel), "/vmlinuz");
+	cr_assert_eq(run_merge(&vm, &c, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(vm.cpus, 2, "--cpus overrides the config");
+	cr_assert_eq(vm.memory, 1ull << 30, "unset options keep the config");
+	cr_assert_str_eq(vm.kernel, "/vmlinuz");
+	cr_assert_eq(vm.ndisks, 1);
+	cr_assert_str_eq(vm.serial, "stdio");
+	vm.kernel[0] = '\0';
+	cr_assert_eq(run_merge(&vm, &c, &a, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "no kernel") != NULL, "%s", err);
 }
 
 Test(run_opts, default_guest_needs_make_guest)
