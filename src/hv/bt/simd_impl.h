@@ -211,6 +211,26 @@ int simd_sse_decode(const struct simd_op *op, struct simd_mem *m);
 int simd_sse_exec(struct simd_ctx *c, const struct simd_op *op,
 		  uint8_t *mem);
 
+/* Host x87 helpers (simd_x87_host.c); they return the host FSW. */
+enum { X87H_ADD, X87H_MUL, X87H_SUB, X87H_SUBR, X87H_DIV, X87H_DIVR,
+       X87H_PREM, X87H_PREM1, X87H_SCALE, X87H_PATAN, X87H_YL2X,
+       X87H_YL2XP1, X87H_COM, X87H_UCOM };
+enum { X87H_SQRT = 16, X87H_RNDINT, X87H_SIN, X87H_COS, X87H_F2XM1,
+       X87H_XTRACT, X87H_PTAN, X87H_SINCOS, X87H_TST, X87H_XAM };
+enum { X87M_F32, X87M_F64, X87M_BCD, X87M_I16, X87M_I32, X87M_I64,
+       X87M_T16, X87M_T32, X87M_T64 };
+uint16_t simd_x87_host_op2(int k, long double *r, const long double *a,
+			   const long double *b, uint16_t cw, uint16_t gsw);
+uint16_t simd_x87_host_op1(int k, long double *r0, long double *r1,
+			   const long double *a, uint16_t cw, uint16_t gsw);
+uint16_t simd_x87_host_load(int k, long double *r, const uint8_t *m,
+			    uint16_t cw);
+uint16_t simd_x87_host_store(int k, uint8_t *m, const long double *a,
+			     uint16_t cw);
+uint16_t simd_x87_host_opm(int k, int fmt, long double *r,
+			   const long double *a, const uint8_t *m, uint16_t cw);
+uint16_t simd_x87_host_const(int k, long double *r, uint16_t cw);
+
 /* x87 (simd_x87.c). */
 int simd_x87_decode(const struct simd_op *op, struct simd_mem *m);
 int simd_x87_exec(struct simd_ctx *c, const struct simd_op *op,
