@@ -28,6 +28,7 @@ struct tvm {
 	char out[4096];
 	size_t nout;
 	uint64_t last_out;	/* last value written to port 0xea */
+	void (*on_out)(struct tvm *t, uint64_t v);	/* after 0xea writes */
 };
 
 static __attribute__((unused)) void
@@ -42,8 +43,11 @@ tvm_debug_io(struct vcpu *v, uint64_t off, uint8_t *d, unsigned len,
 	}
 	if (off == 0 && t->nout + 1 < sizeof(t->out))
 		t->out[t->nout++] = (char)d[0];
-	if (off == 1)
+	if (off == 1) {
 		t->last_out = bus_get(d, len);
+		if (t->on_out != NULL)
+			t->on_out(t, t->last_out);
+	}
 }
 
 static __attribute__((unused)) struct tvm *

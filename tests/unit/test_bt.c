@@ -8,6 +8,7 @@
 
 #include "bt/guests.h"
 #include "bt/harness.h"
+#include "hv/bt/bt.h"
 
 static void
 run_ok(struct tvm *t, int ms)
@@ -234,5 +235,107 @@ Test(bt, rep_movs_overlap_keeps_byte_semantics)
 	bt_accel_ops.set_state(t->vcpu, &st);
 	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
 	cr_assert_eq(memcmp(t->vm->ram + 0x300000, "aaaaaaaaaaaaaaaa", 16), 0);
+	tvm_free(t);
+}
+
+/* The KVM assist: one instruction on a cpu_state, memory through the
+ * VM, exceptions through the guest IDT. */
+static struct tvm *
+assist_setup(const uint8_t *code, size_t n, struct cpu_state *st)
+{
+	struct tvm *t = tvm_new(16 << 20);
+
+	tvm_put(t, 0x200000, code, n);
+	tvm_long_mode(t, st, 0x200000);
+	return t;
+}
+
+Test(bt, assist_cmpxchg16b_movbe_xgetbv)
+{
+	static const uint8_t cx16[] = { 0xf0, 0x48, 0x0f, 0xc7, 0x0f };
+	static const uint8_t movbe[] = { 0x0f, 0x38, 0xf0, 0x07 };
+	static const uint8_t xgetbv[] = { 0x0f, 0x01, 0xd0 };
+	struct cpu_state st;
+	struct tvm *t = assist_setup(cx16, sizeof(cx16), &st);
+
+	tvm_set64(t, 0x300000, 1);
+	tvm_set64(t, 0x300008, 2);
+	st.gpr[R_RDI] = 0x300000;
+	st.gpr[R_RAX] = 1;
+	st.gpr[R_RDX] = 2;
+	st.gpr[R_RBX] = 5;
+	st.gpr[R_RCX] = 6;
+	cr_assert_eq(bt_assist_step(t->vcpu, &st), 0);
+	cr_assert_eq(st.rip, 0x200005);
+	cr_assert(st.rflags & RFLAGS_ZF);
+	cr_assert_eq(tvm_get64(t, 0x300000), 5);
+	cr_assert_eq(tvm_get64(t, 0x300008), 6);
+	/* Now it fails: RDX:RAX get the memory value, ZF clear. */
+	st.rip = 0x200000;
+	cr_assert_eq(bt_assist_step(t->vcpu, &st), 0);
+	cr_assert(!(st.rflags & RFLAGS_ZF));
+	cr_assert_eq(st.gpr[R_RAX], 5);
+	cr_assert_eq(st.gpr[R_RDX], 6);
+	tvm_free(t);
+
+	t = assist_setup(movbe, sizeof(movbe), &st);
+	tvm_set64(t, 0x300000, 0x11223344);
+	st.gpr[R_RDI] = 0x300000;
+	cr_assert_eq(bt_assist_step(t->vcpu, &st), 0);
+	cr_assert_eq(st.gpr[R_RAX], 0x44332211);
+	cr_assert_eq(st.rip, 0x200004);
+	tvm_free(t);
+
+	t = assist_setup(xgetbv, sizeof(xgetbv), &st);
+	st.cr4 |= 1u << 18;
+	st.fpu.xcr0 = 7;
+	st.gpr[R_RCX] = 0;
+	cr_assert_eq(bt_assist_step(t->vcpu, &st), 0);
+	cr_assert_eq(st.gpr[R_RAX], 7);
+	tvm_free(t);
+}
+
+Test(bt, assist_int3_goes_through_the_idt)
+{
+	static const uint8_t int3[] = { 0xcc };
+	struct cpu_state st;
+	struct tvm *t = assist_setup(int3, sizeof(int3), &st);
+	uint64_t sp = st.gpr[R_RSP];
+
+	cr_assert_eq(bt_assist_step(t->vcpu, &st), 0);
+	cr_assert_eq(st.rip, TVM_STUBS + 3 * 16, "at the #BP handler");
+	cr_assert_eq(st.gpr[R_RSP], (sp & ~15ull) - 40);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200001, "trap: next RIP");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x08);
+	tvm_free(t);
+}
+
+static void
+dma_patch(struct tvm *t, uint64_t v)
+{
+	static const uint8_t v2[] = { 0xb8, 2, 0, 0, 0, 0xc3 };
+
+	tvm_put(t, 0x200100, v2, sizeof(v2));
+	bt_dma_invalidate(t->vm, 0x200100, sizeof(v2));
+}
+
+Test(bt, dma_into_code_drops_translations)
+{
+	/* call f; out 0xea (the "device" rewrites f); call f; hlt */
+	static const uint8_t code[] = { 0xe8, 0xfb, 0, 0, 0, 0xe7, 0xea,
+	    0xe8, 0xf4, 0, 0, 0, 0xf4 };
+	static const uint8_t f[] = { 0xb8, 1, 0, 0, 0, 0xc3 };	/* eax=1 */
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_put(t, 0x200100, f, sizeof(f));
+	tvm_long_mode(t, &st, 0x200000);
+	t->on_out = dma_patch;
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->last_out, 1);
+	cr_assert_eq(st.gpr[R_RAX], 2, "stale translation ran");
 	tvm_free(t);
 }

@@ -342,6 +342,23 @@ const struct accel_ops bt_accel_ops = {
 	.dirty_log = bt_dirty_log,
 };
 
+void
+bt_dma_invalidate(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	struct bt_vm *b = vm->accel_data;
+
+	if (vm->accel != &bt_accel_ops || b == NULL || len == 0)
+		return;
+	for (uint64_t p = gpa & ~0xfffull; p < gpa + len; p += 4096) {
+		int64_t pg = bt_ram_page(vm, p);
+
+		if (pg >= 0 && (uint64_t)pg < b->npages && b->code[pg]) {
+			b->code[pg] = 0;
+			__atomic_fetch_add(&b->gen[pg], 1, __ATOMIC_SEQ_CST);
+		}
+	}
+}
+
 /* --- KVM assist --- */
 
 /* One core per thread, remade when the VM changes. */

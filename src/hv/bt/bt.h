@@ -21,4 +21,15 @@ struct vcpu;
  */
 int bt_assist_step(struct vcpu *vcpu, struct cpu_state *st);
 
+struct vm;
+
+/*
+ * A device wrote guest RAM [gpa, gpa+len) behind the CPU's back (DMA,
+ * snapshot load): drop the software CPU's translations of code there.
+ * Stores by the guest CPU are tracked already; this is for writes
+ * through vm_gpa_to_hva()/vm_write().  No-op on other accelerators;
+ * safe from any thread.
+ */
+void bt_dma_invalidate(struct vm *vm, uint64_t gpa, uint64_t len);
+
 #endif

@@ -450,6 +450,14 @@ bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i, uint32_t *pf_err,
 	i->opc = (uint16_t)(map << 8 | b);
 	i->seg = seg_ovr >= 0 ? (uint8_t)seg_ovr : SEG_DS;
 	i->base = i->index = BT_NOREG;
+	if (map == 2 && (b == 0xf0 || b == 0xf1) && rep != 0xf2) {
+		/* MOVBE: not advertised, but the KVM assist needs it. */
+		if (rex & 8)
+			i->osz = 8;
+		decode_modrm(&f, i, rex, seg_ovr);
+		i->fn = i->mod == 3 ? bt_x_ud : bt_x_movbe;
+		goto done;
+	}
 	if (map >= 2 || (map == 1 && decode_is_simd(b))) {
 		if (rex & 8)
 			i->osz = 8;

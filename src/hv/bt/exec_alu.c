@@ -6,6 +6,8 @@
  */
 #include "hv/bt/bt_internal.h"
 
+#include <sys/random.h>
+
 void
 bt_rmw(struct bt_cpu *c, const struct bt_insn *i, unsigned sz, bt_rmw_fn *fn,
     uint64_t ctx)
@@ -640,6 +642,23 @@ bt_x_cmpxchg(struct bt_cpu *c, const struct bt_insn *i)
 		bt_reg_set(c, i, R_RAX, sz, cur);
 }
 
+/* 0F C7 /6 RDRAND, /7 RDSEED or (F3) RDPID: not advertised to bt
+ * guests; here for KVM guests whose CPUID has them (assist). */
+static void
+grp9_reg(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t v = 0;
+	bool ok;
+
+	if ((i->reg & 7) == 7 && i->rep == 0xf3) {
+		c->gpr[i->rm] = (uint32_t)c->msr.tsc_aux;
+		return;
+	}
+	ok = getrandom(&v, sizeof(v), GRND_NONBLOCK) == sizeof(v);
+	bt_reg_set(c, i, i->rm, i->osz, v);
+	set_eager(c, ok ? RFLAGS_CF : 0, CC_ARITH);
+}
+
 /* 0F C7 /1 CMPXCHG8B / CMPXCHG16B */
 void
 bt_x_cmpxchg8b(struct bt_cpu *c, const struct bt_insn *i)
@@ -649,6 +668,10 @@ bt_x_cmpxchg8b(struct bt_cpu *c, const struct bt_insn *i)
 	void *p;
 	bool ok;
 
+	if (i->mod == 3 && (i->reg & 7) >= 6) {
+		grp9_reg(c, i);
+		return;
+	}
 	if ((i->reg & 7) != 1 || i->mod == 3)
 		bt_raise(c, EXC_UD, -1);
 	lin = bt_ea_lin(c, i);

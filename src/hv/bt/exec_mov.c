@@ -318,9 +318,24 @@ bt_x_movnti(struct bt_cpu *c, const struct bt_insn *i)
 	    i->osz == 8 ? 8 : 4));
 }
 
-/* MOVBE is not advertised; kept for the KVM assist path. */
+static uint64_t
+mov_bswap(uint64_t v, unsigned sz)
+{
+	return sz == 8 ? __builtin_bswap64(v) : sz == 4 ?
+	    __builtin_bswap32((uint32_t)v) : __builtin_bswap16((uint16_t)v);
+}
+
+/* 0F 38 F0/F1 MOVBE: not advertised to bt guests, but KVM guests on
+ * hosts that have it use it, and the KVM assist runs it here. */
 void
 bt_x_movbe(struct bt_cpu *c, const struct bt_insn *i)
 {
-	bt_raise(c, EXC_UD, -1);
+	uint64_t lin = bt_ea_lin(c, i);
+
+	if (i->opc == 0x2f0)
+		bt_reg_set(c, i, i->reg, i->osz,
+		    mov_bswap(bt_read(c, lin, i->osz), i->osz));
+	else
+		bt_write(c, lin, i->osz,
+		    mov_bswap(bt_reg_get(c, i, i->reg, i->osz), i->osz));
 }

@@ -244,6 +244,11 @@ sys_grp7_reg(struct bt_cpu *c, const struct bt_insn *i)
 			c->segbase[SEG_GS] = c->seg[SEG_GS].base;
 		}
 		return;
+	case 0xca:	/* CLAC, STAC: for KVM guests with SMAP (assist) */
+	case 0xcb:
+		sys_cpl0(c);
+		bt_flags_set(c, modrm == 0xcb ? RFLAGS_AC : 0, RFLAGS_AC);
+		return;
 	case 0xf9:	/* RDTSCP */
 		{
 			uint64_t t = bt_tsc(c);
