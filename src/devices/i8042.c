@@ -51,6 +51,7 @@
 /* Output port. */
 #define OUT_RESET	0x01	/* active low: 0 holds the CPU in reset */
 #define OUT_A20		0x02
+#define OUT_ONES	0xcc	/* lines nothing drives read high */
 
 #define PS2_ACK		0xfa
 #define PS2_RESEND	0xfe
@@ -604,7 +605,7 @@ i8042_command(struct i8042 *k, uint8_t cmd)
 	case 0xab: i8042_reply(k, 0x00, false); break;
 	case 0xad: k->ram[0] |= CCB_KBDDIS; break;
 	case 0xae: k->ram[0] &= ~CCB_KBDDIS; break;
-	case 0xc0: i8042_reply(k, 0x00, false); break;
+	case 0xc0: i8042_reply(k, 0x80, false); break;	/* not inhibited */
 	case 0xd0: i8042_reply(k, k->outport, false); break;
 	case 0xdd: k->outport &= ~OUT_A20; break;
 	case 0xdf: k->outport |= OUT_A20; break;
@@ -688,7 +689,7 @@ i8042_reset(void *state)
 	memset(k->ram, 0, sizeof(k->ram));
 	/* As a BIOS leaves it: POST passed, translation, both IRQs. */
 	k->ram[0] = CCB_XLATE | CCB_SYS | CCB_KBDINT | CCB_AUXINT;
-	k->outport = OUT_RESET | OUT_A20;
+	k->outport = OUT_RESET | OUT_A20 | OUT_ONES;
 	k->pending = 0;
 	k->obf = k->obf_aux = k->last_cmd = false;
 	k->reply_pending = false;

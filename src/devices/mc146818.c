@@ -142,6 +142,19 @@ mc146818_latch(struct mc146818 *r)
 	r->cmos[MC146818_CENTURY] = mc146818_enc(r, (tm.tm_year + 1900) / 100);
 }
 
+/* Periodic interrupt period from register A's rate, 0 if off. */
+static uint64_t
+mc146818_period_ns(const struct mc146818 *r)
+{
+	unsigned rate = r->cmos[REG_A] & 0x0f;
+
+	if (rate == 0)
+		return 0;
+	if (rate < 3)
+		rate += 7;	/* 1 and 2 alias 256 Hz and 128 Hz */
+	return (1ull << (rate - 1)) * NS_PER_SEC / 32768;
+}
+
 /* The clock restarts from base (now); the tick counters with it. */
 static void
 mc146818_set_base(struct mc146818 *r, int64_t sec, uint64_t frac_ns)
@@ -151,7 +164,9 @@ mc146818_set_base(struct mc146818 *r, int64_t sec, uint64_t frac_ns)
 	r->base_sec = sec;
 	r->base_ns = now >= frac_ns ? now - frac_ns : now;
 	r->sec_ticks = 0;
-	r->pf_ticks = 0;
+	/* The divider chain runs on; no periodic tick has passed yet. */
+	r->pf_ticks = mc146818_period_ns(r) ?
+	    mc146818_elapsed(r) / mc146818_period_ns(r) : 0;
 }
 
 /* The guest wrote the time: make the registers the clock's new base. */
@@ -177,19 +192,6 @@ mc146818_load_regs(struct mc146818 *r)
 		    r->cmos[REG_MONTH]);
 	t = timegm(&tm);	/* normalizes what is out of range */
 	mc146818_set_base(r, (int64_t)t, 0);
-}
-
-/* Periodic interrupt period from register A's rate, 0 if off. */
-static uint64_t
-mc146818_period_ns(const struct mc146818 *r)
-{
-	unsigned rate = r->cmos[REG_A] & 0x0f;
-
-	if (rate == 0)
-		return 0;
-	if (rate < 3)
-		rate += 7;	/* 1 and 2 alias 256 Hz and 128 Hz */
-	return (1ull << (rate - 1)) * NS_PER_SEC / 32768;
 }
 
 static bool
@@ -509,10 +511,6 @@ mc146818_snapshot(void *state, struct snap *s)
 		guest_ns = 0;
 	mc146818_set_base(r, guest_ns / (int64_t)NS_PER_SEC,
 	    (uint64_t)(guest_ns % (int64_t)NS_PER_SEC));
-	/* Ticks up to now were accounted by the saver. */
-	r->sec_ticks = mc146818_elapsed(r) / NS_PER_SEC;
-	r->pf_ticks = mc146818_period_ns(r) ?
-	    mc146818_elapsed(r) / mc146818_period_ns(r) : 0;
 	r->irq_level = (r->cmos[REG_C] & C_IRQF) != 0;
 	vm_irq_set(r->vm, RTC_IRQ, r->irq_level);
 	mc146818_arm(r);
