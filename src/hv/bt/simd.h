@@ -32,7 +32,8 @@
 enum simd_pfx { SIMD_PFX_NONE, SIMD_PFX_66, SIMD_PFX_F3, SIMD_PFX_F2 };
 
 enum simd_map {
-	SIMD_MAP_X87 = 0,	/* escape opcodes D8..DF */
+	SIMD_MAP_X87 = 0,	/* escape opcodes D8..DF; opcode 9B (no
+				 * ModRM) is WAIT/FWAIT: #NM/#MF checks */
 	SIMD_MAP_0F = 1,	/* 0F xx */
 	SIMD_MAP_0F38 = 2,	/* 0F 38 xx */
 	SIMD_MAP_0F3A = 3,	/* 0F 3A xx */
@@ -65,23 +66,32 @@ struct simd_ctx {
 	uint64_t *gpr;		/* 16 general registers (movd, cvt*, pmovmskb) */
 	uint64_t *rflags;	/* comis/ucomis write ZF/PF/CF */
 	uint64_t cr0, cr4;	/* EM/TS/MP/NE and OSFXSR/OSXMMEXCPT */
-	uint64_t fpu_ip, fpu_dp;	/* last x87 instruction/operand
-					 * address, for FSTENV/FXSAVE */
+	uint64_t fpu_ip, fpu_dp;	/* this instruction's address and
+					 * its memory operand's linear
+					 * address: an x87 non-control
+					 * instruction records them in the
+					 * image (FIP/FDP) for FSTENV and
+					 * FXSAVE, so pass the current
+					 * ones, not the previous ones */
 };
 
 /*
  * What op needs.  Call after the ModRM byte is known but before the
  * immediate is fetched (has_imm8 tells whether there is one).  Returns 0
  * when the library implements op, -1 when it must raise #UD.  Only the
- * fields map, opcode, pfx, mod, reg, rex_w are read.
+ * fields map, opcode, pfx, mod, reg, rex_w and (x87 FSTENV/FSAVE forms)
+ * op_size are read.  x87 stores also ask for a read: when an unmasked
+ * exception suppresses the store, the buffer still holds the old bytes.
  */
 int simd_decode(const struct simd_op *op, struct simd_mem *m);
 
 /*
  * Execute op.  mem holds the loaded memory operand (m.read) and receives
  * the value to store (m.write); it must have room for 512 bytes (FXSAVE).
- * Returns 0 or the exception vector to raise (6 #UD, 7 #NM, 16 #MF, 19
- * #XM); when non-zero, no register was changed.
+ * Returns 0 or the exception vector to raise (6 #UD, 7 #NM, 13 #GP with
+ * error code 0, 16 #MF, 19 #XM); when non-zero, no register was changed,
+ * except that #XM records its cause in the MXCSR flags as the hardware
+ * does.
  */
 int simd_exec(struct simd_ctx *c, const struct simd_op *op, uint8_t *mem);
 
