@@ -376,7 +376,12 @@ static void
 decode_simd(struct fetch *f, struct bt_insn *i, uint8_t rex, unsigned map,
     unsigned op, unsigned rep, int seg_ovr)
 {
-	decode_modrm(f, i, rex, seg_ovr);
+	if (map == SIMD_MAP_0F && op == 0x77) {
+		i->mod = 3;	/* EMMS has no ModRM byte */
+		i->base = i->index = BT_NOREG;
+	} else {
+		decode_modrm(f, i, rex, seg_ovr);
+	}
 	i->sop = (struct simd_op){ .map = map, .opcode = op,
 	    .pfx = rep == 0xf3 ? SIMD_PFX_F3 : rep == 0xf2 ? SIMD_PFX_F2 :
 	    i->p66 ? SIMD_PFX_66 : SIMD_PFX_NONE,
@@ -487,6 +492,15 @@ bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i, uint32_t *pf_err,
 			decode_simd(&f, i, rex, SIMD_MAP_X87, b, 0, seg_ovr);
 			goto done;
 		}
+		if (map == 1 && b >= 0x20 && b <= 0x23) {
+			/* MOV CR/DR: always registers, whatever mod says. */
+			uint8_t m = fetch_u8(&f);
+
+			i->mod = 3;
+			i->reg = ((m >> 3) & 7) | ((rex & 4) << 1);
+			i->rm = (m & 7) | ((rex & 1) << 3);
+			goto imm;
+		}
 		decode_modrm(&f, i, rex, seg_ovr);
 		if (map == 1 && b == 0xae && i->mod != 3 && (i->reg & 7) <= 3) {
 			i->sop = (struct simd_op){ .map = SIMD_MAP_0F,
@@ -499,6 +513,9 @@ bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i, uint32_t *pf_err,
 				i->fn = bt_x_simd;
 			goto done;
 		}
+		/* 8F /1-7 is AMD's XOP escape: not implemented. */
+		if (map == 0 && b == 0x8f && (i->reg & 7) != 0)
+			i->fn = bt_x_ud;
 		/* LES/LDS with a register operand would be VEX: no AVX. */
 		if (map == 0 && (b == 0xc4 || b == 0xc5) && i->mod == 3)
 			i->fn = bt_x_ud;
@@ -515,6 +532,7 @@ bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i, uint32_t *pf_err,
 				i->osz = 8;
 		}
 	}
+imm:
 	if (oi.f & F_I8)
 		i->imm = (uint64_t)(int64_t)(int8_t)fetch_u8(&f);
 	else if (oi.f & F_I16)
