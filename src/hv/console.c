@@ -491,6 +491,7 @@ static void
 console_on_input(void *opaque, int fd)
 {
 	struct console *c = opaque;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
 	uint8_t buf[256];
 	size_t room = (CONSOLE_INQ - c->inq_len) / 2;	/* escapes double */
 	ssize_t n;
@@ -499,6 +500,11 @@ console_on_input(void *opaque, int fd)
 		console_watch(c, false);
 		return;
 	}
+	/* in_fd stays blocking (O_NONBLOCK would be shared with the
+	 * shell's stdout); a stale event after a re-watch must not block
+	 * the event thread in read(). */
+	if (poll(&p, 1, 0) <= 0)
+		return;
 	n = read(fd, buf, room < sizeof(buf) ? room : sizeof(buf));
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 		/* EOF (stdin from /dev/null or a closed pipe): the guest
