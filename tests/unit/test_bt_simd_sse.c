@@ -26,6 +26,9 @@ sse_sweep(const uint8_t *opcs, int n, int per_form, uint64_t seed)
 				forms++;
 				for (int k = 0; k < h_iters(per_form); k++) {
 					h_state(&in);
+					if (h_rand() % 3 == 0)	/* unmask some */
+						in.fx[25] &= ~(h_rand() & 0x1f) |
+							     ~0x1f;
 					op.reg = h_reg();
 					op.rm = h_reg();
 					op.rex_w = h_rand() & 1;

@@ -247,8 +247,10 @@ simd_sse_src(struct simd_ctx *c, const struct simd_op *op, const uint8_t *mem,
  * with the destination untouched; the flags are still recorded, because
  * that is how the handler learns the cause.  Pre-computation exceptions
  * (IE, DE, ZE) win over the post-computation ones.
- * XXX: an exact tiny result is not flagged UE by a masked run, so an
- * unmasked UE on an exact result is missed.
+ * XXX: with underflow or overflow unmasked the hardware reports PE only
+ * if the result is inexact at unbounded exponent; the masked run here
+ * reports whether the delivered (denormal/infinite) result was, which
+ * can differ.
  */
 static int
 simd_sse_flags(struct simd_ctx *c, uint32_t flags)
@@ -265,11 +267,57 @@ simd_sse_flags(struct simd_ctx *c, uint32_t flags)
 	return (c->cr4 & CR4_OSXMMEXCPT) ? SIMD_VEC_XM : SIMD_VEC_UD;
 }
 
-/* What the host runs under: the guest's RC/DAZ/FTZ, all masked, clean. */
+/*
+ * What the host runs under: the guest's RC/DAZ, all masked, clean.  FTZ
+ * only acts while underflow is masked, so it is dropped otherwise.
+ */
 static uint32_t
 simd_sse_host_csr(const struct simd_ctx *c)
 {
-	return (simd_mxcsr(c) & 0xffc0) | 0x1f80;
+	uint32_t csr = simd_mxcsr(c);
+
+	if (!(csr & (1u << 11)))
+		csr &= ~MXCSR_FTZ;
+	return (csr & 0xffc0) | 0x1f80;
+}
+
+/*
+ * Lanes an instruction can underflow in: with underflow unmasked, a tiny
+ * result raises UE even when exact, which a masked run does not flag, so
+ * a denormal in one of these lanes stands for it.  Returns the lane
+ * count; *dbl tells doubles from floats.
+ */
+static int
+simd_sse_ue_lanes(const struct simd_op *op, bool *dbl)
+{
+	static const uint8_t n[4] = { 4, 2, 1, 1 };
+	uint8_t o = op->opcode, p = op->pfx & 3;
+
+	*dbl = p == SIMD_PFX_66 || p == SIMD_PFX_F2;
+	switch (o) {
+	case 0x58: case 0x59: case 0x5c: case 0x5e:
+		return n[p];
+	case 0x7c: case 0x7d: case 0xd0:	/* F2 is the ps form here */
+		*dbl = p == SIMD_PFX_66;
+		return p == SIMD_PFX_66 ? 2 : 4;
+	case 0x5a:
+		*dbl = false;
+		return p == SIMD_PFX_66 ? 2 : p == SIMD_PFX_F2 ? 1 : 0;
+	}
+	return 0;
+}
+
+static bool
+simd_sse_has_denormal(const union simd_vec *v, int lanes, bool dbl)
+{
+	for (int i = 0; i < lanes; i++) {
+		if (dbl ? ((v->q[i] >> 52) & 0x7ff) == 0 &&
+			  (v->q[i] & ((1ull << 52) - 1))
+			: ((v->d[i] >> 23) & 0xff) == 0 &&
+			  (v->d[i] & ((1u << 23) - 1)))
+			return true;
+	}
+	return false;
 }
 
 static int
@@ -292,14 +340,29 @@ simd_sse_arith_exec(struct simd_ctx *c, const struct simd_op *op,
 {
 	simd_sse_fn fn = a->fn[op->pfx & 3];
 	union simd_vec d, s;
-	int v;
+	int v, lanes;
+	bool dbl;
 
 	if (op->opcode == 0xc2)
 		fn = simd_sse_cmp[op->imm8 & 7][op->pfx & 3];
 	memcpy(d.b, simd_xmm(c, op->reg), 16);
 	simd_sse_src(c, op, mem, a->size[op->pfx & 3], &s);
-	if ((v = simd_sse_run(c, fn, &d, &s)) != 0)
+	if (!(simd_mxcsr(c) & (1u << 11)) &&
+	    (lanes = simd_sse_ue_lanes(op, &dbl)) != 0) {
+		simd_sse_v vd, vs;
+		uint32_t fl;
+
+		memcpy(&vd, d.b, 16);
+		memcpy(&vs, s.b, 16);
+		fl = fn(&vd, vs, simd_sse_host_csr(c));
+		memcpy(d.b, &vd, 16);
+		if (simd_sse_has_denormal(&d, lanes, dbl))
+			fl |= FSW_UE;		/* same bit in MXCSR */
+		if ((v = simd_sse_flags(c, fl)) != 0)
+			return v;
+	} else if ((v = simd_sse_run(c, fn, &d, &s)) != 0) {
 		return v;
+	}
 	memcpy(simd_xmm(c, op->reg), d.b, 16);
 	return 0;
 }
