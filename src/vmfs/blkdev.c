@@ -27,6 +27,76 @@ blkdev_err(int ret, char *err, size_t errlen, const char *fmt, ...)
 	return ret;
 }
 
+/*
+ * QEMU's image locking (file-posix), spoken byte for byte so that
+ * termvisor and QEMU see each other: an OFD read lock on byte 100 + p
+ * for each permission p an opener holds, and on byte 200 + p for each
+ * permission it will not share.  p: 0 consistent read, 1 write,
+ * 3 resize.  Before locking, an opener checks that nobody refuses to
+ * share what it wants (200 + p) and that nobody holds what it refuses
+ * to share (100 + p).  Writers hold read and write and share neither
+ * write nor resize; readers hold read and share neither either (a base
+ * image must not change under its overlays).
+ */
+#define BLKDEV_LOCK_PERM	100
+#define BLKDEV_LOCK_SHARED	200
+#define BLKDEV_PERM_READ	0
+#define BLKDEV_PERM_WRITE	1
+#define BLKDEV_PERM_RESIZE	3
+
+/* Is byte off free of other openers' locks? */
+static bool
+blkdev_lock_free(int fd, off_t off)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+	    .l_start = off, .l_len = 1 };
+
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return true;	/* no locks here (some FUSE): do not refuse */
+	return fl.l_type == F_UNLCK;
+}
+
+static int
+blkdev_lock_byte(int fd, off_t off)
+{
+	struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET,
+	    .l_start = off, .l_len = 1 };
+
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0 || errno == EINVAL ||
+	    errno == ENOLCK)
+		return 0;
+	return -errno;
+}
+
+int
+blkdev_lock_image(int fd, bool write, const char *path, char *err,
+    size_t errlen)
+{
+	static const int held[] = { BLKDEV_PERM_READ, BLKDEV_PERM_WRITE };
+	size_t i, n = write ? 2 : 1;
+
+	for (i = 0; i < n; i++)
+		if (!blkdev_lock_free(fd, BLKDEV_LOCK_SHARED + held[i]))
+			return blkdev_err(-EBUSY, err, errlen, "%s: image is in use "
+			    "by another process that does not allow %s (a "
+			    "running VM, or qemu?)", path, held[i] ? "writers" :
+			    "readers");
+	if (!blkdev_lock_free(fd, BLKDEV_LOCK_PERM + BLKDEV_PERM_WRITE) ||
+	    !blkdev_lock_free(fd, BLKDEV_LOCK_PERM + BLKDEV_PERM_RESIZE))
+		return blkdev_err(-EBUSY, err, errlen, "%s: image is being written "
+		    "by another process (a running VM, or qemu?)", path);
+	for (i = 0; i < n; i++)
+		if (blkdev_lock_byte(fd, BLKDEV_LOCK_PERM + held[i]) < 0)
+			goto busy;
+	if (blkdev_lock_byte(fd, BLKDEV_LOCK_SHARED + BLKDEV_PERM_WRITE) < 0 ||
+	    blkdev_lock_byte(fd, BLKDEV_LOCK_SHARED + BLKDEV_PERM_RESIZE) < 0)
+		goto busy;
+	return 0;
+busy:
+	return blkdev_err(-EBUSY, err, errlen, "%s: image is in use by another "
+	    "process (a running VM, or qemu?)", path);
+}
+
 int
 blkdev_probe(const char *path, char *fmt, size_t fmtlen)
 {
@@ -47,14 +117,14 @@ blkdev_probe(const char *path, char *fmt, size_t fmtlen)
 }
 
 int
-blkdev_open_depth(struct blkdev **out, const char *path, const char *format,
-    unsigned flags, int depth, char *err, size_t errlen)
+blkdev_open_chain(struct blkdev **out, const char *path, const char *format,
+    unsigned flags, const struct blkdev_chain *up, char *err, size_t errlen)
 {
 	char probed[8];
 	int ret;
 
 	*out = NULL;
-	if (depth > BLKDEV_MAX_CHAIN)
+	if (up != NULL && up->depth + 1 >= BLKDEV_MAX_CHAIN)
 		return blkdev_err(-ELOOP, err, errlen, "%s: backing chain longer "
 		    "than %d images (a loop?)", path, BLKDEV_MAX_CHAIN);
 	if (format == NULL || format[0] == '\0') {
@@ -67,7 +137,7 @@ blkdev_open_depth(struct blkdev **out, const char *path, const char *format,
 	if (strcmp(format, "raw") == 0)
 		return raw_open(out, path, flags, err, errlen);
 	if (strcmp(format, "qcow2") == 0)
-		return qcow2_open(out, path, flags, depth, err, errlen);
+		return qcow2_open(out, path, flags, up, err, errlen);
 	return blkdev_err(-EINVAL, err, errlen, "%s: unknown disk format '%s' "
 	    "(expected raw or qcow2)", path, format);
 }
@@ -76,7 +146,7 @@ int
 blkdev_open(struct blkdev **out, const char *path, const char *format,
     unsigned flags, char *err, size_t errlen)
 {
-	return blkdev_open_depth(out, path, format, flags, 0, err, errlen);
+	return blkdev_open_chain(out, path, format, flags, NULL, err, errlen);
 }
 
 void

@@ -15,8 +15,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define BLKDEV_RDONLY	0x1	/* open read-only: writes are -EROFS */
+#define BLKDEV_NOLOCK	0x2	/* take no image lock (like qemu-img -U) */
 
 /* Longest chain of backing files followed before giving up (loops). */
 #define BLKDEV_MAX_CHAIN 16
@@ -61,9 +63,19 @@ struct blkdev {
  */
 int blkdev_open(struct blkdev **out, const char *path, const char *format,
     unsigned flags, char *err, size_t errlen);
-/* The same, for a backing file depth levels down a chain. */
-int blkdev_open_depth(struct blkdev **out, const char *path,
-    const char *format, unsigned flags, int depth, char *err, size_t errlen);
+/* The images above a backing file being opened: no loops, no more than
+ * BLKDEV_MAX_CHAIN of them. */
+struct blkdev_chain {
+	dev_t dev;
+	ino_t ino;
+	int depth;			/* 0: the top image */
+	const struct blkdev_chain *up;
+};
+
+/* blkdev_open for a backing file of the images in up. */
+int blkdev_open_chain(struct blkdev **out, const char *path,
+    const char *format, unsigned flags, const struct blkdev_chain *up,
+    char *err, size_t errlen);
 /* Guess the format of path: "qcow2" or "raw" into fmt.  0/-errno. */
 int blkdev_probe(const char *path, char *fmt, size_t fmtlen);
 void blkdev_close(struct blkdev *bd);
@@ -80,6 +92,15 @@ int blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len);
 int blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len);
 uint64_t blkdev_length(const struct blkdev *bd);
 void blkdev_info(struct blkdev *bd, struct blkdev_info *info);
+
+/*
+ * Lock the image open on fd the way QEMU does (see blkdev.c), so that
+ * two VMs, or a VM and qemu, never write one image, and nobody writes an
+ * image that others read (the base of a snapshot).  0, or -EBUSY with a
+ * sentence naming path in err.  The locks go with the fd's last close.
+ */
+int blkdev_lock_image(int fd, bool write, const char *path, char *err,
+    size_t errlen);
 
 /* printf into an error buffer that may be NULL; returns ret. */
 int blkdev_err(int ret, char *err, size_t errlen, const char *fmt, ...)

@@ -1263,7 +1263,8 @@ qcow2_check_meta_refs(struct qcow2 *q, const char *p, char *err,
 
 static int
 qcow2_open_backing(struct qcow2 *q, const uint8_t *c,
-    const struct qcow2_hdr *h, int depth, char *err, size_t errlen)
+    const struct qcow2_hdr *h, unsigned flags, const struct blkdev_chain *me,
+    char *err, size_t errlen)
 {
 	char path[8192], dir[4096], sub[1024];
 	int ret;
@@ -1279,8 +1280,8 @@ qcow2_open_backing(struct qcow2 *q, const uint8_t *c,
 	else
 		snprintf(path, sizeof(path), "%s/%s", dirname(dir),
 		    q->backing_name);
-	ret = blkdev_open_depth(&q->backing, path, q->backing_fmt,
-	    BLKDEV_RDONLY, depth + 1, sub, sizeof(sub));
+	ret = blkdev_open_chain(&q->backing, path, q->backing_fmt,
+	    BLKDEV_RDONLY | (flags & BLKDEV_NOLOCK), me, sub, sizeof(sub));
 	if (ret == -ELOOP)	/* the innermost message says it all */
 		return blkdev_err(ret, err, errlen, "%s", sub);
 	if (ret < 0)
@@ -1315,9 +1316,11 @@ qcow2_setup(struct qcow2 *q, const struct qcow2_hdr *h)
 }
 
 static int
-qcow2_open_fd(struct qcow2 *q, int depth, char *err, size_t errlen)
+qcow2_open_fd(struct qcow2 *q, unsigned flags, const struct blkdev_chain *up,
+    char *err, size_t errlen)
 {
 	const char *p = q->bd.path;
+	struct blkdev_chain me;
 	uint8_t *c = NULL;
 	struct qcow2_hdr h;
 	struct stat st;
@@ -1327,6 +1330,16 @@ qcow2_open_fd(struct qcow2 *q, int depth, char *err, size_t errlen)
 	if (fstat(q->fd, &st) < 0)
 		return blkdev_err(-errno, err, errlen, "%s: %s", p, strerror(errno));
 	q->file_end = (uint64_t)st.st_size;
+	for (me.up = up; up != NULL; up = up->up)
+		if (up->dev == st.st_dev && up->ino == st.st_ino)
+			return blkdev_err(-ELOOP, err, errlen, "%s: the backing chain "
+			    "loops back to this image", p);
+	me.dev = st.st_dev;
+	me.ino = st.st_ino;
+	me.depth = me.up != NULL ? me.up->depth + 1 : 0;
+	if (!(flags & BLKDEV_NOLOCK) && (ret = blkdev_lock_image(q->fd,
+	    !q->bd.readonly, p, err, errlen)) < 0)
+		return ret;
 	c = calloc(1, 1u << 21);
 	if (c == NULL)
 		return blkdev_err(-ENOMEM, err, errlen, "%s: out of memory", p);
@@ -1353,15 +1366,15 @@ qcow2_open_fd(struct qcow2 *q, int depth, char *err, size_t errlen)
 	    (ret = qcow2_check_meta_refs(q, p, err, errlen)) < 0)
 		goto out;
 	if (h.backing_off != 0)
-		ret = qcow2_open_backing(q, c, &h, depth, err, errlen);
+		ret = qcow2_open_backing(q, c, &h, flags, &me, err, errlen);
 out:
 	free(c);
 	return ret;
 }
 
 int
-qcow2_open(struct blkdev **out, const char *path, unsigned flags, int depth,
-    char *err, size_t errlen)
+qcow2_open(struct blkdev **out, const char *path, unsigned flags,
+    const struct blkdev_chain *up, char *err, size_t errlen)
 {
 	struct qcow2 *q;
 	int ret;
@@ -1382,7 +1395,7 @@ qcow2_open(struct blkdev **out, const char *path, unsigned flags, int depth,
 		    strerror(errno));
 		goto fail;
 	}
-	if ((ret = qcow2_open_fd(q, depth, err, errlen)) < 0)
+	if ((ret = qcow2_open_fd(q, flags, up, err, errlen)) < 0)
 		goto fail;
 	q->free_hint = 1;
 	*out = &q->bd;

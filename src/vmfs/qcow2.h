@@ -25,13 +25,13 @@ struct qcow2_check_result {
 };
 
 /*
- * Open path as qcow2 (flags: BLKDEV_RDONLY; depth: how far down a
- * backing chain this image is).  Every piece of metadata is validated
+ * Open path as qcow2 (flags: BLKDEV_RDONLY, BLKDEV_NOLOCK; up: the
+ * images it is a backing file of, or NULL).  Every piece of metadata is validated
  * before use and nothing is written on open, so a refused image is left
  * byte-identical.  0/-errno with a sentence in err.
  */
 int qcow2_open(struct blkdev **out, const char *path, unsigned flags,
-    int depth, char *err, size_t errlen);
+    const struct blkdev_chain *up, char *err, size_t errlen);
 /*
  * Create a qcow2 v3 image of size bytes (0 with a backing file: the
  * backing file's size).  Refuses an existing file.  0/-errno, err set.

@@ -175,6 +175,9 @@ raw_open(struct blkdev **out, const char *path, unsigned flags, char *err,
 		    "or block device", path);
 		goto fail;
 	}
+	if (!(flags & BLKDEV_NOLOCK) &&
+	    (ret = blkdev_lock_image(r->fd, !ro, path, err, errlen)) < 0)
+		goto fail;
 	if (S_ISBLK(st.st_mode)) {
 		off_t end = lseek(r->fd, 0, SEEK_END);
 

@@ -681,8 +681,9 @@ vmfs_cli_disk_info(const char *file)
 
 	snprintf(path, sizeof(path), "%s", file);
 	for (depth = 0; depth < BLKDEV_MAX_CHAIN; depth++) {
-		if (blkdev_open(&bd, path, NULL, BLKDEV_RDONLY, err,
-		    sizeof(err)) < 0) {
+		/* like qemu-img info -U: a running VM's disk can be looked at */
+		if (blkdev_open(&bd, path, NULL, BLKDEV_RDONLY | BLKDEV_NOLOCK,
+		    err, sizeof(err)) < 0) {
 			log_warnx("%s", err);
 			return VMFS_CLI_FAIL;
 		}

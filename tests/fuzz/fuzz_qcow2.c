@@ -59,12 +59,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	if (qcow2_open(&bd, path, BLKDEV_RDONLY, 0, err, sizeof(err)) == 0) {
+	if (qcow2_open(&bd, path, BLKDEV_RDONLY, NULL, err, sizeof(err)) == 0) {
 		fuzz_qcow2_poke(bd, data, size, false);
 		(void)qcow2_check(bd, &r, NULL, NULL);
 		blkdev_close(bd);
 	}
-	if (qcow2_open(&bd, path, 0, 0, err, sizeof(err)) == 0) {
+	if (qcow2_open(&bd, path, 0, NULL, err, sizeof(err)) == 0) {
 		fuzz_qcow2_poke(bd, data, size, true);
 		blkdev_close(bd);
 	}

@@ -690,3 +690,49 @@ Test(qcow2, threads_on_disjoint_regions)
 	free(ref);
 	free(back);
 }
+
+/* --- image locks: ours and QEMU's see each other --- */
+
+Test(qcow2, image_locks)
+{
+	struct blkdev *a, *b, *o;
+	char img[512], raw[512], over[512], e[512];
+
+	snprintf(img, sizeof(img), "%s/l.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/l.raw", dir);
+	snprintf(over, sizeof(over), "%s/lo.qcow2", dir);
+	cr_assert_eq(qcow2_create(img, 1 << 20, NULL, e, sizeof(e)), 0);
+	cr_assert_eq(raw_create(raw, 1 << 20, e, sizeof(e)), 0);
+	cr_assert_eq(blkdev_open(&a, img, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(blkdev_open(&b, img, NULL, 0, e, sizeof(e)), -EBUSY);
+	cr_assert_not_null(strstr(e, img), "%s", e);
+	cr_assert_eq(blkdev_open(&b, img, NULL, BLKDEV_RDONLY, e, sizeof(e)),
+	    -EBUSY);
+	cr_assert_not_null(strstr(e, "being written"), "%s", e);
+	cr_assert_eq(blkdev_open(&b, img, NULL, BLKDEV_RDONLY | BLKDEV_NOLOCK, e,
+	    sizeof(e)), 0, "%s", e);
+	blkdev_close(b);
+	/* qemu refuses an image we write, and we one that qemu writes */
+	cr_assert_neq(sh("qemu-io -r -c 'read 0 512' %s >/dev/null 2>&1", img),
+	    0);
+	cr_assert_eq(sh("qemu-io -r -U -c 'read 0 512' %s >/dev/null 2>&1", img),
+	    0);
+	blkdev_close(a);
+	cr_assert_eq(sh("(qemu-io -c 'sleep 1500' %s >/dev/null 2>&1 &) ; "
+	    "sleep 0.5", raw), 0);
+	cr_assert_eq(blkdev_open(&a, raw, "raw", 0, e, sizeof(e)), -EBUSY);
+	cr_assert_eq(sh("sleep 1.5"), 0);
+	cr_assert_eq(blkdev_open(&a, raw, "raw", 0, e, sizeof(e)), 0, "%s", e);
+	blkdev_close(a);
+	/* readers share; a base under an overlay cannot be written */
+	cr_assert_eq(blkdev_open(&a, img, NULL, BLKDEV_RDONLY, e, sizeof(e)), 0);
+	cr_assert_eq(blkdev_open(&b, img, NULL, BLKDEV_RDONLY, e, sizeof(e)), 0);
+	blkdev_close(a);
+	blkdev_close(b);
+	cr_assert_eq(sh("cd %s && qemu-img create -q -f qcow2 -b l.qcow2 -F "
+	    "qcow2 lo.qcow2", dir), 0);
+	cr_assert_eq(blkdev_open(&o, over, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(blkdev_open(&a, img, NULL, 0, e, sizeof(e)), -EBUSY);
+	cr_assert_not_null(strstr(e, "does not allow writers"), "%s", e);
+	blkdev_close(o);
+}
