@@ -74,29 +74,24 @@ Test(console, output_never_blocks_on_a_full_pipe)
 	close(p[1]);
 }
 
-Test(console, no_raw_mode_when_not_a_tty)
+static int
+open_pty(int *master)
 {
-	int p[2];
-	struct console *c;
-
-	cr_assert_eq(pipe(p), 0);
-	c = console_new(NULL, p[0], -1);
-	cr_assert_not_null(c);
-	console_free(c);
-	close(p[0]);
-	close(p[1]);
-}
-
-Test(console, raw_mode_on_a_tty_and_restored)
-{
-	int m = posix_openpt(O_RDWR | O_NOCTTY), s;
-	struct termios t;
-	struct console *c;
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
 
 	cr_assert_geq(m, 0);
 	cr_assert_eq(grantpt(m), 0);
 	cr_assert_eq(unlockpt(m), 0);
-	s = open(ptsname(m), O_RDWR | O_NOCTTY);
+	*master = m;
+	return open(ptsname(m), O_RDWR | O_NOCTTY);
+}
+
+Test(console, raw_mode_on_a_tty_and_restored)
+{
+	int m, s = open_pty(&m);
+	struct termios t;
+	struct console *c;
+
 	cr_assert_geq(s, 0);
 	tcgetattr(s, &t);
 	cr_assert(t.c_lflag & ICANON);
@@ -107,6 +102,36 @@ Test(console, raw_mode_on_a_tty_and_restored)
 	tcgetattr(s, &t);
 	cr_assert(t.c_lflag & ICANON, "restored");
 	cr_assert(t.c_lflag & ECHO);
+	close(s);
+	close(m);
+}
+
+Test(console, no_raw_mode_when_not_a_tty)
+{
+	int p[2], m, s = open_pty(&m);
+	struct console *c1, *c2;
+	struct termios t, before;
+
+	/* A pipe console must not take the process's one raw-mode slot
+	 * (nor fail): a TTY console made next still goes raw. */
+	cr_assert_eq(pipe(p), 0);
+	tcgetattr(s, &before);
+	c1 = console_new(NULL, p[0], -1);
+	cr_assert_not_null(c1);
+	tcgetattr(s, &t);
+	cr_assert(t.c_lflag == before.c_lflag && t.c_iflag == before.c_iflag &&
+	    t.c_oflag == before.c_oflag, "pty untouched");
+	c2 = console_new(NULL, s, -1);
+	cr_assert_not_null(c2);
+	tcgetattr(s, &t);
+	cr_assert_eq(t.c_lflag & ICANON, 0);
+	console_free(c1);
+	tcgetattr(s, &t);
+	cr_assert_eq(t.c_lflag & ICANON, 0, "freeing the pipe console "
+	    "does not restore someone else's terminal");
+	console_free(c2);
+	close(p[0]);
+	close(p[1]);
 	close(s);
 	close(m);
 }
