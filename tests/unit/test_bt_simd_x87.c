@@ -133,3 +133,123 @@ X87_TEST(dc, 0xdc, 30)
 X87_TEST(dd, 0xdd, 30)
 X87_TEST(de, 0xde, 30)
 X87_TEST(df, 0xdf, 30)
+
+/* FNSTENV/FLDENV/FNSAVE/FRSTOR in their 16-bit (66 prefix) layouts. */
+Test(bt_simd_x87, env_16bit)
+{
+	static const uint8_t f[4][2] = { { 0xd9, 4 }, { 0xd9, 6 },
+					 { 0xdd, 4 }, { 0xdd, 6 } };
+	struct tstate in;
+	int fails = 0;
+
+	h_init();
+	h_seed(0x8716);
+	for (int i = 0; i < 4; i++) {
+		struct simd_op op = { .map = SIMD_MAP_X87, .opcode = f[i][0],
+				      .mod = 0, .reg = f[i][1], .op_size = 2 };
+		struct simd_mem m;
+
+		cr_assert_eq(simd_decode(&op, &m), 0);
+		cr_expect_eq(m.size, f[i][0] == 0xd9 ? 14 : 94);
+		for (int k = 0; k < h_iters(60); k++) {
+			x87_state(&in);
+			if (!h_check(&op, &in, 0x8d5, 0x8716) && ++fails > 4)
+				break;
+		}
+	}
+	cr_assert_eq(fails, 0);
+}
+
+static struct cpu_fpu x87_fpu;
+static uint64_t x87_gpr[16], x87_fl = 2;
+
+static struct simd_ctx
+x87_ctx(uint64_t cr0, uint16_t fcw, uint16_t fsw)
+{
+	memset(&x87_fpu, 0, sizeof(x87_fpu));
+	memcpy(x87_fpu.fxsave, &fcw, 2);
+	memcpy(x87_fpu.fxsave + 2, &fsw, 2);
+	x87_fpu.fxsave[24] = 0x80;
+	x87_fpu.fxsave[25] = 0x1f;
+	return (struct simd_ctx){ .fpu = &x87_fpu, .gpr = x87_gpr,
+				  .rflags = &x87_fl, .cr0 = cr0,
+				  .cr4 = CR4_OSFXSR, .fpu_ip = 0x1234,
+				  .fpu_dp = 0x5678 };
+}
+
+Test(bt_simd_x87, fault_classes)
+{
+	uint64_t cr0 = CR0_PE | CR0_NE | CR0_ET | CR0_MP;
+	struct simd_op fld1 = { .map = SIMD_MAP_X87, .opcode = 0xd9, .mod = 3,
+				.reg = 5, .rm = 0 };
+	struct simd_op fnclex = { .map = SIMD_MAP_X87, .opcode = 0xdb,
+				  .mod = 3, .reg = 4, .rm = 2 };
+	struct simd_op fwait = { .map = SIMD_MAP_X87, .opcode = 0x9b };
+	struct simd_mem m;
+	uint8_t mem[512] = { 0 };
+	struct simd_ctx c;
+
+	cr_assert_eq(simd_decode(&fwait, &m), 0);
+	c = x87_ctx(cr0 | CR0_TS, 0x37f, 0);
+	cr_expect_eq(simd_exec(&c, &fld1, mem), 7, "TS: #NM");
+	cr_expect_eq(simd_exec(&c, &fwait, mem), 7, "WAIT with TS+MP: #NM");
+	c.cr0 = cr0 | CR0_EM;
+	cr_expect_eq(simd_exec(&c, &fld1, mem), 7, "EM: #NM for x87");
+	cr_expect_eq(simd_exec(&c, &fwait, mem), 0, "WAIT ignores EM");
+	/* an unmasked pending exception: waiting forms raise #MF */
+	c = x87_ctx(cr0, 0x37e, 0x8081);
+	cr_expect_eq(simd_exec(&c, &fld1, mem), 16);
+	cr_expect_eq(simd_exec(&c, &fwait, mem), 16);
+	cr_expect_eq(x87_fpu.fxsave[4], 0, "nothing pushed");
+	cr_expect_eq(simd_exec(&c, &fnclex, mem), 0, "FNCLEX does not wait");
+	cr_expect_eq(simd_exec(&c, &fwait, mem), 0);
+	cr_expect_eq(simd_exec(&c, &fld1, mem), 0);
+}
+
+/* An unmasked exception is recorded and raised by the next instruction. */
+Test(bt_simd_x87, deferred_mf)
+{
+	struct simd_op fldz = { .map = SIMD_MAP_X87, .opcode = 0xd9, .mod = 3,
+				.reg = 5, .rm = 6 };
+	struct simd_op fld1 = { .map = SIMD_MAP_X87, .opcode = 0xd9, .mod = 3,
+				.reg = 5, .rm = 0 };
+	struct simd_op fdiv = { .map = SIMD_MAP_X87, .opcode = 0xd8, .mod = 3,
+				.reg = 6, .rm = 1 };	/* ST0 /= ST1 */
+	uint8_t mem[512] = { 0 };
+	struct simd_ctx c = x87_ctx(CR0_PE | CR0_NE | CR0_MP,
+				    0x37f & ~4, 0);	/* ZE unmasked */
+	uint16_t fsw;
+
+	cr_assert_eq(simd_exec(&c, &fldz, mem), 0);
+	cr_assert_eq(simd_exec(&c, &fld1, mem), 0);
+	cr_assert_eq(simd_exec(&c, &fdiv, mem), 0, "1/0: no fault yet");
+	memcpy(&fsw, x87_fpu.fxsave + 2, 2);
+	cr_expect(fsw & 4, "ZE");
+	cr_expect(fsw & 0x8080, "ES and B");
+	cr_expect_eq(x87_fpu.fxsave[32 + 9], 0x3f, "ST0 still 1.0");
+	cr_expect_eq(simd_exec(&c, &fld1, mem), 16, "the next one: #MF");
+}
+
+/* FIP/FDP/FOP come from the context of the last non-control instruction. */
+Test(bt_simd_x87, fip_fdp_fop)
+{
+	struct simd_op fadd = { .map = SIMD_MAP_X87, .opcode = 0xdc, .mod = 0,
+				.reg = 0, .rm = 5 };
+	struct simd_op fnstenv = { .map = SIMD_MAP_X87, .opcode = 0xd9,
+				   .mod = 0, .reg = 6, .op_size = 4 };
+	uint8_t mem[512] = { 0 };
+	struct simd_ctx c = x87_ctx(CR0_PE | CR0_NE | CR0_MP, 0x37f, 0);
+	uint32_t v;
+
+	cr_assert_eq(simd_exec(&c, &fadd, mem), 0);
+	c.fpu_ip = 0x9999;		/* FNSTENV is a control instruction */
+	c.fpu_dp = 0x8888;
+	cr_assert_eq(simd_exec(&c, &fnstenv, mem), 0);
+	memcpy(&v, mem + 12, 4);
+	cr_expect_eq(v, 0x1234, "FIP");
+	memcpy(&v, mem + 20, 4);
+	cr_expect_eq(v, 0x5678, "FDP");
+	memcpy(&v, mem + 16, 4);
+	cr_expect_eq(v >> 16, 0x405, "FOP = DC 05");
+	cr_expect_eq(x87_fpu.fxsave[0] & 0x3f, 0x3f, "FNSTENV masks all");
+}
