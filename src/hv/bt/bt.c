@@ -101,10 +101,9 @@ bt_vcpu_fini(struct vcpu *vcpu)
 
 	if (c == NULL)
 		return;
-	log_debug("vcpu %d: %llu instructions in %llu blocks, stopped at "
+	log_debug("vcpu %d: %llu instructions, stopped at "
 	    "%04x:%#llx (mode %u, cr0 %#llx, rsp %#llx, rflags %#llx)",
-	    vcpu->id, (unsigned long long)c->ninsns,
-	    (unsigned long long)c->nblocks, c->seg[SEG_CS].sel,
+	    vcpu->id, (unsigned long long)c->ninsns, c->seg[SEG_CS].sel,
 	    (unsigned long long)c->rip, c->mode, (unsigned long long)c->cr0,
 	    (unsigned long long)c->gpr[R_RSP],
 	    (unsigned long long)bt_flags_get(c));

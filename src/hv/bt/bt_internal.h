@@ -510,11 +510,37 @@ void bt_tc_fini(struct bt_cpu *c);
 void bt_tc_flush(struct bt_cpu *c);
 /* The block at CS:RIP (decoded on first use); may raise #PF. */
 struct bt_block *bt_tc_lookup(struct bt_cpu *c);
-void bt_tc_run(struct bt_cpu *c, struct bt_block *b);
 /* Still current (no store hit its pages since it was decoded)? */
 bool bt_tc_valid(struct bt_cpu *c, const struct bt_block *b);
 /* Execute exactly one instruction without caching it. */
 void bt_tc_step(struct bt_cpu *c);
+
+/* Run one block from its first instruction (inline: it is the inner
+ * loop of the whole CPU). */
+static inline void
+bt_tc_run(struct bt_cpu *c, struct bt_block *b)
+{
+	const struct bt_insn *i = b->insn, *end = b->insn + b->ninsn;
+	uint64_t ipmask = b->mode == BT_M64 ? ~0ull : b->mode == BT_M32 ?
+	    0xffffffffull : 0xffffull;
+	bool shadow = c->shadow;
+
+	c->cur = b;
+	for (; i < end; i++) {
+		c->npc = (c->rip + i->len) & ipmask;
+		i->fn(c, i);
+		c->rip = c->npc;
+		if (unlikely(c->brk)) {
+			c->brk = 0;
+			i++;
+			break;
+		}
+	}
+	c->ninsns += (uint64_t)(i - b->insn);
+	c->cur = NULL;
+	if (unlikely(shadow))
+		c->shadow = 0;
+}
 
 /* I/O through the VMM's exit path. */
 uint64_t bt_pio_in(struct bt_cpu *c, uint16_t port, unsigned sz);

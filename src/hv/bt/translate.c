@@ -190,33 +190,6 @@ bt_tc_lookup(struct bt_cpu *c)
 	return tc_translate(c, lin, gpa);
 }
 
-/* Run one block from its first instruction. */
-void
-bt_tc_run(struct bt_cpu *c, struct bt_block *b)
-{
-	const struct bt_insn *i = b->insn, *end = b->insn + b->ninsn;
-	uint64_t ipmask = b->mode == BT_M64 ? ~0ull : b->mode == BT_M32 ?
-	    0xffffffffull : 0xffffull;
-	bool shadow = c->shadow;
-
-	c->cur = b;
-	for (; i < end; i++) {
-		c->npc = (c->rip + i->len) & ipmask;
-		i->fn(c, i);
-		c->rip = c->npc;
-		if (unlikely(c->brk)) {
-			c->brk = 0;
-			i++;
-			break;
-		}
-	}
-	c->ninsns += (uint64_t)(i - b->insn);
-	c->nblocks++;
-	c->cur = NULL;
-	if (shadow)
-		c->shadow = 0;
-}
-
 /* Execute one instruction at CS:RIP without caching it (KVM assist). */
 void
 bt_tc_step(struct bt_cpu *c)
