@@ -390,7 +390,8 @@ mc146818_io(struct vcpu *vcpu, uint64_t off, uint8_t *data, unsigned len,
 		data[i] = 0xff;
 }
 
-/* Memory sizes where SeaBIOS and older loaders look for them. */
+/* Memory sizes and equipment where SeaBIOS and older loaders look.
+ * XXX boot order (0x38, 0x3d) waits for firmware boot. */
 static void
 mc146818_set_memory(struct mc146818 *r, const struct vm *vm)
 {
@@ -398,6 +399,7 @@ mc146818_set_memory(struct mc146818 *r, const struct vm *vm)
 	uint64_t low = ram < GPA_LOW_RAM_END ? ram : GPA_LOW_RAM_END;
 	uint64_t kb, v;
 
+	r->cmos[0x14] = 0x06;		/* equipment: FPU, PS/2 mouse */
 	r->cmos[0x15] = 640 & 0xff;	/* base memory, KiB */
 	r->cmos[0x16] = 640 >> 8;
 	kb = low > (1 << 20) ? (low >> 10) - 1024 : 0;	/* 1 MiB .. 64 MiB */

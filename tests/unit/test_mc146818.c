@@ -206,6 +206,7 @@ Test(rtc, memory_sizes_and_nmi_bit)
 	cr_assert_eq(above4g, (3u << 30) >> 16);
 	cr_assert_eq(cmos(0x15) | cmos(0x16) << 8, 640);
 	cr_assert_eq(cmos(0x5f), 3);
+	cr_assert_eq(cmos(0x14), 0x06, "equipment byte as QEMU's pc");
 	/* Bit 7 of the index is the NMI mask, not part of the index. */
 	fake_out(vm, 0x70, 1, 0x80 | 0x40);
 	fake_out(vm, 0x71, 1, 0xa5);
