@@ -36,6 +36,7 @@ static const char vmfs_cli_vm_usage[] =
     "  vm create NAME [--memory SIZE] [--cpus N] [--kernel FILE]\n"
     "                 [--initrd FILE] [--append CMDLINE] [--accel kvm|bt|auto]\n"
     "                 [--disk FILE[,format=raw|qcow2][,readonly=on]]...\n"
+    "                 [--new-disk SIZE]...  (a new qcow2 in the VM's directory)\n"
     "                 [--nic PORTGROUP[,mac=XX:XX:XX:XX:XX:XX]]... [--vnc ADDR]\n"
     "  vm list\n"
     "  vm show NAME\n"
@@ -210,8 +211,38 @@ vmfs_cli_disk_opt(struct vm_config *c, const char *arg)
 	return 0;
 }
 
+/* Disks `vm create --new-disk SIZE` makes in the VM's directory. */
+struct vmfs_cli_new {
+	int n;
+	int idx[VMCFG_MAX_DISKS];
+	uint64_t size[VMCFG_MAX_DISKS];
+};
+
 static int
-vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c)
+vmfs_cli_new_disk(struct vm_config *c, struct vmfs_cli_new *nd,
+    const char *arg)
+{
+	uint64_t size;
+
+	if (c->ndisks >= VMCFG_MAX_DISKS || vmfs_cli_size(arg, 1, &size) < 0 ||
+	    size == 0) {
+		log_warnx("--new-disk: expected a size like 10G (at most %d "
+		    "disks)", VMCFG_MAX_DISKS);
+		return -EINVAL;
+	}
+	nd->idx[nd->n] = c->ndisks;
+	nd->size[nd->n++] = size;
+	memset(&c->disks[c->ndisks], 0, sizeof(c->disks[0]));
+	/* its path once the name is known: vmfs_cli_make_disks */
+	snprintf(c->disks[c->ndisks].format, sizeof(c->disks[0].format),
+	    "qcow2");
+	c->ndisks++;
+	return 0;
+}
+
+static int
+vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c,
+    struct vmfs_cli_new *nd)
 {
 	static const struct option opts[] = {
 		{ "memory", required_argument, NULL, 'm' },
@@ -221,6 +252,7 @@ vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c)
 		{ "append", required_argument, NULL, 'a' },
 		{ "accel", required_argument, NULL, 'A' },
 		{ "disk", required_argument, NULL, 'd' },
+		{ "new-disk", required_argument, NULL, 'N' },
 		{ "nic", required_argument, NULL, 'n' },
 		{ "vnc", required_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 }
@@ -270,6 +302,10 @@ vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c)
 			if (vmfs_cli_disk_opt(c, optarg) < 0)
 				return -EINVAL;
 			break;
+		case 'N':
+			if (vmfs_cli_new_disk(c, nd, optarg) < 0)
+				return -EINVAL;
+			break;
 		case 'n':
 			if (c->nnics >= VMCFG_MAX_NICS ||
 			    vmfs_cli_nic(optarg, &c->nics[c->nnics]) < 0) {
@@ -306,21 +342,45 @@ vmfs_cli_mkdir_p(const char *path)
 	return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
+static int vmfs_cli_rmtree(const char *dir);
+
+/* The new disks, after the VM's directory exists. */
+static int
+vmfs_cli_make_disks(const char *dir, const char *name, struct vm_config *c,
+    const struct vmfs_cli_new *nd)
+{
+	char path[PATH_MAX + 4096], err[1024];
+	int i;
+
+	for (i = 0; i < nd->n; i++) {
+		snprintf(c->disks[nd->idx[i]].path, sizeof(c->disks[0].path),
+		    "%s-disk%d.qcow2", name, nd->idx[i]);
+		snprintf(path, sizeof(path), "%s/%s", dir,
+		    c->disks[nd->idx[i]].path);
+		if (qcow2_create(path, nd->size[i], NULL, err, sizeof(err)) < 0) {
+			log_warnx("%s", err);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 static int
 vmfs_cli_create(const char *ds, int argc, char **argv)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 64];
 	struct vmx_doc doc = { 0 };
+	struct vmfs_cli_new nd = { 0 };
 	struct vm_config c;
 	const char *name;
 	int ret;
 
 	vm_config_defaults(&c);
-	if (vmfs_cli_create_opts(argc, argv, &c) < 0) {
+	if (vmfs_cli_create_opts(argc, argv, &c, &nd) < 0) {
 		fputs(vmfs_cli_vm_usage, stderr);
 		return VMFS_CLI_USAGE;
 	}
-	name = argv[argc - 1];
+	name = argv[argc - 1];	/* getopt_long moved it last */
 	if (vmfs_name_valid(name) < 0) {
 		log_warnx("'%s' is not a valid VM name (1-63 characters, no '/', "
 		    "not starting with '.' or '-')", name);
@@ -341,12 +401,13 @@ vmfs_cli_create(const char *ds, int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/%s.vmx", dir, name);
 	vmx_set(&doc, "x-created-by", "termvisor vm create");
-	if ((ret = vmx_from_config(&doc, &c)) == 0)
-		ret = vmx_save(&doc, path);
+	if ((ret = vmfs_cli_make_disks(dir, name, &c, &nd)) == 0 &&
+	    (ret = vmx_from_config(&doc, &c)) == 0 &&
+	    (ret = vmx_save(&doc, path)) < 0)
+		log_warnx("%s: %s", path, strerror(-ret));
 	vmx_free(&doc);
 	if (ret < 0) {
-		log_warnx("%s: %s", path, strerror(-ret));
-		rmdir(dir);
+		vmfs_cli_rmtree(dir);
 		return VMFS_CLI_FAIL;
 	}
 	printf("created VM '%s' in %s\n", name, dir);
@@ -399,12 +460,20 @@ vmfs_cli_list(const char *ds)
 	printf("%-24s %10s %5s %5s  %s\n", "NAME", "MEMORY", "CPUS", "DISKS",
 	    "STATE");
 	for (i = 0; i < n; i++) {
-		if (vmfs_vm_dir(ds, names[i], dir, sizeof(dir)) == 0 &&
-		    vmfs_load_vm(ds, names[i], &c) == 0) {
-			vmfs_cli_state(dir, st, sizeof(st));
+		snprintf(st, sizeof(st), "%s/%s/%s.vmx", ds, names[i], names[i]);
+		if (access(st, F_OK) < 0 ||
+		    vmfs_vm_dir(ds, names[i], dir, sizeof(dir)) < 0) {
+			free(names[i]);
+			continue;	/* not a VM directory */
+		}
+		vmfs_cli_state(dir, st, sizeof(st));
+		if (vmfs_load_vm(ds, names[i], &c) == 0) {
 			vmfs_cli_human(c.memory, mem, sizeof(mem));
 			printf("%-24s %10s %5d %5d  %s\n", names[i], mem, c.cpus,
 			    c.ndisks, st);
+		} else {
+			printf("%-24s %10s %5s %5s  %s, bad config (see above)\n",
+			    names[i], "-", "-", "-", st);
 		}
 		free(names[i]);
 	}
@@ -534,6 +603,21 @@ vmfs_cli_rm_entry(const char *path, const struct stat *st, int type,
 	    strcmp(base, "lease") == 0))
 		return 0;
 	return (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1 : 0;
+}
+
+/* Remove dir and what it holds (no symlinks followed). */
+static int
+vmfs_cli_rmtree(const char *dir)
+{
+	char path[PATH_MAX + 16];
+
+	if (nftw(dir, vmfs_cli_rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		return -errno;
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/lease", dir);
+	unlink(path);
+	return rmdir(dir) < 0 ? -errno : 0;
 }
 
 static int

@@ -234,3 +234,22 @@ Test(cli, disk_commands)
 	cr_assert_eq(run(vmfs_cli_disk, "create %s/x 1Q", dir), 2);
 	cr_assert_eq(run(vmfs_cli_disk, "snapshot /no/such %s/y", dir), 1);
 }
+
+Test(cli, create_with_new_disks)
+{
+	char path[600], cmd[2400];
+
+	cr_assert_eq(run(vmfs_cli_vm, "create nd --new-disk 1G --memory 256 "
+	    "--new-disk 64M"), 0, "%s", out);
+	snprintf(path, sizeof(path), "%s/nd/nd.vmx", ds);
+	snprintf(cmd, sizeof(cmd), "grep -q 'disk0.path = \"nd-disk0.qcow2\"' %s "
+	    "&& grep -q 'disk1.format = \"qcow2\"' %s && qemu-img check -q "
+	    "%s/nd/nd-disk0.qcow2 && qemu-img info %s/nd/nd-disk1.qcow2 | "
+	    "grep -q 'virtual size: 64 MiB'", path, path, ds, ds);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(run(vmfs_cli_vm, "show nd"), 0);
+	snprintf(path, sizeof(path), "%s/nd/nd-disk0.qcow2 (qcow2)", ds);
+	cr_assert_not_null(strstr(out, path), "%s", out);
+	cr_assert_eq(run(vmfs_cli_vm, "rm nd"), 0, "%s", out);
+	cr_assert_eq(run(vmfs_cli_vm, "create nd2 --new-disk 0"), 2);
+}
