@@ -344,6 +344,10 @@ vmfs_cli_mkdir_p(const char *path)
 
 static int vmfs_cli_rmtree(const char *dir);
 
+static const char vmfs_cli_vmx_head[] =
+    "# Made by `termvisor vm create`; edit by hand or with `termvisor vm set`.\n"
+    "# The keys are described in termvisor.vmx(5).\n";
+
 /* The new disks, after the VM's directory exists. */
 static int
 vmfs_cli_make_disks(const char *dir, const char *name, struct vm_config *c,
@@ -400,8 +404,9 @@ vmfs_cli_create(const char *ds, int argc, char **argv)
 		return VMFS_CLI_FAIL;
 	}
 	snprintf(path, sizeof(path), "%s/%s.vmx", dir, name);
-	vmx_set(&doc, "x-created-by", "termvisor vm create");
-	if ((ret = vmfs_cli_make_disks(dir, name, &c, &nd)) == 0 &&
+	if ((ret = vmx_parse(&doc, path, vmfs_cli_vmx_head,
+	    strlen(vmfs_cli_vmx_head), NULL, 0)) == 0 &&
+	    (ret = vmfs_cli_make_disks(dir, name, &c, &nd)) == 0 &&
 	    (ret = vmx_from_config(&doc, &c)) == 0 &&
 	    (ret = vmx_save(&doc, path)) < 0)
 		log_warnx("%s: %s", path, strerror(-ret));
