@@ -386,7 +386,6 @@ h_check(const struct simd_op *op, const struct tstate *in,
 		/* #XM: flags recorded, everything else as it was */
 		nat = *in;
 		nat.gpr[7] = emu.gpr[7];
-		memcpy(nat.fx, fpu.fxsave, 512);
 		memcpy(nat.fx + 24, (const void *)&h_trap_mxcsr, 4);
 		/*
 		 * With underflow/overflow unmasked, PE depends on exactness
@@ -397,7 +396,6 @@ h_check(const struct simd_op *op, const struct tstate *in,
 			nat.fx[24] &= ~0x20;
 			fpu.fxsave[24] &= ~0x20;
 		}
-		memcpy(nat.fx + 160, in->fx + 160, 256);
 		if (vec != 19) {
 			fprintf(stderr, "  native #XM, simd_exec returned %d\n",
 				vec);

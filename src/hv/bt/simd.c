@@ -21,19 +21,29 @@
 enum simd_group { SIMD_G_NONE, SIMD_G_INT, SIMD_G_SSE, SIMD_G_STATE };
 
 /* Owner of each 0F opcode; the group files refine by prefix and ModRM. */
+static const uint8_t simd_group_tab[256] = {
+	[0x10 ... 0x17] = SIMD_G_SSE,
+	[0x28 ... 0x2f] = SIMD_G_SSE,
+	[0x50 ... 0x5f] = SIMD_G_SSE,
+	[0x60 ... 0x76] = SIMD_G_INT,
+	[0x77] = SIMD_G_STATE,
+	[0x78 ... 0x7b] = SIMD_G_INT,
+	[0x7c ... 0x7d] = SIMD_G_SSE,
+	[0x7e ... 0x7f] = SIMD_G_INT,
+	[0xae] = SIMD_G_STATE,
+	[0xc2] = SIMD_G_SSE,
+	[0xc4 ... 0xc5] = SIMD_G_INT,
+	[0xc6] = SIMD_G_SSE,
+	[0xd0] = SIMD_G_SSE,
+	[0xd1 ... 0xe5] = SIMD_G_INT,
+	[0xe6] = SIMD_G_SSE,
+	[0xe7 ... 0xfe] = SIMD_G_INT,
+};
+
 static uint8_t
 simd_group_0f(uint8_t opc)
 {
-	if (opc == 0x77 || opc == 0xae)
-		return SIMD_G_STATE;
-	if ((opc >= 0x10 && opc <= 0x17) || (opc >= 0x28 && opc <= 0x2f) ||
-	    (opc >= 0x50 && opc <= 0x5f) || opc == 0x7c || opc == 0x7d ||
-	    opc == 0xc2 || opc == 0xc6 || opc == 0xd0 || opc == 0xe6)
-		return SIMD_G_SSE;
-	if ((opc >= 0x60 && opc <= 0x7f) || opc == 0xc4 || opc == 0xc5 ||
-	    (opc >= 0xd1 && opc <= 0xfe))
-		return SIMD_G_INT;
-	return SIMD_G_NONE;
+	return simd_group_tab[opc];
 }
 
 int

@@ -176,6 +176,15 @@ simd_mmx_enter(struct simd_ctx *c)
 	fx[FX_FTW] = 0xff;
 }
 
+/* MMi before entering MMX: physical Ri, at slot (i - TOP) & 7. */
+static inline uint64_t
+simd_mm_peek(const struct simd_ctx *c, unsigned i)
+{
+	unsigned top = (simd_fsw(c) >> FSW_TOP_SHIFT) & 7;
+
+	return simd_ld64(c->fpu->fxsave + FX_ST((i - top) & 7));
+}
+
 static inline uint64_t
 simd_mm_get(const struct simd_ctx *c, unsigned i)
 {

@@ -494,8 +494,7 @@ simd_sse_cvt_mmx(struct simd_ctx *c, const struct simd_op *op,
 		if (op->mod == 3) {
 			if ((v = simd_check_mmx(c)) != 0)
 				return v;
-			simd_mmx_enter(c);
-			s.q[0] = simd_mm_get(c, op->rm);
+			s.q[0] = simd_mm_peek(c, op->rm);
 		} else {
 			s.q[0] = simd_ld64(mem);
 		}
@@ -503,6 +502,8 @@ simd_sse_cvt_mmx(struct simd_ctx *c, const struct simd_op *op,
 		fn = pd ? simd_sse_h_cvtdq2pd : simd_sse_h_cvtdq2ps;
 		if ((v = simd_sse_run(c, fn, &d, &s)) != 0)
 			return v;
+		if (op->mod == 3)	/* only once nothing can fault */
+			simd_mmx_enter(c);
 		if (pd)
 			memcpy(simd_xmm(c, op->reg), d.b, 16);
 		else

@@ -309,6 +309,69 @@ simd_sse2_int_arith(union simd_vec *r, const union simd_vec *s, int n,
 	}
 }
 
+typedef uint8_t simd_vu8 __attribute__((vector_size(16)));
+typedef int8_t simd_vs8 __attribute__((vector_size(16)));
+typedef uint16_t simd_vu16 __attribute__((vector_size(16)));
+typedef int16_t simd_vs16 __attribute__((vector_size(16)));
+typedef uint32_t simd_vu32 __attribute__((vector_size(16)));
+typedef int32_t simd_vs32 __attribute__((vector_size(16)));
+typedef uint64_t simd_vu64 __attribute__((vector_size(16)));
+
+#define SIMD_V(type, expr)						\
+	do {								\
+		type a_, b_, r_;					\
+									\
+		memcpy(&a_, r->b, 16);					\
+		memcpy(&b_, s->b, 16);					\
+		r_ = (type)(expr);					\
+		memcpy(r->b, &r_, 16);					\
+	} while (0)
+
+/*
+ * The operations glibc's string functions run in their inner loops, as
+ * whole-vector expressions (the compiler emits one host instruction for
+ * most); an MMX operand just has a zero upper half.  false: not here.
+ */
+static bool
+simd_sse2_int_fast(union simd_vec *r, const union simd_vec *s, uint8_t o)
+{
+	switch (o) {
+	case 0x74: SIMD_V(simd_vu8, a_ == b_); return true;
+	case 0x75: SIMD_V(simd_vu16, a_ == b_); return true;
+	case 0x76: SIMD_V(simd_vu32, a_ == b_); return true;
+	case 0x64: SIMD_V(simd_vs8, a_ > b_); return true;
+	case 0x65: SIMD_V(simd_vs16, a_ > b_); return true;
+	case 0x66: SIMD_V(simd_vs32, a_ > b_); return true;
+	case 0xdb: SIMD_V(simd_vu64, a_ & b_); return true;
+	case 0xdf: SIMD_V(simd_vu64, ~a_ & b_); return true;
+	case 0xeb: SIMD_V(simd_vu64, a_ | b_); return true;
+	case 0xef: SIMD_V(simd_vu64, a_ ^ b_); return true;
+	case 0xfc: SIMD_V(simd_vu8, a_ + b_); return true;
+	case 0xfd: SIMD_V(simd_vu16, a_ + b_); return true;
+	case 0xfe: SIMD_V(simd_vu32, a_ + b_); return true;
+	case 0xd4: SIMD_V(simd_vu64, a_ + b_); return true;
+	case 0xf8: SIMD_V(simd_vu8, a_ - b_); return true;
+	case 0xf9: SIMD_V(simd_vu16, a_ - b_); return true;
+	case 0xfa: SIMD_V(simd_vu32, a_ - b_); return true;
+	case 0xfb: SIMD_V(simd_vu64, a_ - b_); return true;
+	case 0xda:
+		SIMD_V(simd_vu8, (a_ & (simd_vu8)(a_ < b_)) |
+				 (b_ & ~(simd_vu8)(a_ < b_)));
+		return true;
+	case 0xde:
+		SIMD_V(simd_vu8, (a_ & (simd_vu8)(a_ > b_)) |
+				 (b_ & ~(simd_vu8)(a_ > b_)));
+		return true;
+	case 0xea:
+		SIMD_V(simd_vs16, (a_ & (a_ < b_)) | (b_ & ~(a_ < b_)));
+		return true;
+	case 0xee:
+		SIMD_V(simd_vs16, (a_ & (a_ > b_)) | (b_ & ~(a_ > b_)));
+		return true;
+	}
+	return false;
+}
+
 /* Every "op reg, reg/mem" of the family: r = d op s on n bytes. */
 static void
 simd_sse2_int_binop(union simd_vec *r, const union simd_vec *s, int n,
@@ -337,7 +400,8 @@ simd_sse2_int_binop(union simd_vec *r, const union simd_vec *s, int n,
 	case 0xf2: simd_sse2_int_shift(r, n, 4, 2, s->q[0]); return;
 	case 0xf3: simd_sse2_int_shift(r, n, 8, 2, s->q[0]); return;
 	}
-	simd_sse2_int_arith(r, s, n, o);
+	if (!simd_sse2_int_fast(r, s, o))
+		simd_sse2_int_arith(r, s, n, o);
 }
 
 /* 0F 71-73: shift a register by imm8. */
