@@ -742,13 +742,17 @@ pci_assign_bars(struct vm *vm)
 
 /* --- the host bridge device --- */
 
+/* Every function on the bus back to power-on (a PCI reset reaches them
+ * all); pci_assign_bars() must run again before the guest starts. */
 static void
 pci_host_reset(void *state)
 {
 	struct pci_host *h = state;
 
 	h->addr = 0;
-	pci_dev_reset(&h->bridge);
+	for (int f = 0; f < PCI_SLOTS * 8; f++)
+		if (h->dev[f] != NULL)
+			pci_dev_reset(h->dev[f]);
 }
 
 static int

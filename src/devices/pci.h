@@ -8,8 +8,8 @@
  * A device embeds struct pci_dev, fills it with pci_dev_init(),
  * pci_dev_set_bar(), pci_cap_add() and pci_msix_init(), then calls
  * pci_register_device().  Its own snapshot function calls
- * pci_dev_snapshot() for the PCI part; its reset calls pci_dev_reset().
- * All calls with the device lock held.
+ * pci_dev_snapshot() for the PCI part (the host's reset already resets
+ * every function's PCI part).  All calls with the device lock held.
  *
  * Routing the lead's DSDT must match: slot S, pin P (1 = INTA) raises
  * GSI 16 + ((S + P - 1) % 4), level-triggered, active high (shared).
@@ -175,7 +175,8 @@ int pci_register_device(struct vm *vm, struct pci_dev *d, int slot);
  * what pci_msix_init() allocated (the device's fini calls this). */
 void pci_unregister_device(struct pci_dev *d);
 
-/* Power-on state: decoding off, BARs at 0, MSI-X off, INTx low. */
+/* Power-on state: decoding off, BARs at 0, MSI-X off, INTx low.  The
+ * host's reset (devices_reset) does this for every registered function. */
 void pci_dev_reset(struct pci_dev *d);
 /*
  * Save or load the PCI part of a device (inside its section).  Loading

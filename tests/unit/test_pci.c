@@ -304,11 +304,18 @@ Test(pci, assign_bars_like_firmware)
 	/* Already-assigned BARs are left where they are. */
 	cr_assert_eq(pci_assign_bars(vm), 0);
 	cr_assert_eq(cfg_rd(1, 0x10, 4) & ~0xfu, a0);
-	pci_dev_reset(&a);
+	/* The host's reset reaches every function (guest reboot). */
+	pci_host_ops.reset(fake_vm_device(vm, &pci_host_ops));
 	cr_assert_eq(cfg_rd(1, 0x04, 2), 0);
 	cr_assert_eq(cfg_rd(1, 0x10, 4), 0);
 	cr_assert_eq(cfg_rd(1, 0x18, 4), 0x0c, "type bits survive reset");
+	cr_assert_eq(cfg_rd(2, 0x10, 4), 0);
 	cr_assert_null(bus_lookup_name(vm->mmio, a0));
+	cr_assert_null(bus_lookup_name(vm->mmio, b0));
+	cr_assert_eq(cfg_rd(0, 0, 4), 0x00081b36, "identity survives");
+	cr_assert_eq(pci_assign_bars(vm), 0);
+	cr_assert_eq(fake_mmio_read(vm, (cfg_rd(1, 0x10, 4) & ~0xfu) + 8, 4),
+	    0xabcd0008, "reassigned after reset");
 }
 
 static int
