@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang mandoc cpio busybox-static
-libcriterion-dev libjansson-dev liburing-dev zlib1g-dev libncurses-dev
+libcriterion-dev libjansson-dev liburing-dev zlib1g-dev liblzma-dev libncurses-dev
 libvncserver-dev libpcap-dev qemu-system-x86 qemu-utils e2fsprogs
 dpkg-dev kmod"
 

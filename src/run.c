@@ -48,6 +48,9 @@ static const char run_usage[] =
 "  -d, --disk FILE[,format=raw|qcow2][,readonly=on]  add a disk (repeatable)\n"
 "      --datastore DIR   the datastore holding NAME\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
+"      --bzimage-entry   boot a bzImage through its own decompressor instead\n"
+"                        of unpacking it on the host (the default when its\n"
+"                        kernel has a PVH entry)\n"
 "      --debug-exit[=PORT]  isa-debug-exit device (default port 0xf4): a\n"
 "                        guest write of V exits with status (V<<1)|1\n"
 "  -v, --verbose         more messages (repeat for debug)\n"
@@ -131,7 +134,8 @@ int
 run_parse_args(int argc, char **argv, struct vm_config *cfg,
     struct run_args *a, char *err, size_t errlen)
 {
-	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT, OPT_DATASTORE };
+	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT, OPT_DATASTORE,
+	    OPT_BZIMAGE_ENTRY };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
@@ -143,6 +147,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "datastore", required_argument, NULL, OPT_DATASTORE },
+		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -230,6 +235,9 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_NO_REBOOT:
 			cfg->no_reboot = true;
 			break;
+		case OPT_BZIMAGE_ENTRY:
+			cfg->bzimage_entry = true;
+			break;
 		case OPT_DEBUG_EXIT:
 			cfg->debug_exit = true;
 			if (optarg != NULL) {
@@ -287,6 +295,7 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 		memcpy(vm->accel, cmd->accel, sizeof(vm->accel));
 	if (a->set & RUN_SET_NO_REBOOT)
 		vm->no_reboot = cmd->no_reboot;
+	vm->bzimage_entry |= cmd->bzimage_entry;
 	if (a->set & RUN_SET_DEBUG_EXIT) {
 		vm->debug_exit = cmd->debug_exit;
 		vm->debug_exit_port = cmd->debug_exit_port;

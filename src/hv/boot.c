@@ -384,6 +384,37 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 	return 0;
 }
 
+/*
+ * A bzImage whose vmlinux has a PVH note is unpacked on the host and
+ * entered there (see boot_unpack.c); any other goes through its own
+ * decompressor.
+ */
+static int
+boot_bzimage(struct vm *vm, const struct vm_config *cfg,
+    const struct boot_file *k, struct cpu_state *bsp, char *err, size_t n)
+{
+	struct boot_file elf;
+	size_t setup_size;
+	uint32_t entry;
+	int ver, r;
+
+	if ((ver = boot_linux_check(k, &setup_size, err, n)) < 0)
+		return ver;
+	if (strlen(cfg->append) > rd32(k->data + HDR_CMDLINE_SIZE))
+		return boot_err(err, n, -E2BIG, "command line of %zu bytes is "
+		    "longer than the kernel accepts (%u)", strlen(cfg->append),
+		    rd32(k->data + HDR_CMDLINE_SIZE));
+	if (cfg->bzimage_entry || boot_unpack(k, &elf) < 0)
+		return boot_linux(vm, cfg, k, bsp, err, n);
+	if (boot_pvh_entry(&elf, &entry) == 0) {
+		r = boot_load_pvh(vm, cfg, &elf, bsp, err, n);
+		boot_unmap_file(&elf);
+		return r;
+	}
+	boot_unmap_file(&elf);
+	return boot_linux(vm, cfg, k, bsp, err, n);
+}
+
 int
 boot_load(struct vm *vm, const struct vm_config *cfg, struct cpu_state *bsp,
     char *err, size_t errlen)
@@ -396,7 +427,7 @@ boot_load(struct vm *vm, const struct vm_config *cfg, struct cpu_state *bsp,
 	if ((r = boot_map_file(cfg->kernel, &k, "kernel", err, errlen)) < 0)
 		return r;
 	if (k.size >= 0x206 && rd32(k.data + HDR_MAGIC) == 0x53726448)
-		r = boot_linux(vm, cfg, &k, bsp, err, errlen);
+		r = boot_bzimage(vm, cfg, &k, bsp, err, errlen);
 	else if (boot_pvh_entry(&k, &entry) == 0)
 		r = boot_load_pvh(vm, cfg, &k, bsp, err, errlen);
 	else if (boot_multiboot_header(&k, &off) == 0)

@@ -73,6 +73,11 @@ int boot_multiboot_header(const struct boot_file *k, size_t *off);
  * RAM end) and above floor; *addr gets its address. */
 int boot_place_initrd(struct vm *vm, const struct boot_file *rd,
     uint64_t addr_max, uint64_t floor, uint64_t *addr, char *err, size_t n);
+/*
+ * Decompress a bzImage's payload on the host (cached); 0 with *elf the
+ * vmlinux ELF, -ENOTSUP when the payload's format is not one we unpack.
+ */
+int boot_unpack(const struct boot_file *k, struct boot_file *elf);
 /* Highest guest-physical RAM address below 4 GiB, exclusive. */
 uint64_t boot_low_ram_end(const struct vm *vm);
 

@@ -174,10 +174,10 @@ elf_load(struct vm *vm, const struct boot_file *k, uint64_t *end, char *err,
 		if (s.filesz > s.memsz || s.paddr < BOOT_HIGH_ADDR ||
 		    s.paddr + s.memsz < s.paddr ||
 		    (dst = vm_gpa_to_hva(vm, s.paddr, s.memsz)) == NULL)
-			return elf_err(err, n, -ENOMEM, "ELF segment %u "
-			    "[%#llx, +%#llx) is not inside guest RAM above "
-			    "1 MiB; raise --memory?", i,
-			    (unsigned long long)s.paddr,
+			return elf_err(err, n, -ENOMEM, "memory too small "
+			    "for the kernel: ELF segment %u [%#llx, +%#llx) "
+			    "is not inside guest RAM above 1 MiB; raise "
+			    "--memory", i, (unsigned long long)s.paddr,
 			    (unsigned long long)s.memsz);
 		memcpy(dst, k->data + s.offset, s.filesz);
 		memset(dst + s.filesz, 0, s.memsz - s.filesz);

@@ -33,6 +33,8 @@ struct vm_config {
 	char initrd[4096];
 	char append[4096];
 	bool no_reboot;
+	bool bzimage_entry;	/* run a bzImage's own decompressor rather
+				 * than unpacking it on the host */
 	bool debug_exit;	/* isa-debug-exit at port 0xf4 */
 	int debug_exit_port;
 	int ndisks;

@@ -64,6 +64,7 @@ Test(boot, debian_bzimage_64bit_entry)
 	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
 	snprintf(cfg.initrd, sizeof(cfg.initrd), "%s", guest_initrd);
 	snprintf(cfg.append, sizeof(cfg.append), "console=ttyS0 hello=1");
+	cfg.bzimage_entry = true;
 	cr_assert_eq(boot_load(vm, &cfg, &st, err, sizeof(err)), 0, "%s", err);
 	bp = vm_gpa_to_hva(vm, BOOT_ZEROPAGE_ADDR, 4096);
 	cr_assert_eq(rd32(bp + 0x202), 0x53726448, "setup header copied");
@@ -91,6 +92,49 @@ Test(boot, debian_bzimage_64bit_entry)
 	/* Identity map covers the kernel's entry point. */
 	cr_assert_eq(rd64(vm_gpa_to_hva(vm, BOOT_PML4_ADDR + 0x2000 +
 	    8 * (st.rip >> 21), 8)) & ~0xfffull, st.rip & ~0x1fffffull);
+	vm_destroy(vm);
+}
+
+/* By default the bzImage is unpacked on the host and entered via PVH. */
+Test(boot, debian_bzimage_unpacked_to_pvh)
+{
+	struct vm_config cfg;
+	struct cpu_state st;
+	struct boot_file k, elf;
+	struct vm *vm;
+	char err[256];
+	uint8_t *si, *mod;
+	uint32_t entry;
+
+	if (!have_reference_guest())
+		cr_skip_test("reference guest not built (make guest)");
+	cr_assert_eq(boot_map_file(guest_kernel, &k, "kernel", err,
+	    sizeof(err)), 0);
+	cr_assert_eq(boot_unpack(&k, &elf), 0);
+	cr_assert_eq(memcmp(elf.data, "\177ELF", 4), 0);
+	cr_assert_eq(boot_pvh_entry(&elf, &entry), 0, "Debian's kernel has "
+	    "a PVH note");
+	vm = null_vm(&cfg, 256ull << 20, 1);
+	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
+	snprintf(cfg.initrd, sizeof(cfg.initrd), "%s", guest_initrd);
+	snprintf(cfg.append, sizeof(cfg.append), "console=ttyS0");
+	cr_assert_eq(boot_load(vm, &cfg, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(st.rip, entry);
+	cr_assert_eq(st.cr0 & (CR0_PE | CR0_PG), CR0_PE);
+	si = vm_gpa_to_hva(vm, st.gpr[R_RBX], 56);
+	cr_assert_eq(rd32(si), 0x336ec578);
+	cr_assert_eq(rd32(si + 12), 1, "one module: the initrd");
+	cr_assert_str_eq((char *)vm_gpa_to_hva(vm, rd64(si + 24), 1),
+	    "console=ttyS0");
+	cr_assert_eq(rd64(si + 32), BOOT_ACPI_ADDR);
+	mod = vm_gpa_to_hva(vm, rd64(si + 16), 32);
+	cr_assert_eq(memcmp(vm_gpa_to_hva(vm, rd64(mod), 4), "\x1f\x8b", 2), 0,
+	    "the gzip'd initrd is where the module says");
+	/* The kernel's text is where its ELF header says. */
+	cr_assert_eq(memcmp(vm_gpa_to_hva(vm, 0x1000000, 4096),
+	    elf.data + 0x200000, 4096), 0);
+	boot_unmap_file(&elf);
+	boot_unmap_file(&k);
 	vm_destroy(vm);
 }
 
