@@ -1320,11 +1320,10 @@ qcow2_open_fd(struct qcow2 *q, unsigned flags, const struct blkdev_chain *up,
     char *err, size_t errlen)
 {
 	const char *p = q->bd.path;
+	uint8_t hb[QCOW2_HDR_V3], *c = NULL;
 	struct blkdev_chain me;
-	uint8_t *c = NULL;
 	struct qcow2_hdr h;
 	struct stat st;
-	size_t clen;
 	int ret;
 
 	if (fstat(q->fd, &st) < 0)
@@ -1340,23 +1339,22 @@ qcow2_open_fd(struct qcow2 *q, unsigned flags, const struct blkdev_chain *up,
 	if (!(flags & BLKDEV_NOLOCK) && (ret = blkdev_lock_image(q->fd,
 	    !q->bd.readonly, p, err, errlen)) < 0)
 		return ret;
-	c = calloc(1, 1u << 21);
-	if (c == NULL)
-		return blkdev_err(-ENOMEM, err, errlen, "%s: out of memory", p);
-	clen = q->file_end < (1u << 21) ? (size_t)q->file_end : 1u << 21;
-	if ((ret = qcow2_file_read(q, c, clen, 0)) < 0) {
-		blkdev_err(ret, err, errlen, "%s: %s", p, strerror(-ret));
-		goto out;
-	}
-	if (clen < 8) {
-		ret = QCOW2_BAD("%s: file too short to be a qcow2 image", p);
-		goto out;
-	}
-	qcow2_hdr_parse(c, &h);
+	if ((ret = qcow2_file_read(q, hb, sizeof(hb), 0)) < 0)
+		return blkdev_err(ret, err, errlen, "%s: %s", p, strerror(-ret));
+	if (q->file_end < 8)
+		return QCOW2_BAD("%s: file too short to be a qcow2 image", p);
+	qcow2_hdr_parse(hb, &h);
 	if ((ret = qcow2_check_basic(&h, p, q->file_end, q->bd.readonly, err,
 	    errlen)) < 0 ||
 	    (ret = qcow2_check_layout(&h, p, q->file_end, err, errlen)) < 0)
+		return ret;
+	/* the whole header cluster: extensions and backing name live there */
+	if ((c = calloc(1, 1u << h.cluster_bits)) == NULL)
+		return blkdev_err(-ENOMEM, err, errlen, "%s: out of memory", p);
+	if ((ret = qcow2_file_read(q, c, 1u << h.cluster_bits, 0)) < 0) {
+		blkdev_err(ret, err, errlen, "%s: %s", p, strerror(-ret));
 		goto out;
+	}
 	if ((ret = qcow2_setup(q, &h)) < 0) {
 		blkdev_err(ret, err, errlen, "%s: out of memory", p);
 		goto out;
