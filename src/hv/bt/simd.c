@@ -6,11 +6,14 @@
  * CPUID: what this library implements, so the core advertises exactly
  * that and nothing more:
  *   leaf 1 EDX: FPU, MMX, FXSR, SSE, SSE2
- *   leaf 1 ECX: SSE3 (MOVDDUP, MOVSLDUP, MOVSHDUP, LDDQU, HADDPS/PD,
- *               HSUBPS/PD, ADDSUBPS/PD; FISTTP)
- * Not implemented (do not advertise): SSSE3, SSE4.x, AVX, XSAVE, 3DNow!,
- * MONITOR/MWAIT (belongs to the core anyway).  MXCSR_MASK is 0xffff
- * (DAZ supported).
+ *   leaf 1 ECX: SSE3 (bit 0: MOVDDUP, MOVSLDUP, MOVSHDUP, LDDQU,
+ *               HADDPS/PD, HSUBPS/PD, ADDSUBPS/PD, FISTTP) and SSSE3
+ *               (bit 9: PSHUFB, PHADD*, PHSUB*, PMADDUBSW, PMULHRSW,
+ *               PSIGN*, PABS*, PALIGNR; simd_ssse3.c)
+ * Not implemented (do not advertise): SSE4.1/4.2, POPCNT is the core's,
+ * AVX, XSAVE, FMA, 3DNow!, AMD SSE4a, MMXEXT beyond what SSE implies.
+ * MASKMOVQ/MASKMOVDQU raise #UD (their implicit DS:rDI operand is not in
+ * the simd.h contract).  MXCSR_MASK is 0xffff (DAZ supported).
  *
  * Extension of simd.h, agreed compatible: {map X87, opcode 0x9B} is
  * WAIT/FWAIT (no ModRM), and vector 13 means #GP(0) (FXRSTOR/LDMXCSR
@@ -183,6 +186,9 @@ simd_decode(const struct simd_op *op, struct simd_mem *m)
 			return simd_sse_decode(op, m);
 		}
 		return -1;
+	case SIMD_MAP_0F38:
+	case SIMD_MAP_0F3A:
+		return simd_ssse3_decode(op, m);
 	}
 	return -1;
 }
@@ -202,6 +208,10 @@ simd_exec(struct simd_ctx *c, const struct simd_op *op, uint8_t *mem)
 		case SIMD_G_SSE:
 			return simd_sse_exec(c, op, mem);
 		}
+		break;
+	case SIMD_MAP_0F38:
+	case SIMD_MAP_0F3A:
+		return simd_ssse3_exec(c, op, mem);
 	}
 	return SIMD_VEC_UD;
 }

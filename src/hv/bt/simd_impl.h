@@ -215,6 +215,11 @@ int simd_sse2_int_decode(const struct simd_op *op, struct simd_mem *m);
 int simd_sse2_int_exec(struct simd_ctx *c, const struct simd_op *op,
 		       uint8_t *mem);
 
+/* SSSE3, maps 0F 38 and 0F 3A (simd_ssse3.c). */
+int simd_ssse3_decode(const struct simd_op *op, struct simd_mem *m);
+int simd_ssse3_exec(struct simd_ctx *c, const struct simd_op *op,
+		    uint8_t *mem);
+
 /* SSE/SSE2/SSE3 floating point and FP data moves (simd_sse.c). */
 int simd_sse_decode(const struct simd_op *op, struct simd_mem *m);
 int simd_sse_exec(struct simd_ctx *c, const struct simd_op *op,
