@@ -78,6 +78,7 @@ Test(vmx, good_full)
 	cr_assert_eq(c.nics[0].mac[5], 0x56);
 	cr_assert(!c.nics[1].mac_set);
 	cr_assert_str_eq(c.vnc, "127.0.0.1:5");
+	cr_assert_str_eq(c.serial, "stdio");
 	cr_assert(c.no_reboot);
 	cr_assert(c.debug_exit);
 	cr_assert_eq(c.debug_exit_port, 0x501);
