@@ -235,24 +235,28 @@ pci_bar_unmap(struct pci_dev *d, int i)
 	d->bar[i].is_mapped = false;
 }
 
+/*
+ * Make the buses match the BARs and command register.  All stale
+ * mappings go first, so a BAR may take the place a sibling just left.
+ */
 static void
 pci_update_bars(struct pci_dev *d)
 {
 	for (int i = 0; i < 6; i++) {
+		uint64_t addr = pci_bar_addr(d, i);
+
+		if (d->bar[i].size != 0 && (!pci_bar_wanted(d, i, addr) ||
+		    d->bar[i].mapped != addr))
+			pci_bar_unmap(d, i);
+	}
+	for (int i = 0; i < 6; i++) {
 		struct pci_bar *b = &d->bar[i];
-		uint64_t addr;
+		uint64_t addr = pci_bar_addr(d, i);
 		char name[48];
 
-		if (b->size == 0)
+		if (b->size == 0 || b->is_mapped ||
+		    !pci_bar_wanted(d, i, addr))
 			continue;
-		addr = pci_bar_addr(d, i);
-		if (!pci_bar_wanted(d, i, addr)) {
-			pci_bar_unmap(d, i);
-			continue;
-		}
-		if (b->is_mapped && b->mapped == addr)
-			continue;
-		pci_bar_unmap(d, i);
 		snprintf(name, sizeof(name), "%s-bar%d", d->name, i);
 		if (bus_register(pci_bar_bus(d, i), addr, b->size, b->fn,
 		    b->opaque, name) < 0) {

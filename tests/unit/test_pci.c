@@ -404,3 +404,67 @@ Test(pci, host_snapshot_roundtrip)
 	snap_free(&s);
 	fake_vm_free(vm2);
 }
+
+/* Random configuration writes, as a confused or hostile guest: the bus
+ * must always decode exactly what the BARs and command register say. */
+Test(pci, random_config_writes_keep_bus_and_config_in_step)
+{
+	struct pci_dev d;
+	struct rec r = { 0 };
+	unsigned seed = 12345;
+
+	dev_setup(&d, &r);
+	cr_assert_eq(pci_msix_init(&d, 3, 4, 0, 0x800), 0);
+	cr_assert_eq(pci_register_device(vm, &d, 6), 0);
+	for (int i = 0; i < 20000; i++) {
+		static const unsigned lens[] = { 1, 2, 4 };
+		unsigned reg, len;
+		uint32_t v;
+
+		seed = seed * 1103515245 + 12345;
+		len = lens[(seed >> 8) % 3];
+		reg = (seed >> 12) % 0x40;
+		if (i % 3 == 0)
+			reg = 0x04 + (seed >> 20) % 2 * 2;	/* command */
+		reg &= ~(len - 1);
+		v = seed ^ (seed << 7);
+		if ((seed >> 28) & 1)
+			v = (seed & 0x100) ? 0xffffffff : 0xc0000000 |
+			    ((v & 0xff) << 12);
+		cfg_wr(6, reg, len, v);
+		for (int b = 0; b < 6; b++) {
+			uint16_t cmd = (uint16_t)cfg_rd(6, 0x04, 2);
+			bool io = b == 1;
+			uint64_t addr;
+			bool on;
+
+			if (d.bar[b].size == 0)
+				continue;
+			addr = io ? cfg_rd(6, 0x10 + 4 * b, 4) & 0xfffc :
+			    cfg_rd(6, 0x10 + 4 * b, 4) & ~0xfu;
+			if (b == 2)
+				addr |= (uint64_t)cfg_rd(6, 0x1c, 4) << 32;
+			on = (cmd & (io ? 1 : 2)) && addr != 0 &&
+			    addr + d.bar[b].size - 1 >= addr &&
+			    (!io || addr + d.bar[b].size <= 0x10000);
+			if (on && !d.bar[b].is_mapped) {
+				/* Refused only because another range (a
+				 * sibling BAR mid-sizing) holds the space. */
+				struct bus *bus = io ? vm->pio : vm->mmio;
+
+				cr_assert_neq(bus_register(bus, addr,
+				    d.bar[b].size, rec_io, &r, "x"), 0,
+				    "BAR%d at %#llx free but not decoded, "
+				    "step %d", b, (unsigned long long)addr, i);
+				continue;
+			}
+			cr_assert_eq(d.bar[b].is_mapped, on, "BAR%d at %#llx "
+			    "cmd %#x, step %d", b, (unsigned long long)addr,
+			    cmd, i);
+			if (on)
+				cr_assert_eq(d.bar[b].mapped, addr);
+		}
+	}
+	pci_unregister_device(&d);
+	cr_assert_null(bus_lookup_name(vm->mmio, GPA_PCI_MMIO_START));
+}
