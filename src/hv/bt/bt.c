@@ -307,7 +307,18 @@ bt_next_block(struct bt_cpu *c)
 		    b->mode == c->mode && bt_tc_valid(c, b))
 			goto out;
 	}
-	b = bt_tc_lookup(c);
+	{
+		struct bt_jc *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
+
+		if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
+		    j->tc == c->tc_epoch && j->b->mode == c->mode &&
+		    bt_tc_valid(c, j->b)) {
+			b = j->b;
+		} else {
+			b = bt_tc_lookup(c);
+			*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch };
+		}
+	}
 	if (chain && c->prev_tc == c->tc_epoch) {
 		k = p->link[0] == NULL ? 0 : 1;
 		if (p->link[0] != NULL && p->link[1] != NULL)

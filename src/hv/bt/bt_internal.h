@@ -140,6 +140,11 @@ struct bt_cpu {
 	struct bt_vm *bvm;
 	struct bt_block *cur;	/* block being executed */
 	struct bt_block *prev;	/* last block run, for chaining */
+	struct bt_jc {		/* linear RIP -> block, while no flush */
+		uint64_t lin;
+		struct bt_block *b;
+		uint32_t tlb, tc;
+	} jc[4096];
 	uint64_t prev_lin;
 	uint32_t prev_tlb, prev_tc;
 

@@ -135,6 +135,87 @@ fx_lea64(struct bt_cpu *c, const struct bt_insn *i)
 	c->gpr[i->reg] = bt_ea(c, i);
 }
 
+/* IMUL r, r/m (0F AF) and IMUL r, r/m, imm (69/6B), 32 and 64 bits */
+static void
+fx_imul64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	int64_t a = (int64_t)(i->mod == 3 ? c->gpr[i->rm] :
+	    bt_read(c, bt_ea_lin(c, i), 8));
+	int64_t b = i->opc == 0x1af ? (int64_t)c->gpr[i->reg] : (int64_t)i->imm;
+	__int128 p = (__int128)a * b;
+	uint64_t lo = (uint64_t)p;
+
+	c->gpr[i->reg] = lo;
+	/* CF = OF = truncation; SF/ZF/PF undefined: take them from lo. */
+	bt_cc(c, CC_LOGIC, 8, lo, 0, 0);
+	if (p != (__int128)(int64_t)lo) {
+		bt_flags_get(c);
+		c->flags |= RFLAGS_CF | RFLAGS_OF;
+	}
+}
+
+static void
+fx_imul32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	int64_t a = (int32_t)(i->mod == 3 ? c->gpr[i->rm] :
+	    bt_read(c, bt_ea_lin(c, i), 4));
+	int64_t b = i->opc == 0x1af ? (int32_t)c->gpr[i->reg] :
+	    (int32_t)i->imm;
+	int64_t p = a * b;
+
+	c->gpr[i->reg] = (uint32_t)p;
+	bt_cc(c, CC_LOGIC, 4, (uint32_t)p, 0, 0);
+	if (p != (int64_t)(int32_t)p) {
+		bt_flags_get(c);
+		c->flags |= RFLAGS_CF | RFLAGS_OF;
+	}
+}
+
+/* SHL/SHR/SAR r, imm8 or 1, 32 and 64 bits, count already known. */
+#define FX_SHIFT(name, sz, T, kind, expr)				static void								name(struct bt_cpu *c, const struct bt_insn *i)				{										unsigned n = (unsigned)i->imm;						T a = (T)c->gpr[i->rm];							T r = (T)(expr);																c->gpr[i->rm] = r;							bt_cc(c, kind, sz, r, a, n);					}
+FX_SHIFT(fx_shl64, 8, uint64_t, CC_SHL, a << n)
+FX_SHIFT(fx_shr64, 8, uint64_t, CC_SHR, a >> n)
+FX_SHIFT(fx_sar64, 8, uint64_t, CC_SAR, (uint64_t)((int64_t)a >> n))
+FX_SHIFT(fx_shl32, 4, uint32_t, CC_SHL, a << n)
+FX_SHIFT(fx_shr32, 4, uint32_t, CC_SHR, a >> n)
+FX_SHIFT(fx_sar32, 4, uint32_t, CC_SAR, (uint32_t)((int32_t)a >> n))
+
+/* PUSH/POP r64, CALL rel32, RET in 64-bit mode (stack is flat). */
+static void
+fx_push64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t sp = c->gpr[R_RSP] - 8;
+
+	bt_write(c, sp, 8, c->gpr[(i->opc & 7) | ((i->rex & 1) << 3)]);
+	c->gpr[R_RSP] = sp;
+}
+
+static void
+fx_pop64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t v = bt_read(c, c->gpr[R_RSP], 8);
+
+	c->gpr[R_RSP] += 8;
+	c->gpr[(i->opc & 7) | ((i->rex & 1) << 3)] = v;
+}
+
+static void
+fx_call64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t sp = c->gpr[R_RSP] - 8;
+
+	bt_write(c, sp, 8, c->npc);
+	c->gpr[R_RSP] = sp;
+	c->npc += i->imm;
+}
+
+static void
+fx_ret64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->npc = bt_read(c, c->gpr[R_RSP], 8);
+	c->gpr[R_RSP] += 8;
+}
+
 /* Pick a specialized handler for i, if one applies. */
 void
 bt_specialize(struct bt_cpu *c, struct bt_insn *i)
@@ -144,7 +225,42 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 
 	if (i->lock || i->rep || (sz != 4 && sz != 8))
 		return;
+	if (c->mode == BT_M64 && sz == 8 && !i->p66) {
+		/* FS/GS never apply to the stack; SS base is 0 in 64-bit. */
+		switch (i->opc) {
+		case 0x50: case 0x51: case 0x52: case 0x53:
+		case 0x54: case 0x55: case 0x56: case 0x57:
+			if ((i->opc & 7) != R_RSP)
+				i->fn = fx_push64;
+			return;
+		case 0x58: case 0x59: case 0x5a: case 0x5b:
+		case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+			if ((i->opc & 7) != R_RSP || (i->rex & 1))
+				i->fn = fx_pop64;
+			return;
+		case 0xe8: i->fn = fx_call64; return;
+		case 0xc3: i->fn = fx_ret64; return;
+		}
+	}
 	switch (i->opc) {
+	case 0x1af: case 0x69: case 0x6b:
+		i->fn = w ? fx_imul64 : fx_imul32;
+		return;
+	case 0xc1: case 0xd1: {
+		unsigned op = i->reg & 7, n = i->opc == 0xd1 ? 1 :
+		    (unsigned)i->imm & (w ? 63 : 31);
+
+		if (!reg || n == 0 || (op != 4 && op != 5 && op != 7))
+			return;
+		if (i->opc == 0xd1)
+			i->imm = 1;
+		else
+			i->imm = n;
+		i->fn = op == 4 ? (w ? fx_shl64 : fx_shl32) :
+		    op == 5 ? (w ? fx_shr64 : fx_shr32) :
+		    (w ? fx_sar64 : fx_sar32);
+		return;
+	}
 	case 0x89: case 0x8b:
 		if (reg)
 			i->fn = w ? fx_mov_rr64 : fx_mov_rr32;
