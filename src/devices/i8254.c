@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices/bus.h"
 #include "devices/device.h"
@@ -216,6 +217,10 @@ i8254_arm(struct i8254 *p, uint64_t now)
 		vtimer_cancel(&p->timer);
 		return;
 	}
+	/* Never at or before now: a due timer that re-arms itself for the
+	 * past would keep evloop_run_timers() from returning. */
+	if (t <= now)
+		t = now + 1;
 	p->irq0_next = t;
 	vtimer_arm(&p->timer, t);
 }
@@ -248,10 +253,13 @@ i8254_timer_fire(void *opaque)
 			i8254_pulse(p);
 		p->irq0_done = true;
 		break;
-	default:
+	case 2:
+	case 3:
 		/* Periods missed while the host was busy coalesce into
 		 * one edge, as a real PIC would have lost them too. */
 		i8254_pulse(p);
+		break;
+	default:
 		break;
 	}
 	i8254_arm(p, now);
@@ -585,14 +593,22 @@ i8254_snapshot(void *state, struct snap *s)
 {
 	struct i8254 *p = state;
 	uint64_t now = vclock_ns();
+	struct i8254_chan ch[3];
+	uint8_t port61 = p->port61;
+	bool irq0 = p->irq0, done = p->irq0_done;
 
+	/* Loaded into copies: a refused stream leaves the PIT as it was. */
+	memcpy(ch, p->ch, sizeof(ch));
 	for (int i = 0; i < 3; i++)
-		i8254_snap_chan(s, &p->ch[i], i, now);
-	snap_u8(s, "port61", &p->port61);
-	snap_bool(s, "irq0", &p->irq0);
-	snap_bool(s, "irq0_done", &p->irq0_done);
+		i8254_snap_chan(s, &ch[i], i, now);
+	snap_u8(s, "port61", &port61);
+	snap_bool(s, "irq0", &irq0);
+	snap_bool(s, "irq0_done", &done);
 	if (!snap_saving(s) && snap_error(s) == 0) {
-		p->port61 &= 0x0f;
+		memcpy(p->ch, ch, sizeof(ch));
+		p->port61 = port61 & 0x0f;
+		p->irq0_done = done;
+		i8254_irq0(p, irq0);
 		i8254_arm(p, now);
 	}
 	return snap_error(s);

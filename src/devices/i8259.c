@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices/bus.h"
 #include "devices/device.h"
@@ -453,6 +454,7 @@ i8259_snap_chip(struct snap *s, struct i8259_chip *c, const char *pfx)
 		    c->init_state);
 	c->elcr &= c->elcr_mask;
 	c->priority_add &= 7;
+	c->irq_base &= 0xf8;	/* vectors stay below 256 */
 }
 
 static int
@@ -460,11 +462,17 @@ i8259_snapshot(void *state, struct snap *s)
 {
 	struct i8259 *p = state;
 
+	struct i8259_chip c[2];
+
+	/* Loaded into a copy: a refused stream leaves the chip as it was. */
 	irqchip_lock(p->ic);
-	i8259_snap_chip(s, &p->c[0], "master");
-	i8259_snap_chip(s, &p->c[1], "slave");
-	if (!snap_saving(s))
+	memcpy(c, p->c, sizeof(c));
+	i8259_snap_chip(s, &c[0], "master");
+	i8259_snap_chip(s, &c[1], "slave");
+	if (!snap_saving(s) && snap_error(s) == 0) {
+		memcpy(p->c, c, sizeof(c));
 		i8259_update(p);
+	}
 	irqchip_unlock(p->ic);
 	return snap_error(s);
 }

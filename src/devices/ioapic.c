@@ -253,19 +253,27 @@ static int
 ioapic_snapshot(void *state, struct snap *s)
 {
 	struct ioapic *io = state;
+	struct ioapic tmp;
 	char n[16];
 
+	/* Loaded into a copy: a refused stream leaves the chip as it was. */
 	irqchip_lock(io->ic);
-	snap_u32(s, "id", &io->id);
-	snap_u8(s, "regsel", &io->regsel);
-	snap_u32(s, "lines", &io->lines);
+	tmp = *io;
+	snap_u32(s, "id", &tmp.id);
+	snap_u8(s, "regsel", &tmp.regsel);
+	snap_u32(s, "lines", &tmp.lines);
 	for (unsigned i = 0; i < IOAPIC_NPINS; i++) {
 		snprintf(n, sizeof(n), "rte%u", i);
-		snap_u64(s, n, &io->rte[i]);
-		io->rte[i] &= RTE_WRITABLE | RTE_REMOTE_IRR;
+		snap_u64(s, n, &tmp.rte[i]);
 	}
-	io->id &= 0x0f000000;
-	io->lines &= (1u << IOAPIC_NPINS) - 1;
+	if (!snap_saving(s) && snap_error(s) == 0) {
+		io->id = tmp.id & 0x0f000000;
+		io->regsel = tmp.regsel;
+		io->lines = tmp.lines & ((1u << IOAPIC_NPINS) - 1);
+		for (unsigned i = 0; i < IOAPIC_NPINS; i++)
+			io->rte[i] = tmp.rte[i] & (RTE_WRITABLE |
+			    RTE_REMOTE_IRR);
+	}
 	irqchip_unlock(io->ic);
 	return snap_error(s);
 }

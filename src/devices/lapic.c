@@ -455,7 +455,7 @@ lapic_timer_arm(struct lapic *l, uint64_t now)
 		if (l->timer_fired)
 			vtimer_cancel(&l->timer);
 		else
-			vtimer_arm(&l->timer, end);
+			vtimer_arm(&l->timer, end > now ? end : now + 1);
 		return;
 	}
 	if (l->lvt[LVT_TIMER] & LVT_MASKED) {
@@ -467,7 +467,9 @@ lapic_timer_arm(struct lapic *l, uint64_t now)
 	end = l->timer_start + n * period;
 	if (period < LAPIC_MIN_PERIOD_NS && end < now + LAPIC_MIN_PERIOD_NS)
 		end = now + LAPIC_MIN_PERIOD_NS;
-	vtimer_arm(&l->timer, end);
+	/* Never at or before now, whatever the arithmetic did: a due timer
+	 * re-armed for the past would spin evloop_run_timers(). */
+	vtimer_arm(&l->timer, end > now ? end : now + 1);
 }
 
 static void
@@ -758,67 +760,125 @@ lapic_snap_set(struct snap *s, const char *name, uint32_t *set)
 	}
 }
 
-static void
-lapic_snap_timer(struct snap *s, struct lapic *l)
-{
-	uint64_t now = vclock_ns();
-	/* Time is saved relative to now: the new process has its own
-	 * clock base, and time stands still while the VM is stopped. */
-	uint64_t elapsed = now > l->timer_start ? now - l->timer_start : 0;
+/* The described state, kept apart from the live LAPIC so a load can be
+ * checked whole before it replaces anything. */
+struct lapic_snap {
+	uint64_t base;
+	uint32_t id, tpr, ldr, dfr, svr, esr, esr_acc, icr_lo, icr_hi;
+	uint32_t lvt[LAPIC_NLVT], irr[8], isr[8], tmr[8];
+	bool extint, timer_fired, nmi, init, sipi;
+	uint32_t timer_icr, timer_dcr;
+	uint64_t timer_elapsed;
+	uint8_t sipi_vector;
+};
 
-	snap_u32(s, "timer_icr", &l->timer_icr);
-	snap_u32(s, "timer_dcr", &l->timer_dcr);
-	snap_u64(s, "timer_elapsed", &elapsed);
-	snap_bool(s, "timer_fired", &l->timer_fired);
-	if (!snap_saving(s) && snap_error(s) == 0) {
-		l->timer_dcr &= 0xb;
-		l->timer_start = now - (elapsed < now ? elapsed : now);
+static void
+lapic_snap_fields(struct snap *s, struct lapic_snap *x)
+{
+	char n[32];
+
+	snap_u64(s, "base", &x->base);
+	snap_u32(s, "id", &x->id);
+	snap_u32(s, "tpr", &x->tpr);
+	snap_u32(s, "ldr", &x->ldr);
+	snap_u32(s, "dfr", &x->dfr);
+	snap_u32(s, "svr", &x->svr);
+	snap_u32(s, "esr", &x->esr);
+	snap_u32(s, "esr_acc", &x->esr_acc);
+	snap_u32(s, "icr_lo", &x->icr_lo);
+	snap_u32(s, "icr_hi", &x->icr_hi);
+	for (int i = 0; i < LAPIC_NLVT; i++) {
+		snprintf(n, sizeof(n), "lvt%d", i);
+		snap_u32(s, n, &x->lvt[i]);
 	}
+	lapic_snap_set(s, "irr", x->irr);
+	lapic_snap_set(s, "isr", x->isr);
+	lapic_snap_set(s, "tmr", x->tmr);
+	snap_bool(s, "extint", &x->extint);
+	snap_u32(s, "timer_icr", &x->timer_icr);
+	snap_u32(s, "timer_dcr", &x->timer_dcr);
+	/* Time relative to now: the new process has its own clock base,
+	 * and time stands still while the VM is stopped. */
+	snap_u64(s, "timer_elapsed", &x->timer_elapsed);
+	snap_bool(s, "timer_fired", &x->timer_fired);
+	snap_bool(s, "nmi", &x->nmi);
+	snap_bool(s, "init", &x->init);
+	snap_bool(s, "sipi", &x->sipi);
+	snap_u8(s, "sipi_vector", &x->sipi_vector);
+}
+
+static void
+lapic_snap_out(const struct lapic *l, struct lapic_snap *x, uint64_t now)
+{
+	x->base = l->base;
+	x->id = l->id; x->tpr = l->tpr; x->ldr = l->ldr; x->dfr = l->dfr;
+	x->svr = l->svr; x->esr = l->esr; x->esr_acc = l->esr_acc;
+	x->icr_lo = l->icr_lo; x->icr_hi = l->icr_hi;
+	memcpy(x->lvt, l->lvt, sizeof(x->lvt));
+	memcpy(x->irr, l->irr, sizeof(x->irr));
+	memcpy(x->isr, l->isr, sizeof(x->isr));
+	memcpy(x->tmr, l->tmr, sizeof(x->tmr));
+	x->extint = l->extint;
+	x->timer_icr = l->timer_icr;
+	x->timer_dcr = l->timer_dcr;
+	x->timer_elapsed = now > l->timer_start ? now - l->timer_start : 0;
+	x->timer_fired = l->timer_fired;
+	x->nmi = atomic_load(&l->nmi);
+	x->init = atomic_load(&l->init);
+	x->sipi = atomic_load(&l->sipi);
+	x->sipi_vector = atomic_load(&l->sipi_vector);
+}
+
+/* Loaded values go through the same masks as guest writes. */
+static void
+lapic_snap_in(struct lapic *l, const struct lapic_snap *x, uint64_t now)
+{
+	l->base = x->base;
+	l->id = x->id & 0xff000000;
+	l->tpr = x->tpr & 0xff;
+	l->ldr = x->ldr & 0xff000000;
+	l->dfr = x->dfr | 0x0fffffff;
+	l->svr = x->svr & 0x3ff;
+	l->esr = x->esr;
+	l->esr_acc = x->esr_acc;
+	l->icr_lo = x->icr_lo & 0x000ccfff;
+	l->icr_hi = x->icr_hi & 0xff000000;
+	for (int i = 0; i < LAPIC_NLVT; i++)
+		l->lvt[i] = x->lvt[i] & (lapic_lvt_mask[i] | (1u << 12) |
+		    (1u << 14));
+	memcpy(l->irr, x->irr, sizeof(l->irr));
+	memcpy(l->isr, x->isr, sizeof(l->isr));
+	memcpy(l->tmr, x->tmr, sizeof(l->tmr));
+	l->extint = x->extint;
+	l->timer_icr = x->timer_icr;
+	l->timer_dcr = x->timer_dcr & 0xb;
+	l->timer_start = now - (x->timer_elapsed < now ? x->timer_elapsed :
+	    now);
+	l->timer_fired = x->timer_fired;
+	atomic_store(&l->nmi, x->nmi);
+	atomic_store(&l->init, x->init);
+	atomic_store(&l->sipi, x->sipi);
+	atomic_store(&l->sipi_vector, x->sipi_vector);
 }
 
 static int
 lapic_snapshot(void *state, struct snap *s)
 {
 	struct lapic *l = state;
-	bool nmi = atomic_load(&l->nmi), init = atomic_load(&l->init);
-	bool sipi = atomic_load(&l->sipi);
-	uint8_t sv = atomic_load(&l->sipi_vector);
-	char n[32];
+	struct lapic_snap x;
+	uint64_t now = vclock_ns();
 
 	irqchip_lock(l->ic);
-	snap_u64(s, "base", &l->base);
-	snap_u32(s, "id", &l->id);
-	snap_u32(s, "tpr", &l->tpr);
-	snap_u32(s, "ldr", &l->ldr);
-	snap_u32(s, "dfr", &l->dfr);
-	snap_u32(s, "svr", &l->svr);
-	snap_u32(s, "esr", &l->esr);
-	snap_u32(s, "esr_acc", &l->esr_acc);
-	snap_u32(s, "icr_lo", &l->icr_lo);
-	snap_u32(s, "icr_hi", &l->icr_hi);
-	for (int i = 0; i < LAPIC_NLVT; i++) {
-		snprintf(n, sizeof(n), "lvt%d", i);
-		snap_u32(s, n, &l->lvt[i]);
-	}
-	lapic_snap_set(s, "irr", l->irr);
-	lapic_snap_set(s, "isr", l->isr);
-	lapic_snap_set(s, "tmr", l->tmr);
-	snap_bool(s, "extint", &l->extint);
-	lapic_snap_timer(s, l);
-	snap_bool(s, "nmi", &nmi);
-	snap_bool(s, "init", &init);
-	snap_bool(s, "sipi", &sipi);
-	snap_u8(s, "sipi_vector", &sv);
+	lapic_snap_out(l, &x, now);
+	lapic_snap_fields(s, &x);
+	if (!snap_saving(s) && snap_error(s) == 0 &&
+	    ((x.base & 0x6ff) || (x.base >> 52) != 0))
+		snap_fail(s, -EINVAL, "lapic: bad APIC base %#llx",
+		    (unsigned long long)x.base);
 	if (!snap_saving(s) && snap_error(s) == 0) {
-		if ((l->base & 0x6ff) || (l->base >> 52) != 0)
-			snap_fail(s, -EINVAL, "lapic: bad APIC base %#llx",
-			    (unsigned long long)l->base);
-		atomic_store(&l->nmi, nmi);
-		atomic_store(&l->init, init);
-		atomic_store(&l->sipi, sipi);
-		atomic_store(&l->sipi_vector, sv);
+		lapic_snap_in(l, &x, now);
 		lapic_window(l);
-		lapic_timer_arm(l, vclock_ns());
+		lapic_timer_arm(l, now);
 		lapic_update(l);
 	}
 	irqchip_unlock(l->ic);
