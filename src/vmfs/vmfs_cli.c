@@ -528,7 +528,7 @@ vmfs_cli_show(const char *ds, const char *name)
 	if (c.append[0])
 		printf("append:   %s\n", c.append);
 	vmfs_cli_show_devices(&c);
-	printf("vnc:      %s\n", c.vnc);
+	printf("vnc:      %s\nserial:   %s\n", c.vnc, c.serial);
 	return VMFS_CLI_OK;
 }
 
