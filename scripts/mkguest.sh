@@ -7,7 +7,12 @@
 #
 # The initramfs is reproducible: the same kernel package, guest/ files and
 # busybox give a byte-identical initrd.img (sorted newc cpio, every file owned
-# by 0:0 with the same mtime, no host inode or device numbers, gzip -n).
+# by 0:0 with the same mtime, no host inode or device numbers).
+#
+# It is an uncompressed cpio by default: measured under QEMU TCG, the kernel
+# unpacks the 2.6 MB plain archive in about 0.3 s against 0.6-0.9 s for the
+# 1.2 MB gzip one, and a VMM copies the extra 1.4 MB in a millisecond.
+# TV_INITRD_COMPRESS=gzip makes a gzip -n archive instead.
 # DIR/stamp records what the files were built from, so a second run with
 # nothing changed returns at once.  The .deb stays in DIR; a run without
 # network or apt lists reuses the newest .deb found there.
@@ -32,7 +37,7 @@ file "$busybox" 2>/dev/null | grep -q dynamically && \
 # Everything the initramfs is made of, besides the kernel package.  A
 # change to any of these rebuilds initrd.img.
 inputs_sum() {
-	{ echo "compress ${TV_INITRD_COMPRESS:-gzip}"
+	{ echo "compress ${TV_INITRD_COMPRESS:-none}"
 	  cat "$src/scripts/mkguest.sh" "$src"/guest/* "$busybox"; } | sha256sum | cut -c1-16
 }
 
@@ -162,7 +167,7 @@ newc_entry() {	# name mode rdevmajor rdevminor
 	newc_entry TRAILER!!! 0 0 0
 ) >"$work/initrd.cpio"
 
-case "${TV_INITRD_COMPRESS:-gzip}" in
+case "${TV_INITRD_COMPRESS:-none}" in
 gzip) gzip -n -9 <"$work/initrd.cpio" >"$work/initrd.img" ;;
 none) mv "$work/initrd.cpio" "$work/initrd.img" ;;
 *) die "TV_INITRD_COMPRESS must be gzip or none" ;;
