@@ -294,3 +294,29 @@ Test(lock, evloop_renewal)
 	evloop_free(loop);
 	vclock_set_fake(false, 0);
 }
+
+/* A guest reboot frees the event loop: detach, then attach to the next. */
+Test(lock, detach_and_reattach)
+{
+	struct vmfs_lock_opts o = { .renew_ms = 1000 };
+	struct vmfs_lock_holder h1, h2;
+	struct evloop *a = evloop_new(), *b = evloop_new();
+	struct vmfs_lock *l;
+	char e[512];
+
+	vclock_set_fake(true, 5000000000ull);
+	cr_assert_eq(vmfs_lock_take(dir, &o, &l, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(vmfs_lock_attach(l, a, on_lost, NULL), 0);
+	vmfs_lock_detach(l);
+	evloop_free(a);
+	cr_assert_eq(vmfs_lock_query(dir, &h1), 1);
+	usleep(20000);
+	cr_assert_eq(vmfs_lock_attach(l, b, on_lost, NULL), 0);
+	vclock_advance_fake(1000000000ull);
+	evloop_run_timers(b);
+	cr_assert_eq(vmfs_lock_query(dir, &h2), 1);
+	cr_assert_gt(h2.renewed_ms, h1.renewed_ms, "not renewed on the new loop");
+	vmfs_lock_release(l);
+	evloop_free(b);
+	vclock_set_fake(false, 0);
+}
