@@ -163,3 +163,34 @@ Test(acpi_pm, debug_exit_wide_write_other_port)
 	cr_assert_eq(v->exit_status, (0x1234 << 1) | 1);
 	fake_vm_free(v);
 }
+
+/* Random accesses of every width: the SCI is up exactly while an enabled
+ * status bit is set, and nothing but S5 or the reset bit ends the VM. */
+Test(acpi_pm, random_accesses_keep_the_sci_honest)
+{
+	unsigned seed = 99;
+
+	for (int i = 0; i < 20000; i++) {
+		static const unsigned lens[] = { 1, 2, 4 };
+		unsigned len, off;
+		uint32_t v, sts, en;
+
+		seed = seed * 1103515245 + 12345;
+		len = lens[(seed >> 8) % 3];
+		off = ((seed >> 12) % 12) & ~(len - 1);
+		v = seed ^ (seed >> 5);
+		if (off <= 5 && off + len > 5)	/* keep SLP_EN clear */
+			v &= ~(0x20u << (8 * (5 - off)));
+		if ((seed >> 30) & 1)
+			fake_out(vm, (uint16_t)(0x600 + off), len, v);
+		else
+			fake_in(vm, (uint16_t)(0x600 + off), len);
+		if ((seed & 0x1f) == 0)
+			acpi_pm_power_button(acpi_pm_find(vm));
+		sts = fake_in(vm, 0x600, 2);
+		en = fake_in(vm, 0x602, 2);
+		cr_assert_eq(fake_irqs.level[9], (sts & en & 0x0721) != 0,
+		    "step %d sts %#x en %#x", i, sts, en);
+	}
+	cr_assert_eq(atomic_load(&vm->exit_request), 0);
+}

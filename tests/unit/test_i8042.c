@@ -278,3 +278,34 @@ Test(i8042, snapshot_roundtrip)
 	cr_assert_eq(ctl(0x20), 0x07);
 	snap_free(&s);
 }
+
+/* Random controller and device traffic: nothing breaks, and each IRQ
+ * line is up only while the output buffer holds a byte from its side. */
+Test(i8042, random_traffic_keeps_irq_lines_honest)
+{
+	struct i8042 *k = i8042_find(vm);
+	unsigned seed = 4242;
+
+	for (int i = 0; i < 30000; i++) {
+		uint8_t v, st;
+
+		seed = seed * 1103515245 + 12345;
+		v = (uint8_t)(seed >> 16);
+		switch ((seed >> 28) & 7) {
+		case 0: cmd(v); break;
+		case 1: case 2: dat(v); break;
+		case 3: fake_in(vm, 0x60, 1); break;
+		case 4: i8042_key_event(k, &v, 1); break;
+		case 5: i8042_mouse_event(k, (int8_t)v, -(int8_t)v, 1, v & 7);
+			break;
+		default: break;
+		}
+		st = status();
+		if (fake_irqs.level[1])
+			cr_assert_eq(st & 0x21, 0x01, "IRQ 1 with status %#x", st);
+		if (fake_irqs.level[12])
+			cr_assert_eq(st & 0x21, 0x21, "IRQ 12 with status %#x",
+			    st);
+		cr_assert_not(fake_irqs.level[1] && fake_irqs.level[12]);
+	}
+}
