@@ -111,6 +111,22 @@ kvm_vm_init(struct vm *vm)
 		err = -errno;
 		goto fail;
 	}
+	/*
+	 * Without this, KVM answers an instruction its emulator cannot run
+	 * by injecting #UD into the guest; with it, KVM stops and we run
+	 * the instruction on the software CPU (kvm_assist.c).
+	 */
+	if (ioctl(k->kvm_fd, KVM_CHECK_EXTENSION,
+	    KVM_CAP_EXIT_ON_EMULATION_FAILURE) > 0) {
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_EXIT_ON_EMULATION_FAILURE,
+			.args[0] = 1,
+		};
+
+		if (ioctl(k->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			log_info("KVM: cannot enable exit on emulation "
+			    "failure: %s", strerror(errno));
+	}
 	if ((k->cpuid = kvm_get_cpuid(k->kvm_fd)) == NULL) {
 		err = -EIO;
 		goto fail;
@@ -338,14 +354,17 @@ kvm_get_msrs(int fd, struct cpu_msrs *m)
 }
 
 static int
-kvm_set_msrs(int fd, const struct cpu_msrs *m)
+kvm_set_msrs(int fd, const struct cpu_msrs *m, bool with_tsc)
 {
-	struct kvm_msr_buf b = { .hdr.nmsrs = KVM_NMSRS };
+	struct kvm_msr_buf b = { .hdr.nmsrs = 0 };
 	struct cpu_msrs copy = *m;
 
 	for (size_t i = 0; i < KVM_NMSRS; i++) {
-		b.e[i].index = kvm_msr_list[i];
-		b.e[i].data = *kvm_msr_slot(&copy, kvm_msr_list[i]);
+		if (kvm_msr_list[i] == MSR_IA32_TSC && !with_tsc)
+			continue;
+		b.e[b.hdr.nmsrs].index = kvm_msr_list[i];
+		b.e[b.hdr.nmsrs].data = *kvm_msr_slot(&copy, kvm_msr_list[i]);
+		b.hdr.nmsrs++;
 	}
 	return ioctl(fd, KVM_SET_MSRS, &b) < 0 ? -errno : 0;
 }
@@ -418,7 +437,7 @@ kvm_get_state(struct vcpu *vcpu, struct cpu_state *st)
 }
 
 static int
-kvm_set_state(struct vcpu *vcpu, const struct cpu_state *st)
+kvm_set_state_tsc(struct vcpu *vcpu, const struct cpu_state *st, bool with_tsc)
 {
 	struct kvm_vcpu_data *d = vcpu->accel;
 	struct kvm_regs r = {
@@ -483,9 +502,27 @@ kvm_set_state(struct vcpu *vcpu, const struct cpu_state *st)
 	    ioctl(d->fd, KVM_SET_DEBUGREGS, &dr) < 0 ||
 	    ioctl(d->fd, KVM_SET_MP_STATE, &mp) < 0)
 		return -errno;
-	if ((err = kvm_set_msrs(d->fd, &st->msr)) < 0)
+	if ((err = kvm_set_msrs(d->fd, &st->msr, with_tsc)) < 0)
 		return err;
 	return 0;
+}
+
+static int
+kvm_set_state(struct vcpu *vcpu, const struct cpu_state *st)
+{
+	return kvm_set_state_tsc(vcpu, st, true);
+}
+
+int
+kvm_get_state_for_assist(struct vcpu *vcpu, struct cpu_state *st)
+{
+	return kvm_get_state(vcpu, st);
+}
+
+int
+kvm_set_state_for_assist(struct vcpu *vcpu, const struct cpu_state *st)
+{
+	return kvm_set_state_tsc(vcpu, st, false);
 }
 
 /* --- running --- */

@@ -11,4 +11,13 @@ struct kvm_run;
  */
 int kvm_assist(struct vcpu *vcpu, struct kvm_run *run);
 
+struct cpu_state;
+/*
+ * get/set_state for the assist path: the same conversion, but the TSC
+ * is neither read into nor written from st, so the guest's TSC keeps
+ * running forward across an assisted instruction.
+ */
+int kvm_get_state_for_assist(struct vcpu *vcpu, struct cpu_state *st);
+int kvm_set_state_for_assist(struct vcpu *vcpu, const struct cpu_state *st);
+
 #endif

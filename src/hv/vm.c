@@ -182,7 +182,15 @@ vm_exit_hlt(struct vcpu *vcpu, struct vm_exit *e)
 static int
 vm_exit_shutdown(struct vcpu *vcpu, struct vm_exit *e)
 {
-	log_info("vcpu %d: triple fault", vcpu->id);
+	struct cpu_state st;
+
+	if (vcpu->vm->accel->get_state != NULL &&
+	    vcpu->vm->accel->get_state(vcpu, &st) == 0)
+		log_info("vcpu %d: triple fault at %04x:%#llx (cr0 %#llx)",
+		    vcpu->id, st.seg[SEG_CS].sel, (unsigned long long)st.rip,
+		    (unsigned long long)st.cr0);
+	else
+		log_info("vcpu %d: triple fault", vcpu->id);
 	vm_request_exit(vcpu->vm, VM_EVENT_RESET, 0);
 	return VMEXIT_ABORT;
 }

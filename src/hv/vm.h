@@ -64,6 +64,7 @@ struct vcpu {
 	pthread_cond_t wake;
 	uint64_t exits[VM_EXIT_KINDS];	/* statistics by kind */
 	uint64_t pio_exits, mmio_exits;
+	uint64_t assists;	/* instructions KVM handed to the software CPU */
 };
 
 struct device_ops;
