@@ -229,6 +229,16 @@ console_out_write(struct console *c, const uint8_t *buf, size_t len)
 	return n;
 }
 
+/* The fd is gone (EPIPE, EIO...): the ring still records output. */
+static void
+console_out_failed(struct console *c, int err)
+{
+	log_warnx("console: output: %s; no more output to the terminal",
+	    strerror(err));
+	c->out_kind = CONSOLE_OUT_NONE;
+	c->outq_len = 0;
+}
+
 /* Push queued output to the fd; c->lock held. */
 static void
 console_out_drain(struct console *c)
@@ -237,10 +247,7 @@ console_out_drain(struct console *c)
 		ssize_t n = console_out_write(c, c->outq, c->outq_len);
 
 		if (n < 0) {
-			log_warnx("console: output: %s; no more output to "
-			    "the terminal", strerror((int)-n));
-			c->out_kind = CONSOLE_OUT_NONE;
-			c->outq_len = 0;
+			console_out_failed(c, (int)-n);
 			return;
 		}
 		if (n == 0)
@@ -315,9 +322,7 @@ console_output(struct console *c, const uint8_t *buf, size_t len)
 		if (c->outq_len == 0)	/* keep the order: queue first */
 			n = console_out_write(c, buf, len);
 		if (n < 0) {
-			log_warnx("console: output: %s; no more output to "
-			    "the terminal", strerror((int)-n));
-			c->out_kind = CONSOLE_OUT_NONE;
+			console_out_failed(c, (int)-n);
 		} else if ((size_t)n < len) {
 			console_outq_put(c, buf + n, len - n);
 			console_out_drain(c);

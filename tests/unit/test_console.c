@@ -4,6 +4,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <termios.h>
 #include <unistd.h>
@@ -187,4 +188,22 @@ Test(console, input_waits_for_room)
 	cr_assert_eq(ntyped, 116);
 	cr_assert_eq(memcmp(typed, big, 116), 0);
 	console_free(c);
+}
+
+Test(console, a_vanished_reader_leaves_the_ring_working)
+{
+	struct console *c;
+	uint8_t buf[16];
+	int p[2];
+
+	signal(SIGPIPE, SIG_IGN);	/* as the VMM does for its sockets */
+	cr_assert_eq(pipe(p), 0);
+	c = console_new(NULL, -1, p[1]);
+	close(p[0]);
+	console_output(c, (const uint8_t *)"abc", 3);
+	console_output(c, (const uint8_t *)"def", 3);
+	cr_assert_eq(console_history(c, buf, sizeof(buf)), 6);
+	cr_assert_eq(memcmp(buf, "abcdef", 6), 0);
+	console_free(c);
+	close(p[1]);
 }
