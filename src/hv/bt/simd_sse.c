@@ -382,13 +382,14 @@ simd_sse_comis(struct simd_ctx *c, const struct simd_op *op,
 	simd_sse_src(c, op, mem, op->pfx == SIMD_PFX_66 ? 8 : 4, &s);
 	memcpy(&vd, d.b, 16);
 	memcpy(&vs, s.b, 16);
+/* early-clobber outputs: they are written before MXCSR is stored */
 #define SIMD_SSE_COMIS(insn)						\
 	__asm__ volatile("stmxcsr %[h]\n\tldmxcsr %[c]\n\t"		\
 			 insn " %[s], %[d]\n\t"				\
 			 "setz %[z]\n\tsetp %[p]\n\tsetc %[cf]\n\t"	\
 			 "stmxcsr %[o]\n\tldmxcsr %[h]"			\
-			 : [h] "=m"(host), [o] "=m"(out), [z] "=q"(zf),	\
-			   [p] "=q"(pf), [cf] "=q"(cf)			\
+			 : [h] "=m"(host), [o] "=m"(out), [z] "=&q"(zf),	\
+			   [p] "=&q"(pf), [cf] "=&q"(cf)		\
 			 : [d] "x"(vd), [s] "x"(vs), [c] "m"(csr) : "cc")
 	switch ((op->opcode & 1) | (op->pfx == SIMD_PFX_66) << 1) {
 	case 0: SIMD_SSE_COMIS("ucomiss"); break;
@@ -457,7 +458,7 @@ simd_sse_cvtf2si(struct simd_ctx *c, const struct simd_op *op,
 	__asm__ volatile("stmxcsr %[h]\n\tldmxcsr %[c]\n\t"		\
 			 insn " %[s], %" reg "[r]\n\t"			\
 			 "stmxcsr %[o]\n\tldmxcsr %[h]"			\
-			 : [r] "=r"(r), [h] "=m"(host), [o] "=m"(out)	\
+			 : [r] "=&r"(r), [h] "=m"(host), [o] "=m"(out)	\
 			 : [s] "x"(vs), [c] "m"(csr))
 	switch (k) {
 	case 0: SIMD_SSE_CVT2SI("cvtss2si", "k"); break;
