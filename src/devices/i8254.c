@@ -51,6 +51,12 @@ struct i8254_chan {
 	bool frozen;		/* gate low stopped counting */
 	uint64_t frozen_ticks;
 	uint64_t load_ns;	/* when the current count started */
+	uint64_t skip;		/* ticks since load_ns before this count */
+	/* Modes 2 and 3: a count written while counting waits for the end
+	 * of the current cycle (ticks since load_ns). */
+	bool next_pending;
+	uint32_t next_count;
+	uint64_t next_at;
 };
 
 struct i8254 {
@@ -100,6 +106,15 @@ i8254_waits_trigger(const struct i8254_chan *c)
 	return (c->mode == 1 || c->mode == 5) && !c->triggered;
 }
 
+/* Ticks since load_ns (at least skip). */
+static uint64_t
+i8254_raw(const struct i8254_chan *c, uint64_t now)
+{
+	uint64_t t = now > c->load_ns ? i8254_ticks(now - c->load_ns) : 0;
+
+	return t > c->skip ? t : c->skip;
+}
+
 /* Ticks counted since the load (frozen while the gate holds it). */
 static uint64_t
 i8254_elapsed(const struct i8254_chan *c, uint64_t now)
@@ -108,7 +123,18 @@ i8254_elapsed(const struct i8254_chan *c, uint64_t now)
 		return 0;
 	if (c->frozen)
 		return c->frozen_ticks;
-	return now > c->load_ns ? i8254_ticks(now - c->load_ns) : 0;
+	return i8254_raw(c, now) - c->skip;
+}
+
+/* Let a count written mid-cycle take over once its cycle ended. */
+static void
+i8254_settle(struct i8254_chan *c, uint64_t now)
+{
+	if (!c->next_pending || c->frozen || i8254_raw(c, now) < c->next_at)
+		return;
+	c->count = c->next_count;
+	c->skip = c->next_at;	/* tick-exact: no rounding through ns */
+	c->next_pending = false;
 }
 
 /* --- counter value and OUT --- */
@@ -200,6 +226,7 @@ i8254_arm(struct i8254 *p, uint64_t now)
 	struct i8254_chan *c = &p->ch[0];
 	uint64_t n = i8254_n(c), d, k, t;
 
+	i8254_settle(c, now);
 	if (!c->loaded || c->frozen || i8254_waits_trigger(c)) {
 		vtimer_cancel(&p->timer);
 		return;
@@ -207,12 +234,12 @@ i8254_arm(struct i8254 *p, uint64_t now)
 	d = i8254_elapsed(c, now);
 	if (c->mode == 2 || c->mode == 3) {
 		k = d / n + 1;
-		t = c->load_ns + i8254_ns(k * n);
+		t = c->load_ns + i8254_ns(c->skip + k * n);
 		if (i8254_ns(n) < I8254_MIN_PERIOD_NS &&
 		    t < now + I8254_MIN_PERIOD_NS)
 			t = now + I8254_MIN_PERIOD_NS;
 	} else if (!p->irq0_done) {
-		t = c->load_ns + i8254_ns(n);
+		t = c->load_ns + i8254_ns(c->skip + n);
 	} else {
 		vtimer_cancel(&p->timer);
 		return;
@@ -232,6 +259,7 @@ i8254_timer_fire(void *opaque)
 	struct i8254_chan *c = &p->ch[0];
 	uint64_t now = vclock_ns();
 
+	i8254_settle(c, now);
 	/* Re-armed or reprogrammed since it fell due: nothing to do. */
 	if (vtimer_armed(&p->timer) || !c->loaded || c->frozen ||
 	    i8254_waits_trigger(c))
@@ -282,11 +310,24 @@ i8254_load(struct i8254 *p, int i, uint32_t count)
 {
 	struct i8254_chan *c = &p->ch[i];
 	uint64_t now = vclock_ns();
+	uint32_t n = c->bcd ? i8254_from_bcd((uint16_t)count) : count;
 
-	c->count = c->bcd ? i8254_from_bcd((uint16_t)count) : count;
+	i8254_settle(c, now);
+	if (c->loaded && !c->frozen && (c->mode == 2 || c->mode == 3)) {
+		uint64_t per = i8254_n(c), d = i8254_elapsed(c, now);
+
+		c->next_count = n;
+		c->next_at = c->skip + (d / per + 1) * per;
+		c->next_pending = true;
+		c->null_count = false;
+		return;
+	}
+	c->next_pending = false;
+	c->count = n;
 	c->loaded = true;
 	c->null_count = false;
 	c->load_ns = now;
+	c->skip = 0;
 	c->frozen = false;
 	/* Counting needs the gate in modes 0, 2, 3 and 4. */
 	if (!c->gate && c->mode != 1 && c->mode != 5) {
@@ -313,6 +354,12 @@ i8254_write_count(struct i8254 *p, int i, uint8_t v)
 		if (!c->write_msb) {
 			c->write_lsb = v;
 			c->write_msb = true;
+			/* Mode 0: the first byte stops the count, OUT low. */
+			if (c->mode == 0 && c->loaded) {
+				c->loaded = false;
+				if (i == 0)
+					i8254_chan0_changed(p, vclock_ns());
+			}
 		} else {
 			c->write_msb = false;
 			i8254_load(p, i, c->write_lsb | (uint32_t)v << 8);
@@ -332,6 +379,7 @@ i8254_read_count(struct i8254 *p, int i)
 		c->status_latched = false;
 		return c->status;
 	}
+	i8254_settle(c, vclock_ns());
 	v = c->latched ? c->latch : i8254_output_value(c, vclock_ns());
 	if (c->rw_mode == RW_WORD) {
 		msb = c->read_msb;
@@ -350,6 +398,7 @@ i8254_latch_count(struct i8254_chan *c)
 {
 	if (c->latched)
 		return;		/* the first latch wins until read */
+	i8254_settle(c, vclock_ns());
 	c->latch = i8254_output_value(c, vclock_ns());
 	c->latched = true;
 }
@@ -359,6 +408,7 @@ i8254_latch_status(struct i8254_chan *c)
 {
 	if (c->status_latched)
 		return;
+	i8254_settle(c, vclock_ns());
 	c->status = (i8254_out(c, vclock_ns()) ? 0x80 : 0) |
 	    (c->null_count ? 0x40 : 0) | c->rw_mode << 4 | c->mode << 1 |
 	    (c->bcd ? 1 : 0);
@@ -397,6 +447,7 @@ i8254_control(struct i8254 *p, uint8_t v)
 	c->null_count = true;
 	c->loaded = false;
 	c->triggered = false;
+	c->next_pending = false;
 	if (sc == 0)
 		i8254_chan0_changed(p, vclock_ns());
 }
@@ -410,6 +461,7 @@ i8254_set_gate(struct i8254 *p, int i, bool gate)
 
 	if (gate == c->gate)
 		return;
+	i8254_settle(c, now);
 	if (!gate) {
 		/* Modes 0, 2, 3, 4 stop counting while the gate is low. */
 		if (c->loaded && c->mode != 1 && c->mode != 5 && !c->frozen) {
@@ -420,9 +472,14 @@ i8254_set_gate(struct i8254 *p, int i, bool gate)
 		if (c->mode == 0 || c->mode == 4) {
 			/* Resume where it stopped. */
 			c->load_ns = now - i8254_ns(c->frozen_ticks);
+			c->skip = 0;
 		} else {
 			/* 2, 3 reload; 1, 5 (re)trigger on the rising edge. */
+			if (c->next_pending)
+				c->count = c->next_count;
+			c->next_pending = false;
 			c->load_ns = now;
+			c->skip = 0;
 			c->triggered = true;
 		}
 		c->frozen = false;
@@ -466,6 +523,7 @@ i8254_port61_read(struct i8254 *p)
 	uint64_t now = vclock_ns();
 	uint8_t v = p->port61 & 0x0f;
 
+	i8254_settle(&p->ch[2], now);
 	if ((now / I8254_REFRESH_NS) & 1)
 		v |= 0x10;
 	if (i8254_out(&p->ch[2], now))
@@ -578,13 +636,21 @@ i8254_snap_chan(struct snap *s, struct i8254_chan *c, int i, uint64_t now)
 	I8254_F(snap_bool, null_count); I8254_F(snap_bool, loaded);
 	I8254_F(snap_bool, triggered); I8254_F(snap_bool, frozen);
 	I8254_F(snap_u64, frozen_ticks);
+	I8254_F(snap_bool, next_pending); I8254_F(snap_u32, next_count);
+	I8254_F(snap_u64, next_at); I8254_F(snap_u64, skip);
 #undef I8254_F
 	snprintf(n, sizeof(n), "ch%d.since", i);
 	snap_u64(s, n, &since);
+
 	if (snap_saving(s) || snap_error(s) != 0)
 		return;
-	if (c->mode > 5 || c->rw_mode > 3 || c->count > 0xffff)
+	if (c->mode > 5 || c->rw_mode > 3 || c->count > 0xffff ||
+	    c->next_count > 0xffff)
 		snap_fail(s, -EINVAL, "i8254: channel %d: bad mode", i);
+	/* Tick offsets must lie within the time that passed. */
+	if (c->skip > i8254_ticks(since) ||
+	    (c->next_pending && c->next_at > c->skip + 2 * 0x10000))
+		snap_fail(s, -EINVAL, "i8254: channel %d: bad timing", i);
 	c->load_ns = now - (since < now ? since : now);
 }
 

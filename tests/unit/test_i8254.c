@@ -268,6 +268,60 @@ Test(i8254, mode3_square_wave_on_out2)
 	cr_assert(th_inb(vm, 0x61) & 0x20);
 }
 
+Test(i8254, new_count_waits_for_the_cycle_in_mode2)
+{
+	uint64_t base;
+
+	th_outb(vm, 0x43, 0x34);
+	write16(0x40, 1000);
+	base = vclock_ns();
+	at_tick(base, 300);
+	write16(0x40, 400);		/* no control word: reprogram rate */
+	cr_assert_eq(read16(0x40), 700, "the current cycle runs out");
+	at_tick(base, 999);
+	cr_assert_eq(read16(0x40), 1);
+	at_tick(base, 1000 + 100);
+	cr_assert_eq(read16(0x40), 300, "then the new count");
+	at_tick(base, 1000 + 400 + 50);
+	cr_assert_eq(read16(0x40), 350);
+}
+
+Test(i8254, irq0_rate_change_at_the_cycle_end)
+{
+	uint64_t base;
+
+	th_pic_init_linux(vm, 0xfe, 0xff);
+	th_outb(vm, 0x43, 0x34);
+	write16(0x40, 11932);		/* 10 ms */
+	base = vclock_ns();
+	at_tick(base, 5966);
+	write16(0x40, 5966);		/* 5 ms from the next cycle */
+	/* Edges at 10, 15, 20, 25 ms: four in the next 21 ms. */
+	cr_assert_eq(count_irq0(21000000, 100000), 4);
+}
+
+Test(i8254, mode0_first_byte_stops_the_count)
+{
+	uint64_t base;
+
+	th_outb(vm, 0x61, 0x01);
+	th_outb(vm, 0x43, 0xb0);
+	write16(0x42, 100);
+	base = vclock_ns();
+	at_tick(base, 150);
+	cr_assert(th_inb(vm, 0x61) & 0x20);
+	th_outb(vm, 0x42, 50);		/* LSB: counting stops, OUT low */
+	cr_assert_eq(th_inb(vm, 0x61) & 0x20, 0);
+	at_tick(base, 1000);
+	cr_assert_eq(th_inb(vm, 0x61) & 0x20, 0);
+	th_outb(vm, 0x42, 0);		/* MSB: count 50 starts */
+	base = vclock_ns();
+	at_tick(base, 49);
+	cr_assert_eq(th_inb(vm, 0x61) & 0x20, 0);
+	at_tick(base, 50);
+	cr_assert(th_inb(vm, 0x61) & 0x20);
+}
+
 Test(i8254, gate_pauses_mode0)
 {
 	uint64_t base;
