@@ -3,23 +3,28 @@
  * files, discard and zero clusters, refcounts kept exact.
  *
  * Crash consistency.  This driver does not use the dirty bit or lazy
- * refcounts: every metadata update is written through to the file at
- * once (the L2 and refcount-block caches only save reads), in an order
- * that keeps the image valid whenever the process dies:
+ * refcounts.  Refcount blocks are written through at once; new L2 tables
+ * are written (zeroed) when allocated; but the references themselves, L2
+ * and L1 entries, change in memory first (the L2 cache holds them dirty)
+ * and reach the file at a commit, in an order that keeps the image valid
+ * whenever the process dies:
  *
  *   1. a cluster's refcount is raised before anything points at it;
  *   2. guest data and new (zeroed) L2 tables are written next;
- *   3. a barrier (fdatasync), then the L2 entries and L1 entries that
- *      reference the new clusters;
- *   4. when a write, discard or zero replaces a cluster, the reference
- *      is dropped first, a barrier, then the old cluster's refcount.
+ *   3. at commit: a barrier (fdatasync), then the dirty L2 entries and L1
+ *      entries that reference the new clusters;
+ *   4. a cluster that a write, discard or zero replaced is freed only
+ *      after that commit and a second barrier.
  *
- * Killed between any two steps, the image has at worst clusters with a
- * refcount and no reference: leaks, which `qemu-img check` reports as
- * such (not as corruption) and `qemu-img check -r leaks` reclaims.  The
- * barriers make the same hold after a host crash, since the disk may
- * otherwise reorder the writes.  One barrier per guest request that
- * allocates is the price; a guest FLUSH is one more fdatasync.
+ * A commit happens on a guest FLUSH (then one more fdatasync makes it
+ * durable), when a dirty L2 table would leave the cache, when the lists
+ * of pending L1 entries or clusters to free fill up, and at close.
+ * Killed at any point, the image has at worst clusters with a refcount
+ * and no reference: leaks, which `qemu-img check` reports as such (not as
+ * corruption) and `qemu-img check -r leaks` reclaims; what the guest
+ * wrote since its last flush may be lost, as with any write-back disk
+ * cache.  The barriers make the same hold after a host crash, since the
+ * disk may otherwise reorder the writes.
  */
 #include "vmfs/qcow2.h"
 
@@ -42,19 +47,14 @@
 
 #define QCOW2_L2C_N		32
 #define QCOW2_RBC_N		8
-#define QCOW2_MAX_PEND		64
+#define QCOW2_MAX_PEND		256	/* pending L1 entries, clusters to free */
 
 struct qcow2_cent {
 	uint64_t off;		/* host offset of the cached cluster, 0 = free */
 	uint8_t *buf;
 	uint64_t lru;
-};
-
-/* A reference to write at commit: L2 entry of vc, and what it replaced. */
-struct qcow2_pend {
-	uint64_t vc;
-	uint64_t entry;
-	uint64_t old;
+	bool dirty;		/* L2 entries [dlo, dhi] not yet in the file */
+	uint32_t dlo, dhi;
 };
 
 struct qcow2 {
@@ -84,8 +84,11 @@ struct qcow2 {
 	uint8_t *cow;		/* one cluster of scratch */
 	bool barriers;
 	/* L1 entries changed in memory, not yet written (see commit) */
-	uint32_t pend_l1[QCOW2_MAX_PEND + 2];
+	uint32_t pend_l1[QCOW2_MAX_PEND];
 	int npend_l1;
+	/* L2 entries replaced in memory, whose clusters commit frees */
+	uint64_t rel[QCOW2_MAX_PEND];
+	int nrel;
 };
 
 static bool
@@ -159,7 +162,9 @@ qcow2_barrier(struct qcow2 *q)
 	return fdatasync(q->fd) < 0 ? -errno : 0;
 }
 
-/* --- cluster caches (write-through: entries are never dirty) --- */
+/* --- cluster caches (refcount blocks write-through, L2 write-back) --- */
+
+static int qcow2_commit(struct qcow2 *q);
 
 static int
 qcow2_cache_get(struct qcow2 *q, struct qcow2_cent *c, int n, uint64_t off,
@@ -181,6 +186,9 @@ qcow2_cache_get(struct qcow2 *q, struct qcow2_cent *c, int n, uint64_t off,
 		if (c[i].lru < victim->lru)
 			victim = &c[i];
 	}
+	/* its entries must reach the file, in order, before it goes */
+	if (victim->dirty && (ret = qcow2_commit(q)) < 0)
+		return ret;
 	victim->off = 0;
 	/* buffers come on first use: a backing image read in a few places
 	 * should not cost 40 clusters of memory */
@@ -595,18 +603,38 @@ qcow2_l2_ensure(struct qcow2 *q, uint64_t vc)
 	return 0;
 }
 
+/* Set guest cluster vc's L2 entry in the cache; the file gets it at
+ * commit.  old: the entry it replaces, whose clusters commit frees. */
 static int
-qcow2_l2_set(struct qcow2 *q, uint64_t vc, uint64_t e)
+qcow2_l2_set(struct qcow2 *q, uint64_t vc, uint64_t e, uint64_t old)
 {
 	uint64_t l2off = q->l1[vc >> q->l2_bits] & QCOW2_OFF_MASK;
-	uint64_t i = vc & (q->l2_entries - 1);
+	uint32_t i = (uint32_t)(vc & (q->l2_entries - 1));
+	struct qcow2_cent *c;
 	uint8_t *t;
 	int ret;
 
 	if ((ret = qcow2_l2_table(q, l2off, false, &t)) < 0)
 		return ret;
 	qcow2_format_put64(t + 8 * i, e);
-	return qcow2_file_write(q, t + 8 * i, 8, l2off + 8 * i);
+	c = &q->l2c[0];
+	while (c->buf != t)
+		c++;
+	c->dlo = c->dirty && c->dlo < i ? c->dlo : i;
+	c->dhi = c->dirty && c->dhi > i ? c->dhi : i;
+	c->dirty = true;
+	if (old & (QCOW2_OFF_MASK | QCOW2_COMPRESSED))
+		q->rel[q->nrel++] = old;
+	return 0;
+}
+
+/* Commit early when the pending lists could overflow in one more step. */
+static int
+qcow2_commit_if_full(struct qcow2 *q)
+{
+	if (q->npend_l1 < QCOW2_MAX_PEND - 1 && q->nrel < QCOW2_MAX_PEND - 1)
+		return 0;
+	return qcow2_commit(q);
 }
 
 /* An image whose autoclear bits we do not understand must have them
@@ -625,24 +653,42 @@ qcow2_clear_autoclear(struct qcow2 *q)
 	return 0;
 }
 
+/* The dirty L2 entries into the file. */
+static int
+qcow2_commit_l2(struct qcow2 *q)
+{
+	struct qcow2_cent *c;
+	int i, ret;
+
+	for (i = 0; i < QCOW2_L2C_N; i++) {
+		c = &q->l2c[i];
+		if (!c->dirty)
+			continue;
+		ret = qcow2_file_write(q, c->buf + 8ull * c->dlo,
+		    8ull * (c->dhi - c->dlo + 1), c->off + 8ull * c->dlo);
+		if (ret < 0)
+			return ret;
+		c->dirty = false;
+	}
+	return 0;
+}
+
 /* Steps 3 and 4 of the ordering described at the top of the file. */
 static int
-qcow2_commit(struct qcow2 *q, const struct qcow2_pend *p, int n)
+qcow2_commit(struct qcow2 *q)
 {
-	bool frees = false;
+	bool dirty = q->npend_l1 > 0 || q->nrel > 0;
 	uint64_t be;
 	int i, ret;
 
-	if (n == 0 && q->npend_l1 == 0)
+	for (i = 0; i < QCOW2_L2C_N; i++)
+		dirty |= q->l2c[i].dirty;
+	if (!dirty)
 		return 0;
 	if ((ret = qcow2_barrier(q)) < 0 ||
-	    (ret = qcow2_clear_autoclear(q)) < 0)
+	    (ret = qcow2_clear_autoclear(q)) < 0 ||
+	    (ret = qcow2_commit_l2(q)) < 0)
 		return ret;
-	for (i = 0; i < n; i++) {
-		if ((ret = qcow2_l2_set(q, p[i].vc, p[i].entry)) < 0)
-			return ret;
-		frees |= (p[i].old & (QCOW2_OFF_MASK | QCOW2_COMPRESSED)) != 0;
-	}
 	for (i = 0; i < q->npend_l1; i++) {
 		be = htobe64(q->l1[q->pend_l1[i]]);
 		ret = qcow2_file_write(q, &be, 8, q->l1_off + 8ull * q->pend_l1[i]);
@@ -650,7 +696,7 @@ qcow2_commit(struct qcow2 *q, const struct qcow2_pend *p, int n)
 			return ret;
 	}
 	q->npend_l1 = 0;
-	if (!frees)
+	if (q->nrel == 0)
 		return 0;
 	if ((ret = qcow2_barrier(q)) < 0)
 		return ret;
@@ -658,9 +704,10 @@ qcow2_commit(struct qcow2 *q, const struct qcow2_pend *p, int n)
 	 * still be reading it: let it finish before the cluster is reused */
 	while (q->inflight > 0)
 		pthread_cond_wait(&q->idle, &q->lock);
-	for (i = 0; i < n; i++)
-		if ((ret = qcow2_release(q, p[i].old)) < 0)
+	for (i = 0; i < q->nrel; i++)
+		if ((ret = qcow2_release(q, q->rel[i])) < 0)
 			return ret;
+	q->nrel = 0;
 	return 0;
 }
 
@@ -821,10 +868,10 @@ qcow2_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off)
 
 /* --- writing --- */
 
-/* Write into guest cluster vc; a new cluster is recorded in p[*n]. */
+/* Write into guest cluster vc, allocating it if it is not plain. */
 static int
 qcow2_write_cluster(struct qcow2 *q, uint64_t vc, const uint8_t *buf,
-    uint64_t inoff, size_t len, struct qcow2_pend *p, int *n)
+    uint64_t inoff, size_t len)
 {
 	uint64_t e, off;
 	int ret;
@@ -840,28 +887,25 @@ qcow2_write_cluster(struct qcow2 *q, uint64_t vc, const uint8_t *buf,
 	    (ret = qcow2_read_cluster(q, vc, q->cow, 0, q->cs)) < 0)
 		return ret;
 	memcpy(q->cow + inoff, buf, len);
-	if ((ret = qcow2_alloc(q, &off)) < 0)
+	if ((ret = qcow2_alloc(q, &off)) < 0 ||
+	    (ret = qcow2_file_write(q, q->cow, q->cs, off)) < 0)
 		return ret;
-	p[*n] = (struct qcow2_pend){ vc, off | QCOW2_COPIED, e };
-	(*n)++;
-	return qcow2_file_write(q, q->cow, q->cs, off);
+	/* only now may anything point at it (in memory; the file: commit) */
+	return qcow2_l2_set(q, vc, off | QCOW2_COPIED, e);
 }
 
 static int
 qcow2_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
 {
 	struct qcow2 *q = (struct qcow2 *)bd;
-	struct qcow2_pend p[QCOW2_MAX_PEND] = { 0 };
 	const uint8_t *s = buf;
 	uint64_t inoff, host = 0;
-	int n = 0, ret = 0, cret;
+	int ret = 0;
 	size_t k;
 
 	pthread_mutex_lock(&q->lock);
 	while (len > 0) {
-		k = 0;
-		/* unlocked only with nothing half-allocated in flight */
-		if (n == 0 && q->npend_l1 == 0 &&
+		if ((ret = qcow2_commit_if_full(q)) < 0 ||
 		    (ret = qcow2_extent(q, off, len, &host, &k)) < 0)
 			break;
 		if (k > 0) {
@@ -870,88 +914,85 @@ qcow2_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
 			inoff = off & (q->cs - 1);
 			k = q->cs - inoff < len ? (size_t)(q->cs - inoff) : len;
 			ret = qcow2_write_cluster(q, off >> q->cluster_bits, s,
-			    inoff, k, p, &n);
+			    inoff, k);
 		}
 		if (ret < 0)
 			break;
-		if (n == QCOW2_MAX_PEND || q->npend_l1 >= QCOW2_MAX_PEND) {
-			if ((ret = qcow2_commit(q, p, n)) < 0)
-				break;
-			n = 0;
-		}
 		s += k;
 		off += k;
 		len -= k;
 	}
-	/* what was allocated before an error is still made reachable */
-	cret = qcow2_commit(q, p, n);
 	pthread_mutex_unlock(&q->lock);
-	return ret < 0 ? ret : cret;
+	return ret;
 }
 
 static int
 qcow2_flush(struct blkdev *bd)
 {
 	struct qcow2 *q = (struct qcow2 *)bd;
+	int ret;
 
+	pthread_mutex_lock(&q->lock);
+	ret = qcow2_commit(q);
+	pthread_mutex_unlock(&q->lock);
+	if (ret < 0)
+		return ret;
 	return fdatasync(q->fd) < 0 ? -errno : 0;
+}
+
+/* Zero [off, off + len) inside one cluster by writing zeros. */
+static int
+qcow2_zero_part(struct blkdev *bd, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[4096];
+	uint64_t done;
+	int ret;
+
+	for (done = 0; done < len; done += sizeof(zeros))
+		if ((ret = qcow2_pwrite(bd, zeros, len - done < sizeof(zeros) ?
+		    len - done : sizeof(zeros), off + done)) < 0)
+			return ret;
+	return 0;
 }
 
 /*
  * Whole clusters become unallocated (no backing file: they read as
  * zeros) or zero clusters (so the backing file does not show through);
  * partial clusters are zeroed by writing when zero is set, else left.
+ * Clusters given up are freed at once (a commit), not at the next flush.
  */
 static int
 qcow2_unmap(struct blkdev *bd, uint64_t off, uint64_t len, bool zero)
 {
-	static const uint8_t zeros[4096];
 	struct qcow2 *q = (struct qcow2 *)bd;
-	struct qcow2_pend p[QCOW2_MAX_PEND] = { 0 };
-	uint64_t inoff, k, e, ne = q->backing != NULL ? QCOW2_ZERO : 0, vc;
-	int n = 0, ret = 0, cret;
+	uint64_t k, e, ne = q->backing != NULL ? QCOW2_ZERO : 0, vc;
+	int ret = 0, cret;
 
-	if (zero && (off & (q->cs - 1)) != 0) {
-		inoff = off & (q->cs - 1);
-		k = q->cs - inoff < len ? q->cs - inoff : len;
-		for (vc = 0; vc < k; vc += sizeof(zeros))
-			if ((ret = qcow2_pwrite(bd, zeros, k - vc < sizeof(zeros) ?
-			    k - vc : sizeof(zeros), off + vc)) < 0)
-				return ret;
-		off += k;
-		len -= k;
-	} else if ((off & (q->cs - 1)) != 0) {
+	if ((off & (q->cs - 1)) != 0) {
 		k = q->cs - (off & (q->cs - 1));
-		if (k >= len)
-			return 0;
+		k = k < len ? k : len;
+		if (zero && (ret = qcow2_zero_part(bd, off, k)) < 0)
+			return ret;
 		off += k;
 		len -= k;
 	}
 	pthread_mutex_lock(&q->lock);
 	for (; len >= q->cs; off += q->cs, len -= q->cs) {
 		vc = off >> q->cluster_bits;
-		if ((ret = qcow2_l2_get(q, vc, &e)) < 0)
+		if ((ret = qcow2_commit_if_full(q)) < 0 ||
+		    (ret = qcow2_l2_get(q, vc, &e)) < 0)
 			break;
 		if ((e & ~QCOW2_COPIED) == ne)
 			continue;
-		if ((ret = qcow2_l2_ensure(q, vc)) < 0)
+		if ((ret = qcow2_l2_ensure(q, vc)) < 0 ||
+		    (ret = qcow2_l2_set(q, vc, ne, e)) < 0)
 			break;
-		p[n++] = (struct qcow2_pend){ vc, ne, e };
-		if (n == QCOW2_MAX_PEND || q->npend_l1 >= QCOW2_MAX_PEND) {
-			if ((ret = qcow2_commit(q, p, n)) < 0)
-				break;
-			n = 0;
-		}
 	}
-	cret = qcow2_commit(q, p, n);
+	cret = q->nrel > 0 ? qcow2_commit(q) : 0;
 	pthread_mutex_unlock(&q->lock);
 	if (ret < 0 || cret < 0)
 		return ret < 0 ? ret : cret;
-	for (vc = 0; zero && vc < len; vc += sizeof(zeros))
-		if ((ret = qcow2_pwrite(bd, zeros, len - vc < sizeof(zeros) ?
-		    len - vc : sizeof(zeros), off + vc)) < 0)
-			return ret;
-	return 0;
+	return zero && len > 0 ? qcow2_zero_part(bd, off, len) : 0;
 }
 
 static int
@@ -1004,7 +1045,11 @@ qcow2_free(struct qcow2 *q)
 static void
 qcow2_close(struct blkdev *bd)
 {
-	qcow2_free((struct qcow2 *)bd);
+	struct qcow2 *q = (struct qcow2 *)bd;
+
+	if (!bd->readonly && qcow2_flush(bd) < 0)
+		log_warn("%s: writing back metadata at close", bd->path);
+	qcow2_free(q);
 }
 
 static const struct blkdev_ops qcow2_ops = {

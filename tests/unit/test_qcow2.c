@@ -736,3 +736,47 @@ Test(qcow2, image_locks)
 	cr_assert_not_null(strstr(e, "does not allow writers"), "%s", e);
 	blkdev_close(o);
 }
+
+/* What was flushed survives kill -9, even with writes still going on. */
+Test(qcow2, flushed_data_survives_kill9)
+{
+	struct qcow2_create_opts o = { .cluster_size = 4096 };
+	uint8_t pat[65536], buf[65536], junk[8192];
+	char img[512], e[512], c;
+	struct blkdev *bd;
+	uint64_t seed = 99, i;
+	int p[2], st, rc;
+	pid_t pid;
+
+	snprintf(img, sizeof(img), "%s/f.qcow2", dir);
+	cr_assert_eq(qcow2_create(img, 64 << 20, &o, e, sizeof(e)), 0, "%s", e);
+	for (i = 0; i < sizeof(pat); i++)
+		pat[i] = (uint8_t)(i * 13 + 7);
+	cr_assert_eq(pipe(p), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (blkdev_open(&bd, img, NULL, 0, e, sizeof(e)) < 0 ||
+		    blkdev_pwrite(bd, pat, sizeof(pat), 1 << 20) < 0 ||
+		    blkdev_pwrite(bd, pat, 1000, 5 << 20) < 0 ||
+		    blkdev_flush(bd) < 0 || write(p[1], "f", 1) != 1)
+			_exit(1);
+		memset(junk, 0xee, sizeof(junk));
+		for (;;)	/* never flushed: may be lost, must not corrupt */
+			(void)blkdev_pwrite(bd, junk, sizeof(junk), (8 << 20) +
+			    rnd(&seed) % (48 << 20));
+	}
+	cr_assert_eq(read(p[0], &c, 1), 1);
+	usleep(100000);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	rc = sh("qemu-img check -q %s >/dev/null 2>&1", img);
+	cr_assert(rc == 0 || rc == 3, "qemu-img check exit %d", rc);
+	cr_assert_eq(blkdev_open(&bd, img, NULL, BLKDEV_RDONLY, e, sizeof(e)), 0,
+	    "%s", e);
+	cr_assert_eq(blkdev_pread(bd, buf, sizeof(buf), 1 << 20), 0);
+	cr_assert_eq(memcmp(buf, pat, sizeof(pat)), 0, "flushed data lost");
+	cr_assert_eq(blkdev_pread(bd, buf, 1000, 5 << 20), 0);
+	cr_assert_eq(memcmp(buf, pat, 1000), 0, "flushed data lost");
+	blkdev_close(bd);
+}
