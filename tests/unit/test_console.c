@@ -3,6 +3,7 @@
  * on a TTY, the Ctrl-a escapes, bounded input.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -80,7 +81,9 @@ open_pty(int *master)
 {
 	int m = posix_openpt(O_RDWR | O_NOCTTY);
 
-	cr_assert_geq(m, 0);
+	if (m < 0)
+		cr_skip_test("no pseudo-terminals here (/dev/ptmx): %s",
+		    strerror(errno));
 	cr_assert_eq(grantpt(m), 0);
 	cr_assert_eq(unlockpt(m), 0);
 	*master = m;
