@@ -267,9 +267,11 @@ vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c,
 		switch (ch) {
 		case 'm':
 			if (vmfs_cli_size(optarg, 1ull << 20, &u) < 0 ||
-			    u < (1ull << 20) || u % (1ull << 20)) {
-				log_warnx("--memory: expected a size in MiB or with "
-				    "a unit (512M, 2G), got '%s'", optarg);
+			    u < (4ull << 20) || u > (1ull << 40) ||
+			    u % (1ull << 20)) {
+				log_warnx("--memory: expected a size from 4M to 1T "
+				    "in MiB or with a unit (512M, 2G), got '%s'",
+				    optarg);
 				return -EINVAL;
 			}
 			c->memory = u;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "hv/vm.h"
 #include "vmfs/vmfs.h"
 
 static int __attribute__((format(printf, 3, 4)))
@@ -547,16 +548,17 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 		return vmx_apply_str(c->name, sizeof(c->name), v, err, errlen);
 	}
 	if (strcasecmp(k, "memsize") == 0) {
-		if (vmx_uint(v, 1, 1ull << 22, &u) < 0)
+		/* the limits of termvisor run --memory */
+		if (vmx_uint(v, 4, 1ull << 20, &u) < 0)
 			return vmx_err(err, errlen, "expected a number of MiB "
-			    "(1..4194304), got '%s'", v);
+			    "(4..1048576), got '%s'", v);
 		c->memory = u << 20;
 		return 0;
 	}
 	if (strcasecmp(k, "numvcpus") == 0) {
-		if (vmx_uint(v, 1, 255, &u) < 0)
+		if (vmx_uint(v, 1, VM_MAX_VCPUS, &u) < 0)
 			return vmx_err(err, errlen, "expected a vCPU count "
-			    "(1..255), got '%s'", v);
+			    "(1..%d), got '%s'", VM_MAX_VCPUS, v);
 		c->cpus = (int)u;
 		return 0;
 	}
