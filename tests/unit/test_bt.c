@@ -19,16 +19,17 @@ run_ok(struct tvm *t, int ms)
 	    (int)t->nout, t->out);
 }
 
-Test(bt, real_then_protected_mode_with_paging)
+static void
+rm_pm(uint16_t cs, uint16_t ip)
 {
 	struct tvm *t = tvm_new(16 << 20);
 	struct cpu_state st;
 
 	tvm_put(t, 0x7c00, guest_rm_pm, sizeof(guest_rm_pm));
 	cpu_state_reset(&st);
-	st.seg[SEG_CS].sel = 0;
-	st.seg[SEG_CS].base = 0;
-	st.rip = 0x7c00;
+	st.seg[SEG_CS].sel = cs;
+	st.seg[SEG_CS].base = (uint64_t)cs << 4;
+	st.rip = ip;
 	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
 	run_ok(t, 2000);
 	cr_assert_str_eq(t->out, "RM\nPM\n");
@@ -43,6 +44,18 @@ Test(bt, real_then_protected_mode_with_paging)
 	cr_assert(st.cr0 & CR0_PG);
 	cr_assert_eq(st.seg[SEG_CS].sel, 0x08);
 	tvm_free(t);
+}
+
+Test(bt, real_then_protected_mode_with_paging)
+{
+	rm_pm(0, 0x7c00);
+}
+
+/* Same code entered as 07c0:0000: a non-zero CS base (as an AP after
+ * SIPI) must not be applied twice. */
+Test(bt, real_mode_with_a_code_segment_base)
+{
+	rm_pm(0x07c0, 0);
 }
 
 Test(bt, long_mode_syscall_sysret_cpuid_sse2)

@@ -98,7 +98,7 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 	size_t need = sizeof(struct bt_block) +
 	    TC_MAX_INSNS * sizeof(struct bt_insn);
 	struct bt_block *b;
-	uint64_t pc = lin, ipmask;
+	uint64_t pc = c->rip, ipmask;	/* offset in CS; lin includes the base */
 	unsigned n = 0;
 	unsigned h;
 
