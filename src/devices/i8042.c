@@ -805,8 +805,12 @@ i8042_snapshot(void *state, struct snap *s)
 	snap_bool(s, "mouse.scaling21", &m->scaling21);
 	snap_bool(s, "mouse.remote", &m->remote);
 	snap_bool(s, "mouse.wrap", &m->wrap);
-	if (snap_saving(s) || snap_error(s))
+	if (snap_saving(s))
 		return snap_error(s);
+	if (snap_error(s)) {
+		i8042_reset(k);	/* never keep queue indexes we refused */
+		return snap_error(s);
+	}
 	i8042_drive_irq(k, true);
 	return 0;
 }

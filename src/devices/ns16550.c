@@ -557,6 +557,7 @@ ns16550_snapshot(void *state, struct snap *s)
 	if (u->rx_head >= UART_FIFO || u->rx_count > ns16550_rx_cap(u)) {
 		snap_fail(s, -EINVAL, "ns16550: receive FIFO %u+%u out of "
 		    "range", u->rx_head, u->rx_count);
+		ns16550_reset(u);	/* never keep indexes we refused */
 		return snap_error(s);
 	}
 	/* Re-derive the outside world from the loaded registers. */

@@ -309,3 +309,44 @@ Test(i8042, random_traffic_keeps_irq_lines_honest)
 		cr_assert_not(fake_irqs.level[1] && fake_irqs.level[12]);
 	}
 }
+
+/* Patch a u16 field of a saved section and fix its CRC, as a crafted
+ * stream would (the CRC only catches accidents). */
+static void
+patch_u16(struct snap *s, const char *name, uint16_t v)
+{
+	size_t n = strlen(name);
+	uint32_t crc;
+
+	for (size_t i = 0; i + n + 6 < s->len; i++) {
+		if (s->buf[i] != n || memcmp(s->buf + i + 1, name, n) != 0)
+			continue;
+		bus_put(s->buf + i + 1 + n + 4, 2, v);
+		crc = snap_crc32(s->buf, s->len - 4);
+		bus_put(s->buf + s->len - 4, 4, crc);
+		return;
+	}
+	cr_assert_fail("field %s not found", name);
+}
+
+Test(i8042, snapshot_refuses_bad_queue_and_stays_sane)
+{
+	struct snap s, l;
+	struct i8042 *k = i8042_find(vm);
+
+	snap_init_save(&s);
+	snap_section_begin(&s, "i8042", 1);
+	i8042_ops.snapshot(k, &s);
+	snap_section_end(&s);
+	patch_u16(&s, "kbd.head", 999);
+	snap_init_load(&l, s.buf, s.len);
+	snap_section_begin(&l, "i8042", 1);
+	cr_assert_eq(snap_error(&l), 0, "CRC patched: %s", l.errmsg);
+	i8042_ops.snapshot(k, &l);
+	cr_assert_neq(snap_error(&l), 0, "index 999 accepted");
+	/* Still a working controller. */
+	dat(0xf2);
+	cr_assert_eq(take(false), 0xfa);
+	cr_assert_eq(take(false), 0xab);
+	snap_free(&s);
+}

@@ -281,6 +281,13 @@ Test(ns16550, snapshot_rejects_bad_fifo)
 	snap_init_load(&l, s.buf, s.len);
 	snap_dev(&ns16550_ops, u, &l);
 	cr_assert_neq(snap_error(&l), 0);
+	/* The refused state did not stay: the UART still works. */
+	wr(IIR, 0x01);
+	wr(MCR, 0x10);
+	wr(THR, 'q');
+	cr_assert_eq(rd(LSR) & 0x01, 1);
+	cr_assert_eq(rd(THR), 'q');
+	cr_assert_eq(rd(LSR) & 0x01, 0);
 	snap_free(&s);
 }
 
