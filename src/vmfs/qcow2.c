@@ -218,36 +218,6 @@ qcow2_cache_drop(struct qcow2_cent *c, int n, uint64_t off)
 
 /* --- refcounts --- */
 
-/* Store v as entry i of b; boff and blen: the bytes that changed. */
-static void
-qcow2_rc_store(const struct qcow2 *q, uint8_t *b, uint64_t i, uint64_t v,
-    size_t *boff, size_t *blen)
-{
-	uint64_t bit = i * q->rc_bits;
-
-	*boff = bit / 8;
-	*blen = q->rc_bits < 8 ? 1 : q->rc_bits / 8;
-	switch (q->rc_bits) {
-	case 8:
-		b[i] = (uint8_t)v;
-		break;
-	case 16:
-		b[2 * i] = (uint8_t)(v >> 8);
-		b[2 * i + 1] = (uint8_t)v;
-		break;
-	case 32:
-		qcow2_format_put32(b + 4 * i, (uint32_t)v);
-		break;
-	case 64:
-		qcow2_format_put64(b + 8 * i, v);
-		break;
-	default:
-		b[bit / 8] = (uint8_t)((b[bit / 8] & ~(q->rc_max << (bit % 8))) |
-		    (v << (bit % 8)));
-		break;
-	}
-}
-
 static int
 qcow2_rc_get(struct qcow2 *q, uint64_t ci, uint64_t *rc)
 {
@@ -285,7 +255,8 @@ qcow2_rb_new(struct qcow2 *q, uint64_t rti, uint64_t avoid)
 	    NULL);
 	if (ret < 0)
 		return ret;
-	qcow2_rc_store(q, b, c % q->rb_entries, 1, &boff, &blen);
+	qcow2_format_rc_put(b, c % q->rb_entries, q->rc_bits, 1, &boff,
+	    &blen);
 	if ((ret = qcow2_file_write(q, b, q->cs, c * q->cs)) < 0 ||
 	    (ret = qcow2_barrier(q)) < 0)
 		goto fail;
@@ -356,8 +327,8 @@ qcow2_rt_fill(struct qcow2 *q, uint8_t *tbl, uint64_t t, uint64_t tc,
 		memset(b, 0, q->cs);
 		for (c = r * q->rb_entries; c < (r + 1) * q->rb_entries; c++)
 			if (c >= t && c < end)
-				qcow2_rc_store(q, b, c % q->rb_entries, 1, &boff,
-				    &blen);
+				qcow2_format_rc_put(b, c % q->rb_entries,
+				    q->rc_bits, 1, &boff, &blen);
 		if ((ret = qcow2_file_write(q, b, q->cs, rb * q->cs)) < 0)
 			goto out;
 		qcow2_format_put64(tbl + 8 * r, rb * q->cs);
@@ -452,7 +423,8 @@ qcow2_rc_set(struct qcow2 *q, uint64_t ci, uint64_t v)
 	    NULL);
 	if (ret < 0)
 		return ret;
-	qcow2_rc_store(q, b, ci % q->rb_entries, v, &boff, &blen);
+	qcow2_format_rc_put(b, ci % q->rb_entries, q->rc_bits, v, &boff,
+	    &blen);
 	return qcow2_file_write(q, b + boff, blen, q->rt[rti] + boff);
 }
 

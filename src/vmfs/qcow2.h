@@ -19,6 +19,7 @@ struct qcow2_create_opts {
 
 struct qcow2_check_result {
 	uint64_t leaks;			/* clusters counted but unused */
+	uint64_t repaired;		/* leaks fixed (qcow2_check_repair) */
 	uint64_t errors;		/* refcount too low, bad entries */
 	uint64_t allocated;		/* data clusters in use */
 	uint64_t total;			/* guest clusters */
@@ -26,9 +27,9 @@ struct qcow2_check_result {
 
 /*
  * Open path as qcow2 (flags: BLKDEV_RDONLY, BLKDEV_NOLOCK; up: the
- * images it is a backing file of, or NULL).  Every piece of metadata is validated
- * before use and nothing is written on open, so a refused image is left
- * byte-identical.  0/-errno with a sentence in err.
+ * images it is a backing file of, or NULL).  Every piece of metadata is
+ * validated before use and nothing is written on open, so a refused
+ * image is left byte-identical.  0/-errno with a sentence in err.
  */
 int qcow2_open(struct blkdev **out, const char *path, unsigned flags,
     const struct blkdev_chain *up, char *err, size_t errlen);
@@ -57,6 +58,15 @@ int qcow2_geometry(struct blkdev *bd, struct qcow2_geometry *g);
  * could not (-ENOTSUP: internal snapshots are not walked).
  */
 int qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
+    void (*report)(void *opaque, const char *msg), void *opaque);
+/*
+ * qcow2_check, and lower each leaked cluster's refcount to the number of
+ * references it has (what `qemu-img check -r leaks` does), so the space
+ * is used again.  bd must be open read-only (its lock keeps writers
+ * away; this writes the refcounts through a descriptor of its own).
+ * Errors are reported, not repaired.  0/-errno.
+ */
+int qcow2_check_repair(struct blkdev *bd, struct qcow2_check_result *res,
     void (*report)(void *opaque, const char *msg), void *opaque);
 
 #endif

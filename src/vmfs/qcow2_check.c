@@ -35,6 +35,7 @@ struct qcow2_check_ctx {
 	uint64_t *rt;
 	uint64_t rb_off;	/* refcount block in rb, 0: none */
 	uint8_t *rb;
+	bool repair;		/* lower leaked refcounts (fd is read-write) */
 };
 
 static void __attribute__((format(printf, 2, 3)))
@@ -189,6 +190,24 @@ qcow2_check_refs(struct qcow2_check_ctx *c)
 	return ret;
 }
 
+/* Lower cluster cl's refcount (in c->rb, just read) to its references. */
+static int
+qcow2_check_fix(struct qcow2_check_ctx *c, uint64_t cl)
+{
+	uint64_t rbe = c->g.cluster_size * 8 / c->g.refcount_bits;
+	size_t boff, blen;
+
+	qcow2_format_rc_put(c->rb, cl % rbe, c->g.refcount_bits, c->counts[cl],
+	    &boff, &blen);
+	if (pwrite(c->fd, c->rb + boff, blen, (off_t)(c->rb_off + boff)) !=
+	    (ssize_t)blen)
+		return -EIO;
+	qcow2_check_say(c, "Repaired cluster %#llx: refcount %u",
+	    (unsigned long long)cl, c->counts[cl]);
+	c->res->repaired++;
+	return 0;
+}
+
 /* Refcounts of clusters past the end of the file count nothing there,
  * and qemu-img ignores them too. */
 static int
@@ -215,6 +234,24 @@ qcow2_check_compare(struct qcow2_check_ctx *c)
 	return 0;
 }
 
+/* A second pass, only on an image without errors: an error may mean
+ * references this walk could not see, and a cluster they use must not
+ * be made free. */
+static int
+qcow2_check_fix_all(struct qcow2_check_ctx *c)
+{
+	uint64_t cl, rc;
+	int ret;
+
+	for (cl = 0; cl < c->nc; cl++) {
+		if ((ret = qcow2_check_rc(c, cl, &rc)) < 0)
+			return ret;
+		if (rc > c->counts[cl] && (ret = qcow2_check_fix(c, cl)) < 0)
+			return ret;
+	}
+	return fdatasync(c->fd) < 0 ? -errno : 0;
+}
+
 static int
 qcow2_check_setup(struct qcow2_check_ctx *c, const char *path)
 {
@@ -222,7 +259,8 @@ qcow2_check_setup(struct qcow2_check_ctx *c, const char *path)
 	struct stat st;
 	int ret;
 
-	if ((c->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	if ((c->fd = open(path, (c->repair ? O_RDWR : O_RDONLY) |
+	    O_CLOEXEC)) < 0 ||
 	    fstat(c->fd, &st) < 0)
 		return -errno;
 	c->nc = ((uint64_t)st.st_size + c->g.cluster_size - 1) /
@@ -243,12 +281,12 @@ qcow2_check_setup(struct qcow2_check_ctx *c, const char *path)
 	return 0;
 }
 
-int
-qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
-    void (*report)(void *opaque, const char *msg), void *opaque)
+static int
+qcow2_check_run(struct blkdev *bd, struct qcow2_check_result *res,
+    void (*report)(void *opaque, const char *msg), void *opaque, bool repair)
 {
 	struct qcow2_check_ctx c = { .res = res, .report = report,
-	    .opaque = opaque, .fd = -1 };
+	    .opaque = opaque, .fd = -1, .repair = repair };
 	int ret;
 
 	memset(res, 0, sizeof(*res));
@@ -260,6 +298,8 @@ qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
 	if ((ret = qcow2_check_setup(&c, bd->path)) == 0 &&
 	    (ret = qcow2_check_refs(&c)) == 0)
 		ret = qcow2_check_compare(&c);
+	if (ret == 0 && repair && res->errors == 0 && res->leaks > 0)
+		ret = qcow2_check_fix_all(&c);
 	if (c.fd >= 0)
 		close(c.fd);
 	free(c.counts);
@@ -267,4 +307,20 @@ qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
 	free(c.rb);
 	free(c.rt);
 	return ret;
+}
+
+int
+qcow2_check(struct blkdev *bd, struct qcow2_check_result *res,
+    void (*report)(void *opaque, const char *msg), void *opaque)
+{
+	return qcow2_check_run(bd, res, report, opaque, false);
+}
+
+int
+qcow2_check_repair(struct blkdev *bd, struct qcow2_check_result *res,
+    void (*report)(void *opaque, const char *msg), void *opaque)
+{
+	if (!bd->readonly)
+		return -EINVAL;
+	return qcow2_check_run(bd, res, report, opaque, true);
 }

@@ -26,8 +26,8 @@ struct qcow2_create_layout {
 };
 
 static int
-qcow2_create_plan(struct qcow2_create_layout *l, const struct qcow2_create_opts *o,
-    uint64_t size)
+qcow2_create_plan(struct qcow2_create_layout *l,
+    const struct qcow2_create_opts *o, uint64_t size)
 {
 	uint64_t per_l2, n, rbc, rtc;
 

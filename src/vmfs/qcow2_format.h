@@ -7,6 +7,7 @@
 #define TV_QCOW2_FORMAT_H
 
 #include <endian.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -85,6 +86,37 @@ qcow2_format_rc_get(const uint8_t *b, uint64_t i, unsigned bits)
 		return qcow2_format_get64(b + 8 * i);
 	default:
 		return (b[bit / 8] >> (bit % 8)) & ((1u << bits) - 1);
+	}
+}
+
+/* Store v as refcount entry i of block b; *boff, *blen: the bytes that
+ * changed, for writing them back. */
+static inline void
+qcow2_format_rc_put(uint8_t *b, uint64_t i, unsigned bits, uint64_t v,
+    size_t *boff, size_t *blen)
+{
+	uint64_t bit = i * bits, max = (1ull << (bits & 63)) - 1;
+
+	*boff = bit / 8;
+	*blen = bits < 8 ? 1 : bits / 8;
+	switch (bits) {
+	case 8:
+		b[i] = (uint8_t)v;
+		break;
+	case 16:
+		b[2 * i] = (uint8_t)(v >> 8);
+		b[2 * i + 1] = (uint8_t)v;
+		break;
+	case 32:
+		qcow2_format_put32(b + 4 * i, (uint32_t)v);
+		break;
+	case 64:
+		qcow2_format_put64(b + 8 * i, v);
+		break;
+	default:
+		b[bit / 8] = (uint8_t)((b[bit / 8] & ~(max << (bit % 8))) |
+		    (v << (bit % 8)));
+		break;
 	}
 }
 

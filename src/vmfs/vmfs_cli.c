@@ -51,7 +51,7 @@ static const char vmfs_cli_disk_usage[] =
     "  disk create FILE SIZE [--format qcow2|raw] [--backing FILE]\n"
     "                        [--backing-format raw|qcow2] [--cluster-size N]\n"
     "  disk info FILE\n"
-    "  disk check FILE\n"
+    "  disk check [--repair] FILE (--repair: reclaim leaked clusters)\n"
     "  disk snapshot FILE NEW     (NEW: a qcow2 overlay backed by FILE)\n"
     "SIZE takes K, M, G or T (powers of 1024); with --backing it may be 0\n"
     "for the backing file's size.\n";
@@ -809,7 +809,7 @@ vmfs_cli_report(void *opaque, const char *msg)
 }
 
 static int
-vmfs_cli_disk_check(const char *file)
+vmfs_cli_disk_check(const char *file, bool repair)
 {
 	struct qcow2_check_result r;
 	struct blkdev *bd;
@@ -825,7 +825,8 @@ vmfs_cli_disk_check(const char *file)
 		blkdev_close(bd);
 		return VMFS_CLI_OK;
 	}
-	ret = qcow2_check(bd, &r, vmfs_cli_report, NULL);
+	ret = repair ? qcow2_check_repair(bd, &r, vmfs_cli_report, NULL) :
+	    qcow2_check(bd, &r, vmfs_cli_report, NULL);
 	blkdev_close(bd);
 	if (ret < 0) {
 		log_warnx("%s: check not completed: %s", file, ret == -ENOTSUP ?
@@ -839,6 +840,11 @@ vmfs_cli_disk_check(const char *file)
 		printf("%" PRIu64 " leaked clusters were found on the image.\n"
 		    "This means waste of disk space, but no harm to data.\n",
 		    r.leaks);
+	if (r.repaired != 0)
+		printf("%" PRIu64 " leaked clusters were reclaimed.\n",
+		    r.repaired);
+	else if (repair && r.leaks != 0)
+		printf("Not repaired: the image has errors.\n");
 	if (r.errors != 0)
 		printf("%" PRIu64 " errors were found on the image.\n"
 		    "Data may be corrupted, or further writes to the image may "
@@ -897,7 +903,10 @@ vmfs_cli_disk(int argc, char **argv)
 	if (strcmp(argv[0], "info") == 0 && argc == 2)
 		return vmfs_cli_disk_info(argv[1]);
 	if (strcmp(argv[0], "check") == 0 && argc == 2)
-		return vmfs_cli_disk_check(argv[1]);
+		return vmfs_cli_disk_check(argv[1], false);
+	if (strcmp(argv[0], "check") == 0 && argc == 3 &&
+	    strcmp(argv[1], "--repair") == 0)
+		return vmfs_cli_disk_check(argv[2], true);
 	if (strcmp(argv[0], "snapshot") == 0 && argc == 3)
 		return vmfs_cli_disk_snapshot(argv[1], argv[2]);
 	fputs(vmfs_cli_disk_usage, stderr);

@@ -477,6 +477,7 @@ Test(qcow2, backing_loop_refused)
 }
 
 static int our_check(const char *img, struct qcow2_check_result *r);
+static int our_repair(const char *img, struct qcow2_check_result *r);
 static uint64_t qemu_leaks(const char *img);
 
 /* --- kill -9 in the middle of writing: no corruption, leaks allowed --- */
@@ -532,6 +533,10 @@ Test(qcow2, kill9_during_writes_leaves_no_corruption)
 		cr_assert_eq(res.errors, 0, "round %d", round);
 		cr_assert_eq(res.leaks, qemu_leaks(img), "round %d", round);
 	}
+	/* and what the crashes leaked can be reclaimed */
+	cr_assert_eq(our_repair(img, &res), 0);
+	cr_assert_eq(res.repaired, res.leaks);
+	cr_assert_eq(sh("qemu-img check -q %s", img), 0);
 }
 
 /* --- our checker against qemu-img check --- */
@@ -546,6 +551,20 @@ our_check(const char *img, struct qcow2_check_result *r)
 	cr_assert_eq(blkdev_open(&bd, img, "qcow2", BLKDEV_RDONLY, e, sizeof(e)),
 	    0, "%s", e);
 	ret = qcow2_check(bd, r, NULL, NULL);
+	blkdev_close(bd);
+	return ret;
+}
+
+static int
+our_repair(const char *img, struct qcow2_check_result *r)
+{
+	struct blkdev *bd;
+	char e[512];
+	int ret;
+
+	cr_assert_eq(blkdev_open(&bd, img, "qcow2", BLKDEV_RDONLY, e, sizeof(e)),
+	    0, "%s", e);
+	ret = qcow2_check_repair(bd, r, NULL, NULL);
 	blkdev_close(bd);
 	return ret;
 }
@@ -588,6 +607,12 @@ Test(qcow2, checker_agrees_with_qemu)
 	cr_assert_eq(r.errors, 0);
 	cr_assert_eq(r.leaks, qemu_leaks(img));
 	cr_assert_eq(r.leaks, 1);
+	cr_assert_eq(our_repair(img, &r), 0);
+	cr_assert_eq(r.repaired, 1);
+	cr_assert_eq(sh("qemu-img check -q %s", img), 0, "leak not repaired");
+	cr_assert_eq(sh("qemu-io -c 'read -P 7 0 1M' %s | grep -q 'read 1048576'",
+	    img), 0, "data harmed by the repair");
+	poke(img, (off_t)(rb + 2 * 200), 1, 2);
 	/* an error: the first data cluster's refcount dropped to 0 */
 	l1 = hdr64(img, 40);
 	l2 = hdr64(img, (off_t)l1) & 0x00fffffffffffe00ull;
@@ -596,6 +621,8 @@ Test(qcow2, checker_agrees_with_qemu)
 	cr_assert_eq(sh("qemu-img check -q %s >/dev/null 2>&1", img), 2);
 	cr_assert_eq(our_check(img, &r), 0);
 	cr_assert_geq(r.errors, 1);
+	cr_assert_eq(our_repair(img, &r), 0);
+	cr_assert_eq(r.repaired, 0, "repaired leaks on an image with errors");
 }
 
 Test(qcow2, checker_clean_after_our_writes)

@@ -216,6 +216,8 @@ Test(cli, disk_commands)
 	cr_assert_not_null(strstr(out, "cluster size: 4096"), "%s", out);
 	cr_assert_eq(run(vmfs_cli_disk, "check %s", base), 0, "%s", out);
 	cr_assert_not_null(strstr(out, "No errors"), "%s", out);
+	cr_assert_eq(run(vmfs_cli_disk, "check --repair %s", base), 0, "%s",
+	    out);
 	snprintf(cmd, sizeof(cmd), "qemu-io -c 'write -P 3 0 1M' %s >/dev/null",
 	    base);
 	cr_assert_eq(system(cmd), 0);
