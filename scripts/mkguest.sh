@@ -64,6 +64,7 @@ if [ -f "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ] &&
 	exit 0
 fi
 
+# shellcheck disable=SC2046 # "PKG VERSION" splits into $1 $2
 set -- $(newest_package)
 if [ $# -eq 2 ]; then
 	pkg=$1 ver=$2
@@ -90,8 +91,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/mkguest.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 dpkg -x "$deb" "$work/pkg"
 kver=$(ls "$work/pkg/lib/modules")
-[ -n "$kver" ] && [ -f "$work/pkg/boot/vmlinuz-$kver" ] ||
+if [ -z "$kver" ] || [ ! -f "$work/pkg/boot/vmlinuz-$kver" ]; then
 	die "$deb does not look like a kernel image package"
+fi
 
 # Every file gets the package's own build time, so the archive depends on
 # the kernel package and our inputs only, never on when it was built.

@@ -2,12 +2,15 @@
 # bash.  A script calls guest_init GUEST, guest_boot OPTIONS..., then
 # checks facts with the expect_* functions and ends with guest_done.
 #
-# The VMM is $BUILD/termvisor, or QEMU when GUEST_VMM=qemu (that is how
-# tests/guests/run-qemu.sh checks the guests themselves).  Exit status:
+# The VMM is $BUILD/termvisor (accelerator $GUEST_ACCEL, default auto), or
+# QEMU when GUEST_VMM=qemu (that is how tests/guests/run-qemu.sh checks the
+# guests themselves).  guest_year is for the scripts' command lines.  Exit status:
 # 0 pass, 1 fail (each failure printed), 77 skip (reason on the last line).
 
 BUILD=${BUILD:-build}
 GUEST_VMM=${GUEST_VMM:-termvisor}
+# termvisor's accelerator: auto (KVM where there is one), kvm or bt.
+GUEST_ACCEL=${GUEST_ACCEL:-auto}
 guest_failures=0
 
 guest_skip() {
@@ -55,7 +58,7 @@ guest_boot() {
 	else
 		timeout -k 5 120 "$BUILD/termvisor" run --kernel "$guest_kernel" \
 			--initrd "$guest_initrd" --append "$guest_append" --cpus "$cpus" \
-			--memory "${mem}M" --debug-exit --accel auto \
+			--memory "${mem}M" --debug-exit --accel "$GUEST_ACCEL" \
 			</dev/null >"$guest_out" 2>"$guest_tmp/stderr" || guest_status=$?
 	fi
 	if ! grep -q '^termvisor test guest:' "$guest_out"; then
