@@ -505,9 +505,9 @@ mc146818_snapshot(void *state, struct snap *s)
 	snap_u8(s, "index", &r->index);
 	snap_bool(s, "nmi_masked", &r->nmi_masked);
 	snap_i64(s, "offset_ns", &offset);
+	r->index &= 0x7f;	/* even from a refused stream: it indexes */
 	if (snap_saving(s) || snap_error(s))
 		return snap_error(s);
-	r->index &= 0x7f;
 	guest_ns = mc146818_realtime_ns() + offset;
 	if (guest_ns < 0)
 		guest_ns = 0;

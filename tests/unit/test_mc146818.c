@@ -266,3 +266,31 @@ Test(rtc, snapshot_roundtrip)
 	snap_free(&s);
 	fake_vm_free(vm2);
 }
+
+Test(rtc, crafted_snapshot_index_stays_in_cmos)
+{
+	struct snap s, l;
+	void *r = fake_vm_device(vm, &mc146818_ops);
+	size_t i;
+
+	cmos_w(0x7f, 0x3c);
+	snap_init_save(&s);
+	snap_section_begin(&s, "rtc", 1);
+	mc146818_ops.snapshot(r, &s);
+	snap_section_end(&s);
+	/* Set the saved index to 0xff and fix the CRC, as a crafted
+	 * stream would. */
+	for (i = 0; i + 11 < s.len; i++)
+		if (s.buf[i] == 5 && memcmp(s.buf + i + 1, "index", 5) == 0)
+			break;
+	cr_assert_lt(i + 11, s.len);
+	s.buf[i + 10] = 0xff;
+	bus_put(s.buf + s.len - 4, 4, snap_crc32(s.buf, s.len - 4));
+	snap_init_load(&l, s.buf, s.len);
+	snap_section_begin(&l, "rtc", 1);
+	mc146818_ops.snapshot(r, &l);
+	snap_section_end(&l);
+	cr_assert_eq(snap_error(&l), 0, "%s", l.errmsg);
+	cr_assert_eq(fake_in(vm, 0x71, 1), 0x3c, "index 0xff means 0x7f");
+	snap_free(&s);
+}
