@@ -17,8 +17,10 @@
  * console_input_space(); when the queue is full the fd is no longer
  * watched, so a paste waits in the kernel until the guest reads.
  *
- * Escape sequence (as QEMU's -serial mon:stdio), active on every input:
- *   Ctrl-a x        end the VM (vm_request_exit(VM_EVENT_SIGNAL))
+ * Escape sequence (as QEMU's -serial mon:stdio), on in_fd only (clients of
+ * console_input() have their own):
+ *   Ctrl-a x        end the VM (vm_request_exit(VM_EVENT_SIGNAL));
+ *                   what was typed after it is dropped
  *   Ctrl-a Ctrl-a   send one Ctrl-a to the guest
  *   Ctrl-a h or ?   print this help on the terminal
  *   Ctrl-a other    both bytes go to the guest unchanged
