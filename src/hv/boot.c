@@ -224,6 +224,67 @@ boot_state_long64(struct vm *vm, struct cpu_state *st, uint64_t entry,
 	st->gpr[R_RSI] = zeropage;
 }
 
+/*
+ * The firmware a real-mode kernel setup expects, reduced to the one call
+ * it cannot do without: INT 15h AX=E820h, the memory map.  Every other
+ * vector points at an IRET.  16-bit code, hand-assembled; offsets of the
+ * F000 segment: 0x00 IRET, 0x10 the INT 15h handler, 0xfe the entry
+ * count, 0x100 the 20-byte entries.
+ */
+static const uint8_t bios_int15[] = {
+	0x66, 0x3d, 0x20, 0xe8, 0x00, 0x00,		/* cmp eax, 0xe820 */
+	0x75, 0x4f,					/* jne unsupported */
+	0x66, 0x81, 0xfa, 0x50, 0x41, 0x4d, 0x53,	/* cmp edx, 'SMAP' */
+	0x75, 0x46,					/* jne unsupported */
+	0x2e, 0x3b, 0x1e, 0xfe, 0x00,			/* cmp bx, cs:[0xfe] */
+	0x73, 0x3f,					/* jae unsupported */
+	0x53, 0x56, 0x57, 0x1e, 0x51,			/* push bx si di ds cx */
+	0x6b, 0xf3, 0x14,				/* imul si, bx, 20 */
+	0x81, 0xc6, 0x00, 0x01,				/* add si, 0x100 */
+	0x0e, 0x1f,					/* ds = cs */
+	0xb9, 0x14, 0x00,				/* mov cx, 20 */
+	0xfc, 0xf3, 0xa4,				/* cld; rep movsb */
+	0x59, 0x1f, 0x5f, 0x5e, 0x5b,			/* pop cx ds di si bx */
+	0x43,						/* inc bx */
+	0x2e, 0x3b, 0x1e, 0xfe, 0x00,			/* cmp bx, cs:[0xfe] */
+	0x72, 0x02,					/* jb 1f */
+	0x31, 0xdb,					/* xor bx, bx: last */
+	0x66, 0xb8, 0x50, 0x41, 0x4d, 0x53,		/* 1: mov eax, 'SMAP' */
+	0x66, 0xb9, 0x14, 0x00, 0x00, 0x00,		/* mov ecx, 20 */
+	0x66, 0x81, 0xe3, 0xff, 0xff, 0x00, 0x00,	/* and ebx, 0xffff */
+	0x55, 0x89, 0xe5,				/* push bp; mov bp, sp */
+	0x80, 0x66, 0x06, 0xfe,				/* clear CF in FLAGS */
+	0x5d, 0xcf,					/* pop bp; iret */
+	0x55, 0x89, 0xe5,				/* unsupported: */
+	0x80, 0x4e, 0x06, 0x01,				/* set CF in FLAGS */
+	0x5d, 0xb4, 0x86, 0xcf,				/* pop bp; ah=86h; iret */
+};
+
+static void
+boot_realmode_bios(struct vm *vm)
+{
+	struct e820_entry t[BOOT_E820_MAX];
+	uint8_t *f = vm_gpa_to_hva(vm, 0xf0000, 0x10000);
+	uint8_t ivt[256 * 4];
+	int n = boot_e820(vm, t, BOOT_E820_MAX);
+
+	TV_ASSERT(f != NULL);
+	memset(f, 0, 0x10000);
+	f[0] = 0xcf;					/* iret */
+	memcpy(f + 0x10, bios_int15, sizeof(bios_int15));
+	wr16(f + 0xfe, n);
+	for (int i = 0; i < n; i++) {
+		wr64(f + 0x100 + 20 * i, t[i].addr);
+		wr64(f + 0x108 + 20 * i, t[i].size);
+		wr32(f + 0x110 + 20 * i, t[i].type);
+	}
+	for (int v = 0; v < 256; v++) {
+		wr16(ivt + 4 * v, v == 0x15 ? 0x10 : 0);
+		wr16(ivt + 4 * v + 2, 0xf000);
+	}
+	vm_write(vm, 0, ivt, sizeof(ivt));
+}
+
 /* Classic 16-bit entry: CS = seg + 0x20, the others = seg, SP = heap end. */
 static void
 boot_state_real(struct cpu_state *st, uint16_t seg)
@@ -380,6 +441,7 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 	    0x202 + h[HDR_JUMP + 1] - HDR_SETUP_SECTS);
 	vm_write(vm, BOOT_REALMODE_ADDR + REALMODE_HEAP_END, cfg->append,
 	    cmdlen + 1);
+	boot_realmode_bios(vm);
 	boot_state_real(bsp, BOOT_REALMODE_ADDR >> 4);
 	return 0;
 }
