@@ -31,8 +31,10 @@ for tool in busybox cpio dpkg depmod gzip; do
 	command -v "$tool" >/dev/null || die "$tool is missing (run scripts/deps.sh)"
 done
 busybox=$(command -v busybox)
-file "$busybox" 2>/dev/null | grep -q dynamically && \
+# ldd succeeds only on a dynamic executable; /init runs before any libc.
+if ldd "$busybox" >/dev/null 2>&1; then
 	die "$busybox is not static (install busybox-static)"
+fi
 
 # Everything the initramfs is made of, besides the kernel package.  A
 # change to any of these rebuilds initrd.img.
@@ -82,7 +84,7 @@ fi
 [ -f "$deb" ] || die "$deb was not downloaded"
 
 if [ -f "$stamp" ] && grep -qx "package $pkg $ver" "$stamp" &&
-   grep -qx "inputs $sum" "$stamp" && [ -f "$out/initrd.img" ]; then
+   grep -qx "inputs $sum" "$stamp" && [ -f "$out/initrd.img" ] && [ -f "$out/vmlinuz" ]; then
 	touch "$stamp"
 	exit 0
 fi
