@@ -14,6 +14,18 @@ struct acpi_header {
 	uint32_t oem_rev, creator, creator_rev;
 } __attribute__((packed));
 
+/* The memory map the tables are checked against, and the first table
+ * found in usable RAM (reported once, at the end). */
+static const struct memmap_entry *acpi_map;
+static unsigned acpi_map_n;
+static uint64_t acpi_in_ram;
+
+static void acpi_note_place(uint64_t addr, uint32_t len)
+{
+	if (!acpi_in_ram && memmap_touches_usable(acpi_map, acpi_map_n, addr, len))
+		acpi_in_ram = addr;
+}
+
 static uint8_t acpi_sum(const void *p, uint32_t len)
 {
 	const uint8_t *b = p;
@@ -59,6 +71,7 @@ static const struct acpi_header *acpi_table(uint64_t addr, const char *sig)
 			  (unsigned long long)addr, h->sig[0], h->sig[1], h->sig[2], h->sig[3],
 			  h->length, h->length < (1u << 20) ? acpi_sum(h, h->length) : 0))
 		return 0;
+	acpi_note_place(addr, h->length);
 	return h;
 }
 
@@ -104,7 +117,7 @@ static void acpi_fadt(const struct acpi_header *fadt)
 	acpi_table(dsdt, "DSDT");
 }
 
-unsigned acpi_check(uint64_t rsdp)
+unsigned acpi_check(uint64_t rsdp, const struct memmap_entry *map, unsigned map_n)
 {
 	const uint8_t *r;
 	uint64_t root;
@@ -112,6 +125,8 @@ unsigned acpi_check(uint64_t rsdp)
 	const struct acpi_header *rt;
 	int fadt = 0, madt = 0;
 
+	acpi_map = map;
+	acpi_map_n = map_n;
 	if (!rsdp) {
 		/* EBDA first 1 KiB, then the BIOS area, as the spec says. */
 		uint64_t ebda = (uint64_t)*(const uint16_t *)phys(0x40e) << 4;
@@ -127,6 +142,7 @@ unsigned acpi_check(uint64_t rsdp)
 	report_printf("rsdp 0x%llx rev %u\n", (unsigned long long)rsdp, r[15]);
 	if (!report_check(acpi_rsdp_valid(r), "acpi_rsdp_checksum", "bad signature or checksum"))
 		return 0;
+	acpi_note_place(rsdp, r[15] >= 2 ? 36 : 20);
 	width = r[15] >= 2 && *(const uint64_t *)(r + 24) ? 8 : 4;
 	root = width == 8 ? *(const uint64_t *)(r + 24) : *(const uint32_t *)(r + 16);
 	rt = acpi_table(root, width == 8 ? "XSDT" : "RSDT");
@@ -153,5 +169,8 @@ unsigned acpi_check(uint64_t rsdp)
 	}
 	report_check(fadt, "acpi_has_fadt", "no FACP table in the %s", width == 8 ? "XSDT" : "RSDT");
 	report_check(madt, "acpi_has_madt", "no APIC table in the %s", width == 8 ? "XSDT" : "RSDT");
+	report_check(!acpi_in_ram, "acpi_not_in_ram",
+		     "table at 0x%llx lies in usable RAM (e820 type 1), the OS may overwrite it",
+		     (unsigned long long)acpi_in_ram);
 	return cpus;
 }

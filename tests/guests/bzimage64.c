@@ -98,7 +98,7 @@ void bzimage64_main(const uint8_t *bp)
 	bz_initrd(bp, m, n);
 	/* boot protocol 2.14: the loader may say where the RSDP is. */
 	report_printf("acpi_rsdp_addr 0x%llx\n", (unsigned long long)BP64(0x070));
-	acpi_check(BP64(0x070));
+	acpi_check(BP64(0x070), m, n);
 	devices_check(cmdline);
 	report_finish();
 }

@@ -92,6 +92,9 @@ uint32_t memmap_report(const struct memmap_entry *m, unsigned n, uint64_t must_l
 		       uint64_t must_hi);
 /* Nonzero when [addr, addr+size) lies inside usable RAM. */
 int memmap_usable(const struct memmap_entry *m, unsigned n, uint64_t addr, uint64_t size);
+/* Nonzero when any byte of [addr, addr+size) is usable RAM. */
+int memmap_touches_usable(const struct memmap_entry *m, unsigned n, uint64_t addr,
+			  uint64_t size);
 
 /* devices.c: UART, CMOS RTC, PIT, PCI, i8042 and an unclaimed port,
  * checked as the hardware answers.  The RTC year is compared with
@@ -99,9 +102,10 @@ int memmap_usable(const struct memmap_entry *m, unsigned n, uint64_t addr, uint6
 void devices_check(const char *cmdline);
 
 /* acpi.c (32/64-bit guests): validates the ACPI tables reached from the
- * RSDP at rsdp (0: scan the EBDA and 0xe0000-0xfffff), prints
- * "ncpus N" from the MADT and returns N (0 on failure). */
-unsigned acpi_check(uint64_t rsdp);
+ * RSDP at rsdp (0: scan the EBDA and 0xe0000-0xfffff), checks none lies
+ * in usable RAM of the map m[n] (the OS would reuse it), prints "ncpus N"
+ * from the MADT and returns N (0 on failure). */
+unsigned acpi_check(uint64_t rsdp, const struct memmap_entry *m, unsigned n);
 
 /* Physical memory as a pointer (identity-mapped or paging off).  The
  * empty asm hides the constant from gcc, which otherwise "knows" that

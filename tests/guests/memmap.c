@@ -22,6 +22,16 @@ int memmap_usable(const struct memmap_entry *m, unsigned n, uint64_t addr, uint6
 	return addr >= end;
 }
 
+int memmap_touches_usable(const struct memmap_entry *m, unsigned n, uint64_t addr,
+			  uint64_t size)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (m[i].type == E820_RAM && addr < m[i].addr + m[i].size &&
+		    m[i].addr < addr + size)
+			return 1;
+	return 0;
+}
+
 uint32_t memmap_report(const struct memmap_entry *m, unsigned n, uint64_t must_lo,
 		       uint64_t must_hi)
 {

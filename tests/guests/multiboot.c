@@ -52,9 +52,12 @@ static unsigned multiboot_mmap(const struct mb_info *mbi, struct memmap_entry *m
 	return n;
 }
 
+static struct memmap_entry mb_map[MEMMAP_MAX];
+static unsigned mb_map_n;
+
 static void multiboot_memory(const struct mb_info *mbi)
 {
-	static struct memmap_entry m[MEMMAP_MAX];
+	struct memmap_entry *m = mb_map;
 	unsigned n = 0;
 	uint32_t kb = 0;
 
@@ -66,6 +69,7 @@ static void multiboot_memory(const struct mb_info *mbi)
 	if (report_check(mbi->flags & 0x40, "mb_mmap", "flags 0x%x lack bit 6", mbi->flags)) {
 		n = multiboot_mmap(mbi, m);
 		kb = memmap_report(m, n, (uintptr_t)_image_start, (uintptr_t)_bss_end);
+		mb_map_n = n;
 	}
 	/* mem_upper is the RAM from 1 MiB to the first hole: within the map. */
 	if ((mbi->flags & 0x41) == 0x41)
@@ -90,6 +94,9 @@ static void multiboot_modules(const struct mb_info *mbi)
 	report_check(mod->start >= (uintptr_t)_bss_end ||
 		     mod->end <= (uintptr_t)_image_start, "mb_mod_apart",
 		     "module overlaps this image");
+	report_check(memmap_usable(mb_map, mb_map_n, mod->start, mod->end - mod->start),
+		     "mb_mod_in_ram", "0x%x-0x%x is not usable RAM in the map", mod->start,
+		     mod->end);
 	report_printf("module 0 cksum %u %u\n", cksum_buf(phys(mod->start), mod->end - mod->start),
 		      mod->end - mod->start);
 	if (report_check(mod->string != 0, "mb_mod_string", "module 0 has no string"))
@@ -113,7 +120,7 @@ void multiboot_main(void)
 		report_printf("loader \"%s\"\n", (const char *)phys(mbi->boot_loader_name));
 	multiboot_memory(mbi);
 	multiboot_modules(mbi);
-	acpi_check(0);
+	acpi_check(0, mb_map, mb_map_n);
 	devices_check(cmdline);
 	report_finish();
 }

@@ -28,9 +28,12 @@ extern uint16_t entry_cs;
 extern char _image_start[], _bss_end[];
 void pvh_main(void);
 
+static struct memmap_entry pvh_map[MEMMAP_MAX];
+static unsigned pvh_map_n;
+
 static void pvh_memory(const struct hvm_start_info *si)
 {
-	static struct memmap_entry m[MEMMAP_MAX];
+	struct memmap_entry *m = pvh_map;
 	const struct hvm_memmap_entry *e = phys(si->memmap_paddr);
 	unsigned n = si->memmap_entries;
 
@@ -46,6 +49,7 @@ static void pvh_memory(const struct hvm_start_info *si)
 		m[i].type = e[i].type;
 	}
 	memmap_report(m, n, (uintptr_t)_image_start, (uintptr_t)_bss_end);
+	pvh_map_n = n;
 }
 
 static void pvh_modules(const struct hvm_start_info *si)
@@ -63,6 +67,9 @@ static void pvh_modules(const struct hvm_start_info *si)
 		return;
 	report_check(mod->paddr >= (uintptr_t)_bss_end || mod->paddr + mod->size <=
 		     (uintptr_t)_image_start, "pvh_mod_apart", "module overlaps this image");
+	report_check(memmap_usable(pvh_map, pvh_map_n, mod->paddr, mod->size), "pvh_mod_in_ram",
+		     "0x%llx-0x%llx is not usable RAM in the map", (unsigned long long)mod->paddr,
+		     (unsigned long long)(mod->paddr + mod->size));
 	report_printf("module 0 cksum %u %u\n", cksum_buf(phys(mod->paddr), (uint32_t)mod->size),
 		      (uint32_t)mod->size);
 }
@@ -88,7 +95,7 @@ void pvh_main(void)
 	pvh_memory(si);
 	pvh_modules(si);
 	report_check(si->rsdp_paddr != 0, "pvh_rsdp", "rsdp_paddr is 0");
-	acpi_check(si->rsdp_paddr);
+	acpi_check(si->rsdp_paddr, pvh_map, pvh_map_n);
 	devices_check(cmdline);
 	report_finish();
 }
