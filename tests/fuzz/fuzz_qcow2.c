@@ -1,8 +1,8 @@
 /*
  * libFuzzer target: the qcow2 header and metadata reader.  The input is
  * an image file (in a memfd); whatever opens is read in places, checked
- * with qcow2_check, then opened writable and written, discarded and
- * read again.  Crashes, hangs, leaks and sanitizer reports are bugs;
+ * and repaired, then opened writable and written, discarded and read
+ * again.  Crashes, hangs, leaks and sanitizer reports are bugs;
  * refusals are not.
  */
 #include <stdint.h>
@@ -62,6 +62,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (qcow2_open(&bd, path, BLKDEV_RDONLY, NULL, err, sizeof(err)) == 0) {
 		fuzz_qcow2_poke(bd, data, size, false);
 		(void)qcow2_check(bd, &r, NULL, NULL);
+		(void)qcow2_check_repair(bd, &r, NULL, NULL);
 		blkdev_close(bd);
 	}
 	if (qcow2_open(&bd, path, 0, NULL, err, sizeof(err)) == 0) {
