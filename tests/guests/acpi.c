@@ -100,6 +100,21 @@ static unsigned acpi_madt(const struct acpi_header *madt)
 	return cpus;
 }
 
+/* Powering off needs \_S5 (the SLP_TYP values) in the DSDT's AML. */
+static void acpi_dsdt(const struct acpi_header *dsdt)
+{
+	const char *p, *end;
+
+	if (!dsdt)
+		return;
+	p = (const char *)dsdt + sizeof(*dsdt);
+	end = (const char *)dsdt + dsdt->length;
+	for (; p + 4 <= end; p++)
+		if (!memcmp(p, "_S5_", 4))
+			break;
+	report_check(p + 4 <= end, "acpi_dsdt_s5", "no _S5_ object: the OS cannot power off");
+}
+
 static void acpi_fadt(const struct acpi_header *fadt)
 {
 	const uint8_t *f = (const uint8_t *)fadt;
@@ -114,7 +129,15 @@ static void acpi_fadt(const struct acpi_header *fadt)
 	report_printf("acpi pm1a_cnt 0x%x\n", pm1a_cnt);
 	/* Without PM1a control, an OS has no ACPI way to power off. */
 	report_check(pm1a_cnt != 0, "acpi_fadt_pm1a", "PM1a control block is 0");
-	acpi_table(dsdt, "DSDT");
+	/* ACPI 2.0 reset register (FADT flags bit 10): a fact, since a
+	 * revision 1 FADT (QEMU's pc) has none and Linux then resets
+	 * through the keyboard controller. */
+	if (fadt->length >= 129 && (*(const uint32_t *)(f + 112) & (1u << 10)))
+		report_printf("acpi reset_reg space %u addr 0x%llx value 0x%x\n", f[116],
+			      (unsigned long long)*(const uint64_t *)(f + 120), f[128]);
+	else
+		report_printf("acpi reset_reg none\n");
+	acpi_dsdt(acpi_table(dsdt, "DSDT"));
 }
 
 unsigned acpi_check(uint64_t rsdp, const struct memmap_entry *map, unsigned map_n)

@@ -150,6 +150,42 @@ static void devices_pit(void)
 	outb(0x61, inb(0x61) & ~0x03);
 }
 
+/* Channel 0 (the timer interrupt's) counts too: mode 2, full count. */
+static void devices_pit_ch0(void)
+{
+	uint16_t a, b = 0;
+	unsigned i;
+
+	outb(0x43, 0x34);	/* ch 0, lo/hi, mode 2, binary */
+	outb(0x40, 0xff);
+	outb(0x40, 0xff);
+	outb(0x43, 0x00);	/* latch channel 0 */
+	a = (uint16_t)(inb(0x40) | inb(0x40) << 8);
+	for (i = 0; i < 1000000; i++) {
+		outb(0x43, 0x00);
+		b = (uint16_t)(inb(0x40) | inb(0x40) << 8);
+		if (b < a && a - b > 16)
+			break;
+	}
+	report_check(b < a, "pit_ch0_counts_down", "channel 0 read 0x%04x then 0x%04x", a, b);
+}
+
+/* Linux's probe_8259A: the mask registers read back what was written,
+ * else it runs with no legacy PIC at all. */
+static void devices_pic(void)
+{
+	uint8_t master = inb(0x21), slave = inb(0xa1), m, s;
+
+	outb(0xa1, 0xff);
+	outb(0x21, 0xfb);	/* all masked but the cascade */
+	m = inb(0x21);
+	s = inb(0xa1);
+	outb(0x21, master);
+	outb(0xa1, slave);
+	report_check(m == 0xfb && s == 0xff, "pic_imr",
+		     "masks read 0x%02x/0x%02x after writing 0xfb/0xff", m, s);
+}
+
 static uint32_t devices_pci_read(unsigned bus, unsigned dev, unsigned fn, unsigned reg)
 {
 	outl(0xcf8, 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc));
@@ -228,6 +264,8 @@ void devices_check(const char *cmdline)
 	devices_uart();
 	devices_rtc(cmdline);
 	devices_pit();
+	devices_pit_ch0();
+	devices_pic();
 	devices_pci();
 	devices_i8042();
 	devices_unclaimed();
