@@ -162,6 +162,7 @@ qcow2_create(const char *path, uint64_t size,
 	if (o->backing != NULL &&
 	    (ret = qcow2_create_backing_size(path, o, &size, err, errlen)) < 0)
 		return ret;
+	size = (size + 511) & ~511ull;	/* whole sectors, as qemu-img does */
 	if ((ret = qcow2_create_plan(&l, o, size)) < 0)
 		return QCOW2_BAD("%s: bad options (cluster size a power of two in "
 		    "512..2M, refcount bits a power of two up to 64, size under "

@@ -807,3 +807,33 @@ Test(qcow2, flushed_data_survives_kill9)
 	cr_assert_eq(memcmp(buf, pat, 1000), 0, "flushed data lost");
 	blkdev_close(bd);
 }
+
+/* A backing file of odd size under an overlay that is not a multiple of
+ * the cluster size (qemu-img rounds 1000001 up to sectors). */
+Test(qcow2, odd_size)
+{
+	char img[512], raw[512], e[512];
+	uint64_t size = 1000448;
+	uint8_t *ref = calloc(1, size);
+	struct blkdev *bd;
+
+	snprintf(img, sizeof(img), "%s/odd.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/odd.raw", dir);
+	cr_assert_eq(sh("qemu-img create -q -f raw %s/oddb.raw 999999", dir), 0);
+	cr_assert_eq(sh("qemu-io -f raw -c 'write -P 0x44 0 999999' %s/oddb.raw "
+	    ">/dev/null", dir), 0);
+	memset(ref, 0x44, 999999);
+	cr_assert_eq(sh("cd %s && qemu-img create -q -f qcow2 -b oddb.raw -F raw "
+	    "odd.qcow2 1000001", dir), 0);
+	cr_assert_eq(blkdev_open(&bd, img, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(blkdev_length(bd), size);
+	pattern(bd, ref, size, 65536, 4242, 100, true);
+	cr_assert_eq(blkdev_pwrite(bd, "end", 3, size - 3), 0);
+	memcpy(ref + size - 3, "end", 3);
+	cr_assert_eq(blkdev_pwrite(bd, "x", 1, size), -EINVAL);
+	blkdev_close(bd);
+	write_file(raw, ref, size);
+	cr_assert_eq(sh("qemu-img check -q %s", img), 0);
+	cr_assert_eq(sh("qemu-img compare -q -F raw %s %s", img, raw), 0);
+	free(ref);
+}
