@@ -44,7 +44,8 @@ static const char run_usage[] =
 "  -a, --append ARGS     kernel command line\n"
 "  -m, --memory SIZE     guest memory, e.g. 512M, 2G (default 512M)\n"
 "  -c, --cpus N          number of vCPUs (default 1)\n"
-"      --accel NAME      kvm, bt (software CPU) or auto (default)\n"
+"      --accel NAME      kvm, bt (software CPU) or auto (default: KVM\n"
+"                        when the CPU has VMX/SVM, else the software CPU)\n"
 "  -d, --disk FILE[,format=raw|qcow2][,readonly=on]  add a disk (repeatable)\n"
 "      --datastore DIR   the datastore holding NAME\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
@@ -342,6 +343,26 @@ run_create_error(const struct vm_config *cfg, const struct accel_ops *a,
 		    strerror(-err));
 }
 
+/* Does the host CPU show VMX or SVM (so /dev/kvm runs guests natively)? */
+static bool
+run_host_has_hw_virt(void)
+{
+	char line[4096];
+	bool yes = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f == NULL)
+		return true;	/* cannot tell: let KVM decide */
+	while (!yes && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		yes = strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL;
+		break;
+	}
+	fclose(f);
+	return yes;
+}
+
 /* Is err "this accelerator is not here", so auto may try the next? */
 static bool
 run_accel_absent(int err)
@@ -364,18 +385,26 @@ run_create(const struct vm_config *cfg)
 			run_create_error(cfg, a, err);
 		return vm;
 	}
-	/* XXX: on a /dev/kvm that emulates kernel code (kvm_pvm), bt is
-	 * faster for kernels; probing that is left to a benchmark-backed
-	 * heuristic. */
-	a = accel_find("kvm");
-	vm = vm_create(cfg, a, &err);
-	if (vm != NULL || !run_accel_absent(err)) {
-		if (vm == NULL)
-			run_create_error(cfg, a, err);
-		return vm;
+	/*
+	 * A /dev/kvm on a CPU without VMX/SVM (a software KVM backend such
+	 * as kvm_pvm) emulates guest kernel code an instruction at a time,
+	 * thousands of times slower than the software CPU: auto takes KVM
+	 * only where the CPU shows hardware virtualization.
+	 */
+	if (run_host_has_hw_virt()) {
+		a = accel_find("kvm");
+		vm = vm_create(cfg, a, &err);
+		if (vm != NULL || !run_accel_absent(err)) {
+			if (vm == NULL)
+				run_create_error(cfg, a, err);
+			return vm;
+		}
+		log_info("KVM not available (%s): using the software CPU",
+		    strerror(-err));
+	} else {
+		log_info("no VMX/SVM on this CPU: using the software CPU "
+		    "(--accel kvm forces KVM)");
 	}
-	log_info("KVM not available (%s): using the software CPU",
-	    strerror(-err));
 	a = accel_find("bt");
 	vm = vm_create(cfg, a, &err);
 	if (vm == NULL)
