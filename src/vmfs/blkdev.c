@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hv/vmconfig.h"
 #include "vmfs/qcow2.h"
 #include "vmfs/raw.h"
 
@@ -147,6 +148,14 @@ blkdev_open(struct blkdev **out, const char *path, const char *format,
     unsigned flags, char *err, size_t errlen)
 {
 	return blkdev_open_chain(out, path, format, flags, NULL, err, errlen);
+}
+
+int
+blkdev_open_disk(struct blkdev **out, const struct vmcfg_disk *d, char *err,
+    size_t errlen)
+{
+	return blkdev_open(out, d->path, d->format,
+	    d->readonly ? BLKDEV_RDONLY : 0, err, errlen);
 }
 
 void

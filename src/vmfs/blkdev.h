@@ -76,6 +76,10 @@ struct blkdev_chain {
 int blkdev_open_chain(struct blkdev **out, const char *path,
     const char *format, unsigned flags, const struct blkdev_chain *up,
     char *err, size_t errlen);
+struct vmcfg_disk;
+/* Open a VM's disk as configured (format, readonly).  Like blkdev_open. */
+int blkdev_open_disk(struct blkdev **out, const struct vmcfg_disk *d,
+    char *err, size_t errlen);
 /* Guess the format of path: "qcow2" or "raw" into fmt.  0/-errno. */
 int blkdev_probe(const char *path, char *fmt, size_t fmtlen);
 void blkdev_close(struct blkdev *bd);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hv/vmconfig.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/raw.h"
 
@@ -109,6 +110,22 @@ Test(raw, errors_name_the_file)
 	cr_assert_not_null(strstr(e, "/nonexistent/x.img"), "%s", e);
 	cr_assert_eq(blkdev_open(&bd, path, "vmdk", 0, e, sizeof(e)), -EINVAL);
 	cr_assert_not_null(strstr(e, "unknown disk format"), "%s", e);
+}
+
+Test(raw, open_configured_disk)
+{
+	struct vmcfg_disk d = { .readonly = true };
+	struct blkdev *bd;
+	char e[256];
+
+	cr_assert_eq(raw_create(path, 4096, e, sizeof(e)), 0);
+	snprintf(d.path, sizeof(d.path), "%s", path);
+	cr_assert_eq(blkdev_open_disk(&bd, &d, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(blkdev_pwrite(bd, "x", 1, 0), -EROFS);
+	blkdev_close(bd);
+	snprintf(d.format, sizeof(d.format), "qcow2");
+	cr_assert_eq(blkdev_open_disk(&bd, &d, e, sizeof(e)), -EINVAL);
+	cr_assert_not_null(strstr(e, "bad magic"), "%s", e);
 }
 
 Test(raw, probe)
