@@ -3,7 +3,7 @@
 # needs to build, test and benchmark.  Quiet when everything is there.
 set -eu
 
-PKGS="build-essential pkg-config clang mandoc cpio busybox-static
+PKGS="build-essential pkg-config clang libclang-rt-14-dev mandoc cpio busybox-static
 libcriterion-dev libjansson-dev liburing-dev zlib1g-dev liblzma-dev libncurses-dev
 libvncserver-dev libpcap-dev qemu-system-x86 qemu-utils e2fsprogs
 dpkg-dev kmod"
