@@ -253,3 +253,51 @@ Test(bt_simd_x87, fip_fdp_fop)
 	cr_expect_eq(v >> 16, 0x405, "FOP = DC 05");
 	cr_expect_eq(x87_fpu.fxsave[0] & 0x3f, 0x3f, "FNSTENV masks all");
 }
+
+/*
+ * Real-mode environment layouts (SDM vol. 1, figures 8-10 and 8-12; the
+ * host runs in long mode, so there is no native oracle): FIP/FDP split
+ * into a low word and high bits at bit 12 beside FOP, and FLDENV reads
+ * back what FNSTENV wrote.
+ */
+Test(bt_simd_x87, env_real_mode)
+{
+	struct simd_op fadd = { .map = SIMD_MAP_X87, .opcode = 0xdc, .mod = 0,
+				.reg = 0, .rm = 5 };
+	struct simd_op env = { .map = SIMD_MAP_X87, .opcode = 0xd9, .mod = 0,
+			       .reg = 6, .op_size = 2 };
+	uint8_t mem[512] = { 0 }, img[512];
+	struct simd_ctx c = x87_ctx(0, 0x37f, 0);	/* CR0.PE = 0 */
+	uint16_t w;
+	uint32_t d;
+
+	c.fpu_ip = 0x12345;
+	c.fpu_dp = 0xabcde;
+	cr_assert_eq(simd_exec(&c, &fadd, mem), 0);
+	memcpy(img, x87_fpu.fxsave, 512);
+	cr_assert_eq(simd_exec(&c, &env, mem), 0);
+	memcpy(&w, mem + 6, 2);
+	cr_expect_eq(w, 0x2345, "FIP 15:0");
+	memcpy(&w, mem + 8, 2);
+	cr_expect_eq(w, 0x1405, "FIP 19:16 at bit 12, FOP below");
+	memcpy(&w, mem + 10, 2);
+	cr_expect_eq(w, 0xbcde, "FDP 15:0");
+	memcpy(&w, mem + 12, 2);
+	cr_expect_eq(w, 0xa000, "FDP 19:16 at bit 12");
+	env.reg = 4;				/* FLDENV */
+	memset(x87_fpu.fxsave + 6, 0, 18);
+	cr_assert_eq(simd_exec(&c, &env, mem), 0);
+	cr_expect_eq(memcmp(x87_fpu.fxsave + 6, img + 6, 18), 0,
+		     "FOP/FIP/FDP restored");
+	env.op_size = 4;			/* 32-bit real-mode layout */
+	env.reg = 6;
+	cr_assert_eq(simd_exec(&c, &env, mem), 0);
+	memcpy(&d, mem + 16, 4);
+	cr_expect_eq(d, 0x00001405, "FIP 31:16 at bit 12, FOP");
+	memcpy(&d, mem + 24, 4);
+	cr_expect_eq(d, 0x0000a000);
+	env.reg = 4;
+	memset(x87_fpu.fxsave + 6, 0, 18);
+	cr_assert_eq(simd_exec(&c, &env, mem), 0);
+	cr_expect_eq(memcmp(x87_fpu.fxsave + 6, img + 6, 18), 0);
+}

@@ -502,29 +502,52 @@ simd_x87_full_tags(const struct simd_ctx *c)
 	return tw;
 }
 
-/* FNSTENV layout (protected mode): 14 bytes (16-bit) or 28 (32-bit). */
+/* Real mode and virtual-8086 mode use their own environment layouts. */
+static bool
+simd_x87_real(const struct simd_ctx *c)
+{
+	return !(c->cr0 & CR0_PE) || (c->rflags && (*c->rflags & RFLAGS_VM));
+}
+
+/*
+ * FNSTENV layouts: 14 bytes (16-bit operand size) or 28 (32-bit).  In
+ * protected mode FIP/FDP are offsets with the selectors beside them (not
+ * known here: 0); in real mode they are 20- or 32-bit linear addresses
+ * split into a low 16-bit word and high bits at bit 12 of the next one,
+ * which also holds FOP.
+ */
 static void
 simd_x87_env_store(struct simd_ctx *c, uint8_t *m, int osz)
 {
 	const uint8_t *fx = c->fpu->fxsave;
 	uint16_t tw = simd_x87_full_tags(c);
+	uint16_t fop = simd_ld16(fx + FX_FOP) & 0x7ff;
+	uint32_t fip = simd_ld32(fx + FX_FIP), fdp = simd_ld32(fx + FX_FDP);
+	bool real = simd_x87_real(c);
 
 	if (osz == 2) {
 		simd_st16(m, simd_x87_fcw(c));
 		simd_st16(m + 2, simd_fsw(c));
 		simd_st16(m + 4, tw);
-		simd_st16(m + 6, simd_ld16(fx + FX_FIP));
-		simd_st16(m + 8, 0);
-		simd_st16(m + 10, simd_ld16(fx + FX_FDP));
-		simd_st16(m + 12, 0);
+		simd_st16(m + 6, fip);
+		simd_st16(m + 8, real ? ((fip >> 4) & 0xf000) | fop : 0);
+		simd_st16(m + 10, fdp);
+		simd_st16(m + 12, real ? (fdp >> 4) & 0xf000 : 0);
 		return;
 	}
 	simd_st32(m, 0xffff0000u | simd_x87_fcw(c));
 	simd_st32(m + 4, 0xffff0000u | simd_fsw(c));
 	simd_st32(m + 8, 0xffff0000u | tw);
-	simd_st32(m + 12, simd_ld32(fx + FX_FIP));
-	simd_st32(m + 16, (uint32_t)(simd_ld16(fx + FX_FOP) & 0x7ff) << 16);
-	simd_st32(m + 20, simd_ld32(fx + FX_FDP));
+	if (real) {
+		simd_st32(m + 12, 0xffff0000u | (fip & 0xffff));
+		simd_st32(m + 16, ((fip >> 4) & 0x0ffff000u) | fop);
+		simd_st32(m + 20, 0xffff0000u | (fdp & 0xffff));
+		simd_st32(m + 24, (fdp >> 4) & 0x0ffff000u);
+		return;
+	}
+	simd_st32(m + 12, fip);
+	simd_st32(m + 16, (uint32_t)fop << 16);
+	simd_st32(m + 20, fdp);
 	simd_st32(m + 24, 0xffff0000u);
 }
 
@@ -534,6 +557,7 @@ simd_x87_env_load(struct simd_ctx *c, const uint8_t *m, int osz)
 	uint8_t *fx = c->fpu->fxsave;
 	uint16_t fcw = simd_fcw_fix(simd_ld16(m)), tw, fsw;
 	int s = osz == 2 ? 2 : 4;
+	bool real = simd_x87_real(c);
 	uint8_t ftw = 0;
 
 	fsw = simd_ld16(m + s);
@@ -548,9 +572,21 @@ simd_x87_env_load(struct simd_ctx *c, const uint8_t *m, int osz)
 	simd_st16(fx + FX_FSW, simd_fsw_fix(fcw, fsw));
 	fx[FX_FTW] = ftw;
 	if (osz == 2) {
-		simd_st64(fx + FX_FIP, simd_ld16(m + 6));
-		simd_st64(fx + FX_FDP, simd_ld16(m + 10));
-		simd_st16(fx + FX_FOP, 0);
+		uint16_t w8 = simd_ld16(m + 8), w12 = simd_ld16(m + 12);
+
+		simd_st64(fx + FX_FIP, simd_ld16(m + 6) |
+			  (real ? (uint32_t)(w8 & 0xf000) << 4 : 0));
+		simd_st64(fx + FX_FDP, simd_ld16(m + 10) |
+			  (real ? (uint32_t)(w12 & 0xf000) << 4 : 0));
+		simd_st16(fx + FX_FOP, real ? w8 & 0x7ff : 0);
+	} else if (real) {
+		uint32_t w16 = simd_ld32(m + 16), w24 = simd_ld32(m + 24);
+
+		simd_st64(fx + FX_FIP, simd_ld16(m + 12) |
+			  ((w16 & 0x0ffff000u) << 4));
+		simd_st64(fx + FX_FDP, simd_ld16(m + 20) |
+			  ((w24 & 0x0ffff000u) << 4));
+		simd_st16(fx + FX_FOP, w16 & 0x7ff);
 	} else {
 		simd_st64(fx + FX_FIP, simd_ld32(m + 12));
 		simd_st16(fx + FX_FOP, (simd_ld32(m + 16) >> 16) & 0x7ff);
