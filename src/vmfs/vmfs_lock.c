@@ -156,7 +156,7 @@ vmfs_lock_describe(const struct vmfs_lock_holder *h, char *buf, size_t len)
 
 	gmtime_r(&t, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	snprintf(buf, len, "pid %ld on host %s since %s (renewed %llds ago)",
+	snprintf(buf, len, "pid %ld on host %s since %s, renewed %llds ago",
 	    h->pid, h->host, when,
 	    (long long)((vmfs_lock_now_ms() - h->renewed_ms) / 1000));
 }
