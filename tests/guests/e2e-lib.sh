@@ -1,17 +1,20 @@
 # Helpers for the test-guest e2e scripts (tests/e2e/guest-*.sh); sourced,
-# bash.  A script calls guest_init GUEST, guest_boot OPTIONS..., then
-# checks facts with the expect_* functions and ends with guest_done.
+# bash.  A script calls guest_init GUEST, defines a function that calls
+# guest_boot CPUS MEM_MIB APPEND || return 0, then the expect_* checks,
+# and ends with guest_run_all FUNCTION.
 #
-# The VMM is $BUILD/termvisor (accelerator $GUEST_ACCEL, default auto), or
-# QEMU when GUEST_VMM=qemu (that is how tests/guests/run-qemu.sh checks the
-# guests themselves).  guest_year is for the scripts' command lines.  Exit status:
-# 0 pass, 1 fail (each failure printed), 77 skip (reason on the last line).
+# The VMM is $BUILD/termvisor, run once per accelerator: kvm and bt where
+# /dev/kvm is usable, else bt alone (the software CPU must pass the same
+# tests); GUEST_ACCEL=NAME runs just that one.  GUEST_VMM=qemu runs QEMU
+# instead (TCG; how tests/guests/run-qemu.sh checks the guests themselves).
+# Exit status: 0 pass, 1 fail (each failure printed), 77 skip (reason on
+# the last line).
 
 BUILD=${BUILD:-build}
 GUEST_VMM=${GUEST_VMM:-termvisor}
-# termvisor's accelerator: auto (KVM where there is one), kvm or bt.
-GUEST_ACCEL=${GUEST_ACCEL:-auto}
 guest_failures=0
+guest_passed=""
+guest_skipped=""
 
 guest_skip() {
 	echo "skip: $*"
@@ -19,8 +22,8 @@ guest_skip() {
 }
 
 guest_fail() {
-	echo "FAIL: $*"
-	guest_failures=$((guest_failures + 1))
+	echo "FAIL [$guest_accel]: $*"
+	guest_run_failures=$((guest_run_failures + 1))
 }
 
 # guest_init GUEST: checks what the run needs; makes $guest_tmp (removed
@@ -40,10 +43,13 @@ guest_init() {
 	guest_initrd=$guest_tmp/initrd-$RANDOM.bin
 	head -c $((65536 + RANDOM % 4096 + 1)) /dev/urandom >"$guest_initrd"
 	guest_year=$(date -u +%Y)
+	guest_accel=none
 }
 
 # guest_boot CPUS MEMORY_MIB APPEND: runs the guest; leaves its serial
 # output in $guest_out and the VMM's exit status in $guest_status.
+# Returns 1 when the VMM cannot run it on this accelerator (exit status 2
+# and no guest output: a loader or the accelerator is missing).
 guest_boot() {
 	local cpus=$1 mem=$2
 	guest_append=$3
@@ -58,19 +64,21 @@ guest_boot() {
 	else
 		timeout -k 5 120 "$BUILD/termvisor" run --kernel "$guest_kernel" \
 			--initrd "$guest_initrd" --append "$guest_append" --cpus "$cpus" \
-			--memory "${mem}M" --debug-exit --accel "$GUEST_ACCEL" \
+			--memory "${mem}M" --debug-exit --accel "$guest_accel" \
 			</dev/null >"$guest_out" 2>"$guest_tmp/stderr" || guest_status=$?
 	fi
 	if ! grep -q '^termvisor test guest:' "$guest_out"; then
 		# The VMM refused (exit 2: a loader or accelerator not there yet).
 		if [ "$guest_status" -eq 2 ]; then
 			cat "$guest_tmp/stderr"
-			guest_skip "$GUEST_VMM cannot run ${guest_kernel##*/}: $(tail -n 1 "$guest_tmp/stderr")"
+			guest_skipped="$guest_skipped $guest_accel: $(tail -n 1 "$guest_tmp/stderr");"
+			return 1
 		fi
 		cat "$guest_tmp/stderr" "$guest_out"
-		echo "FAIL: the guest printed nothing (exit status $guest_status)"
-		exit 1
+		guest_fail "the guest printed nothing (exit status $guest_status)"
+		return 1
 	fi
+	guest_booted=1
 }
 
 # The value after "KEY " on the guest's first line starting with KEY.
@@ -128,12 +136,34 @@ expect_rtc() {
 		guest_fail "RTC says $rtc UTC, host $(date -u '+%F %T')"
 }
 
-guest_done() {
-	if [ "$guest_failures" -ne 0 ]; then
-		echo "--- guest serial output"
-		cat "$guest_out"
-		exit 1
+# guest_run_all FUNCTION: runs FUNCTION (boot and checks) once per
+# accelerator and exits with the verdict.
+guest_run_all() {
+	local accels
+	if [ "$GUEST_VMM" = qemu ]; then
+		accels=tcg
+	elif [ -n "${GUEST_ACCEL:-}" ]; then
+		accels=$GUEST_ACCEL
+	elif [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
+		accels="kvm bt"
+	else
+		accels=bt
 	fi
-	echo "${guest_kernel##*/}: $(grep -c '^ok ' "$guest_out") guest checks and the facts match"
+	for guest_accel in $accels; do
+		guest_run_failures=0
+		guest_booted=0
+		guest_out=/dev/null
+		"$1"
+		if [ "$guest_run_failures" -ne 0 ]; then
+			echo "--- guest serial output ($guest_accel)"
+			cat "$guest_out"
+			guest_failures=$((guest_failures + guest_run_failures))
+		elif [ "$guest_booted" -eq 1 ]; then
+			guest_passed="$guest_passed $guest_accel"
+		fi
+	done
+	[ "$guest_failures" -eq 0 ] || exit 1
+	[ -n "$guest_passed" ] || guest_skip "$GUEST_VMM cannot run ${guest_kernel##*/}:$guest_skipped"
+	echo "${guest_kernel##*/}: $(grep -c '^ok ' "$guest_out") guest checks and the facts match on$guest_passed"
 	exit 0
 }
