@@ -32,6 +32,7 @@
  */
 #include "vmfs/vmfs_lock.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -318,6 +319,29 @@ vmfs_lock_init(struct vmfs_lock *l, const char *vmdir,
 	return 0;
 }
 
+/* Temporary leases of takers that died before renaming them. */
+static void
+vmfs_lock_sweep(const struct vmfs_lock *l)
+{
+	char path[4400];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	if ((d = opendir(l->dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, ".lease.", 7) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", l->dir, de->d_name);
+		if (stat(path, &st) == 0 && vmfs_lock_now_ms() -
+		    (int64_t)st.st_mtime * 1000 > 4 * (int64_t)VMFS_LOCK_EXPIRY *
+		    VMFS_LOCK_RENEW_MS)
+			unlink(path);
+	}
+	closedir(d);
+}
+
 int
 vmfs_lock_take(const char *vmdir, const struct vmfs_lock_opts *o,
     struct vmfs_lock **out, char *err, size_t errlen)
@@ -362,6 +386,7 @@ vmfs_lock_take(const char *vmdir, const struct vmfs_lock_opts *o,
 	if (ret < 0)
 		goto fail;
 	l->last_ok_ms = vmfs_lock_now_ms();
+	vmfs_lock_sweep(l);
 	*out = l;
 	return 0;
 fail:

@@ -320,3 +320,24 @@ Test(lock, detach_and_reattach)
 	evloop_free(b);
 	vclock_set_fake(false, 0);
 }
+
+/* A taker that died between writing its lease and renaming it. */
+Test(lock, old_temporary_leases_swept)
+{
+	struct timespec old[2] = { { 1000, 0 }, { 1000, 0 } };
+	char p[512], q[512], e[512];
+	struct vmfs_lock *l;
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/.lease.deadbeef", dir);
+	snprintf(q, sizeof(q), "%s/.lease.fresh", dir);
+	cr_assert_not_null(f = fopen(p, "w"));
+	fclose(f);
+	cr_assert_eq(utimensat(AT_FDCWD, p, old, 0), 0);
+	cr_assert_not_null(f = fopen(q, "w"));
+	fclose(f);
+	cr_assert_eq(vmfs_lock_take(dir, NULL, &l, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(access(p, F_OK), -1, "old temporary lease left");
+	cr_assert_eq(access(q, F_OK), 0, "a fresh one (a live taker's) removed");
+	vmfs_lock_release(l);
+}
