@@ -9,6 +9,8 @@
 
 GUEST_SRC := tests/guests
 GUEST_OUT := $(BUILD)/guests
+# gcc, whatever CC is: -m16 and -mgeneral-regs-only are what these need.
+GUEST_CC  ?= gcc
 GUEST_LD  ?= ld
 GUEST_OBJCOPY ?= objcopy
 
@@ -31,22 +33,22 @@ test-guests: $(GUEST_OUT)/bzimage64.bin $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/
 
 $(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
 $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
 $(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
 $(GUEST_OUT)/o16/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -c -o $@ $<
 $(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS64) -c -o $@ $<
 $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
 
 GUEST_MB_OBJS := $(addprefix $(GUEST_OUT)/o32/,multiboot_head.o multiboot.o acpi.o \
 	$(addsuffix .o,$(GUEST_COMMON)))
@@ -78,7 +80,7 @@ $(GUEST_OUT)/bzimage64-payload.bin: $(GUEST_OUT)/bzimage64-payload.elf
 # The setup sectors carry the payload (.incbin), so they follow it.
 $(GUEST_OUT)/o16/bzimage64_setup.o: $(GUEST_SRC)/bzimage64_setup.S $(GUEST_OUT)/bzimage64-payload.bin
 	@mkdir -p $(dir $@)
-	$(CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -DPAYLOAD_BIN='"$(GUEST_OUT)/bzimage64-payload.bin"' \
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -DPAYLOAD_BIN='"$(GUEST_OUT)/bzimage64-payload.bin"' \
 		-c -o $@ $<
 $(GUEST_OUT)/bzimage64.elf: $(GUEST_OUT)/o16/bzimage64_setup.o $(GUEST_SRC)/bzimage64_setup.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
