@@ -2,6 +2,7 @@
 # bzImage test guest through the 64-bit boot protocol: boot_params (setup
 # header copy, e820, cmdline, initrd), ACPI CPU count, devices.
 set -eu
+cd "$(dirname "$0")/../.."
 . tests/guests/e2e-lib.sh
 guest_init bzimage64.bin
 check() {

@@ -2,6 +2,7 @@
 # Multiboot v1 test guest: magic, mbi memory fields and map, command
 # line, --initrd as module 0 (bytes and string), ACPI CPU count, devices.
 set -eu
+cd "$(dirname "$0")/../.."
 . tests/guests/e2e-lib.sh
 guest_init multiboot.elf
 check() {

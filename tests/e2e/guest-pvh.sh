@@ -2,6 +2,7 @@
 # PVH test guest: hvm_start_info memory map, command line, module list
 # (--initrd), RSDP and the ACPI CPU count, devices.
 set -eu
+cd "$(dirname "$0")/../.."
 . tests/guests/e2e-lib.sh
 guest_init pvh.elf
 check() {

@@ -2,6 +2,7 @@
 # Real-mode test guest: entered at the bzImage setup code (SEG+0x20:0)
 # with the zeropage filled by the loader (e820, cmd_line_ptr, initrd).
 set -eu
+cd "$(dirname "$0")/../.."
 . tests/guests/e2e-lib.sh
 guest_init realmode.bin
 check() {

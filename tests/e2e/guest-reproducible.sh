@@ -3,6 +3,7 @@
 # kernel package into two fresh directories give byte-identical initrd.img
 # (and the same vmlinuz).  Reuses the .deb that `make guest` downloaded.
 set -eu
+cd "$(dirname "$0")/../.."
 cache=${GUESTDIR:-${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest}
 deb=$(ls "$cache"/linux-image-6.1.0-*-amd64_*_amd64.deb 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$deb" ]; then
