@@ -66,8 +66,12 @@ static const uint32_t lapic_lvt_mask[LAPIC_NLVT] = {
 /* Shortest interval the periodic timer really fires at: a guest asking
  * for a nanosecond period must not turn the event loop into a spin. */
 #define LAPIC_MIN_PERIOD_NS	100000ull
+/* Periodic ticks owed at most (a second of HZ=250): beyond that a guest
+ * that stood still is not flooded with its past. */
+#define LAPIC_OWED_MAX		250
 
 static void lapic_timer_arm(struct lapic *l, uint64_t now);
+static void lapic_timer_pay(struct lapic *l);
 
 /* --- 256-bit vector sets --- */
 
@@ -214,6 +218,8 @@ lapic_init_state(struct lapic *l)
 	l->timer_icr = l->timer_dcr = 0;
 	l->timer_start = vclock_ns();
 	l->timer_fired = false;
+	l->timer_seen = 0;
+	l->timer_owed = 0;
 	vtimer_cancel(&l->timer);
 }
 
@@ -387,6 +393,10 @@ lapic_ack(struct lapic *l)
 	if (v >= 0) {
 		lapic_bit_set(l->irr, v, false);
 		lapic_bit_set(l->isr, v, true);
+		/* The next owed tick waits in the IRR for this one's EOI. */
+		if (l->timer_owed != 0 &&
+		    (uint32_t)v == (l->lvt[LVT_TIMER] & 0xff))
+			lapic_timer_pay(l);
 	}
 	lapic_update(l);
 	return v;
@@ -436,6 +446,49 @@ lapic_timer_ccr(const struct lapic *l)
 	if (l->timer_fired || t >= l->timer_icr)
 		return 0;
 	return l->timer_icr - (uint32_t)t;
+}
+
+/* Whole periods since the count was loaded (periodic mode). */
+static uint64_t
+lapic_timer_periods(const struct lapic *l, uint64_t now)
+{
+	uint64_t period = lapic_timer_period(l);
+
+	if (period == 0 || now <= l->timer_start)
+		return 0;
+	return (now - l->timer_start) / period;
+}
+
+/* Forget owed ticks and start accounting from now (a reprogrammed or
+ * masked timer owes nothing). */
+static void
+lapic_timer_resync(struct lapic *l, uint64_t now)
+{
+	l->timer_seen = lapic_timer_periods(l, now);
+	l->timer_owed = 0;
+}
+
+/*
+ * Hand one owed tick to the IRR if the last one was taken.  Ticks the
+ * guest missed (interrupts off for longer than a period, which a slow
+ * software CPU makes common, or a late host thread) are delivered one
+ * after another as each is acknowledged, as KVM re-injects PIT ticks:
+ * a guest counting periodic ticks (jiffies) keeps time with the TSC.
+ */
+static void
+lapic_timer_pay(struct lapic *l)
+{
+	uint32_t lvt = l->lvt[LVT_TIMER];
+
+	if (l->timer_owed == 0 || (lvt & LVT_MASKED) ||
+	    !lapic_timer_periodic(l)) {
+		l->timer_owed = 0;
+		return;
+	}
+	if (lapic_bit(l->irr, lvt & 0xff))
+		return;
+	l->timer_owed--;
+	lapic_accept_vector(l, lvt & 0xff, false);
 }
 
 /* Arm the vtimer for the next expiry that can raise an interrupt. */
@@ -493,8 +546,20 @@ lapic_timer_fire(void *opaque)
 		l->timer_fired = true;
 	}
 	lvt = l->lvt[LVT_TIMER];
-	if (!(lvt & LVT_MASKED))
+	if (lapic_timer_periodic(l)) {
+		uint64_t k = lapic_timer_periods(l, now);
+
+		if (k > l->timer_seen) {
+			uint64_t owed = l->timer_owed + (k - l->timer_seen);
+
+			l->timer_owed = owed > LAPIC_OWED_MAX ? LAPIC_OWED_MAX :
+			    (uint32_t)owed;
+			l->timer_seen = k;
+		}
+		lapic_timer_pay(l);
+	} else if (!(lvt & LVT_MASKED)) {
 		lapic_accept_vector(l, lvt & 0xff, false);
+	}
 	lapic_timer_arm(l, now);
 out:
 	irqchip_unlock(ic);
@@ -506,6 +571,7 @@ lapic_timer_load(struct lapic *l, uint32_t count)
 	l->timer_icr = count;
 	l->timer_start = vclock_ns();
 	l->timer_fired = false;
+	lapic_timer_resync(l, l->timer_start);
 	lapic_timer_arm(l, l->timer_start);
 }
 
@@ -522,6 +588,7 @@ lapic_timer_set_div(struct lapic *l, uint32_t dcr)
 	l->timer_dcr = dcr & 0xb;
 	if (l->timer_icr != 0 && !l->timer_fired)
 		l->timer_start = now - done * lapic_timer_div(l) * LAPIC_BUS_NS;
+	lapic_timer_resync(l, now);
 	lapic_timer_arm(l, now);
 }
 
@@ -577,8 +644,10 @@ lapic_write_lvt(struct lapic *l, unsigned i, uint32_t v)
 	if (!(l->svr & SVR_ENABLE))
 		v |= LVT_MASKED;	/* software-disabled: masks stick */
 	l->lvt[i] = keep | v;
-	if (i == LVT_TIMER)
+	if (i == LVT_TIMER) {
+		lapic_timer_resync(l, vclock_ns());
 		lapic_timer_arm(l, vclock_ns());
+	}
 }
 
 static void
@@ -767,7 +836,8 @@ struct lapic_snap {
 	uint32_t id, tpr, ldr, dfr, svr, esr, esr_acc, icr_lo, icr_hi;
 	uint32_t lvt[LAPIC_NLVT], irr[8], isr[8], tmr[8];
 	bool extint, timer_fired, nmi, init, sipi;
-	uint32_t timer_icr, timer_dcr;
+	uint32_t timer_icr, timer_dcr, timer_owed;
+	uint64_t timer_seen;
 	uint64_t timer_elapsed;
 	uint8_t sipi_vector;
 };
@@ -801,6 +871,8 @@ lapic_snap_fields(struct snap *s, struct lapic_snap *x)
 	 * and time stands still while the VM is stopped. */
 	snap_u64(s, "timer_elapsed", &x->timer_elapsed);
 	snap_bool(s, "timer_fired", &x->timer_fired);
+	snap_u64(s, "timer_seen", &x->timer_seen);
+	snap_u32(s, "timer_owed", &x->timer_owed);
 	snap_bool(s, "nmi", &x->nmi);
 	snap_bool(s, "init", &x->init);
 	snap_bool(s, "sipi", &x->sipi);
@@ -823,6 +895,8 @@ lapic_snap_out(const struct lapic *l, struct lapic_snap *x, uint64_t now)
 	x->timer_dcr = l->timer_dcr;
 	x->timer_elapsed = now > l->timer_start ? now - l->timer_start : 0;
 	x->timer_fired = l->timer_fired;
+	x->timer_seen = l->timer_seen;
+	x->timer_owed = l->timer_owed;
 	x->nmi = atomic_load(&l->nmi);
 	x->init = atomic_load(&l->init);
 	x->sipi = atomic_load(&l->sipi);
@@ -855,6 +929,11 @@ lapic_snap_in(struct lapic *l, const struct lapic_snap *x, uint64_t now)
 	l->timer_start = now - (x->timer_elapsed < now ? x->timer_elapsed :
 	    now);
 	l->timer_fired = x->timer_fired;
+	l->timer_owed = x->timer_owed;
+	/* Accounting cannot run ahead of the clock. */
+	l->timer_seen = x->timer_seen;
+	if (l->timer_seen > lapic_timer_periods(l, now))
+		l->timer_seen = lapic_timer_periods(l, now);
 	atomic_store(&l->nmi, x->nmi);
 	atomic_store(&l->init, x->init);
 	atomic_store(&l->sipi, x->sipi);
@@ -875,6 +954,10 @@ lapic_snapshot(void *state, struct snap *s)
 	    ((x.base & 0x6ff) || (x.base >> 52) != 0))
 		snap_fail(s, -EINVAL, "lapic: bad APIC base %#llx",
 		    (unsigned long long)x.base);
+	if (!snap_saving(s) && snap_error(s) == 0 &&
+	    x.timer_owed > LAPIC_OWED_MAX)
+		snap_fail(s, -EINVAL, "lapic: %u timer ticks owed",
+		    x.timer_owed);
 	if (!snap_saving(s) && snap_error(s) == 0) {
 		lapic_snap_in(l, &x, now);
 		lapic_window(l);

@@ -60,6 +60,10 @@ struct lapic {
 	uint32_t timer_icr, timer_dcr;
 	uint64_t timer_start;
 	bool timer_fired;	/* one-shot already expired */
+	/* Periodic: periods accounted for since timer_start, and ticks
+	 * owed to a guest that did not take them in time. */
+	uint64_t timer_seen;
+	uint32_t timer_owed;
 	struct vtimer timer;
 	/* Read by the vCPU without the lock. */
 	atomic_bool pending;	/* a vector or ExtINT is deliverable */

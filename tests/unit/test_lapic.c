@@ -97,6 +97,43 @@ Test(lapic, timer_periodic_fires_on_the_clock)
 	cr_assert_eq(th_apic_read(vm, 0, TMCCT), 0);
 }
 
+/* Drain what the CPU can take now: ack + EOI until nothing is left. */
+static int
+drain(int cpu, int vec)
+{
+	int n = 0;
+
+	while (irqchip_pending(vm->vcpus[cpu]) && n < 10000) {
+		cr_assert_eq(irqchip_ack(vm->vcpus[cpu]), vec);
+		th_apic_write(vm, cpu, EOI, 0);
+		n++;
+	}
+	return n;
+}
+
+Test(lapic, missed_periodic_ticks_are_paid_back)
+{
+	th_apic_enable(vm, 0);
+	th_apic_write(vm, 0, TDCR, 0xb);
+	th_apic_write(vm, 0, LVTT, 0x200ec);
+	th_apic_write(vm, 0, TMICT, 4000000);	/* 4 ms, HZ=250 */
+	/* Interrupts off for 10 periods: one tick waits in the IRR... */
+	th_run(vm, 40000000, 1000000);
+	cr_assert(irqchip_pending(vm->vcpus[0]));
+	/* ...and the other nine follow, one per EOI. */
+	cr_assert_eq(drain(0, 0xec), 10);
+	th_run(vm, 4000000, 1000000);
+	cr_assert_eq(drain(0, 0xec), 1, "then on the clock again");
+	/* A guest that stood still for long gets at most a second back. */
+	th_run(vm, 5000000000ull, 100000000);
+	cr_assert_eq(drain(0, 0xec), 251);
+	/* Masking forgives the debt. */
+	th_run(vm, 40000000, 1000000);
+	th_apic_write(vm, 0, LVTT, 0x300ec);
+	th_apic_write(vm, 0, LVTT, 0x200ec);
+	cr_assert_leq(drain(0, 0xec), 1);
+}
+
 Test(lapic, timer_oneshot_and_current_count)
 {
 	struct vcpu *v = vm->vcpus[0];
