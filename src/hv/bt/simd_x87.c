@@ -697,7 +697,7 @@ simd_x87_decode(const struct simd_op *op, struct simd_mem *m)
 
 	if (op->opcode == 0x9b)			/* WAIT/FWAIT */
 		return 0;
-	if (op->opcode < 0xd8)
+	if (op->opcode < 0xd8 || op->opcode > 0xdf)
 		return -1;
 	if (op->mod == 3)
 		return simd_x87_reg_ok(op) ? 0 : -1;
@@ -984,7 +984,7 @@ simd_x87_exec(struct simd_ctx *c, const struct simd_op *op, uint8_t *mem)
 			return SIMD_VEC_NM;
 		return (simd_fsw(c) & FSW_ES) ? SIMD_VEC_MF : 0;
 	}
-	if (op->opcode < 0xd8)
+	if (op->opcode < 0xd8 || op->opcode > 0xdf)
 		return SIMD_VEC_UD;
 	if (c->cr0 & (CR0_EM | CR0_TS))
 		return SIMD_VEC_NM;
