@@ -18,18 +18,6 @@
 #include "util/evloop.h"
 #include "util/log.h"
 
-void
-vm_config_defaults(struct vm_config *c)
-{
-	memset(c, 0, sizeof(*c));
-	c->memory = 512ull << 20;
-	c->cpus = 1;
-	snprintf(c->accel, sizeof(c->accel), "auto");
-	c->debug_exit_port = 0xf4;
-	snprintf(c->vnc, sizeof(c->vnc), "none");
-	snprintf(c->serial, sizeof(c->serial), "none");
-}
-
 /* --- guest memory --- */
 
 static int
