@@ -86,7 +86,7 @@ static void bz_initrd(const uint8_t *bp, const struct memmap_entry *m, unsigned 
 void bzimage64_main(const uint8_t *bp)
 {
 	static struct memmap_entry m[MEMMAP_MAX];
-	unsigned n = 0;
+	unsigned n = 0, ncpus;
 	const char *cmdline;
 
 	report_init();
@@ -98,7 +98,8 @@ void bzimage64_main(const uint8_t *bp)
 	bz_initrd(bp, m, n);
 	/* boot protocol 2.14: the loader may say where the RSDP is. */
 	report_printf("acpi_rsdp_addr 0x%llx\n", (unsigned long long)BP64(0x070));
-	acpi_check(BP64(0x070), m, n);
+	ncpus = acpi_check(BP64(0x070), m, n);
 	devices_check(cmdline);
+	smp_check(ncpus, m, n);
 	report_finish();
 }

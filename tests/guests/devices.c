@@ -186,6 +186,25 @@ static void devices_pic(void)
 		     "masks read 0x%02x/0x%02x after writing 0xfb/0xff", m, s);
 }
 
+void devices_delay_us(uint32_t us)
+{
+	uint32_t left = us;
+
+	/* Mode 0 one-shots of at most 50 ms (59659 ticks at 1.193182 MHz). */
+	while (left) {
+		uint32_t chunk = left > 50000 ? 50000 : left;
+		uint32_t ticks = chunk * 1193 / 1000 + 1;
+
+		outb(0x61, (inb(0x61) & ~0x02) | 0x01);
+		outb(0x43, 0xb0);
+		outb(0x42, ticks & 0xff);
+		outb(0x42, (ticks >> 8) & 0xff);
+		for (unsigned i = 0; i < 10000000 && !(inb(0x61) & 0x20); i++)
+			;
+		left -= chunk;
+	}
+}
+
 static uint32_t devices_pci_read(unsigned bus, unsigned dev, unsigned fn, unsigned reg)
 {
 	outl(0xcf8, 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc));

@@ -104,8 +104,10 @@ expect_cmdline() {
 	expect_eq cmdline "$(guest_fact cmdline)" "\"$guest_append\""
 }
 
+# The MADT lists --cpus processors, and all but the BSP woke up.
 expect_ncpus() {
 	expect_eq "ncpus (MADT)" "$(guest_fact ncpus)" "$guest_cpus"
+	expect_eq "APs started" "$(guest_fact smp_started)" "$((guest_cpus - 1))"
 }
 
 # Usable RAM in the memory map: at most what was asked, and no more than

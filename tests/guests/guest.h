@@ -101,6 +101,13 @@ int memmap_touches_usable(const struct memmap_entry *m, unsigned n, uint64_t add
  * "year=YYYY" from the command line when it is there. */
 void devices_check(const char *cmdline);
 
+/* Busy-waits about us microseconds on PIT channel 2. */
+void devices_delay_us(uint32_t us);
+
+/* smp.c (32/64-bit guests): starts the APs with INIT-SIPI-SIPI and checks
+ * ncpus - 1 of them, with distinct APIC IDs, run; prints "smp_started N". */
+void smp_check(unsigned ncpus, const struct memmap_entry *m, unsigned n);
+
 /* acpi.c (32/64-bit guests): validates the ACPI tables reached from the
  * RSDP at rsdp (0: scan the EBDA and 0xe0000-0xfffff), checks none lies
  * in usable RAM of the map m[n] (the OS would reuse it), prints "ncpus N"

@@ -50,13 +50,13 @@ $(GUEST_OUT)/o32/%.o: $(GUEST_SRC)/%.S
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS32) -c -o $@ $<
 
-GUEST_MB_OBJS := $(addprefix $(GUEST_OUT)/o32/,multiboot_head.o multiboot.o acpi.o \
+GUEST_MB_OBJS := $(addprefix $(GUEST_OUT)/o32/,multiboot_head.o multiboot.o acpi.o smp.o smp_trampoline.o \
 	$(addsuffix .o,$(GUEST_COMMON)))
 $(GUEST_OUT)/multiboot.elf: $(GUEST_MB_OBJS) $(GUEST_SRC)/multiboot.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/multiboot.ld \
 		-o $@ $(GUEST_MB_OBJS)
 
-GUEST_PVH_OBJS := $(addprefix $(GUEST_OUT)/o32/,pvh_head.o pvh.o acpi.o \
+GUEST_PVH_OBJS := $(addprefix $(GUEST_OUT)/o32/,pvh_head.o pvh.o acpi.o smp.o smp_trampoline.o \
 	$(addsuffix .o,$(GUEST_COMMON)))
 $(GUEST_OUT)/pvh.elf: $(GUEST_PVH_OBJS) $(GUEST_SRC)/pvh.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/pvh.ld \
@@ -70,7 +70,7 @@ $(GUEST_OUT)/realmode.elf: $(GUEST_RM_OBJS) $(GUEST_SRC)/realmode.ld
 $(GUEST_OUT)/realmode.bin: $(GUEST_OUT)/realmode.elf
 	$(GUEST_OBJCOPY) -O binary $< $@
 
-GUEST_BZ_OBJS := $(addprefix $(GUEST_OUT)/o64/,bzimage64_head.o bzimage64.o acpi.o \
+GUEST_BZ_OBJS := $(addprefix $(GUEST_OUT)/o64/,bzimage64_head.o bzimage64.o acpi.o smp.o smp_trampoline.o \
 	$(addsuffix .o,$(GUEST_COMMON)))
 $(GUEST_OUT)/bzimage64-payload.elf: $(GUEST_BZ_OBJS) $(GUEST_SRC)/bzimage64.ld
 	$(GUEST_LD) -m elf_x86_64 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \

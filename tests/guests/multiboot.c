@@ -108,6 +108,7 @@ void multiboot_main(void)
 {
 	const struct mb_info *mbi = phys(entry_ebx);
 	const char *cmdline = "";
+	unsigned ncpus;
 
 	report_init();
 	report_printf("termvisor test guest: multiboot\n");
@@ -121,7 +122,8 @@ void multiboot_main(void)
 		report_printf("loader \"%s\"\n", (const char *)phys(mbi->boot_loader_name));
 	multiboot_memory(mbi);
 	multiboot_modules(mbi);
-	acpi_check(0, mb_map, mb_map_n);
+	ncpus = acpi_check(0, mb_map, mb_map_n);
 	devices_check(cmdline);
+	smp_check(ncpus, mb_map, mb_map_n);
 	report_finish();
 }

@@ -82,6 +82,7 @@ void pvh_main(void)
 {
 	const struct hvm_start_info *si = phys(entry_ebx);
 	const char *cmdline = "";
+	unsigned ncpus;
 
 	report_init();
 	report_printf("termvisor test guest: pvh\n");
@@ -99,7 +100,8 @@ void pvh_main(void)
 	pvh_memory(si);
 	pvh_modules(si);
 	report_check(si->rsdp_paddr != 0, "pvh_rsdp", "rsdp_paddr is 0");
-	acpi_check(si->rsdp_paddr, pvh_map, pvh_map_n);
+	ncpus = acpi_check(si->rsdp_paddr, pvh_map, pvh_map_n);
 	devices_check(cmdline);
+	smp_check(ncpus, pvh_map, pvh_map_n);
 	report_finish();
 }
