@@ -68,14 +68,6 @@ x87_state(struct tstate *s)
 		h_fill(s->mem, 16);
 }
 
-static void
-x87_free_st7(struct tstate *s)
-{
-	unsigned top = (s->fx[3] >> 3) & 7;
-
-	s->fx[4] &= ~(1u << ((top + 7) & 7));
-}
-
 static int
 x87_sweep(uint8_t opc, int mod, int per_form, uint64_t seed)
 {
@@ -93,17 +85,6 @@ x87_sweep(uint8_t opc, int mod, int per_form, uint64_t seed)
 				continue;
 			for (int k = 0; k < h_iters(per_form); k++) {
 				x87_state(&in);
-				/*
-				 * FPTAN/FXTRACT/FSINCOS on a full stack: the
-				 * host's C1 then depends on the operand in a
-				 * way not worth modelling; keep ST7 free.
-				 */
-				if (opc == 0xd9 && mod == 3 && reg == 6 &&
-				    (rm == 2 || rm == 4))
-					x87_free_st7(&in);
-				if (opc == 0xd9 && mod == 3 && reg == 7 &&
-				    rm == 3)
-					x87_free_st7(&in);
 				if (!h_check(&op, &in, 0x8d5, seed) &&
 				    ++fails > 4)
 					return fails;

@@ -341,14 +341,16 @@ simd_x87_unary2(struct simd_ctx *c, int k)
 	if (k != X87H_XTRACT)
 		simd_x87_cc(c, FSW_C2, 0);
 	if (!simd_x87_valid(c, 0)) {
+		/* the underflow wins over a full stack: no overflow check */
 		if (simd_x87_underflow(c)) {
 			simd_x87_put(c, 0, simd_x87_indef);
-			simd_x87_push(c, simd_x87_indef);
+			simd_x87_rotate(c, -1);
+			simd_x87_put(c, 0, simd_x87_indef);
 		}
 		return;
 	}
 	if (simd_x87_valid(c, 7)) {	/* overflow: both results are NaN */
-		simd_x87_cc(c, FSW_C1, 0);	/* unlike FLD (host-checked) */
+		simd_x87_cc(c, FSW_C1, FSW_C1);
 		if (!simd_x87_raise(c, FSW_IE | FSW_SF)) {
 			simd_x87_put(c, 0, simd_x87_indef);
 			simd_x87_rotate(c, -1);
