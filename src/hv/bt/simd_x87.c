@@ -7,7 +7,10 @@
  * The image keeps ST(i) in slot i (the FXSAVE order) and the abridged
  * tag word per physical register, so TOP changes rotate the slots.
  * Unmasked exceptions set ES/B and leave the destination alone; the
- * next waiting instruction raises #MF (vector 16).
+ * next waiting instruction raises #MF (vector 16).  Where the SDM leaves
+ * condition codes undefined, they follow the test host (AMD EPYC).
+ * XXX: #MF is raised whatever CR0.NE says (no FERR#/IRQ 13 path), and
+ * the FCS/FDS selectors of the environment formats are stored as 0.
  */
 #include "hv/bt/simd_impl.h"
 
