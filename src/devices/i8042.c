@@ -658,6 +658,10 @@ i8042_io_data(struct vcpu *vcpu, uint64_t off, uint8_t *data, unsigned len,
 		memset(data, 0xff, len);
 		data[0] = k->obuf;	/* stale byte when empty, as real */
 		k->obf = false;
+		/* Drop the line before the next byte loads: ISA IRQs are
+		 * edge-triggered, and a line that stayed up would never
+		 * signal that byte (the chip has a gap here too). */
+		i8042_update_irq(k);
 	}
 	i8042_refill(k);
 }

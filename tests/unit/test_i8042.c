@@ -110,8 +110,12 @@ Test(i8042, keyboard_replies_translated_and_raw)
 	dat(0xf2);
 	cr_assert_eq(fake_irqs.level[1], 1);
 	cr_assert_eq(take(false), 0xfa);
+	/* Each queued byte is a fresh edge on IRQ 1 (edge-triggered ISA). */
+	cr_assert_eq(fake_irqs.level[1], 1);
+	cr_assert_eq(fake_irqs.raises[1], 2, "no new edge for the ID byte");
 	cr_assert_eq(take(false), 0xab);
 	cr_assert_eq(take(false), 0x41, "0x83 translated");
+	cr_assert_eq(fake_irqs.raises[1], 3);
 	assert_empty();
 	cr_assert_eq(fake_irqs.level[1], 0);
 	cmd(0x60);
