@@ -14,6 +14,7 @@
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
 #include "devices/pci.h"
+#include "devices/virtio_blk.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
@@ -27,6 +28,7 @@ const struct device_ops *const device_table[] = {
 	&acpi_pm_ops,
 	&debug_exit_ops,
 	&pci_host_ops,		/* before any PCI device */
+	&virtio_blk_ops,	/* one per --disk */
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =
