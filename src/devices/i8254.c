@@ -28,6 +28,10 @@
 /* Shortest IRQ0 period really delivered: a count of 1 in mode 2 must
  * not turn the event loop into a 1.19 MHz spin. */
 #define I8254_MIN_PERIOD_NS	20000ull
+/* Periodic IRQ0 ticks owed at most (a second at HZ=250), and how often
+ * to look whether the last one was taken while some are owed. */
+#define I8254_OWED_MAX		250
+#define I8254_POLL_NS		200000ull
 /* DRAM refresh request period, toggling port 0x61 bit 4. */
 #define I8254_REFRESH_NS	15085ull
 
@@ -67,6 +71,8 @@ struct i8254 {
 	bool irq0;		/* IRQ0 line level as last driven */
 	bool irq0_done;		/* one-shot modes: this count has fired */
 	uint64_t irq0_next;	/* when the armed timer means to fire */
+	uint64_t irq0_tick;	/* tick (since load_ns) of the next edge */
+	uint32_t irq0_owed;	/* periodic edges not yet delivered */
 	struct vtimer timer;
 	bool registered[2];
 };
@@ -234,10 +240,14 @@ i8254_arm(struct i8254 *p, uint64_t now)
 	d = i8254_elapsed(c, now);
 	if (c->mode == 2 || c->mode == 3) {
 		k = d / n + 1;
-		t = c->load_ns + i8254_ns(c->skip + k * n);
+		p->irq0_tick = c->skip + k * n;
+		t = c->load_ns + i8254_ns(p->irq0_tick);
 		if (i8254_ns(n) < I8254_MIN_PERIOD_NS &&
 		    t < now + I8254_MIN_PERIOD_NS)
 			t = now + I8254_MIN_PERIOD_NS;
+		/* Owing ticks: look again soon whether the last was taken. */
+		if (p->irq0_owed != 0 && t > now + I8254_POLL_NS)
+			t = now + I8254_POLL_NS;
 	} else if (!p->irq0_done) {
 		t = c->load_ns + i8254_ns(c->skip + n);
 	} else {
@@ -250,6 +260,37 @@ i8254_arm(struct i8254 *p, uint64_t now)
 		t = now + 1;
 	p->irq0_next = t;
 	vtimer_arm(&p->timer, t);
+}
+
+/*
+ * A periodic edge (or a look for a chance to send an owed one).  Edges
+ * the guest did not take in time (interrupts off for longer than a tick
+ * on a slow CPU, or a late host thread) are owed and sent one at a time
+ * once the last was taken, as KVM re-injects PIT ticks: a guest counting
+ * ticks (jiffies before the LAPIC timer takes over) keeps time with the
+ * TSC.  Fast rates (below the poll interval) just coalesce.
+ */
+static void
+i8254_periodic(struct i8254 *p, uint64_t now)
+{
+	struct i8254_chan *c = &p->ch[0];
+	uint64_t n = i8254_n(c), raw = i8254_raw(c, now), owed;
+
+	if (i8254_ns(n) < I8254_POLL_NS) {
+		p->irq0_owed = 0;
+		i8254_pulse(p);
+		return;
+	}
+	if (raw >= p->irq0_tick) {
+		owed = p->irq0_owed + 1 + (raw - p->irq0_tick) / n;
+		p->irq0_owed = owed > I8254_OWED_MAX ? I8254_OWED_MAX :
+		    (uint32_t)owed;
+	}
+	if (p->irq0_owed != 0 && (p->ic == NULL ||
+	    !irqchip_gsi_pending(p->vm, 0))) {
+		p->irq0_owed--;
+		i8254_pulse(p);
+	}
 }
 
 static void
@@ -283,9 +324,7 @@ i8254_timer_fire(void *opaque)
 		break;
 	case 2:
 	case 3:
-		/* Periods missed while the host was busy coalesce into
-		 * one edge, as a real PIC would have lost them too. */
-		i8254_pulse(p);
+		i8254_periodic(p, now);
 		break;
 	default:
 		break;
@@ -299,6 +338,7 @@ static void
 i8254_chan0_changed(struct i8254 *p, uint64_t now)
 {
 	p->irq0_done = false;
+	p->irq0_owed = 0;
 	i8254_irq0(p, false);
 	i8254_arm(p, now);
 }
@@ -564,6 +604,7 @@ i8254_reset(void *state)
 	}
 	p->port61 = 0;
 	p->irq0_done = false;
+	p->irq0_owed = 0;
 	i8254_irq0(p, false);
 }
 
@@ -662,6 +703,7 @@ i8254_snapshot(void *state, struct snap *s)
 	struct i8254_chan ch[3];
 	uint8_t port61 = p->port61;
 	bool irq0 = p->irq0, done = p->irq0_done;
+	uint32_t owed = p->irq0_owed;
 
 	/* Loaded into copies: a refused stream leaves the PIT as it was. */
 	memcpy(ch, p->ch, sizeof(ch));
@@ -670,10 +712,14 @@ i8254_snapshot(void *state, struct snap *s)
 	snap_u8(s, "port61", &port61);
 	snap_bool(s, "irq0", &irq0);
 	snap_bool(s, "irq0_done", &done);
+	snap_u32(s, "irq0_owed", &owed);
+	if (!snap_saving(s) && snap_error(s) == 0 && owed > I8254_OWED_MAX)
+		snap_fail(s, -EINVAL, "i8254: %u IRQ0 ticks owed", owed);
 	if (!snap_saving(s) && snap_error(s) == 0) {
 		memcpy(p->ch, ch, sizeof(ch));
 		p->port61 = port61 & 0x0f;
 		p->irq0_done = done;
+		p->irq0_owed = owed;
 		i8254_irq0(p, irq0);
 		i8254_arm(p, now);
 	}

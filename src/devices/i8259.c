@@ -139,6 +139,15 @@ i8259_set_irq(struct i8259 *p, unsigned irq, int level)
 }
 
 bool
+i8259_irq_pending(const struct i8259 *p, unsigned irq)
+{
+	const struct i8259_chip *c = &p->c[(irq >> 3) & 1];
+	uint8_t m = 1u << (irq & 7);
+
+	return (c->irr & ~c->imr & m) != 0;
+}
+
+bool
 i8259_output(const struct i8259 *p)
 {
 	return p->output;

@@ -28,6 +28,8 @@ void i8259_unregister(struct i8259 *p);
 void i8259_set_irq(struct i8259 *p, unsigned irq, int level);
 /* The master's INT output: an unmasked request outranks the ISR. */
 bool i8259_output(const struct i8259 *p);
+/* Is a request latched on unmasked line irq, not yet acknowledged? */
+bool i8259_irq_pending(const struct i8259 *p, unsigned irq);
 /*
  * The INTA cycle: the vector of the highest-priority request, moving it
  * to in-service (or the spurious IRQ 7/15 vector when the request went

@@ -89,6 +89,26 @@ ioapic_set_irq(struct ioapic *io, unsigned pin, int level)
 		ioapic_service(io, pin);
 }
 
+bool
+ioapic_pin_pending(const struct ioapic *io, unsigned pin)
+{
+	uint64_t e;
+	struct vm *vm = io->ic->vm;
+
+	if (pin >= IOAPIC_NPINS)
+		return false;
+	e = io->rte[pin];
+	if (e & RTE_MASKED)
+		return false;
+	if ((e & RTE_LEVEL) && (e & RTE_REMOTE_IRR))
+		return true;
+	for (int i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i] != NULL && vm->vcpus[i]->lapic != NULL &&
+		    lapic_in_irr(vm->vcpus[i]->lapic, e & 0xff))
+			return true;
+	return false;
+}
+
 void
 ioapic_eoi(struct ioapic *io, uint8_t vector)
 {

@@ -6,6 +6,7 @@
 #ifndef TV_IOAPIC_H
 #define TV_IOAPIC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define IOAPIC_NPINS	24
@@ -25,6 +26,9 @@ void ioapic_unregister(struct ioapic *io);
 
 /* Drive pin (asserted = 1; the polarity bit is the wiring's business). */
 void ioapic_set_irq(struct ioapic *io, unsigned pin, int level);
+/* Has pin's last message not been taken by its CPU yet (its vector
+ * still in a LAPIC's IRR, or a level entry awaiting EOI)? */
+bool ioapic_pin_pending(const struct ioapic *io, unsigned pin);
 /* A LAPIC's EOI of a level-triggered vector: clear remote IRR of the
  * entries with that vector, and resend those still asserted. */
 void ioapic_eoi(struct ioapic *io, uint8_t vector);

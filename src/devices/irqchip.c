@@ -305,6 +305,23 @@ irqchip_set_irq(struct vm *vm, unsigned gsi, int level)
 	return 0;
 }
 
+bool
+irqchip_gsi_pending(struct vm *vm, unsigned gsi)
+{
+	struct irqchip *ic = vm->irqchip;
+	bool pending = false;
+
+	if (ic == NULL || gsi >= IOAPIC_NPINS)
+		return false;
+	irqchip_lock(ic);
+	if (gsi < 16)
+		pending = i8259_irq_pending(ic->pic, gsi);
+	if (!pending && gsi != 2)
+		pending = ioapic_pin_pending(ic->ioapic, gsi == 0 ? 2 : gsi);
+	irqchip_unlock(ic);
+	return pending;
+}
+
 int
 irqchip_msi(struct vm *vm, uint64_t addr, uint32_t data)
 {

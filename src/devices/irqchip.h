@@ -95,6 +95,10 @@ void irqchip_kick_later(struct irqchip *ic, struct vcpu *vcpu);
 /* Under ic->lock: the PIC's INT output changed; re-evaluate every vCPU
  * that takes ExtINT and IOAPIC pin 0. */
 void irqchip_pic_changed(struct irqchip *ic);
+/* Is an edge sent on gsi still waiting for a CPU to take it (PIC IRR, or
+ * the vector in a LAPIC's IRR)?  Takes ic->lock; for timers that pay
+ * back missed ticks only once the last one was taken. */
+bool irqchip_gsi_pending(struct vm *vm, unsigned gsi);
 /* Under ic->lock: move vcpu's LAPIC MMIO window from old to new base
  * (0 = none); -errno if the new base cannot be claimed. */
 int irqchip_apic_move(struct irqchip *ic, uint64_t old_base,

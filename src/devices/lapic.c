@@ -137,6 +137,12 @@ lapic_deliverable(const struct lapic *l)
 }
 
 bool
+lapic_in_irr(const struct lapic *l, uint8_t vector)
+{
+	return lapic_bit(l->irr, vector);
+}
+
+bool
 lapic_accepts_pic(const struct lapic *l)
 {
 	uint32_t lint0 = l->lvt[LVT_LINT0];

@@ -92,6 +92,8 @@ void lapic_mmio(struct lapic *l, uint64_t off, uint8_t *data, unsigned len,
 /* IA32_APIC_BASE write: 0, or -EINVAL for a value that #GPs. */
 int lapic_set_base(struct lapic *l, uint64_t value);
 void lapic_set_tpr(struct lapic *l, uint8_t tpr);
+/* Is vector waiting in l's IRR? */
+bool lapic_in_irr(const struct lapic *l, uint8_t vector);
 /* Is this LAPIC taking the PIC's INT (LINT0 ExtINT, or APIC off)? */
 bool lapic_accepts_pic(const struct lapic *l);
 
