@@ -35,6 +35,7 @@ if [ "$suite" != unit ]; then
 	for t in tests/e2e/*.sh; do
 		[ -e "$t" ] || continue
 		case "$(basename "$t")" in
+		*-lib.sh) continue ;;	# sourced by the tests, not a test
 		slow-*) [ "$suite" = slow ] || continue ;;
 		*) [ "$suite" = slow ] && continue ;;
 		esac
