@@ -51,11 +51,11 @@ struct i8254_chan {
 	bool gate;
 	bool null_count;	/* control word written, no count yet */
 	bool loaded;		/* a count is counting */
-	bool triggered;		/* modes 1 and 5: a gate edge started it */
+	bool triggered;		/* modes 1, 5: a gate edge started it */
 	bool frozen;		/* gate low stopped counting */
 	uint64_t frozen_ticks;
 	uint64_t load_ns;	/* when the current count started */
-	uint64_t skip;		/* ticks since load_ns before this count */
+	uint64_t skip;		/* ticks after load_ns this count began */
 	/* Modes 2 and 3: a count written while counting waits for the end
 	 * of the current cycle (ticks since load_ns). */
 	bool next_pending;
@@ -69,7 +69,7 @@ struct i8254 {
 	struct i8254_chan ch[3];
 	uint8_t port61;		/* bits 0-3 as written */
 	bool irq0;		/* IRQ0 line level as last driven */
-	bool irq0_done;		/* one-shot modes: this count has fired */
+	bool irq0_done;		/* one-shot modes: this count fired */
 	uint64_t irq0_next;	/* when the armed timer means to fire */
 	uint64_t irq0_tick;	/* tick (since load_ns) of the next edge */
 	uint32_t irq0_owed;	/* periodic edges not yet delivered */
@@ -167,7 +167,8 @@ i8254_out(const struct i8254_chan *c, uint64_t now)
 	uint64_t n = i8254_n(c), d = i8254_elapsed(c, now);
 
 	if (!c->loaded)
-		return c->mode != 0;	/* mode 0 goes low at the control word */
+		/* Mode 0 goes low at the control word. */
+		return c->mode != 0;
 	switch (c->mode) {
 	case 0:
 		return d >= n;

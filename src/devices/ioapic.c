@@ -63,7 +63,8 @@ ioapic_service(struct ioapic *io, unsigned pin)
 			io->rte[pin] |= RTE_REMOTE_IRR;
 	}
 	if (m.mode == APIC_DM_STARTUP) {
-		log_guest_once("ioapic: pin %u: start-up delivery ignored", pin);
+		log_guest_once("ioapic: pin %u: start-up delivery ignored",
+		    pin);
 		return;
 	}
 	lapic_deliver(io->ic, &m);

@@ -197,7 +197,7 @@ static void
 lapic_accept_vector(struct lapic *l, uint8_t vector, bool level)
 {
 	if (!lapic_sw_enabled(l))
-		return;		/* a disabled APIC takes only NMI/INIT/SIPI */
+		return;	/* a disabled APIC takes only NMI/INIT/SIPI */
 	if (vector < 16) {
 		lapic_error(l, ESR_RECV_ILLEGAL);
 		return;
@@ -637,7 +637,8 @@ lapic_readonly(unsigned reg)
 	case LAPIC_TIMER_CCR:
 		return true;
 	default:
-		return reg >= LAPIC_ISR && reg < LAPIC_ESR;	/* ISR/TMR/IRR */
+		/* ISR, TMR and IRR */
+		return reg >= LAPIC_ISR && reg < LAPIC_ESR;
 	}
 }
 
@@ -681,15 +682,19 @@ lapic_write(struct lapic *l, unsigned reg, uint32_t v)
 	case LAPIC_LDR:		l->ldr = v & 0xff000000; break;
 	case LAPIC_DFR:		l->dfr = v | 0x0fffffff; break;
 	case LAPIC_SVR:		lapic_write_svr(l, v); break;
-	case LAPIC_ESR:		l->esr = l->esr_acc; l->esr_acc = 0; break;
+	case LAPIC_ESR:
+		l->esr = l->esr_acc;
+		l->esr_acc = 0;
+		break;
 	case LAPIC_ICR_HI:	l->icr_hi = v & 0xff000000; break;
 	case LAPIC_ICR_LO:
-		l->icr_lo = v & 0x000ccfff;	/* delivery status reads idle */
+		/* Delivery is immediate: the status bit reads idle. */
+		l->icr_lo = v & 0x000ccfff;
 		lapic_send_ipi(l);
 		break;
 	case LAPIC_TIMER_ICR:	lapic_timer_load(l, v); break;
 	case LAPIC_TIMER_DCR:	lapic_timer_set_div(l, v); break;
-	case LAPIC_CMCI:	break;			/* not advertised */
+	case LAPIC_CMCI:	break;		/* not advertised */
 	default:
 		/* Read-only registers ignore writes; reserved ones are an
 		 * illegal register address. */

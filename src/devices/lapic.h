@@ -33,7 +33,8 @@ enum {
 #define APIC_BASE_EXTD		(1ull << 10)
 #define APIC_BASE_ENABLE	(1ull << 11)
 
-#define LAPIC_NLVT	6	/* timer, thermal, perf, LINT0, LINT1, error */
+/* LVT entries: timer, thermal, perf, LINT0, LINT1, error. */
+#define LAPIC_NLVT	6
 
 /* One interrupt message on the APIC bus. */
 struct lapic_msg {
@@ -41,7 +42,7 @@ struct lapic_msg {
 	uint8_t mode;		/* APIC_DM_* */
 	uint8_t dest;		/* APIC ID, or logical destination */
 	bool logical;
-	bool level;		/* level-triggered (sets TMR; EOI goes back) */
+	bool level;		/* level: sets TMR, EOI goes back */
 };
 
 struct lapic {
@@ -51,11 +52,11 @@ struct lapic {
 	uint64_t window;	/* MMIO window accounted in the irqchip */
 	uint32_t id;		/* ID register (APIC ID in 31:24) */
 	uint32_t tpr, ldr, dfr, svr;
-	uint32_t esr, esr_acc;	/* readable ESR, errors since last write */
+	uint32_t esr, esr_acc;	/* ESR as read, errors since */
 	uint32_t icr_lo, icr_hi;
 	uint32_t lvt[LAPIC_NLVT];
 	uint32_t irr[8], isr[8], tmr[8];
-	bool extint;		/* ExtINT message from the IOAPIC awaiting INTA */
+	bool extint;		/* IOAPIC ExtINT awaiting INTA */
 	/* Timer: counts from timer_start at 1 GHz / divisor. */
 	uint32_t timer_icr, timer_dcr;
 	uint64_t timer_start;
