@@ -24,7 +24,9 @@ struct vcpu;
 int irqchip_create(struct vm *vm);
 
 /* Drive gsi: 0-15 go to both PIC and IOAPIC pins (as on a PC), 16-23 to
- * the IOAPIC only. */
+ * the IOAPIC only.  ISA IRQ 0 (the PIT) is IOAPIC pin 2, as the MADT's
+ * interrupt source override says; 2 is the cascade and is ignored.
+ * 0, or -EINVAL for gsi > 23, -ENODEV without an irqchip. */
 int irqchip_set_irq(struct vm *vm, unsigned gsi, int level);
 /* Deliver an MSI to the LAPIC(s) it addresses. */
 int irqchip_msi(struct vm *vm, uint64_t addr, uint32_t data);
@@ -43,7 +45,9 @@ bool irqchip_take_nmi(struct vcpu *vcpu);
 bool irqchip_take_init(struct vcpu *vcpu);
 bool irqchip_take_sipi(struct vcpu *vcpu, uint8_t *vector);
 
-/* The APIC base MSR and CR8/TPR as the CPU sees them. */
+/* The APIC base MSR and CR8/TPR as the CPU sees them.  Setting the base
+ * returns -EINVAL for a value the CPU must refuse with #GP (reserved
+ * bits, x2APIC enable: x2APIC is not implemented). */
 uint64_t irqchip_apic_base(struct vcpu *vcpu);
 int irqchip_set_apic_base(struct vcpu *vcpu, uint64_t value);
 uint8_t irqchip_get_tpr(struct vcpu *vcpu);	/* CR8 (TPR >> 4) */
