@@ -274,7 +274,7 @@ static bool
 mmu_canonical(struct bt_cpu *c, uint64_t lin)
 {
 	return !(c->efer & EFER_LMA) ||
-	    (uint64_t)(((int64_t)lin << 16) >> 16) == lin;
+	    (uint64_t)((int64_t)(lin << 16) >> 16) == lin;
 }
 
 static void
