@@ -467,7 +467,7 @@ bt_x_sysret(struct bt_cpu *c, const struct bt_insn *i)
 	if (!(c->efer & EFER_SCE) || !(c->efer & EFER_LMA))
 		bt_raise(c, EXC_UD, -1);
 	sys_cpl0(c);
-	if (q && (uint64_t)(((int64_t)rip << 16) >> 16) != rip)
+	if (q && (uint64_t)((int64_t)(rip << 16) >> 16) != rip)
 		bt_raise(c, EXC_GP, 0);
 	c->flags = (c->gpr[R_R11] & 0x3c7fd7) | RFLAGS_FIXED;
 	c->cc_op = CC_EAGER;

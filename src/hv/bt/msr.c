@@ -52,7 +52,7 @@ bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *v)
 static bool
 msr_canonical(uint64_t v)
 {
-	return (uint64_t)(((int64_t)v << 16) >> 16) == v;
+	return (uint64_t)((int64_t)(v << 16) >> 16) == v;
 }
 
 int
