@@ -133,16 +133,25 @@ echo
 loop_sh='i=0;while [ $i -lt 300000 ];do i=$((i+1));done'
 loop_md5='dd if=/dev/zero bs=1M count=256 2>/dev/null|md5sum'
 enc() { printf '%s' "$1" | sed 's/%/%25/g; s/+/%2B/g; s/ /+/g; s/"/%22/g'; }
-inguest() {	# name cmd-to-run...
+# inguest NAME CMD...: median time from the marker to TV-EXIT, one boot
+# per sample (both read from the same console stream).
+inguest() {
 	local name=$1; shift
-	local ts=() out t0
+	local ts=() fifo=$tmp/fifo2 line t0 start pid
 	for ((i = 0; i < runs; i++)); do
-		out=$(run_until "$marker" 120 "$@")
-		[ "$out" = fail ] && continue
-		t0=${out% *}
-		out=$(run_until "TV-EXIT=" 300 "$@")
-		[ "$out" = fail ] && continue
-		ts+=("$(( ${out% *} - t0 ))")
+		rm -f "$fifo"; mkfifo "$fifo"
+		start=$(now_ms); t0=
+		"$@" </dev/null >"$fifo" 2>&1 &
+		pid=$!
+		exec 4<"$fifo"
+		while IFS= read -r -t 400 line <&4; do
+			case "$line" in
+			*"$marker"*) t0=$(now_ms) ;;
+			*TV-EXIT=*) [ -n "$t0" ] && ts+=("$(( $(now_ms) - t0 ))"); break ;;
+			esac
+		done
+		kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+		exec 4<&-
 	done
 	M_T=$(printf '%s\n' "${ts[@]}" | grep . | median)
 	printf '  %-44s %8s ms\n' "$name" "$M_T"
