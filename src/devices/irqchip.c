@@ -61,10 +61,18 @@ void
 irqchip_pic_changed(struct irqchip *ic)
 {
 	struct vm *vm = ic->vm;
+	bool out = ic->pic != NULL && i8259_output(ic->pic);
 
-	for (int i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i] != NULL && vm->vcpus[i]->lapic != NULL)
-			lapic_update(vm->vcpus[i]->lapic);
+	for (int i = 0; i < vm->nvcpus; i++) {
+		struct lapic *l;
+
+		if (vm->vcpus[i] == NULL || (l = vm->vcpus[i]->lapic) == NULL)
+			continue;
+		/* An ExtINT message is moot once the request is gone. */
+		if (!out)
+			l->extint = false;
+		lapic_update(l);
+	}
 	if (ic->ioapic != NULL && ic->pic != NULL)
 		ioapic_set_irq(ic->ioapic, 0, i8259_output(ic->pic));
 }
@@ -305,6 +313,19 @@ irqchip_set_irq(struct vm *vm, unsigned gsi, int level)
 	return 0;
 }
 
+/* Does any CPU take the PIC's INT (virtual wire, ExtINT, APIC off)? */
+static bool
+irqchip_pic_live(struct irqchip *ic)
+{
+	struct vm *vm = ic->vm;
+
+	for (int i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i] != NULL && vm->vcpus[i]->lapic != NULL &&
+		    lapic_accepts_pic(vm->vcpus[i]->lapic))
+			return true;
+	return false;
+}
+
 bool
 irqchip_gsi_pending(struct vm *vm, unsigned gsi)
 {
@@ -314,7 +335,9 @@ irqchip_gsi_pending(struct vm *vm, unsigned gsi)
 	if (ic == NULL || gsi >= IOAPIC_NPINS)
 		return false;
 	irqchip_lock(ic);
-	if (gsi < 16)
+	/* A request latched in a PIC nobody listens to is not waiting for
+	 * anyone: it must not hold back the IOAPIC path. */
+	if (gsi < 16 && irqchip_pic_live(ic))
 		pending = i8259_irq_pending(ic->pic, gsi);
 	if (!pending && gsi != 2)
 		pending = ioapic_pin_pending(ic->ioapic, gsi == 0 ? 2 : gsi);

@@ -138,6 +138,34 @@ Test(irqchip, early_boot_pic_then_ioapic)
 	cr_assert_not(irqchip_pending(v));
 }
 
+/* A guest that routes the PIT through the IOAPIC but leaves IRQ 0 open
+ * on a PIC nobody listens to (LINT0 masked) still gets every tick: the
+ * request stuck in the PIC does not count as one waiting for a CPU. */
+Test(irqchip, dead_pic_path_does_not_hold_back_irq0)
+{
+	const uint16_t latch = (I8254_HZ + 125) / 250;
+	struct vcpu *v = vm->vcpus[0];
+	int n = 0;
+
+	th_pic_init_linux(vm, 0xfe, 0xff);
+	th_apic_enable(vm, 0);
+	th_apic_write(vm, 0, 0x350, 0x10700);
+	th_ioapic_route(vm, 2, 0x40);
+	th_outb(vm, 0x43, 0x34);
+	th_outb(vm, 0x40, latch & 0xff);
+	th_outb(vm, 0x40, latch >> 8);
+	for (int i = 0; i < 1000; i++) {
+		vclock_advance_fake(100000);
+		evloop_run_timers(vm->loop);
+		while (irqchip_pending(v)) {
+			cr_assert_eq(irqchip_ack(v), 0x40);
+			th_apic_write(vm, 0, 0xb0, 0);
+			n++;
+		}
+	}
+	cr_assert_eq(n, 24, "100 ms at HZ=250: %d", n);
+}
+
 Test(irqchip, whole_vm_snapshot)
 {
 	struct snap s, l;
