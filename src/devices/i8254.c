@@ -3,7 +3,9 @@
  * its count was loaded (load_ns); the counter value and OUT are computed
  * from the ticks elapsed since then, so a guest polling the counter sees
  * it move with the virtual clock and nothing runs per tick.  Only
- * channel 0 arms a vtimer, at the next rising edge of OUT0 (IRQ0).
+ * channel 0 arms a vtimer, at the next rising edge of OUT0 (IRQ0);
+ * periodic edges a guest did not take in time are sent again later
+ * (see i8254_periodic), so ticks counted by the guest keep up with time.
  *
  * Channel 2's gate and OUT2 live in port 0x61 (Linux calibrates the TSC
  * with them: gate high, mode 0, poll OUT2 or the counter's MSB).

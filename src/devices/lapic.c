@@ -3,7 +3,9 @@
  * the SDM's description of the local APIC; the timer is not a counter
  * ticking somewhere but a start time on the virtual clock, from which the
  * current count is computed on read and the expiry is armed on a vtimer
- * (so a masked timer still counts, for free).
+ * (so a masked timer still counts, for free).  Periodic ticks the guest
+ * did not take in time are owed and handed over one per acknowledgement
+ * (see lapic_timer_pay).
  *
  * Anything that changes what this vCPU may take recomputes the lock-free
  * "pending" summary the software CPU polls between blocks.
