@@ -90,6 +90,7 @@ bt_vcpu_init(struct vcpu *vcpu)
 	cpu_state_reset(&st);
 	bt_cpu_from_state(c, &st);
 	c->wait_sipi = vcpu->id != 0;
+	c->evpend = c->wait_sipi;
 	vcpu->accel = c;
 	return 0;
 }
@@ -138,6 +139,7 @@ bt_set_state(struct vcpu *vcpu, const struct cpu_state *st)
 	irqchip_set_tpr(vcpu, (uint8_t)st->cr8);
 	if (st->cr0 & CR0_PE)
 		c->wait_sipi = 0;
+	c->evpend = c->halted | c->wait_sipi | c->nmi_pending;
 	/* Memory may have been rewritten behind our back (restore). */
 	bt_tc_flush(c);
 	return 0;
@@ -214,6 +216,7 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 		bt_init_vcpu(c);
 	if (c->wait_sipi) {
 		if (!irqchip_take_sipi(vcpu, &v)) {
+			c->evpend = 1;
 			exit->kind = VM_EXIT_HLT;
 			return true;
 		}
@@ -239,6 +242,7 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 			c->irq_hint = 1;
 		}
 	}
+	c->evpend = c->halted | c->wait_sipi | c->nmi_pending;
 	if (c->halted) {
 		exit->kind = VM_EXIT_HLT;
 		return true;
@@ -275,10 +279,11 @@ bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
 	}
 	for (;;) {
-		if (unlikely(atomic_load_explicit(&vcpu->requests,
-		    memory_order_relaxed) != 0 || c->halted || c->wait_sipi ||
-		    c->nmi_pending || (c->irq_hint && (c->flags & RFLAGS_IF)) ||
-		    c->tlb_code_gen != c->bvm->code_gen)) {
+		/* Everything that needs bt_events() in as few loads as
+		 * possible: this runs once per block. */
+		if (unlikely((atomic_load_explicit(&vcpu->requests,
+		    memory_order_relaxed) | c->evpend |
+		    (c->irq_hint & (c->flags >> 9))) != 0)) {
 			if (bt_events(c, exit))
 				return 0;
 		}
@@ -296,35 +301,40 @@ static struct bt_block *
 bt_next_block(struct bt_cpu *c)
 {
 	uint64_t lin = (c->segbase[SEG_CS] + c->rip) & c->linmask;
+	uint32_t inval = __atomic_load_n(&c->bvm->inval_gen, __ATOMIC_RELAXED);
 	struct bt_block *p = c->prev, *b;
+	struct bt_jc *j;
 	bool chain = p != NULL && c->prev_tlb == c->tlb_epoch &&
 	    c->prev_tc == c->tc_epoch && ((lin ^ c->prev_lin) & ~0xfffull) == 0;
-	int k;
+	int k = -1;
 
+	/* A link or jump-cache entry made since the last code
+	 * invalidation anywhere needs no page-generation check. */
 	if (chain) {
 		k = p->link_lin[0] == lin ? 0 : p->link_lin[1] == lin ? 1 : -1;
-		if (k >= 0 && (b = p->link[k]) != NULL &&
-		    b->mode == c->mode && bt_tc_valid(c, b))
+		if (k >= 0 && (b = p->link[k]) != NULL && b->mode == c->mode &&
+		    (p->link_inval[k] == inval || bt_tc_valid(c, b))) {
+			p->link_inval[k] = inval;
 			goto out;
-	}
-	{
-		struct bt_jc *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
-
-		if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
-		    j->tc == c->tc_epoch && j->b->mode == c->mode &&
-		    bt_tc_valid(c, j->b)) {
-			b = j->b;
-		} else {
-			b = bt_tc_lookup(c);
-			*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch };
 		}
 	}
+	j = &c->jc[(lin ^ (lin >> 12)) & 4095];
+	if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
+	    j->tc == c->tc_epoch && j->b->mode == c->mode &&
+	    (j->inval == inval || bt_tc_valid(c, j->b))) {
+		b = j->b;
+		j->inval = inval;
+	} else {
+		b = bt_tc_lookup(c);
+		*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch, inval };
+	}
 	if (chain && c->prev_tc == c->tc_epoch) {
-		k = p->link[0] == NULL ? 0 : 1;
-		if (p->link[0] != NULL && p->link[1] != NULL)
-			k = (int)(lin & 1);	/* cheap replacement choice */
+		if (k < 0)
+			k = p->link[0] == NULL ? 0 : p->link[1] == NULL ? 1 :
+			    (int)(lin & 1);	/* cheap replacement choice */
 		p->link[k] = b;
 		p->link_lin[k] = lin;
+		p->link_inval[k] = inval;
 	}
 out:
 	c->prev = b;
@@ -365,6 +375,7 @@ bt_dma_invalidate(struct vm *vm, uint64_t gpa, uint64_t len)
 		if (pg >= 0 && (uint64_t)pg < b->npages && b->code[pg]) {
 			b->code[pg] = 0;
 			__atomic_fetch_add(&b->gen[pg], 1, __ATOMIC_SEQ_CST);
+			__atomic_fetch_add(&b->inval_gen, 1, __ATOMIC_SEQ_CST);
 		}
 	}
 }

@@ -70,6 +70,7 @@ struct bt_block {
 	struct bt_block *hnext;
 	struct bt_block *link[2];	/* successors on the same page */
 	uint64_t link_lin[2];		/* their linear addresses */
+	uint32_t link_inval[2];		/* bt_vm.inval_gen when linked */
 	uint16_t ninsn;
 	struct bt_insn insn[];
 };
@@ -121,6 +122,7 @@ struct bt_cpu {
 	uint8_t nmi_masked, nmi_pending;
 	uint8_t wait_sipi;	/* AP before its first SIPI */
 	uint8_t irq_hint;	/* an interrupt waits for IF=1 */
+	uint8_t evpend;		/* halted | wait_sipi | nmi_pending */
 	uint8_t assist;		/* one-instruction KVM assist: no irqchip */
 	uint64_t cr8;		/* assist only: CR8 from the caller's state */
 	int exc_depth;		/* nesting while delivering exceptions */
@@ -143,7 +145,7 @@ struct bt_cpu {
 	struct bt_jc {		/* linear RIP -> block, while no flush */
 		uint64_t lin;
 		struct bt_block *b;
-		uint32_t tlb, tc;
+		uint32_t tlb, tc, inval;
 	} jc[4096];
 	uint64_t prev_lin;
 	uint32_t prev_tlb, prev_tc;
@@ -163,6 +165,7 @@ struct bt_vm {
 	uint32_t *gen;		/* per RAM page: generation */
 	uint64_t npages;
 	uint32_t code_gen;	/* bumped when a page becomes code */
+	uint32_t inval_gen;	/* bumped when any page's code is dropped */
 };
 
 /* --- cpu.c: registers, modes --- */

@@ -63,6 +63,7 @@ bt_cpu_from_state(struct bt_cpu *c, const struct cpu_state *st)
 	c->halted = st->ev.halted;
 	c->nmi_pending = st->ev.nmi_pending;
 	c->nmi_masked = st->ev.nmi_masked;
+	c->evpend = c->halted | c->wait_sipi | c->nmi_pending;
 	/* CR8 lives in the LAPIC's TPR: bt.c syncs it. */
 	bt_cpu_update_mode(c);
 	bt_tlb_flush(c, true);

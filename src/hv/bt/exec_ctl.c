@@ -253,5 +253,6 @@ bt_x_hlt(struct bt_cpu *c, const struct bt_insn *i)
 	if (c->cpl != 0)
 		bt_raise(c, EXC_GP, 0);
 	c->halted = 1;
+	c->evpend = 1;
 	c->brk = 1;
 }

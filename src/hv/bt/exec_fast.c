@@ -216,6 +216,22 @@ fx_ret64(struct bt_cpu *c, const struct bt_insn *i)
 	c->gpr[R_RSP] += 8;
 }
 
+/* INC/DEC r32/r64 (FF /0 /1): CF is kept, so it is carried over. */
+#define FX_INCDEC(name, sz, T, d, kind)					\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	T a = (T)c->gpr[i->rm], r = (T)(a + (d));			\
+									\
+	c->flags = (c->flags & ~RFLAGS_CF) | (bt_cf(c) ? RFLAGS_CF : 0);\
+	c->gpr[i->rm] = r;						\
+	bt_cc(c, kind, sz, r, a, 1);					\
+}
+FX_INCDEC(fx_inc64, 8, uint64_t, 1, CC_INC)
+FX_INCDEC(fx_dec64, 8, uint64_t, -1, CC_DEC)
+FX_INCDEC(fx_inc32, 4, uint32_t, 1, CC_INC)
+FX_INCDEC(fx_dec32, 4, uint32_t, -1, CC_DEC)
+
 /* Pick a specialized handler for i, if one applies. */
 void
 bt_specialize(struct bt_cpu *c, struct bt_insn *i)
@@ -243,6 +259,11 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		}
 	}
 	switch (i->opc) {
+	case 0xff:
+		if (reg && (i->reg & 7) < 2)
+			i->fn = (i->reg & 7) ? (w ? fx_dec64 : fx_dec32) :
+			    (w ? fx_inc64 : fx_inc32);
+		return;
 	case 0x1af: case 0x69: case 0x6b:
 		i->fn = w ? fx_imul64 : fx_imul32;
 		return;

@@ -98,13 +98,14 @@ bool
 bt_cf(struct bt_cpu *c)
 {
 	unsigned kind = c->cc_op >> 2, sz = 1u << (c->cc_op & 3);
-	uint64_t m = bt_mask(sz);
+	uint64_t sign = 1ull << (sz * 8 - 1);
+	uint64_t r = c->cc_res, a = c->cc_a, b = c->cc_b;
 
 	switch (kind) {
-	case CC_SUB:
-		if (c->cc_b == 0 || (c->cc_res & m) != ((c->cc_a - c->cc_b) & m))
-			break;	/* SBB with borrow-in: take the slow path */
-		return (c->cc_a & m) < (c->cc_b & m);
+	case CC_ADD:	/* carry out of the top bit (ADC included) */
+		return ((a & b) | ((a | b) & ~r)) & sign;
+	case CC_SUB:	/* borrow out of the top bit (SBB included) */
+		return ((~a & b) | ((~a | b) & r)) & sign;
 	case CC_LOGIC:
 		return false;
 	case CC_EAGER:
@@ -122,6 +123,14 @@ bt_cond(struct bt_cpu *c, unsigned cc)
 	uint64_t f;
 	bool r;
 
+	if (c->cc_op != CC_EAGER && ((cc >> 1) == 2 || (cc >> 1) == 4)) {
+		/* ZF and SF come from the result whatever the operation. */
+		unsigned sz = 1u << (c->cc_op & 3);
+		uint64_t res = c->cc_res & bt_mask(sz);
+
+		r = (cc >> 1) == 2 ? res == 0 : (res >> (sz * 8 - 1)) & 1;
+		return r ^ (cc & 1);
+	}
 	if (c->cc_op >> 2 == CC_LOGIC) {
 		/* TEST/AND/OR/XOR: CF = OF = 0. */
 		unsigned sz = 1u << (c->cc_op & 3);

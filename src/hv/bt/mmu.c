@@ -128,6 +128,7 @@ bt_code_invalidate(struct bt_cpu *c, uint64_t gpa)
 		return;
 	c->bvm->code[pg] = 0;
 	__atomic_fetch_add(&c->bvm->gen[pg], 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&c->bvm->inval_gen, 1, __ATOMIC_SEQ_CST);
 	if (c->cur != NULL && (c->cur->page[0] == pg || c->cur->page[1] == pg))
 		c->brk = 1;
 }

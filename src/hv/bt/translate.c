@@ -79,6 +79,11 @@ tc_mark_code(struct bt_cpu *c, int64_t pg, uint64_t gpa_page)
 				c->tlb[u][k].tag_w = BT_TLB_INVALID;
 	__atomic_fetch_add(&c->bvm->code_gen, 1, __ATOMIC_SEQ_CST);
 	c->tlb_code_gen = __atomic_load_n(&c->bvm->code_gen, __ATOMIC_RELAXED);
+	/* The others may hold the page writable: make them look (their
+	 * bt_events() compares code_gen and flushes). */
+	for (int k = 0; k < c->vm->nvcpus; k++)
+		if (c->vm->vcpus[k] != NULL && c->vm->vcpus[k] != c->vcpu)
+			vcpu_kick(c->vm->vcpus[k], VCPU_REQ_IRQ);
 }
 
 static uint32_t
