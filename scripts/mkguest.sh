@@ -29,7 +29,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 export LC_ALL=C PATH="$PATH:/usr/sbin:/sbin"
 
-for tool in busybox cpio dpkg depmod gzip; do
+for tool in busybox cpio dpkg depmod modprobe gzip; do
 	command -v "$tool" >/dev/null || die "$tool is missing (run scripts/deps.sh)"
 done
 busybox=$(command -v busybox)
@@ -111,10 +111,14 @@ root="$work/root"
 mkdir -p "$root"
 moddir="lib/modules/$kver"
 for m in $mods; do
-	# modprobe --show-depends prints "insmod PATH" for each module in load order.
-	paths=$(modprobe -d "$work/pkg" -S "$kver" --show-depends "$m" 2>/dev/null |
-		awk '$1 == "insmod" { print $2 }') || true
-	[ -n "$paths" ] || die "module $m is not in $pkg"
+	# modprobe --show-depends prints "insmod PATH" for each module in load
+	# order, or "builtin NAME" when the kernel has it built in.
+	deps=$(modprobe -d "$work/pkg" -S "$kver" --show-depends "$m" 2>/dev/null) || true
+	paths=$(echo "$deps" | awk '$1 == "insmod" { print $2 }')
+	if [ -z "$paths" ]; then
+		echo "$deps" | grep -q '^builtin ' && continue
+		die "module $m is not in $pkg"
+	fi
 	for p in $paths; do
 		rel=${p#"$work/pkg/"}
 		mkdir -p "$root/$(dirname "$rel")"
