@@ -1,4 +1,5 @@
-/* 64-bit: MSRs, SYSRET to ring 3 and SYSCALL back, CPUID, RDTSC and SSE2.  Loaded at 0x100000 and entered in long mode by the harness
+/* 64-bit: MSRs, SYSRET to ring 3 and SYSCALL back, CPUID, RDTSC, SSE, SSE2
+ * and x87.  Loaded at 0x100000 and entered in long mode by the harness
  * (tvm_long_mode).  Results at 0x5000. */
 	.code64
 	.globl _start
@@ -51,6 +52,12 @@ sysentry:
 	movdqu vec1(%rip), %xmm0
 	paddd vec2(%rip), %xmm0
 	movdqu %xmm0, 0x5040
+	movaps fvec1(%rip), %xmm1
+	addps fvec2(%rip), %xmm1
+	movaps %xmm1, 0x5050
+	fld1
+	fadd %st(0), %st(0)
+	fistpl 0x5060			/* 2 */
 	lea msg2(%rip), %rsi
 	call puts
 	hlt
@@ -65,3 +72,5 @@ msg2:	.asciz "OK\n"
 	.balign 16
 vec1:	.long 1, 2, 3, 4
 vec2:	.long 10, 20, 30, 0x7fffffff
+fvec1:	.float 1.0, 2.0, 3.0, 4.0
+fvec2:	.float 0.5, 0.5, 0.5, 0.5

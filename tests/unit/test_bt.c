@@ -58,11 +58,12 @@ Test(bt, real_mode_with_a_code_segment_base)
 	rm_pm(0x07c0, 0);
 }
 
-Test(bt, long_mode_syscall_sysret_cpuid_sse2)
+Test(bt, long_mode_syscall_sysret_cpuid_sse_x87)
 {
 	struct tvm *t = tvm_new(16 << 20);
 	struct cpu_state st;
 	uint32_t v[4];
+	float f[4];
 
 	tvm_put(t, 0x100000, guest_lm, sizeof(guest_lm));
 	tvm_long_mode(t, &st, 0x100000);
@@ -76,6 +77,9 @@ Test(bt, long_mode_syscall_sysret_cpuid_sse2)
 	cr_assert_gt(tvm_get64(t, 0x5028), 0);
 	memcpy(v, t->vm->ram + 0x5040, 16);
 	cr_assert(v[0] == 11 && v[1] == 22 && v[2] == 33 && v[3] == 0x80000003u);
+	memcpy(f, t->vm->ram + 0x5050, 16);
+	cr_assert(f[0] == 1.5f && f[1] == 2.5f && f[2] == 3.5f && f[3] == 4.5f);
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + 0x5060), 2);
 	tvm_free(t);
 }
 
