@@ -17,4 +17,14 @@ check() {
 	expect_initrd_cksum initrd
 	expect_rtc
 }
-guest_run_all check
+# More RAM than fits below the 32-bit PCI hole: the rest must be mapped
+# above 4 GiB, and the checks must hold there too.
+check_high() {
+	check
+	guest_boot 1 5120 "tv.guest=bzimage64 year=$guest_year id=$RANDOM" || return 0
+	expect_guest_passed
+	expect_memory
+	grep -Eq '^e820 0x[1-9a-f][0-9a-f]{8,}-0x[0-9a-f]+ 1$' "$guest_out" ||
+		guest_fail "no usable RAM above 4 GiB with ${guest_mem} MiB"
+}
+guest_run_all check_high

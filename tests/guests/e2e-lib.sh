@@ -52,6 +52,13 @@ guest_init() {
 # and no guest output: a loader or the accelerator is missing).
 guest_boot() {
 	local cpus=$1 mem=$2
+	# A second boot in one run: show the first one's output if it failed.
+	if [ "${guest_run_failures:-0}" -ne 0 ] && [ "${guest_out:-/dev/null}" != /dev/null ]; then
+		echo "--- guest serial output ($guest_accel, earlier boot)"
+		cat "$guest_out"
+		guest_failures=$((guest_failures + guest_run_failures))
+		guest_run_failures=0
+	fi
 	guest_append=$3
 	guest_cpus=$cpus guest_mem=$mem
 	guest_out=$guest_tmp/serial.log
