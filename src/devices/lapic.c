@@ -207,6 +207,11 @@ lapic_accept_vector(struct lapic *l, uint8_t vector, bool level)
 	lapic_bit_set(l->irr, vector, true);
 	lapic_bit_set(l->tmr, vector, level);
 	lapic_update(l);
+	/* Every arrival that can be taken wakes the vCPU, not only the
+	 * first: a CPU that went to sleep with one already pending (an
+	 * interrupt shadow over its HLT) must not sleep through the rest. */
+	if (atomic_load_explicit(&l->pending, memory_order_relaxed))
+		irqchip_kick_later(l->ic, l->vcpu);
 }
 
 /* INIT: back to the INIT state, keeping ID and base (SDM 10.4.7.3). */

@@ -134,6 +134,26 @@ Test(lapic, missed_periodic_ticks_are_paid_back)
 	cr_assert_leq(drain(0, 0xec), 1);
 }
 
+Test(lapic, every_new_interrupt_kicks)
+{
+	th_apic_enable(vm, 1);
+	th_kicked(vm, 1);
+	ipi(0, 1, 0x41);
+	cr_assert(th_kicked(vm, 1));
+	/* Still pending (not taken), another arrives: kicked again. */
+	ipi(0, 1, 0x42);
+	cr_assert(th_kicked(vm, 1));
+	/* Blocked by the TPR: no reason to wake. */
+	cr_assert_eq(irqchip_ack(vm->vcpus[1]), 0x42);
+	th_apic_write(vm, 1, EOI, 0);
+	cr_assert_eq(irqchip_ack(vm->vcpus[1]), 0x41);
+	th_apic_write(vm, 1, EOI, 0);
+	th_apic_write(vm, 1, TPR, 0xf0);
+	th_kicked(vm, 1);
+	ipi(0, 1, 0x43);
+	cr_assert_not(th_kicked(vm, 1));
+}
+
 Test(lapic, timer_oneshot_and_current_count)
 {
 	struct vcpu *v = vm->vcpus[0];
