@@ -356,3 +356,44 @@ Test(bt, dma_into_code_drops_translations)
 	cr_assert_eq(st.gpr[R_RAX], 2, "stale translation ran");
 	tvm_free(t);
 }
+
+static uint64_t dirty_seen[4];
+static int ndirty;
+
+static void
+dirty_harvest(struct tvm *t, uint64_t v)
+{
+	uint64_t bm[(16 << 20) / 4096 / 64];
+
+	cr_assert_eq(bt_accel_ops.dirty_log(t->vm, &t->vm->regions[0], bm), 0);
+	dirty_seen[ndirty++] = bm[0x300000 / 4096 / 64] >> ((0x300000 / 4096) % 64);
+}
+
+Test(bt, dirty_log_catches_fast_path_stores)
+{
+	/*
+	 * mov byte [0x300000], 1; mov byte [0x300000], 2; out 0xea, al
+	 * (harvest); mov byte [0x300000], 3; out 0xea, al (harvest);
+	 * out 0xea, al (harvest, nothing written); hlt
+	 */
+	static const uint8_t code[] = {
+	    0xc6, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00, 0x01,
+	    0xc6, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00, 0x02,
+	    0xe6, 0xea,
+	    0xc6, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00, 0x03,
+	    0xe6, 0xea, 0xe6, 0xea, 0xf4 };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	t->on_out = dirty_harvest;
+	ndirty = 0;
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	cr_assert_eq(ndirty, 3);
+	cr_assert_eq(dirty_seen[0] & 3, 1, "page 0x300 dirty, 0x301 clean");
+	cr_assert_eq(dirty_seen[1] & 1, 1, "re-dirtied after a harvest");
+	cr_assert_eq(dirty_seen[2] & 1, 0, "clean when nothing was written");
+	tvm_free(t);
+}

@@ -6,6 +6,7 @@
 #include "hv/bt/bt.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,9 +24,11 @@ bt_vm_alloc(struct vm *vm)
 		return NULL;
 	b->npages = (vm->ram_size + 0xfff) >> 12;
 	b->code = calloc(b->npages ? b->npages : 1, 1);
+	b->dirty = calloc(b->npages ? b->npages : 1, 1);
 	b->gen = calloc(b->npages ? b->npages : 1, sizeof(*b->gen));
-	if (b->code == NULL || b->gen == NULL) {
+	if (b->code == NULL || b->gen == NULL || b->dirty == NULL) {
 		free(b->code);
+		free(b->dirty);
 		free(b->gen);
 		free(b);
 		return NULL;
@@ -39,6 +42,7 @@ bt_vm_free(struct bt_vm *b)
 	if (b == NULL)
 		return;
 	free(b->code);
+	free(b->dirty);
 	free(b->gen);
 	free(b);
 }
@@ -157,11 +161,54 @@ bt_msi(struct vm *vm, uint64_t addr, uint32_t data)
 	return irqchip_msi(vm, addr, data);
 }
 
+static __thread struct bt_cpu *bt_self;	/* the vCPU this thread runs */
+
+/*
+ * Fetch-and-clear the pages written since the last call.  Stores that
+ * take the TLB fast path are not logged one by one: a write tag is only
+ * granted on a page already marked dirty.  So before harvesting, every
+ * running vCPU must have dropped its write tags (it does at its next
+ * block boundary once kicked); then every later store goes through the
+ * slow path and marks its page again.  Device DMA is not tracked here,
+ * as with KVM.
+ */
 static int
 bt_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 {
-	/* XXX: no dirty tracking yet (live migration on bt). */
-	return -ENOTSUP;
+	struct bt_vm *b = vm->accel_data;
+	uint32_t epoch = __atomic_add_fetch(&b->dirty_epoch, 1,
+	    __ATOMIC_SEQ_CST);
+	uint64_t npages = r->size >> 12;
+
+	for (int k = 0; k < vm->nvcpus; k++) {
+		struct bt_cpu *c = vm->vcpus[k]->accel;
+
+		if (c == bt_self) {
+			bt_tlb_flush(c, true);
+			__atomic_store_n(&c->seen_dirty_epoch, epoch,
+			    __ATOMIC_SEQ_CST);
+			continue;
+		}
+		vcpu_kick(vm->vcpus[k], VCPU_REQ_IRQ);
+		for (int spin = 0; __atomic_load_n(&c->in_run,
+		    __ATOMIC_SEQ_CST) && __atomic_load_n(&c->seen_dirty_epoch,
+		    __ATOMIC_SEQ_CST) != epoch; spin++) {
+			if (spin > 1000000) {
+				log_warnx("vcpu %d: no dirty-log ack", k);
+				break;
+			}
+			sched_yield();
+		}
+	}
+	memset(bitmap, 0, ((npages + 63) / 64) * sizeof(*bitmap));
+	for (uint64_t k = 0; k < npages; k++) {
+		int64_t pg = bt_ram_page(vm, r->gpa + (k << 12));
+
+		if (pg >= 0 && __atomic_exchange_n(&b->dirty[pg], 0,
+		    __ATOMIC_SEQ_CST))
+			bitmap[k / 64] |= 1ull << (k % 64);
+	}
+	return 0;
 }
 
 /* INIT: the state of a vCPU waiting for SIPI. */
@@ -202,6 +249,15 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 	if (req & stop) {
 		exit->kind = VM_EXIT_INTR;
 		return true;
+	}
+	if (c->seen_dirty_epoch != __atomic_load_n(&c->bvm->dirty_epoch,
+	    __ATOMIC_SEQ_CST)) {
+		/* A dirty-log harvest: stop storing through old write tags. */
+		uint32_t e = __atomic_load_n(&c->bvm->dirty_epoch,
+		    __ATOMIC_SEQ_CST);
+
+		bt_tlb_flush(c, true);
+		__atomic_store_n(&c->seen_dirty_epoch, e, __ATOMIC_SEQ_CST);
 	}
 	if (c->tlb_code_gen != __atomic_load_n(&c->bvm->code_gen,
 	    __ATOMIC_RELAXED)) {
@@ -252,8 +308,24 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 
 static struct bt_block *bt_next_block(struct bt_cpu *c);
 
+static int bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit);
+
 static int
 bt_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
+{
+	struct bt_cpu *c = vcpu->accel;
+	int err;
+
+	bt_self = c;
+	__atomic_store_n(&c->in_run, 1, __ATOMIC_SEQ_CST);
+	err = bt_vcpu_loop(vcpu, exit);
+	__atomic_store_n(&c->in_run, 0, __ATOMIC_SEQ_CST);
+	bt_self = NULL;
+	return err;
+}
+
+static int
+bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit)
 {
 	struct bt_cpu *c = vcpu->accel;
 	int r;

@@ -134,6 +134,8 @@ struct bt_cpu {
 	uint8_t tlb_large;			/* a large page was cached */
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
 	uint32_t tlb_epoch;			/* bumped by every flush */
+	uint32_t seen_dirty_epoch;		/* write tags dropped for it */
+	int in_run;				/* inside vcpu_run (atomic) */
 	uint32_t tc_epoch;			/* bumped by every TC flush */
 
 	sigjmp_buf jb;
@@ -166,6 +168,8 @@ struct bt_vm {
 	uint64_t npages;
 	uint32_t code_gen;	/* bumped when a page becomes code */
 	uint32_t inval_gen;	/* bumped when any page's code is dropped */
+	uint8_t *dirty;		/* per RAM page: written since last harvest */
+	uint32_t dirty_epoch;	/* bumped by each dirty-log harvest */
 };
 
 /* --- cpu.c: registers, modes --- */

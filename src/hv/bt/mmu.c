@@ -114,8 +114,11 @@ bt_phys_write(struct bt_cpu *c, uint64_t gpa, unsigned sz, uint64_t v)
 		return;
 	}
 	pg = bt_ram_page(c->vm, gpa);
-	if (pg >= 0 && c->bvm->code[pg])
-		bt_code_invalidate(c, gpa);
+	if (pg >= 0) {
+		if (c->bvm->code[pg])
+			bt_code_invalidate(c, gpa);
+		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
+	}
 	bt_store_host(p, sz, v);
 }
 
@@ -300,8 +303,13 @@ mmu_fill(struct bt_cpu *c, uint64_t lin, uint64_t gpa, int acc, unsigned info)
 	if (acc == BT_ACC_X)
 		e->tag_x = page;
 	pg = bt_ram_page(c->vm, gpa);
+	if (acc == BT_ACC_W && pg >= 0)
+		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
+	/* Fast-path stores skip the dirty log: grant them only on pages
+	 * already logged dirty (a harvest drops every write tag). */
 	if ((info & BT_WALK_DIRTY_W) && mmu_ram(c->vm, gpa, true) != NULL &&
-	    !(pg >= 0 && c->bvm->code[pg]))
+	    pg >= 0 && !c->bvm->code[pg] &&
+	    __atomic_load_n(&c->bvm->dirty[pg], __ATOMIC_RELAXED))
 		e->tag_w = page;
 }
 
@@ -382,8 +390,11 @@ bt_ptr_rw(struct bt_cpu *c, uint64_t lin, unsigned sz)
 	if (p == NULL)
 		return NULL;
 	pg = bt_ram_page(c->vm, gpa);
-	if (pg >= 0 && c->bvm->code[pg])
-		bt_code_invalidate(c, gpa);
+	if (pg >= 0) {
+		if (c->bvm->code[pg])
+			bt_code_invalidate(c, gpa);
+		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
+	}
 	return p;
 }
 
