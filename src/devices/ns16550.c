@@ -34,6 +34,7 @@
 
 #define UART_FIFO	16
 #define UART_CLOCK	1843200u	/* 16 x 115200 */
+#define RX_REFILL_NS	100000u		/* pause between input bursts */
 
 /* Register offsets. */
 enum { R_DATA, R_IER, R_IIR, R_LCR, R_MCR, R_LSR, R_MSR, R_SCR };
@@ -87,7 +88,8 @@ struct ns16550 {
 	unsigned irq;
 	bool wants_console;	/* COM1: binds vm->console when it exists */
 	struct console *con;
-	struct vtimer rx_timer;
+	struct vtimer rx_timer;		/* character timeout */
+	struct vtimer refill_timer;	/* next burst of host input */
 
 	/* Guest-visible state (snapshotted). */
 	uint8_t ier, lcr, mcr, lsr, msr, scr, fcr;
@@ -193,14 +195,41 @@ ns16550_on_timeout(void *opaque)
 	ns16550_update_irq(u);
 }
 
-/* Tell the console how much more the receiver takes now. */
+static void
+ns16550_refill(struct ns16550 *u)
+{
+	if (u->con != NULL && !(u->mcr & MCR_LOOP))
+		console_input_space(u->con, ns16550_rx_cap(u) - u->rx_count);
+}
+
+static void
+ns16550_on_refill(void *opaque)
+{
+	ns16550_refill(opaque);
+}
+
+/*
+ * Tell the console what the receiver takes.  Host input arrives in
+ * FIFO-sized bursts, the next one only once the guest has emptied the
+ * FIFO and RX_REFILL_NS have passed: a guest ISR that drains the FIFO
+ * then sees it empty and returns, and the next burst raises a fresh edge
+ * on the (edge-triggered) ISA line.  Refilling on every read instead
+ * would let a long paste keep Linux's 8250 ISR busy until it gives up
+ * ("too much work") with the line still up, and no edge ever again.
+ */
 static void
 ns16550_announce(struct ns16550 *u)
 {
 	if (u->con == NULL)
 		return;
-	console_input_space(u->con, (u->mcr & MCR_LOOP) ? 0 :
-	    ns16550_rx_cap(u) - u->rx_count);
+	/* Withdraw what was offered before (the FIFO may have shrunk). */
+	console_input_space(u->con, 0);
+	if ((u->mcr & MCR_LOOP) || u->rx_count > 0)
+		return;
+	if (u->refill_timer.loop == NULL)
+		ns16550_refill(u);
+	else if (!vtimer_armed(&u->refill_timer))
+		vtimer_arm(&u->refill_timer, vclock_ns() + RX_REFILL_NS);
 }
 
 static void
@@ -479,8 +508,10 @@ ns16550_new(struct vm *vm, uint16_t base, unsigned irq,
 	u->vm = vm;
 	u->base = base;
 	u->irq = irq;
-	if (vm->loop != NULL)
+	if (vm->loop != NULL) {
 		vtimer_init(&u->rx_timer, vm->loop, ns16550_on_timeout, u);
+		vtimer_init(&u->refill_timer, vm->loop, ns16550_on_refill, u);
+	}
 	snprintf(name, sizeof(name), "uart@%#x", base);
 	if ((*err = bus_register(vm->pio, base, 8, ns16550_io, u, name)) < 0) {
 		free(u);
@@ -500,8 +531,10 @@ ns16550_free(struct ns16550 *u)
 {
 	if (u == NULL)
 		return;
-	if (u->rx_timer.loop != NULL)
+	if (u->rx_timer.loop != NULL) {
 		vtimer_cancel(&u->rx_timer);
+		vtimer_cancel(&u->refill_timer);
+	}
 	/* Only a console that still exists (console_free clears
 	 * vm->console) has our input hook to remove. */
 	if (u->con != NULL && u->con == u->vm->console)
