@@ -5,8 +5,9 @@
  * (which never blocks, see console.c), so THR and the transmitter are
  * always empty and the THRE interrupt re-asserts right after each write,
  * which keeps an interrupt-driven guest driver moving without baud-rate
- * pacing.  Reception fills a 16-byte FIFO from the console, which holds
- * back what does not fit until the guest reads (console_input_space).
+ * pacing.  Reception fills the 16-byte FIFO from the console in bursts,
+ * each once the guest has emptied the FIFO (see ns16550_announce); the
+ * console holds back the rest, so nothing is ever overrun.
  * The character-timeout interrupt fires after four character times at the
  * programmed divisor, as on the chip, so FIFO trigger levels behave.
  *
