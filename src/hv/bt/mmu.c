@@ -282,9 +282,10 @@ mmu_canonical(struct bt_cpu *c, uint64_t lin)
 }
 
 static void
-mmu_fill(struct bt_cpu *c, uint64_t lin, uint64_t gpa, int acc, unsigned info)
+mmu_fill(struct bt_cpu *c, struct bt_tlb *tlb, uint64_t lin, uint64_t gpa,
+    int acc, unsigned info)
 {
-	struct bt_tlb *e = &c->tlbc[(lin >> 12) & (BT_TLB_SIZE - 1)];
+	struct bt_tlb *e = &tlb[(lin >> 12) & (BT_TLB_SIZE - 1)];
 	uint64_t page = lin & ~0xfffull;
 	uint8_t *host = mmu_ram(c->vm, gpa & ~0xfffull, false);
 	int64_t pg;
@@ -324,8 +325,9 @@ bt_translate(struct bt_cpu *c, uint64_t lin, int acc, bool user)
 		bt_raise(c, EXC_GP, 0);
 	if (bt_walk(c, lin, acc, user, &gpa, &info, &err) != 0)
 		bt_raise_pf(c, lin, err);
-	if (user == (c->cpl == 3))
-		mmu_fill(c, lin, gpa, acc, info);
+	/* tlb[1] caches user-privilege translations, tlb[0] supervisor
+	 * ones (also used by implicit supervisor accesses from CPL 3). */
+	mmu_fill(c, c->tlb[user], lin, gpa, acc, info);
 	return gpa;
 }
 
@@ -402,8 +404,12 @@ uint64_t
 bt_sys_read(struct bt_cpu *c, uint64_t lin, unsigned sz)
 {
 	uint64_t v = 0;
+	struct bt_tlb *e;
 
 	lin &= c->linmask;
+	e = &c->tlb[0][(lin >> 12) & (BT_TLB_SIZE - 1)];
+	if (e->tag_r == (lin & ~0xfffull) && (lin & 0xfff) <= 0x1000 - sz)
+		return bt_load_host((void *)(lin + e->addend), sz);
 	if ((lin & 0xfff) + sz > 0x1000) {
 		for (unsigned k = 0; k < sz; k++)
 			v |= bt_sys_read(c, lin + k, 1) << (8 * k);
@@ -415,7 +421,14 @@ bt_sys_read(struct bt_cpu *c, uint64_t lin, unsigned sz)
 void
 bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v)
 {
+	struct bt_tlb *e;
+
 	lin &= c->linmask;
+	e = &c->tlb[0][(lin >> 12) & (BT_TLB_SIZE - 1)];
+	if (e->tag_w == (lin & ~0xfffull) && (lin & 0xfff) <= 0x1000 - sz) {
+		bt_store_host((void *)(lin + e->addend), sz, v);
+		return;
+	}
 	if ((lin & 0xfff) + sz > 0x1000) {
 		for (unsigned k = 0; k < sz; k++)
 			bt_sys_write(c, lin + k, 1, v >> (8 * k));
