@@ -23,6 +23,7 @@
 /* The vendor capability (struct virtio_pci_cap), notify adds 4 bytes. */
 #define VIRTIO_CAP_LEN		16
 #define VIRTIO_NOTIFY_CAP_LEN	20
+#define VIRTIO_PCICFG_CAP_LEN	20	/* the cap, then pci_cfg_data[4] */
 
 /* --- guest memory shared with the driver ---
  *
@@ -593,6 +594,71 @@ virtio_add_cap(struct virtio_dev *vd, uint8_t type, uint32_t off,
 	return 0;
 }
 
+/*
+ * VIRTIO_PCI_CAP_PCI_CFG (4.1.4.8): a window onto the BARs through
+ * configuration space, for firmware that cannot map them.  The driver
+ * writes bar, offset and length into the capability, then reads or
+ * writes pci_cfg_data.
+ */
+static void
+virtio_pcicfg_access(struct virtio_dev *vd, bool is_write)
+{
+	uint8_t *c = vd->pci.cfg + vd->pcicfg;
+	uint32_t off = (uint32_t)bus_get(c + 8, 4);
+	uint32_t len = (uint32_t)bus_get(c + 12, 4);
+
+	if ((len != 1 && len != 2 && len != 4) || off % len != 0) {
+		log_guest_once("virtio %s: PCI_CFG window of %u bytes at %#x",
+		    vd->pci.name, len, off);
+		return;
+	}
+	if (c[4] == VIRTIO_BAR && off + len <= VIRTIO_BAR_SIZE)
+		virtio_bar_io(NULL, off, c + VIRTIO_CAP_LEN, len, is_write,
+		    vd);
+	else if (!pci_msix_access(&vd->pci, c[4], off, c + VIRTIO_CAP_LEN,
+	    len, is_write) && !is_write)
+		memset(c + VIRTIO_CAP_LEN, 0xff, len);
+}
+
+static void
+virtio_pcicfg_read(struct pci_dev *d, unsigned off, unsigned len)
+{
+	struct virtio_dev *vd = d->opaque;
+	unsigned data = vd->pcicfg + VIRTIO_CAP_LEN;
+
+	if (off < data + 4 && data < off + len)
+		virtio_pcicfg_access(vd, false);
+}
+
+static void
+virtio_pcicfg_write(struct pci_dev *d, unsigned off, unsigned len)
+{
+	struct virtio_dev *vd = d->opaque;
+	unsigned data = vd->pcicfg + VIRTIO_CAP_LEN;
+
+	if (off < data + 4 && data < off + len)
+		virtio_pcicfg_access(vd, true);
+}
+
+static int
+virtio_add_pcicfg(struct virtio_dev *vd)
+{
+	int at = pci_cap_add(&vd->pci, PCI_CAP_ID_VENDOR, VIRTIO_PCICFG_CAP_LEN);
+
+	if (at < 0)
+		return at;
+	vd->pcicfg = (uint8_t)at;
+	vd->pci.cfg[at + 2] = VIRTIO_PCICFG_CAP_LEN;
+	vd->pci.cfg[at + 3] = VIRTIO_PCI_CAP_PCI_CFG;
+	pci_dev_set_wmask(&vd->pci, at + 4, 1, 0xff);		/* bar */
+	pci_dev_set_wmask(&vd->pci, at + 8, 4, 0xffffffff);	/* offset */
+	pci_dev_set_wmask(&vd->pci, at + 12, 4, 0xffffffff);	/* length */
+	pci_dev_set_wmask(&vd->pci, at + 16, 4, 0xffffffff);	/* data */
+	vd->pci.cfg_read = virtio_pcicfg_read;
+	vd->pci.cfg_write = virtio_pcicfg_write;
+	return 0;
+}
+
 static int
 virtio_add_caps(struct virtio_dev *vd)
 {
@@ -606,10 +672,11 @@ virtio_add_caps(struct virtio_dev *vd)
 	    VIRTIO_NOTIFY_OFF, VIRTIO_NOTIFY_MULT * vd->nqueues,
 	    VIRTIO_NOTIFY_CAP_LEN)) < 0)
 		return err;
-	if (vd->cfg_size != 0)
-		err = virtio_add_cap(vd, VIRTIO_PCI_CAP_DEVICE_CFG,
-		    VIRTIO_DEVCFG_OFF, vd->cfg_size, VIRTIO_CAP_LEN);
-	return err;
+	if (vd->cfg_size != 0 && (err = virtio_add_cap(vd,
+	    VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_DEVCFG_OFF, vd->cfg_size,
+	    VIRTIO_CAP_LEN)) < 0)
+		return err;
+	return virtio_add_pcicfg(vd);
 }
 
 int

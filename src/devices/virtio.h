@@ -20,8 +20,10 @@
  * the queues until the driver resets it.  No access outside guest RAM,
  * no crash, no hang.
  *
- * Not implemented: VIRTIO_F_RING_EVENT_IDX, packed rings, the
- * VIRTIO_PCI_CAP_PCI_CFG window (Linux does not use it), legacy I/O.
+ * The VIRTIO_PCI_CAP_PCI_CFG window reaches BAR4 and the MSI-X BAR
+ * through configuration space.
+ *
+ * Not implemented: VIRTIO_F_RING_EVENT_IDX, packed rings, legacy I/O.
  * The avail ring's NO_INTERRUPT flag is honoured.
  *
  * All calls with the device lock held.
@@ -67,6 +69,7 @@ struct snap;
 #define VIRTIO_PCI_CAP_NOTIFY_CFG	2
 #define VIRTIO_PCI_CAP_ISR_CFG		3
 #define VIRTIO_PCI_CAP_DEVICE_CFG	4
+#define VIRTIO_PCI_CAP_PCI_CFG		5
 
 /* Where things are in BAR4 (see the layout above). */
 #define VIRTIO_BAR		4
@@ -155,6 +158,7 @@ struct virtio_dev {
 	uint8_t cfg_generation;
 	uint16_t config_vector;
 	uint16_t queue_sel;
+	uint8_t pcicfg;			/* PCI_CFG capability offset */
 	unsigned nqueues;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
 };

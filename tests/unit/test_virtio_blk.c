@@ -176,7 +176,7 @@ probe(void)
 			cfg_wr(cap + 2, 2, cfg_rd(cap + 2, 2) | 0x8000);
 			continue;
 		}
-		if (id != PCI_CAP_ID_VENDOR)
+		if (id != PCI_CAP_ID_VENDOR || type == VIRTIO_PCI_CAP_PCI_CFG)
 			continue;
 		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
 		cr_assert_neq(at, 0, "BAR assigned");
@@ -891,4 +891,55 @@ Test(virtio_blk, snapshot_round_trip)
 	/* The queue continues where it was. */
 	pattern(data(0), 512, 4);
 	cr_assert_eq(run(VIRTIO_BLK_T_OUT, 3, 512, false), VIRTIO_BLK_S_OK);
+}
+
+/* --- the configuration-space window onto the BARs --- */
+
+Test(virtio_blk, pci_cfg_window)
+{
+	unsigned cap, at = 0;
+
+	for (cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0; cap = cfg_rd(cap + 1, 1))
+		if (cfg_rd(cap, 1) == PCI_CAP_ID_VENDOR &&
+		    cfg_rd(cap + 3, 1) == VIRTIO_PCI_CAP_PCI_CFG)
+			at = cap;
+	cr_assert_neq(at, 0, "VIRTIO_PCI_CAP_PCI_CFG present");
+	cr_assert_eq(cfg_rd(at + 2, 1), 20);
+	/* num_queues through the window. */
+	cfg_wr(at + 4, 1, VIRTIO_BAR);
+	cfg_wr(at + 8, 4, VIRTIO_COMMON_OFF + VIRTIO_COMMON_NUMQ);
+	cfg_wr(at + 12, 4, 2);
+	cr_assert_eq(cfg_rd(at + 16, 2), 1);
+	/* Capacity from the device configuration. */
+	cfg_wr(at + 8, 4, VIRTIO_DEVCFG_OFF + VIRTIO_BLK_CFG_CAPACITY);
+	cfg_wr(at + 12, 4, 4);
+	cr_assert_eq(cfg_rd(at + 16, 4), DISK / 512);
+	/* A write: reset through the window. */
+	cfg_wr(at + 8, 4, VIRTIO_COMMON_OFF + VIRTIO_COMMON_STATUS);
+	cfg_wr(at + 12, 4, 1);
+	cfg_wr(at + 16, 1, 0);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_STATUS, 1), 0);
+	/* Misaligned or odd lengths do nothing. */
+	cfg_wr(at + 12, 4, 3);
+	cfg_wr(at + 16, 1, VIRTIO_S_ACKNOWLEDGE);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_STATUS, 1), 0);
+}
+
+/* A reset while requests are in flight: none completes afterwards. */
+Test(virtio_blk, reset_with_requests_in_flight)
+{
+	enum { N = 24 };
+
+	for (unsigned i = 0; i < N; i++) {
+		pattern(data(i), 0x10000, i);
+		(void)req(i, VIRTIO_BLK_T_OUT, 128 * i, 0x10000, false);
+		kick((uint16_t)(3 * i));
+	}
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_STATUS, 1), 0);
+	memset(ram(Q_USED, 4 + 8 * QSIZE), 0, 4 + 8 * QSIZE);
+	usleep(50000);
+	cr_assert_eq(used_idx(), 0, "nothing pushed after the reset");
+	driver_init(true);
+	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
 }
