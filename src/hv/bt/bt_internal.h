@@ -470,6 +470,9 @@ int bt_decode(struct bt_cpu *c, uint64_t lin, struct bt_insn *i,
     uint32_t *pf_err, uint64_t *pf_lin);
 /* exec_fast.c: swap in a specialized handler where one applies. */
 void bt_specialize(struct bt_cpu *c, struct bt_insn *i);
+/* Fuse a register CMP/TEST/DEC... with the Jcc after it; true if done
+ * (first then covers both). */
+bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
 /* True if the instruction ends a block. */
 bool bt_insn_ends_block(const struct bt_insn *i);
 

@@ -331,3 +331,58 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	    (i->opc >= 0x180 && i->opc <= 0x18f)))
 		i->fn = fx_jcc64;
 }
+
+/*
+ * Compare-and-branch fusion: CMP/TEST/DEC on registers followed by Jcc
+ * (a quarter of all branches) run as one pre-decoded instruction.  The
+ * flags are still recorded as the first instruction would; the branch
+ * displacement goes in disp and the condition in scale, both unused by
+ * register forms.  Neither half can fault, so RIP stays exact.
+ */
+#define FX_FUSE(name, inner)						\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	inner(c, i);							\
+	if (bt_cond(c, i->scale))					\
+		c->npc += i->disp;					\
+}
+FX_FUSE(fj_cmp64, fx_cmp64)
+FX_FUSE(fj_cmp32, fx_cmp32)
+FX_FUSE(fj_cmpi64, fx_cmpi64)
+FX_FUSE(fj_cmpi32, fx_cmpi32)
+FX_FUSE(fj_test64, fx_test_rr64)
+FX_FUSE(fj_test32, fx_test_rr32)
+FX_FUSE(fj_dec64, fx_dec64)
+FX_FUSE(fj_dec32, fx_dec32)
+FX_FUSE(fj_sub64, fx_sub64)
+FX_FUSE(fj_and64, fx_and64)
+FX_FUSE(fj_add64, fx_add64)
+FX_FUSE(fj_subi64, fx_subi64)
+
+bool
+bt_fuse(struct bt_insn *first, const struct bt_insn *jcc)
+{
+	static const struct { bt_fn *from, *to; } map[] = {
+		{ fx_cmp64, fj_cmp64 }, { fx_cmp32, fj_cmp32 },
+		{ fx_cmpi64, fj_cmpi64 }, { fx_cmpi32, fj_cmpi32 },
+		{ fx_test_rr64, fj_test64 }, { fx_test_rr32, fj_test32 },
+		{ fx_dec64, fj_dec64 }, { fx_dec32, fj_dec32 },
+		{ fx_sub64, fj_sub64 }, { fx_and64, fj_and64 },
+		{ fx_add64, fj_add64 }, { fx_subi64, fj_subi64 },
+	};
+
+	if (jcc->fn != fx_jcc64 || first->mod != 3 ||
+	    first->len + jcc->len > 255)
+		return false;
+	for (unsigned k = 0; k < sizeof(map) / sizeof(map[0]); k++) {
+		if (first->fn != map[k].from)
+			continue;
+		first->fn = map[k].to;
+		first->scale = jcc->opc & 15;
+		first->disp = (int64_t)jcc->imm;
+		first->len += jcc->len;
+		return true;
+	}
+	return false;
+}

@@ -141,6 +141,10 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 			    &err) == 0)
 				b->page[1] = tc_page(c, g2);
 		}
+		if (n >= 2 && bt_fuse(&b->insn[n - 2], i)) {
+			n--;
+			break;	/* the Jcc ended the block */
+		}
 		if (bt_insn_ends_block(i))
 			break;
 		pc = (pc + i->len) & ipmask;
