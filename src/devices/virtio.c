@@ -68,17 +68,44 @@ virtio_signal(struct virtio_dev *vd, uint16_t vector, uint8_t isr_bit)
 	pci_irq_set(&vd->pci, 1);
 }
 
+/* The index of used_event (after avail's ring) and avail_event (after
+ * used's ring), VIRTIO_F_RING_EVENT_IDX's two fields (2.7.10). */
+static inline uint8_t *
+virtq_used_event(struct virtq *vq)
+{
+	return vq->avail_p + VIRTQ_AVAIL_RING + 2 * (size_t)vq->size;
+}
+
+static inline uint64_t
+virtq_avail_event_off(const struct virtq *vq)
+{
+	return VIRTQ_USED_RING + VIRTQ_USED_ELEM * (uint64_t)vq->size;
+}
+
 void
 virtq_notify(struct virtio_dev *vd, unsigned q)
 {
 	struct virtq *vq = &vd->vq[q];
+	uint16_t old, event;
 
 	if (q >= vd->nqueues || !vq->enabled)
 		return;
-	/* Our used index must be visible before we read the flags. */
+	/* Our used index must be visible before we read the driver's
+	 * flags or used_event. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (virtio_ld16_acq(vq->avail_p) & VIRTQ_AVAIL_F_NO_INTERRUPT)
-		return;
+	if (!virtio_has_feature(vd, VIRTIO_F_RING_EVENT_IDX)) {
+		if (virtio_ld16_acq(vq->avail_p) & VIRTQ_AVAIL_F_NO_INTERRUPT)
+			return;
+	} else {
+		/* Interrupt only if used_event lies in what we added since
+		 * the last check (vring_need_event). */
+		old = vq->signalled_used;
+		vq->signalled_used = vq->used_idx;
+		event = virtio_ld16_acq(virtq_used_event(vq));
+		if ((uint16_t)(vq->used_idx - event - 1) >=
+		    (uint16_t)(vq->used_idx - old))
+			return;
+	}
 	virtio_signal(vd, vq->vector, 1);
 }
 
@@ -210,6 +237,18 @@ virtq_pop(struct virtio_dev *vd, unsigned q, struct virtio_chain *c)
 	if (q >= vd->nqueues || !vq->enabled || !virtio_running(vd))
 		return 0;
 	avail_idx = virtio_ld16_acq(vq->avail_p + 2);
+	if (avail_idx == vq->last_avail && virtio_has_feature(vd,
+	    VIRTIO_F_RING_EVENT_IDX)) {
+		/* Empty: ask for a kick at the next entry, then look again,
+		 * or an entry added before the driver saw avail_event would
+		 * wait for ever. */
+		virtio_st16_rel(vq->used_p + virtq_avail_event_off(vq),
+		    vq->last_avail);
+		bt_dma_invalidate(vd->vm, vq->used + virtq_avail_event_off(vq),
+		    2);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		avail_idx = virtio_ld16_acq(vq->avail_p + 2);
+	}
 	if (avail_idx == vq->last_avail)
 		return 0;
 	if ((uint16_t)(avail_idx - vq->last_avail) > vq->size) {
@@ -698,7 +737,8 @@ virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const char *name,
 	vd->cfg_size = cfg_size;
 	vd->nqueues = nqueues;
 	vd->host_features = host_features | 1ull << VIRTIO_F_VERSION_1 |
-	    1ull << VIRTIO_F_RING_INDIRECT_DESC;
+	    1ull << VIRTIO_F_RING_INDIRECT_DESC |
+	    1ull << VIRTIO_F_RING_EVENT_IDX;
 	for (unsigned q = 0; q < nqueues; q++) {
 		vd->vq[q].max_size = VIRTIO_QUEUE_MAX;
 		virtq_reset(&vd->vq[q]);
@@ -745,7 +785,7 @@ static void
 virtq_snapshot(struct virtio_dev *vd, unsigned q, struct snap *s)
 {
 	struct virtq *vq = &vd->vq[q];
-	char n[24];
+	char n[32];
 
 	snap_u16(s, virtq_field(n, sizeof(n), q, "size"), &vq->size);
 	snap_u16(s, virtq_field(n, sizeof(n), q, "vector"), &vq->vector);
@@ -756,6 +796,8 @@ virtq_snapshot(struct virtio_dev *vd, unsigned q, struct snap *s)
 	snap_u16(s, virtq_field(n, sizeof(n), q, "last_avail"),
 	    &vq->last_avail);
 	snap_u16(s, virtq_field(n, sizeof(n), q, "used_idx"), &vq->used_idx);
+	snap_u16(s, virtq_field(n, sizeof(n), q, "signalled_used"),
+	    &vq->signalled_used);
 	if (snap_saving(s) || snap_error(s))
 		return;
 	/* A stream is outside input: check it as a driver's writes. */

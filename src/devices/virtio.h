@@ -23,8 +23,10 @@
  * The VIRTIO_PCI_CAP_PCI_CFG window reaches BAR4 and the MSI-X BAR
  * through configuration space.
  *
- * Not implemented: VIRTIO_F_RING_EVENT_IDX, packed rings, legacy I/O.
- * The avail ring's NO_INTERRUPT flag is honoured.
+ * VIRTIO_F_RING_EVENT_IDX is offered (used_event / avail_event);
+ * without it the avail ring's NO_INTERRUPT flag is honoured.
+ *
+ * Not implemented: packed rings, notification data, legacy I/O.
  *
  * All calls with the device lock held.
  */
@@ -124,6 +126,7 @@ struct virtq {
 	uint64_t desc, avail, used;	/* guest-physical addresses */
 	uint16_t last_avail;		/* next avail entry to take */
 	uint16_t used_idx;		/* our copy of used->idx */
+	uint16_t signalled_used;	/* used_idx at the last interrupt check */
 	/* Host views of the rings, checked when the queue is enabled. */
 	uint8_t *desc_p, *avail_p, *used_p;
 };
@@ -165,7 +168,7 @@ struct virtio_dev {
 
 /*
  * Set up vd as PCI function name of virtio device type with nqueues
- * queues, host_features (VIRTIO_F_VERSION_1 and INDIRECT_DESC are added)
+ * queues, host_features (VERSION_1, INDIRECT_DESC and EVENT_IDX are added)
  * and cfg_size bytes of device configuration; then pci_register_device()
  * it.  0 or -errno.
  */
@@ -183,7 +186,9 @@ bool virtio_has_feature(const struct virtio_dev *vd, unsigned f);
 bool virtio_running(const struct virtio_dev *vd);
 
 /*
- * Take the next available chain of queue q into c.  Returns 1 with c
+ * Take the next available chain of queue q into c (with EVENT_IDX, an
+ * empty ring asks the driver to kick for the next one: pop until 0 to
+ * be sure of seeing every kick).  Returns 1 with c
  * filled, 0 if the ring is empty, or -EINVAL when the driver broke the
  * rules (the device is then in NEEDS_RESET and the driver told).
  */
@@ -191,7 +196,8 @@ int virtq_pop(struct virtio_dev *vd, unsigned q, struct virtio_chain *c);
 /* Put chain head on queue q's used ring with len bytes written. */
 void virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head,
     uint32_t len);
-/* Interrupt the driver for queue q, unless it asked not to be. */
+/* Interrupt the driver for queue q, unless it asked not to be (call once
+ * after pushing a batch). */
 void virtq_notify(struct virtio_dev *vd, unsigned q);
 /* Signal a configuration change (or NEEDS_RESET). */
 void virtio_config_notify(struct virtio_dev *vd);

@@ -340,8 +340,9 @@ virtio_blk_notify(struct virtio_dev *vd, unsigned q)
 	struct virtio_blk *vb = vd->opaque;
 
 	/* Bounded: a driver that keeps moving avail->idx cannot keep the
-	 * vCPU here for ever. */
-	for (unsigned i = 0; i < vd->vq[q].size; i++) {
+	 * vCPU here for ever.  A driver that follows the rules has at most
+	 * size chains out, so the last pop finds the ring empty. */
+	for (unsigned i = 0; i <= vd->vq[q].size; i++) {
 		struct virtio_blk_req *r = malloc(sizeof(*r));
 
 		if (r == NULL) {
