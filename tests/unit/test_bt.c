@@ -426,3 +426,19 @@ Test(bt, fused_compare_and_branch)
 	cr_assert_eq(st.gpr[R_R11], (uint64_t)-1, "sbb: 10 - 30 borrowed");
 	tvm_free(t);
 }
+
+Test(bt, single_step_traps_after_the_next_instruction)
+{
+	/* pushf; or dword [rsp], 0x100; popf; nop; nop; hlt */
+	static const uint8_t code[] = { 0x9c, 0x81, 0x0c, 0x24, 0x00, 0x01,
+	    0x00, 0x00, 0x9d, 0x90, 0x90, 0xf4 };
+	struct cpu_state st;
+	struct tvm *t = run64(code, sizeof(code), &st, VM_EXIT_HLT);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 1, "#DB");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x20000a,
+	    "trap after the first NOP following POPF");
+	cr_assert(st.dr[6] & (1u << 14), "DR6.BS");
+	cr_assert(!(st.rflags & RFLAGS_TF), "cleared on delivery");
+	tvm_free(t);
+}

@@ -355,9 +355,22 @@ bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit)
 		 * possible: this runs once per block. */
 		if (unlikely((atomic_load_explicit(&vcpu->requests,
 		    memory_order_relaxed) | c->evpend |
-		    (c->irq_hint & (c->flags >> 9))) != 0)) {
+		    (c->irq_hint & (c->flags >> 9)) | (c->flags & RFLAGS_TF))
+		    != 0)) {
 			if (bt_events(c, exit))
 				return 0;
+			if (c->flags & RFLAGS_TF) {
+				/* Single-step: one instruction, then the
+				 * #DB trap (unless it faulted). */
+				c->prev = NULL;
+				bt_tc_step(c);
+				if (!c->halted) {
+					c->dr[6] |= 1u << 14;	/* BS */
+					bt_deliver(c, EXC_DB, -1, false,
+					    c->rip);
+				}
+				continue;
+			}
 		}
 		bt_tc_run(c, bt_next_block(c));
 	}
