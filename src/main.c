@@ -1,9 +1,11 @@
 /*
  * termvisor: one binary, several commands (see termvisor(1)).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "control/control_client.h"
 #include "run.h"
 #include "util/log.h"
 #include "vmfs/vmfs.h"
@@ -25,6 +27,9 @@ int
 main(int argc, char **argv)
 {
 	log_init("termvisor", 0);
+	/* A reader of our output that goes away must not kill the VM: the
+	 * write fails with EPIPE and the console keeps its history. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		fputs(main_usage, argc < 2 ? stderr : stdout);
@@ -32,6 +37,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "vm") == 0 && argc > 2 &&
+	    control_client_handles(argv[2]))
+		return control_client_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "vm") == 0)
 		return vmfs_cli_vm(argc - 2, argv + 2);
 	if (strcmp(argv[1], "disk") == 0)
