@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "control/control.h"
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
@@ -415,6 +416,9 @@ run_create(const struct vm_config *cfg)
 /* The datastore lock of the VM being run (renewed from its event loop). */
 static struct vmfs_lock *run_lock;
 
+/* The datastore VM's name for its control socket ("" unnamed). */
+static const char *run_name;
+
 /* Someone took our lease over: stop at once, we are no longer the owner. */
 static void
 run_lock_lost(void *opaque)
@@ -428,6 +432,7 @@ static int
 run_once(const struct vm_config *cfg, int *status)
 {
 	struct cpu_state bsp;
+	struct control *ctl;
 	char err[512];
 	struct vm *vm;
 	int how, r;
@@ -450,8 +455,10 @@ run_once(const struct vm_config *cfg, int *status)
 		vm_destroy(vm);
 		return -1;
 	}
+	ctl = control_start(vm, run_name);
 	how = vm_run(vm);
 	*status = vm->exit_status;
+	control_stop(ctl, how, *status);
 	if (run_lock != NULL)
 		vmfs_lock_detach(run_lock);
 	vm_destroy(vm);
@@ -513,6 +520,7 @@ run_main(int argc, char **argv)
 	}
 	for (;;) {
 		run_lock = lock;
+		run_name = a.name;
 		how = run_once(cfg, &status);
 		if (how < 0) {
 			status = 2;

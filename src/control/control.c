@@ -1,0 +1,489 @@
+/*
+ * The control socket server: a listening Unix socket and its clients,
+ * served from the VM's event loop.
+ *
+ * The event loop only watches fds for input, and a client that reads
+ * slowly must never block the VM, so the server keeps its own epoll set
+ * (listening socket and clients, with EPOLLOUT while a client has output
+ * queued) and hands that one fd to the loop: it is readable whenever any
+ * of ours is ready.  Writes are non-blocking into a bounded per-client
+ * buffer; a client that lets it overflow is dropped.  A request line is
+ * bounded too (CONTROL_LINE_MAX): a longer one gets an error and the
+ * connection is closed.
+ */
+#include "control/control.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "hv/exit.h"
+#include "hv/vm.h"
+#include "util/log.h"
+
+struct control_client {
+	int fd;
+	bool dead;		/* close at the end of this pass */
+	bool closing;		/* close once the output is flushed */
+	bool want_out;		/* EPOLLOUT is in the epoll set */
+	char *in;		/* CONTROL_LINE_MAX + 1 bytes */
+	size_t inlen;
+	char *out;
+	size_t outlen, outcap;
+	struct control_client *next;
+};
+
+const char *
+control_state_name(int state)
+{
+	switch (state) {
+	case VM_CREATED: return "created";
+	case VM_RUNNING: return "running";
+	case VM_PAUSED: return "paused";
+	case VM_STOPPING: return "stopping";
+	case VM_STOPPED: return "stopped";
+	default: return "unknown";
+	}
+}
+
+int
+control_socket_path(const char *name, char *path, size_t len, char *dir,
+    size_t dirlen)
+{
+	const char *x = getenv("XDG_RUNTIME_DIR");
+	char d[PATH_MAX];
+	int n;
+
+	if (x != NULL && *x == '/')
+		snprintf(d, sizeof(d), "%s/termvisor", x);
+	else if (geteuid() == 0)
+		snprintf(d, sizeof(d), "/run/termvisor");
+	else
+		snprintf(d, sizeof(d), "/tmp/termvisor-%u",
+		    (unsigned)geteuid());
+	n = snprintf(path, len, "%s/%s.sock", d, name);
+	if (n < 0 || (size_t)n >= len ||
+	    (size_t)n >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return -ENAMETOOLONG;
+	if (dir != NULL && (size_t)snprintf(dir, dirlen, "%s", d) >= dirlen)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* The runtime directory: ours alone (0700), never someone else's or a
+ * symlink planted in /tmp.  0 or -errno. */
+static int
+control_make_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+		return -EPERM;
+	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Is a VM answering at path?  1 yes, 0 no (a stale socket is removed),
+ * or -errno. */
+static int
+control_probe(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -errno;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	if (r < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0)
+		return 1;
+	if (r == -ENOENT)
+		return 0;
+	if (r == -ECONNREFUSED) {
+		log_info("removing the stale control socket %s", path);
+		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	}
+	return r;
+}
+
+static int
+control_listen(struct control *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if ((r = control_probe(c->path)) != 0)
+		return r > 0 ? -EADDRINUSE : r;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", c->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(c->path, 0600) < 0 || listen(fd, 16) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Watch cl for input, and for output room while it has output queued. */
+static void
+control_client_watch(struct control *c, struct control_client *cl)
+{
+	bool want = cl->outlen > 0;
+	struct epoll_event ev = {
+		.events = EPOLLIN | (want ? EPOLLOUT : 0),
+		.data.ptr = cl,
+	};
+
+	if (want == cl->want_out)
+		return;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, cl->fd, &ev) < 0)
+		cl->dead = true;
+	cl->want_out = want;
+}
+
+static void
+control_client_flush(struct control *c, struct control_client *cl)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < cl->outlen) {
+		n = send(cl->fd, cl->out + done, cl->outlen - done,
+		    MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
+			cl->dead = true;
+			return;
+		}
+		done += (size_t)n;
+	}
+	memmove(cl->out, cl->out + done, cl->outlen - done);
+	cl->outlen -= done;
+	if (cl->outlen == 0 && cl->closing)
+		cl->dead = true;
+	control_client_watch(c, cl);
+}
+
+/* Queue one JSON line for cl (reference stolen) and try to send it. */
+static void
+control_client_send(struct control *c, struct control_client *cl, json_t *j)
+{
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+	size_t n = s != NULL ? strlen(s) : 0;
+	char *nb;
+
+	json_decref(j);
+	if (s == NULL || cl->dead) {
+		free(s);
+		return;
+	}
+	if (cl->outlen + n + 1 > CONTROL_OUT_MAX) {
+		log_info("control: dropping a client that does not read its "
+		    "replies");
+		cl->dead = true;
+		goto out;
+	}
+	if (cl->outlen + n + 1 > cl->outcap) {
+		size_t cap = cl->outcap ? cl->outcap : 4096;
+
+		while (cap < cl->outlen + n + 1)
+			cap *= 2;
+		if ((nb = realloc(cl->out, cap)) == NULL) {
+			cl->dead = true;
+			goto out;
+		}
+		cl->out = nb;
+		cl->outcap = cap;
+	}
+	memcpy(cl->out + cl->outlen, s, n);
+	cl->out[cl->outlen + n] = '\n';
+	cl->outlen += n + 1;
+	control_client_flush(c, cl);
+out:
+	free(s);
+}
+
+void
+control_event(struct control *c, json_t *ev)
+{
+	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
+		control_client_send(c, cl, json_incref(ev));
+	json_decref(ev);
+}
+
+void
+control_event_state(struct control *c)
+{
+	control_event(c, json_pack("{s:s, s:s}", "event", "state", "state",
+	    control_state_name(c->vm->state)));
+}
+
+static json_t *
+control_greeting(struct control *c)
+{
+	return json_pack("{s:{s:s, s:i}, s:s, s:s}", "termvisor", "version",
+	    CONTROL_VERSION, "protocol", CONTROL_PROTOCOL, "vm", c->name,
+	    "state", control_state_name(c->vm->state));
+}
+
+/* Complete lines in cl->in: one reply each.  Then the rest is moved to
+ * the front; a full buffer with no newline is a line too long. */
+static void
+control_client_lines(struct control *c, struct control_client *cl)
+{
+	size_t start = 0;
+	char *nl;
+
+	while (!cl->dead && !cl->closing && (nl = memchr(cl->in + start, '\n',
+	    cl->inlen - start)) != NULL) {
+		size_t len = (size_t)(nl - (cl->in + start));
+
+		if (len > 0 && cl->in[start + len - 1] == '\r')
+			len--;
+		if (len > 0)
+			control_client_send(c, cl, control_cmd_request(c,
+			    cl->in + start, len));
+		start = (size_t)(nl - cl->in) + 1;
+	}
+	memmove(cl->in, cl->in + start, cl->inlen - start);
+	cl->inlen -= start;
+	if (cl->inlen >= CONTROL_LINE_MAX && !cl->closing) {
+		control_client_send(c, cl, json_pack("{s:n, s:b, s:{s:s, s:s}}",
+		    "id", "ok", 0, "error", "code", "line-too-long", "message",
+		    "a request line is at most 65536 bytes: closing"));
+		cl->closing = true;
+		cl->inlen = 0;
+		if (cl->outlen == 0)
+			cl->dead = true;
+	}
+}
+
+static void
+control_client_read(struct control *c, struct control_client *cl)
+{
+	ssize_t n;
+
+	if (cl->closing) {	/* discard: we only finish sending */
+		char junk[4096];
+
+		n = read(cl->fd, junk, sizeof(junk));
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			cl->dead = true;
+		return;
+	}
+	n = read(cl->fd, cl->in + cl->inlen, CONTROL_LINE_MAX - cl->inlen);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {	/* EOF: a half line left is dropped */
+		cl->dead = true;
+		return;
+	}
+	cl->inlen += (size_t)n;
+	control_client_lines(c, cl);
+}
+
+static void
+control_client_free(struct control_client *cl)
+{
+	close(cl->fd);
+	free(cl->in);
+	free(cl->out);
+	free(cl);
+}
+
+static void
+control_accept(struct control *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct control_client *cl;
+	int fd;
+
+	fd = accept4(c->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (c->nclients >= CONTROL_MAX_CLIENTS) {
+		static const char busy[] = "{\"id\":null,\"ok\":false,\"error\":"
+		    "{\"code\":\"busy\",\"message\":\"too many clients\"}}\n";
+
+		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL |
+		    MSG_DONTWAIT) < 0)
+			log_debug("control: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	if ((cl = calloc(1, sizeof(*cl))) == NULL ||
+	    (cl->in = malloc(CONTROL_LINE_MAX + 1)) == NULL)
+		goto fail;
+	cl->fd = fd;
+	ev.data.ptr = cl;
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		goto fail;
+	cl->next = c->clients;
+	c->clients = cl;
+	c->nclients++;
+	control_client_send(c, cl, control_greeting(c));
+	return;
+fail:
+	if (cl != NULL)
+		free(cl->in);
+	free(cl);
+	close(fd);
+}
+
+/* Close the clients marked dead in this pass. */
+static void
+control_reap(struct control *c)
+{
+	struct control_client **p = &c->clients, *cl;
+
+	while ((cl = *p) != NULL) {
+		if (!cl->dead) {
+			p = &cl->next;
+			continue;
+		}
+		*p = cl->next;
+		c->nclients--;
+		epoll_ctl(c->epfd, EPOLL_CTL_DEL, cl->fd, NULL);
+		control_client_free(cl);
+	}
+}
+
+/* vm->loop callback: something in our epoll set is ready. */
+static void
+control_on_ready(void *opaque, int fd)
+{
+	struct control *c = opaque;
+	struct epoll_event evs[16];
+	int n = epoll_wait(fd, evs, 16, 0);
+
+	for (int i = 0; i < n; i++) {
+		struct control_client *cl = evs[i].data.ptr;
+
+		if (cl == NULL) {
+			control_accept(c);
+			continue;
+		}
+		if (cl->dead)
+			continue;
+		if (evs[i].events & EPOLLOUT)
+			control_client_flush(c, cl);
+		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			control_client_read(c, cl);
+	}
+	control_reap(c);
+}
+
+void
+control_init(struct control *c, struct vm *vm, const char *name)
+{
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	c->lfd = -1;
+	c->epfd = -1;
+	c->start_ns = vclock_ns();
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	vtimer_init(&c->stop_timer, vm->loop, control_cmd_stop_timeout, c);
+}
+
+void
+control_fini(struct control *c)
+{
+	vtimer_cancel(&c->stop_timer);
+	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
+		cl->dead = true;
+	if (c->epfd >= 0)
+		control_reap(c);
+}
+
+struct control *
+control_start(struct vm *vm, const char *name)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+	struct control *c = calloc(1, sizeof(*c));
+	char pidname[32], dir[PATH_MAX];
+	int r;
+
+	if (c == NULL)
+		return NULL;
+	if (name == NULL || *name == '\0') {
+		snprintf(pidname, sizeof(pidname), "pid-%ld", (long)getpid());
+		name = pidname;
+	}
+	control_init(c, vm, name);
+	c->live = true;
+	if ((r = control_socket_path(name, c->path, sizeof(c->path), dir,
+	    sizeof(dir))) < 0 || (r = control_make_dir(dir)) < 0)
+		goto fail;
+	if ((r = control_listen(c)) < 0)
+		goto fail;
+	c->lfd = r;
+	if ((c->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->lfd, &ev) < 0 ||
+	    (r = evloop_add_fd(vm->loop, c->epfd, control_on_ready, c)) < 0) {
+		r = r < 0 ? r : -errno;
+		goto fail_sock;
+	}
+	log_info("control socket: %s", c->path);
+	return c;
+fail_sock:
+	if (c->epfd >= 0)
+		close(c->epfd);
+	close(c->lfd);
+	unlink(c->path);
+fail:
+	if (r == -EADDRINUSE)
+		log_warnx("a VM called %s already answers on %s: running "
+		    "without a control socket", name, c->path);
+	else
+		log_warnx("cannot serve the control socket %s: %s (running "
+		    "without one)", c->path[0] ? c->path : name, strerror(-r));
+	free(c);
+	return NULL;
+}
+
+static const char *
+control_how_name(int how)
+{
+	switch (how) {
+	case VM_EVENT_RESET: return "reset";
+	case VM_EVENT_POWEROFF: return "poweroff";
+	case VM_EVENT_SIGNAL: return "signal";
+	default: return "error";
+	}
+}
+
+void
+control_stop(struct control *c, int how, int status)
+{
+	if (c == NULL)
+		return;
+	control_event(c, json_pack("{s:s, s:s, s:i}", "event", "shutdown",
+	    "reason", control_how_name(how), "status", status));
+	control_fini(c);
+	evloop_del_fd(c->vm->loop, c->epfd);
+	close(c->epfd);
+	close(c->lfd);
+	unlink(c->path);
+	free(c);
+}

@@ -1,0 +1,93 @@
+/*
+ * The control socket: each running VM answers on a Unix socket in its
+ * runtime directory with JSON lines, as QEMU's QMP does.  On connect the
+ * server sends a greeting; then every request line gets one reply line,
+ * and state changes are pushed to every client as event lines.  The
+ * protocol is described in termvisor(1), CONTROL PROTOCOL.
+ *
+ * Everything here runs on the VM's event-loop thread with the device lock
+ * held (evloop callbacks), so no locking of its own.
+ */
+#ifndef TV_CONTROL_H
+#define TV_CONTROL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/evloop.h"
+
+#define CONTROL_VERSION		"0.1.0"
+#define CONTROL_PROTOCOL	1
+/* A request line longer than this closes the connection. */
+#define CONTROL_LINE_MAX	(64 * 1024)
+/* Replies and events a slow client has not read yet; past it, dropped. */
+#define CONTROL_OUT_MAX		(1024 * 1024)
+#define CONTROL_MAX_CLIENTS	32
+#define CONTROL_STOP_TIMEOUT	30	/* s, graceful stop before forcing */
+
+struct vm;
+struct control_client;
+
+/*
+ * One VM's control server.  Defined here for control_cmd.c and the unit
+ * tests, which build one without a socket (control_init).
+ */
+struct control {
+	struct vm *vm;
+	char name[64];
+	char path[108];		/* sockaddr_un.sun_path */
+	int lfd;		/* listening socket, -1 in tests */
+	int epfd;		/* our own epoll set, watched by vm->loop */
+	bool live;		/* vCPU threads exist (CPU time can be read) */
+	uint64_t start_ns;	/* vclock_ns() at start, for the uptime */
+	struct vtimer stop_timer;	/* graceful stop: force when it fires */
+	struct control_client *clients;
+	int nclients;
+};
+
+/*
+ * Where VM name's control socket lives: $XDG_RUNTIME_DIR/termvisor,
+ * else /run/termvisor for root, else /tmp/termvisor-UID; NAME.sock in it.
+ * With dir non-NULL the directory is written there too.  0, or
+ * -ENAMETOOLONG when the path does not fit a Unix socket address.
+ */
+int control_socket_path(const char *name, char *path, size_t len, char *dir,
+    size_t dirlen);
+
+/*
+ * Start serving vm's control socket for the VM called name (a datastore
+ * name, or NULL for "pid-PID") on vm->loop.  A stale socket left by a
+ * dead VM is replaced.  Returns the server, or NULL after logging why
+ * (the VM can run without one).
+ */
+struct control *control_start(struct vm *vm, const char *name);
+/* Tell the clients how the VM ended (an event), close them, remove the
+ * socket.  NULL is fine. */
+void control_stop(struct control *c, int how, int status);
+
+/* A server without a socket, for tests: c is zeroed and set up. */
+void control_init(struct control *c, struct vm *vm, const char *name);
+/* Undo control_init (cancels the stop timer). */
+void control_fini(struct control *c);
+
+/* Send ev (a JSON object; reference stolen) to every client. */
+void control_event(struct control *c, json_t *ev);
+/* Send the {"event": "state", ...} event for the VM's current state. */
+void control_event_state(struct control *c);
+/* The VM's state as the protocol names it ("running", "paused", ...). */
+const char *control_state_name(int state);
+
+/*
+ * Handle one request line (without its newline) and return the reply
+ * object (never NULL unless out of memory).  Bad JSON, a bad request or
+ * a failing command all give an error reply.  In control_cmd.c.
+ */
+json_t *control_cmd_request(struct control *c, const char *line, size_t len);
+
+/* The stop timer's callback: a graceful stop ran out of time, so the VM
+ * is powered off.  In control_cmd.c. */
+void control_cmd_stop_timeout(void *opaque);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * Control socket client and the `termvisor vm status|pause|resume|stop|
+ * stats NAME` commands.  Exit statuses follow termvisor(1): 0 done, 1 the
+ * VM is not running (no socket, or a stale one) or refused, 2 usage.
+ */
+#include "control/control_client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "util/log.h"
+#include "vmfs/vmfs.h"
+
+#define CONTROL_CLIENT_TIMEOUT	10000	/* ms for a reply */
+
+int
+control_client_open(struct control_conn *cc, const char *name, char *err,
+    size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	json_t *v;
+	int r;
+
+	memset(cc, 0, sizeof(*cc));
+	cc->fd = -1;
+	if (control_socket_path(name, sa.sun_path, sizeof(sa.sun_path), NULL,
+	    0) < 0) {
+		snprintf(err, errlen, "%s: the control socket path is too "
+		    "long (set XDG_RUNTIME_DIR to a shorter directory)", name);
+		return -ENAMETOOLONG;
+	}
+	if ((cc->buf = malloc(CONTROL_CLIENT_BUF)) == NULL ||
+	    (cc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		r = cc->buf == NULL ? -ENOMEM : -errno;
+		snprintf(err, errlen, "%s", strerror(-r));
+		goto fail;
+	}
+	if (connect(cc->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		if (r == -ENOENT)
+			snprintf(err, errlen, "%s is not running (no control "
+			    "socket %s)", name, sa.sun_path);
+		else if (r == -ECONNREFUSED)
+			snprintf(err, errlen, "%s is not running: %s is a "
+			    "stale control socket left by a VM that died",
+			    name, sa.sun_path);
+		else
+			snprintf(err, errlen, "%s: %s", sa.sun_path,
+			    strerror(-r));
+		goto fail;
+	}
+	cc->greeting = control_client_read(cc, CONTROL_CLIENT_TIMEOUT);
+	v = json_object_get(json_object_get(cc->greeting, "termvisor"),
+	    "protocol");
+	if (!json_is_integer(v) || json_integer_value(v) != CONTROL_PROTOCOL) {
+		r = -EPROTO;
+		snprintf(err, errlen, "%s: %s", sa.sun_path, cc->greeting ==
+		    NULL ? "no greeting from the VM (hung or not termvisor)" :
+		    "the VM speaks another control protocol version");
+		goto fail;
+	}
+	return 0;
+fail:
+	control_client_close(cc);
+	return r;
+}
+
+void
+control_client_close(struct control_conn *cc)
+{
+	if (cc->fd >= 0)
+		close(cc->fd);
+	cc->fd = -1;
+	json_decref(cc->greeting);
+	cc->greeting = NULL;
+	free(cc->buf);
+	cc->buf = NULL;
+}
+
+static long long
+control_client_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A complete line out of the buffer as JSON, or NULL if none yet. */
+static json_t *
+control_client_take_line(struct control_conn *cc, bool *bad)
+{
+	char *nl = memchr(cc->buf, '\n', cc->len);
+	size_t n;
+	json_t *j;
+
+	if (nl == NULL)
+		return NULL;
+	n = (size_t)(nl - cc->buf);
+	j = json_loadb(cc->buf, n, 0, NULL);
+	memmove(cc->buf, nl + 1, cc->len - n - 1);
+	cc->len -= n + 1;
+	*bad = j == NULL || !json_is_object(j);
+	if (*bad) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+json_t *
+control_client_read(struct control_conn *cc, int timeout_ms)
+{
+	long long deadline = control_client_now_ms() + timeout_ms;
+	struct pollfd p = { .fd = cc->fd, .events = POLLIN };
+	bool bad = false;
+	json_t *j;
+	ssize_t n;
+
+	for (;;) {
+		if ((j = control_client_take_line(cc, &bad)) != NULL || bad) {
+			errno = EPROTO;
+			return j;
+		}
+		if (cc->len == CONTROL_CLIENT_BUF) {
+			errno = EPROTO;
+			return NULL;
+		}
+		long long left = deadline - control_client_now_ms();
+		if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+			errno = ETIMEDOUT;
+			return NULL;
+		}
+		n = read(cc->fd, cc->buf + cc->len, CONTROL_CLIENT_BUF - cc->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			errno = EPIPE;
+			return NULL;
+		}
+		cc->len += (size_t)n;
+	}
+}
+
+static int
+control_client_write(int fd, const char *s, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* The reply of request id, skipping events; see control_client_call. */
+static int
+control_client_reply(struct control_conn *cc, json_int_t id, int timeout_ms,
+    json_t **result, char *err, size_t errlen)
+{
+	json_t *j, *e;
+
+	for (;;) {
+		if ((j = control_client_read(cc, timeout_ms)) == NULL) {
+			snprintf(err, errlen, "%s", errno == ETIMEDOUT ?
+			    "the VM did not answer in time" : errno == EPIPE ?
+			    "the VM closed the connection" :
+			    "the VM sent something that is not JSON");
+			return -errno;
+		}
+		if (json_integer_value(json_object_get(j, "id")) == id &&
+		    json_object_get(j, "ok") != NULL)
+			break;
+		json_decref(j);	/* an event, or a reply not ours */
+	}
+	if (json_is_true(json_object_get(j, "ok"))) {
+		*result = json_incref(json_object_get(j, "result"));
+		json_decref(j);
+		return 0;
+	}
+	e = json_object_get(j, "error");
+	snprintf(err, errlen, "%s", json_is_string(json_object_get(e,
+	    "message")) ? json_string_value(json_object_get(e, "message")) :
+	    "the VM refused the request");
+	json_decref(j);
+	return -EREMOTEIO;
+}
+
+int
+control_client_call(struct control_conn *cc, const char *cmd, json_t *args,
+    int timeout_ms, json_t **result, char *err, size_t errlen)
+{
+	json_int_t id = ++cc->next_id;
+	json_t *req = json_pack("{s:I, s:s, s:o?}", "id", id, "cmd", cmd,
+	    "args", args);
+	char *s = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	int r;
+
+	json_decref(req);
+	*result = NULL;
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	r = control_client_write(cc->fd, s, strlen(s));
+	if (r == 0)
+		r = control_client_write(cc->fd, "\n", 1);
+	free(s);
+	if (r < 0) {
+		snprintf(err, errlen, "cannot send to the VM: %s", strerror(-r));
+		return r;
+	}
+	return control_client_reply(cc, id, timeout_ms, result, err, errlen);
+}
+
+/* --- the CLI --- */
+
+static const char control_client_usage[] =
+"usage: termvisor vm status [--json] NAME\n"
+"       termvisor vm stats [--json] NAME\n"
+"       termvisor vm pause NAME\n"
+"       termvisor vm resume NAME\n"
+"       termvisor vm stop [--force] [--timeout SECONDS] NAME\n"
+"\n"
+"Talk to a running VM through its control socket (see termvisor(1),\n"
+"CONTROL PROTOCOL).  NAME is the datastore VM's name, or pid-PID for a\n"
+"VM run without one.\n"
+"\n"
+"  status    print the VM's state, vCPUs, memory and uptime\n"
+"  stats     per-vCPU CPU time and exits by kind\n"
+"  pause     stop the vCPUs (the VM keeps its memory and devices)\n"
+"  resume    run a paused VM again\n"
+"  stop      press the ACPI power button and wait for the guest to power\n"
+"            off; after --timeout seconds (default 30) it is forced off\n"
+"\n"
+"  -f, --force          stop: power off at once, without asking the guest\n"
+"  -t, --timeout S      stop: seconds to wait for the guest (1-86400)\n"
+"  -j, --json           status, stats: print the VM's JSON reply\n"
+"  -h, --help           this help\n"
+"\n"
+"Exit status: 0 done, 1 the VM is not running or refused, 2 usage.\n";
+
+static const char *const control_client_subs[] = {
+	"status", "stats", "pause", "resume", "stop",
+};
+
+bool
+control_client_handles(const char *sub)
+{
+	for (size_t i = 0; i < sizeof(control_client_subs) /
+	    sizeof(*control_client_subs); i++)
+		if (strcmp(sub, control_client_subs[i]) == 0)
+			return true;
+	return false;
+}
+
+struct control_client_opts {
+	const char *sub, *name;
+	bool force, json;
+	long timeout;		/* 0: the server's default */
+};
+
+/* 0, 1 (--help printed) or -1 (usage error, said on stderr). */
+static int
+control_client_parse(int argc, char **argv, struct control_client_opts *o)
+{
+	static const struct option opts[] = {
+		{ "force", no_argument, NULL, 'f' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool stop = strcmp(argv[0], "stop") == 0;
+	bool info = !strcmp(argv[0], "status") || !strcmp(argv[0], "stats");
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->sub = argv[0];
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "ft:jh", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(control_client_usage, stdout);
+			return 1;
+		}
+		if ((c == 'f' || c == 't') && stop) {
+			o->force |= c == 'f';
+			if (c == 't') {
+				errno = 0;
+				o->timeout = strtol(optarg, &end, 10);
+				if (errno || *end || end == optarg ||
+				    o->timeout < 1 || o->timeout > 86400) {
+					log_warnx("--timeout %s: expected "
+					    "seconds from 1 to 86400", optarg);
+					return -1;
+				}
+			}
+		} else if (c == 'j' && info) {
+			o->json = true;
+		} else {
+			log_warnx("vm %s: unknown or incomplete option '%s' "
+			    "(see termvisor vm %s --help)", o->sub,
+			    argv[optind - 1], o->sub);
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		log_warnx("usage: termvisor vm %s [options] NAME (see "
+		    "termvisor vm %s --help)", o->sub, o->sub);
+		return -1;
+	}
+	o->name = argv[optind];
+	if (vmfs_name_valid(o->name) != 0) {
+		log_warnx("'%s' is not a VM name", o->name);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+control_client_print_status(json_t *r)
+{
+	printf("name:    %s\n", json_string_value(json_object_get(r, "name")));
+	printf("state:   %s\n", json_string_value(json_object_get(r, "state")));
+	printf("vcpus:   %lld\n", (long long)json_integer_value(
+	    json_object_get(r, "vcpus")));
+	printf("memory:  %lld MiB\n", (long long)(json_integer_value(
+	    json_object_get(r, "memory")) >> 20));
+	printf("accel:   %s\n", json_string_value(json_object_get(r, "accel")));
+	printf("uptime:  %.0f s\n", json_number_value(json_object_get(r,
+	    "uptime")));
+}
+
+static long long
+control_client_int(json_t *o, const char *k)
+{
+	return (long long)json_integer_value(json_object_get(o, k));
+}
+
+static void
+control_client_print_stats(json_t *r)
+{
+	json_t *v;
+	size_t i;
+
+	printf("%s: %s, up %.1f s, memory %lld MiB\n",
+	    json_string_value(json_object_get(r, "name")),
+	    json_string_value(json_object_get(r, "state")),
+	    json_number_value(json_object_get(r, "uptime")),
+	    control_client_int(r, "memory") >> 20);
+	printf("%4s %10s %10s %9s %9s %9s %9s %9s\n", "vcpu", "cpu-s",
+	    "exits", "pio", "mmio", "hlt", "intr", "assists");
+	json_array_foreach(json_object_get(r, "vcpus"), i, v) {
+		json_t *e = json_object_get(v, "exits");
+
+		printf("%4lld %10.2f %10lld %9lld %9lld %9lld %9lld %9lld\n",
+		    control_client_int(v, "id"),
+		    json_number_value(json_object_get(v, "cpu_time")),
+		    control_client_int(v, "exits_total"),
+		    control_client_int(e, "pio"), control_client_int(e, "mmio"),
+		    control_client_int(e, "hlt"), control_client_int(e, "intr"),
+		    control_client_int(v, "assists"));
+	}
+}
+
+/* After a stop was accepted: wait for the shutdown event or the end of
+ * the connection.  0, or 1 when the VM outlived the wait. */
+static int
+control_client_wait_gone(struct control_conn *cc, const char *name,
+    long wait_s)
+{
+	long long deadline = control_client_now_ms() + wait_s * 1000;
+	json_t *j;
+
+	for (;;) {
+		long long left = deadline - control_client_now_ms();
+
+		if (left <= 0) {
+			log_warnx("%s did not stop within %ld s", name, wait_s);
+			return 1;
+		}
+		j = control_client_read(cc, (int)left);
+		if (j == NULL && errno != ETIMEDOUT)
+			return 0;	/* the VM closed the socket: gone */
+		if (j != NULL && json_is_string(json_object_get(j, "event")) &&
+		    strcmp(json_string_value(json_object_get(j, "event")),
+		    "shutdown") == 0) {
+			json_decref(j);
+			return 0;
+		}
+		json_decref(j);
+	}
+}
+
+static int
+control_client_run(struct control_conn *cc, const struct control_client_opts *o)
+{
+	json_t *args = NULL, *res;
+	char err[512];
+	long wait_s;
+
+	if (strcmp(o->sub, "stop") == 0)
+		args = json_pack("{s:b}", "force", o->force);
+	if (args != NULL && o->timeout > 0)
+		json_object_set_new(args, "timeout", json_integer(o->timeout));
+	if (control_client_call(cc, o->sub, args, CONTROL_CLIENT_TIMEOUT, &res,
+	    err, sizeof(err)) < 0) {
+		log_warnx("%s: %s", o->name, err);
+		return 1;
+	}
+	if (o->json) {
+		char *s = json_dumps(res, JSON_INDENT(2));
+
+		if (s != NULL)
+			puts(s);
+		free(s);
+	} else if (strcmp(o->sub, "status") == 0) {
+		control_client_print_status(res);
+	} else if (strcmp(o->sub, "stats") == 0) {
+		control_client_print_stats(res);
+	}
+	json_decref(res);
+	if (strcmp(o->sub, "stop") == 0) {
+		/* The server forces the VM off after its timeout: allow
+		 * that, plus time to tear down. */
+		wait_s = (o->force ? 0 : o->timeout ? o->timeout :
+		    CONTROL_STOP_TIMEOUT) + 15;
+		if (control_client_wait_gone(cc, o->name, wait_s) != 0)
+			return 1;
+		printf("%s: stopped\n", o->name);
+	} else if (strcmp(o->sub, "pause") == 0 ||
+	    strcmp(o->sub, "resume") == 0) {
+		printf("%s: %s\n", o->name, o->sub[0] == 'p' ? "paused" :
+		    "running");
+	}
+	return 0;
+}
+
+int
+control_client_main(int argc, char **argv)
+{
+	struct control_client_opts o;
+	struct control_conn cc;
+	char err[512];
+	int r;
+
+	if ((r = control_client_parse(argc, argv, &o)) != 0)
+		return r > 0 ? 0 : 2;
+	if (control_client_open(&cc, o.name, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		return 1;
+	}
+	r = control_client_run(&cc, &o);
+	control_client_close(&cc);
+	return r;
+}

@@ -1,0 +1,358 @@
+/*
+ * Control requests: parse one JSON line, check it, run the command on the
+ * VM and build the reply.  Kept apart from the socket code so the unit
+ * tests and the fuzz target drive it with no socket and no guest.
+ *
+ * Every path returns a reply object: a client learns what was wrong from
+ * the "error" member ("parse-error", "invalid-request", "unknown-command",
+ * "bad-argument", "wrong-state", "unsupported", "internal").
+ */
+#include "control/control.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "devices/acpi_pm.h"
+#include "devices/device.h"
+#include "hv/console.h"
+#include "hv/exit.h"
+#include "hv/vm.h"
+#include "hv/vmconfig.h"
+#include "util/log.h"
+
+/* Largest console-history a client may ask for (the ring is 64 KiB). */
+#define CONTROL_HISTORY_MAX	(64 * 1024)
+
+/* A failing command: the error code and message for the reply. */
+struct control_err {
+	const char *code;
+	char msg[256];
+};
+
+typedef json_t *control_cmd_fn(struct control *, json_t *args,
+    struct control_err *);
+
+static json_t *
+control_cmd_fail(struct control_err *e, const char *code, const char *msg)
+{
+	e->code = code;
+	snprintf(e->msg, sizeof(e->msg), "%s", msg);
+	return NULL;
+}
+
+/* The command needs the VM in state want; say which state it is in. */
+static json_t *
+control_cmd_wrong_state(struct control *c, struct control_err *e,
+    const char *want)
+{
+	e->code = "wrong-state";
+	snprintf(e->msg, sizeof(e->msg), "the VM is %s, not %s",
+	    control_state_name(c->vm->state), want);
+	return NULL;
+}
+
+static const char *const control_exit_names[VM_EXIT_KINDS] = {
+	[VM_EXIT_NONE] = "none", [VM_EXIT_PIO] = "pio",
+	[VM_EXIT_MMIO] = "mmio", [VM_EXIT_HLT] = "hlt",
+	[VM_EXIT_SHUTDOWN] = "shutdown", [VM_EXIT_INTR] = "intr",
+	[VM_EXIT_SYSTEM_EVENT] = "system-event",
+	[VM_EXIT_INTERNAL_ERROR] = "internal-error",
+};
+
+static double
+control_cmd_uptime(const struct control *c)
+{
+	return (double)(vclock_ns() - c->start_ns) / 1e9;
+}
+
+static json_t *
+control_cmd_status(struct control *c, json_t *args, struct control_err *e)
+{
+	struct vm *vm = c->vm;
+
+	return json_pack("{s:s, s:s, s:i, s:I, s:s, s:f}",
+	    "name", c->name, "state", control_state_name(vm->state),
+	    "vcpus", vm->nvcpus, "memory", (json_int_t)vm->ram_size,
+	    "accel", vm->accel != NULL ? vm->accel->name : "none",
+	    "uptime", control_cmd_uptime(c));
+}
+
+/* CPU time a vCPU thread has used, in seconds, or -1 if unknown. */
+static double
+control_cmd_cpu_time(const struct control *c, const struct vcpu *v)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	/* Before vm_run there is no thread, and glibc's pthread_t is a
+	 * pointer it would follow. */
+	if (!c->live || pthread_getcpuclockid(v->thread, &cid) != 0 ||
+	    clock_gettime(cid, &ts) != 0)
+		return -1;
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static json_t *
+control_cmd_vcpu_stats(struct control *c, struct vcpu *v)
+{
+	json_t *exits = json_object(), *o;
+	uint64_t total = 0;
+
+	for (int k = 0; k < VM_EXIT_KINDS; k++) {
+		/* Counters are bumped by the vCPU thread without a lock: a
+		 * relaxed, possibly slightly stale read is what stats want. */
+		uint64_t n = __atomic_load_n(&v->exits[k], __ATOMIC_RELAXED);
+
+		total += n;
+		json_object_set_new(exits, control_exit_names[k],
+		    json_integer((json_int_t)n));
+	}
+	o = json_pack("{s:i, s:o, s:I, s:I, s:I, s:I}", "id", v->id,
+	    "exits", exits, "exits_total", (json_int_t)total,
+	    "pio_exits", (json_int_t)__atomic_load_n(&v->pio_exits,
+	    __ATOMIC_RELAXED),
+	    "mmio_exits", (json_int_t)__atomic_load_n(&v->mmio_exits,
+	    __ATOMIC_RELAXED),
+	    "assists", (json_int_t)__atomic_load_n(&v->assists,
+	    __ATOMIC_RELAXED));
+	if (o != NULL && control_cmd_cpu_time(c, v) >= 0)
+		json_object_set_new(o, "cpu_time",
+		    json_real(control_cmd_cpu_time(c, v)));
+	return o;
+}
+
+static json_t *
+control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
+{
+	json_t *vcpus = json_array(), *r;
+
+	for (int i = 0; i < c->vm->nvcpus; i++)
+		json_array_append_new(vcpus,
+		    control_cmd_vcpu_stats(c, c->vm->vcpus[i]));
+	/* XXX disk and network counters: not kept by the devices yet. */
+	r = json_pack("{s:s, s:s, s:I, s:f, s:o}", "name", c->name,
+	    "state", control_state_name(c->vm->state),
+	    "memory", (json_int_t)c->vm->ram_size,
+	    "uptime", control_cmd_uptime(c), "vcpus", vcpus);
+	return r;
+}
+
+/* Park every vCPU (vm.c's vCPU loop waits while the bit is set). */
+static void
+control_cmd_do_pause(struct vm *vm)
+{
+	for (int i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpus[i], VCPU_REQ_PAUSE);
+	devices_pause(vm);
+	vm->state = VM_PAUSED;
+}
+
+static void
+control_cmd_do_resume(struct vm *vm)
+{
+	devices_resume(vm);
+	for (int i = 0; i < vm->nvcpus; i++) {
+		atomic_fetch_and(&vm->vcpus[i]->requests, ~VCPU_REQ_PAUSE);
+		vcpu_kick(vm->vcpus[i], 0);
+	}
+	vm->state = VM_RUNNING;
+}
+
+static json_t *
+control_cmd_pause(struct control *c, json_t *args, struct control_err *e)
+{
+	if (c->vm->state != VM_RUNNING)
+		return control_cmd_wrong_state(c, e, "running");
+	control_cmd_do_pause(c->vm);
+	control_event_state(c);
+	return json_pack("{s:s}", "state", "paused");
+}
+
+static json_t *
+control_cmd_resume(struct control *c, json_t *args, struct control_err *e)
+{
+	if (c->vm->state != VM_PAUSED)
+		return control_cmd_wrong_state(c, e, "paused");
+	control_cmd_do_resume(c->vm);
+	control_event_state(c);
+	return json_pack("{s:s}", "state", "running");
+}
+
+void
+control_cmd_stop_timeout(void *opaque)
+{
+	struct control *c = opaque;
+
+	log_warnx("%s: the guest did not power off in time: forcing it off",
+	    c->name);
+	vm_request_exit(c->vm, VM_EVENT_POWEROFF, 0);
+}
+
+/* "timeout" argument: whole seconds, 1 to a day; 0 or -errno. */
+static int
+control_cmd_timeout(json_t *args, long *out)
+{
+	json_t *t = json_object_get(args, "timeout");
+	double v;
+
+	*out = CONTROL_STOP_TIMEOUT;
+	if (t == NULL)
+		return 0;
+	if (!json_is_number(t))
+		return -EINVAL;
+	v = json_number_value(t);
+	if (!(v >= 1 && v <= 86400))
+		return -ERANGE;
+	*out = (long)v;
+	return 0;
+}
+
+static json_t *
+control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
+{
+	json_t *force = json_object_get(args, "force");
+	struct acpi_pm *pm;
+	long timeout;
+
+	if (force != NULL && !json_is_boolean(force))
+		return control_cmd_fail(e, "bad-argument",
+		    "\"force\" must be true or false");
+	if (control_cmd_timeout(args, &timeout) < 0)
+		return control_cmd_fail(e, "bad-argument",
+		    "\"timeout\" must be a number of seconds from 1 to 86400");
+	if (json_is_true(force)) {
+		vm_request_exit(c->vm, VM_EVENT_POWEROFF, 0);
+		return json_pack("{s:b}", "forced", 1);
+	}
+	if ((pm = acpi_pm_find(c->vm)) == NULL)
+		return control_cmd_fail(e, "unsupported", "the VM has no ACPI "
+		    "power button: stop it with \"force\": true");
+	/* A parked guest cannot see the button. */
+	if (c->vm->state == VM_PAUSED)
+		control_cmd_do_resume(c->vm);
+	acpi_pm_power_button(pm);
+	c->vm->state = VM_STOPPING;
+	vtimer_arm(&c->stop_timer, vclock_ns() + (uint64_t)timeout *
+	    1000000000ull);
+	control_event_state(c);
+	return json_pack("{s:b, s:i}", "forced", 0, "timeout", (int)timeout);
+}
+
+static json_t *
+control_cmd_reset(struct control *c, json_t *args, struct control_err *e)
+{
+	/* run.c starts the VM again (or exits with --no-reboot); the
+	 * clients see the shutdown event and reconnect. */
+	vm_request_exit(c->vm, VM_EVENT_RESET, 0);
+	return json_object();
+}
+
+static json_t *
+control_cmd_console_history(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	json_t *b = json_object_get(args, "bytes"), *r;
+	json_int_t want = CONTROL_HISTORY_MAX;
+	uint8_t *buf;
+	size_t n;
+
+	if (b != NULL && (!json_is_integer(b) || json_integer_value(b) < 0 ||
+	    json_integer_value(b) > CONTROL_HISTORY_MAX))
+		return control_cmd_fail(e, "bad-argument",
+		    "\"bytes\" must be an integer from 0 to 65536");
+	if (b != NULL)
+		want = json_integer_value(b);
+	if (c->vm->console == NULL)
+		return control_cmd_fail(e, "unsupported",
+		    "the VM has no serial console");
+	if ((buf = malloc(want + 1)) == NULL)
+		return control_cmd_fail(e, "internal", "out of memory");
+	n = console_history(c->vm->console, buf, (size_t)want);
+	/* A JSON string must be UTF-8; guest output is bytes (and the ring
+	 * may start mid-character): when it is not valid UTF-8, what is not
+	 * ASCII becomes '?' rather than the client getting nothing. */
+	r = json_pack("{s:s%}", "data", (const char *)buf, n);
+	if (r == NULL) {
+		for (size_t i = 0; i < n; i++)
+			buf[i] = buf[i] >= 0x80 ? '?' : buf[i];
+		r = json_pack("{s:s%}", "data", (const char *)buf, n);
+	}
+	free(buf);
+	return r;
+}
+
+static const struct {
+	const char *name;
+	control_cmd_fn *fn;
+} control_cmds[] = {
+	{ "status", control_cmd_status },
+	{ "stats", control_cmd_stats },
+	{ "pause", control_cmd_pause },
+	{ "resume", control_cmd_resume },
+	{ "stop", control_cmd_stop },
+	{ "reset", control_cmd_reset },
+	{ "console-history", control_cmd_console_history },
+};
+
+static json_t *
+control_cmd_error(json_t *id, const char *code, const char *msg)
+{
+	return json_pack("{s:O, s:b, s:{s:s, s:s}}", "id", id ? id : json_null(),
+	    "ok", 0, "error", "code", code, "message", msg);
+}
+
+/* Check a parsed request and run it; the reply. */
+static json_t *
+control_cmd_dispatch(struct control *c, json_t *req)
+{
+	json_t *id = json_object_get(req, "id"), *cmd, *args, *res;
+	struct control_err e = { "internal", "the command failed" };
+
+	cmd = json_object_get(req, "cmd");
+	args = json_object_get(req, "args");
+	if (!json_is_string(cmd))
+		return control_cmd_error(id, "invalid-request",
+		    "a request needs \"cmd\", a string");
+	if (args != NULL && !json_is_object(args) && !json_is_null(args))
+		return control_cmd_error(id, "invalid-request",
+		    "\"args\" must be an object");
+	for (size_t i = 0; i < sizeof(control_cmds) / sizeof(*control_cmds);
+	    i++) {
+		if (strcmp(json_string_value(cmd), control_cmds[i].name) != 0)
+			continue;
+		res = control_cmds[i].fn(c, args, &e);
+		if (res == NULL)
+			return control_cmd_error(id, e.code, e.msg);
+		return json_pack("{s:O, s:b, s:o}", "id", id ? id : json_null(),
+		    "ok", 1, "result", res);
+	}
+	return control_cmd_error(id, "unknown-command",
+	    "unknown command (status, stats, pause, resume, stop, reset, "
+	    "console-history)");
+}
+
+json_t *
+control_cmd_request(struct control *c, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *req, *reply;
+	char msg[256];
+
+	/* Exactly one value, no NUL bytes smuggled in the middle. */
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (req == NULL) {
+		snprintf(msg, sizeof(msg), "not JSON: %s (column %d)",
+		    jerr.text, jerr.column);
+		return control_cmd_error(NULL, "parse-error", msg);
+	}
+	if (!json_is_object(req))
+		reply = control_cmd_error(NULL, "invalid-request",
+		    "a request is a JSON object");
+	else
+		reply = control_cmd_dispatch(c, req);
+	json_decref(req);
+	return reply;
+}
