@@ -164,7 +164,7 @@ native() {
 	M_T=$(printf '%s\n' "${ts[@]}" | median)
 	printf '  %-44s %8s ms\n' "native (busybox on the host)" "$M_T"
 }
-for w in sh md5; do
+for w in ${BENCH_LOOPS:-sh md5}; do
 	if [ $w = sh ]; then cmd=$loop_sh; label="shell loop (300k iterations)"
 	else cmd=$loop_md5; label="md5sum of 256 MiB"; fi
 	echo "== CPU-bound: $label =="
@@ -172,8 +172,8 @@ for w in sh md5; do
 	native "$cmd"; nat=$M_T
 	inguest "termvisor --accel bt" $(tv_cmd) --accel bt --append "$a"; ours=$M_T
 	[ -n "$qemu" ] && { inguest "qemu -M pc -accel tcg" $(qemu_cmd pc tcg) -append "$a"; tcg=$M_T; }
-	if [ -w /dev/kvm ]; then
-		inguest "termvisor --accel kvm (user mode native here)" $(tv_cmd) --accel kvm --append "$a"; kv=$M_T
+	if [ $kvm_ok = yes ]; then
+		inguest "termvisor --accel kvm" $(tv_cmd) --accel kvm --append "$a"; kv=$M_T
 	fi
 	echo "  slowdown vs native: bt $(ratio "${ours:-}" "$nat"), tcg $(ratio "${tcg:-}" "$nat"), kvm $(ratio "${kv:-}" "$nat")"
 	echo "  ratio bt / tcg: $(ratio "${ours:-}" "${tcg:-}")   (target <= 3, goal < 1)"
