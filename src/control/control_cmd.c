@@ -342,7 +342,8 @@ control_cmd_request(struct control *c, const char *line, size_t len)
 	char msg[256];
 
 	/* Exactly one value, no NUL bytes smuggled in the middle. */
-	req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	req = json_loadb(line, len, JSON_REJECT_DUPLICATES |
+	    JSON_DECODE_ANY, &jerr);
 	if (req == NULL) {
 		snprintf(msg, sizeof(msg), "not JSON: %s (column %d)",
 		    jerr.text, jerr.column);

@@ -1,0 +1,402 @@
+/*
+ * The control protocol: request parsing and every command's reply, on a
+ * VM with vCPUs that never run (null accelerator); then the real socket
+ * server on its event loop with the client library talking to it, bad
+ * input and a stale socket included.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "null_accel.h"
+#include "control/control.h"
+#include "control/control_client.h"
+#include "hv/console.h"
+#include "hv/exit.h"
+#include "util/evloop.h"
+
+static struct vm_config cfg;
+static struct vm *vm;
+static struct control ctl;
+
+static void
+setup(void)
+{
+	vclock_set_fake(true, 5000000000ull);
+	vm = null_vm(&cfg, 64 << 20, 2);
+	cr_assert_not_null(vm);
+	vm->state = VM_RUNNING;
+	control_init(&ctl, vm, "t1");
+}
+
+static void
+teardown(void)
+{
+	control_fini(&ctl);
+	vm_destroy(vm);
+	vclock_set_fake(false, 0);
+}
+
+TestSuite(control, .init = setup, .fini = teardown, .timeout = 10);
+
+/* The reply to line, which must be a well-formed reply object. */
+static json_t *
+req(const char *line)
+{
+	json_t *r = control_cmd_request(&ctl, line, strlen(line));
+
+	cr_assert_not_null(r, "no reply to %s", line);
+	cr_assert(json_is_boolean(json_object_get(r, "ok")), "%s", line);
+	cr_assert_not_null(json_object_get(r, "id"), "replies carry an id");
+	return r;
+}
+
+static json_t *
+req_ok(const char *line)
+{
+	json_t *r = req(line);
+
+	cr_assert(json_is_true(json_object_get(r, "ok")), "%s failed: %s",
+	    line, json_string_value(json_object_get(json_object_get(r,
+	    "error"), "message")));
+	cr_assert(json_is_object(json_object_get(r, "result")));
+	return r;
+}
+
+static void
+req_err(const char *line, const char *code)
+{
+	json_t *r = req(line), *e = json_object_get(r, "error");
+
+	cr_assert(json_is_false(json_object_get(r, "ok")), "%s passed", line);
+	cr_assert_str_eq(json_string_value(json_object_get(e, "code")), code,
+	    "%s", line);
+	cr_assert(json_is_string(json_object_get(e, "message")));
+	json_decref(r);
+}
+
+Test(control, garbage_is_a_parse_error)
+{
+	req_err("", "parse-error");
+	req_err("{", "parse-error");
+	req_err("{\"cmd\": \"status\"} {}", "parse-error");
+	req_err("\xff\xfe", "parse-error");
+	req_err("{\"cmd\":\"status\",\"cmd\":\"stop\"}", "parse-error");
+}
+
+Test(control, malformed_requests)
+{
+	req_err("[]", "invalid-request");
+	req_err("42", "invalid-request");
+	req_err("{\"id\": 1}", "invalid-request");
+	req_err("{\"id\": 1, \"cmd\": 7}", "invalid-request");
+	req_err("{\"cmd\": \"status\", \"args\": [1]}", "invalid-request");
+	req_err("{\"cmd\": \"frobnicate\"}", "unknown-command");
+	req_err("{\"cmd\": \"\"}", "unknown-command");
+}
+
+Test(control, id_comes_back_whatever_it_is)
+{
+	json_t *r = req_ok("{\"id\": {\"a\": [1, \"x\"]}, \"cmd\": \"status\"}");
+	json_t *want = json_pack("{s:[i,s]}", "a", 1, "x");
+
+	cr_assert(json_equal(json_object_get(r, "id"), want));
+	json_decref(want);
+	json_decref(r);
+	r = req("{\"id\": \"q7\", \"cmd\": \"nope\"}");
+	cr_assert_str_eq(json_string_value(json_object_get(r, "id")), "q7");
+	json_decref(r);
+}
+
+Test(control, status)
+{
+	json_t *r = req_ok("{\"id\": 1, \"cmd\": \"status\", \"args\": null}");
+	json_t *res = json_object_get(r, "result");
+
+	cr_assert_str_eq(json_string_value(json_object_get(res, "name")), "t1");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "state")),
+	    "running");
+	cr_assert_eq(json_integer_value(json_object_get(res, "vcpus")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(res, "memory")),
+	    64 << 20);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "accel")),
+	    "null");
+	json_decref(r);
+}
+
+Test(control, stats_count_exits_by_kind)
+{
+	json_t *r, *v;
+
+	vm->vcpus[1]->exits[VM_EXIT_PIO] = 5;
+	vm->vcpus[1]->exits[VM_EXIT_HLT] = 2;
+	r = req_ok("{\"id\": 2, \"cmd\": \"stats\"}");
+	v = json_array_get(json_object_get(json_object_get(r, "result"),
+	    "vcpus"), 1);
+	cr_assert_eq(json_array_size(json_object_get(json_object_get(r,
+	    "result"), "vcpus")), 2);
+	cr_assert_eq(json_integer_value(json_object_get(v, "id")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(v,
+	    "exits"), "pio")), 5);
+	cr_assert_eq(json_integer_value(json_object_get(v, "exits_total")), 7);
+	cr_assert_null(json_object_get(v, "cpu_time"), "no thread, no time");
+	json_decref(r);
+}
+
+Test(control, pause_parks_every_vcpu_and_resume_releases_them)
+{
+	json_decref(req_ok("{\"id\": 1, \"cmd\": \"pause\"}"));
+	cr_assert_eq(vm->state, VM_PAUSED);
+	for (int i = 0; i < 2; i++)
+		cr_assert(atomic_load(&vm->vcpus[i]->requests) &
+		    VCPU_REQ_PAUSE);
+	req_err("{\"id\": 2, \"cmd\": \"pause\"}", "wrong-state");
+	json_decref(req_ok("{\"id\": 3, \"cmd\": \"resume\"}"));
+	cr_assert_eq(vm->state, VM_RUNNING);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(atomic_load(&vm->vcpus[i]->requests) &
+		    VCPU_REQ_PAUSE, 0);
+	req_err("{\"id\": 4, \"cmd\": \"resume\"}", "wrong-state");
+}
+
+Test(control, stop_force_powers_off_at_once)
+{
+	json_decref(req_ok("{\"cmd\": \"stop\", \"args\": {\"force\": true}}"));
+	cr_assert_eq(atomic_load(&vm->exit_request), VM_EVENT_POWEROFF);
+	cr_assert_eq(vm->exit_status, 0);
+}
+
+Test(control, stop_presses_the_button_then_forces_after_the_timeout)
+{
+	json_t *r = req_ok("{\"cmd\": \"stop\", \"args\": {\"timeout\": 3}}");
+
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(r,
+	    "result"), "timeout")), 3);
+	json_decref(r);
+	cr_assert_eq(vm->state, VM_STOPPING);
+	cr_assert_eq(atomic_load(&vm->exit_request), 0, "asked, not forced");
+	cr_assert(vtimer_armed(&ctl.stop_timer));
+	vclock_advance_fake(2900000000ull);
+	evloop_run_timers(vm->loop);
+	cr_assert_eq(atomic_load(&vm->exit_request), 0);
+	vclock_advance_fake(200000000ull);
+	evloop_run_timers(vm->loop);
+	cr_assert_eq(atomic_load(&vm->exit_request), VM_EVENT_POWEROFF);
+}
+
+Test(control, stop_of_a_paused_vm_resumes_it_for_the_guest)
+{
+	json_decref(req_ok("{\"cmd\": \"pause\"}"));
+	json_decref(req_ok("{\"cmd\": \"stop\"}"));
+	cr_assert_eq(atomic_load(&vm->vcpus[0]->requests) & VCPU_REQ_PAUSE, 0);
+	cr_assert_eq(vm->state, VM_STOPPING);
+}
+
+Test(control, stop_arguments_are_checked)
+{
+	req_err("{\"cmd\": \"stop\", \"args\": {\"force\": \"yes\"}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"stop\", \"args\": {\"timeout\": \"5\"}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"stop\", \"args\": {\"timeout\": 0}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"stop\", \"args\": {\"timeout\": 1e300}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"stop\", \"args\": {\"timeout\": -1}}",
+	    "bad-argument");
+	cr_assert_eq(atomic_load(&vm->exit_request), 0);
+	cr_assert_eq(vm->state, VM_RUNNING);
+}
+
+Test(control, reset_asks_run_for_a_restart)
+{
+	json_decref(req_ok("{\"cmd\": \"reset\"}"));
+	cr_assert_eq(atomic_load(&vm->exit_request), VM_EVENT_RESET);
+}
+
+Test(control, console_history_returns_the_last_output)
+{
+	static const uint8_t out[] = "boot log\r\nlogin: \xff";
+	json_t *r, *d;
+
+	cr_assert_not_null(vm->console);
+	console_output(vm->console, out, sizeof(out) - 1);
+	r = req_ok("{\"cmd\": \"console-history\", \"args\": {\"bytes\": 8}}");
+	d = json_object_get(json_object_get(r, "result"), "data");
+	cr_assert_str_eq(json_string_value(d), "login: ?", "got [%s]: %s", json_string_value(d),
+	    "the tail; bytes that are not UTF-8 become '?'");
+	json_decref(r);
+	req_err("{\"cmd\": \"console-history\", \"args\": {\"bytes\": -1}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"console-history\", \"args\": {\"bytes\": 1e9}}",
+	    "bad-argument");
+}
+
+Test(control, socket_path_follows_the_runtime_dir)
+{
+	char path[108], dir[4096], longname[200];
+
+	setenv("XDG_RUNTIME_DIR", "/run/user/7", 1);
+	cr_assert_eq(control_socket_path("web", path, sizeof(path), dir,
+	    sizeof(dir)), 0);
+	cr_assert_str_eq(path, "/run/user/7/termvisor/web.sock");
+	cr_assert_str_eq(dir, "/run/user/7/termvisor");
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	cr_assert_eq(control_socket_path(longname, path, sizeof(path), NULL,
+	    0), -ENAMETOOLONG);
+}
+
+/* --- the real server, on its event loop in a thread --- */
+
+static void *
+loop_thread(void *arg)
+{
+	evloop_run(arg);
+	return NULL;
+}
+
+static int
+raw_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Read one line from fd (2 s at most) into buf. */
+static void
+raw_line(int fd, char *buf, size_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		cr_assert_gt(poll(&p, 1, 2000), 0, "no line from the server");
+		if (read(fd, buf + n, 1) != 1)
+			break;
+		if (buf[n++] == '\n')
+			break;
+	}
+	buf[n] = '\0';
+}
+
+Test(control, socket_serves_clients_and_survives_bad_input)
+{
+	char dir[] = "/tmp/tv-ctl-XXXXXX", line[4096], err[256];
+	struct control_conn cc, cc2;
+	struct control *srv;
+	pthread_t th;
+	json_t *res;
+	char *big;
+	int fd;
+
+	vclock_set_fake(false, 0);
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	cr_assert_eq(control_client_open(&cc, "sock1", err, sizeof(err)),
+	    -ENOENT);
+	srv = control_start(vm, "sock1");
+	cr_assert_not_null(srv);
+	srv->live = false;	/* null vCPUs have no threads */
+	pthread_create(&th, NULL, loop_thread, vm->loop);
+
+	cr_assert_eq(control_client_open(&cc, "sock1", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_str_eq(json_string_value(json_object_get(cc.greeting, "vm")),
+	    "sock1");
+	cr_assert_eq(control_client_open(&cc2, "sock1", err, sizeof(err)), 0);
+
+	/* Garbage, then a line over the limit: error replies, then the
+	 * server hangs up on that client only. */
+	fd = raw_connect(srv->path);
+	raw_line(fd, line, sizeof(line));
+	cr_assert(strstr(line, "\"protocol\":1") != NULL, "%s", line);
+	cr_assert_eq(write(fd, "\x01garbage\n", 9), 9);
+	raw_line(fd, line, sizeof(line));
+	cr_assert(strstr(line, "parse-error") != NULL, "%s", line);
+	big = malloc(CONTROL_LINE_MAX + 10);
+	memset(big, '{', CONTROL_LINE_MAX + 10);
+	cr_assert_eq(send(fd, big, CONTROL_LINE_MAX + 10, MSG_NOSIGNAL),
+	    CONTROL_LINE_MAX + 10);
+	free(big);
+	raw_line(fd, line, sizeof(line));
+	cr_assert(strstr(line, "line-too-long") != NULL, "%s", line);
+	raw_line(fd, line, sizeof(line));
+	cr_assert_str_eq(line, "", "then EOF");
+	close(fd);
+
+	/* A half message then a hang-up: nothing to answer, nothing stuck. */
+	fd = raw_connect(srv->path);
+	cr_assert_eq(write(fd, "{\"cmd\": \"sta", 12), 12);
+	close(fd);
+
+	cr_assert_eq(control_client_call(&cc, "pause", NULL, 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	/* The other client hears about it as an event. */
+	res = control_client_read(&cc2, 2000);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "event")),
+	    "state");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "state")),
+	    "paused");
+	json_decref(res);
+	cr_assert_eq(control_client_call(&cc2, "pause", NULL, 2000, &res, err,
+	    sizeof(err)), -EREMOTEIO);
+	cr_assert(strstr(err, "paused") != NULL, "%s", err);
+	cr_assert_eq(control_client_call(&cc2, "status", NULL, 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "state")),
+	    "paused");
+	json_decref(res);
+
+	evloop_stop(vm->loop);
+	pthread_join(th, NULL);
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	res = control_client_read(&cc, 2000);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "event")),
+	    "shutdown");
+	json_decref(res);
+	control_client_close(&cc);
+	control_client_close(&cc2);
+	rmdir(strcat(dir, "/termvisor"));
+}
+
+Test(control, stale_socket_is_reported_then_replaced)
+{
+	char dir[] = "/tmp/tv-ctl-XXXXXX", path[108], err[256];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct control_conn cc;
+	struct control *srv;
+	int fd;
+
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	cr_assert_eq(control_socket_path("dead", path, sizeof(path), NULL, 0),
+	    0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	cr_assert_eq(mkdir(strcat(strcpy(err, dir), "/termvisor"), 0700), 0);
+	/* A socket bound and closed: what a VM that died leaves behind. */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	cr_assert_eq(control_client_open(&cc, "dead", err, sizeof(err)),
+	    -ECONNREFUSED);
+	cr_assert(strstr(err, "stale") != NULL, "%s", err);
+	srv = control_start(vm, "dead");
+	cr_assert_not_null(srv, "the stale socket is replaced");
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	cr_assert_eq(access(path, F_OK), -1, "removed at stop");
+	strcat(dir, "/termvisor");
+	rmdir(dir);
+}
