@@ -800,14 +800,18 @@ virtq_snapshot(struct virtio_dev *vd, unsigned q, struct snap *s)
 	    &vq->signalled_used);
 	if (snap_saving(s) || snap_error(s))
 		return;
-	/* A stream is outside input: check it as a driver's writes. */
+	/* A stream is outside input: check it as a driver's writes, and
+	 * leave no half-mapped queue behind a refusal. */
 	if (vq->size == 0 || vq->size > vq->max_size ||
-	    (vq->size & (vq->size - 1)))
+	    (vq->size & (vq->size - 1))) {
 		snap_fail(s, -EINVAL, "virtio %s: queue %u size %u",
 		    vd->pci.name, q, vq->size);
-	else if (vq->enabled && virtq_map(vd, vq) < 0)
+		virtq_reset(vq);
+	} else if (vq->enabled && virtq_map(vd, vq) < 0) {
 		snap_fail(s, -EINVAL, "virtio %s: queue %u rings outside RAM",
 		    vd->pci.name, q);
+		virtq_reset(vq);
+	}
 }
 
 int

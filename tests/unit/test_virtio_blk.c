@@ -965,3 +965,58 @@ Test(virtio_blk, event_idx)
 		cr_assert_eq(*avail_event, i + 1, "kick me at the next entry");
 	}
 }
+
+/* A guest reboot: the host bridge clears every BAR, the device puts
+ * them back (no firmware runs again), and a driver starts over. */
+Test(virtio_blk, vm_reset)
+{
+	uint64_t bar4 = bar_addr(VIRTIO_BAR);
+
+	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
+	pthread_mutex_lock(&vm->devlock);
+	devices_reset(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(bar_addr(VIRTIO_BAR), bar4);
+	cr_assert(cfg_rd(PCI_COMMAND, 2) & PCI_CMD_MEM);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_STATUS, 1), 0);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_ENABLE, 2), 0);
+	probe();
+	driver_init(true);
+	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
+}
+
+/* A snapshot stream is outside input: a queue size that is no power of
+ * two, or rings outside RAM, are refused. */
+Test(virtio_blk, snapshot_with_bad_queue_refused)
+{
+	struct virtio_dev *vd = NULL;
+	struct snap s, l;
+	void *st = NULL;
+
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_blk_ops)
+			st = vm->devices[i].state;
+	vd = st;	/* struct virtio_blk starts with its virtio_dev */
+	for (int bad = 0; bad < 2; bad++) {
+		pthread_mutex_lock(&vm->devlock);
+		if (bad == 0)
+			vd->vq[0].size = 100;
+		else
+			vd->vq[0].used = RAM - 8;
+		snap_init_save(&s);
+		snap_section_begin(&s, "virtio-blk0", 1);
+		virtio_blk_ops.snapshot(st, &s);
+		snap_section_end(&s);
+		cr_assert_eq(snap_error(&s), 0);
+		snap_init_load(&l, s.buf, s.len);
+		snap_section_begin(&l, "virtio-blk0", 1);
+		virtio_blk_ops.snapshot(st, &l);
+		cr_assert_eq(snap_error(&l), -EINVAL, "case %d", bad);
+		pthread_mutex_unlock(&vm->devlock);
+		cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_ENABLE, 2), 0,
+		    "no half-loaded queue left enabled");
+		mmio_wr(notify, 2, 0);
+		snap_free(&s);
+		driver_init(true);
+	}
+}
