@@ -442,3 +442,60 @@ Test(bt, single_step_traps_after_the_next_instruction)
 	cr_assert(!(st.rflags & RFLAGS_TF), "cleared on delivery");
 	tvm_free(t);
 }
+
+Test(bt, protected_mode_pae_paging_and_32bit_page_fault)
+{
+	/*
+	 * 32-bit code: store through an alias at 1 GiB (a 4 KiB PTE under
+	 * PAE) and read it back through the 2 MiB identity map, then read
+	 * an unmapped address: #PF through a 32-bit interrupt gate.
+	 */
+	static const uint8_t code[] = { 0xc7, 0x05, 0x00, 0x01, 0x00, 0x40,
+	    0x44, 0x33, 0x22, 0x11, 0xa1, 0x00, 0x01, 0x30, 0x00, 0xa3, 0x00,
+	    0x50, 0x00, 0x00, 0x8b, 0x1d, 0x00, 0x00, 0xf0, 0x7f, 0xf4 };
+	static const uint64_t gdt[] = { 0, 0x00cf9a000000ffffull,
+	    0x00cf92000000ffffull };
+	static const uint8_t stub[] = { 0xc6, 0x04, 0x25, 0x00, 0x51, 0x00,
+	    0x00, 14, 0xf4, 0xeb, 0xfd };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+	uint64_t h = 0x4000;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_put(t, 0x800, gdt, sizeof(gdt));
+	tvm_put(t, h, stub, sizeof(stub));
+	tvm_set64(t, 0x3000 + 14 * 8, (h & 0xffff) | (0x08ull << 16) |
+	    (0x8eull << 40) | ((h >> 16) & 0xffff) << 48);
+	tvm_set64(t, 0x20000, 0x21000 | 1);		/* PDPT[0] */
+	tvm_set64(t, 0x20008, 0x22000 | 1);		/* PDPT[1] */
+	for (uint64_t k = 0; k < 512; k++)
+		tvm_set64(t, 0x21000 + k * 8, (k << 21) | 0x83);
+	tvm_set64(t, 0x22000, 0x23000 | 3);
+	tvm_set64(t, 0x23000, 0x300000 | 3);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cpu_state_reset(&st);
+	tvm_seg(&st.seg[SEG_CS], 0x08, true, false, 0);
+	for (int s = SEG_ES; s <= SEG_GS; s++)
+		if (s != SEG_CS)
+			tvm_seg(&st.seg[s], 0x10, false, false, 0);
+	st.gdt.base = 0x800;
+	st.gdt.limit = sizeof(gdt) - 1;
+	st.idt.base = 0x3000;
+	st.idt.limit = 0xff;
+	st.cr0 = CR0_PE | CR0_ET | CR0_WP | CR0_PG;
+	st.cr3 = 0x20000;
+	st.cr4 = CR4_PAE;
+	st.rip = 0x200000;
+	st.gpr[R_RSP] = 0x80000;
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + 0x5000), 0x11223344);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14);
+	cr_assert_eq(st.cr2, 0x7ff00000);
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + st.gpr[R_RSP]), 0, "error");
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + st.gpr[R_RSP] + 4), 0x200014,
+	    "EIP of the faulting load");
+	cr_assert_eq(*(uint32_t *)(t->vm->ram + st.gpr[R_RSP] + 8), 0x08);
+	tvm_free(t);
+}
