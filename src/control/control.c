@@ -31,7 +31,7 @@
 struct control_client {
 	int fd;
 	bool dead;		/* close at the end of this pass */
-	bool closing;		/* close once the output is flushed */
+	bool closing;		/* half-close once flushed, then drain */
 	bool want_out;		/* EPOLLOUT is in the epoll set */
 	char *in;		/* CONTROL_LINE_MAX + 1 bytes */
 	size_t inlen;
@@ -83,7 +83,16 @@ static int
 control_make_dir(const char *dir)
 {
 	struct stat st;
+	char parent[PATH_MAX], *slash;
 
+	/* An XDG_RUNTIME_DIR that does not exist yet (a bare su session,
+	 * a test) gets made, ours alone too. */
+	snprintf(parent, sizeof(parent), "%s", dir);
+	if ((slash = strrchr(parent, '/')) != NULL && slash != parent) {
+		*slash = '\0';
+		if (mkdir(parent, 0700) < 0 && errno != EEXIST)
+			return -errno;
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	if (lstat(dir, &st) < 0)
@@ -180,8 +189,11 @@ control_client_flush(struct control *c, struct control_client *cl)
 	}
 	memmove(cl->out, cl->out + done, cl->outlen - done);
 	cl->outlen -= done;
+	/* Closing with the client's input unread would reset the
+	 * connection and lose our last reply: half-close, and let
+	 * control_client_read drain the rest until the client hangs up. */
 	if (cl->outlen == 0 && cl->closing)
-		cl->dead = true;
+		shutdown(cl->fd, SHUT_WR);
 	control_client_watch(c, cl);
 }
 
@@ -275,7 +287,7 @@ control_client_lines(struct control *c, struct control_client *cl)
 		cl->closing = true;
 		cl->inlen = 0;
 		if (cl->outlen == 0)
-			cl->dead = true;
+			shutdown(cl->fd, SHUT_WR);
 	}
 }
 
