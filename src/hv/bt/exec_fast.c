@@ -232,6 +232,72 @@ FX_INCDEC(fx_dec64, 8, uint64_t, -1, CC_DEC)
 FX_INCDEC(fx_inc32, 4, uint32_t, 1, CC_INC)
 FX_INCDEC(fx_dec32, 4, uint32_t, -1, CC_DEC)
 
+/* ALU Gv,[mem] (03 0B 23 2B 33 3B), 32 and 64 bits. */
+#define FX_ALU_LOAD(name, sz, T, expr, kind, write)			\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	T a = (T)c->gpr[i->reg], b = (T)bt_read(c, bt_ea_lin(c, i), sz);\
+	T r = (T)(expr);						\
+									\
+	bt_cc(c, kind, sz, r, a, b);					\
+	if (write)							\
+		c->gpr[i->reg] = r;					\
+}
+FX_ALU_LOAD(fm_add64, 8, uint64_t, a + b, CC_ADD, 1)
+FX_ALU_LOAD(fm_or64, 8, uint64_t, a | b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_and64, 8, uint64_t, a & b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_sub64, 8, uint64_t, a - b, CC_SUB, 1)
+FX_ALU_LOAD(fm_xor64, 8, uint64_t, a ^ b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_cmp64, 8, uint64_t, a - b, CC_SUB, 0)
+FX_ALU_LOAD(fm_add32, 4, uint32_t, a + b, CC_ADD, 1)
+FX_ALU_LOAD(fm_or32, 4, uint32_t, a | b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_and32, 4, uint32_t, a & b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_sub32, 4, uint32_t, a - b, CC_SUB, 1)
+FX_ALU_LOAD(fm_xor32, 4, uint32_t, a ^ b, CC_LOGIC, 1)
+FX_ALU_LOAD(fm_cmp32, 4, uint32_t, a - b, CC_SUB, 0)
+
+/* CMP [mem], imm (81/83 /7), 32 and 64 bits. */
+static void
+fm_cmpi64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t a = bt_read(c, bt_ea_lin(c, i), 8);
+
+	bt_cc(c, CC_SUB, 8, a - i->imm, a, i->imm);
+}
+
+static void
+fm_cmpi32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint32_t a = (uint32_t)bt_read(c, bt_ea_lin(c, i), 4);
+	uint32_t b = (uint32_t)i->imm;
+
+	bt_cc(c, CC_SUB, 4, (uint32_t)(a - b), a, b);
+}
+
+/* ROL/ROR r, imm (C1 /0 /1), count 1..size-1: CF and OF change, the
+ * other flags stay, so the lazy ones must be materialized first. */
+#define FX_ROT(name, sz, T, left)					\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	unsigned n = (unsigned)i->imm, bits = sz * 8;			\
+	T a = (T)c->gpr[i->rm];						\
+	T r = left ? (T)(a << n | a >> (bits - n)) :			\
+	    (T)(a >> n | a << (bits - n));				\
+	uint64_t f = bt_flags_get(c) & ~(RFLAGS_CF | RFLAGS_OF);	\
+	bool cf = left ? r & 1 : r >> (bits - 1);			\
+	bool of = left ? ((r >> (bits - 1)) & 1) ^ cf :			\
+	    ((r >> (bits - 1)) ^ (r >> (bits - 2))) & 1;		\
+									\
+	c->gpr[i->rm] = r;						\
+	c->flags = f | (cf ? RFLAGS_CF : 0) | (of ? RFLAGS_OF : 0);	\
+}
+FX_ROT(fx_rol64, 8, uint64_t, 1)
+FX_ROT(fx_ror64, 8, uint64_t, 0)
+FX_ROT(fx_rol32, 4, uint32_t, 1)
+FX_ROT(fx_ror32, 4, uint32_t, 0)
+
 /* Pick a specialized handler for i, if one applies. */
 void
 bt_specialize(struct bt_cpu *c, struct bt_insn *i)
@@ -271,7 +337,17 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		unsigned op = i->reg & 7, n = i->opc == 0xd1 ? 1 :
 		    (unsigned)i->imm & (w ? 63 : 31);
 
-		if (!reg || n == 0 || (op != 4 && op != 5 && op != 7))
+		if (!reg || n == 0)
+			return;
+		if (op < 2) {
+			if (n >= sz * 8u)
+				return;	/* 32-bit ROL by 32..31: generic */
+			i->imm = n;
+			i->fn = op == 0 ? (w ? fx_rol64 : fx_rol32) :
+			    (w ? fx_ror64 : fx_ror32);
+			return;
+		}
+		if (op != 4 && op != 5 && op != 7)
 			return;
 		if (i->opc == 0xd1)
 			i->imm = 1;
@@ -305,8 +381,13 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		if (reg)
 			i->fn = w ? fx_test_rr64 : fx_test_rr32;
 		return;
-	case 0x83:
-		if (!reg)
+	case 0x81: case 0x83:
+		if (!reg) {
+			if ((i->reg & 7) == 7)
+				i->fn = w ? fm_cmpi64 : fm_cmpi32;
+			return;
+		}
+		if (i->opc == 0x81)
 			return;
 		switch (i->reg & 7) {
 		case 0: i->fn = w ? fx_addi64 : fx_addi32; break;
@@ -314,6 +395,17 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		case 5: i->fn = w ? fx_subi64 : fx_subi32; break;
 		case 7: i->fn = w ? fx_cmpi64 : fx_cmpi32; break;
 		}
+		return;
+	}
+	if (i->opc < 0x40 && (i->opc & 7) == 3 && !reg) {
+		static bt_fn *const m64[8] = { fm_add64, fm_or64, NULL, NULL,
+		    fm_and64, fm_sub64, fm_xor64, fm_cmp64 };
+		static bt_fn *const m32[8] = { fm_add32, fm_or32, NULL, NULL,
+		    fm_and32, fm_sub32, fm_xor32, fm_cmp32 };
+		bt_fn *f = (w ? m64 : m32)[i->opc >> 3];
+
+		if (f != NULL)
+			i->fn = f;
 		return;
 	}
 	if (i->opc < 0x40 && (i->opc & 7) <= 3 && (i->opc & 5) == 1 && reg) {
