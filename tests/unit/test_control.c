@@ -293,7 +293,7 @@ raw_line(int fd, char *buf, size_t len)
 
 Test(control, socket_serves_clients_and_survives_bad_input)
 {
-	char dir[] = "/tmp/tv-ctl-XXXXXX", line[4096], err[256];
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", line[4096], err[256];
 	struct control_conn cc, cc2;
 	struct control *srv;
 	pthread_t th;
@@ -374,7 +374,7 @@ Test(control, socket_serves_clients_and_survives_bad_input)
 
 Test(control, stale_socket_is_reported_then_replaced)
 {
-	char dir[] = "/tmp/tv-ctl-XXXXXX", path[108], err[256];
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", path[108], err[256];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control_conn cc;
 	struct control *srv;
