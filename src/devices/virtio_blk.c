@@ -269,7 +269,7 @@ static void
 virtio_blk_reap(struct virtio_blk *vb, bool complete)
 {
 	struct virtio_blk_req *r, *next;
-	bool any = false;
+	unsigned touched = 0;	/* queues that got used entries */
 
 	pthread_mutex_lock(&vb->lock);
 	r = vb->done;
@@ -279,12 +279,13 @@ virtio_blk_reap(struct virtio_blk *vb, bool complete)
 		next = r->next;
 		if (complete) {
 			virtio_blk_finish(vb, r);
-			any = true;
+			touched |= 1u << r->q;
 		}
 		free(r);
 	}
-	if (any)
-		virtq_notify(&vb->vd, 0);
+	for (unsigned q = 0; q < vb->vd.nqueues; q++)
+		if (touched & 1u << q)
+			virtq_notify(&vb->vd, q);
 }
 
 static void
@@ -379,6 +380,7 @@ virtio_blk_cfg_read(struct virtio_dev *vd, unsigned off, uint8_t *data,
 	bus_put(c + VIRTIO_BLK_CFG_SIZE_MAX, 4, VIRTIO_BLK_SIZE_MAX);
 	bus_put(c + VIRTIO_BLK_CFG_SEG_MAX, 4, VIRTIO_BLK_SEG_MAX);
 	bus_put(c + VIRTIO_BLK_CFG_BLK_SIZE, 4, VIRTIO_BLK_SECTOR);
+	bus_put(c + VIRTIO_BLK_CFG_NUM_QUEUES, 2, vd->nqueues);
 	bus_put(c + VIRTIO_BLK_CFG_MAX_DISCARD, 4,
 	    VIRTIO_BLK_MAX_DISCARD_SECTORS);
 	bus_put(c + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 4,
@@ -429,7 +431,7 @@ virtio_blk_free(struct virtio_blk *vb)
 static uint64_t
 virtio_blk_features(const struct virtio_blk *vb)
 {
-	uint64_t f = 1ull << VIRTIO_BLK_F_SIZE_MAX |
+	uint64_t f = 1ull << VIRTIO_BLK_F_SIZE_MAX | 1ull << VIRTIO_BLK_F_MQ |
 	    1ull << VIRTIO_BLK_F_SEG_MAX | 1ull << VIRTIO_BLK_F_BLK_SIZE |
 	    1ull << VIRTIO_BLK_F_FLUSH;
 
@@ -457,6 +459,16 @@ virtio_blk_start(struct virtio_blk *vb)
 		    virtio_blk_thread, vb)) != 0)
 			return -err;
 	return 0;
+}
+
+/* One request queue per vCPU (F_MQ), so vCPUs do not share a ring. */
+static unsigned
+virtio_blk_nqueues(const struct vm *vm)
+{
+	int n = vm->cfg->cpus;
+
+	return n < 1 ? 1 : n > VIRTIO_MAX_QUEUES ? VIRTIO_MAX_QUEUES :
+	    (unsigned)n;
 }
 
 static int
@@ -487,7 +499,8 @@ virtio_blk_new(struct vm *vm, int i, const struct vmcfg_disk *d)
 	if ((err = virtio_blk_start(vb)) < 0)
 		goto fail;
 	if ((err = virtio_dev_init(&vb->vd, vm, vb->name, VIRTIO_ID_BLOCK,
-	    VIRTIO_BLK_CLASS, 1, virtio_blk_features(vb), VIRTIO_BLK_CFG_SIZE,
+	    VIRTIO_BLK_CLASS, virtio_blk_nqueues(vm), virtio_blk_features(vb),
+	    VIRTIO_BLK_CFG_SIZE,
 	    &virtio_blk_vops, vb)) < 0)
 		goto fail;
 	if ((err = vm_device_register(vm, &virtio_blk_ops, vb, vb->name)) < 0)

@@ -7,7 +7,8 @@
  * Offered: SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, and for
  * writable disks DISCARD and WRITE_ZEROES; RO for read-only disks (whose
  * writes, discards and zeroings fail with VIRTIO_BLK_S_IOERR).  GET_ID
- * returns the disk's serial.  One request queue (no MQ).
+ * returns the disk's serial.  MQ: one request queue per vCPU (at most
+ * VIRTIO_MAX_QUEUES).
  */
 #ifndef TV_VIRTIO_BLK_H
 #define TV_VIRTIO_BLK_H
@@ -21,6 +22,7 @@
 #define VIRTIO_BLK_F_RO			5
 #define VIRTIO_BLK_F_BLK_SIZE		6
 #define VIRTIO_BLK_F_FLUSH		9
+#define VIRTIO_BLK_F_MQ			12
 #define VIRTIO_BLK_F_DISCARD		13
 #define VIRTIO_BLK_F_WRITE_ZEROES	14
 
@@ -48,6 +50,7 @@
 #define VIRTIO_BLK_CFG_SIZE_MAX		0x08
 #define VIRTIO_BLK_CFG_SEG_MAX		0x0c
 #define VIRTIO_BLK_CFG_BLK_SIZE		0x14
+#define VIRTIO_BLK_CFG_NUM_QUEUES	0x22
 #define VIRTIO_BLK_CFG_MAX_DISCARD	0x24
 #define VIRTIO_BLK_CFG_MAX_DISCARD_SEG	0x28
 #define VIRTIO_BLK_CFG_DISCARD_ALIGN	0x2c

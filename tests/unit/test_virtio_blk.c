@@ -72,6 +72,7 @@ static int slot;
 static uint64_t common, isr, devcfg, notify;
 static uint32_t notify_mult;
 static uint64_t msix_table;
+static int vcpus = 1;		/* cfg.cpus: the number of request queues */
 static uint16_t used_seen;	/* used entries consumed */
 static uint16_t avail_idx;
 
@@ -245,7 +246,7 @@ driver_init(bool use_msix)
 		mmio_wr(common + VIRTIO_COMMON_MSIX, 2, 0);
 		cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_MSIX, 2), 0);
 	}
-	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 1);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), vcpus);
 	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2),
 	    VIRTIO_QUEUE_MAX);
@@ -281,7 +282,7 @@ vm_up(const char *format, bool readonly)
 	rec_ops.irq_line = rec_irq;
 	vm_config_defaults(&cfg);
 	cfg.memory = RAM;
-	cfg.cpus = 1;
+	cfg.cpus = vcpus;
 	cfg.ndisks = 1;
 	snprintf(cfg.disks[0].path, sizeof(cfg.disks[0].path), "%s",
 	    format[0] == 'q' ? img2_path : img_path);
@@ -1019,4 +1020,70 @@ Test(virtio_blk, snapshot_with_bad_queue_refused)
 		snap_free(&s);
 		driver_init(true);
 	}
+}
+
+/* F_MQ: one queue per vCPU, each with its own MSI-X vector. */
+static void
+setup_mq(void)
+{
+	vm_down();
+	vcpus = 2;
+	vm_up("raw", false);
+}
+
+Test(virtio_blk, multiqueue, .init = setup_mq)
+{
+	uint64_t d = 0x180000, a = 0x181000, u = 0x182000;
+	uint8_t *hdr = ram(0x183000, 16), *st = ram(0x183010, 1);
+	uint16_t head = 0, one = 1;
+	uint32_t type = VIRTIO_BLK_T_GET_ID;
+
+	cr_assert(device_features() >> VIRTIO_BLK_F_MQ & 1);
+	cr_assert_eq(mmio_rd(devcfg + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 2);
+	/* Queue 1 at its own rings, vector 2. */
+	msix_vector(2);
+	memset(ram(d, 0x3000), 0, 0x3000);
+	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 1);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 16);
+	mmio_wr(common + VIRTIO_COMMON_Q_MSIX, 2, 2);
+	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 8, d);
+	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 8, a);
+	mmio_wr(common + VIRTIO_COMMON_Q_USED, 8, u);
+	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_NOFF, 2), 1);
+	/* GET_ID on queue 1: header, 20 bytes of ID, status. */
+	memset(hdr, 0, 16);
+	memcpy(hdr, &type, 4);
+	{
+		uint64_t addr[3] = { 0x183000, 0x183100, 0x183010 };
+		uint32_t len[3] = { 16, 20, 1 };
+		uint16_t fl[3] = { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_NEXT |
+		    VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_WRITE };
+
+		for (uint16_t i = 0; i < 3; i++) {
+			uint8_t *e = ram(d + 16 * i, 16);
+			uint16_t next = (uint16_t)(i + 1);
+
+			memcpy(e, &addr[i], 8);
+			memcpy(e + 8, &len[i], 4);
+			memcpy(e + 12, &fl[i], 2);
+			memcpy(e + 14, &next, 2);
+		}
+	}
+	*st = 0xee;
+	memcpy(ram(a + 4, 2), &head, 2);
+	__atomic_store_n((uint16_t *)ram(a + 2, 2), one, __ATOMIC_RELEASE);
+	mmio_wr(notify + 1 * notify_mult, 2, 1);
+	for (int i = 0; i < 5000 && __atomic_load_n((uint16_t *)ram(u + 2, 2),
+	    __ATOMIC_ACQUIRE) != 1; i++)
+		usleep(1000);
+	cr_assert_eq(*(uint16_t *)ram(u + 2, 2), 1, "queue 1 completed");
+	cr_assert_eq(*st, VIRTIO_BLK_S_OK);
+	cr_assert_str_eq((char *)ram(0x183100, 20), "TV-SERIAL-0042");
+	pthread_mutex_lock(&vm->devlock);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(msis[2], 1, "queue 1's vector");
+	cr_assert_eq(used_idx(), 0, "queue 0 untouched");
+	/* Queue 0 still works beside it. */
+	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
 }
