@@ -400,3 +400,55 @@ Test(control, stale_socket_is_reported_then_replaced)
 	strcat(dir, "/termvisor");
 	rmdir(dir);
 }
+
+Test(control, a_client_that_never_reads_is_dropped_not_waited_for)
+{
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", line[4096], err[256], buf[65536];
+	static uint8_t out[60000];
+	struct control_conn cc;
+	struct pollfd p;
+	struct control *srv;
+	pthread_t th;
+	size_t got = 0;
+	json_t *res;
+	ssize_t n;
+	int fd, small = 4096;
+
+	vclock_set_fake(false, 0);
+	memset(out, 'x', sizeof(out));
+	console_output(vm->console, out, sizeof(out));
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	srv = control_start(vm, "slow");
+	cr_assert_not_null(srv);
+	pthread_create(&th, NULL, loop_thread, vm->loop);
+	fd = raw_connect(srv->path);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	raw_line(fd, line, sizeof(line));
+	/* ~60 KiB per reply: 40 of them overflow the 1 MiB budget. */
+	for (int i = 0; i < 40; i++)
+		cr_assert_eq(write(fd, "{\"cmd\":\"console-history\"}\n", 26),
+		    26);
+	/* The VM still answers others at once. */
+	cr_assert_eq(control_client_open(&cc, "slow", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(control_client_call(&cc, "status", NULL, 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	/* Reading now finds the end: the server gave up on this client. */
+	for (;;) {
+		p = (struct pollfd){ .fd = fd, .events = POLLIN };
+		cr_assert_gt(poll(&p, 1, 2000), 0, "not dropped after %zu bytes", got);
+		if ((n = read(fd, buf, sizeof(buf))) <= 0)
+			break;
+		got += (size_t)n;
+	}
+	cr_assert_lt(got, 40 * sizeof(out), "dropped before all replies");
+	close(fd);
+	control_client_close(&cc);
+	evloop_stop(vm->loop);
+	pthread_join(th, NULL);
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	strcat(dir, "/termvisor");
+	rmdir(dir);
+}
