@@ -196,6 +196,24 @@ gen_alu(struct gen *g)
 }
 
 static void
+gen_test(struct gen *g)
+{
+	unsigned sz = size(g), r = reg(g), m = reg(g);
+	bool mem = rn(g, 2) == 0;
+
+	pfx(g, sz, r, mem ? 5 : m);
+	if (rn(g, 2)) {		/* TEST Ev, Gv */
+		b(g, sz == 1 ? 0x84 : 0x85);
+		if (mem) modrm_m(g, r); else modrm_r(g, r, m);
+	} else {		/* TEST Ev, imm */
+		b(g, sz == 1 ? 0xf6 : 0xf7);
+		if (mem) modrm_m(g, 0); else modrm_r(g, 0, m);
+		imm(g, rnd(g), sz == 1 ? 1 : sz == 2 ? 2 : 4);
+	}
+	set_defined(g, ARITH, F_AF);
+}
+
+static void
 gen_alu_imm(struct gen *g)
 {
 	unsigned sz = size(g), op = rn(g, 8), m = reg(g), opc;
@@ -545,7 +563,7 @@ gen_one(struct gen *g)
 	static void (*const fns[])(struct gen *) = { gen_alu, gen_alu,
 	    gen_alu_imm, gen_unary, gen_div, gen_shift, gen_shift, gen_shd,
 	    gen_bt, gen_scan, gen_cc, gen_ext, gen_lea, gen_xchg, gen_misc,
-	    gen_stack, gen_mov, gen_imul, gen_string };
+	    gen_stack, gen_mov, gen_imul, gen_string, gen_test };
 
 	g->starts[g->ninsn] = g->n;
 	fns[rn(g, sizeof(fns) / sizeof(fns[0]))](g);

@@ -298,6 +298,79 @@ FX_ROT(fx_ror64, 8, uint64_t, 0)
 FX_ROT(fx_rol32, 4, uint32_t, 1)
 FX_ROT(fx_ror32, 4, uint32_t, 0)
 
+/* MOV [mem], imm (C7 /0) and MOV byte loads/stores (88/8A/C6). */
+static void
+fm_store_imm64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 8, i->imm);
+}
+
+static void
+fm_store_imm32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 4, i->imm);
+}
+
+static void
+fm_store_imm8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 1, i->imm);
+}
+
+static void
+fm_store8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_write(c, bt_ea_lin(c, i), 1, *bt_breg(c, i, i->reg));
+}
+
+static void
+fm_load8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	*bt_breg(c, i, i->reg) = (uint8_t)bt_read(c, bt_ea_lin(c, i), 1);
+}
+
+/* TEST [mem], imm (F6 /0, F7 /0) and TEST [mem], r (84/85). */
+static void
+fm_testi8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 1, bt_read(c, bt_ea_lin(c, i), 1) & i->imm, 0, 0);
+}
+
+static void
+fm_testi32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 4, bt_read(c, bt_ea_lin(c, i), 4) & (uint32_t)i->imm,
+	    0, 0);
+}
+
+static void
+fm_test64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 8, bt_read(c, bt_ea_lin(c, i), 8) & c->gpr[i->reg],
+	    0, 0);
+}
+
+static void
+fm_test32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 4, (uint32_t)(bt_read(c, bt_ea_lin(c, i), 4) &
+	    c->gpr[i->reg]), 0, 0);
+}
+
+/* Specializations for byte operands (bt_specialize handles 32/64). */
+static void
+fx_specialize8(struct bt_insn *i)
+{
+	if (i->mod == 3)
+		return;
+	switch (i->opc) {
+	case 0x88: i->fn = fm_store8; break;
+	case 0x8a: i->fn = fm_load8; break;
+	case 0xc6: if ((i->reg & 7) == 0) i->fn = fm_store_imm8; break;
+	case 0xf6: if ((i->reg & 7) == 0) i->fn = fm_testi8; break;
+	}
+}
+
 /* Pick a specialized handler for i, if one applies. */
 void
 bt_specialize(struct bt_cpu *c, struct bt_insn *i)
@@ -305,7 +378,13 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	unsigned sz = i->osz;
 	bool reg = i->mod == 3, w = sz == 8;
 
-	if (i->lock || i->rep || (sz != 4 && sz != 8))
+	if (i->lock || i->rep)
+		return;
+	if (sz == 1) {
+		fx_specialize8(i);
+		return;
+	}
+	if (sz != 4 && sz != 8)
 		return;
 	if (c->mode == BT_M64 && sz == 8 && !i->p66) {
 		/* FS/GS never apply to the stack; SS base is 0 in 64-bit. */
@@ -380,6 +459,16 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	case 0x85:
 		if (reg)
 			i->fn = w ? fx_test_rr64 : fx_test_rr32;
+		else
+			i->fn = w ? fm_test64 : fm_test32;
+		return;
+	case 0xc7:
+		if (!reg && (i->reg & 7) == 0)
+			i->fn = w ? fm_store_imm64 : fm_store_imm32;
+		return;
+	case 0xf7:
+		if (!reg && (i->reg & 7) == 0 && !w)
+			i->fn = fm_testi32;
 		return;
 	case 0x81: case 0x83:
 		if (!reg) {
