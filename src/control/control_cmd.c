@@ -215,6 +215,7 @@ control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
 {
 	json_t *force = json_object_get(args, "force");
 	struct acpi_pm *pm;
+	uint64_t deadline;
 	long timeout;
 
 	if (force != NULL && !json_is_boolean(force))
@@ -235,8 +236,12 @@ control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
 		control_cmd_do_resume(c->vm);
 	acpi_pm_power_button(pm);
 	c->vm->state = VM_STOPPING;
-	vtimer_arm(&c->stop_timer, vclock_ns() + (uint64_t)timeout *
-	    1000000000ull);
+	/* Asking again presses again, but never postpones the deadline a
+	 * client already set. */
+	deadline = vclock_ns() + (uint64_t)timeout * 1000000000ull;
+	if (!vtimer_armed(&c->stop_timer) ||
+	    deadline < c->stop_timer.deadline)
+		vtimer_arm(&c->stop_timer, deadline);
 	control_event_state(c);
 	return json_pack("{s:b, s:i}", "forced", 0, "timeout", (int)timeout);
 }

@@ -17,6 +17,8 @@
 
 #include "null_accel.h"
 #include "control/control.h"
+#include "devices/acpi_pm.h"
+#include "devices/bus.h"
 #include "control/control_client.h"
 #include "hv/console.h"
 #include "hv/exit.h"
@@ -176,16 +178,21 @@ Test(control, stop_force_powers_off_at_once)
 Test(control, stop_presses_the_button_then_forces_after_the_timeout)
 {
 	json_t *r = req_ok("{\"cmd\": \"stop\", \"args\": {\"timeout\": 3}}");
+	uint8_t sts[2];
 
 	cr_assert_eq(json_integer_value(json_object_get(json_object_get(r,
 	    "result"), "timeout")), 3);
 	json_decref(r);
 	cr_assert_eq(vm->state, VM_STOPPING);
 	cr_assert_eq(atomic_load(&vm->exit_request), 0, "asked, not forced");
+	cr_assert(bus_access(vm->pio, NULL, ACPI_PM1A_EVT_BLK, sts, 2, false));
+	cr_assert(sts[1] & 1, "PM1_STS.PWRBTN_STS: the guest sees the press");
 	cr_assert(vtimer_armed(&ctl.stop_timer));
 	vclock_advance_fake(2900000000ull);
 	evloop_run_timers(vm->loop);
 	cr_assert_eq(atomic_load(&vm->exit_request), 0);
+	/* Asking again with a longer timeout keeps the first deadline. */
+	json_decref(req_ok("{\"cmd\": \"stop\", \"args\": {\"timeout\": 60}}"));
 	vclock_advance_fake(200000000ull);
 	evloop_run_timers(vm->loop);
 	cr_assert_eq(atomic_load(&vm->exit_request), VM_EVENT_POWEROFF);
