@@ -13,6 +13,7 @@
  */
 #include "control/control.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -113,13 +114,15 @@ control_probe(const char *path)
 	int fd, r;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+	/* Non-blocking: a hung VM with a full backlog must not hang us. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
 		return -errno;
 	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	if (r < 0)
 		r = -errno;
 	close(fd);
-	if (r == 0)
+	if (r == 0 || r == -EAGAIN)
 		return 1;
 	if (r == -ENOENT)
 		return 0;
@@ -128,6 +131,34 @@ control_probe(const char *path)
 		return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
 	}
 	return r;
+}
+
+/*
+ * Unnamed VMs (pid-PID) killed without a chance to clean up would leave
+ * their sockets forever, since no later VM has their name: remove the
+ * stale ones (nobody accepts on them) whenever a VM starts.
+ */
+static void
+control_sweep(const char *dir)
+{
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct dirent *de;
+	int budget = 256;	/* bounded work at start */
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while (budget-- > 0 && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "pid-", 4) != 0 || n < 6 ||
+		    strcmp(de->d_name + n - 5, ".sock") != 0 ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir,
+		    de->d_name) >= sizeof(path))
+			continue;
+		(void)control_probe(path);
+	}
+	closedir(d);
 }
 
 static int
@@ -447,6 +478,7 @@ control_start(struct vm *vm, const char *name)
 	if ((r = control_socket_path(name, c->path, sizeof(c->path), dir,
 	    sizeof(dir))) < 0 || (r = control_make_dir(dir)) < 0)
 		goto fail;
+	control_sweep(dir);
 	if ((r = control_listen(c)) < 0)
 		goto fail;
 	c->lfd = r;

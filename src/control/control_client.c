@@ -6,6 +6,7 @@
 #include "control/control_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
@@ -39,7 +40,8 @@ control_client_open(struct control_conn *cc, const char *name, char *err,
 		return -ENAMETOOLONG;
 	}
 	if ((cc->buf = malloc(CONTROL_CLIENT_BUF)) == NULL ||
-	    (cc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	    (cc->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+	    SOCK_NONBLOCK, 0)) < 0) {
 		r = cc->buf == NULL ? -ENOMEM : -errno;
 		snprintf(err, errlen, "%s", strerror(-r));
 		goto fail;
@@ -53,9 +55,19 @@ control_client_open(struct control_conn *cc, const char *name, char *err,
 			snprintf(err, errlen, "%s is not running: %s is a "
 			    "stale control socket left by a VM that died",
 			    name, sa.sun_path);
+		else if (r == -EAGAIN)
+			snprintf(err, errlen, "%s is not answering (its "
+			    "control socket has a full backlog)", name);
 		else
 			snprintf(err, errlen, "%s: %s", sa.sun_path,
 			    strerror(-r));
+		goto fail;
+	}
+	/* Non-blocking only for connect (a hung VM with a full backlog
+	 * would block it); reads are bounded by poll from here on. */
+	if (fcntl(cc->fd, F_SETFL, 0) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s", strerror(-r));
 		goto fail;
 	}
 	cc->greeting = control_client_read(cc, CONTROL_CLIENT_TIMEOUT);

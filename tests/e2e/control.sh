@@ -201,7 +201,10 @@ expect 0 "state:   running" "$tv" vm status web
 expect 0 "web: stopped" "$tv" vm stop --force web
 wait_gone "$vmpid" 10 && ok "forced stop ended the VM" || bad "forced stop"
 
-# An unnamed VM answers as pid-PID.
+# An unnamed VM answers as pid-PID; starting it sweeps the stale sockets
+# of unnamed VMs that were killed (no later VM would have their name).
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' \
+	"$XDG_RUNTIME_DIR/termvisor/pid-1.sock"
 "$tv" run --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" -m 128M \
 	</dev/null >"$tmp/console3" 2>&1 &
 p=$!
@@ -211,6 +214,8 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 expect 0 "name:    pid-$p" "$tv" vm status "pid-$p"
+[ ! -e "$XDG_RUNTIME_DIR/termvisor/pid-1.sock" ] &&
+	ok "stale pid-1.sock swept" || bad "stale pid-1.sock left"
 expect 0 "stopped" "$tv" vm stop --force "pid-$p"
 
 [ $fails -eq 0 ] && echo "control: all passed"
