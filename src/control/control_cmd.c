@@ -352,6 +352,11 @@ control_cmd_request(struct control *c, const char *line, size_t len)
 	if (req == NULL) {
 		snprintf(msg, sizeof(msg), "not JSON: %s (column %d)",
 		    jerr.text, jerr.column);
+		/* jansson quotes the input near the error, which may cut a
+		 * UTF-8 sequence (or not be UTF-8): a reply string must be. */
+		for (char *p = msg; *p != '\0'; p++)
+			if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+				*p = '?';
 		return control_cmd_error(NULL, "parse-error", msg);
 	}
 	if (!json_is_object(req))

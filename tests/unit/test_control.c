@@ -91,6 +91,9 @@ Test(control, garbage_is_a_parse_error)
 	req_err("{\"cmd\": \"status\"} {}", "parse-error");
 	req_err("\xff\xfe", "parse-error");
 	req_err("{\"cmd\":\"status\",\"cmd\":\"stop\"}", "parse-error");
+	/* Found by the fuzzer: the parser's message quotes half a UTF-8
+	 * sequence, and a reply that is not UTF-8 could not be sent. */
+	req_err("{\"G:\\\xc3\x9c\x04", "parse-error");
 }
 
 Test(control, malformed_requests)
