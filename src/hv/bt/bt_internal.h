@@ -268,6 +268,18 @@ void bt_flags_set(struct bt_cpu *c, uint64_t f, uint64_t mask);
 bool bt_cond(struct bt_cpu *c, unsigned cc);
 bool bt_cf(struct bt_cpu *c);
 
+/* bt_cond() with the commonest case (JZ/JNZ after any lazy op) inline. */
+static inline bool
+bt_cond_fast(struct bt_cpu *c, unsigned cc)
+{
+	if ((cc >> 1) == 2 && c->cc_op != CC_EAGER) {
+		unsigned sh = 64 - (8u << (c->cc_op & 3));
+
+		return ((c->cc_res << sh) == 0) ^ (cc & 1);
+	}
+	return bt_cond(c, cc);
+}
+
 static inline void
 bt_cc(struct bt_cpu *c, unsigned kind, unsigned sz, uint64_t res, uint64_t a,
     uint64_t b)

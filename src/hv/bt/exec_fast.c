@@ -125,7 +125,7 @@ FX_IMM(fx_andi32, 4, uint32_t, a & b, CC_LOGIC, 1)
 static void
 fx_jcc64(struct bt_cpu *c, const struct bt_insn *i)
 {
-	if (bt_cond(c, i->opc & 15))
+	if (bt_cond_fast(c, i->opc & 15))
 		c->npc += i->imm;
 }
 
@@ -357,10 +357,61 @@ fm_test32(struct bt_cpu *c, const struct bt_insn *i)
 	    c->gpr[i->reg]), 0, 0);
 }
 
+/* CMP r/m8, imm8 (80 /7) and TEST r8, r8 (84). */
+static void
+fx_cmpi8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t a = (uint8_t)(i->mod == 3 ? *bt_breg(c, i, i->rm) :
+	    bt_read(c, bt_ea_lin(c, i), 1));
+	uint8_t b = (uint8_t)i->imm;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+}
+
+static void
+fx_test_rr8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 1, *bt_breg(c, i, i->rm) & *bt_breg(c, i, i->reg),
+	    0, 0);
+}
+
+/* ADD/OR/AND/SUB/XOR [mem], imm (81/83), 32 and 64 bits, not LOCKed. */
+#define FX_RMW_IMM(name, sz, T, expr, kind)				\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	uint64_t lin = bt_ea_lin(c, i);					\
+	void *p = bt_ptr_rw(c, lin, sz);				\
+	T a = (T)(p ? bt_load_host(p, sz) : bt_read(c, lin, sz));	\
+	T b = (T)i->imm, r = (T)(expr);					\
+									\
+	if (p)								\
+		bt_store_host(p, sz, r);				\
+	else								\
+		bt_write(c, lin, sz, r);				\
+	bt_cc(c, kind, sz, r, a, b);					\
+}
+FX_RMW_IMM(fm_addi64, 8, uint64_t, a + b, CC_ADD)
+FX_RMW_IMM(fm_ori64, 8, uint64_t, a | b, CC_LOGIC)
+FX_RMW_IMM(fm_andi64, 8, uint64_t, a & b, CC_LOGIC)
+FX_RMW_IMM(fm_subi64, 8, uint64_t, a - b, CC_SUB)
+FX_RMW_IMM(fm_addi32, 4, uint32_t, a + b, CC_ADD)
+FX_RMW_IMM(fm_ori32, 4, uint32_t, a | b, CC_LOGIC)
+FX_RMW_IMM(fm_andi32, 4, uint32_t, a & b, CC_LOGIC)
+FX_RMW_IMM(fm_subi32, 4, uint32_t, a - b, CC_SUB)
+
 /* Specializations for byte operands (bt_specialize handles 32/64). */
 static void
 fx_specialize8(struct bt_insn *i)
 {
+	if (i->opc == 0x80 && (i->reg & 7) == 7) {
+		i->fn = fx_cmpi8;
+		return;
+	}
+	if (i->opc == 0x84 && i->mod == 3) {
+		i->fn = fx_test_rr8;
+		return;
+	}
 	if (i->mod == 3)
 		return;
 	switch (i->opc) {
@@ -472,8 +523,14 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		return;
 	case 0x81: case 0x83:
 		if (!reg) {
-			if ((i->reg & 7) == 7)
-				i->fn = w ? fm_cmpi64 : fm_cmpi32;
+			static bt_fn *const r64[8] = { fm_addi64, fm_ori64,
+			    NULL, NULL, fm_andi64, fm_subi64, NULL, fm_cmpi64 };
+			static bt_fn *const r32[8] = { fm_addi32, fm_ori32,
+			    NULL, NULL, fm_andi32, fm_subi32, NULL, fm_cmpi32 };
+			bt_fn *f = (w ? r64 : r32)[i->reg & 7];
+
+			if (f != NULL)
+				i->fn = f;
 			return;
 		}
 		if (i->opc == 0x81)
@@ -525,7 +582,7 @@ static void								\
 name(struct bt_cpu *c, const struct bt_insn *i)				\
 {									\
 	inner(c, i);							\
-	if (bt_cond(c, i->scale))					\
+	if (bt_cond_fast(c, i->scale))					\
 		c->npc += i->disp;					\
 }
 FX_FUSE(fj_cmp64, fx_cmp64)
