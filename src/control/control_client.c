@@ -139,11 +139,9 @@ control_client_read(struct control_conn *cc, int timeout_ms)
 	ssize_t n;
 
 	for (;;) {
-		if ((j = control_client_take_line(cc, &bad)) != NULL || bad) {
-			errno = EPROTO;
+		if ((j = control_client_take_line(cc, &bad)) != NULL)
 			return j;
-		}
-		if (cc->len == CONTROL_CLIENT_BUF) {
+		if (bad || cc->len == CONTROL_CLIENT_BUF) {
 			errno = EPROTO;
 			return NULL;
 		}
