@@ -191,8 +191,10 @@ virtio_walk_table(struct virtio_dev *vd, struct virtq *vq,
 		uint16_t flags, next;
 		int err;
 
+		if (idx >= w->tsize)
+			return -ERANGE;
 		/* A chain longer than the queue is a loop (2.6.5). */
-		if (idx >= w->tsize || ++w->seen > vq->size)
+		if (++w->seen > vq->size)
 			return -ELOOP;
 		d = w->table + (size_t)idx * VIRTQ_DESC_SIZE;
 		memcpy(&addr, d, 8);

@@ -40,7 +40,7 @@
 #define VIRTIO_BLK_ID_BYTES		20
 #define VIRTIO_BLK_SECTOR		512
 
-/* Limits the device advertises (and enforces). */
+/* Limits the device advertises (the discard/zeroes ones enforced). */
 #define VIRTIO_BLK_SIZE_MAX		(1u << 20)	/* bytes per segment */
 #define VIRTIO_BLK_MAX_DISCARD_SECTORS	(1u << 22)
 #define VIRTIO_BLK_MAX_DISCARD_SEG	32
