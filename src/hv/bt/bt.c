@@ -184,7 +184,7 @@ bt_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 		struct bt_cpu *c = vm->vcpus[k]->accel;
 
 		if (c == bt_self) {
-			bt_tlb_flush(c, true);
+			bt_tlb_drop_writes(c);
 			__atomic_store_n(&c->seen_dirty_epoch, epoch,
 			    __ATOMIC_SEQ_CST);
 			continue;
@@ -256,15 +256,17 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 		uint32_t e = __atomic_load_n(&c->bvm->dirty_epoch,
 		    __ATOMIC_SEQ_CST);
 
-		bt_tlb_flush(c, true);
+		bt_tlb_drop_writes(c);
 		__atomic_store_n(&c->seen_dirty_epoch, e, __ATOMIC_SEQ_CST);
 	}
 	if (c->tlb_code_gen != __atomic_load_n(&c->bvm->code_gen,
 	    __ATOMIC_RELAXED)) {
-		/* Another vCPU found code in a page we may hold writable. */
+		/* Another vCPU found code in a page we may hold writable:
+		 * drop the write tags only (reads, fetches and the block
+		 * links that depend on them stay). */
 		c->tlb_code_gen = __atomic_load_n(&c->bvm->code_gen,
 		    __ATOMIC_RELAXED);
-		bt_tlb_flush(c, true);
+		bt_tlb_drop_writes(c);
 	}
 	if (req & VCPU_REQ_IRQ)
 		atomic_fetch_and(&vcpu->requests, ~(unsigned)VCPU_REQ_IRQ);

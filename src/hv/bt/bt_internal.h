@@ -347,6 +347,8 @@ uint64_t bt_sys_read(struct bt_cpu *c, uint64_t lin, unsigned sz);
 void bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v);
 void bt_tlb_flush(struct bt_cpu *c, bool global);
 void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin);
+/* Make every later store take the slow path (dirty log, new code). */
+void bt_tlb_drop_writes(struct bt_cpu *c);
 /* RAM page number of gpa, or -1 if not RAM. */
 int64_t bt_ram_page(struct vm *vm, uint64_t gpa);
 /* A write hit a page with translated code: drop its blocks. */

@@ -454,6 +454,14 @@ bt_tlb_flush(struct bt_cpu *c, bool global)
 }
 
 void
+bt_tlb_drop_writes(struct bt_cpu *c)
+{
+	for (int u = 0; u < 2; u++)
+		for (int k = 0; k < BT_TLB_SIZE; k++)
+			c->tlb[u][k].tag_w = BT_TLB_INVALID;
+}
+
+void
 bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 {
 	if (c->tlb_large) {
