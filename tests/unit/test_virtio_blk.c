@@ -466,6 +466,20 @@ Test(virtio_blk, config_space_and_features)
 	cr_assert(f >> VIRTIO_BLK_F_WRITE_ZEROES & 1);
 	cr_assert_not(f >> VIRTIO_BLK_F_RO & 1);
 	cr_assert(f >> VIRTIO_F_RING_EVENT_IDX & 1);
+	/* Split rings are a power of two long, at most the maximum; an
+	 * enabled queue's size no longer changes. */
+	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 64);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2), QSIZE);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 100);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2),
+	    VIRTIO_QUEUE_MAX);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 2 * VIRTIO_QUEUE_MAX);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2),
+	    VIRTIO_QUEUE_MAX);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 16);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2), 16);
 	/* An absent queue reads as size 0; a bad vector as NO_VECTOR. */
 	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 5);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2), 0);
