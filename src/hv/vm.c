@@ -262,6 +262,14 @@ vcpu_thread(void *arg)
 			vcpu_park(vcpu);
 			continue;
 		}
+		/*
+		 * XXX: nothing serves state requests or per-vCPU resets yet
+		 * (a guest reset rebuilds the VM); drop them so that an
+		 * accelerator that returns VM_EXIT_INTR on them does not spin.
+		 */
+		if (req & (VCPU_REQ_STATE | VCPU_REQ_RESET))
+			atomic_fetch_and(&vcpu->requests,
+			    ~(VCPU_REQ_STATE | VCPU_REQ_RESET));
 		memset(&exit, 0, sizeof(exit));
 		err = vm->accel->vcpu_run(vcpu, &exit);
 		if (err < 0) {
