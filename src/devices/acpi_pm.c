@@ -167,10 +167,7 @@ acpi_pm_power_button(struct acpi_pm *pm)
 struct acpi_pm *
 acpi_pm_find(struct vm *vm)
 {
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &acpi_pm_ops)
-			return vm->devices[i].state;
-	return NULL;
+	return devices_find(vm, &acpi_pm_ops);
 }
 
 static void

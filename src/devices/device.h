@@ -49,6 +49,8 @@ void devices_destroy(struct vm *vm);
 void devices_reset(struct vm *vm);
 void devices_pause(struct vm *vm);
 void devices_resume(struct vm *vm);
+/* The state of vm's first instance of ops, or NULL if it has none. */
+void *devices_find(struct vm *vm, const struct device_ops *ops);
 /* Save or load every instance, each as its own named section. */
 int devices_snapshot(struct vm *vm, struct snap *s);
 

@@ -91,6 +91,15 @@ devices_resume(struct vm *vm)
 			vm->devices[i].ops->resume(vm->devices[i].state);
 }
 
+void *
+devices_find(struct vm *vm, const struct device_ops *ops)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == ops)
+			return vm->devices[i].state;
+	return NULL;
+}
+
 int
 devices_snapshot(struct vm *vm, struct snap *s)
 {

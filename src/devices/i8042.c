@@ -751,10 +751,7 @@ i8042_fini(void *state)
 struct i8042 *
 i8042_find(struct vm *vm)
 {
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &i8042_ops)
-			return vm->devices[i].state;
-	return NULL;
+	return devices_find(vm, &i8042_ops);
 }
 
 static void

@@ -50,10 +50,7 @@ struct pci_host {
 static struct pci_host *
 pci_host_find(struct vm *vm)
 {
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &pci_host_ops)
-			return vm->devices[i].state;
-	return NULL;
+	return devices_find(vm, &pci_host_ops);
 }
 
 /* --- configuration space helpers --- */
