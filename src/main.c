@@ -4,9 +4,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "control/control_client.h"
 #include "run.h"
+#include "tui/tui.h"
 #include "util/log.h"
 #include "vmfs/vmfs.h"
 
@@ -16,6 +18,7 @@ static const char main_usage[] =
 "usage: termvisor COMMAND [options]\n"
 "\n"
 "Commands:\n"
+"  top                 the dashboard (also: termvisor with no arguments)\n"
 "  run [options] [NAME]  run a virtual machine in the foreground\n"
 "  vm SUBCOMMAND       create, list, show, set, rm VMs in the datastore;\n"
 "                      status, stats, pause, resume, stop a running VM\n"
@@ -31,6 +34,10 @@ main(int argc, char **argv)
 	/* A reader of our output that goes away must not kill the VM: the
 	 * write fails with EPIPE and the console keeps its history. */
 	signal(SIGPIPE, SIG_IGN);
+	/* No arguments on a terminal: the dashboard; in a script, usage. */
+	if ((argc < 2 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) ||
+	    (argc >= 2 && strcmp(argv[1], "top") == 0))
+		return tui_main(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		fputs(main_usage, argc < 2 ? stderr : stdout);

@@ -1,0 +1,390 @@
+/*
+ * The dashboard's main loop, after tmux: input, timers, signals and the
+ * VMs' sockets only change the model and set dirty flags; the screen is
+ * drawn once per pass of the poll loop, through the same window, so
+ * curses sends only what changed (good over a slow SSH link).  SIGWINCH
+ * goes through a self-pipe and is debounced into one relayout.
+ */
+#include "tui/tui.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/statvfs.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "vmfs/vmfs.h"
+
+#define TUI_TICK_MS	1000
+#define TUI_RESIZE_MS	50	/* SIGWINCH quiet time before a relayout */
+#define TUI_MAX_FDS	256
+
+struct tui {
+	struct tui_model m;
+	int sel;
+	bool help;		/* the ? page is shown */
+	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
+	char confirm_vm[64];
+	bool color;
+	bool quit;
+	long long next_tick, resize_at;	/* ms; resize_at 0: none */
+};
+
+static int tui_sigpipe[2] = { -1, -1 };
+
+static void
+tui_sigwinch(int sig)
+{
+	int e = errno;
+
+	(void)sig;
+	if (write(tui_sigpipe[1], "w", 1) < 0) {
+		/* full pipe: a relayout is pending anyway */
+	}
+	errno = e;
+}
+
+static const char *const tui_help[] = {
+	"termvisor dashboard",
+	"",
+	"  Up/Down, k/j   select a VM",
+	"  s              start the VM (termvisor run NAME, detached;",
+	"                 its output goes to NAME.log in its directory)",
+	"  S              stop: press the ACPI power button",
+	"  F              force stop: power off at once (asks y/n)",
+	"  p              pause, or resume a paused VM",
+	"  r              reset (asks y/n)",
+	"  ?              this page",
+	"  q              quit (the VMs keep running)",
+	"",
+	"States: running, paused, stopped, starting, stopping; stale (a VM",
+	"died and left its socket or lock), unresponsive (no answer within",
+	"3 s), locked (its lock is held, but no socket here: another host).",
+	"",
+	"Press any key to go back.",
+};
+
+/* The host summary: CPUs, memory committed to live VMs, datastore space. */
+static void
+tui_draw_host(struct tui *t)
+{
+	char used[16], total[16], avail[16], size[16], line[256];
+	uint64_t committed = 0, ram = 0;
+	struct statvfs sv;
+	struct sysinfo si;
+
+	for (int i = 0; i < t->m.nvms; i++)
+		if (t->m.vms[i].state != TUI_VM_STOPPED &&
+		    t->m.vms[i].state != TUI_VM_STALE)
+			committed += t->m.vms[i].memory;
+	if (sysinfo(&si) == 0)
+		ram = (uint64_t)si.totalram * si.mem_unit;
+	tui_vm_fmt_mem(committed, used, sizeof(used));
+	tui_vm_fmt_mem(ram, total, sizeof(total));
+	if (committed == 0)
+		snprintf(used, sizeof(used), "0");
+	if (statvfs(t->m.ds, &sv) == 0) {
+		tui_vm_fmt_mem((uint64_t)sv.f_bavail * sv.f_frsize, avail,
+		    sizeof(avail));
+		tui_vm_fmt_mem((uint64_t)sv.f_blocks * sv.f_frsize, size,
+		    sizeof(size));
+	} else {
+		snprintf(avail, sizeof(avail), "?");
+		snprintf(size, sizeof(size), "?");
+	}
+	snprintf(line, sizeof(line), "termvisor  %ld CPUs  mem %s/%s "
+	    "committed  datastore %s free of %s  %d VMs",
+	    sysconf(_SC_NPROCESSORS_ONLN), used, total, avail, size,
+	    t->m.nvms);
+	mvaddnstr(0, 0, line, COLS - 1);
+}
+
+static void
+tui_draw_bottom(struct tui *t)
+{
+	const char *keys = "s start  S stop  F force  p pause  r reset  "
+	    "? help  q quit";
+	char line[512];
+
+	if (t->confirm != 0)
+		snprintf(line, sizeof(line), "%s %s? (y/n)", t->confirm == 'F' ?
+		    "Force stop" : "Reset", t->confirm_vm);
+	else
+		snprintf(line, sizeof(line), "%s", t->m.msg);
+	if (t->confirm != 0)
+		attron(A_BOLD);
+	mvaddnstr(LINES - 2, 0, line, COLS - 1);
+	attroff(A_BOLD);
+	attron(A_REVERSE);
+	mvaddnstr(LINES - 1, 0, keys, COLS - 1);
+	attroff(A_REVERSE);
+}
+
+static void
+tui_draw(struct tui *t)
+{
+	erase();
+	if (t->help) {
+		for (size_t i = 0; i < sizeof(tui_help) / sizeof(*tui_help) &&
+		    (int)i < LINES; i++)
+			mvaddnstr((int)i, 0, tui_help[i], COLS - 1);
+	} else {
+		tui_draw_host(t);
+		if (LINES > 4)
+			tui_list_draw(&t->m, 2, LINES - 4, t->sel, t->color);
+		if (LINES > 2)
+			tui_draw_bottom(t);
+	}
+	move(LINES - 1, 0);
+	refresh();
+	t->m.dirty = false;
+}
+
+static struct tui_vm *
+tui_selected(struct tui *t)
+{
+	if (t->m.nvms == 0) {
+		tui_vm_msg(&t->m, "no VM selected");
+		return NULL;
+	}
+	return &t->m.vms[t->sel];
+}
+
+/* A y/n answer to a confirmation. */
+static void
+tui_key_confirm(struct tui *t, int ch)
+{
+	int what = t->confirm;
+	struct tui_vm *vm = NULL;
+
+	t->confirm = 0;
+	t->m.dirty = true;
+	for (int i = 0; i < t->m.nvms; i++)
+		if (strcmp(t->m.vms[i].name, t->confirm_vm) == 0)
+			vm = &t->m.vms[i];
+	if (ch != 'y' && ch != 'Y') {
+		tui_vm_msg(&t->m, "cancelled");
+		return;
+	}
+	if (vm == NULL)
+		return;
+	if (what == 'F')
+		tui_vm_command(&t->m, vm, "stop", true);
+	else
+		tui_vm_command(&t->m, vm, "reset", false);
+}
+
+static void
+tui_key(struct tui *t, int ch)
+{
+	struct tui_vm *vm;
+
+	if (t->help) {
+		t->help = false;
+		t->m.dirty = true;
+		return;
+	}
+	if (t->confirm != 0) {
+		tui_key_confirm(t, ch);
+		return;
+	}
+	switch (ch) {
+	case 'q':
+		t->quit = true;
+		break;
+	case KEY_UP:
+	case 'k':
+		if (t->sel > 0)
+			t->sel--;
+		t->m.dirty = true;
+		break;
+	case KEY_DOWN:
+	case 'j':
+		if (t->sel < t->m.nvms - 1)
+			t->sel++;
+		t->m.dirty = true;
+		break;
+	case '?':
+		t->help = true;
+		t->m.dirty = true;
+		break;
+	case KEY_RESIZE:
+		break;
+	case 's':
+		if ((vm = tui_selected(t)) != NULL)
+			tui_vm_start(&t->m, vm);
+		break;
+	case 'S':
+		if ((vm = tui_selected(t)) != NULL)
+			tui_vm_command(&t->m, vm, "stop", false);
+		break;
+	case 'p':
+		if ((vm = tui_selected(t)) != NULL)
+			tui_vm_command(&t->m, vm, vm->state == TUI_VM_PAUSED ?
+			    "resume" : "pause", false);
+		break;
+	case 'F':
+	case 'r':
+		if ((vm = tui_selected(t)) != NULL) {
+			t->confirm = ch;
+			snprintf(t->confirm_vm, sizeof(t->confirm_vm), "%s",
+			    vm->name);
+			t->m.dirty = true;
+		}
+		break;
+	case 12:	/* ^L: redraw everything */
+		clearok(curscr, TRUE);
+		t->m.dirty = true;
+		break;
+	default:
+		tui_vm_msg(&t->m, "unknown key (? for help)");
+		break;
+	}
+}
+
+static void
+tui_relayout(struct tui *t)
+{
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 &&
+	    ws.ws_col > 0)
+		resizeterm(ws.ws_row, ws.ws_col);
+	t->resize_at = 0;
+	t->m.dirty = true;
+}
+
+static void
+tui_signal(struct tui *t)
+{
+	char b[64];
+
+	while (read(tui_sigpipe[0], b, sizeof(b)) > 0)
+		;
+	/* Several SIGWINCH while a window is dragged: one relayout once
+	 * they stop. */
+	t->resize_at = tui_vm_now_ms() + TUI_RESIZE_MS;
+}
+
+static int
+tui_poll_timeout(struct tui *t)
+{
+	long long now = tui_vm_now_ms(), next = t->next_tick;
+
+	if (t->resize_at != 0 && t->resize_at < next)
+		next = t->resize_at;
+	return next <= now ? 0 : (int)(next - now);
+}
+
+/* One pass: wait for something, handle it.  Drawing is the caller's. */
+static void
+tui_pass(struct tui *t)
+{
+	struct pollfd p[TUI_MAX_FDS];
+	struct tui_vm *who[TUI_MAX_FDS];
+	int n = 2, i, ch;
+
+	p[0] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = tui_sigpipe[0], .events = POLLIN };
+	for (i = 0; i < t->m.nvms && n < TUI_MAX_FDS; i++)
+		if (t->m.vms[i].fd >= 0) {
+			who[n] = &t->m.vms[i];
+			p[n++] = (struct pollfd){ .fd = t->m.vms[i].fd,
+			    .events = POLLIN };
+		}
+	if (poll(p, (nfds_t)n, tui_poll_timeout(t)) < 0 && errno != EINTR)
+		t->quit = true;
+	if (p[1].revents & POLLIN)
+		tui_signal(t);
+	/* VMs first: a key may change the list under them. */
+	for (i = 2; i < n; i++)
+		if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+			tui_vm_input(&t->m, who[i]);
+	if (p[0].revents & (POLLHUP | POLLERR))
+		t->quit = true;	/* the terminal went away */
+	if (p[0].revents & POLLIN)
+		while (!t->quit && (ch = getch()) != ERR)
+			tui_key(t, ch);
+	if (t->resize_at != 0 && tui_vm_now_ms() >= t->resize_at)
+		tui_relayout(t);
+	if (tui_vm_now_ms() >= t->next_tick) {
+		tui_vm_tick(&t->m);
+		t->next_tick = tui_vm_now_ms() + TUI_TICK_MS;
+	}
+	if (t->sel >= t->m.nvms)
+		t->sel = t->m.nvms > 0 ? t->m.nvms - 1 : 0;
+}
+
+static void
+tui_setup(struct tui *t)
+{
+	initscr();
+	cbreak();
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	nodelay(stdscr, TRUE);
+	set_escdelay(25);
+	curs_set(0);
+	t->color = getenv("NO_COLOR") == NULL && has_colors();
+	if (t->color) {
+		start_color();
+		use_default_colors();
+		init_pair(1, COLOR_GREEN, -1);
+		init_pair(2, COLOR_RED, -1);
+		init_pair(3, COLOR_YELLOW, -1);
+	}
+}
+
+int
+tui_main(int argc, char **argv)
+{
+	struct sigaction sa = { .sa_handler = tui_sigwinch };
+	struct tui t = { .sel = 0 };
+	FILE *devnull;
+
+	if (argc > 1) {
+		log_warnx("usage: termvisor [top]");
+		return 2;
+	}
+	if (vmfs_datastore_default(t.m.ds, sizeof(t.m.ds)) < 0) {
+		log_warnx("cannot find the datastore (set TERMVISOR_DATASTORE)");
+		return 1;
+	}
+	if (pipe2(tui_sigpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_warn("pipe");
+		return 1;
+	}
+	/* Installed before initscr, so curses leaves SIGWINCH to us. */
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGWINCH, &sa, NULL);
+	/* Warnings (a bad config...) would scribble over the screen. */
+	if ((devnull = fopen("/dev/null", "w")) != NULL)
+		log_set_file(devnull);
+	tui_setup(&t);
+	tui_vm_tick(&t.m);
+	t.next_tick = tui_vm_now_ms() + TUI_TICK_MS;
+	t.m.dirty = true;
+	while (!t.quit) {
+		if (t.m.dirty)
+			tui_draw(&t);
+		tui_pass(&t);
+	}
+	endwin();
+	log_set_file(stderr);
+	if (devnull != NULL)
+		fclose(devnull);
+	tui_vm_free(&t.m);
+	close(tui_sigpipe[0]);
+	close(tui_sigpipe[1]);
+	return 0;
+}

@@ -1,0 +1,116 @@
+/*
+ * The terminal dashboard (`termvisor`, `termvisor top`): every VM of the
+ * datastore with its live state, and keys to start, stop and pause them.
+ *
+ * Shaped as tmux is: the model (tui_vm.c) and the input only set dirty
+ * flags; tui.c draws once per pass of its poll loop; tui_list.c draws
+ * the VM list.  Nothing here blocks on a VM: control sockets are
+ * non-blocking and live in the same poll set, and a VM that does not
+ * answer in time is shown as unresponsive.
+ */
+#ifndef TV_TUI_H
+#define TV_TUI_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* How the dashboard sees a VM. */
+enum tui_vm_state {
+	TUI_VM_STOPPED,
+	TUI_VM_STARTING,	/* spawned or locked, no control socket yet */
+	TUI_VM_RUNNING,
+	TUI_VM_PAUSED,
+	TUI_VM_STOPPING,
+	TUI_VM_STALE,		/* a dead VM's socket or expired lock */
+	TUI_VM_UNRESPONSIVE,	/* connected, but no answer in time */
+	TUI_VM_LOCKED,		/* lock held, no socket here: another host */
+	TUI_VM_STATES
+};
+
+#define TUI_VM_TIMEOUT_MS	3000	/* an answer later than this: unresponsive */
+#define TUI_VM_BUF		(256 * 1024)	/* longest line we accept */
+
+struct tui_vm {
+	char name[64];
+	bool seen;		/* found by the last datastore scan */
+	bool config_ok;
+	int cpus;
+	uint64_t memory;	/* bytes, from the config or the VM */
+	struct timespec vmx_mtime;
+	enum tui_vm_state state;
+	bool locked, lock_expired;
+	long long spawned_ms;	/* when we started it, 0 if not */
+
+	int fd;			/* control socket, -1 when not connected */
+	bool greeted;
+	long long connected_ms;
+	char *buf;
+	size_t len;
+	unsigned next_id, stats_id;	/* stats_id: pending, 0 none */
+	long long stats_sent_ms;
+
+	double uptime;		/* s, -1 unknown */
+	double cpu_time, cpu_uptime;	/* last sample, -1 none */
+	double cpu_pct;		/* -1 unknown */
+};
+
+struct tui_model {
+	char ds[PATH_MAX];
+	struct tui_vm *vms;	/* sorted by name */
+	int nvms;
+	bool dirty;		/* something shown changed */
+	char msg[256];		/* for the status line */
+	bool msg_new;
+};
+
+/* tui_vm.c: the model. */
+long long tui_vm_now_ms(void);
+/* Rescan the datastore, (re)connect and ask every running VM for its
+ * stats; called once a second. */
+void tui_vm_tick(struct tui_model *m);
+/* Read what vm's socket has for us (poll said readable). */
+void tui_vm_input(struct tui_model *m, struct tui_vm *vm);
+/* Send a control command ("pause", "resume", "stop", "reset"); force
+ * for stop.  The reply lands on the status line. */
+void tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
+    bool force);
+/* Spawn `termvisor run NAME` detached, its output to NAME.log. */
+void tui_vm_start(struct tui_model *m, struct tui_vm *vm);
+void tui_vm_free(struct tui_model *m);
+/* Set the status line (printf-like). */
+void tui_vm_msg(struct tui_model *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *tui_vm_state_name(enum tui_vm_state s);
+/* Percent of one host CPU used between two samples of (cpu seconds,
+ * uptime seconds); -1 when the samples cannot give one. */
+double tui_vm_cpu_pct(double cpu0, double up0, double cpu1, double up1);
+/* "64M", "1.5G", "512K", "-" for 0 */
+void tui_vm_fmt_mem(uint64_t bytes, char *buf, size_t len);
+/* "45s", "12m03s", "3h04m", "2d03h", "-" for unknown */
+void tui_vm_fmt_uptime(double s, char *buf, size_t len);
+/* "12.3", "100", "-" for unknown */
+void tui_vm_fmt_pct(double pct, char *buf, size_t len);
+
+/* tui_list.c: the VM list view. */
+enum { TUI_COL_NAME, TUI_COL_STATE, TUI_COL_CPUS, TUI_COL_MEMORY,
+	TUI_COL_CPU, TUI_COL_UPTIME, TUI_COL_VNC, TUI_COLS };
+/* Column widths for a screen width cols: 0 for a dropped column.  NAME
+ * takes the room left, within bounds. */
+void tui_list_layout(int cols, int widths[TUI_COLS]);
+/* s cut to at most w columns into buf (a cut ends in '~'). */
+void tui_list_fit(const char *s, int w, char *buf, size_t len);
+/* One row of the list as text, padded to the layout. */
+void tui_list_row(const struct tui_vm *vm, const int widths[TUI_COLS],
+    char *buf, size_t len);
+void tui_list_header(const int widths[TUI_COLS], char *buf, size_t len);
+/* Draw rows [top, ...) of the list from screen line y, sel highlighted. */
+void tui_list_draw(const struct tui_model *m, int y, int height, int sel,
+    bool color);
+
+/* tui.c */
+int tui_main(int argc, char **argv);
+
+#endif

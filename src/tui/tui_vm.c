@@ -1,0 +1,575 @@
+/*
+ * The dashboard's model: the datastore's VMs and what their control
+ * sockets say.  Sockets are non-blocking and read when the main loop's
+ * poll says so; a request unanswered after TUI_VM_TIMEOUT_MS makes the
+ * VM "unresponsive" without ever waiting for it.
+ */
+#include "tui/tui.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "control/control.h"
+#include "vmfs/vmfs.h"
+#include "vmfs/vmfs_lock.h"
+
+static const char *const tui_vm_state_names[TUI_VM_STATES] = {
+	[TUI_VM_STOPPED] = "stopped", [TUI_VM_STARTING] = "starting",
+	[TUI_VM_RUNNING] = "running", [TUI_VM_PAUSED] = "paused",
+	[TUI_VM_STOPPING] = "stopping", [TUI_VM_STALE] = "stale",
+	[TUI_VM_UNRESPONSIVE] = "unresponsive", [TUI_VM_LOCKED] = "locked",
+};
+
+const char *
+tui_vm_state_name(enum tui_vm_state s)
+{
+	return s < TUI_VM_STATES ? tui_vm_state_names[s] : "?";
+}
+
+long long
+tui_vm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+tui_vm_msg(struct tui_model *m, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(m->msg, sizeof(m->msg), fmt, ap);
+	va_end(ap);
+	m->msg_new = true;
+	m->dirty = true;
+}
+
+double
+tui_vm_cpu_pct(double cpu0, double up0, double cpu1, double up1)
+{
+	if (cpu0 < 0 || cpu1 < cpu0 || up1 - up0 < 0.05)
+		return -1;
+	return (cpu1 - cpu0) / (up1 - up0) * 100.0;
+}
+
+void
+tui_vm_fmt_mem(uint64_t b, char *buf, size_t len)
+{
+	static const char units[] = "KMGTP";
+	double v = (double)b / 1024;
+	int u = 0;
+
+	if (b == 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (v < 10 && v != (double)(uint64_t)v)
+		snprintf(buf, len, "%.1f%c", v, units[u]);
+	else
+		snprintf(buf, len, "%.0f%c", v, units[u]);
+}
+
+void
+tui_vm_fmt_uptime(double s, char *buf, size_t len)
+{
+	long long t = (long long)s;
+
+	if (s < 0)
+		snprintf(buf, len, "-");
+	else if (t < 60)
+		snprintf(buf, len, "%llds", t);
+	else if (t < 3600)
+		snprintf(buf, len, "%lldm%02llds", t / 60, t % 60);
+	else if (t < 86400)
+		snprintf(buf, len, "%lldh%02lldm", t / 3600, t / 60 % 60);
+	else
+		snprintf(buf, len, "%lldd%02lldh", t / 86400, t / 3600 % 24);
+}
+
+void
+tui_vm_fmt_pct(double pct, char *buf, size_t len)
+{
+	if (pct < 0)
+		snprintf(buf, len, "-");
+	else if (pct < 99.95)
+		snprintf(buf, len, "%.1f", pct);
+	else
+		snprintf(buf, len, "%.0f", pct);
+}
+
+/* --- the control socket --- */
+
+static void
+tui_vm_disconnect(struct tui_vm *vm)
+{
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	vm->greeted = false;
+	vm->len = 0;
+	vm->stats_id = 0;
+	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
+}
+
+/* 0 connected (greeting still to come), or -errno. */
+static int
+tui_vm_connect(struct tui_vm *vm)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (control_socket_path(vm->name, sa.sun_path, sizeof(sa.sun_path),
+	    NULL, 0) < 0)
+		return -ENAMETOOLONG;
+	if (vm->buf == NULL && (vm->buf = malloc(TUI_VM_BUF)) == NULL)
+		return -ENOMEM;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	/* On a Unix socket a non-blocking connect finishes at once or
+	 * fails with EAGAIN (a hung VM's full backlog): never waits. */
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	vm->fd = fd;
+	vm->greeted = false;
+	vm->len = 0;
+	vm->connected_ms = tui_vm_now_ms();
+	return 0;
+}
+
+/* Send one request; its id, or 0 when it could not be sent. */
+static unsigned
+tui_vm_send(struct tui_vm *vm, const char *cmd, json_t *args)
+{
+	unsigned id = ++vm->next_id;
+	json_t *req = json_pack("{s:I, s:s, s:o?}", "id", (json_int_t)id,
+	    "cmd", cmd, "args", args);
+	char *s = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	size_t n;
+	ssize_t w;
+
+	json_decref(req);
+	if (s == NULL)
+		return 0;
+	n = strlen(s);
+	s[n] = '\n';	/* json_dumps' NUL becomes the newline */
+	w = send(vm->fd, s, n + 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	free(s);
+	/* A short write means the VM stopped reading: treat it as hung. */
+	return w == (ssize_t)(n + 1) ? id : 0;
+}
+
+static enum tui_vm_state
+tui_vm_parse_state(const char *s)
+{
+	if (s == NULL)
+		return TUI_VM_UNRESPONSIVE;
+	if (strcmp(s, "running") == 0)
+		return TUI_VM_RUNNING;
+	if (strcmp(s, "paused") == 0)
+		return TUI_VM_PAUSED;
+	if (strcmp(s, "stopping") == 0)
+		return TUI_VM_STOPPING;
+	if (strcmp(s, "created") == 0)
+		return TUI_VM_STARTING;
+	return TUI_VM_STOPPING;	/* "stopped", "shutdown": on its way out */
+}
+
+static void
+tui_vm_set_state(struct tui_model *m, struct tui_vm *vm,
+    enum tui_vm_state s)
+{
+	if (vm->state != s)
+		m->dirty = true;
+	vm->state = s;
+}
+
+static void
+tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
+{
+	json_t *v, *t;
+	double cpu = 0, up;
+	size_t i;
+
+	tui_vm_set_state(m, vm, tui_vm_parse_state(json_string_value(
+	    json_object_get(r, "state"))));
+	if (json_is_integer(json_object_get(r, "memory")))
+		vm->memory = (uint64_t)json_integer_value(json_object_get(r,
+		    "memory"));
+	if (json_array_size(json_object_get(r, "vcpus")) > 0)
+		vm->cpus = (int)json_array_size(json_object_get(r, "vcpus"));
+	up = json_is_number(json_object_get(r, "uptime")) ?
+	    json_number_value(json_object_get(r, "uptime")) : -1;
+	json_array_foreach(json_object_get(r, "vcpus"), i, v) {
+		t = json_object_get(v, "cpu_time");
+		if (!json_is_number(t)) {
+			cpu = -1;
+			break;
+		}
+		cpu += json_number_value(t);
+	}
+	if (cpu >= 0 && up >= 0) {
+		double pct = tui_vm_cpu_pct(vm->cpu_time, vm->cpu_uptime, cpu,
+		    up);
+
+		if (pct >= 0 || vm->cpu_time < 0) {
+			vm->cpu_pct = pct;
+			vm->cpu_time = cpu;
+			vm->cpu_uptime = up;
+		}
+	}
+	vm->uptime = up;
+	m->dirty = true;
+}
+
+static void
+tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
+{
+	json_int_t id = json_integer_value(json_object_get(j, "id"));
+	json_t *e = json_object_get(j, "error");
+	const char *ev = json_string_value(json_object_get(j, "event"));
+
+	if (ev != NULL) {
+		if (strcmp(ev, "state") == 0)
+			tui_vm_set_state(m, vm, tui_vm_parse_state(
+			    json_string_value(json_object_get(j, "state"))));
+		return;
+	}
+	if (id == (json_int_t)vm->stats_id && vm->stats_id != 0) {
+		vm->stats_id = 0;
+		if (json_is_true(json_object_get(j, "ok")))
+			tui_vm_stats(m, vm, json_object_get(j, "result"));
+		return;
+	}
+	if (!json_is_true(json_object_get(j, "ok")))
+		tui_vm_msg(m, "%s: %s", vm->name, json_is_string(
+		    json_object_get(e, "message")) ? json_string_value(
+		    json_object_get(e, "message")) : "the VM refused");
+}
+
+/* Handle the complete lines in vm->buf. */
+static void
+tui_vm_lines(struct tui_model *m, struct tui_vm *vm)
+{
+	char *nl;
+	json_t *j;
+
+	while (vm->fd >= 0 && (nl = memchr(vm->buf, '\n', vm->len)) != NULL) {
+		size_t n = (size_t)(nl - vm->buf);
+
+		j = json_loadb(vm->buf, n, 0, NULL);
+		memmove(vm->buf, nl + 1, vm->len - n - 1);
+		vm->len -= n + 1;
+		if (!json_is_object(j)) {
+			json_decref(j);
+			tui_vm_disconnect(vm);
+			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+			return;
+		}
+		if (!vm->greeted) {
+			vm->greeted = true;
+			vm->spawned_ms = 0;
+			tui_vm_set_state(m, vm, TUI_VM_RUNNING);
+			vm->stats_id = tui_vm_send(vm, "stats", NULL);
+			vm->stats_sent_ms = tui_vm_now_ms();
+		} else {
+			tui_vm_reply(m, vm, j);
+		}
+		json_decref(j);
+	}
+}
+
+void
+tui_vm_input(struct tui_model *m, struct tui_vm *vm)
+{
+	ssize_t n;
+
+	if (vm->fd < 0)
+		return;
+	n = read(vm->fd, vm->buf + vm->len, TUI_VM_BUF - vm->len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The VM went away: the next scan says what is left. */
+		tui_vm_disconnect(vm);
+		tui_vm_set_state(m, vm, TUI_VM_STOPPED);
+		m->dirty = true;
+		return;
+	}
+	vm->len += (size_t)n;
+	tui_vm_lines(m, vm);
+	if (vm->fd >= 0 && vm->len == TUI_VM_BUF) {
+		tui_vm_disconnect(vm);	/* a line longer than we take */
+		tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+	}
+}
+
+void
+tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
+    bool force)
+{
+	json_t *args = NULL;
+
+	if (vm->fd < 0 || !vm->greeted) {
+		tui_vm_msg(m, "%s is not running", vm->name);
+		return;
+	}
+	if (strcmp(cmd, "stop") == 0)
+		args = json_pack("{s:b}", "force", force);
+	if (tui_vm_send(vm, cmd, args) == 0)
+		tui_vm_msg(m, "%s: cannot send %s (the VM is not reading)",
+		    vm->name, cmd);
+	else
+		tui_vm_msg(m, "%s: %s%s sent", vm->name, force ? "force " : "",
+		    cmd);
+}
+
+/* --- the datastore --- */
+
+/* What the lock and the socket say about a VM we are not talking to. */
+static void
+tui_vm_probe(struct tui_model *m, struct tui_vm *vm)
+{
+	char dir[PATH_MAX];
+	struct vmfs_lock_holder h;
+	int r = -ENOENT;
+
+	vm->locked = vm->lock_expired = false;
+	if (vmfs_vm_dir(m->ds, vm->name, dir, sizeof(dir)) == 0 &&
+	    vmfs_lock_query(dir, &h) > 0) {
+		vm->locked = true;
+		vm->lock_expired = h.expired;
+	}
+	if (vm->locked || vm->spawned_ms != 0)
+		r = tui_vm_connect(vm);
+	if (r == 0)
+		return;	/* the greeting will say */
+	if (r == -ECONNREFUSED || vm->lock_expired)
+		tui_vm_set_state(m, vm, TUI_VM_STALE);
+	else if (r == -EAGAIN)
+		tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+	else if (vm->spawned_ms != 0 &&
+	    tui_vm_now_ms() - vm->spawned_ms < 10000)
+		tui_vm_set_state(m, vm, TUI_VM_STARTING);
+	else if (vm->locked)
+		tui_vm_set_state(m, vm, TUI_VM_LOCKED);
+	else
+		tui_vm_set_state(m, vm, TUI_VM_STOPPED);
+	if (vm->spawned_ms != 0 && tui_vm_now_ms() - vm->spawned_ms >= 10000)
+		vm->spawned_ms = 0;
+}
+
+/* Ask a connected VM for its stats, or notice it stopped answering. */
+static void
+tui_vm_poll(struct tui_model *m, struct tui_vm *vm)
+{
+	long long now = tui_vm_now_ms();
+
+	if (!vm->greeted) {
+		if (now - vm->connected_ms > TUI_VM_TIMEOUT_MS)
+			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+		return;
+	}
+	if (vm->stats_id != 0) {
+		if (now - vm->stats_sent_ms > TUI_VM_TIMEOUT_MS)
+			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+		return;
+	}
+	vm->stats_id = tui_vm_send(vm, "stats", NULL);
+	vm->stats_sent_ms = now;
+	if (vm->stats_id == 0)
+		tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+}
+
+static void
+tui_vm_config(struct tui_model *m, struct tui_vm *vm, const struct stat *st)
+{
+	struct vm_config *c;
+
+	if (st->st_mtim.tv_sec == vm->vmx_mtime.tv_sec &&
+	    st->st_mtim.tv_nsec == vm->vmx_mtime.tv_nsec)
+		return;
+	vm->vmx_mtime = st->st_mtim;
+	if ((c = malloc(sizeof(*c))) == NULL)
+		return;
+	vm->config_ok = vmfs_load_vm(m->ds, vm->name, c) == 0;
+	if (vm->config_ok && vm->fd < 0) {
+		vm->cpus = c->cpus;
+		vm->memory = c->memory;
+	}
+	free(c);
+	m->dirty = true;
+}
+
+static int
+tui_vm_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct tui_vm *)a)->name,
+	    ((const struct tui_vm *)b)->name);
+}
+
+static struct tui_vm *
+tui_vm_find(struct tui_model *m, const char *name)
+{
+	for (int i = 0; i < m->nvms; i++)
+		if (strcmp(m->vms[i].name, name) == 0)
+			return &m->vms[i];
+	return NULL;
+}
+
+static struct tui_vm *
+tui_vm_add(struct tui_model *m, const char *name)
+{
+	struct tui_vm *n = realloc(m->vms, sizeof(*n) * (size_t)(m->nvms + 1));
+	struct tui_vm *vm;
+
+	if (n == NULL)
+		return NULL;
+	m->vms = n;
+	vm = &m->vms[m->nvms++];
+	memset(vm, 0, sizeof(*vm));
+	/* vmfs_name_valid() bounds name to VMFS_NAME_MAX */
+	memcpy(vm->name, name, strnlen(name, sizeof(vm->name) - 1));
+	vm->fd = -1;
+	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
+	m->dirty = true;
+	return vm;
+}
+
+/* Drop the VMs the last scan did not see; keep the list sorted. */
+static void
+tui_vm_prune(struct tui_model *m)
+{
+	int i, j;
+
+	for (i = j = 0; i < m->nvms; i++) {
+		if (m->vms[i].seen) {
+			m->vms[j++] = m->vms[i];
+		} else {
+			tui_vm_disconnect(&m->vms[i]);
+			free(m->vms[i].buf);
+			m->dirty = true;
+		}
+	}
+	m->nvms = j;
+	qsort(m->vms, (size_t)m->nvms, sizeof(*m->vms), tui_vm_cmp);
+}
+
+static void
+tui_vm_scan(struct tui_model *m)
+{
+	char path[PATH_MAX + 140];
+	struct tui_vm *vm;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+
+	for (int i = 0; i < m->nvms; i++)
+		m->vms[i].seen = false;
+	if ((d = opendir(m->ds)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (vmfs_name_valid(de->d_name) != 0)
+				continue;
+			if (snprintf(path, sizeof(path), "%s/%s/%s.vmx", m->ds,
+			    de->d_name, de->d_name) >= (int)sizeof(path) ||
+			    stat(path, &st) < 0)
+				continue;
+			if ((vm = tui_vm_find(m, de->d_name)) == NULL &&
+			    (vm = tui_vm_add(m, de->d_name)) == NULL)
+				continue;
+			vm->seen = true;
+			tui_vm_config(m, vm, &st);
+		}
+		closedir(d);
+	}
+	tui_vm_prune(m);
+}
+
+void
+tui_vm_tick(struct tui_model *m)
+{
+	tui_vm_scan(m);
+	for (int i = 0; i < m->nvms; i++) {
+		if (m->vms[i].fd < 0)
+			tui_vm_probe(m, &m->vms[i]);
+		else
+			tui_vm_poll(m, &m->vms[i]);
+	}
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;	/* the first child of a start */
+}
+
+void
+tui_vm_start(struct tui_model *m, struct tui_vm *vm)
+{
+	char dir[PATH_MAX], log[PATH_MAX + 80];
+	pid_t pid;
+	int fd;
+
+	if (vm->fd >= 0 || vm->locked) {
+		tui_vm_msg(m, "%s is already %s", vm->name,
+		    tui_vm_state_name(vm->state));
+		return;
+	}
+	if (vmfs_vm_dir(m->ds, vm->name, dir, sizeof(dir)) < 0)
+		return;
+	snprintf(log, sizeof(log), "%s/%s.log", dir, vm->name);
+	if ((pid = fork()) < 0) {
+		tui_vm_msg(m, "%s: cannot start: %s", vm->name, strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		/* Fork twice so the VM is nobody's child here, in its own
+		 * session: quitting the dashboard or the SSH link leaves it
+		 * running. */
+		if (fork() != 0)
+			_exit(0);
+		setsid();
+		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
+			dup2(fd, 0);
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl("/proc/self/exe", "termvisor", "run", vm->name,
+		    (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, NULL, 0);
+	vm->spawned_ms = tui_vm_now_ms();
+	tui_vm_set_state(m, vm, TUI_VM_STARTING);
+	tui_vm_msg(m, "%s: starting (log %s)", vm->name, log);
+}
+
+void
+tui_vm_free(struct tui_model *m)
+{
+	for (int i = 0; i < m->nvms; i++) {
+		tui_vm_disconnect(&m->vms[i]);
+		free(m->vms[i].buf);
+	}
+	free(m->vms);
+	m->vms = NULL;
+	m->nvms = 0;
+}
