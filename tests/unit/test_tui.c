@@ -1,0 +1,163 @@
+/*
+ * The dashboard's pure pieces: column formatting, CPU% from vCPU time
+ * deltas, and the list layout shrinking to narrow terminals.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "tui/tui.h"
+
+TestSuite(tui, .timeout = 10);
+
+static const char *
+mem(uint64_t b)
+{
+	static char buf[32];
+
+	tui_vm_fmt_mem(b, buf, sizeof(buf));
+	return buf;
+}
+
+static const char *
+up(double s)
+{
+	static char buf[32];
+
+	tui_vm_fmt_uptime(s, buf, sizeof(buf));
+	return buf;
+}
+
+static const char *
+pct(double p)
+{
+	static char buf[32];
+
+	tui_vm_fmt_pct(p, buf, sizeof(buf));
+	return buf;
+}
+
+Test(tui, memory)
+{
+	cr_assert_str_eq(mem(0), "-");
+	cr_assert_str_eq(mem(512 << 10), "512K");
+	cr_assert_str_eq(mem(64 << 20), "64M");
+	cr_assert_str_eq(mem(1536ull << 20), "1.5G");
+	cr_assert_str_eq(mem(16ull << 30), "16G");
+	cr_assert_str_eq(mem(3ull << 40), "3T");
+}
+
+Test(tui, uptime)
+{
+	cr_assert_str_eq(up(-1), "-");
+	cr_assert_str_eq(up(0), "0s");
+	cr_assert_str_eq(up(45.9), "45s");
+	cr_assert_str_eq(up(12 * 60 + 3), "12m03s");
+	cr_assert_str_eq(up(3 * 3600 + 4 * 60 + 59), "3h04m");
+	cr_assert_str_eq(up(2 * 86400 + 3 * 3600), "2d03h");
+}
+
+Test(tui, cpu_percent_from_deltas)
+{
+	/* half a CPU second over one second of uptime */
+	cr_assert_float_eq(tui_vm_cpu_pct(1.0, 10.0, 1.5, 11.0), 50.0, 1e-9);
+	/* two busy vCPUs: 200% of one host CPU, as top shows it */
+	cr_assert_float_eq(tui_vm_cpu_pct(4.0, 10.0, 6.0, 11.0), 200.0, 1e-9);
+	/* no previous sample, a reset (time going back), no time between */
+	cr_assert_lt(tui_vm_cpu_pct(-1, -1, 1.0, 1.0), 0);
+	cr_assert_lt(tui_vm_cpu_pct(5.0, 10.0, 1.0, 11.0), 0);
+	cr_assert_lt(tui_vm_cpu_pct(1.0, 10.0, 1.0, 10.0), 0);
+	cr_assert_str_eq(pct(-1), "-");
+	cr_assert_str_eq(pct(0), "0.0");
+	cr_assert_str_eq(pct(12.345), "12.3");
+	cr_assert_str_eq(pct(199.7), "200");
+}
+
+Test(tui, fit_truncates_with_a_mark)
+{
+	char buf[32];
+
+	tui_list_fit("web", 8, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "web");
+	tui_list_fit("database-primary", 8, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "databas~");
+	tui_list_fit("exactly8", 8, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "exactly8");
+	tui_list_fit("x", 0, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "");
+	tui_list_fit("a-name-longer-than-the-buffer-itself", 100, buf, 8);
+	cr_assert_eq(strlen(buf), 7);
+}
+
+/* Every laid-out row fits in cols - 1 (the last column stays empty). */
+static int
+row_width(const int w[TUI_COLS])
+{
+	int sum = 0, n = 0;
+
+	for (int c = 0; c < TUI_COLS; c++)
+		if (w[c] > 0) {
+			sum += w[c];
+			n++;
+		}
+	return sum + n - 1;
+}
+
+Test(tui, layout_80_columns_keeps_everything)
+{
+	int w[TUI_COLS];
+
+	tui_list_layout(80, w);
+	for (int c = 0; c < TUI_COLS; c++)
+		cr_assert_gt(w[c], 0, "column %d dropped at 80", c);
+	cr_assert_leq(row_width(w), 79);
+	cr_assert_geq(w[TUI_COL_NAME], 12);
+}
+
+Test(tui, layout_narrow_drops_columns_in_order)
+{
+	int w[TUI_COLS];
+
+	tui_list_layout(60, w);
+	cr_assert_eq(w[TUI_COL_VNC], 0);
+	cr_assert_gt(w[TUI_COL_CPU], 0);
+	cr_assert_leq(row_width(w), 59);
+	tui_list_layout(40, w);
+	cr_assert_eq(w[TUI_COL_UPTIME], 0);
+	cr_assert_gt(w[TUI_COL_STATE], 0);
+	cr_assert_leq(row_width(w), 39);
+	for (int cols = 20; cols <= 200; cols++) {
+		tui_list_layout(cols, w);
+		cr_assert_gt(w[TUI_COL_NAME], 0);
+		cr_assert_gt(w[TUI_COL_STATE], 0);
+		if (cols >= 30)
+			cr_assert_leq(row_width(w), cols - 1, "at %d", cols);
+	}
+}
+
+Test(tui, row_text)
+{
+	struct tui_vm vm = { .name = "averyveryverylongnameforthevirtualmachine",
+		.cpus = 2, .memory = 64 << 20, .state = TUI_VM_RUNNING,
+		.config_ok = true, .fd = 0, .greeted = true, .uptime = 75,
+		.cpu_pct = 12.5 };
+	int w[TUI_COLS];
+	char row[256], head[256];
+
+	tui_list_layout(80, w);
+	tui_list_row(&vm, w, row, sizeof(row));
+	tui_list_header(w, head, sizeof(head));
+	cr_assert_eq(strlen(row), strlen(head));
+	cr_assert_leq(strlen(row), 79);
+	cr_assert(strstr(row, "running") != NULL, "%s", row);
+	cr_assert(strstr(row, "12.5") != NULL, "%s", row);
+	cr_assert(strstr(row, "1m15s") != NULL, "%s", row);
+	cr_assert(strstr(row, "64M") != NULL, "%s", row);
+	cr_assert(strstr(row, "~ ") != NULL, "name not cut: %s", row);
+	/* a stopped VM shows no live numbers */
+	vm.fd = -1;
+	vm.greeted = false;
+	vm.state = TUI_VM_STOPPED;
+	tui_list_row(&vm, w, row, sizeof(row));
+	cr_assert(strstr(row, "12.5") == NULL, "%s", row);
+	cr_assert(strstr(row, "stopped") != NULL, "%s", row);
+}
