@@ -104,14 +104,17 @@ tui_draw_host(struct tui *t)
 	    "committed  datastore %s free of %s  %d VMs",
 	    sysconf(_SC_NPROCESSORS_ONLN), used, total, avail, size,
 	    t->m.nvms);
+	if ((int)strlen(line) > COLS - 1)	/* the same, tighter */
+		snprintf(line, sizeof(line), "%ld CPUs  mem %s/%s  disk %s "
+		    "free", sysconf(_SC_NPROCESSORS_ONLN), used, total, avail);
 	mvaddnstr(0, 0, line, COLS - 1);
 }
 
 static void
 tui_draw_bottom(struct tui *t)
 {
-	const char *keys = "s start  S stop  F force  p pause  r reset  "
-	    "? help  q quit";
+	const char *keys = COLS > 58 ? "s start  S stop  F force  p pause  "
+	    "r reset  ? help  q quit" : "s/S/F/p/r  ? help  q quit";
 	char line[512];
 
 	if (t->confirm != 0)

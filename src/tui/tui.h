@@ -51,6 +51,8 @@ struct tui_vm {
 	size_t len;
 	unsigned next_id, stats_id;	/* stats_id: pending, 0 none */
 	long long stats_sent_ms;
+	unsigned action_id;	/* pending pause/stop/...: its reply is shown */
+	char action[16];
 
 	double uptime;		/* s, -1 unknown */
 	double cpu_time, cpu_uptime;	/* last sample, -1 none */

@@ -262,10 +262,16 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 			tui_vm_stats(m, vm, json_object_get(j, "result"));
 		return;
 	}
+	if (id != (json_int_t)vm->action_id || vm->action_id == 0)
+		return;
+	vm->action_id = 0;
 	if (!json_is_true(json_object_get(j, "ok")))
-		tui_vm_msg(m, "%s: %s", vm->name, json_is_string(
-		    json_object_get(e, "message")) ? json_string_value(
-		    json_object_get(e, "message")) : "the VM refused");
+		tui_vm_msg(m, "%s: %s: %s", vm->name, vm->action,
+		    json_is_string(json_object_get(e, "message")) ?
+		    json_string_value(json_object_get(e, "message")) :
+		    "the VM refused");
+	else
+		tui_vm_msg(m, "%s: %s done", vm->name, vm->action);
 }
 
 /* Handle the complete lines in vm->buf. */
@@ -337,12 +343,13 @@ tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
 	}
 	if (strcmp(cmd, "stop") == 0)
 		args = json_pack("{s:b}", "force", force);
-	if (tui_vm_send(vm, cmd, args) == 0)
+	snprintf(vm->action, sizeof(vm->action), "%s%s", force ? "force " :
+	    "", cmd);
+	if ((vm->action_id = tui_vm_send(vm, cmd, args)) == 0)
 		tui_vm_msg(m, "%s: cannot send %s (the VM is not reading)",
 		    vm->name, cmd);
 	else
-		tui_vm_msg(m, "%s: %s%s sent", vm->name, force ? "force " : "",
-		    cmd);
+		tui_vm_msg(m, "%s: %s...", vm->name, vm->action);
 }
 
 /* --- the datastore --- */

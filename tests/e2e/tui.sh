@@ -1,0 +1,112 @@
+#!/bin/bash
+# The dashboard driven like a person in tmux at 80x24 with TERM=vt100 and
+# NO_COLOR: start a VM with a key and see it running, pause and resume
+# it, stop it gracefully then by force, resize the window, see a VM that
+# died as stale, and quit with status 0.  Without a terminal, `termvisor`
+# alone still prints its usage and exits 2.
+set -u
+cd "$(dirname "$0")/../.."
+tv=$(realpath "${BUILD:-build}/termvisor")
+guest=$(realpath "${BUILD:-build}/guests/multiboot.elf" 2>/dev/null)
+command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
+[ -r "$guest" ] || { echo "multiboot test guest not built"; exit 77; }
+tmp=$(mktemp -d)
+export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+t() { tmux -S "$tmp/tmux" "$@"; }
+cleanup() {
+	"$tv" vm stop --force t1 >/dev/null 2>&1
+	[ -n "${vmpid:-}" ] && kill -9 "$vmpid" 2>/dev/null
+	t kill-server 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0
+ok() { echo "ok $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# screen: the pane's text now
+screen() { t capture-pane -p -t tui 2>/dev/null; }
+# wait_for REGEX [SECONDS]: the pane shows a line matching REGEX
+wait_for() {
+	for _ in $(seq $((${2:-10} * 10))); do
+		screen | grep -Eq -- "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# expect WHAT REGEX [SECONDS]
+expect() {
+	if wait_for "$2" "${3:-10}"; then
+		ok "$1"
+	else
+		bad "$1: no line matching '$2' on the screen:"
+		screen | sed 's/^/	| /'
+	fi
+}
+
+out=$("$tv" </dev/null 2>&1)
+rc=$?
+[ $rc -eq 2 ] && grep -q "usage" <<<"$out" && grep -q "top" <<<"$out" &&
+	ok "termvisor without a terminal: usage, exit 2" ||
+	bad "termvisor without a terminal: exit $rc, output: $out"
+
+"$tv" vm create t1 --memory 64M --kernel "$guest" >/dev/null ||
+	{ echo "FAIL vm create"; exit 1; }
+t new-session -d -s tui -x 80 -y 24 \
+	"env TERM=vt100 NO_COLOR=1 '$tv'; echo \$? >'$tmp/rc'; sleep 600"
+expect "dashboard shows the stopped VM" '^t1 +stopped +1 +64M'
+expect "host summary line" '^termvisor +[0-9]+ CPUs +mem .*committed +datastore .* free'
+expect "help line" 'q quit'
+
+t send-keys -t tui s
+expect "s: the VM runs" '^t1 +running +1 +64M +[0-9.]+ +[0-9]+s' 20
+vmpid=$(sed -n 's/.*running (pid \([0-9]*\) .*/\1/p' < <("$tv" vm list))
+[ -n "$vmpid" ] && ok "vm list agrees: pid $vmpid" || bad "vm list: $("$tv" vm list)"
+[ -s "$TERMVISOR_DATASTORE/t1/t1.log" ] || [ -e "$TERMVISOR_DATASTORE/t1/t1.log" ] &&
+	ok "the VM logs to t1/t1.log" || bad "no t1/t1.log"
+
+t send-keys -t tui p
+expect "p: paused" '^t1 +paused'
+t send-keys -t tui p
+expect "p again: running" '^t1 +running'
+
+t send-keys -t tui '?'
+expect "? shows the help page" 'force stop'
+t send-keys -t tui x
+expect "any key goes back" '^NAME +STATE'
+
+# This guest ignores the ACPI power button: a graceful stop stays
+# "stopping" until the force.
+t send-keys -t tui S
+expect "S: stopping" '^t1 +(stopping|stopped)'
+t send-keys -t tui F
+expect "F asks first" 'Force stop t1\? \(y/n\)'
+t send-keys -t tui y
+expect "F y: stopped" '^t1 +stopped' 20
+for _ in $(seq 50); do kill -0 "$vmpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$vmpid" 2>/dev/null && bad "the VMM (pid $vmpid) is still there" ||
+	ok "the VMM is gone"
+
+t resize-window -t tui -x 50 -y 15
+expect "50x15: the list redraws without the VNC column" '^NAME +STATE +CPUS +MEMORY +CPU%$'
+expect "50x15: the help line is on the last row" 'q quit' 3
+[ "$(screen | wc -l)" -eq 15 ] && ok "15 rows" || bad "rows: $(screen | wc -l)"
+t resize-window -t tui -x 120 -y 30
+expect "120x30: all columns again" '^NAME +STATE +CPUS +MEMORY +CPU% +UPTIME +VNC'
+expect "120x30: the row is there" '^t1 +stopped'
+
+# A VM that dies leaves its socket behind: stale, never a hang.
+t send-keys -t tui s
+expect "s again: running" '^t1 +running' 20
+vmpid=$(sed -n 's/.*running (pid \([0-9]*\) .*/\1/p' < <("$tv" vm list))
+[ -n "$vmpid" ] && kill -9 "$vmpid"
+expect "a killed VM shows stale" '^t1 +stale'
+
+t send-keys -t tui q
+for _ in $(seq 50); do [ -s "$tmp/rc" ] && break; sleep 0.1; done
+[ "$(cat "$tmp/rc" 2>/dev/null)" = 0 ] && ok "q quits with status 0" ||
+	bad "q: exit status '$(cat "$tmp/rc" 2>/dev/null)'"
+
+[ $fails -eq 0 ] && echo "tui: all passed" || echo "tui: $fails failed"
+[ $fails -eq 0 ]
