@@ -326,10 +326,18 @@ tui_pass(struct tui *t)
 		t->sel = t->m.nvms > 0 ? t->m.nvms - 1 : 0;
 }
 
-static void
+/* Curses on the terminal; 0, or -1 when TERM is unknown. */
+static int
 tui_setup(struct tui *t)
 {
-	initscr();
+	const char *term = getenv("TERM");
+
+	/* newterm, unlike initscr, lets us say what is wrong and return. */
+	if (newterm(NULL, stdout, stdin) == NULL) {
+		log_warnx("cannot drive terminal type '%s' (set TERM, e.g. "
+		    "TERM=vt100)", term != NULL ? term : "");
+		return -1;
+	}
 	cbreak();
 	noecho();
 	nonl();
@@ -345,6 +353,7 @@ tui_setup(struct tui *t)
 		init_pair(2, COLOR_RED, -1);
 		init_pair(3, COLOR_YELLOW, -1);
 	}
+	return 0;
 }
 
 int
@@ -370,10 +379,11 @@ tui_main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGWINCH, &sa, NULL);
+	if (tui_setup(&t) < 0)
+		return 1;
 	/* Warnings (a bad config...) would scribble over the screen. */
 	if ((devnull = fopen("/dev/null", "w")) != NULL)
 		log_set_file(devnull);
-	tui_setup(&t);
 	tui_vm_tick(&t.m);
 	t.next_tick = tui_vm_now_ms() + TUI_TICK_MS;
 	t.m.dirty = true;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* How the dashboard sees a VM. */
@@ -43,6 +44,7 @@ struct tui_vm {
 	enum tui_vm_state state;
 	bool locked, lock_expired;
 	long long spawned_ms;	/* when we started it, 0 if not */
+	pid_t pid;		/* our `termvisor run` child, 0 none */
 
 	int fd;			/* control socket, -1 when not connected */
 	bool greeted;
@@ -82,6 +84,9 @@ void tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
 /* Spawn `termvisor run NAME` detached, its output to NAME.log. */
 void tui_vm_start(struct tui_model *m, struct tui_vm *vm);
 void tui_vm_free(struct tui_model *m);
+/* Collect the VMs we started that exited; a failure goes on the status
+ * line with the last line of the VM's log. */
+void tui_vm_reap_all(struct tui_model *m);
 /* Set the status line (printf-like). */
 void tui_vm_msg(struct tui_model *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -368,8 +368,8 @@ tui_vm_probe(struct tui_model *m, struct tui_vm *vm)
 		vm->locked = true;
 		vm->lock_expired = h.expired;
 	}
-	if (vm->locked || vm->spawned_ms != 0)
-		r = tui_vm_connect(vm);
+	/* Even unlocked: a socket left behind is reported as stale. */
+	r = tui_vm_connect(vm);
 	if (r == 0)
 		return;	/* the greeting will say */
 	if (r == -ECONNREFUSED || vm->lock_expired)
@@ -523,8 +523,64 @@ tui_vm_tick(struct tui_model *m)
 		else
 			tui_vm_poll(m, &m->vms[i]);
 	}
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;	/* the first child of a start */
+	tui_vm_reap_all(m);
+}
+
+/* The last line of path into buf ("" if none). */
+static void
+tui_vm_log_tail(const char *path, char *buf, size_t len)
+{
+	char tail[512], *nl;
+	ssize_t n = 0;
+	int fd;
+
+	buf[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end >= 0 && lseek(fd, end > (off_t)sizeof(tail) - 1 ?
+	    end - (off_t)sizeof(tail) + 1 : 0, SEEK_SET) >= 0)
+		n = read(fd, tail, sizeof(tail) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	tail[n] = '\0';
+	while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+		tail[--n] = '\0';
+	nl = strrchr(tail, '\n');
+	nl = nl != NULL ? nl + 1 : tail;
+	n = (ssize_t)strnlen(nl, len - 1);
+	memcpy(buf, nl, (size_t)n);
+	buf[n] = '\0';
+}
+
+/* A VM we spawned exited: say why, from its log. */
+static void
+tui_vm_reap(struct tui_model *m, struct tui_vm *vm)
+{
+	char dir[PATH_MAX], log[PATH_MAX + 80], last[200];
+	int status;
+
+	if (vm->pid <= 0 || waitpid(vm->pid, &status, WNOHANG) != vm->pid)
+		return;
+	vm->pid = 0;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return;
+	if (vmfs_vm_dir(m->ds, vm->name, dir, sizeof(dir)) < 0)
+		return;
+	snprintf(log, sizeof(log), "%s/%s.log", dir, vm->name);
+	tui_vm_log_tail(log, last, sizeof(last));
+	vm->spawned_ms = 0;
+	tui_vm_msg(m, "%s exited (%s %d): %s", vm->name, WIFEXITED(status) ?
+	    "status" : "signal", WIFEXITED(status) ? WEXITSTATUS(status) :
+	    WTERMSIG(status), last[0] ? last : "see its log");
+}
+
+void
+tui_vm_reap_all(struct tui_model *m)
+{
+	for (int i = 0; i < m->nvms; i++)
+		tui_vm_reap(m, &m->vms[i]);
 }
 
 void
@@ -534,7 +590,8 @@ tui_vm_start(struct tui_model *m, struct tui_vm *vm)
 	pid_t pid;
 	int fd;
 
-	if (vm->fd >= 0 || vm->locked) {
+	if (vm->fd >= 0 || (vm->locked && vm->state != TUI_VM_STALE) ||
+	    vm->pid > 0) {
 		tui_vm_msg(m, "%s is already %s", vm->name,
 		    tui_vm_state_name(vm->state));
 		return;
@@ -547,11 +604,8 @@ tui_vm_start(struct tui_model *m, struct tui_vm *vm)
 		return;
 	}
 	if (pid == 0) {
-		/* Fork twice so the VM is nobody's child here, in its own
-		 * session: quitting the dashboard or the SSH link leaves it
-		 * running. */
-		if (fork() != 0)
-			_exit(0);
+		/* Its own session: quitting the dashboard or losing the SSH
+		 * link leaves the VM running. */
 		setsid();
 		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
 			dup2(fd, 0);
@@ -563,7 +617,7 @@ tui_vm_start(struct tui_model *m, struct tui_vm *vm)
 		    (char *)NULL);
 		_exit(127);
 	}
-	waitpid(pid, NULL, 0);
+	vm->pid = pid;
 	vm->spawned_ms = tui_vm_now_ms();
 	tui_vm_set_state(m, vm, TUI_VM_STARTING);
 	tui_vm_msg(m, "%s: starting (log %s)", vm->name, log);

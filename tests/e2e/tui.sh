@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 tv=$(realpath "${BUILD:-build}/termvisor")
 guest=$(realpath "${BUILD:-build}/guests/multiboot.elf" 2>/dev/null)
 command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
+command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 [ -r "$guest" ] || { echo "multiboot test guest not built"; exit 77; }
 tmp=$(mktemp -d)
 export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
@@ -17,6 +18,7 @@ t() { tmux -S "$tmp/tmux" "$@"; }
 cleanup() {
 	"$tv" vm stop --force t1 >/dev/null 2>&1
 	[ -n "${vmpid:-}" ] && kill -9 "$vmpid" 2>/dev/null
+	[ -n "${hungpid:-}" ] && kill "$hungpid" 2>/dev/null
 	t kill-server 2>/dev/null
 	rm -rf "$tmp"
 }
@@ -53,6 +55,23 @@ rc=$?
 
 "$tv" vm create t1 --memory 64M --kernel "$guest" >/dev/null ||
 	{ echo "FAIL vm create"; exit 1; }
+# zz-bad cannot start (its kernel is gone); zz-hung has a control socket
+# that accepts and never says a word.
+cp "$guest" "$tmp/gone.elf"
+"$tv" vm create zz-bad --memory 64M --kernel "$tmp/gone.elf" >/dev/null &&
+	"$tv" vm create zz-hung --memory 64M --kernel "$guest" >/dev/null ||
+	{ echo "FAIL vm create"; exit 1; }
+rm "$tmp/gone.elf"
+mkdir -p -m 700 "$XDG_RUNTIME_DIR/termvisor"
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$XDG_RUNTIME_DIR/termvisor/zz-hung.sock" &
+hungpid=$!
 t new-session -d -s tui -x 80 -y 24 \
 	"env TERM=vt100 NO_COLOR=1 '$tv'; echo \$? >'$tmp/rc'; sleep 600"
 expect "dashboard shows the stopped VM" '^t1 +stopped +1 +64M'
@@ -102,6 +121,14 @@ expect "s again: running" '^t1 +running' 20
 vmpid=$(sed -n 's/.*running (pid \([0-9]*\) .*/\1/p' < <("$tv" vm list))
 [ -n "$vmpid" ] && kill -9 "$vmpid"
 expect "a killed VM shows stale" '^t1 +stale'
+
+expect "a VM that never answers is unresponsive" '^zz-hung +unresponsive' 10
+t send-keys -t tui '?'
+expect "... and the keys still work" 'force stop' 2
+t send-keys -t tui x
+t send-keys -t tui j
+t send-keys -t tui s
+expect "a VM that cannot start says why" 'zz-bad exited \(status [0-9]+\): .+' 10
 
 t send-keys -t tui q
 for _ in $(seq 50); do [ -s "$tmp/rc" ] && break; sleep 0.1; done

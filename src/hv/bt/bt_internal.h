@@ -554,6 +554,11 @@ bt_tc_run(struct bt_cpu *c, struct bt_block *b)
 	    0xffffffffull : 0xffffull;
 	bool shadow = c->shadow;
 
+	/* The instruction after STI or MOV SS runs alone (those end their
+	 * block): once its shadow is over, a pending interrupt must be
+	 * taken before the next one, so the run loop must look again. */
+	if (unlikely(shadow) && b->ninsn > 1)
+		end = b->insn + 1;
 	c->cur = b;
 	for (; i < end; i++) {
 		c->npc = (c->rip + i->len) & ipmask;

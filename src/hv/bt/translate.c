@@ -208,6 +208,7 @@ bt_tc_step(struct bt_cpu *c)
 	uint64_t ipmask = c->mode == BT_M64 ? ~0ull : c->mode == BT_M32 ?
 	    0xffffffffull : 0xffffull;
 	uint32_t err;
+	bool shadow = c->shadow;
 
 	if (bt_decode(c, lin, &insn, &err, &pflin) != 0) {
 		if (err == 0xffffffffu)
@@ -219,4 +220,6 @@ bt_tc_step(struct bt_cpu *c)
 	c->rip = c->npc;
 	c->brk = 0;
 	c->ninsns++;
+	if (shadow)	/* this was the shadowed instruction */
+		c->shadow = 0;
 }

@@ -1,0 +1,112 @@
+/*
+ * The software CPU with the software irqchip attached: interrupts are
+ * taken at the first instruction boundary where the architecture allows
+ * them.
+ */
+#include <criterion/criterion.h>
+
+#include "bt/harness.h"
+#include "devices/device.h"
+#include "devices/irqchip.h"
+#include "hv/bt/bt.h"
+#include "util/evloop.h"
+
+#define T0 1000000000000ull	/* fake clock start: 1000 s */
+
+/* The harness VM with ncpus vCPUs (vCPU 0 from tvm_new) and the
+ * irqchip, on a frozen clock. */
+static struct tvm *
+irq_tvm(int ncpus)
+{
+	struct tvm *t;
+
+	vclock_set_fake(true, T0);
+	t = tvm_new(16 << 20);
+	for (int k = 1; k < ncpus; k++) {
+		struct vcpu *v = calloc(1, sizeof(*v));
+
+		cr_assert_not_null(v);
+		v->vm = t->vm;
+		v->id = k;
+		pthread_mutex_init(&v->lock, NULL);
+		pthread_cond_init(&v->wake, NULL);
+		cr_assert_eq(bt_accel_ops.vcpu_init(v), 0);
+		t->vm->vcpus[k] = v;
+	}
+	t->vm->nvcpus = ncpus;
+	t->vm->loop = evloop_new();
+	cr_assert_not_null(t->vm->loop);
+	cr_assert_eq(irqchip_create(t->vm), 0);
+	return t;
+}
+
+static void
+irq_tvm_free(struct tvm *t)
+{
+	struct vm *vm = t->vm;
+
+	devices_destroy(vm);
+	evloop_free(vm->loop);
+	for (int k = 1; k < vm->nvcpus; k++) {
+		bt_accel_ops.vcpu_fini(vm->vcpus[k]);
+		free(vm->vcpus[k]);
+	}
+	tvm_free(t);
+}
+
+static void
+apic_write(struct vm *vm, int cpu, unsigned reg, uint32_t v)
+{
+	uint8_t d[4];
+
+	bus_put(d, 4, v);
+	cr_assert(bus_access(vm->mmio, vm->vcpus[cpu], GPA_LAPIC + reg, d, 4,
+	    true));
+}
+
+/*
+ * sti; nop; cli; hlt with an interrupt already pending: STI's shadow
+ * covers the NOP only, so the interrupt must be taken between NOP and
+ * CLI even though all four instructions could sit in one block.
+ */
+Test(bt_irq, pending_interrupt_taken_right_after_the_sti_shadow)
+{
+	static const uint8_t code[] = { 0xfb, 0x90, 0xfa, 0xf4 };
+	struct tvm *t = irq_tvm(1);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	apic_write(t->vm, 0, 0xf0, 0x1ff);	/* software-enable */
+	cr_assert_eq(irqchip_msi(t->vm, GPA_LAPIC, 0x1f), 0);
+	cr_assert(irqchip_pending(t->vcpu));
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0x1f, "interrupt not taken");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200002,
+	    "taken after the NOP, before the CLI");
+	irq_tvm_free(t);
+}
+
+/* The same with the interrupt taken on the HLT of `sti; hlt` (the idle
+ * loop): the HLT is shadowed, so the interrupt wakes it. */
+Test(bt_irq, sti_hlt_wakes_on_a_pending_interrupt)
+{
+	static const uint8_t code[] = { 0xfb, 0xf4, 0xfa, 0xf4 };
+	struct tvm *t = irq_tvm(1);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	apic_write(t->vm, 0, 0xf0, 0x1ff);
+	cr_assert_eq(irqchip_msi(t->vm, GPA_LAPIC, 0x1f), 0);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0x1f);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200002, "after the HLT");
+	irq_tvm_free(t);
+}
