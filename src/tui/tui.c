@@ -31,6 +31,7 @@ struct tui {
 	struct tui_model m;
 	int sel;
 	bool help;		/* the ? page is shown */
+	char detail[64];	/* the VM whose statistics are shown, or "" */
 	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
 	char confirm_vm[64];
 	bool color;
@@ -62,6 +63,8 @@ static const char *const tui_help[] = {
 	"  F              force stop: power off at once (asks y/n)",
 	"  p              pause, or resume a paused VM",
 	"  r              reset (asks y/n)",
+	"  Enter, d       the VM's statistics and history graphs;",
+	"                 Enter, d or Esc goes back to the list",
 	"  ?              this page",
 	"  q              quit (the VMs keep running)",
 	"",
@@ -131,6 +134,16 @@ tui_draw_bottom(struct tui *t)
 	attroff(A_REVERSE);
 }
 
+/* The VM of the detail view, if it is still in the datastore. */
+static struct tui_vm *
+tui_detail_vm(struct tui *t)
+{
+	for (int i = 0; i < t->m.nvms; i++)
+		if (strcmp(t->m.vms[i].name, t->detail) == 0)
+			return &t->m.vms[i];
+	return NULL;
+}
+
 static void
 tui_draw(struct tui *t)
 {
@@ -139,6 +152,10 @@ tui_draw(struct tui *t)
 		for (size_t i = 0; i < sizeof(tui_help) / sizeof(*tui_help) &&
 		    (int)i < LINES; i++)
 			mvaddnstr((int)i, 0, tui_help[i], COLS - 1);
+	} else if (t->detail[0] != '\0' && tui_detail_vm(t) != NULL) {
+		tui_detail_draw(tui_detail_vm(t), LINES - 2);
+		if (LINES > 2)
+			tui_draw_bottom(t);
 	} else {
 		tui_draw_host(t);
 		if (LINES > 4)
@@ -159,6 +176,16 @@ tui_selected(struct tui *t)
 		return NULL;
 	}
 	return &t->m.vms[t->sel];
+}
+
+/* The detail view follows the selection. */
+static void
+tui_follow(struct tui *t)
+{
+	if (t->detail[0] != '\0' && t->sel < t->m.nvms)
+		snprintf(t->detail, sizeof(t->detail), "%s",
+		    t->m.vms[t->sel].name);
+	t->m.dirty = true;
 }
 
 /* A y/n answer to a confirmation. */
@@ -207,12 +234,23 @@ tui_key(struct tui *t, int ch)
 	case 'k':
 		if (t->sel > 0)
 			t->sel--;
-		t->m.dirty = true;
+		tui_follow(t);
 		break;
 	case KEY_DOWN:
 	case 'j':
 		if (t->sel < t->m.nvms - 1)
 			t->sel++;
+		tui_follow(t);
+		break;
+	case '\r':
+	case '\n':
+	case KEY_ENTER:
+	case 'd':
+	case 27:	/* Esc */
+		if (t->detail[0] != '\0')
+			t->detail[0] = '\0';
+		else if (ch != 27 && (vm = tui_selected(t)) != NULL)
+			snprintf(t->detail, sizeof(t->detail), "%s", vm->name);
 		t->m.dirty = true;
 		break;
 	case '?':

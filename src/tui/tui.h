@@ -33,6 +33,9 @@ enum tui_vm_state {
 
 #define TUI_VM_TIMEOUT_MS	3000	/* an answer later than this: unresponsive */
 #define TUI_VM_BUF		(256 * 1024)	/* longest line we accept */
+#define TUI_HIST		120	/* samples of history, one a second */
+
+struct json_t;
 
 struct tui_vm {
 	char name[64];
@@ -59,6 +62,11 @@ struct tui_vm {
 	double uptime;		/* s, -1 unknown */
 	double cpu_time, cpu_uptime;	/* last sample, -1 none */
 	double cpu_pct;		/* -1 unknown */
+	double exits, exits_uptime;	/* last sample, -1 none */
+	struct json_t *stats;	/* the last stats reply, or NULL */
+	/* CPU% and exits/s, a ring of the last hist_n samples */
+	double cpu_hist[TUI_HIST], exit_hist[TUI_HIST];
+	int hist_n, hist_at;
 };
 
 struct tui_model {
@@ -116,6 +124,14 @@ void tui_list_header(const int widths[TUI_COLS], char *buf, size_t len);
 /* Draw rows [top, ...) of the list from screen line y, sel highlighted. */
 void tui_list_draw(const struct tui_model *m, int y, int height, int sel,
     bool color);
+
+/* tui_detail.c: one VM's statistics with history graphs. */
+/* The last n samples of the ring hist (hist_n long, next write at at)
+ * as a sparkline of width columns in ASCII levels "_.:-=+*#" (blank:
+ * no sample yet), scaled to max (max <= 0: the samples' own maximum). */
+void tui_detail_spark(const double *hist, int hist_n, int at, double max,
+    int width, char *buf, size_t len);
+void tui_detail_draw(const struct tui_vm *vm, int height);
 
 /* tui.c */
 int tui_main(int argc, char **argv);

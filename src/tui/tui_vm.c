@@ -127,6 +127,10 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->len = 0;
 	vm->stats_id = 0;
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
+	vm->exits = vm->exits_uptime = -1;
+	vm->hist_n = vm->hist_at = 0;
+	json_decref(vm->stats);
+	vm->stats = NULL;
 }
 
 /* 0 connected (greeting still to come), or -errno. */
@@ -205,6 +209,30 @@ tui_vm_set_state(struct tui_model *m, struct tui_vm *vm,
 	vm->state = s;
 }
 
+/* Add a sample of CPU% and exits/s to the history rings. */
+static void
+tui_vm_history(struct tui_vm *vm, json_t *r, double up)
+{
+	double exits = 0, rate = -1;
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(r, "vcpus"), i, v)
+		exits += (double)json_integer_value(json_object_get(v,
+		    "exits_total"));
+	if (vm->exits >= 0 && exits >= vm->exits && up - vm->exits_uptime >= 0.05)
+		rate = (exits - vm->exits) / (up - vm->exits_uptime);
+	vm->exits = exits;
+	vm->exits_uptime = up;
+	if (rate < 0 && vm->cpu_pct < 0)
+		return;	/* the first sample: nothing to difference yet */
+	vm->cpu_hist[vm->hist_at] = vm->cpu_pct < 0 ? 0 : vm->cpu_pct;
+	vm->exit_hist[vm->hist_at] = rate < 0 ? 0 : rate;
+	vm->hist_at = (vm->hist_at + 1) % TUI_HIST;
+	if (vm->hist_n < TUI_HIST)
+		vm->hist_n++;
+}
+
 static void
 tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 {
@@ -240,6 +268,9 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 		}
 	}
 	vm->uptime = up;
+	tui_vm_history(vm, r, up);
+	json_decref(vm->stats);
+	vm->stats = json_incref(r);
 	m->dirty = true;
 }
 
@@ -460,6 +491,7 @@ tui_vm_add(struct tui_model *m, const char *name)
 	memcpy(vm->name, name, strnlen(name, sizeof(vm->name) - 1));
 	vm->fd = -1;
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
+	vm->exits = vm->exits_uptime = -1;
 	m->dirty = true;
 	return vm;
 }

@@ -90,6 +90,13 @@ expect "p: paused" '^t1 +paused'
 t send-keys -t tui p
 expect "p again: running" '^t1 +running'
 
+t send-keys -t tui Enter
+expect "Enter: the VM's statistics" '^t1 +running +1 vCPU +64M +up [0-9]'
+expect "... with a CPU% graph" '^CPU% +[0-9.]+% \|[ _.:=+*#-]+\|$' 5
+expect "... and the per-vCPU table" '^ +0 +[0-9.]+ +[0-9]+ '
+t send-keys -t tui Enter
+expect "Enter again: the list" '^NAME +STATE'
+
 t send-keys -t tui '?'
 expect "? shows the help page" 'force stop'
 t send-keys -t tui x

@@ -161,3 +161,31 @@ Test(tui, row_text)
 	cr_assert(strstr(row, "12.5") == NULL, "%s", row);
 	cr_assert(strstr(row, "stopped") != NULL, "%s", row);
 }
+
+Test(tui, sparkline)
+{
+	double h[TUI_HIST] = { 0 };
+	char buf[64];
+
+	/* no samples: blank */
+	tui_detail_spark(h, 0, 0, 100, 5, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "     ");
+	/* idle, a little, full, newest at the right */
+	h[0] = 0;
+	h[1] = 1;
+	h[2] = 100;
+	tui_detail_spark(h, 3, 3, 100, 5, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "  _.#");
+	/* auto scale: the largest sample is the top */
+	h[3] = 50;
+	tui_detail_spark(h, 4, 4, 0, 4, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "_.#=");
+	/* more samples than room: only the newest, across the ring's end */
+	for (int i = 0; i < TUI_HIST; i++)
+		h[i] = i == 1 ? 100 : 0;
+	tui_detail_spark(h, TUI_HIST, 2, 100, 3, buf, sizeof(buf));
+	cr_assert_str_eq(buf, "__#");
+	/* a short buffer is never overrun */
+	tui_detail_spark(h, TUI_HIST, 2, 100, 40, buf, 8);
+	cr_assert_eq(strlen(buf), 7);
+}

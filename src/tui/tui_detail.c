@@ -1,0 +1,132 @@
+/*
+ * One VM's statistics: its numbers, the per-vCPU table and small
+ * history graphs (sparklines) of CPU% and exits/s.  The graphs are plain
+ * ASCII so they read the same on a vt100 as on anything newer.
+ *
+ * XXX disk and network rates: the VMs do not count them yet; exits/s
+ * stands in for "how busy its devices are" until they do.
+ */
+#include "tui/tui.h"
+
+#include <curses.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char tui_detail_levels[] = "_.:-=+*#";
+
+void
+tui_detail_spark(const double *hist, int hist_n, int at, double max,
+    int width, char *buf, size_t len)
+{
+	int n = hist_n < width ? hist_n : width, i, pad;
+	const int top = (int)sizeof(tui_detail_levels) - 2;
+
+	if (len == 0)
+		return;
+	if (width >= (int)len)
+		width = (int)len - 1;
+	if (n > width)
+		n = width;
+	if (max <= 0)
+		for (i = 0; i < n; i++)
+			if (hist[((at - n + i) % TUI_HIST + TUI_HIST) % TUI_HIST]
+			    > max)
+				max = hist[((at - n + i) % TUI_HIST + TUI_HIST) %
+				    TUI_HIST];
+	/* Oldest on the left, newest at the right edge. */
+	pad = width - n;
+	memset(buf, ' ', (size_t)pad);
+	for (i = 0; i < n; i++) {
+		double v = hist[((at - n + i) % TUI_HIST + TUI_HIST) % TUI_HIST];
+		int l = max > 0 ? (int)(v / max * top + 0.5) : 0;
+
+		if (l > top)
+			l = top;
+		if (l < 1 && v > 0)
+			l = 1;	/* busy at all shows */
+		buf[pad + i] = tui_detail_levels[l < 0 ? 0 : l];
+	}
+	buf[width] = '\0';
+}
+
+static void
+tui_detail_graph(const struct tui_vm *vm, int y, const char *title,
+    const double *hist, double max, double now, const char *unit)
+{
+	char spark[512], label[64];
+	int w;
+
+	snprintf(label, sizeof(label), "%-8s %9.1f%s ", title, now < 0 ? 0 :
+	    now, unit);
+	w = COLS - 1 - (int)strlen(label) - 2;
+	mvaddnstr(y, 0, label, COLS - 1);
+	if (w < 4)
+		return;
+	tui_detail_spark(hist, vm->hist_n, vm->hist_at, max, w, spark,
+	    sizeof(spark));
+	addch('|');
+	addstr(spark);
+	addch('|');
+}
+
+static double
+tui_detail_num(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static void
+tui_detail_vcpus(const struct tui_vm *vm, int y, int height)
+{
+	char line[256];
+	json_t *v, *e;
+	size_t i;
+
+	snprintf(line, sizeof(line), "%4s %10s %12s %10s %10s %10s %10s",
+	    "VCPU", "CPU-S", "EXITS", "PIO", "MMIO", "HLT", "INTR");
+	attron(A_BOLD);
+	mvaddnstr(y++, 0, line, COLS - 1);
+	attroff(A_BOLD);
+	json_array_foreach(json_object_get(vm->stats, "vcpus"), i, v) {
+		if ((int)i >= height - 1)
+			break;
+		e = json_object_get(v, "exits");
+		snprintf(line, sizeof(line), "%4.0f %10.2f %12.0f %10.0f "
+		    "%10.0f %10.0f %10.0f", tui_detail_num(v, "id"),
+		    tui_detail_num(v, "cpu_time"),
+		    tui_detail_num(v, "exits_total"), tui_detail_num(e, "pio"),
+		    tui_detail_num(e, "mmio"), tui_detail_num(e, "hlt"),
+		    tui_detail_num(e, "intr"));
+		mvaddnstr(y++, 0, line, COLS - 1);
+	}
+}
+
+void
+tui_detail_draw(const struct tui_vm *vm, int height)
+{
+	char line[256], mem[16], up[16];
+	double rate = vm->hist_n > 0 ? vm->exit_hist[(vm->hist_at + TUI_HIST -
+	    1) % TUI_HIST] : -1;
+
+	tui_vm_fmt_mem(vm->memory, mem, sizeof(mem));
+	tui_vm_fmt_uptime(vm->fd >= 0 ? vm->uptime : -1, up, sizeof(up));
+	snprintf(line, sizeof(line), "%s  %s  %d vCPU%s  %s  up %s", vm->name,
+	    tui_vm_state_name(vm->state), vm->cpus, vm->cpus == 1 ? "" : "s",
+	    mem, up);
+	attron(A_BOLD);
+	mvaddnstr(0, 0, line, COLS - 1);
+	attroff(A_BOLD);
+	if (vm->stats == NULL || vm->fd < 0) {
+		mvaddnstr(2, 0, "No statistics: the VM is not running here.",
+		    COLS - 1);
+		return;
+	}
+	tui_detail_graph(vm, 2, "CPU%", vm->cpu_hist, 100.0 * (vm->cpus > 0 ?
+	    vm->cpus : 1), vm->cpu_pct, "%");
+	tui_detail_graph(vm, 3, "exits/s", vm->exit_hist, 0, rate, "");
+	if (height > 6)
+		tui_detail_vcpus(vm, 5, height - 5);
+}
