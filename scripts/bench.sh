@@ -179,3 +179,4 @@ for w in ${BENCH_LOOPS:-sh md5}; do
 	echo "  ratio bt / tcg: $(ratio "${ours:-}" "${tcg:-}")   (target <= 3, goal < 1)"
 	echo
 done
+if command -v fio >/dev/null; then "$(dirname "$0")/bench-disk.sh" "$build"; else echo "== Disk: skipped: fio not installed =="; fi
