@@ -1,7 +1,7 @@
 /*
  * The software CPU with the software irqchip attached: interrupts are
  * taken at the first instruction boundary where the architecture allows
- * them.
+ * them, and the TSC is one clock for every vCPU of the VM.
  */
 #include <criterion/criterion.h>
 
@@ -108,5 +108,50 @@ Test(bt_irq, sti_hlt_wakes_on_a_pending_interrupt)
 	bt_accel_ops.get_state(t->vcpu, &st);
 	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0x1f);
 	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200002, "after the HLT");
+	irq_tvm_free(t);
+}
+
+/*
+ * An AP's TSC is the VM's clock: INIT, seconds after boot, must not
+ * restart it from 0 (Linux measured that as a warp between CPUs and
+ * marked the TSC unstable).  A guest write of the TSC MSR moves only
+ * the writing vCPU's TSC.
+ */
+Test(bt_irq, tsc_is_one_clock_across_vcpus_and_init)
+{
+	static const uint8_t wrmsr[] = { 0x0f, 0x30, 0xf4 };
+	struct tvm *t = irq_tvm(2);
+	struct vm *vm = t->vm;
+	struct cpu_state s0, s1;
+	struct vm_exit e;
+
+	vclock_advance_fake(4000000000ull);
+	apic_write(vm, 0, 0xf0, 0x1ff);
+	apic_write(vm, 0, 0x310, 1u << 24);	/* INIT to APIC ID 1 */
+	apic_write(vm, 0, 0x300, 0x4500);
+	memset(&e, 0, sizeof(e));
+	cr_assert_eq(bt_accel_ops.vcpu_run(vm->vcpus[1], &e), 0);
+	cr_assert_eq(e.kind, VM_EXIT_HLT, "waiting for SIPI");
+	vclock_advance_fake(1000);
+	bt_accel_ops.get_state(vm->vcpus[0], &s0);
+	bt_accel_ops.get_state(vm->vcpus[1], &s1);
+	cr_assert_eq(s0.msr.tsc, s1.msr.tsc, "TSC warp %lld",
+	    (long long)(s0.msr.tsc - s1.msr.tsc));
+	cr_assert_geq(s0.msr.tsc, 4000000000ull);
+
+	/* vCPU 0 writes its TSC: vCPU 1 keeps the VM's clock. */
+	tvm_put(t, 0x200000, wrmsr, sizeof(wrmsr));
+	tvm_long_mode(t, &s0, 0x200000);
+	s0.msr.tsc = s1.msr.tsc;
+	s0.gpr[R_RCX] = 0x10;
+	s0.gpr[R_RAX] = 5;
+	s0.gpr[R_RDX] = 0;
+	cr_assert_eq(bt_accel_ops.set_state(vm->vcpus[0], &s0), 0);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	vclock_advance_fake(1000);
+	bt_accel_ops.get_state(vm->vcpus[0], &s0);
+	bt_accel_ops.get_state(vm->vcpus[1], &s1);
+	cr_assert_eq(s0.msr.tsc, 5 + 1000);
+	cr_assert_eq(s1.msr.tsc, 4000000000ull + 2000);
 	irq_tvm_free(t);
 }

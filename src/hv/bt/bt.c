@@ -13,6 +13,7 @@
 #include "devices/irqchip.h"
 #include "hv/bt/bt_internal.h"
 #include "hv/vm.h"
+#include "util/evloop.h"
 #include "util/log.h"
 
 static struct bt_vm *
@@ -23,6 +24,7 @@ bt_vm_alloc(struct vm *vm)
 	if (b == NULL)
 		return NULL;
 	b->npages = (vm->ram_size + 0xfff) >> 12;
+	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
 	b->code = calloc(b->npages ? b->npages : 1, 1);
 	b->dirty = calloc(b->npages ? b->npages : 1, 1);
 	b->gen = calloc(b->npages ? b->npages : 1, sizeof(*b->gen));
@@ -140,6 +142,7 @@ bt_set_state(struct vcpu *vcpu, const struct cpu_state *st)
 	struct bt_cpu *c = vcpu->accel;
 
 	bt_cpu_from_state(c, st);
+	bt_tsc_set(c, st->msr.tsc);
 	irqchip_set_tpr(vcpu, (uint8_t)st->cr8);
 	if (st->cr0 & CR0_PE)
 		c->wait_sipi = 0;
@@ -528,6 +531,7 @@ bt_assist_step(struct vcpu *vcpu, struct cpu_state *st)
 		return -ENOMEM;
 	c->vcpu = vcpu;
 	bt_cpu_from_state(c, st);
+	bt_tsc_set(c, st->msr.tsc);
 	c->cr8 = st->cr8;
 	c->exc_depth = 0;
 	if ((err = bt_assist_run(c)) < 0)

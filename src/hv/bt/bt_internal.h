@@ -113,7 +113,8 @@ struct bt_cpu {
 	uint64_t cr0, cr2, cr3, cr4, efer;
 	uint64_t dr[8];
 	struct cpu_msrs msr;
-	uint64_t tsc_offset;
+	uint64_t tsc_adjust;	/* this vCPU's TSC minus the VM's (guest
+				 * writes to the TSC MSR) */
 	struct cpu_fpu fpu;
 	uint64_t fpu_ip, fpu_dp;
 
@@ -170,6 +171,8 @@ struct bt_vm {
 	uint32_t inval_gen;	/* bumped when any page's code is dropped */
 	uint8_t *dirty;		/* per RAM page: written since last harvest */
 	uint32_t dirty_epoch;	/* bumped by each dirty-log harvest */
+	uint64_t tsc_offset;	/* VM-wide TSC = vclock_ns() + this: one
+				 * clock for every vCPU, kept across INIT */
 };
 
 /* --- cpu.c: registers, modes --- */
@@ -527,10 +530,12 @@ int bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *v);
 int bt_msr_write(struct bt_cpu *c, uint32_t idx, uint64_t v);
 void bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4]);
 uint64_t bt_tsc(struct bt_cpu *c);
+void bt_tsc_set(struct bt_cpu *c, uint64_t tsc);
 void bt_set_cr0(struct bt_cpu *c, uint64_t v);
 void bt_set_cr4(struct bt_cpu *c, uint64_t v);
 void bt_set_cr3(struct bt_cpu *c, uint64_t v);
-/* TSC frequency: 1 GHz, so the TSC is vclock_ns() plus an offset. */
+/* TSC frequency: 1 GHz, so the TSC is vclock_ns() plus the VM's offset
+ * plus the vCPU's own adjustment. */
 #define BT_TSC_HZ 1000000000ull
 
 /* --- translate.c --- */

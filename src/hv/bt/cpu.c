@@ -37,9 +37,12 @@ bt_cpu_update_mode(struct bt_cpu *c)
 uint64_t
 bt_tsc(struct bt_cpu *c)
 {
-	return vclock_ns() + c->tsc_offset;
+	return vclock_ns() + __atomic_load_n(&c->bvm->tsc_offset,
+	    __ATOMIC_RELAXED) + c->tsc_adjust;
 }
 
+/* Load st into c, except the TSC: it is the VM's clock, which INIT
+ * leaves alone; bt_tsc_set() is for the callers that mean to set it. */
 void
 bt_cpu_from_state(struct bt_cpu *c, const struct cpu_state *st)
 {
@@ -57,7 +60,6 @@ bt_cpu_from_state(struct bt_cpu *c, const struct cpu_state *st)
 	c->efer = st->efer;
 	memcpy(c->dr, st->dr, sizeof(c->dr));
 	c->msr = st->msr;
-	c->tsc_offset = st->msr.tsc - vclock_ns();
 	c->fpu = st->fpu;
 	c->shadow = st->ev.interrupt_shadow;
 	c->halted = st->ev.halted;
@@ -67,6 +69,17 @@ bt_cpu_from_state(struct bt_cpu *c, const struct cpu_state *st)
 	/* CR8 lives in the LAPIC's TPR: bt.c syncs it. */
 	bt_cpu_update_mode(c);
 	bt_tlb_flush(c, true);
+}
+
+/* A host write of the TSC (boot, restore): it sets the VM's clock, which
+ * every vCPU follows, so the vCPUs never disagree by the time between
+ * their set_state calls. */
+void
+bt_tsc_set(struct bt_cpu *c, uint64_t tsc)
+{
+	c->tsc_adjust = 0;
+	__atomic_store_n(&c->bvm->tsc_offset, tsc - vclock_ns(),
+	    __ATOMIC_RELAXED);
 }
 
 void

@@ -60,7 +60,8 @@ bt_msr_write(struct bt_cpu *c, uint32_t idx, uint64_t v)
 {
 	switch (idx) {
 	case MSR_IA32_TSC:
-		c->tsc_offset = v - vclock_ns();
+		/* This vCPU's TSC only, as on hardware. */
+		c->tsc_adjust = v - bt_tsc(c) + c->tsc_adjust;
 		break;
 	case MSR_IA32_APIC_BASE:
 		if (!c->assist && irqchip_set_apic_base(c->vcpu, v) != 0)
