@@ -499,3 +499,68 @@ Test(bt, protected_mode_pae_paging_and_32bit_page_fault)
 	cr_assert_eq(*(uint32_t *)(t->vm->ram + st.gpr[R_RSP] + 8), 0x08);
 	tvm_free(t);
 }
+
+/* Run code at 0x200000 in long mode with data at 0x300000. */
+static struct tvm *
+run64_data(const uint8_t *code, size_t n, const void *data, size_t dn,
+    struct cpu_state *st)
+{
+	struct tvm *t = tvm_new(16 << 20);
+
+	tvm_put(t, 0x200000, code, n);
+	tvm_put(t, 0x300000, data, dn);
+	tvm_long_mode(t, st, 0x200000);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, st), 0);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, st);
+	return t;
+}
+
+/* An unmasked x87 exception stays pending until the next waiting
+ * instruction: FWAIT must raise #MF for it. */
+Test(bt, fwait_raises_mf_for_a_pending_x87_exception)
+{
+	/* fldcw [0x300000] (ZM clear); fld1; fldz; fdivp; fwait; hlt */
+	static const uint8_t code[] = { 0xd9, 0x2c, 0x25, 0, 0, 0x30, 0,
+	    0xd9, 0xe8, 0xd9, 0xee, 0xde, 0xf9, 0x9b, 0xf4 };
+	static const uint16_t fcw = 0x037b;
+	struct cpu_state st;
+	struct tvm *t = run64_data(code, sizeof(code), &fcw, sizeof(fcw), &st);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 16, "#MF");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x20000d, "RIP of FWAIT");
+	tvm_free(t);
+}
+
+/* #GP from the x87/SSE library carries error code 0. */
+Test(bt, ldmxcsr_reserved_bits_gp_has_error_code_0)
+{
+	static const uint8_t code[] = { 0x0f, 0xae, 0x14, 0x25, 0, 0, 0x30, 0,
+	    0xf4 };
+	static const uint32_t mxcsr = 0xffffffff;
+	struct cpu_state st;
+	struct tvm *t = run64_data(code, sizeof(code), &mxcsr, sizeof(mxcsr),
+	    &st);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 13, "#GP");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0, "error code");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x200000, "RIP");
+	tvm_free(t);
+}
+
+/* FXSAVE's FIP/FDP are the last x87 instruction's RIP and operand. */
+Test(bt, fxsave_records_the_last_x87_fip_and_fdp)
+{
+	/* nop; fld qword [0x300008]; fxsave64 [0x301000]; hlt */
+	static const uint8_t code[] = { 0x90, 0xdd, 0x04, 0x25, 8, 0, 0x30, 0,
+	    0x48, 0x0f, 0xae, 0x04, 0x25, 0, 0x10, 0x30, 0, 0xf4 };
+	static const double d[2] = { 0, 2.5 };
+	struct cpu_state st;
+	struct tvm *t = run64_data(code, sizeof(code), d, sizeof(d), &st);
+
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	cr_assert_eq(tvm_get64(t, 0x301000 + 8), 0x200001, "FIP");
+	cr_assert_eq(tvm_get64(t, 0x301000 + 16), 0x300008, "FDP");
+	tvm_free(t);
+}

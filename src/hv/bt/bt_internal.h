@@ -116,7 +116,6 @@ struct bt_cpu {
 	uint64_t tsc_adjust;	/* this vCPU's TSC minus the VM's (guest
 				 * writes to the TSC MSR) */
 	struct cpu_fpu fpu;
-	uint64_t fpu_ip, fpu_dp;
 
 	uint8_t shadow;		/* interrupt shadow for the next insn */
 	uint8_t halted;

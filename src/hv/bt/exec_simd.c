@@ -28,6 +28,23 @@ simd_store(struct bt_cpu *c, uint64_t lin, const uint8_t *buf, unsigned n)
 		bt_write(c, (lin + k) & c->linmask, 1, buf[k]);
 }
 
+/* FWAIT: the library checks #NM and a pending unmasked x87 exception
+ * (#MF); it is never a memory operation. */
+static void
+simd_fwait(struct bt_cpu *c)
+{
+	static const struct simd_op wait = { .map = SIMD_MAP_X87,
+	    .opcode = 0x9b, .mod = 3 };
+	struct simd_ctx ctx = { .fpu = &c->fpu, .gpr = c->gpr,
+	    .rflags = &c->flags, .cr0 = c->cr0, .cr4 = c->cr4,
+	    .fpu_ip = c->rip };
+	uint8_t buf[16] = { 0 };
+	int vec = simd_exec(&ctx, &wait, buf);
+
+	if (vec != 0)
+		bt_raise(c, vec, vec == EXC_GP ? 0 : -1);
+}
+
 void
 bt_x_simd(struct bt_cpu *c, const struct bt_insn *i)
 {
@@ -38,15 +55,11 @@ bt_x_simd(struct bt_cpu *c, const struct bt_insn *i)
 	bool mem = i->mod != 3 && m->size != 0;
 	int vec;
 
-	if (i->opc == 0x9b) {	/* FWAIT */
-		if ((c->cr0 & (CR0_TS | CR0_MP)) == (CR0_TS | CR0_MP))
-			bt_raise(c, EXC_NM, -1);
+	if (i->opc == 0x9b) {
+		simd_fwait(c);
 		return;
 	}
 	bt_flags_get(c);
-	ctx = (struct simd_ctx){ .fpu = &c->fpu, .gpr = c->gpr,
-	    .rflags = &c->flags, .cr0 = c->cr0, .cr4 = c->cr4,
-	    .fpu_ip = c->fpu_ip, .fpu_dp = c->fpu_dp };
 	/* Only what the operation can see: a 512-byte memset per SSE
 	 * instruction was a visible cost in string-heavy glibc code. */
 	if (!mem)
@@ -62,15 +75,14 @@ bt_x_simd(struct bt_cpu *c, const struct bt_insn *i)
 		if (m->read)
 			simd_load(c, lin, buf, m->size);
 	}
+	/* The library records FIP/FDP in the image itself, from these: this
+	 * instruction's address and its operand's linear address. */
+	ctx = (struct simd_ctx){ .fpu = &c->fpu, .gpr = c->gpr,
+	    .rflags = &c->flags, .cr0 = c->cr0, .cr4 = c->cr4,
+	    .fpu_ip = c->rip, .fpu_dp = lin };
 	vec = simd_exec(&ctx, &i->sop, buf);
-	if (vec != 0)
-		bt_raise(c, vec, -1);
+	if (vec != 0)	/* #GP carries error code 0; the others none */
+		bt_raise(c, vec, vec == EXC_GP ? 0 : -1);
 	if (mem && m->write)
 		simd_store(c, lin, buf, m->size);
-	if (i->sop.map == SIMD_MAP_X87 && !(i->sop.opcode == 0xd9 &&
-	    i->mod != 3 && (i->reg & 7) >= 4) && !(i->sop.opcode == 0xdd &&
-	    i->mod != 3 && (i->reg & 7) >= 4)) {
-		c->fpu_ip = c->rip;
-		c->fpu_dp = lin;
-	}
 }
