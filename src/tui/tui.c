@@ -32,6 +32,8 @@ struct tui {
 	int sel;
 	bool help;		/* the ? page is shown */
 	char detail[64];	/* the VM whose statistics are shown, or "" */
+	char console[64];	/* the VM whose console is shown, or "" */
+	long long next_console;	/* ms: when to ask for its output again */
 	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
 	char confirm_vm[64];
 	bool color;
@@ -65,6 +67,8 @@ static const char *const tui_help[] = {
 	"  r              reset (asks y/n)",
 	"  Enter, d       the VM's statistics and history graphs;",
 	"                 Enter, d or Esc goes back to the list",
+	"  c              the VM's serial console (its recent output,",
+	"                 read-only for now); c or Esc goes back",
 	"  ?              this page",
 	"  q              quit (the VMs keep running)",
 	"",
@@ -134,14 +138,20 @@ tui_draw_bottom(struct tui *t)
 	attroff(A_REVERSE);
 }
 
-/* The VM of the detail view, if it is still in the datastore. */
+/* VM name, if it is still in the datastore. */
+static struct tui_vm *
+tui_named(struct tui *t, const char *name)
+{
+	for (int i = 0; i < t->m.nvms; i++)
+		if (strcmp(t->m.vms[i].name, name) == 0)
+			return &t->m.vms[i];
+	return NULL;
+}
+
 static struct tui_vm *
 tui_detail_vm(struct tui *t)
 {
-	for (int i = 0; i < t->m.nvms; i++)
-		if (strcmp(t->m.vms[i].name, t->detail) == 0)
-			return &t->m.vms[i];
-	return NULL;
+	return tui_named(t, t->detail);
 }
 
 static void
@@ -152,6 +162,10 @@ tui_draw(struct tui *t)
 		for (size_t i = 0; i < sizeof(tui_help) / sizeof(*tui_help) &&
 		    (int)i < LINES; i++)
 			mvaddnstr((int)i, 0, tui_help[i], COLS - 1);
+	} else if (t->console[0] != '\0' && tui_named(t, t->console) != NULL) {
+		tui_console_draw(tui_named(t, t->console), LINES - 2);
+		if (LINES > 2)
+			tui_draw_bottom(t);
 	} else if (t->detail[0] != '\0' && tui_detail_vm(t) != NULL) {
 		tui_detail_draw(tui_detail_vm(t), LINES - 2);
 		if (LINES > 2)
@@ -185,6 +199,11 @@ tui_follow(struct tui *t)
 	if (t->detail[0] != '\0' && t->sel < t->m.nvms)
 		snprintf(t->detail, sizeof(t->detail), "%s",
 		    t->m.vms[t->sel].name);
+	if (t->console[0] != '\0' && t->sel < t->m.nvms) {
+		snprintf(t->console, sizeof(t->console), "%s",
+		    t->m.vms[t->sel].name);
+		t->next_console = 0;
+	}
 	t->m.dirty = true;
 }
 
@@ -226,6 +245,11 @@ tui_key(struct tui *t, int ch)
 		tui_key_confirm(t, ch);
 		return;
 	}
+	if (t->console[0] != '\0' && (ch == 'c' || ch == 27)) {
+		t->console[0] = '\0';
+		t->m.dirty = true;
+		return;
+	}
 	switch (ch) {
 	case 'q':
 		t->quit = true;
@@ -252,6 +276,13 @@ tui_key(struct tui *t, int ch)
 		else if (ch != 27 && (vm = tui_selected(t)) != NULL)
 			snprintf(t->detail, sizeof(t->detail), "%s", vm->name);
 		t->m.dirty = true;
+		break;
+	case 'c':
+		if ((vm = tui_selected(t)) != NULL) {
+			snprintf(t->console, sizeof(t->console), "%s", vm->name);
+			t->next_console = 0;
+			t->m.dirty = true;
+		}
 		break;
 	case '?':
 		t->help = true;
@@ -322,6 +353,8 @@ tui_poll_timeout(struct tui *t)
 
 	if (t->resize_at != 0 && t->resize_at < next)
 		next = t->resize_at;
+	if (t->console[0] != '\0' && t->next_console < next)
+		next = t->next_console;
 	return next <= now ? 0 : (int)(next - now);
 }
 
@@ -359,6 +392,13 @@ tui_pass(struct tui *t)
 	if (tui_vm_now_ms() >= t->next_tick) {
 		tui_vm_tick(&t->m);
 		t->next_tick = tui_vm_now_ms() + TUI_TICK_MS;
+	}
+	if (t->console[0] != '\0' && tui_vm_now_ms() >= t->next_console) {
+		struct tui_vm *vm = tui_named(t, t->console);
+
+		if (vm != NULL)
+			tui_vm_console(vm);
+		t->next_console = tui_vm_now_ms() + 500;
 	}
 	if (t->sel >= t->m.nvms)
 		t->sel = t->m.nvms > 0 ? t->m.nvms - 1 : 0;

@@ -67,6 +67,10 @@ struct tui_vm {
 	/* CPU% and exits/s, a ring of the last hist_n samples */
 	double cpu_hist[TUI_HIST], exit_hist[TUI_HIST];
 	int hist_n, hist_at;
+	/* the serial console's recent output, while its pane is open */
+	unsigned console_id;
+	char *console;
+	size_t console_len;
 };
 
 struct tui_model {
@@ -92,6 +96,8 @@ void tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
 /* Spawn `termvisor run NAME` detached, its output to NAME.log. */
 void tui_vm_start(struct tui_model *m, struct tui_vm *vm);
 void tui_vm_free(struct tui_model *m);
+/* Ask vm for the tail of its serial console (lands in vm->console). */
+void tui_vm_console(struct tui_vm *vm);
 /* Collect the VMs we started that exited; a failure goes on the status
  * line with the last line of the VM's log. */
 void tui_vm_reap_all(struct tui_model *m);
@@ -132,6 +138,15 @@ void tui_list_draw(const struct tui_model *m, int y, int height, int sel,
 void tui_detail_spark(const double *hist, int hist_n, int at, double max,
     int width, char *buf, size_t len);
 void tui_detail_draw(const struct tui_vm *vm, int height);
+
+/* tui_console.c: the serial console pane (read-only for now). */
+/* Guest output as plain lines: escape sequences and control characters
+ * dropped, CR and tabs resolved, bytes past ASCII as '?'.  The length
+ * written to out (NUL-terminated). */
+size_t tui_console_clean(const char *in, size_t n, char *out, size_t len);
+/* The last height rows of text wrapped at width: where they start. */
+const char *tui_console_tail(const char *text, int width, int height);
+void tui_console_draw(const struct tui_vm *vm, int height);
 
 /* tui.c */
 int tui_main(int argc, char **argv);

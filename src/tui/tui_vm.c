@@ -131,6 +131,7 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->hist_n = vm->hist_at = 0;
 	json_decref(vm->stats);
 	vm->stats = NULL;
+	vm->console_id = 0;
 }
 
 /* 0 connected (greeting still to come), or -errno. */
@@ -275,6 +276,40 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 }
 
 static void
+tui_vm_console_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
+{
+	json_t *d = json_object_get(json_object_get(j, "result"), "data");
+	size_t n;
+	char *c;
+
+	vm->console_id = 0;
+	if (!json_is_string(d)) {
+		tui_vm_msg(m, "%s: no console: %s", vm->name, json_string_value(
+		    json_object_get(json_object_get(j, "error"), "message")) ?
+		    json_string_value(json_object_get(json_object_get(j,
+		    "error"), "message")) : "the VM refused");
+		return;
+	}
+	/* room for every byte to be a tab that becomes 8 spaces */
+	n = json_string_length(d) * 8 + 1;
+	if ((c = realloc(vm->console, n)) == NULL)
+		return;
+	vm->console = c;
+	vm->console_len = tui_console_clean(json_string_value(d),
+	    json_string_length(d), c, n);
+	m->dirty = true;
+}
+
+void
+tui_vm_console(struct tui_vm *vm)
+{
+	if (vm->fd < 0 || !vm->greeted || vm->console_id != 0)
+		return;
+	vm->console_id = tui_vm_send(vm, "console-history",
+	    json_pack("{s:i}", "bytes", 16384));
+}
+
+static void
 tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 {
 	json_int_t id = json_integer_value(json_object_get(j, "id"));
@@ -291,6 +326,10 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 		vm->stats_id = 0;
 		if (json_is_true(json_object_get(j, "ok")))
 			tui_vm_stats(m, vm, json_object_get(j, "result"));
+		return;
+	}
+	if (id == (json_int_t)vm->console_id && vm->console_id != 0) {
+		tui_vm_console_reply(m, vm, j);
 		return;
 	}
 	if (id != (json_int_t)vm->action_id || vm->action_id == 0)
@@ -508,6 +547,7 @@ tui_vm_prune(struct tui_model *m)
 		} else {
 			tui_vm_disconnect(&m->vms[i]);
 			free(m->vms[i].buf);
+			free(m->vms[i].console);
 			m->dirty = true;
 		}
 	}
@@ -661,6 +701,7 @@ tui_vm_free(struct tui_model *m)
 	for (int i = 0; i < m->nvms; i++) {
 		tui_vm_disconnect(&m->vms[i]);
 		free(m->vms[i].buf);
+		free(m->vms[i].console);
 	}
 	free(m->vms);
 	m->vms = NULL;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The dashboard driven like a person in tmux at 80x24 with TERM=vt100 and
-# NO_COLOR: start a VM with a key and see it running, pause and resume
-# it, stop it gracefully then by force, resize the window, see a VM that
+# NO_COLOR: start a VM with a key and see it running, its statistics and
+# its serial console, pause and resume it, stop it gracefully then by force, resize the window, see a VM that
 # died as stale, and quit with status 0.  Without a terminal, `termvisor`
 # alone still prints its usage and exits 2.
 set -u
@@ -96,6 +96,12 @@ expect "... with a CPU% graph" '^CPU% +[0-9.]+% \|[ _.:=+*#-]+\|$' 5
 expect "... and the per-vCPU table" '^ +0 +[0-9.]+ +[0-9]+ '
 t send-keys -t tui Enter
 expect "Enter again: the list" '^NAME +STATE'
+
+t send-keys -t tui c
+expect "c: the guest's serial console" '^checks [0-9]+ passed, 0 failed$'
+expect "... to its last line" 'did not end the VM; halting$'
+t send-keys -t tui c
+expect "c again: the list" '^NAME +STATE'
 
 t send-keys -t tui '?'
 expect "? shows the help page" 'force stop'

@@ -189,3 +189,35 @@ Test(tui, sparkline)
 	tui_detail_spark(h, TUI_HIST, 2, 100, 40, buf, 8);
 	cr_assert_eq(strlen(buf), 7);
 }
+
+Test(tui, console_clean)
+{
+	char out[128];
+	const char in[] = "\x1b[1;32mok\x1b[0m boot\r\nload 10%\rload 100%\n"
+	    "a\tb\x07\xc3\xa9\x1b" "cend";
+	size_t n = tui_console_clean(in, sizeof(in) - 1, out, sizeof(out));
+
+	cr_assert_str_eq(out, "ok boot\nload 100%\na       b??end");
+	cr_assert_eq(n, strlen(out));
+	/* the output buffer bounds it, and the last byte is kept when it fits */
+	n = tui_console_clean("abcdef", 6, out, 4);
+	cr_assert_str_eq(out, "abc");
+	n = tui_console_clean("halting\n", 8, out, 9);
+	cr_assert_str_eq(out, "halting\n");
+}
+
+Test(tui, console_tail)
+{
+	const char *t = "one\ntwo\nthree\n";
+
+	cr_assert_str_eq(tui_console_tail(t, 80, 10), t);
+	cr_assert_str_eq(tui_console_tail(t, 80, 2), "two\nthree\n");
+	cr_assert_str_eq(tui_console_tail(t, 80, 1), "three\n");
+	/* a long line wraps: only its last rows show */
+	cr_assert_str_eq(tui_console_tail("x\nabcdefghij", 4, 2), "efghij");
+	cr_assert_str_eq(tui_console_tail("x\nabcdefghij", 4, 3), "abcdefghij");
+	cr_assert_str_eq(tui_console_tail("x\nabcdefghij", 4, 4),
+	    "x\nabcdefghij");
+	cr_assert_str_eq(tui_console_tail("", 4, 4), "");
+	cr_assert_str_eq(tui_console_tail("a\n\nb", 4, 2), "\nb");
+}
