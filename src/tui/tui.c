@@ -25,7 +25,9 @@
 
 #define TUI_TICK_MS	1000
 #define TUI_RESIZE_MS	50	/* SIGWINCH quiet time before a relayout */
-#define TUI_MAX_FDS	256
+#define TUI_MAX_FDS	256	/* XXX VMs past this many are polled late */
+#define TUI_OUTQ_MAX	2048	/* bytes still queued for the terminal */
+#define TUI_DEFER_MS	100	/* ... make a redraw wait this long */
 
 struct tui {
 	struct tui_model m;
@@ -39,6 +41,7 @@ struct tui {
 	bool color;
 	bool quit;
 	long long next_tick, resize_at;	/* ms; resize_at 0: none */
+	long long draw_at;	/* ms: a deferred redraw, 0 none */
 };
 
 static int tui_sigpipe[2] = { -1, -1 };
@@ -355,6 +358,8 @@ tui_poll_timeout(struct tui *t)
 		next = t->resize_at;
 	if (t->console[0] != '\0' && t->next_console < next)
 		next = t->next_console;
+	if (t->draw_at != 0 && t->draw_at < next)
+		next = t->draw_at;
 	return next <= now ? 0 : (int)(next - now);
 }
 
@@ -434,6 +439,25 @@ tui_setup(struct tui *t)
 	return 0;
 }
 
+/*
+ * May we draw now?  Over a slow link the last screen may still sit in
+ * the terminal's output queue: drawing on top of it only grows the
+ * backlog, so wait (as tmux does) and draw the newest state once.
+ */
+static bool
+tui_link_ready(struct tui *t)
+{
+	int queued;
+
+	if (ioctl(STDOUT_FILENO, TIOCOUTQ, &queued) == 0 &&
+	    queued > TUI_OUTQ_MAX) {
+		t->draw_at = tui_vm_now_ms() + TUI_DEFER_MS;
+		return false;
+	}
+	t->draw_at = 0;
+	return true;
+}
+
 int
 tui_main(int argc, char **argv)
 {
@@ -443,6 +467,11 @@ tui_main(int argc, char **argv)
 
 	if (argc > 1) {
 		log_warnx("usage: termvisor [top]");
+		return 2;
+	}
+	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
+		log_warnx("the dashboard needs a terminal (for scripts: "
+		    "termvisor vm list, vm status NAME)");
 		return 2;
 	}
 	if (vmfs_datastore_default(t.m.ds, sizeof(t.m.ds)) < 0) {
@@ -466,7 +495,7 @@ tui_main(int argc, char **argv)
 	t.next_tick = tui_vm_now_ms() + TUI_TICK_MS;
 	t.m.dirty = true;
 	while (!t.quit) {
-		if (t.m.dirty)
+		if (t.m.dirty && tui_link_ready(&t))
 			tui_draw(&t);
 		tui_pass(&t);
 	}

@@ -53,6 +53,12 @@ rc=$?
 	ok "termvisor without a terminal: usage, exit 2" ||
 	bad "termvisor without a terminal: exit $rc, output: $out"
 
+out=$("$tv" top </dev/null 2>&1)
+rc=$?
+[ $rc -eq 2 ] && grep -q "needs a terminal" <<<"$out" &&
+	ok "termvisor top without a terminal: exit 2" ||
+	bad "termvisor top without a terminal: exit $rc, output: $out"
+
 "$tv" vm create t1 --memory 64M --kernel "$guest" >/dev/null ||
 	{ echo "FAIL vm create"; exit 1; }
 # zz-bad cannot start (its kernel is gone); zz-hung has a control socket
