@@ -489,7 +489,7 @@ tui_main(int argc, char **argv)
 	if (tui_setup(&t) < 0)
 		return 1;
 	/* Warnings (a bad config...) would scribble over the screen. */
-	if ((devnull = fopen("/dev/null", "w")) != NULL)
+	if ((devnull = fopen("/dev/null", "we")) != NULL)
 		log_set_file(devnull);
 	tui_vm_tick(&t.m);
 	t.next_tick = tui_vm_now_ms() + TUI_TICK_MS;

@@ -363,6 +363,17 @@ tui_vm_lines(struct tui_model *m, struct tui_vm *vm)
 			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
 			return;
 		}
+		if (!vm->greeted && json_integer_value(json_object_get(
+		    json_object_get(j, "termvisor"), "protocol")) !=
+		    CONTROL_PROTOCOL) {
+			json_decref(j);
+			tui_vm_disconnect(vm);
+			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
+			tui_vm_msg(m, "%s: its control socket speaks another "
+			    "protocol (a different termvisor version?)",
+			    vm->name);
+			return;
+		}
 		if (!vm->greeted) {
 			vm->greeted = true;
 			vm->spawned_ms = 0;
