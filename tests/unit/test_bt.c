@@ -564,3 +564,38 @@ Test(bt, fxsave_records_the_last_x87_fip_and_fdp)
 	cr_assert_eq(tvm_get64(t, 0x301000 + 16), 0x300008, "FDP");
 	tvm_free(t);
 }
+
+/* SSSE3 runs through the decoder's 0F 38 / 0F 3A maps and CPUID says
+ * so (glibc picks its SSSE3 string functions from the bit). */
+Test(bt, ssse3_pshufb_palignr_and_cpuid_bit)
+{
+	static const uint8_t code[] = {
+	    0xf3, 0x0f, 0x6f, 0x04, 0x25, 0x00, 0x00, 0x30, 0x00, /* movdqu */
+	    0xf3, 0x0f, 0x6f, 0x0c, 0x25, 0x10, 0x00, 0x30, 0x00,
+	    0x66, 0x0f, 0x38, 0x00, 0xc1,		/* pshufb xmm0, xmm1 */
+	    0xf3, 0x0f, 0x7f, 0x04, 0x25, 0x20, 0x00, 0x30, 0x00,
+	    0x66, 0x0f, 0x3a, 0x0f, 0xc1, 0x04,	/* palignr xmm0, xmm1, 4 */
+	    0xf3, 0x0f, 0x7f, 0x04, 0x25, 0x30, 0x00, 0x30, 0x00,
+	    0xb8, 0x01, 0x00, 0x00, 0x00, 0x0f, 0xa2,	/* cpuid(1) */
+	    0xf4 };
+	uint8_t data[32], want[16];
+	struct cpu_state st;
+	struct tvm *t;
+
+	for (int k = 0; k < 16; k++) {
+		data[k] = (uint8_t)(0x10 + k);
+		data[16 + k] = (uint8_t)(15 - k);
+	}
+	t = run64_data(code, sizeof(code), data, sizeof(data), &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	for (int k = 0; k < 16; k++)
+		want[k] = (uint8_t)(0x1f - k);
+	cr_assert_eq(memcmp(t->vm->ram + 0x300020, want, 16), 0, "pshufb");
+	/* palignr: bytes 4.. of xmm1 then bytes 0..3 of xmm0 */
+	for (int k = 0; k < 16; k++)
+		want[k] = k < 12 ? (uint8_t)(15 - (k + 4)) :
+		    (uint8_t)(0x1f - (k - 12));
+	cr_assert_eq(memcmp(t->vm->ram + 0x300030, want, 16), 0, "palignr");
+	cr_assert(st.gpr[R_RCX] & (1u << 9), "CPUID.1:ECX.SSSE3");
+	tvm_free(t);
+}

@@ -36,8 +36,9 @@ bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 	case 1:
 		r[0] = 0x663;
 		r[1] = 8u << 8 | (uint32_t)ncpu << 16 | (uint32_t)id << 24;
-		/* SSE3 CX16 hypervisor */
-		r[2] = 1u << 0 | 1u << 13 | 1u << 31;
+		/* SSE3 SSSE3 CX16 hypervisor (SSSE3: the SIMD library runs
+		 * all of it, 0F 38 and 0F 3A, in MMX and XMM forms) */
+		r[2] = 1u << 0 | 1u << 9 | 1u << 13 | 1u << 31;
 		r[3] = edx1 | (ncpu > 1 ? 1u << 28 : 0);
 		break;
 	case 0x40000000:
