@@ -426,7 +426,8 @@ tui_setup(struct tui *t)
 	nonl();
 	keypad(stdscr, TRUE);
 	nodelay(stdscr, TRUE);
-	set_escdelay(25);
+	/* Long enough for an arrow key split over a slow link. */
+	set_escdelay(100);
 	curs_set(0);
 	t->color = getenv("NO_COLOR") == NULL && has_colors();
 	if (t->color) {
