@@ -84,7 +84,8 @@ mkinitrd() {
 mkinitrd || { echo "bench-disk: cannot build the fio initramfs"; exit 1; }
 
 enc() { printf '%s' "$1" | sed 's/%/%25/g; s/+/%2B/g; s/ /+/g; s/"/%22/g'; }
-append="console=ttyS0 panic=-1 tv.quiet=1 tv.run=$(enc "fio $(fio_args /dev/vda)")"
+# quiet: no kernel message can split a result line on the console.
+append="console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "fio $(fio_args /dev/vda)")"
 
 # Results: R[platform.job]="iops kib/s" from fio's terse v3 lines
 # (field 3 job name, 7/8 read KiB/s and IOPS, 48/49 write KiB/s and IOPS).
