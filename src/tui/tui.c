@@ -46,14 +46,15 @@ struct tui {
 
 static int tui_sigpipe[2] = { -1, -1 };
 
+/* SIGWINCH, and the signals that end us: into the self-pipe, so the
+ * loop relayouts or leaves through endwin (never a raw-mode terminal). */
 static void
-tui_sigwinch(int sig)
+tui_sigcatch(int sig)
 {
 	int e = errno;
 
-	(void)sig;
-	if (write(tui_sigpipe[1], "w", 1) < 0) {
-		/* full pipe: a relayout is pending anyway */
+	if (write(tui_sigpipe[1], sig == SIGWINCH ? "w" : "q", 1) < 0) {
+		/* full pipe: a pass to read it is on its way anyway */
 	}
 	errno = e;
 }
@@ -341,12 +342,16 @@ static void
 tui_signal(struct tui *t)
 {
 	char b[64];
+	ssize_t n;
 
-	while (read(tui_sigpipe[0], b, sizeof(b)) > 0)
-		;
-	/* Several SIGWINCH while a window is dragged: one relayout once
-	 * they stop. */
-	t->resize_at = tui_vm_now_ms() + TUI_RESIZE_MS;
+	while ((n = read(tui_sigpipe[0], b, sizeof(b))) > 0) {
+		if (memchr(b, 'q', (size_t)n) != NULL)
+			t->quit = true;
+		/* Several SIGWINCH while a window is dragged: one
+		 * relayout once they stop. */
+		if (memchr(b, 'w', (size_t)n) != NULL)
+			t->resize_at = tui_vm_now_ms() + TUI_RESIZE_MS;
+	}
 }
 
 static int
@@ -462,7 +467,8 @@ tui_link_ready(struct tui *t)
 int
 tui_main(int argc, char **argv)
 {
-	struct sigaction sa = { .sa_handler = tui_sigwinch };
+	static const int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa = { .sa_handler = tui_sigcatch };
 	struct tui t = { .sel = 0 };
 	FILE *devnull;
 
@@ -483,10 +489,11 @@ tui_main(int argc, char **argv)
 		log_warn("pipe");
 		return 1;
 	}
-	/* Installed before initscr, so curses leaves SIGWINCH to us. */
+	/* Installed before initscr, so curses leaves them to us. */
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
-	sigaction(SIGWINCH, &sa, NULL);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(*sigs); i++)
+		sigaction(sigs[i], &sa, NULL);
 	if (tui_setup(&t) < 0)
 		return 1;
 	/* Warnings (a bad config...) would scribble over the screen. */

@@ -154,5 +154,15 @@ for _ in $(seq 50); do [ -s "$tmp/rc" ] && break; sleep 0.1; done
 [ "$(cat "$tmp/rc" 2>/dev/null)" = 0 ] && ok "q quits with status 0" ||
 	bad "q: exit status '$(cat "$tmp/rc" 2>/dev/null)'"
 
+# ^C leaves through endwin too, not with the terminal left raw.
+rm -f "$tmp/rc"
+t new-window -t tui "env TERM=vt100 '$tv' top; echo \$? >'$tmp/rc'; stty -a >'$tmp/stty'; sleep 600"
+expect "termvisor top shows the list" '^t1 +'
+t send-keys -t tui C-c
+for _ in $(seq 50); do [ -s "$tmp/stty" ] && break; sleep 0.1; done
+[ "$(cat "$tmp/rc" 2>/dev/null)" = 0 ] && grep -q ' icanon' "$tmp/stty" &&
+	grep -q ' echo ' "$tmp/stty" && ok "^C quits and restores the terminal" ||
+	bad "^C: exit '$(cat "$tmp/rc" 2>/dev/null)', $(grep -o ' -\?icanon\| -\?echo ' "$tmp/stty" | tr -d '\n')"
+
 [ $fails -eq 0 ] && echo "tui: all passed" || echo "tui: $fails failed"
 [ $fails -eq 0 ]
