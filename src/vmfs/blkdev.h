@@ -85,6 +85,14 @@ int blkdev_probe(const char *path, char *fmt, size_t fmtlen);
 void blkdev_close(struct blkdev *bd);
 
 /* Read/write len bytes at off of the virtual disk.  0/-errno. */
+/*
+ * Whole-buffer file I/O for the formats: retries short transfers and
+ * EINTR.  A read past the end of the file reads zeros (a truncated raw
+ * image, a qcow2 data cluster left partly written at the end); a write
+ * that makes no progress is -EIO.  0 or -errno.
+ */
+int blkdev_fd_pread(int fd, void *buf, size_t len, uint64_t off);
+int blkdev_fd_pwrite(int fd, const void *buf, size_t len, uint64_t off);
 int blkdev_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off);
 int blkdev_pwrite(struct blkdev *bd, const void *buf, size_t len,
     uint64_t off);

@@ -104,44 +104,14 @@ qcow2_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 static int
 qcow2_file_read(struct qcow2 *q, void *buf, size_t len, uint64_t off)
 {
-	uint8_t *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = pread(q->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {
-			memset(p, 0, len);
-			return 0;
-		}
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return blkdev_fd_pread(q->fd, buf, len, off);
 }
 
 /* Safe without the lock: touches nothing but the file. */
 static int
 qcow2_data_write(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
 {
-	const uint8_t *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = pwrite(q->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return blkdev_fd_pwrite(q->fd, buf, len, off);
 }
 
 static int

@@ -29,45 +29,13 @@ struct raw {
 static int
 raw_pread(struct blkdev *bd, void *buf, size_t len, uint64_t off)
 {
-	struct raw *r = (struct raw *)bd;
-	uint8_t *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = pread(r->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0) {		/* truncated underneath us */
-			memset(p, 0, len);
-			return 0;
-		}
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return blkdev_fd_pread(((struct raw *)bd)->fd, buf, len, off);
 }
 
 static int
 raw_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
 {
-	struct raw *r = (struct raw *)bd;
-	const uint8_t *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = pwrite(r->fd, p, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return blkdev_fd_pwrite(((struct raw *)bd)->fd, buf, len, off);
 }
 
 static int
