@@ -129,6 +129,40 @@ else
 fi
 echo
 
+# The same user-mode loop natively and in a freestanding guest that drops
+# to ring 3 (tests/bench/userloop.S): no kernel, so this is the CPU alone.
+echo "== CPU-bound user-mode loop, freestanding guest (median of $runs) =="
+if gcc -m32 -nostdlib -static -Wl,-Ttext=0x100000 -Wl,--oformat=binary \
+	-o "$tmp/userloop.bin" tests/bench/userloop.S 2>/dev/null &&
+   gcc -O2 -o "$tmp/userloop-host" tests/bench/userloop-host.c 2>/dev/null; then
+	wall() {	# median wall ms of a command; exit 0 or 1 (the guest's
+			# debug-exit "pass") counts, anything else is "fail"
+		local ts=() s rc
+		for ((i = 0; i < runs; i++)); do
+			s=$(now_ms)
+			timeout 300 "$@" </dev/null >/dev/null 2>&1
+			rc=$?
+			[ $rc -le 1 ] || continue
+			ts+=("$(( $(now_ms) - s ))")
+		done
+		printf '%s\n' "${ts[@]}" | grep . | median
+	}
+	nat=$(wall "$tmp/userloop-host")
+	ubt=$(wall "$tv" run --accel bt --kernel "$tmp/userloop.bin" --debug-exit -m 16M)
+	printf '  %-44s %8s ms\n' "native" "$nat" "termvisor --accel bt" "$ubt"
+	if [ $kvm_ok = yes ]; then
+		ukv=$(wall "$tv" run --accel kvm --kernel "$tmp/userloop.bin" --debug-exit -m 16M)
+		printf '  %-44s %8s ms\n' "termvisor --accel kvm" "$ukv"
+		echo "  kvm / native: $(ratio "$ukv" "$nat")   (target: within 3%)"
+	else
+		echo "  kvm: skipped (no VMX/SVM; this host's KVM does not finish the bare ring-3 loop)"
+	fi
+	echo "  bt / native: $(ratio "$ubt" "$nat")"
+else
+	echo "  skipped: cannot build the loop guest (gcc -m32)"
+fi
+echo
+
 # CPU-bound loops: time from the marker to TV-EXIT is the loop's time.
 loop_sh='i=0;while [ $i -lt 300000 ];do i=$((i+1));done'
 loop_md5='dd if=/dev/zero bs=1M count=256 2>/dev/null|md5sum'
