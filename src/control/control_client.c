@@ -7,21 +7,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "control/control.h"
 #include "util/log.h"
+#include "hv/vmconfig.h"
 #include "vmfs/vmfs.h"
+#include "vmfs/vmfs_lock.h"
 
 #define CONTROL_CLIENT_TIMEOUT	10000	/* ms for a reply */
+#define CONTROL_START_TIMEOUT	30000	/* ms for a started VM to run */
 
 int
 control_client_open(struct control_conn *cc, const char *name, char *err,
@@ -237,10 +243,45 @@ control_client_call(struct control_conn *cc, const char *cmd, json_t *args,
 	return control_client_reply(cc, id, timeout_ms, result, err, errlen);
 }
 
+int
+control_client_spawn(const char *datastore, const char *name, char *log,
+    size_t loglen)
+{
+	char dir[PATH_MAX];
+	pid_t pid;
+	int fd;
+
+	if (vmfs_vm_dir(datastore, name, dir, sizeof(dir)) < 0 ||
+	    (size_t)snprintf(log, loglen, "%s/%s.log", dir, name) >= loglen)
+		return -ENAMETOOLONG;
+	if ((pid = fork()) < 0)
+		return -errno;
+	if (pid == 0) {
+		/* Its own session: quitting the dashboard or the shell, or
+		 * losing the SSH link, leaves the VM running. */
+		setsid();
+		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
+			dup2(fd, 0);
+		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (datastore != NULL)
+			execl("/proc/self/exe", "termvisor", "run",
+			    "--datastore", datastore, name, (char *)NULL);
+		else
+			execl("/proc/self/exe", "termvisor", "run", name,
+			    (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* --- the CLI --- */
 
 static const char control_client_usage[] =
-"usage: termvisor vm status [--json] NAME\n"
+"usage: termvisor vm start [--datastore DIR] NAME\n"
+"       termvisor vm status [--json] NAME\n"
 "       termvisor vm stats [--json] NAME\n"
 "       termvisor vm pause NAME\n"
 "       termvisor vm resume NAME\n"
@@ -250,6 +291,8 @@ static const char control_client_usage[] =
 "CONTROL PROTOCOL).  NAME is the datastore VM's name, or pid-PID for a\n"
 "VM run without one.\n"
 "\n"
+"  start     run the datastore VM NAME detached (its output goes to\n"
+"            NAME.log in its directory); returns once it runs\n"
 "  status    print the VM's state, vCPUs, memory and uptime\n"
 "  stats     per-vCPU CPU time and exits by kind\n"
 "  pause     stop the vCPUs (the VM keeps its memory and devices)\n"
@@ -257,6 +300,7 @@ static const char control_client_usage[] =
 "  stop      press the ACPI power button and wait for the guest to power\n"
 "            off; after --timeout seconds (default 30) it is forced off\n"
 "\n"
+"  -d, --datastore DIR  start: the datastore holding NAME\n"
 "  -f, --force          stop: power off at once, without asking the guest\n"
 "  -t, --timeout S      stop: seconds to wait for the guest (1-86400)\n"
 "  -j, --json           status, stats: print the VM's JSON reply\n"
@@ -265,7 +309,7 @@ static const char control_client_usage[] =
 "Exit status: 0 done, 1 the VM is not running or refused, 2 usage.\n";
 
 static const char *const control_client_subs[] = {
-	"status", "stats", "pause", "resume", "stop",
+	"status", "stats", "pause", "resume", "stop", "start",
 };
 
 bool
@@ -280,6 +324,7 @@ control_client_handles(const char *sub)
 
 struct control_client_opts {
 	const char *sub, *name;
+	const char *datastore;	/* start: NULL for the default */
 	bool force, json;
 	long timeout;		/* 0: the server's default */
 };
@@ -292,6 +337,7 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "datastore", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -304,7 +350,7 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 	o->sub = argv[0];
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "ft:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ft:jd:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(control_client_usage, stdout);
 			return 1;
@@ -323,6 +369,8 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 			}
 		} else if (c == 'j' && info) {
 			o->json = true;
+		} else if (c == 'd' && strcmp(argv[0], "start") == 0) {
+			o->datastore = optarg;
 		} else {
 			log_warnx("vm %s: unknown or incomplete option '%s' "
 			    "(see termvisor vm %s --help)", o->sub,
@@ -462,6 +510,120 @@ control_client_run(struct control_conn *cc, const struct control_client_opts *o)
 	return 0;
 }
 
+/* The lines the VM wrote to its log after offset from: the last ones
+ * on stderr, to say why it did not start. */
+static void
+control_client_log_tail(const char *log, off_t from)
+{
+	char buf[4096], *p;
+	ssize_t n;
+	int fd = open(log, O_RDONLY | O_CLOEXEC), lines = 0;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (st.st_size - from > (off_t)sizeof(buf) - 1)
+		from = st.st_size - (off_t)sizeof(buf) + 1;
+	n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	/* The last 10 lines. */
+	for (p = buf + n; p > buf && lines < 10; p--)
+		if (p[-1] == '\n' && ++lines == 10)
+			break;
+	fprintf(stderr, "%s\n", p);
+}
+
+/* `vm start`: spawn the VM detached, wait until it runs. */
+static int
+control_client_start(const struct control_client_opts *o)
+{
+	struct vm_config cfg;
+	struct vmfs_lock_holder h;
+	struct control_conn cc;
+	char dir[PATH_MAX], log[PATH_MAX + 80], err[512];
+	const char *state = NULL;
+	struct stat st;
+	off_t from = 0;
+	long long deadline;
+	json_t *res;
+	int status;
+	pid_t pid;
+
+	vm_config_defaults(&cfg);
+	if (vmfs_vm_dir(o->datastore, o->name, dir, sizeof(dir)) < 0 ||
+	    vmfs_load_vm(o->datastore, o->name, &cfg) < 0) {
+		log_warnx("%s: cannot start: no such VM in the datastore, or "
+		    "its configuration is bad (see termvisor vm show %s)",
+		    o->name, o->name);
+		return 1;
+	}
+	if (vmfs_lock_query(dir, &h) > 0 && !h.expired) {
+		log_warnx("%s is already running (pid %ld on %s)", o->name,
+		    h.pid, h.host);
+		return 1;
+	}
+	if (control_client_open(&cc, o->name, err, sizeof(err)) == 0) {
+		control_client_close(&cc);
+		log_warnx("%s is already running (its control socket "
+		    "answers)", o->name);
+		return 1;
+	}
+	snprintf(log, sizeof(log), "%s/%s.log", dir, o->name);
+	if (stat(log, &st) == 0)
+		from = st.st_size;
+	if ((pid = control_client_spawn(o->datastore, o->name, log,
+	    sizeof(log))) < 0) {
+		log_warnx("%s: cannot start: %s", o->name, strerror(-pid));
+		return 1;
+	}
+	deadline = control_client_now_ms() + CONTROL_START_TIMEOUT;
+	for (;;) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			log_warnx("%s did not start (%s %d); from %s:", o->name,
+			    WIFEXITED(status) ? "exit status" : "signal",
+			    WIFEXITED(status) ? WEXITSTATUS(status) :
+			    WTERMSIG(status), log);
+			control_client_log_tail(log, from);
+			return 1;
+		}
+		if (control_client_open(&cc, o->name, err, sizeof(err)) == 0) {
+			if (control_client_call(&cc, "status", NULL,
+			    CONTROL_CLIENT_TIMEOUT, &res, err,
+			    sizeof(err)) == 0) {
+				state = json_string_value(json_object_get(res,
+				    "state"));
+				state = state != NULL && strcmp(state,
+				    "running") == 0 ? "running" : NULL;
+				json_decref(res);
+			}
+			control_client_close(&cc);
+			if (state != NULL)
+				break;
+		}
+		if (control_client_now_ms() >= deadline) {
+			log_warnx("%s: not running after %d s (pid %ld keeps "
+			    "starting; see %s)", o->name,
+			    CONTROL_START_TIMEOUT / 1000, (long)pid, log);
+			return 1;
+		}
+		poll(NULL, 0, 100);
+	}
+	if (control_socket_path(o->name, dir, sizeof(dir), NULL, 0) < 0)
+		dir[0] = '\0';
+	printf("%s running: console `termvisor vm console %s`, control %s, "
+	    "log %s, VNC %s\n", o->name, o->name, dir, log,
+	    cfg.vnc[0] && strcmp(cfg.vnc, "none") != 0 ? cfg.vnc : "none");
+	return 0;
+}
+
 int
 control_client_main(int argc, char **argv)
 {
@@ -472,6 +634,8 @@ control_client_main(int argc, char **argv)
 
 	if ((r = control_client_parse(argc, argv, &o)) != 0)
 		return r > 0 ? 0 : 2;
+	if (strcmp(o.sub, "start") == 0)
+		return control_client_start(&o);
 	if (control_client_open(&cc, o.name, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		return 1;

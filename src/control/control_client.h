@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CONTROL_CLIENT_BUF	(2 * 1024 * 1024)	/* longest reply line */
 
@@ -44,6 +45,14 @@ int control_client_call(struct control_conn *cc, const char *cmd,
  * reference), or NULL: errno ETIMEDOUT, EPIPE for end of stream, EPROTO.
  */
 json_t *control_client_read(struct control_conn *cc, int timeout_ms);
+
+/*
+ * Spawn `termvisor run [--datastore DS] NAME` detached (its own session,
+ * stdin /dev/null, output appended to DS/NAME/NAME.log, whose path goes
+ * to log).  datastore NULL: the default.  The child's pid, or -errno.
+ */
+int control_client_spawn(const char *datastore, const char *name, char *log,
+    size_t loglen);
 
 /* Is sub one of the running-VM subcommands of `termvisor vm`? */
 bool control_client_handles(const char *sub);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/control_client.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -669,9 +670,8 @@ tui_vm_reap_all(struct tui_model *m)
 void
 tui_vm_start(struct tui_model *m, struct tui_vm *vm)
 {
-	char dir[PATH_MAX], log[PATH_MAX + 80];
+	char log[PATH_MAX + 80];
 	pid_t pid;
-	int fd;
 
 	if (vm->fd >= 0 || (vm->locked && vm->state != TUI_VM_STALE) ||
 	    vm->pid > 0) {
@@ -679,26 +679,11 @@ tui_vm_start(struct tui_model *m, struct tui_vm *vm)
 		    tui_vm_state_name(vm->state));
 		return;
 	}
-	if (vmfs_vm_dir(m->ds, vm->name, dir, sizeof(dir)) < 0)
+	if ((pid = control_client_spawn(m->ds, vm->name, log,
+	    sizeof(log))) < 0) {
+		tui_vm_msg(m, "%s: cannot start: %s", vm->name,
+		    strerror(-pid));
 		return;
-	snprintf(log, sizeof(log), "%s/%s.log", dir, vm->name);
-	if ((pid = fork()) < 0) {
-		tui_vm_msg(m, "%s: cannot start: %s", vm->name, strerror(errno));
-		return;
-	}
-	if (pid == 0) {
-		/* Its own session: quitting the dashboard or losing the SSH
-		 * link leaves the VM running. */
-		setsid();
-		if ((fd = open("/dev/null", O_RDONLY)) >= 0)
-			dup2(fd, 0);
-		if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl("/proc/self/exe", "termvisor", "run", vm->name,
-		    (char *)NULL);
-		_exit(127);
 	}
 	vm->pid = pid;
 	vm->spawned_ms = tui_vm_now_ms();

@@ -1,0 +1,57 @@
+#!/bin/bash
+# `termvisor vm start` and `termvisor vm console` with the multiboot test
+# guest (it prints its checks on the console, then halts) in a private
+# datastore: start returns once the VM runs, a second start is refused,
+# console with stdin from a pipe shows the guest's output, stop ends it.
+set -u
+build=${BUILD:-build}
+tv=$(realpath "$build/termvisor")
+kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
+[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+tmp=$(mktemp -d)
+cleanup() {
+	"$tv" vm stop --force mb >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+fails=0
+ok() { echo "ok $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# expect STATUS TEXT CMD...: exit status and a piece of the output
+expect() {
+	local want=$1 text=$2; shift 2
+	timeout 60 "$@" >"$tmp/out" 2>&1 </dev/null
+	local rc=$?
+	if [ $rc -ne "$want" ] || ! grep -q -- "$text" "$tmp/out"; then
+		bad "$*: exit $rc (want $want), output:"; cat "$tmp/out"
+	else
+		ok "$*: $(head -n 1 "$tmp/out")"
+	fi
+}
+
+"$tv" vm create mb --memory 64M --kernel "$kernel" >/dev/null ||
+	{ echo "vm create failed"; exit 1; }
+expect 0 "start" "$tv" vm --help
+expect 1 "is not running" "$tv" vm status mb
+expect 0 "mb running: console .termvisor vm console mb., control .*mb.sock, log .*mb.log, VNC none" \
+	"$tv" vm start mb
+expect 0 "state: *running" "$tv" vm status mb
+expect 1 "already running" "$tv" vm start mb
+expect 1 "no such VM" "$tv" vm start nosuch
+expect 2 "usage" "$tv" vm start
+
+# A VM that cannot start: the reason from its log, exit 1.
+cp "$kernel" "$tmp/k.elf"
+"$tv" vm create broken --memory 64M --kernel "$tmp/k.elf" >/dev/null
+echo garbage >"$tmp/k.elf"
+expect 1 "not a bzImage" "$tv" vm start broken
+
+expect 0 "stopped" "$tv" vm stop --force mb
+expect 1 "is not running" "$tv" vm status mb
+
+[ $fails -eq 0 ] && echo "vm-start-console: all passed" && exit 0
+echo "vm-start-console: $fails failed"
+exit 1
