@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hv/console.h"
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "util/log.h"
@@ -38,6 +39,8 @@ struct control_client {
 	size_t inlen;
 	char *out;
 	size_t outlen, outcap;
+	bool attached;		/* console-attach: console events */
+	uint64_t con_pos;	/* console output sent up to here */
 	struct control_client *next;
 };
 
@@ -267,6 +270,8 @@ out:
 	free(s);
 }
 
+static void control_reap(struct control *c);
+
 void
 control_event(struct control *c, json_t *ev)
 {
@@ -280,6 +285,102 @@ control_event_state(struct control *c)
 {
 	control_event(c, json_pack("{s:s, s:s}", "event", "state", "state",
 	    control_state_name(c->vm->state)));
+}
+
+json_t *
+control_bytes_json(const uint8_t *buf, size_t len)
+{
+	char *s = malloc(2 * len + 1), *p = s;
+	json_t *j;
+
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (buf[i] < 0x80) {
+			*p++ = (char)buf[i];
+		} else {
+			*p++ = (char)(0xc0 | buf[i] >> 6);
+			*p++ = (char)(0x80 | (buf[i] & 0x3f));
+		}
+	}
+	j = json_stringn(s, (size_t)(p - s));
+	free(s);
+	return j;
+}
+
+long
+control_json_bytes(const json_t *j, uint8_t *buf, size_t len)
+{
+	const uint8_t *s = (const uint8_t *)json_string_value(j);
+	size_t n = json_string_length(j), o = 0;
+
+	if (s == NULL)
+		return -1;
+	for (size_t i = 0; i < n && o < len; i++) {
+		if (s[i] < 0x80)
+			buf[o++] = s[i];
+		else if ((s[i] == 0xc2 || s[i] == 0xc3) && i + 1 < n) {
+			buf[o++] = (uint8_t)((s[i] & 3) << 6 | (s[i + 1] & 0x3f));
+			i++;
+		} else
+			return -1;	/* above U+00FF (jansson checked UTF-8) */
+	}
+	return (long)o;
+}
+
+/* Send cl the console output it has not had, a chunk at a time while its
+ * queue has room: a slow reader falls behind (and skips what the ring
+ * lost) rather than being dropped. */
+static void
+control_console_send(struct control *c, struct control_client *cl)
+{
+	uint8_t buf[CONTROL_CONSOLE_CHUNK];
+	size_t n;
+
+	while (!cl->dead && cl->outlen < CONTROL_OUT_MAX / 2 &&
+	    (n = console_history_from(c->vm->console, &cl->con_pos, buf,
+	    sizeof(buf))) > 0)
+		control_client_send(c, cl, json_pack("{s:s, s:o}", "event",
+		    "console", "data", control_bytes_json(buf, n)));
+}
+
+void
+control_console_pump(struct control *c)
+{
+	bool any = false;
+
+	if (c->vm->console == NULL)
+		return;
+	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
+		if (!cl->attached || cl->dead || cl->closing)
+			continue;
+		control_console_send(c, cl);
+		any = true;
+	}
+	if (any && c->lfd >= 0)
+		vtimer_arm(&c->console_timer, vclock_ns() +
+		    CONTROL_CONSOLE_POLL);
+}
+
+static void
+control_console_tick(void *opaque)
+{
+	struct control *c = opaque;
+
+	control_console_pump(c);
+	control_reap(c);
+}
+
+int
+control_console_attach(struct control *c, struct control_client *cl)
+{
+	if (cl == NULL || c->vm->console == NULL)
+		return -EINVAL;
+	cl->attached = true;
+	cl->con_pos = 0;	/* the oldest output the ring still has */
+	/* After this request's reply: the next loop pass. */
+	vtimer_arm(&c->console_timer, vclock_ns());
+	return 0;
 }
 
 static json_t *
@@ -304,9 +405,12 @@ control_client_lines(struct control *c, struct control_client *cl)
 
 		if (len > 0 && cl->in[start + len - 1] == '\r')
 			len--;
-		if (len > 0)
+		if (len > 0) {
+			c->cur = cl;
 			control_client_send(c, cl, control_cmd_request(c,
 			    cl->in + start, len));
+			c->cur = NULL;
+		}
 		start = (size_t)(nl - cl->in) + 1;
 	}
 	memmove(cl->in, cl->in + start, cl->inlen - start);
@@ -447,12 +551,14 @@ control_init(struct control *c, struct vm *vm, const char *name)
 	c->start_ns = vclock_ns();
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	vtimer_init(&c->stop_timer, vm->loop, control_cmd_stop_timeout, c);
+	vtimer_init(&c->console_timer, vm->loop, control_console_tick, c);
 }
 
 void
 control_fini(struct control *c)
 {
 	vtimer_cancel(&c->stop_timer);
+	vtimer_cancel(&c->console_timer);
 	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
 		cl->dead = true;
 	if (c->epfd >= 0)
@@ -522,6 +628,7 @@ control_stop(struct control *c, int how, int status)
 {
 	if (c == NULL)
 		return;
+	control_console_pump(c);	/* the guest's last words first */
 	control_event(c, json_pack("{s:s, s:s, s:i}", "event", "shutdown",
 	    "reason", control_how_name(how), "status", status));
 	control_fini(c);

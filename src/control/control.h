@@ -26,6 +26,10 @@
 #define CONTROL_OUT_MAX		(1024 * 1024)
 #define CONTROL_MAX_CLIENTS	32
 #define CONTROL_STOP_TIMEOUT	30	/* s, graceful stop before forcing */
+/* Attached consoles: how often new output is looked for (ns), and the
+ * most sent to one client per look. */
+#define CONTROL_CONSOLE_POLL	20000000ull
+#define CONTROL_CONSOLE_CHUNK	16384
 
 struct vm;
 struct control_client;
@@ -43,7 +47,9 @@ struct control {
 	bool live;		/* vCPU threads exist (CPU time can be read) */
 	uint64_t start_ns;	/* vclock_ns() at start, for the uptime */
 	struct vtimer stop_timer;	/* graceful stop: force when it fires */
+	struct vtimer console_timer;	/* streams to attached clients */
 	struct control_client *clients;
+	struct control_client *cur;	/* whose request is being handled */
 	int nclients;
 };
 
@@ -85,6 +91,26 @@ const char *control_state_name(int state);
  * a failing command all give an error reply.  In control_cmd.c.
  */
 json_t *control_cmd_request(struct control *c, const char *line, size_t len);
+
+/*
+ * Attach cl (the client whose request is being handled, c->cur) to the
+ * serial console: from now on it gets {"event": "console", "data": ...}
+ * events with the output, starting with what the ring still holds.
+ * 0, or -EINVAL when there is no such client (no connection).
+ */
+int control_console_attach(struct control *c, struct control_client *cl);
+/* Send attached clients the console output they have not had yet. */
+void control_console_pump(struct control *c);
+
+/*
+ * Console bytes as a JSON string and back: byte b is the character
+ * U+00bb (ISO 8859-1), so any bytes go through JSON unchanged.
+ * control_bytes_json returns a new reference or NULL; control_json_bytes
+ * writes at most len bytes and returns the count, or -1 when the string
+ * holds a character above U+00FF.
+ */
+json_t *control_bytes_json(const uint8_t *buf, size_t len);
+long control_json_bytes(const json_t *s, uint8_t *buf, size_t len);
 
 /* The stop timer's callback: a graceful stop ran out of time, so the VM
  * is powered off.  In control_cmd.c. */

@@ -289,6 +289,40 @@ control_cmd_console_history(struct control *c, json_t *args,
 	return r;
 }
 
+static json_t *
+control_cmd_console_attach(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	if (c->vm->console == NULL)
+		return control_cmd_fail(e, "unsupported",
+		    "the VM has no serial console");
+	if (control_console_attach(c, c->cur) < 0)
+		return control_cmd_fail(e, "unsupported",
+		    "console-attach needs a connection to stream to");
+	return json_object();
+}
+
+static json_t *
+control_cmd_console_input(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	json_t *d = json_object_get(args, "data");
+	uint8_t buf[CONTROL_LINE_MAX];
+	long n;
+
+	if (!json_is_string(d) || (n = control_json_bytes(d, buf,
+	    sizeof(buf))) < 0)
+		return control_cmd_fail(e, "bad-argument", "\"data\" must be "
+		    "a string of characters U+0000 to U+00FF, one per byte");
+	if (c->vm->console == NULL)
+		return control_cmd_fail(e, "unsupported",
+		    "the VM has no serial console");
+	/* The console queues what the UART cannot take yet, bounded: the
+	 * client sends the rest again. */
+	return json_pack("{s:I}", "written", (json_int_t)console_input(
+	    c->vm->console, buf, (size_t)n));
+}
+
 static const struct {
 	const char *name;
 	control_cmd_fn *fn;
@@ -300,6 +334,8 @@ static const struct {
 	{ "stop", control_cmd_stop },
 	{ "reset", control_cmd_reset },
 	{ "console-history", control_cmd_console_history },
+	{ "console-attach", control_cmd_console_attach },
+	{ "console-input", control_cmd_console_input },
 };
 
 static json_t *
@@ -336,7 +372,7 @@ control_cmd_dispatch(struct control *c, json_t *req)
 	}
 	return control_cmd_error(id, "unknown-command",
 	    "unknown command (status, stats, pause, resume, stop, reset, "
-	    "console-history)");
+	    "console-history, console-attach, console-input)");
 }
 
 json_t *

@@ -462,3 +462,117 @@ Test(control, a_client_that_never_reads_is_dropped_not_waited_for)
 	strcat(dir, "/termvisor");
 	rmdir(dir);
 }
+
+Test(control, console_bytes_go_through_json_unchanged)
+{
+	uint8_t all[256], back[300];
+	json_t *j, *big;
+	long n;
+
+	for (int i = 0; i < 256; i++)
+		all[i] = (uint8_t)i;
+	j = control_bytes_json(all, sizeof(all));
+	cr_assert_not_null(j, "every byte, NUL and 0xff included");
+	n = control_json_bytes(j, back, sizeof(back));
+	cr_assert_eq(n, 256);
+	cr_assert_arr_eq(back, all, 256);
+	cr_assert_eq(control_json_bytes(j, back, 10), 10, "bounded by len");
+	json_decref(j);
+	big = json_string("\xc4\x80");	/* U+0100: not a byte */
+	cr_assert_eq(control_json_bytes(big, back, sizeof(back)), -1);
+	json_decref(big);
+}
+
+Test(control, console_input_reaches_the_console_and_checks_its_data)
+{
+	json_t *r;
+
+	r = req_ok("{\"cmd\": \"console-input\", \"args\": "
+	    "{\"data\": \"ls\\r\\u0003\\u00ff\"}}");
+	cr_assert_eq(json_integer_value(json_object_get(json_object_get(r,
+	    "result"), "written")), 5, "five bytes queued");
+	json_decref(r);
+	req_err("{\"cmd\": \"console-input\"}", "bad-argument");
+	req_err("{\"cmd\": \"console-input\", \"args\": {\"data\": 3}}",
+	    "bad-argument");
+	req_err("{\"cmd\": \"console-input\", \"args\": "
+	    "{\"data\": \"\\u0100\"}}", "bad-argument");
+	/* Without a connection there is nobody to stream to. */
+	req_err("{\"cmd\": \"console-attach\"}", "unsupported");
+}
+
+/* The next console event on cc, its data appended to acc. */
+static void
+console_event(struct control_conn *cc, char *acc, size_t len)
+{
+	uint8_t b[CONTROL_CONSOLE_CHUNK + 1];
+	json_t *j;
+	long n;
+
+	for (;;) {
+		j = control_client_read(cc, 2000);
+		cr_assert_not_null(j, "no console event");
+		if (json_is_string(json_object_get(j, "event")) &&
+		    strcmp(json_string_value(json_object_get(j, "event")),
+		    "console") == 0)
+			break;
+		json_decref(j);
+	}
+	n = control_json_bytes(json_object_get(j, "data"), b, sizeof(b) - 1);
+	cr_assert_geq(n, 0);
+	b[n] = '\0';
+	strncat(acc, (char *)b, len - strlen(acc) - 1);
+	json_decref(j);
+}
+
+Test(control, console_attach_streams_history_then_live_output)
+{
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", err[256], acc[4096] = "";
+	struct control_conn cc;
+	struct control *srv;
+	pthread_t th;
+	json_t *res;
+
+	vclock_set_fake(false, 0);
+	console_output(vm->console, (const uint8_t *)"boot log\r\n", 10);
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	srv = control_start(vm, "con1");
+	cr_assert_not_null(srv);
+	srv->live = false;
+	pthread_create(&th, NULL, loop_thread, vm->loop);
+	cr_assert_eq(control_client_open(&cc, "con1", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(control_client_call(&cc, "console-attach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	while (strstr(acc, "boot log\r\n") == NULL)
+		console_event(&cc, acc, sizeof(acc));
+	cr_assert_str_eq(acc, "boot log\r\n", "the history first");
+	/* Then what the guest prints from now on, as it prints it. */
+	console_output(vm->console, (const uint8_t *)"login: \xff", 8);
+	while (strlen(acc) < 18)
+		console_event(&cc, acc, sizeof(acc));
+	cr_assert_str_eq(acc, "boot log\r\nlogin: \xff");
+	/* Input on the same connection still gets replies. */
+	cr_assert_eq(control_client_call(&cc, "console-input",
+	    json_pack("{s:s}", "data", "root\r"), 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_integer_value(json_object_get(res, "written")), 5);
+	json_decref(res);
+
+	evloop_stop(vm->loop);
+	pthread_join(th, NULL);
+	/* The last output comes before the shutdown event. */
+	console_output(vm->console, (const uint8_t *)"bye", 3);
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	console_event(&cc, acc, sizeof(acc));
+	cr_assert(strstr(acc, "bye") != NULL, "%s", acc);
+	res = control_client_read(&cc, 2000);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "event")),
+	    "shutdown");
+	json_decref(res);
+	control_client_close(&cc);
+	strcat(dir, "/termvisor");
+	rmdir(dir);
+}
