@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -281,6 +283,7 @@ control_client_spawn(const char *datastore, const char *name, char *log,
 
 static const char control_client_usage[] =
 "usage: termvisor vm start [--datastore DIR] NAME\n"
+"       termvisor vm console NAME\n"
 "       termvisor vm status [--json] NAME\n"
 "       termvisor vm stats [--json] NAME\n"
 "       termvisor vm pause NAME\n"
@@ -293,6 +296,11 @@ static const char control_client_usage[] =
 "\n"
 "  start     run the datastore VM NAME detached (its output goes to\n"
 "            NAME.log in its directory); returns once it runs\n"
+"  console   attach to the VM's serial console: the recent output, then\n"
+"            live; what you type goes to the guest; Ctrl-] detaches and\n"
+"            leaves the VM running (with stdin not a terminal: the input\n"
+"            is sent, and at its end the command leaves once the output\n"
+"            has been quiet for a second)\n"
 "  status    print the VM's state, vCPUs, memory and uptime\n"
 "  stats     per-vCPU CPU time and exits by kind\n"
 "  pause     stop the vCPUs (the VM keeps its memory and devices)\n"
@@ -309,7 +317,7 @@ static const char control_client_usage[] =
 "Exit status: 0 done, 1 the VM is not running or refused, 2 usage.\n";
 
 static const char *const control_client_subs[] = {
-	"status", "stats", "pause", "resume", "stop", "start",
+	"status", "stats", "pause", "resume", "stop", "start", "console",
 };
 
 bool
@@ -624,6 +632,229 @@ control_client_start(const struct control_client_opts *o)
 	return 0;
 }
 
+/* --- vm console --- */
+
+#define CONSOLE_ESCAPE	0x1d	/* Ctrl-] */
+#define CONSOLE_PENDING	4096	/* typed bytes not yet taken */
+
+static struct termios console_saved;
+static volatile sig_atomic_t console_raw;
+
+static void
+console_restore(void)
+{
+	if (console_raw) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &console_saved);
+		console_raw = 0;
+	}
+}
+
+static void
+console_on_signal(int sig)
+{
+	console_restore();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int
+console_write_all(int fd, const uint8_t *b, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, b, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Send the pending typed bytes as one console-input request. */
+static int
+console_send_input(struct control_conn *cc, const uint8_t *p, size_t n,
+    json_int_t *id)
+{
+	json_t *req = json_pack("{s:I, s:s, s:{s:o}}", "id",
+	    (json_int_t)++cc->next_id, "cmd", "console-input", "args", "data",
+	    control_bytes_json(p, n));
+	char *s = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
+	int r = s == NULL ? -ENOMEM : control_client_write(cc->fd, s,
+	    strlen(s));
+
+	if (r == 0)
+		r = control_client_write(cc->fd, "\n", 1);
+	json_decref(req);
+	free(s);
+	*id = (json_int_t)cc->next_id;
+	return r;
+}
+
+enum { CONSOLE_GOON, CONSOLE_SHUTDOWN, CONSOLE_BAD };
+
+/* One line from the VM: output to print, a reply to our input, the end. */
+static int
+console_handle(json_t *j, uint8_t *pending, size_t *npending,
+    json_int_t *inflight, long long *retry_ms, char *why, size_t whylen)
+{
+	const char *ev = json_string_value(json_object_get(j, "event"));
+	uint8_t out[CONTROL_CONSOLE_CHUNK];
+	long n;
+
+	if (ev != NULL && strcmp(ev, "console") == 0) {
+		n = control_json_bytes(json_object_get(j, "data"), out,
+		    sizeof(out));
+		if (n > 0 && console_write_all(STDOUT_FILENO, out,
+		    (size_t)n) < 0)
+			return CONSOLE_BAD;
+		return CONSOLE_GOON;
+	}
+	if (ev != NULL && strcmp(ev, "shutdown") == 0) {
+		snprintf(why, whylen, "%s", json_is_string(json_object_get(j,
+		    "reason")) ? json_string_value(json_object_get(j,
+		    "reason")) : "shut down");
+		return CONSOLE_SHUTDOWN;
+	}
+	if (*inflight != 0 && json_integer_value(json_object_get(j, "id")) ==
+	    *inflight) {
+		json_int_t w = json_integer_value(json_object_get(
+		    json_object_get(j, "result"), "written"));
+
+		*inflight = 0;
+		if (w < 0 || (size_t)w > *npending)
+			w = 0;
+		memmove(pending, pending + w, *npending - (size_t)w);
+		*npending -= (size_t)w;
+		/* The guest has not read what it was sent: try later. */
+		if (*npending > 0)
+			*retry_ms = control_client_now_ms() + (w > 0 ? 0 : 20);
+	}
+	return CONSOLE_GOON;
+}
+
+static int
+control_client_console(struct control_conn *cc, const char *name)
+{
+	uint8_t pending[CONSOLE_PENDING];
+	size_t npending = 0;
+	json_int_t inflight = 0;
+	long long retry_ms = 0, quiet_ms = 0;
+	bool tty = isatty(STDIN_FILENO), in_eof = false, bad = false;
+	bool detach = false;	/* Ctrl-]: leave once the input is sent */
+	char err[512], why[64] = "";
+	struct termios raw;
+	json_t *res, *j;
+	int r = 0, st = CONSOLE_GOON;
+
+	if (control_client_call(cc, "console-attach", NULL,
+	    CONTROL_CLIENT_TIMEOUT, &res, err, sizeof(err)) < 0) {
+		log_warnx("%s: %s", name, err);
+		return 1;
+	}
+	json_decref(res);
+	if (tty) {
+		if (tcgetattr(STDIN_FILENO, &console_saved) < 0) {
+			log_warn("%s: the terminal", name);
+			return 1;
+		}
+		signal(SIGINT, console_on_signal);
+		signal(SIGTERM, console_on_signal);
+		signal(SIGHUP, console_on_signal);
+		signal(SIGQUIT, console_on_signal);
+		raw = console_saved;
+		cfmakeraw(&raw);
+		console_raw = 1;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw);
+		atexit(console_restore);
+		fprintf(stderr, "Connected to %s; Ctrl-] detaches.\r\n",
+		    name);
+	}
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = cc->fd, .events = POLLIN },
+			{ .fd = STDIN_FILENO, .events = POLLIN },
+		};
+		long long now = control_client_now_ms();
+		int timeout = -1;
+		ssize_t n;
+
+		/* Lines already read (with the attach reply, too). */
+		while ((j = control_client_take_line(cc, &bad)) != NULL) {
+			st = console_handle(j, pending, &npending, &inflight,
+			    &retry_ms, why, sizeof(why));
+			json_decref(j);
+			if (st != CONSOLE_GOON)
+				break;
+		}
+		if (st != CONSOLE_GOON || bad || cc->len == CONTROL_CLIENT_BUF)
+			break;
+		if (inflight == 0 && npending > 0 && now >= retry_ms) {
+			if (console_send_input(cc, pending, npending,
+			    &inflight) < 0)
+				break;	/* the VM went away: read says why */
+		}
+		if (inflight == 0 && npending > 0)
+			timeout = (int)(retry_ms - now);
+		if (in_eof && npending == 0 && inflight == 0) {
+			if (detach || now - quiet_ms >= 1000)
+				break;
+			timeout = (int)(1000 - (now - quiet_ms));
+		}
+		if (poll(p, in_eof || npending == CONSOLE_PENDING ? 1 : 2,
+		    timeout) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(STDIN_FILENO, pending + npending,
+			    CONSOLE_PENDING - npending);
+			if (n <= 0 && !(n < 0 && errno == EINTR)) {
+				in_eof = true;
+				quiet_ms = control_client_now_ms();
+			} else if (n > 0) {
+				uint8_t *esc = memchr(pending + npending,
+				    CONSOLE_ESCAPE, (size_t)n);
+
+				if (esc != NULL) {
+					/* What came before it still goes. */
+					npending = (size_t)(esc - pending);
+					detach = in_eof = true;
+					quiet_ms = 0;
+				} else {
+					npending += (size_t)n;
+				}
+			}
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			n = read(cc->fd, cc->buf + cc->len, CONTROL_CLIENT_BUF -
+			    cc->len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			cc->len += (size_t)n;
+			quiet_ms = control_client_now_ms();
+		}
+	}
+	console_restore();
+	if (st == CONSOLE_BAD)
+		r = 1;	/* our stdout went away */
+	else if (detach && st == CONSOLE_GOON && !bad)
+		fprintf(stderr, "\r\nDetached from %s (it keeps running).\n",
+		    name);
+	else if (st == CONSOLE_SHUTDOWN)
+		fprintf(stderr, "\r\n%s: the VM shut down (%s).\n", name,
+		    why);
+	else if (bad)
+		r = 1, log_warnx("%s: the VM sent something that is not JSON",
+		    name);
+	else if (!in_eof || npending > 0 || inflight != 0)
+		fprintf(stderr, "\r\n%s: the VM closed the connection.\n",
+		    name);
+	return r;
+}
+
 int
 control_client_main(int argc, char **argv)
 {
@@ -640,7 +871,10 @@ control_client_main(int argc, char **argv)
 		log_warnx("%s", err);
 		return 1;
 	}
-	r = control_client_run(&cc, &o);
+	if (strcmp(o.sub, "console") == 0)
+		r = control_client_console(&cc, o.name);
+	else
+		r = control_client_run(&cc, &o);
 	control_client_close(&cc);
 	return r;
 }

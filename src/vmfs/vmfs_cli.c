@@ -44,6 +44,7 @@ static const char vmfs_cli_vm_usage[] =
     "  vm rm NAME                 (refused while the VM runs)\n"
     "Running VMs (termvisor vm status --help for more):\n"
     "  vm start NAME   run it detached, its output to NAME.log\n"
+    "  vm console NAME its serial console (Ctrl-] detaches)\n"
     "  vm status|stats|pause|resume|stop NAME\n"
     "The datastore is --datastore DIR, else $TERMVISOR_DATASTORE, else\n"
     "$XDG_DATA_HOME/termvisor, else ~/.local/share/termvisor.\n"

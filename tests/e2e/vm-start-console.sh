@@ -49,8 +49,27 @@ cp "$kernel" "$tmp/k.elf"
 echo garbage >"$tmp/k.elf"
 expect 1 "not a bzImage" "$tv" vm start broken
 
-expect 0 "stopped" "$tv" vm stop --force mb
+# vm console without a terminal: the history (the guest's checks),
+# then it leaves a second after stdin ends and the output goes quiet.
+expect 0 "start" "$tv" vm console --help
+expect 0 "checks [0-9]* passed, 0 failed" "$tv" vm console mb
+# Ctrl-] in the input detaches; the VM keeps running.
+printf 'ab\035' | timeout 30 "$tv" vm console mb >"$tmp/out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "Detached from mb" "$tmp/out" &&
+	"$tv" vm status mb >/dev/null 2>&1; then ok "Ctrl-] detaches"
+else bad "Ctrl-] detach: exit $rc"; cat "$tmp/out"; fi
+# The VM's shutdown ends an attached console.
+(sleep 1; "$tv" vm stop --force mb >/dev/null 2>&1) &
+stopper=$!
+timeout 30 "$tv" vm console mb < <(sleep 10) >"$tmp/out" 2>&1
+rc=$?
+wait "$stopper"
+if [ $rc -eq 0 ] && grep -q "the VM shut down" "$tmp/out"; then
+	ok "the VM's shutdown ends vm console"
+else bad "vm console at shutdown: exit $rc"; cat "$tmp/out"; fi
 expect 1 "is not running" "$tv" vm status mb
+expect 1 "is not running" "$tv" vm console mb
 
 [ $fails -eq 0 ] && echo "vm-start-console: all passed" && exit 0
 echo "vm-start-console: $fails failed"
