@@ -62,7 +62,7 @@ else bad "Ctrl-] detach: exit $rc"; cat "$tmp/out"; fi
 # The VM's shutdown ends an attached console.
 (sleep 1; "$tv" vm stop --force mb >/dev/null 2>&1) &
 stopper=$!
-timeout 30 "$tv" vm console mb < <(sleep 10) >"$tmp/out" 2>&1
+timeout 30 "$tv" vm console mb < <(exec sleep 10 2>/dev/null) >"$tmp/out" 2>&1
 rc=$?
 wait "$stopper"
 if [ $rc -eq 0 ] && grep -q "the VM shut down" "$tmp/out"; then
