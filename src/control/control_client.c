@@ -268,6 +268,9 @@ control_client_spawn(const char *datastore, const char *name, char *log,
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
+		/* Nothing else of the caller's: a pipe a script waits on
+		 * must not stay open for the VM's lifetime. */
+		close_range(3, ~0u, 0);
 		if (datastore != NULL)
 			execl("/proc/self/exe", "termvisor", "run",
 			    "--datastore", datastore, name, (char *)NULL);
