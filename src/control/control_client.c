@@ -846,6 +846,9 @@ control_client_console(struct control_conn *cc, const char *name)
 	else if (detach && st == CONSOLE_GOON && !bad)
 		fprintf(stderr, "\r\nDetached from %s (it keeps running).\n",
 		    name);
+	else if (st == CONSOLE_SHUTDOWN && strcmp(why, "reset") == 0)
+		fprintf(stderr, "\r\n%s: the VM is resetting (termvisor vm "
+		    "console %s attaches again).\n", name, name);
 	else if (st == CONSOLE_SHUTDOWN)
 		fprintf(stderr, "\r\n%s: the VM shut down (%s).\n", name,
 		    why);
