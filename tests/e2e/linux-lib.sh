@@ -22,3 +22,15 @@ linux_run() {
 }
 
 fail() { echo "FAIL: $*"; [ -n "${LOG:-}" ] && tail -n 30 "$LOG"; exit 1; }
+
+# tmux_wait SESSION PATTERN SECONDS HISTORY: 0 once PATTERN shows in the
+# pane or its last HISTORY lines of scrollback; else print the pane's tail
+# and return 1.
+tmux_wait() {
+	for ((i = 0; i < $3; i++)); do
+		tmux capture-pane -t "$1" -p -S "-$4" | grep -q -- "$2" && return 0
+		sleep 1
+	done
+	tmux capture-pane -t "$1" -p | tail -n 15
+	return 1
+}

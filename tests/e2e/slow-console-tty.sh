@@ -12,14 +12,7 @@ trap 'tmux kill-session -t $s 2>/dev/null; rm -f "$out"' EXIT
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
 tmux new-session -d -s $s -x 100 -y 30 \
 	"stty -a >$out.before; $tvabs run --accel bt --kernel $guest/vmlinuz --initrd $guest/initrd.img --append 'console=ttyS0 tv.quiet=1'; echo EXIT=\$? >>$out; stty -a >$out.after; sleep 60"
-wait_for() {	# pattern seconds
-	for ((i = 0; i < $2; i++)); do
-		tmux capture-pane -t $s -p -S -200 | grep -q -- "$1" && return 0
-		sleep 1
-	done
-	tmux capture-pane -t $s -p | tail -n 15
-	return 1
-}
+wait_for() { tmux_wait "$s" "$1" "$2" 200; }	# pattern seconds
 wait_for 'guest:/#' 300 || fail "no shell prompt"
 tmux send-keys -t $s "echo typed-\$((6*7))" Enter
 wait_for 'typed-42' 30 || fail "the guest did not run what was typed"

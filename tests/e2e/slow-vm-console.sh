@@ -27,14 +27,7 @@ grep -q "g running: console" "$tmp/start" || fail "vm start said: $(cat "$tmp/st
 out=$tmp/tty
 tmux new-session -d -s $s -x 100 -y 30 \
 	"stty -a >$out.before; $tvabs vm console g; echo EXIT=\$? >>$out; stty -a >$out.after; sleep 120"
-wait_for() {	# pattern seconds
-	for ((i = 0; i < $2; i++)); do
-		tmux capture-pane -t $s -p -S -300 | grep -q -- "$1" && return 0
-		sleep 1
-	done
-	tmux capture-pane -t $s -p | tail -n 15
-	return 1
-}
+wait_for() { tmux_wait "$s" "$1" "$2" 300; }	# pattern seconds
 wait_for 'guest:/#' 300 || fail "no shell prompt through vm console"
 tmux send-keys -t $s "echo typed-\$((6*7))" Enter
 wait_for 'typed-42' 30 || fail "the guest did not run what was typed"
