@@ -140,25 +140,17 @@ control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 	return r;
 }
 
-/* Park every vCPU (vm.c's vCPU loop waits while the bit is set). */
-static void
+/* Park every vCPU and wait until each is out of the accelerator. */
+static int
 control_cmd_do_pause(struct vm *vm)
 {
-	for (int i = 0; i < vm->nvcpus; i++)
-		vcpu_kick(vm->vcpus[i], VCPU_REQ_PAUSE);
-	devices_pause(vm);
-	vm->state = VM_PAUSED;
+	return vm_pause(vm, 5000);
 }
 
 static void
 control_cmd_do_resume(struct vm *vm)
 {
-	devices_resume(vm);
-	for (int i = 0; i < vm->nvcpus; i++) {
-		atomic_fetch_and(&vm->vcpus[i]->requests, ~VCPU_REQ_PAUSE);
-		vcpu_kick(vm->vcpus[i], 0);
-	}
-	vm->state = VM_RUNNING;
+	vm_resume(vm);
 }
 
 static json_t *
@@ -166,7 +158,9 @@ control_cmd_pause(struct control *c, json_t *args, struct control_err *e)
 {
 	if (c->vm->state != VM_RUNNING)
 		return control_cmd_wrong_state(c, e, "running");
-	control_cmd_do_pause(c->vm);
+	if (control_cmd_do_pause(c->vm) < 0)
+		return control_cmd_fail(e, "timeout", "a vCPU did not stop "
+		    "within 5 s; the VM goes on running");
 	control_event_state(c);
 	return json_pack("{s:s}", "state", "paused");
 }

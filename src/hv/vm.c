@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "devices/bus.h"
@@ -234,10 +235,87 @@ static void
 vcpu_park(struct vcpu *vcpu)
 {
 	pthread_mutex_lock(&vcpu->lock);
+	vcpu->parked = true;
+	pthread_cond_broadcast(&vcpu->wake);
 	while ((atomic_load(&vcpu->requests) &
 	    (VCPU_REQ_PAUSE | VCPU_REQ_STOP)) == VCPU_REQ_PAUSE)
 		pthread_cond_wait(&vcpu->wake, &vcpu->lock);
+	vcpu->parked = false;
 	pthread_mutex_unlock(&vcpu->lock);
+}
+
+/* Wait until vcpu is parked or has no thread; false on timeout. */
+static bool
+vcpu_wait_parked(struct vcpu *vcpu, const struct timespec *deadline)
+{
+	bool ok = true;
+
+	pthread_mutex_lock(&vcpu->lock);
+	while (vcpu->thread_live && !vcpu->parked)
+		if (pthread_cond_timedwait(&vcpu->wake, &vcpu->lock,
+		    deadline) == ETIMEDOUT) {
+			ok = vcpu->parked || !vcpu->thread_live;
+			break;
+		}
+	pthread_mutex_unlock(&vcpu->lock);
+	return ok;
+}
+
+static void
+vcpu_unpause(struct vcpu *vcpu)
+{
+	atomic_fetch_and(&vcpu->requests, ~VCPU_REQ_PAUSE);
+	vcpu_kick(vcpu, 0);
+}
+
+int
+vm_pause(struct vm *vm, int timeout_ms)
+{
+	struct timespec deadline;
+	bool ok = true;
+
+	if (vm->pause_depth++ > 0)
+		return 0;
+	for (int i = 0; i < vm->nvcpus; i++)
+		vcpu_kick(vm->vcpus[i], VCPU_REQ_PAUSE);
+	/* vcpu->wake is signalled with the vCPU's own lock; it is
+	 * CLOCK_REALTIME by default. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_unlock(&vm->devlock);
+	for (int i = 0; i < vm->nvcpus && ok; i++)
+		ok = vcpu_wait_parked(vm->vcpus[i], &deadline);
+	pthread_mutex_lock(&vm->devlock);
+	if (!ok) {
+		for (int i = 0; i < vm->nvcpus; i++)
+			vcpu_unpause(vm->vcpus[i]);
+		vm->pause_depth--;
+		return -ETIMEDOUT;
+	}
+	devices_pause(vm);
+	vm->state_before_pause = vm->state;
+	if (vm->state == VM_RUNNING)
+		vm->state = VM_PAUSED;
+	return 0;
+}
+
+void
+vm_resume(struct vm *vm)
+{
+	TV_ASSERT(vm->pause_depth > 0);
+	if (--vm->pause_depth > 0)
+		return;
+	devices_resume(vm);
+	if (vm->state == VM_PAUSED)
+		vm->state = vm->state_before_pause == VM_PAUSED ?
+		    VM_RUNNING : vm->state_before_pause;
+	for (int i = 0; i < vm->nvcpus; i++)
+		vcpu_unpause(vm->vcpus[i]);
 }
 
 static void *
@@ -281,6 +359,10 @@ vcpu_thread(void *arg)
 		if (vcpu_handle_exit(vcpu, &exit) == VMEXIT_ABORT)
 			break;
 	}
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->thread_live = false;
+	pthread_cond_broadcast(&vcpu->wake);
+	pthread_mutex_unlock(&vcpu->lock);
 	return NULL;
 }
 
@@ -423,9 +505,13 @@ vm_run(struct vm *vm)
 		evloop_add_fd(vm->loop, sfd, vm_on_signal, vm);
 	vm->state = VM_RUNNING;
 	for (int i = 0; i < vm->nvcpus; i++) {
+		/* Live from before it starts, so that vm_pause() never
+		 * mistakes a thread about to run for one that is gone. */
+		vm->vcpus[i]->thread_live = true;
 		err = pthread_create(&vm->vcpus[i]->thread, NULL, vcpu_thread,
 		    vm->vcpus[i]);
 		if (err != 0) {
+			vm->vcpus[i]->thread_live = false;
 			log_warnx("vcpu %d: thread: %s", i, strerror(err));
 			vm->nvcpus = i;
 			vm_request_exit(vm, VM_EVENT_ERROR, 1);

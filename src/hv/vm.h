@@ -62,6 +62,11 @@ struct vcpu {
 	 * in-kernel wait. */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	/* Under lock: the thread runs (vm_run started it and it has not
+	 * left), and it is parked on VCPU_REQ_PAUSE, out of the
+	 * accelerator, so its state may be read or written. */
+	bool thread_live;
+	bool parked;
 	uint64_t exits[VM_EXIT_KINDS];	/* statistics by kind */
 	uint64_t pio_exits, mmio_exits;
 	uint64_t assists;	/* instructions KVM handed to the software CPU */
@@ -105,6 +110,8 @@ struct vm {
 	struct console *console;	/* serial console backend */
 
 	_Atomic int state;
+	int pause_depth;	/* vm_pause() nesting; event thread only */
+	int state_before_pause;
 	/* How the guest asked to end: VM_EVENT_RESET / VM_EVENT_POWEROFF,
 	 * or a debug-exit status (>= 0x100 means "exit with status-0x100"). */
 	_Atomic int exit_request;
@@ -152,5 +159,18 @@ int vm_device_register(struct vm *vm, const struct device_ops *ops,
 void vm_request_exit(struct vm *vm, int reason, int status);
 /* Wake a vCPU (new interrupt, request); safe from any thread. */
 void vcpu_kick(struct vcpu *vcpu, unsigned req);
+
+/*
+ * Stop every vCPU and return once each is parked outside the accelerator
+ * (or has no thread), then pause the devices: the VM's CPU and device
+ * state may then be read or written (snapshots, migration).  Called on
+ * the event thread with the device lock held; the lock is dropped while
+ * waiting, so that a vCPU blocked on it can reach its parking spot.
+ * Nested calls are counted; 0, or -ETIMEDOUT if a vCPU did not park
+ * within timeout_ms (the VM is then resumed and left as it was).
+ */
+int vm_pause(struct vm *vm, int timeout_ms);
+/* Undo one vm_pause(); the last one lets the vCPUs run again. */
+void vm_resume(struct vm *vm);
 
 #endif
