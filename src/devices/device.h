@@ -13,6 +13,15 @@
 struct vm;
 struct snap;
 
+/* I/O counters a device shows in statistics (control "stats", the
+ * dashboard's rates).  Disks: rx = read, tx = written. */
+struct device_stats {
+	const char *kind;	/* "disk", "net" */
+	uint64_t rx_bytes, tx_bytes;
+	uint64_t rx_ops, tx_ops;	/* requests or frames */
+	uint64_t errors;	/* failed requests, dropped frames */
+};
+
 enum device_flags {
 	/* Create only when the accelerator has no in-kernel irqchip/PIT
 	 * (the software CPU): i8259, i8254, IOAPIC, LAPIC. */
@@ -37,6 +46,9 @@ struct device_ops {
 	void (*resume)(void *state);
 	/* Back to power-on state (guest reboot). */
 	void (*reset)(void *state);
+	/* Fill *st with the instance's counters (NULL: it has none).  Any
+	 * thread, no lock: counters are read with relaxed atomics. */
+	void (*stats)(void *state, struct device_stats *st);
 };
 
 /* The table, in creation order. */
