@@ -9,6 +9,7 @@
 #define TV_DEVICE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct vm;
 struct snap;
