@@ -66,7 +66,16 @@ struct virtio_blk {
 	struct virtio_blk_req *done;
 	unsigned pending;	/* submitted, not yet on done */
 	bool stop;
+	/* Statistics, relaxed atomics: the I/O threads count, anyone
+	 * reads (virtio_blk_stats). */
+	uint64_t rd_bytes, wr_bytes, rd_ops, wr_ops, errors;
 };
+
+static void
+virtio_blk_count(uint64_t *counter, uint64_t n)
+{
+	__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
 
 /* --- requests (I/O threads) --- */
 
@@ -126,6 +135,8 @@ virtio_blk_readwrite(struct virtio_blk *vb, struct virtio_blk_req *r,
 		return VIRTIO_BLK_S_IOERR;
 	if (virtio_blk_rw(vb, c, write, sector * VIRTIO_BLK_SECTOR, len) < 0)
 		return VIRTIO_BLK_S_IOERR;
+	virtio_blk_count(write ? &vb->wr_bytes : &vb->rd_bytes, len);
+	virtio_blk_count(write ? &vb->wr_ops : &vb->rd_ops, 1);
 	if (!write)
 		r->used_len = len + 1;
 	return VIRTIO_BLK_S_OK;
@@ -237,6 +248,8 @@ virtio_blk_thread(void *opaque)
 			vb->todo_tail = &vb->todo;
 		pthread_mutex_unlock(&vb->lock);
 		r->status = virtio_blk_execute(vb, r);
+		if (r->status == VIRTIO_BLK_S_IOERR)
+			virtio_blk_count(&vb->errors, 1);
 		pthread_mutex_lock(&vb->lock);
 		r->next = vb->done;
 		vb->done = r;
@@ -570,6 +583,19 @@ virtio_blk_snapshot(void *state, struct snap *s)
 	return virtio_dev_snapshot(&vb->vd, s);
 }
 
+static void
+virtio_blk_stats(void *state, struct device_stats *st)
+{
+	struct virtio_blk *vb = state;
+
+	st->kind = "disk";
+	st->rx_bytes = __atomic_load_n(&vb->rd_bytes, __ATOMIC_RELAXED);
+	st->tx_bytes = __atomic_load_n(&vb->wr_bytes, __ATOMIC_RELAXED);
+	st->rx_ops = __atomic_load_n(&vb->rd_ops, __ATOMIC_RELAXED);
+	st->tx_ops = __atomic_load_n(&vb->wr_ops, __ATOMIC_RELAXED);
+	st->errors = __atomic_load_n(&vb->errors, __ATOMIC_RELAXED);
+}
+
 const struct device_ops virtio_blk_ops = {
 	.name = "virtio-blk",
 	.create = virtio_blk_create,
@@ -578,4 +604,5 @@ const struct device_ops virtio_blk_ops = {
 	.snapshot_version = 1,
 	.pause = virtio_blk_pause,
 	.reset = virtio_blk_reset,
+	.stats = virtio_blk_stats,
 };

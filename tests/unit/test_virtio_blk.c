@@ -564,6 +564,31 @@ Test(virtio_blk, flush_get_id_discard_write_zeroes)
 	cr_assert_eq(run(99, 0, 0, false), VIRTIO_BLK_S_UNSUPP);
 }
 
+Test(virtio_blk, stats_count_bytes_ops_and_errors)
+{
+	const struct device_inst *di = NULL;
+	struct device_stats st = { 0 };
+
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_blk_ops)
+			di = &vm->devices[i];
+	cr_assert_not_null(di);
+	cr_assert_not_null(di->ops->stats);
+	pattern(data(0), 8192, 5);
+	cr_assert_eq(run(VIRTIO_BLK_T_OUT, 8, 8192, false), VIRTIO_BLK_S_OK);
+	cr_assert_eq(run(VIRTIO_BLK_T_IN, 8, 4096, true), VIRTIO_BLK_S_OK);
+	cr_assert_eq(run(VIRTIO_BLK_T_IN, 8, 512, true), VIRTIO_BLK_S_OK);
+	cr_assert_eq(run(VIRTIO_BLK_T_IN, DISK / 512, 512, true),
+	    VIRTIO_BLK_S_IOERR);
+	di->ops->stats(di->state, &st);
+	cr_assert_str_eq(st.kind, "disk");
+	cr_assert_eq(st.tx_bytes, 8192);
+	cr_assert_eq(st.tx_ops, 1);
+	cr_assert_eq(st.rx_bytes, 4096 + 512);
+	cr_assert_eq(st.rx_ops, 2);
+	cr_assert_eq(st.errors, 1);
+}
+
 Test(virtio_blk, out_of_range_and_partial_sectors_fail)
 {
 	cr_assert_eq(run(VIRTIO_BLK_T_IN, DISK / 512 - 1, 1024, true),
