@@ -34,6 +34,23 @@ const struct device_ops *const device_table[] = {
 const int device_table_len =
     sizeof(device_table) / sizeof(device_table[0]) - 1;
 
+/*
+ * No firmware runs before a direct kernel boot: place every PCI BAR as
+ * firmware would, once all functions exist (and again after a reset,
+ * which clears them).
+ */
+static int
+devices_place_bars(struct vm *vm)
+{
+	int err;
+
+	if (devices_find(vm, &pci_host_ops) == NULL)
+		return 0;
+	if ((err = pci_assign_bars(vm)) < 0)
+		log_warnx("PCI: the devices' BARs do not fit the MMIO window");
+	return err;
+}
+
 int
 devices_create(struct vm *vm)
 {
@@ -52,7 +69,7 @@ devices_create(struct vm *vm)
 			return err;
 		}
 	}
-	return 0;
+	return devices_place_bars(vm);
 }
 
 void
@@ -73,6 +90,7 @@ devices_reset(struct vm *vm)
 	for (int i = 0; i < vm->ndevices; i++)
 		if (vm->devices[i].ops->reset != NULL)
 			vm->devices[i].ops->reset(vm->devices[i].state);
+	devices_place_bars(vm);
 }
 
 void

@@ -534,10 +534,7 @@ virtio_blk_create(struct vm *vm)
 	for (int i = 0; i < vm->cfg->ndisks; i++)
 		if ((err = virtio_blk_new(vm, i, &vm->cfg->disks[i])) < 0)
 			return err;
-	/* No firmware runs before a direct kernel boot: place the BARs
-	 * as it would have (pci.h). */
-	if (vm->cfg->ndisks > 0 && (err = pci_assign_bars(vm)) < 0)
-		return err;
+	/* devices_create() places the BARs once every function exists. */
 	return 0;
 }
 
@@ -555,9 +552,9 @@ virtio_blk_reset(void *state)
 {
 	struct virtio_blk *vb = state;
 
+	/* The host bridge's reset cleared every BAR before us;
+	 * devices_reset() places them again after all resets. */
 	virtio_dev_reset(&vb->vd);
-	/* The host bridge's reset cleared every BAR before us. */
-	pci_assign_bars(vb->vm);
 }
 
 static void
