@@ -14,6 +14,7 @@ struct vcpu;
 struct vm_exit;
 struct cpu_state;
 struct mem_region;
+struct snap;
 
 struct accel_ops {
 	const char *name;
@@ -50,6 +51,18 @@ struct accel_ops {
 	int (*msi)(struct vm *vm, uint64_t addr, uint32_t data);
 	/* Fetch-and-clear the dirty bitmap (one bit per 4 KiB page). */
 	int (*dirty_log)(struct vm *vm, struct mem_region *r, uint64_t *bitmap);
+
+	/*
+	 * Snapshots (src/migrate/vmstate.c): what the accelerator keeps
+	 * beside struct cpu_state, saved or loaded (one function, both
+	 * directions) as sections of its own named "<name>.*".  Loading
+	 * runs after set_state on every vCPU.  NULL: nothing to keep.
+	 */
+	int (*vcpu_snapshot)(struct vcpu *vcpu, struct snap *s);
+	int (*vm_snapshot)(struct vm *vm, struct snap *s);
+	/* The CPUID leaf as vcpu's guest sees it (feature checks). */
+	void (*cpuid)(struct vcpu *vcpu, uint32_t leaf, uint32_t sub,
+	    uint32_t r[4]);
 };
 
 extern const struct accel_ops kvm_accel_ops;

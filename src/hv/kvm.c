@@ -659,6 +659,27 @@ kvm_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 	return kvm_ioctl_err(k->vm_fd, KVM_GET_DIRTY_LOG, &l);
 }
 
+/* The CPUID the guest sees: KVM's supported set as kvm_set_cpuid()
+ * gives it (features only; the per-vCPU IDs do not matter here). */
+static void
+kvm_cpuid_of(struct vcpu *vcpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	struct kvm_vm *k = vcpu->vm->accel_data;
+
+	r[0] = r[1] = r[2] = r[3] = 0;
+	for (unsigned i = 0; i < k->cpuid->nent; i++) {
+		const struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
+
+		if (e->function != leaf || ((e->flags &
+		    KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != sub))
+			continue;
+		r[0] = e->eax; r[1] = e->ebx; r[2] = e->ecx; r[3] = e->edx;
+		break;
+	}
+	if (leaf == 1)
+		r[2] |= 1u << 31;		/* hypervisor */
+}
+
 const struct accel_ops kvm_accel_ops = {
 	.name = "kvm",
 	.kernel_irqchip = true,
@@ -675,4 +696,5 @@ const struct accel_ops kvm_accel_ops = {
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
 	.dirty_log = kvm_dirty_log,
+	.cpuid = kvm_cpuid_of,
 };

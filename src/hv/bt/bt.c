@@ -13,6 +13,7 @@
 #include "devices/irqchip.h"
 #include "hv/bt/bt_internal.h"
 #include "hv/vm.h"
+#include "migrate/snap.h"
 #include "util/evloop.h"
 #include "util/log.h"
 
@@ -23,7 +24,10 @@ bt_vm_alloc(struct vm *vm)
 
 	if (b == NULL)
 		return NULL;
-	b->npages = (vm->ram_size + 0xfff) >> 12;
+	b->npages = ((vm->ram_size + 0xfff) >> 12) + BT_DEV_PAGES;
+	b->dev_next = (vm->ram_size + 0xfff) >> 12;
+	for (int k = 0; k < 16; k++)
+		b->dev_page[k] = -1;
 	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
 	b->code = calloc(b->npages ? b->npages : 1, 1);
 	b->dirty = calloc(b->npages ? b->npages : 1, 1);
@@ -63,10 +67,27 @@ bt_vm_fini(struct vm *vm)
 	vm->accel_data = NULL;
 }
 
+/*
+ * Guest memory is read through vm->regions directly; device memory
+ * outside vm->ram (mapped once the devices exist, maybe moved later)
+ * only needs page numbers for the code and dirty tracking, kept across
+ * moves since its host memory stays.
+ */
 static int
 bt_map_mem(struct vm *vm, struct mem_region *r)
 {
-	return 0;	/* guest RAM is read through vm->regions directly */
+	struct bt_vm *b = vm->accel_data;
+	uint64_t pages = (r->size + 0xfff) >> 12;
+
+	_Static_assert(VM_MAX_REGIONS <= 16, "bt_vm.dev_page too small");
+	if (r->size == 0 || (r->hva >= vm->ram &&
+	    r->hva < vm->ram + vm->ram_size) || b->dev_page[r->slot] >= 0)
+		return 0;
+	if (b->dev_next + pages > b->npages)
+		return -ENOSPC;
+	b->dev_page[r->slot] = (int64_t)b->dev_next;
+	b->dev_next += pages;
+	return 0;
 }
 
 static int
@@ -434,6 +455,51 @@ out:
 	return b;
 }
 
+/*
+ * Snapshots: beside struct cpu_state, a vCPU keeps whether it waits for
+ * SIPI and its own TSC adjustment; the VM keeps the TSC every vCPU
+ * follows.  set_state (run before these on load) sets the VM's TSC from
+ * each vCPU's in turn, so the VM section puts the saved clock back.
+ */
+static int
+bt_vcpu_snapshot(struct vcpu *vcpu, struct snap *s)
+{
+	struct bt_cpu *c = vcpu->accel;
+	char name[32];
+
+	snprintf(name, sizeof(name), "bt.cpu.%d", vcpu->id);
+	snap_section_begin(s, name, 1);
+	snap_u8(s, "wait_sipi", &c->wait_sipi);
+	snap_u64(s, "tsc_adjust", &c->tsc_adjust);
+	snap_section_end(s);
+	if (!snap_saving(s) && snap_error(s) == 0) {
+		c->wait_sipi = c->wait_sipi != 0;
+		c->evpend = c->halted | c->wait_sipi | c->nmi_pending;
+	}
+	return snap_error(s);
+}
+
+static int
+bt_vm_snapshot(struct vm *vm, struct snap *s)
+{
+	struct bt_vm *b = vm->accel_data;
+	uint64_t tsc = vclock_ns() + b->tsc_offset;
+
+	snap_section_begin(s, "bt.vm", 1);
+	snap_u64(s, "tsc", &tsc);
+	snap_section_end(s);
+	if (!snap_saving(s) && snap_error(s) == 0)
+		__atomic_store_n(&b->tsc_offset, tsc - vclock_ns(),
+		    __ATOMIC_RELAXED);
+	return snap_error(s);
+}
+
+static void
+bt_cpuid_of(struct vcpu *vcpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	bt_cpuid(vcpu->accel, leaf, sub, r);
+}
+
 const struct accel_ops bt_accel_ops = {
 	.name = "bt",
 	.kernel_irqchip = false,
@@ -450,6 +516,9 @@ const struct accel_ops bt_accel_ops = {
 	.irq_line = bt_irq_line,
 	.msi = bt_msi,
 	.dirty_log = bt_dirty_log,
+	.vcpu_snapshot = bt_vcpu_snapshot,
+	.vm_snapshot = bt_vm_snapshot,
+	.cpuid = bt_cpuid_of,
 };
 
 void

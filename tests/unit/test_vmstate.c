@@ -1,0 +1,306 @@
+/*
+ * The whole-VM state on real VM objects (vm_create on the software CPU,
+ * every device of the table): a guest counting in a register is saved,
+ * keeps running, and a second VM loaded from the saved state continues
+ * from the saved count.  Damaged, truncated, newer and foreign streams
+ * are refused with a message and change nothing.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "bt/harness.h"
+#include "hv/vmconfig.h"
+#include "migrate/snap.h"
+#include "migrate/vmstate.h"
+#include "util/evloop.h"
+
+#define MEM		(16ull << 20)
+#define CODE		0x200000ull
+#define COUNTER		0x5000ull
+
+/* 1: inc rax; mov [0x5000], rax; pause; jmp 1b */
+static const uint8_t count_loop[] = {
+	0x48, 0xff, 0xc0,
+	0x48, 0x89, 0x04, 0x25, 0x00, 0x50, 0x00, 0x00,
+	0xf3, 0x90,
+	0xeb, 0xf2,
+};
+
+static struct vm_config cfg;
+
+static struct vm *
+new_vm(uint64_t mem, int cpus)
+{
+	struct vm *vm;
+	int err = 0;
+
+	vm_config_defaults(&cfg);
+	cfg.memory = mem;
+	cfg.cpus = cpus;
+	vm = vm_create(&cfg, &bt_accel_ops, &err);
+	cr_assert_not_null(vm, "vm_create: %d", err);
+	return vm;
+}
+
+/* The counting guest on vm, in long mode through the test harness. */
+static struct tvm
+guest_vm(struct vm *vm)
+{
+	struct tvm t = { .vm = vm, .vcpu = vm->vcpus[0] };
+	struct cpu_state st;
+
+	tvm_long_mode(&t, &st, CODE);
+	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
+	cr_assert_eq(vm->accel->set_state(vm->vcpus[0], &st), 0);
+	return t;
+}
+
+static uint64_t
+counter(struct vm *vm)
+{
+	uint64_t v;
+
+	memcpy(&v, vm->ram + COUNTER, 8);
+	return v;
+}
+
+static uint64_t
+reg(struct vm *vm, int r)
+{
+	struct cpu_state st;
+
+	cr_assert_eq(vm->accel->get_state(vm->vcpus[0], &st), 0);
+	return r < 0 ? st.msr.tsc : st.gpr[r];
+}
+
+/* A guest that has counted for a while, its state and a RAM copy. */
+struct saved {
+	struct vm *vm;
+	struct snap s;
+	uint8_t *ram;
+	uint64_t count, tsc;
+};
+
+static void
+save_running(struct saved *sv)
+{
+	struct tvm t;
+
+	sv->vm = new_vm(MEM, 1);
+	t = guest_vm(sv->vm);
+	cr_assert_eq(tvm_run(&t, 50), VM_EXIT_INTR);
+	sv->count = reg(sv->vm, R_RAX);
+	cr_assert_gt(sv->count, 100, "the guest did not count");
+	snap_init_save(&sv->s);
+	cr_assert_eq(vmstate_save(sv->vm, &sv->s), 0, "%s", sv->s.errmsg);
+	sv->tsc = reg(sv->vm, -1);
+	sv->ram = malloc(MEM);
+	memcpy(sv->ram, sv->vm->ram, MEM);
+}
+
+static void
+saved_free(struct saved *sv)
+{
+	snap_free(&sv->s);
+	free(sv->ram);
+	vm_destroy(sv->vm);
+}
+
+Test(vmstate, guest_resumes_from_the_saved_count, .timeout = 30)
+{
+	struct saved sv;
+	struct snap l;
+	struct tvm t;
+	struct vm *b;
+	uint64_t later, tsc;
+
+	save_running(&sv);
+	/* The source goes on counting past the saved value. */
+	t = (struct tvm){ .vm = sv.vm, .vcpu = sv.vm->vcpus[0] };
+	cr_assert_eq(tvm_run(&t, 30), VM_EXIT_INTR);
+	later = reg(sv.vm, R_RAX);
+	cr_assert_gt(later, sv.count);
+	/* Long enough that the source's TSC is well past the saved one. */
+	cr_assert_eq(tvm_run(&t, 300), VM_EXIT_INTR);
+
+	b = new_vm(MEM, 1);
+	memcpy(b->ram, sv.ram, MEM);
+	snap_init_load(&l, sv.s.buf, sv.s.len);
+	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
+	cr_assert_eq(l.pos, l.len, "the whole stream was read");
+	cr_assert_eq(reg(b, R_RAX), sv.count);
+	/* The TSC continues from the saved value, not from 0 and not from
+	 * the source's later value (1 GHz: within 200 ms). */
+	tsc = reg(b, -1);
+	cr_assert_lt(tsc > sv.tsc ? tsc - sv.tsc : sv.tsc - tsc, 200000000ull,
+	    "TSC %llu, saved %llu", (unsigned long long)tsc,
+	    (unsigned long long)sv.tsc);
+	t = (struct tvm){ .vm = b, .vcpu = b->vcpus[0] };
+	cr_assert_eq(tvm_run(&t, 30), VM_EXIT_INTR);
+	cr_assert_gt(reg(b, R_RAX), sv.count);
+	cr_assert_gt(counter(b), sv.count, "memory and registers agree");
+	cr_assert_eq(atomic_load(&b->exit_request), 0);
+	vm_destroy(b);
+	saved_free(&sv);
+}
+
+/* Every cut of the stream and many bit flips are refused before the
+ * VM changes: vCPU 0 keeps its reset state. */
+Test(vmstate, truncated_or_corrupted_streams_change_nothing, .timeout = 120)
+{
+	struct saved sv;
+	struct snap l;
+	struct vm *b;
+	uint8_t *copy;
+
+	save_running(&sv);
+	b = new_vm(MEM, 1);
+	for (size_t n = 0; n < sv.s.len; n += n < 512 ? 1 : 7) {
+		snap_init_load(&l, sv.s.buf, n);
+		cr_assert_neq(vmstate_load(b, &l), 0, "cut at %zu loaded", n);
+		cr_assert_neq(l.errmsg[0], '\0');
+		cr_assert_eq(reg(b, R_RAX), 0, "cut at %zu changed vCPU 0", n);
+	}
+	snap_init_load(&l, sv.s.buf, sv.s.len - 1);
+	vmstate_load(b, &l);
+	cr_assert(strstr(l.errmsg, "truncated") != NULL, "%s", l.errmsg);
+	copy = malloc(sv.s.len);
+	for (size_t i = 0; i < sv.s.len * 8; i += 13) {
+		memcpy(copy, sv.s.buf, sv.s.len);
+		copy[i / 8] ^= 1u << (i % 8);
+		snap_init_load(&l, copy, sv.s.len);
+		cr_assert_neq(vmstate_load(b, &l), 0, "bit %zu loaded", i);
+		cr_assert_eq(reg(b, R_RAX), 0, "bit %zu changed vCPU 0", i);
+	}
+	/* Nothing of it may run. */
+	cr_assert_neq(atomic_load(&b->exit_request), 0);
+	free(copy);
+	vm_destroy(b);
+	saved_free(&sv);
+}
+
+/* Offset of section name's header in buf, or -1. */
+static long
+find_section(const uint8_t *buf, size_t len, const char *name)
+{
+	size_t p = 0, nl = strlen(name);
+
+	while (p + 10 < len) {
+		unsigned l = buf[p + 1];
+		uint32_t plen;
+
+		memcpy(&plen, buf + p + 6 + l, 4);
+		if (l == nl && memcmp(buf + p + 2, name, nl) == 0)
+			return (long)p;
+		p += 10 + l + plen + 4;
+	}
+	return -1;
+}
+
+/* Recompute the CRC of the section at off after an edit. */
+static void
+reseal(uint8_t *buf, long off)
+{
+	unsigned l = buf[off + 1];
+	uint32_t plen, crc;
+
+	memcpy(&plen, buf + off + 6 + l, 4);
+	crc = snap_crc32(buf + off, 10 + l + plen);
+	memcpy(buf + off + 10 + l + plen, &crc, 4);
+}
+
+Test(vmstate, newer_section_version_is_refused, .timeout = 30)
+{
+	struct saved sv;
+	struct snap l;
+	struct vm *b;
+	uint32_t v;
+	long off;
+
+	save_running(&sv);
+	off = find_section(sv.s.buf, sv.s.len, "com1");
+	cr_assert_geq(off, 0);
+	memcpy(&v, sv.s.buf + off + 2 + 4, 4);
+	v++;
+	memcpy(sv.s.buf + off + 2 + 4, &v, 4);
+	reseal(sv.s.buf, off);
+	b = new_vm(MEM, 1);
+	memcpy(b->ram, sv.ram, MEM);
+	snap_init_load(&l, sv.s.buf, sv.s.len);
+	cr_assert_eq(vmstate_load(b, &l), -ENOTSUP);
+	cr_assert(strstr(l.errmsg, "com1") && strstr(l.errmsg, "newer"),
+	    "%s", l.errmsg);
+	cr_assert_eq(reg(b, R_RAX), 0, "refused before any change");
+	vm_destroy(b);
+	saved_free(&sv);
+}
+
+/* A guest that was given AVX cannot resume on a CPU without it. */
+Test(vmstate, missing_cpu_feature_is_refused_by_name, .timeout = 30)
+{
+	static const char field[] = "cpuid.1.ecx";
+	struct saved sv;
+	struct snap l;
+	struct vm *b;
+	uint8_t *p;
+	long off;
+
+	save_running(&sv);
+	off = find_section(sv.s.buf, sv.s.len, "vmstate");
+	cr_assert_geq(off, 0);
+	p = memmem(sv.s.buf + off, sv.s.len - off, field, strlen(field));
+	cr_assert_not_null(p);
+	p[strlen(field) + 4 + 3] |= 1u << (28 - 24);	/* AVX */
+	reseal(sv.s.buf, off);
+	b = new_vm(MEM, 1);
+	snap_init_load(&l, sv.s.buf, sv.s.len);
+	cr_assert_eq(vmstate_load(b, &l), -ENOTSUP);
+	cr_assert(strstr(l.errmsg, "avx") && strstr(l.errmsg, "bt"), "%s",
+	    l.errmsg);
+	vm_destroy(b);
+	saved_free(&sv);
+}
+
+Test(vmstate, other_shape_is_refused, .timeout = 30)
+{
+	struct saved sv;
+	struct snap l;
+	struct vm *b;
+
+	save_running(&sv);
+	b = new_vm(MEM * 2, 1);
+	snap_init_load(&l, sv.s.buf, sv.s.len);
+	cr_assert_eq(vmstate_load(b, &l), -EINVAL);
+	cr_assert(strstr(l.errmsg, "MiB") != NULL, "%s", l.errmsg);
+	vm_destroy(b);
+	b = new_vm(MEM, 2);
+	snap_init_load(&l, sv.s.buf, sv.s.len);
+	cr_assert_eq(vmstate_load(b, &l), -EINVAL);
+	cr_assert(strstr(l.errmsg, "vCPU") != NULL, "%s", l.errmsg);
+	vm_destroy(b);
+	saved_free(&sv);
+}
+
+/* Two vCPUs, an AP still waiting for SIPI: both come back as they were. */
+Test(vmstate, smp_state_roundtrip, .timeout = 30)
+{
+	struct vm *a = new_vm(MEM, 2), *b = new_vm(MEM, 2);
+	struct cpu_state sa, sb;
+	struct snap s, l;
+
+	guest_vm(a);
+	snap_init_save(&s);
+	cr_assert_eq(vmstate_save(a, &s), 0, "%s", s.errmsg);
+	snap_init_load(&l, s.buf, s.len);
+	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(a->accel->get_state(a->vcpus[i], &sa), 0);
+		cr_assert_eq(b->accel->get_state(b->vcpus[i], &sb), 0);
+		sa.msr.tsc = sb.msr.tsc = 0;
+		cr_assert_eq(memcmp(&sa, &sb, sizeof(sa)), 0, "vCPU %d", i);
+	}
+	snap_free(&s);
+	vm_destroy(a);
+	vm_destroy(b);
+}
