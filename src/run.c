@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "devices/virtio_net.h"
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
@@ -52,6 +53,10 @@ static const char run_usage[] =
 "  -d, --disk FILE[,format=raw|qcow2][,readonly=on][,serial=S]\n"
 "                        add a virtio-blk disk (/dev/vda, vdb... in order;\n"
 "                        repeatable)\n"
+"  -n, --nic [portgroup=]NAME[,mac=MAC][,queues=N]\n"
+"                        add a virtio-net NIC on the host switch's port\n"
+"                        group NAME (repeatable; default MAC derived from\n"
+"                        the VM name; queues: pairs, default min(cpus, 4))\n"
 "      --datastore DIR   the datastore holding NAME\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
 "      --bzimage-entry   boot a bzImage through its own decompressor instead\n"
@@ -152,6 +157,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
 		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 		{ "disk", required_argument, NULL, 'd' },
+		{ "nic", required_argument, NULL, 'n' },
 		{ "datastore", required_argument, NULL, OPT_DATASTORE },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -168,7 +174,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 	snprintf(cfg->serial, sizeof(cfg->serial), "stdio");
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+k:i:a:m:c:d:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+k:i:a:m:c:d:n:vh", opts, NULL)) != -1) {
 		a->set |= c == 'k' ? RUN_SET_KERNEL : c == 'i' ? RUN_SET_INITRD :
 		    c == 'a' ? RUN_SET_APPEND : c == 'm' ? RUN_SET_MEMORY :
 		    c == 'c' ? RUN_SET_CPUS : c == OPT_ACCEL ? RUN_SET_ACCEL :
@@ -185,6 +191,17 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 			    &cfg->disks[cfg->ndisks], err, errlen) < 0)
 				return -1;
 			cfg->ndisks++;
+			break;
+		case 'n':
+			if (cfg->nnics >= VMCFG_MAX_NICS) {
+				snprintf(err, errlen, "at most %d --nic "
+				    "options", VMCFG_MAX_NICS);
+				return -1;
+			}
+			if (virtio_net_parse_arg(optarg,
+			    &cfg->nics[cfg->nnics], err, errlen) < 0)
+				return -1;
+			cfg->nnics++;
 			break;
 		case OPT_DATASTORE:
 			if (run_copy(a->datastore, sizeof(a->datastore), optarg,
@@ -313,6 +330,13 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 	}
 	for (int i = 0; i < cmd->ndisks; i++)
 		vm->disks[vm->ndisks++] = cmd->disks[i];
+	if (vm->nnics + cmd->nnics > VMCFG_MAX_NICS) {
+		snprintf(err, errlen, "%s has %d NICs; at most %d in all",
+		    a->name, vm->nnics, VMCFG_MAX_NICS);
+		return -1;
+	}
+	for (int i = 0; i < cmd->nnics; i++)
+		vm->nics[vm->nnics++] = cmd->nics[i];
 	memcpy(vm->serial, cmd->serial, sizeof(vm->serial));
 	vm->verbose = cmd->verbose;
 	if (vm->kernel[0] == '\0') {

@@ -17,6 +17,7 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
+#include "devices/virtio_net.h"
 #include "hv/console.h"
 #include "hv/exit.h"
 #include "hv/vm.h"
@@ -78,6 +79,31 @@ control_cmd_status(struct control *c, json_t *args, struct control_err *e)
 	    "vcpus", vm->nvcpus, "memory", (json_int_t)vm->ram_size,
 	    "accel", vm->accel != NULL ? vm->accel->name : "none",
 	    "uptime", control_cmd_uptime(c));
+}
+
+/* {"nic": N, "up": BOOL}: set NIC N's link up or down as the guest sees
+ * it (without "up", only report); replies with the link state. */
+static json_t *
+control_cmd_nic_link(struct control *c, json_t *args, struct control_err *e)
+{
+	json_t *n = json_object_get(args, "nic"), *up = json_object_get(args,
+	    "up");
+	int nic, r;
+
+	if (!json_is_integer(n) || json_integer_value(n) < 0 ||
+	    json_integer_value(n) >= VMCFG_MAX_NICS ||
+	    (up != NULL && !json_is_boolean(up)))
+		return control_cmd_fail(e, "bad-argument", "expected "
+		    "{\"nic\": N, \"up\": true|false}");
+	nic = (int)json_integer_value(n);
+	if (up != NULL && virtio_net_set_link(c->vm, nic, json_is_true(up)) <
+	    0)
+		return control_cmd_fail(e, "bad-argument", "the VM has no "
+		    "such NIC");
+	if ((r = virtio_net_link(c->vm, nic)) < 0)
+		return control_cmd_fail(e, "bad-argument", "the VM has no "
+		    "such NIC");
+	return json_pack("{s:i, s:b}", "nic", nic, "link", r);
 }
 
 /* CPU time a vCPU thread has used, in seconds, or -1 if unknown. */
@@ -323,6 +349,7 @@ static const struct {
 } control_cmds[] = {
 	{ "status", control_cmd_status },
 	{ "stats", control_cmd_stats },
+	{ "nic-link", control_cmd_nic_link },
 	{ "pause", control_cmd_pause },
 	{ "resume", control_cmd_resume },
 	{ "stop", control_cmd_stop },

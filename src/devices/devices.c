@@ -15,6 +15,7 @@
 #include "devices/ns16550.h"
 #include "devices/pci.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_net.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
@@ -29,6 +30,7 @@ const struct device_ops *const device_table[] = {
 	&debug_exit_ops,
 	&pci_host_ops,		/* before any PCI device */
 	&virtio_blk_ops,	/* one per --disk */
+	&virtio_net_ops,	/* one per --nic */
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =

@@ -43,7 +43,8 @@ struct snap;
 
 #define VIRTIO_PCI_VENDOR	0x1af4
 #define VIRTIO_PCI_DEVICE_BASE	0x1040	/* + device type */
-#define VIRTIO_MAX_QUEUES	8
+/* virtio-net: 8 queue pairs and its control queue. */
+#define VIRTIO_MAX_QUEUES	17
 #define VIRTIO_QUEUE_MAX	256	/* largest (and default) queue size */
 #define VIRTIO_NO_VECTOR	0xffff
 

@@ -22,6 +22,7 @@ struct vmcfg_nic {
 	char portgroup[64];
 	uint8_t mac[6];
 	bool mac_set;
+	int queues;		/* queue pairs; 0: min(cpus, 4) */
 };
 
 struct vm_config {

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/virtio_net.h"
 #include "util/log.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/qcow2.h"
@@ -37,7 +38,8 @@ static const char vmfs_cli_vm_usage[] =
     "                 [--initrd FILE] [--append CMDLINE] [--accel kvm|bt|auto]\n"
     "                 [--disk FILE[,format=raw|qcow2][,readonly=on]]...\n"
     "                 [--new-disk SIZE]...  (a new qcow2 in the VM's directory)\n"
-    "                 [--nic PORTGROUP[,mac=XX:XX:XX:XX:XX:XX]]... [--vnc ADDR]\n"
+    "                 [--nic PORTGROUP[,mac=XX:XX:XX:XX:XX:XX][,queues=N]]...\n"
+    "                 [--vnc ADDR]  (a NIC without mac= gets a fixed random one)\n"
     "  vm list\n"
     "  vm show NAME\n"
     "  vm set NAME KEY=VALUE...   (KEY= removes the key)\n"
@@ -164,28 +166,21 @@ vmfs_cli_abs(const char *what, const char *in, char *out, size_t len)
 	return 0;
 }
 
+/* A NIC gets its MAC once, here, and keeps it in the .vmx: the guest
+ * sees the same address at every start. */
 static int
 vmfs_cli_nic(const char *arg, struct vmcfg_nic *n)
 {
-	const char *comma = strchr(arg, ',');
-	char err[256];
-	size_t pl = comma ? (size_t)(comma - arg) : strlen(arg);
+	char err[512];
 
-	memset(n, 0, sizeof(*n));
-	if (pl == 0 || pl >= sizeof(n->portgroup))
+	if (virtio_net_parse_arg(arg, n, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
 		return -EINVAL;
-	memcpy(n->portgroup, arg, pl);
-	if (vmx_check("nic0.portgroup", n->portgroup, err, sizeof(err)) < 0)
-		return -EINVAL;
-	if (comma == NULL)
-		return 0;
-	if (strncmp(comma + 1, "mac=", 4) != 0 ||
-	    vmx_check("nic0.mac", comma + 5, err, sizeof(err)) < 0)
-		return -EINVAL;
-	if (sscanf(comma + 5, "%2hhx:%2hhx:%2hhx:%2hhx:%2hhx:%2hhx", &n->mac[0],
-	    &n->mac[1], &n->mac[2], &n->mac[3], &n->mac[4], &n->mac[5]) != 6)
-		return -EINVAL;
-	n->mac_set = true;
+	}
+	if (!n->mac_set) {
+		virtio_net_random_mac(n->mac);
+		n->mac_set = true;
+	}
 	return 0;
 }
 
@@ -315,8 +310,9 @@ vmfs_cli_create_opts(int argc, char **argv, struct vm_config *c,
 		case 'n':
 			if (c->nnics >= VMCFG_MAX_NICS ||
 			    vmfs_cli_nic(optarg, &c->nics[c->nnics]) < 0) {
-				log_warnx("--nic: expected PORTGROUP[,mac=XX:XX:XX:"
-				    "XX:XX:XX] (at most %d NICs)", VMCFG_MAX_NICS);
+				log_warnx("--nic: expected [portgroup=]NAME[,mac="
+				    "XX:XX:XX:XX:XX:XX][,queues=N] (at most %d NICs)",
+				    VMCFG_MAX_NICS);
 				return -EINVAL;
 			}
 			c->nnics++;

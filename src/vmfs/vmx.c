@@ -513,8 +513,17 @@ vmx_apply_nic(struct vm_config *c, int i, const char *f, const char *v,
 			return vmx_err(err, errlen, "expected a unicast MAC like "
 			    "52:54:00:12:34:56, got '%s'", v);
 		n->mac_set = true;
+	} else if (strcasecmp(f, "queues") == 0) {
+		uint64_t q;
+
+		/* virtio-net's limit (VIRTIO_NET_MAX_PAIRS) */
+		if (vmx_uint(v, 1, 8, &q) < 0)
+			return vmx_err(err, errlen, "expected a number of queue "
+			    "pairs (1..8), got '%s'", v);
+		n->queues = (int)q;
 	} else {
-		return vmx_err(err, errlen, "unknown NIC setting (portgroup, mac)");
+		return vmx_err(err, errlen, "unknown NIC setting (portgroup, mac, "
+		    "queues)");
 	}
 	if (i + 1 > c->nnics)
 		c->nnics = i + 1;
@@ -703,6 +712,9 @@ vmx_from_devices(struct vmx_doc *doc, const struct vm_config *c)
 		    n->mac[5]);
 		if (ret == 0 && n->mac_set)
 			ret = vmx_set_idx(doc, "nic", i, "mac", mac);
+		snprintf(mac, sizeof(mac), "%d", n->queues);
+		if (ret == 0 && n->queues > 0)
+			ret = vmx_set_idx(doc, "nic", i, "queues", mac);
 	}
 	return ret;
 }

@@ -1,0 +1,925 @@
+/*
+ * virtio-net driven as Linux's virtio_pci_modern and virtio_net drivers
+ * do (capabilities, MSI-X, features, rings laid out in guest RAM, kicks),
+ * with the VM's event thread running and the NIC's backend connected to
+ * a fake switch this test serves: a SOCK_SEQPACKET listener at the
+ * switch's socket path in a private XDG_RUNTIME_DIR that answers the
+ * hello with a welcome, then sends and receives frames as the protocol
+ * of vswitch_proto.h says.  Then the hostile side: descriptors outside
+ * RAM, frames too short or too long, a switch that goes away.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "null_accel.h"
+#include "devices/bus.h"
+#include "devices/device.h"
+#include "devices/pci.h"
+#include "devices/virtio.h"
+#include "devices/virtio_net.h"
+#include "migrate/snap.h"
+#include "util/evloop.h"
+#include "vswitch/vswitch_proto.h"
+
+#define RAM		(64u << 20)
+#define QSIZE		128
+#define QBASE		0x100000ull	/* queue q's rings at QBASE + q * QSTRIDE */
+#define QSTRIDE		0x4000ull
+#define BUFS		0x400000ull	/* buffers, 4 KiB each */
+#define MSI_ADDR	0xfee00000ull
+#define NQ		5		/* 2 pairs and the control queue */
+#define CTRLQ		4
+#define HDR		VIRTIO_NET_HDR_LEN
+
+static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+
+static struct accel_ops rec_ops;
+static int msis[16];
+
+static int
+rec_msi(struct vm *v, uint64_t addr, uint32_t data)
+{
+	if (addr == MSI_ADDR && data >= 0x40 && data < 0x50)
+		__atomic_fetch_add(&msis[data - 0x40], 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static struct vm *vm;
+static struct vm_config cfg;
+static pthread_t loop_thread;
+static char rundir[64];
+static int lfd = -1, sw = -1;	/* the fake switch: listener, port */
+static struct vsw_hello hello;
+
+static int slot;
+static uint64_t common, devcfg, notify, msix_table;
+static uint32_t notify_mult;
+static uint16_t avail_idx[NQ], used_seen[NQ];
+
+static void *
+loop_main(void *arg)
+{
+	evloop_run(arg);
+	return NULL;
+}
+
+/* --- bus access as a vCPU exit makes it --- */
+
+static uint64_t
+mmio_rd(uint64_t addr, unsigned len)
+{
+	uint8_t d[8] = { 0 };
+
+	pthread_mutex_lock(&vm->devlock);
+	bus_access(vm->mmio, NULL, addr, d, len, false);
+	pthread_mutex_unlock(&vm->devlock);
+	return bus_get(d, len);
+}
+
+static void
+mmio_wr(uint64_t addr, unsigned len, uint64_t v)
+{
+	uint8_t d[8];
+
+	bus_put(d, len, v);
+	pthread_mutex_lock(&vm->devlock);
+	bus_access(vm->mmio, NULL, addr, d, len, true);
+	pthread_mutex_unlock(&vm->devlock);
+}
+
+static uint32_t
+cfg_rd(unsigned reg, unsigned len)
+{
+	uint8_t d[4];
+
+	pthread_mutex_lock(&vm->devlock);
+	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
+	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
+	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
+	pthread_mutex_unlock(&vm->devlock);
+	return (uint32_t)bus_get(d, len);
+}
+
+static void
+cfg_wr(unsigned reg, unsigned len, uint32_t v)
+{
+	uint8_t d[4];
+
+	pthread_mutex_lock(&vm->devlock);
+	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
+	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
+	bus_put(d, len, v);
+	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
+	pthread_mutex_unlock(&vm->devlock);
+}
+
+static void *
+ram(uint64_t gpa, uint64_t len)
+{
+	void *p = vm_gpa_to_hva(vm, gpa, len);
+
+	cr_assert_not_null(p);
+	return p;
+}
+
+static uint64_t
+bar_addr(int bar)
+{
+	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
+
+	if ((lo & 6) == 4)
+		return (lo & ~0xfull) | (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar +
+		    4, 4) << 32;
+	return lo & ~0xfull;
+}
+
+static void
+probe(void)
+{
+	unsigned cap;
+
+	for (slot = 1; slot < 32; slot++)
+		if (cfg_rd(0, 4) == (0x1041u << 16 | 0x1af4))
+			break;
+	cr_assert_lt(slot, 32, "no virtio-net on bus 0");
+	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 2, 1), 0x02, "network class");
+	for (cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0; cap = cfg_rd(cap + 1, 1)) {
+		unsigned id = cfg_rd(cap, 1), type = cfg_rd(cap + 3, 1);
+		uint64_t at;
+
+		if (id == PCI_CAP_ID_MSIX) {
+			uint32_t t = cfg_rd(cap + 4, 4);
+
+			msix_table = bar_addr(t & 7) + (t & ~7u);
+			cfg_wr(cap + 2, 2, cfg_rd(cap + 2, 2) | 0x8000);
+			continue;
+		}
+		if (id != PCI_CAP_ID_VENDOR || type == VIRTIO_PCI_CAP_PCI_CFG)
+			continue;
+		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
+		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
+			common = at;
+		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
+			devcfg = at;
+		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
+			notify = at;
+			notify_mult = cfg_rd(cap + 16, 4);
+		}
+	}
+	cr_assert(common && devcfg && notify && msix_table);
+	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
+	    PCI_CMD_MASTER);
+}
+
+static void
+msix_vector(unsigned v)
+{
+	uint64_t e = msix_table + 16 * v;
+
+	mmio_wr(e, 4, (uint32_t)MSI_ADDR);
+	mmio_wr(e + 4, 4, 0);
+	mmio_wr(e + 8, 4, 0x40 + v);
+	mmio_wr(e + 12, 4, 0);
+}
+
+static uint64_t
+device_features(void)
+{
+	uint64_t f;
+
+	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 0);
+	f = mmio_rd(common + VIRTIO_COMMON_DF, 4);
+	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
+	return f | mmio_rd(common + VIRTIO_COMMON_DF, 4) << 32;
+}
+
+static uint64_t
+rings(unsigned q)
+{
+	return QBASE + q * QSTRIDE;
+}
+
+static void
+queue_setup(unsigned q)
+{
+	uint64_t d = rings(q), a = d + 0x1000, u = d + 0x2000;
+
+	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, q);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
+	mmio_wr(common + VIRTIO_COMMON_Q_MSIX, 2, q + 1);
+	memset(ram(d, QSTRIDE), 0, QSTRIDE);
+	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 8, d);
+	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 8, a);
+	mmio_wr(common + VIRTIO_COMMON_Q_USED, 8, u);
+	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_ENABLE, 2), 1);
+	avail_idx[q] = used_seen[q] = 0;
+}
+
+/* Negotiate every offered feature except those in drop. */
+static void
+driver_init(uint64_t drop)
+{
+	uint64_t f;
+
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER);
+	f = device_features() & ~drop;
+	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 0);
+	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)f);
+	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
+	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)(f >> 32));
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
+	    VIRTIO_S_FEATURES_OK);
+	for (unsigned v = 0; v <= NQ; v++)
+		msix_vector(v);
+	mmio_wr(common + VIRTIO_COMMON_MSIX, 2, 0);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), NQ);
+	for (unsigned q = 0; q < NQ; q++)
+		queue_setup(q);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+}
+
+/* --- the driver's side of the rings --- */
+
+static void
+desc(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+    uint16_t next)
+{
+	uint8_t *d = ram(rings(q) + 16 * i, 16);
+
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &len, 4);
+	memcpy(d + 12, &flags, 2);
+	memcpy(d + 14, &next, 2);
+}
+
+static void
+avail_add(unsigned q, uint16_t head)
+{
+	uint8_t *a = ram(rings(q) + 0x1000, 4 + 2 * QSIZE);
+
+	memcpy(a + 4 + 2 * (avail_idx[q] % QSIZE), &head, 2);
+	avail_idx[q]++;
+	__atomic_store_n((uint16_t *)(a + 2), avail_idx[q], __ATOMIC_RELEASE);
+}
+
+static void
+kick(unsigned q)
+{
+	mmio_wr(notify + q * notify_mult, 2, q);
+}
+
+static uint16_t
+used_idx(unsigned q)
+{
+	return __atomic_load_n((uint16_t *)ram(rings(q) + 0x2002, 2),
+	    __ATOMIC_ACQUIRE);
+}
+
+/* Wait (at most 5 s) for n more used entries of queue q. */
+static bool
+wait_used(unsigned q, unsigned n)
+{
+	for (int i = 0; i < 5000; i++) {
+		if ((uint16_t)(used_idx(q) - used_seen[q]) >= n)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* The next used entry of q (after wait_used). */
+static void
+used_next(unsigned q, uint32_t *id, uint32_t *len)
+{
+	uint8_t *e = ram(rings(q) + 0x2004 + 8 * (used_seen[q] % QSIZE), 8);
+
+	memcpy(id, e, 4);
+	memcpy(len, e + 4, 4);
+	used_seen[q]++;
+}
+
+static uint64_t
+buf(unsigned i)
+{
+	return BUFS + 0x1000ull * i;
+}
+
+/* Give receive queue q buffers i0..i0+n-1 (2 KiB each, one descriptor). */
+static void
+rx_post(unsigned q, unsigned i0, unsigned n, uint32_t len)
+{
+	for (unsigned i = i0; i < i0 + n; i++) {
+		memset(ram(buf(i), len), 0xee, len);
+		desc(q, i % QSIZE, buf(i), len, VIRTQ_DESC_F_WRITE, 0);
+		avail_add(q, (uint16_t)(i % QSIZE));
+	}
+	kick(q);
+}
+
+/* A test frame of len bytes: broadcast, from our MAC, seeded payload. */
+static void
+frame(uint8_t *f, size_t len, unsigned seed)
+{
+	memset(f, 0xff, 6);
+	memcpy(f + 6, test_mac, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;		/* local experimental ethertype */
+	for (size_t i = 14; i < len; i++)
+		f[i] = (uint8_t)(i * 13 + seed);
+}
+
+/* Transmit one frame from queue 1 with buffer i: header and frame in
+ * separate descriptors, as a driver may lay them out. */
+static void
+tx_send(unsigned i, const uint8_t *h, const uint8_t *f, uint32_t flen)
+{
+	unsigned d = (2 * i) % QSIZE;
+
+	memcpy(ram(buf(i), HDR), h, HDR);
+	memcpy(ram(buf(i) + 64, flen), f, flen);
+	desc(1, d, buf(i), HDR, VIRTQ_DESC_F_NEXT, (uint16_t)(d + 1));
+	desc(1, d + 1, buf(i) + 64, flen, 0, 0);
+	avail_add(1, (uint16_t)d);
+	kick(1);
+}
+
+/* --- the fake switch --- */
+
+static void
+switch_listen(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[128];
+
+	snprintf(rundir, sizeof(rundir), "/tmp/tv-vnet-XXXXXX");
+	cr_assert_not_null(mkdtemp(rundir));
+	setenv("XDG_RUNTIME_DIR", rundir, 1);
+	snprintf(dir, sizeof(dir), "%s/termvisor", rundir);
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	cr_assert_eq(vsw_socket_path(NULL, sa.sun_path, sizeof(sa.sun_path)),
+	    0);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	cr_assert_geq(lfd, 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(lfd, 4), 0);
+}
+
+/* Take the NIC's connection: read its hello, answer status. */
+static void
+switch_accept(int32_t status)
+{
+	struct pollfd p = { lfd, POLLIN, 0 };
+	struct vsw_welcome w = { VSW_MAGIC, VSW_VERSION, 0, status, 7, "" };
+
+	cr_assert_eq(poll(&p, 1, 5000), 1, "the NIC never connected");
+	sw = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	cr_assert_geq(sw, 0);
+	cr_assert_eq(recv(sw, &hello, sizeof(hello), 0), sizeof(hello));
+	if (status != 0)
+		snprintf(w.message, sizeof(w.message), "no such port group");
+	cr_assert_eq(send(sw, &w, sizeof(w), 0), sizeof(w));
+}
+
+/* One message from the NIC within 2 s into m; its length or -1. */
+static ssize_t
+switch_recv(uint8_t *m, size_t len, int ms)
+{
+	struct pollfd p = { sw, POLLIN, 0 };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return recv(sw, m, len, MSG_DONTWAIT);
+}
+
+static void
+switch_send(const struct vsw_net_hdr *h, const uint8_t *f, size_t flen)
+{
+	uint8_t m[HDR + 4096];
+
+	cr_assert_leq(flen, 4096);
+	memcpy(m, h, HDR);
+	memcpy(m + HDR, f, flen);
+	cr_assert_eq(send(sw, m, HDR + flen, 0), (ssize_t)(HDR + flen));
+}
+
+static uint16_t
+link_status(void)
+{
+	return (uint16_t)mmio_rd(devcfg + VIRTIO_NET_CFG_STATUS, 2);
+}
+
+static bool
+wait_link(bool up)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (!!(link_status() & VIRTIO_NET_S_LINK_UP) == up)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static struct device_stats
+stats(void)
+{
+	struct device_stats st = { 0 };
+
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_net_ops)
+			vm->devices[i].ops->stats(vm->devices[i].state, &st);
+	return st;
+}
+
+/* --- set up and tear down --- */
+
+static void
+vm_up(void)
+{
+	int err;
+
+	memset(msis, 0, sizeof(msis));
+	rec_ops = null_accel_ops;
+	rec_ops.msi = rec_msi;
+	vm_config_defaults(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "vnet-test");
+	cfg.memory = RAM;
+	cfg.cpus = 2;		/* two queue pairs by default */
+	cfg.nnics = 1;
+	snprintf(cfg.nics[0].portgroup, sizeof(cfg.nics[0].portgroup),
+	    "pg-test");
+	memcpy(cfg.nics[0].mac, test_mac, 6);
+	cfg.nics[0].mac_set = true;
+	vm = vm_create(&cfg, &rec_ops, &err);
+	cr_assert_not_null(vm, "vm_create: %s", strerror(-err));
+	cr_assert_eq(pthread_create(&loop_thread, NULL, loop_main, vm->loop),
+	    0);
+	probe();
+}
+
+static void
+setup_nocsum(void)
+{
+	switch_listen();
+	vm_up();
+	switch_accept(0);
+	driver_init(1ull << VIRTIO_NET_F_GUEST_CSUM);
+	cr_assert(wait_link(true), "link up once the switch welcomed us");
+}
+
+static void
+setup(void)
+{
+	switch_listen();
+	vm_up();
+	switch_accept(0);
+	driver_init(0);
+	cr_assert(wait_link(true), "link up once the switch welcomed us");
+}
+
+static void
+teardown(void)
+{
+	char path[128];
+
+	if (vm != NULL) {
+		evloop_stop(vm->loop);
+		pthread_join(loop_thread, NULL);
+		vm_destroy(vm);
+		vm = NULL;
+	}
+	if (sw >= 0)
+		close(sw);
+	if (lfd >= 0)
+		close(lfd);
+	sw = lfd = -1;
+	if (vsw_socket_path(NULL, path, sizeof(path)) == 0)
+		unlink(path);
+	snprintf(path, sizeof(path), "%s/termvisor", rundir);
+	rmdir(path);
+	rmdir(rundir);
+}
+
+TestSuite(virtio_net, .init = setup, .fini = teardown, .timeout = 30);
+
+Test(virtio_net, config_space_hello_and_features)
+{
+	uint64_t f = device_features();
+
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(mmio_rd(devcfg + VIRTIO_NET_CFG_MAC + i, 1),
+		    test_mac[i]);
+	cr_assert_eq(mmio_rd(devcfg + VIRTIO_NET_CFG_MAX_PAIRS, 2), 2);
+	cr_assert(f >> VIRTIO_NET_F_MAC & 1);
+	cr_assert(f >> VIRTIO_NET_F_STATUS & 1);
+	cr_assert(f >> VIRTIO_NET_F_CTRL_VQ & 1);
+	cr_assert(f >> VIRTIO_NET_F_MQ & 1);
+	cr_assert(f >> VIRTIO_NET_F_GUEST_ANNOUNCE & 1);
+	cr_assert(f >> VIRTIO_F_RING_EVENT_IDX & 1);
+	/* No port promises segmentation: no TSO either way. */
+	cr_assert_not(f >> VIRTIO_NET_F_GUEST_TSO4 & 1);
+	cr_assert_not(f >> VIRTIO_NET_F_HOST_TSO4 & 1);
+	/* The hello named the NIC as the protocol says. */
+	cr_assert_eq(hello.magic, VSW_MAGIC);
+	cr_assert_eq(hello.version, VSW_VERSION);
+	cr_assert_arr_eq(hello.mac, test_mac, 6);
+	cr_assert_str_eq(hello.portgroup, "pg-test");
+	cr_assert_str_eq(hello.vm, "vnet-test");
+	cr_assert_str_eq(hello.nic, "net0");
+	cr_assert_eq(hello.features & VSW_F_GSO, 0);
+}
+
+Test(virtio_net, transmit_reaches_the_switch_with_header)
+{
+	uint8_t h[HDR] = { 0 }, f[200], m[512];
+	struct device_stats st;
+	uint32_t id, len;
+	ssize_t n;
+
+	frame(f, sizeof(f), 3);
+	/* A partial checksum at 34+16 (a TCP-like offset) travels on. */
+	h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	bus_put(h + 6, 2, 34);
+	bus_put(h + 8, 2, 16);
+	bus_put(h + 10, 2, 0x5555);	/* num_buffers: not the wire's */
+	tx_send(0, h, f, sizeof(f));
+	n = switch_recv(m, sizeof(m), 2000);
+	cr_assert_eq(n, HDR + sizeof(f), "one message: header and frame");
+	cr_assert_eq(m[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	cr_assert_eq(bus_get(m + 6, 2), 34);
+	cr_assert_eq(bus_get(m + 8, 2), 16);
+	cr_assert_eq(bus_get(m + 10, 2), 0, "num_buffers 0 on the wire");
+	cr_assert_arr_eq(m + HDR, f, sizeof(f));
+	cr_assert(wait_used(1, 1));
+	used_next(1, &id, &len);
+	cr_assert_eq(id, 0);
+	cr_assert_gt(msis[2], 0, "transmit queue's vector fired");
+	st = stats();
+	cr_assert_str_eq(st.kind, "net");
+	cr_assert_eq(st.tx_ops, 1);
+	cr_assert_eq(st.tx_bytes, sizeof(f));
+}
+
+Test(virtio_net, transmit_batch_of_many_frames)
+{
+	uint8_t h[HDR] = { 0 }, f[100], m[512];
+
+	for (unsigned i = 0; i < 50; i++) {
+		frame(f, sizeof(f), i);
+		tx_send(i, h, f, sizeof(f));
+	}
+	for (unsigned i = 0; i < 50; i++) {
+		cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f),
+		    "frame %u", i);
+		frame(f, sizeof(f), i);
+		cr_assert_arr_eq(m + HDR, f, sizeof(f), "frame %u in order", i);
+	}
+	cr_assert(wait_used(1, 50));
+	cr_assert_eq(stats().tx_ops, 50);
+}
+
+Test(virtio_net, receive_fills_buffers)
+{
+	struct vsw_net_hdr h = { 0 };
+	uint8_t f[300], *b;
+	uint32_t id, len;
+
+	rx_post(0, 0, 4, 2048);
+	for (unsigned i = 0; i < 3; i++) {
+		frame(f, sizeof(f), 10 + i);
+		switch_send(&h, f, sizeof(f));
+	}
+	cr_assert(wait_used(0, 3), "three frames received");
+	for (unsigned i = 0; i < 3; i++) {
+		used_next(0, &id, &len);
+		cr_assert_eq(id, i);
+		cr_assert_eq(len, HDR + sizeof(f));
+		b = ram(buf(i), 2048);
+		cr_assert_eq(bus_get(b + 10, 2), 1, "num_buffers 1");
+		frame(f, sizeof(f), 10 + i);
+		cr_assert_arr_eq(b + HDR, f, sizeof(f));
+	}
+	cr_assert_gt(msis[1], 0, "receive queue's vector fired");
+	cr_assert_eq(stats().rx_ops, 3);
+	cr_assert_eq(stats().rx_bytes, 3 * sizeof(f));
+}
+
+Test(virtio_net, receive_waits_for_buffers)
+{
+	struct vsw_net_hdr h = { 0 };
+	uint8_t f[80];
+	uint32_t id, len;
+
+	/* Frames before any buffer wait in the socket, not dropped. */
+	rx_post(0, 0, 0, 0);
+	frame(f, sizeof(f), 1);
+	switch_send(&h, f, sizeof(f));
+	switch_send(&h, f, sizeof(f));
+	usleep(100000);
+	cr_assert_eq(used_idx(0), 0);
+	rx_post(0, 0, 1, 2048);
+	cr_assert(wait_used(0, 1));
+	used_next(0, &id, &len);
+	usleep(50000);
+	cr_assert_eq(used_idx(0), 1, "one buffer, one frame");
+	rx_post(0, 1, 1, 2048);
+	cr_assert(wait_used(0, 1), "the second frame came with a buffer");
+	cr_assert_eq(stats().errors, 0);
+}
+
+Test(virtio_net, bad_frames_from_the_switch_are_dropped)
+{
+	struct vsw_net_hdr h = { 0 }, gso = { .gso_type = 1, .gso_size = 1448 };
+	uint8_t f[3000];
+	uint32_t id, len;
+
+	rx_post(0, 0, 1, 1024);
+	frame(f, sizeof(f), 2);
+	switch_send(&h, f, 10);			/* shorter than Ethernet */
+	switch_send(&gso, f, 1000);		/* GSO nobody asked for */
+	switch_send(&h, f, 2000);		/* larger than the buffer */
+	switch_send(&h, f, 500);		/* fine */
+	cr_assert(wait_used(0, 1));
+	used_next(0, &id, &len);
+	cr_assert_eq(len, HDR + 500, "the buffer waited for a frame it holds");
+	cr_assert_arr_eq((uint8_t *)ram(buf(0), 1024) + HDR, f, 500);
+	cr_assert_eq(stats().errors, 3);
+	cr_assert_eq(stats().rx_ops, 1);
+}
+
+Test(virtio_net, partial_checksum_completed_for_a_driver_without_csum,
+    .init = setup_nocsum)
+{
+	struct vsw_net_hdr h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+	    .csum_start = 34, .csum_offset = 16 };
+	uint8_t f[101], *b;
+	uint32_t id, len, sum = 0;
+
+	frame(f, sizeof(f), 5);
+	f[50] = f[51] = 0;
+	rx_post(0, 0, 1, 2048);
+	switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(0, 1));
+	used_next(0, &id, &len);
+	b = ram(buf(0), 2048);
+	cr_assert_eq(b[0], 0, "no NEEDS_CSUM for this driver");
+	/* The one's-complement sum from csum_start now checks out. */
+	for (unsigned i = 34; i < sizeof(f); i += 2)
+		sum += (uint32_t)b[HDR + i] << 8 |
+		    (i + 1 < sizeof(f) ? b[HDR + i + 1] : 0);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	cr_assert_eq(sum, 0xffff);
+}
+
+Test(virtio_net, hostile_transmit_descriptors)
+{
+	uint8_t h[HDR] = { 0 }, f[60];
+	uint32_t id, len;
+
+	/* A header without a frame: dropped, counted, the buffer back. */
+	memcpy(ram(buf(0), HDR), h, HDR);
+	desc(1, 0, buf(0), HDR, 0, 0);
+	avail_add(1, 0);
+	kick(1);
+	cr_assert(wait_used(1, 1));
+	used_next(1, &id, &len);
+	cr_assert_eq(stats().errors, 1);
+	cr_assert_eq(switch_recv(f, sizeof(f), 100), -1, "nothing sent");
+	/* A GSO header the device never offered: dropped. */
+	frame(f, sizeof(f), 0);
+	h[1] = 1;
+	tx_send(1, h, f, sizeof(f));
+	cr_assert(wait_used(1, 1));
+	used_next(1, &id, &len);
+	cr_assert_eq(stats().errors, 2);
+	/* A buffer past the end of RAM: NEEDS_RESET, nothing else. */
+	desc(1, 10, RAM - 16, 4096, 0, 0);
+	avail_add(1, 10);
+	kick(1);
+	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
+	    VIRTIO_S_NEEDS_RESET);
+	cr_assert_eq(switch_recv(f, sizeof(f), 100), -1);
+	/* A reset brings it back. */
+	driver_init(0);
+	frame(f, sizeof(f), 9);
+	h[1] = 0;
+	tx_send(0, h, f, sizeof(f));
+	{
+		uint8_t m[256];
+
+		cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f));
+	}
+}
+
+Test(virtio_net, descriptor_loop_and_index_run_ahead)
+{
+	uint8_t *a;
+
+	desc(1, 0, buf(0), 64, VIRTQ_DESC_F_NEXT, 1);
+	desc(1, 1, buf(0), 64, VIRTQ_DESC_F_NEXT, 0);
+	avail_add(1, 0);
+	kick(1);
+	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
+	    VIRTIO_S_NEEDS_RESET);
+	driver_init(0);
+	/* The receive side: avail index far beyond the ring. */
+	a = ram(rings(0) + 0x1000, 4);
+	__atomic_store_n((uint16_t *)(a + 2), 1000, __ATOMIC_RELEASE);
+	kick(0);
+	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
+	    VIRTIO_S_NEEDS_RESET);
+}
+
+Test(virtio_net, link_down_by_command_and_by_switch)
+{
+	uint8_t h[HDR] = { 0 }, f[60], m[128];
+	int cfgirq = msis[0];
+
+	/* The administrator's link down. */
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_eq(virtio_net_set_link(vm, 0, false), 0);
+	cr_assert_eq(virtio_net_link(vm, 0), 0);
+	cr_assert_eq(virtio_net_set_link(vm, 1, false), -ENODEV);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_not(link_status() & VIRTIO_NET_S_LINK_UP);
+	cr_assert_gt(msis[0], cfgirq, "configuration change signalled");
+	frame(f, sizeof(f), 1);
+	tx_send(0, h, f, sizeof(f));
+	cr_assert(wait_used(1, 1), "dropped frames are still completed");
+	used_next(1, &(uint32_t){ 0 }, &(uint32_t){ 0 });
+	cr_assert_eq(switch_recv(m, sizeof(m), 200), -1, "nothing sent");
+	pthread_mutex_lock(&vm->devlock);
+	virtio_net_set_link(vm, 0, true);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert(link_status() & VIRTIO_NET_S_LINK_UP);
+	/* The switch goes away: link down, and back with a new switch. */
+	close(sw);
+	sw = -1;
+	cr_assert(wait_link(false), "link down when the switch is gone");
+	switch_accept(0);
+	cr_assert(wait_link(true), "link up again after the reconnect");
+	tx_send(1, h, f, sizeof(f));
+	cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f));
+}
+
+Test(virtio_net, switch_refusal_keeps_link_down)
+{
+	close(sw);
+	sw = -1;
+	cr_assert(wait_link(false));
+	switch_accept(-ENOENT);
+	usleep(200000);
+	cr_assert_not(link_status() & VIRTIO_NET_S_LINK_UP);
+	close(sw);
+	switch_accept(0);
+	cr_assert(wait_link(true), "a later attempt succeeds");
+}
+
+/* A control command on the control queue (index 4: 2 pairs, MQ). */
+static uint8_t
+ctrl(uint8_t cls, uint8_t cmd, const void *data, uint32_t dlen)
+{
+	uint8_t *b = ram(buf(100), 64);
+	uint32_t id, len;
+
+	b[0] = cls;
+	b[1] = cmd;
+	memcpy(b + 2, data, dlen);
+	b[40] = 0xee;
+	desc(CTRLQ, 0, buf(100), 2, VIRTQ_DESC_F_NEXT, 1);
+	desc(CTRLQ, 1, buf(100) + 2, dlen, VIRTQ_DESC_F_NEXT, 2);
+	desc(CTRLQ, 2, buf(100) + 40, 1, VIRTQ_DESC_F_WRITE, 0);
+	avail_add(CTRLQ, 0);
+	kick(CTRLQ);
+	cr_assert(wait_used(CTRLQ, 1));
+	used_next(CTRLQ, &id, &len);
+	cr_assert_eq(len, 1);
+	return b[40];
+}
+
+Test(virtio_net, multiqueue_through_the_control_queue)
+{
+	struct vsw_net_hdr h = { 0 };
+	uint8_t f[100];
+	uint16_t n;
+
+	n = 3;
+	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+	    &n, 2), VIRTIO_NET_ERR, "more pairs than offered");
+	n = 0;
+	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+	    &n, 2), VIRTIO_NET_ERR);
+	cr_assert_eq(ctrl(99, 0, &n, 2), VIRTIO_NET_ERR, "unknown class");
+	n = 2;
+	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+	    &n, 2), VIRTIO_NET_OK);
+	/* With two pairs, the second receive queue is used: here it is the
+	 * only one with buffers. */
+	rx_post(2, 0, 2, 2048);
+	frame(f, sizeof(f), 4);
+	switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(2, 1), "frame on receiveq2");
+	cr_assert_eq(used_idx(0), 0);
+	/* The second transmit queue sends too. */
+	memcpy(ram(buf(50), HDR), &h, HDR);
+	memcpy(ram(buf(50) + HDR, sizeof(f)), f, sizeof(f));
+	desc(3, 0, buf(50), HDR + sizeof(f), 0, 0);
+	avail_add(3, 0);
+	kick(3);
+	{
+		uint8_t m[256];
+
+		cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f));
+		cr_assert_arr_eq(m + HDR, f, sizeof(f));
+	}
+}
+
+Test(virtio_net, announce_by_guest_or_by_rarp)
+{
+	uint8_t m[128];
+	int cfgirq = msis[0];
+
+	pthread_mutex_lock(&vm->devlock);
+	virtio_net_announce(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert(link_status() & VIRTIO_NET_S_ANNOUNCE);
+	cr_assert_gt(msis[0], cfgirq);
+	cr_assert_eq(ctrl(VIRTIO_NET_CTRL_ANNOUNCE,
+	    VIRTIO_NET_CTRL_ANNOUNCE_ACK, m, 0), VIRTIO_NET_OK);
+	cr_assert_not(link_status() & VIRTIO_NET_S_ANNOUNCE);
+	/* A driver without GUEST_ANNOUNCE: the NIC sends a RARP. */
+	driver_init(1ull << VIRTIO_NET_F_GUEST_ANNOUNCE);
+	pthread_mutex_lock(&vm->devlock);
+	virtio_net_announce(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + 60);
+	cr_assert_eq(m[HDR + 12], 0x80);
+	cr_assert_eq(m[HDR + 13], 0x35, "RARP");
+	cr_assert_arr_eq(m + HDR + 6, test_mac, 6);
+	cr_assert_not(link_status() & VIRTIO_NET_S_ANNOUNCE);
+}
+
+Test(virtio_net, snapshot_gives_held_buffers_back)
+{
+	struct vsw_net_hdr h = { 0 };
+	struct snap s, l;
+	uint8_t f[90];
+	/* Buffers the device took but did not fill yet. */
+	rx_post(0, 0, 8, 2048);
+	usleep(50000);
+	snap_init_save(&s);
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_eq(devices_snapshot(vm, &s), 0);
+	pthread_mutex_unlock(&vm->devlock);
+	snap_init_load(&l, s.buf, s.len);
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_eq(devices_snapshot(vm, &l), 0, "%s", l.errmsg);
+	pthread_mutex_unlock(&vm->devlock);
+	snap_free(&l);
+	snap_free(&s);
+	/* All eight buffers still serve frames after the load. */
+	frame(f, sizeof(f), 6);
+	for (int i = 0; i < 8; i++)
+		switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(0, 8), "no buffer lost across the snapshot");
+}
+
+Test(virtio_net, parse_nic_argument, .init = NULL, .fini = NULL)
+{
+	struct vmcfg_nic n;
+	char err[256];
+
+	cr_assert_eq(virtio_net_parse_arg("lan", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.portgroup, "lan");
+	cr_assert_not(n.mac_set);
+	cr_assert_eq(virtio_net_parse_arg("portgroup=VM-Net,mac=52:54:00:"
+	    "01:02:03,queues=2", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.portgroup, "VM-Net");
+	cr_assert(n.mac_set);
+	cr_assert_eq(n.mac[5], 3);
+	cr_assert_eq(n.queues, 2);
+	cr_assert_lt(virtio_net_parse_arg("lan,mac=01:00:00:00:00:01", &n,
+	    err, sizeof(err)), 0, "multicast MAC refused");
+	cr_assert_lt(virtio_net_parse_arg("lan,queues=9", &n, err,
+	    sizeof(err)), 0);
+	cr_assert_lt(virtio_net_parse_arg("mac=52:54:00:01:02:03", &n, err,
+	    sizeof(err)), 0, "no port group");
+	cr_assert_lt(virtio_net_parse_arg("a b", &n, err, sizeof(err)), 0);
+	cr_assert_lt(virtio_net_parse_arg("lan,speed=10", &n, err,
+	    sizeof(err)), 0);
+}
