@@ -22,6 +22,7 @@
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "migrate/snapshot.h"
 #include "util/log.h"
 
 /* Largest console-history a client may ask for (the ring is 64 KiB). */
@@ -343,10 +344,35 @@ control_cmd_console_input(struct control *c, json_t *args,
 	    c->vm->console, buf, (size_t)n));
 }
 
+/* Write a snapshot file of the running (or paused) VM: the guest is
+ * stopped only while its state is saved and its RAM forked off. */
+static json_t *
+control_cmd_snapshot_take(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	const char *file = json_string_value(json_object_get(args, "file"));
+	const char *name = json_string_value(json_object_get(args, "name"));
+	uint64_t paused = 0;
+
+	if (file == NULL || file[0] != '/')
+		return control_cmd_fail(e, "bad-argument", "\"file\" must "
+		    "be an absolute path");
+	if (c->vm->state != VM_RUNNING && c->vm->state != VM_PAUSED)
+		return control_cmd_wrong_state(c, e, "running");
+	if (snapshot_take_running(c->vm, file, name ? name : "", &paused,
+	    e->msg, sizeof(e->msg)) < 0) {
+		e->code = "internal";
+		return NULL;
+	}
+	return json_pack("{s:s, s:f}", "file", file, "paused_ms",
+	    (double)paused / 1e6);
+}
+
 static const struct {
 	const char *name;
 	control_cmd_fn *fn;
 } control_cmds[] = {
+	{ "snapshot-take", control_cmd_snapshot_take },
 	{ "status", control_cmd_status },
 	{ "stats", control_cmd_stats },
 	{ "nic-link", control_cmd_nic_link },
