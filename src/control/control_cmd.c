@@ -151,6 +151,30 @@ control_cmd_vcpu_stats(struct control *c, struct vcpu *v)
 	return o;
 }
 
+/* Disks' and NICs' counters: [{"name", "kind", "rx_bytes", ...}]. */
+static json_t *
+control_cmd_device_stats(struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->ndevices; i++) {
+		struct device_stats st = { 0 };
+
+		if (vm->devices[i].ops->stats == NULL)
+			continue;
+		vm->devices[i].ops->stats(vm->devices[i].state, &st);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, "
+		    "s:I, s:I}", "name", vm->devices[i].name, "kind",
+		    st.kind != NULL ? st.kind : "other",
+		    "rx_bytes", (json_int_t)st.rx_bytes,
+		    "tx_bytes", (json_int_t)st.tx_bytes,
+		    "rx_ops", (json_int_t)st.rx_ops,
+		    "tx_ops", (json_int_t)st.tx_ops,
+		    "errors", (json_int_t)st.errors));
+	}
+	return a;
+}
+
 static json_t *
 control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 {
@@ -159,11 +183,11 @@ control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 	for (int i = 0; i < c->vm->nvcpus; i++)
 		json_array_append_new(vcpus,
 		    control_cmd_vcpu_stats(c, c->vm->vcpus[i]));
-	/* XXX disk and network counters: not kept by the devices yet. */
-	r = json_pack("{s:s, s:s, s:I, s:f, s:o}", "name", c->name,
+	r = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o}", "name", c->name,
 	    "state", control_state_name(c->vm->state),
 	    "memory", (json_int_t)c->vm->ram_size,
-	    "uptime", control_cmd_uptime(c), "vcpus", vcpus);
+	    "uptime", control_cmd_uptime(c), "vcpus", vcpus,
+	    "devices", control_cmd_device_stats(c->vm));
 	return r;
 }
 
