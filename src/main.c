@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include "control/control_client.h"
-#include "migrate/snapshot.h"
 #include "run.h"
 #include "tui/tui.h"
 #include "util/log.h"
 #include "vmfs/vmfs.h"
+#include "vswitch/vswitch_cli.h"
 
 #define TERMVISOR_VERSION "0.1.0"
 
@@ -25,7 +25,8 @@ static const char main_usage[] =
 "                      start one detached; status, stats, pause, resume,\n"
 "                      stop a running VM\n"
 "  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
-"  snapshot SUBCOMMAND take, list, revert, delete a VM's snapshots\n"
+"  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
+"                      show, capture, stop\n"
 "  version             print the version\n"
 "\n"
 "termvisor COMMAND --help describes each command; see termvisor(1).\n";
@@ -55,8 +56,8 @@ main(int argc, char **argv)
 		return vmfs_cli_vm(argc - 2, argv + 2);
 	if (strcmp(argv[1], "disk") == 0)
 		return vmfs_cli_disk(argc - 2, argv + 2);
-	if (strcmp(argv[1], "snapshot") == 0)
-		return snapshot_cli_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "switch") == 0)
+		return vswitch_cli_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("termvisor %s\n", TERMVISOR_VERSION);

@@ -1,0 +1,234 @@
+/*
+ * The virtual switch's data plane: port groups, ports, the MAC table
+ * and the forwarding decision, apart from the event loop that feeds it
+ * (vswitch_server.c), so unit tests can drive it over socketpairs.
+ *
+ * A port group is one L2 domain: frames never cross between port
+ * groups.  Each has an optional VLAN id (1-4094) under which it is
+ * carried on trunk ports; a port group with VLAN 0 is local to the
+ * switch's access ports (and its VXLAN peers).  Port kinds:
+ *   NIC    a VM's NIC over SOCK_SEQPACKET (vswitch_proto.h), access
+ *          port of one port group, or of a trunk port group;
+ *   TAP    the uplink, a TAP device in one port group (or a trunk);
+ *   PEER   a VXLAN peer (RFC 7348): every port group, by VNI.
+ * A port in a trunk port group sends and receives 802.1Q-tagged frames
+ * for the VLANs of the trunk's list; everything else is untagged.
+ *
+ * Work is done in batches: vsw_port_input() takes one message and queues
+ * its copies on the destination ports (referencing the caller's buffer,
+ * which must live until vsw_flush()), vsw_flush() sends every queue with
+ * one sendmmsg per port.  What a full socket does not take is dropped
+ * and counted: one slow port never stalls the switch.
+ */
+#ifndef TV_VSWITCH_H
+#define TV_VSWITCH_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "vswitch/vswitch_proto.h"
+
+#define VSW_MAX_PG		64
+#define VSW_MAX_PORTS		256
+#define VSW_FDB_MAX		8192		/* learned MACs, all groups */
+#define VSW_AGING_NS		(300ull * 1000000000ull)
+#define VSW_BATCH		32		/* messages per port per pass */
+#define VSW_TXQ			256		/* queued messages per port */
+#define VSW_VXLAN_PORT		4789
+#define VSW_NAME_MAX		64
+#define VSW_RXSZ		(VSW_MAX_MSG + 64)	/* room to see oversize */
+
+enum vsw_port_kind { VSW_PORT_NIC, VSW_PORT_TAP, VSW_PORT_PEER };
+
+/* Per port counters (what `switch show` prints). */
+struct vsw_stats {
+	uint64_t rx_packets, rx_bytes;
+	uint64_t tx_packets, tx_bytes;
+	uint64_t rx_malformed;		/* short, long, bad header */
+	uint64_t rx_vlan;		/* tag not allowed on this port */
+	uint64_t tx_full;		/* destination socket full */
+	uint64_t tx_offload;		/* offload the port cannot take */
+	uint64_t tx_error;
+};
+
+struct vsw_pg {
+	bool used;
+	bool trunk;			/* ports here see tagged frames */
+	bool automatic;			/* made for a hello, not configured */
+	char name[VSW_NAME_MAX];
+	uint16_t vlan;			/* 0: not carried on trunks */
+	uint32_t vni;			/* VXLAN network id */
+	uint8_t vlans[4096 / 8];	/* trunk: which VLANs it carries */
+	uint64_t frames, flooded;
+};
+
+struct vsw_txent {
+	struct vsw_net_hdr hdr;		/* per destination: offsets move */
+	uint8_t tag[4];			/* 802.1Q tag, when tagged */
+	uint8_t vxlan[8];		/* VXLAN header, to a peer */
+	struct iovec iov[5];
+	int niov;
+	size_t len;
+};
+
+struct vsw_port {
+	int id;
+	enum vsw_port_kind kind;
+	int fd;				/* NIC, TAP; PEER: the UDP socket */
+	int pg;				/* index in vsw.pgs; PEER: -1 */
+	bool dead;			/* being removed */
+	uint32_t features;		/* VSW_F_* it takes */
+	uint8_t mac[6];
+	char vm[64], nic[16];
+	char name[VSW_NAME_MAX];	/* "vm:nic", "tap:IF", "peer:ADDR" */
+	struct sockaddr_storage addr;	/* PEER */
+	socklen_t addrlen;
+	uint64_t since_ns;
+	struct vsw_stats st;
+	/* Output waiting for vsw_flush(). */
+	struct vsw_txent *txq;
+	int ntx;
+	bool dirty;			/* on the flush list */
+	/* Capture of this port's traffic (vswitch_capture.c). */
+	struct vsw_capture *cap;
+};
+
+struct vsw_fdb_ent {
+	uint8_t mac[6];
+	uint16_t pg;
+	int port;			/* port id */
+	uint64_t seen_ns;
+	struct vsw_fdb_ent *next;	/* hash chain or free list */
+};
+
+struct vsw_fdb {
+	struct vsw_fdb_ent *pool;	/* VSW_FDB_MAX entries */
+	struct vsw_fdb_ent *free;
+	struct vsw_fdb_ent *buckets[1024];
+	int count;
+	uint64_t aging_ns;
+	uint64_t learned, moved, aged, full;
+};
+
+struct vsw_capture;
+
+struct vsw {
+	char name[VSW_NAME_MAX];
+	struct vsw_pg pgs[VSW_MAX_PG];
+	struct vsw_port *ports[VSW_MAX_PORTS];	/* by id, NULL: free */
+	int next_id;
+	struct vsw_fdb fdb;
+	int vxlan_fd;			/* UDP socket for peers, -1 */
+	uint16_t vxlan_port;
+	/* Ports with queued output, flushed by vsw_flush(). */
+	struct vsw_port *dirty[VSW_MAX_PORTS];
+	int ndirty;
+	/* Buffers that live until the next flush (segments). */
+	void **scratch;
+	int nscratch, scratchcap;
+	struct vsw_capture *caps;	/* active captures */
+	uint8_t *rxbuf;			/* VSW_BATCH x VSW_RXSZ */
+	uint64_t rx_unknown_port;	/* frames for ports that left */
+	uint64_t segmented;		/* GSO frames we segmented */
+	uint64_t csum_done;		/* checksums we completed */
+};
+
+/* Set up / tear down a switch (no sockets of its own). */
+int vsw_init(struct vsw *sw, const char *name);
+void vsw_fini(struct vsw *sw);
+
+/*
+ * Port groups.  vsw_pg_add: vlan 0-4094; trunk with a VLAN list ("all",
+ * or "10,20-30").  Returns the index or -errno (-EEXIST: name taken,
+ * -EADDRINUSE: another group has that VLAN, -ENOSPC, -EINVAL with err).
+ */
+int vsw_pg_add(struct vsw *sw, const char *name, int vlan, const char *trunk,
+    char *err, size_t errlen);
+/* Index of port group name, or -ENOENT. */
+int vsw_pg_find(const struct vsw *sw, const char *name);
+/* Remove a port group: -EBUSY while ports are in it. */
+int vsw_pg_del(struct vsw *sw, const char *name);
+/* Parse a trunk VLAN list into bits; 0 or -EINVAL. */
+int vsw_vlan_list(const char *s, uint8_t bits[4096 / 8]);
+
+/*
+ * Check a hello message (len bytes) and fill *h.  0, or -EPROTO /
+ * -EINVAL with a sentence in err (sent back in the welcome).
+ */
+int vsw_hello_check(const void *buf, size_t len, struct vsw_hello *h,
+    char *err, size_t errlen);
+
+/* Add a NIC port for fd after its hello (its port group must exist).
+ * The port, or NULL with err set. */
+struct vsw_port *vsw_port_add_nic(struct vsw *sw, int fd,
+    const struct vsw_hello *h, char *err, size_t errlen);
+/* Add a TAP or PEER port.  pg: index, or -1 for a peer. */
+struct vsw_port *vsw_port_add(struct vsw *sw, enum vsw_port_kind kind, int fd,
+    int pg, const char *name, uint32_t features);
+/* Remove a port: its MACs are forgotten, fd is NOT closed. */
+void vsw_port_del(struct vsw *sw, struct vsw_port *p);
+struct vsw_port *vsw_port_find(const struct vsw *sw, const char *name);
+
+/*
+ * One message from port p: vsw_net_hdr + Ethernet frame (tagged on a
+ * trunk port).  Checked, learned, forwarded to the queues of its
+ * destinations.  buf must stay valid until vsw_flush() (it may be
+ * modified: checksums completed in place).  0, or -EINVAL when dropped
+ * as malformed (counted).
+ */
+int vsw_port_input(struct vsw *sw, struct vsw_port *p, uint8_t *buf,
+    size_t len);
+/* Input that arrived from a VXLAN peer (frame without a vnet header). */
+int vsw_peer_input(struct vsw *sw, struct vsw_port *peer, uint32_t vni,
+    uint8_t *frame, size_t len);
+/* Send every queued message (sendmmsg/writev/sendto); drops counted. */
+void vsw_flush(struct vsw *sw);
+/* Receive a batch from a NIC port and forward it.  Returns messages
+ * read; -errno when the port is gone (EOF or error). */
+int vsw_port_recv(struct vsw *sw, struct vsw_port *p);
+
+/* Keep buf until the next vsw_flush() (frees it then). 0/-ENOMEM. */
+int vsw_scratch_keep(struct vsw *sw, void *buf);
+
+/* The MAC table (vswitch_fdb.c); now_ns from vclock_ns(). */
+int vsw_fdb_init(struct vsw_fdb *f);
+void vsw_fdb_fini(struct vsw_fdb *f);
+void vsw_fdb_learn(struct vsw_fdb *f, uint16_t pg, const uint8_t mac[6],
+    int port, uint64_t now_ns);
+/* Port id for (pg, mac), or -1 (unknown or aged out). */
+int vsw_fdb_lookup(struct vsw_fdb *f, uint16_t pg, const uint8_t mac[6],
+    uint64_t now_ns);
+/* Forget everything learned on port (-1: on every port), or in pg. */
+void vsw_fdb_flush_port(struct vsw_fdb *f, int port);
+void vsw_fdb_flush_pg(struct vsw_fdb *f, uint16_t pg);
+/* Drop entries older than the aging time; at most budget visited
+ * buckets (bounded work per loop pass). */
+void vsw_fdb_age(struct vsw_fdb *f, uint64_t now_ns);
+
+/*
+ * Offloads (vswitch_offload.c).  vsw_hdr_check: is the header sane for a
+ * frame of len bytes (0/-EINVAL).  vsw_csum_complete: compute the
+ * checksum a NEEDS_CSUM header asks for, in place.  vsw_gso_segment:
+ * cut a TCP GSO frame into MSS-sized frames with their headers fixed
+ * and checksums complete; returns a scratch buffer holding n messages
+ * (vsw_net_hdr + frame each) at offsets[i], lengths lens[i], or NULL.
+ */
+int vsw_hdr_check(const struct vsw_net_hdr *h, size_t len);
+int vsw_csum_complete(struct vsw_net_hdr *h, uint8_t *frame, size_t len);
+uint8_t *vsw_gso_segment(struct vsw *sw, const struct vsw_net_hdr *h,
+    const uint8_t *frame, size_t len, size_t *offsets, size_t *lens,
+    int max, int *n);
+uint16_t vsw_inet_csum(const void *buf, size_t len, uint32_t sum);
+
+/* VXLAN (vswitch_vxlan.c): header helpers. */
+void vsw_vxlan_hdr(uint8_t out[8], uint32_t vni);
+/* VNI of a VXLAN header, or -EINVAL when it is not one. */
+long vsw_vxlan_parse(const uint8_t *buf, size_t len);
+/* Port group carrying vni, or -ENOENT. */
+int vsw_pg_by_vni(const struct vsw *sw, uint32_t vni);
+
+#endif
