@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "control/control_client.h"
+#include "migrate/snapshot.h"
 #include "run.h"
 #include "tui/tui.h"
 #include "util/log.h"
@@ -27,6 +28,7 @@ static const char main_usage[] =
 "  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
 "  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
 "                      show, capture, stop\n"
+"  snapshot SUBCOMMAND take, list, revert, delete a VM's snapshots\n"
 "  version             print the version\n"
 "\n"
 "termvisor COMMAND --help describes each command; see termvisor(1).\n";
@@ -58,6 +60,8 @@ main(int argc, char **argv)
 		return vmfs_cli_disk(argc - 2, argv + 2);
 	if (strcmp(argv[1], "switch") == 0)
 		return vswitch_cli_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "snapshot") == 0)
+		return snapshot_cli_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "version") == 0 ||
 	    strcmp(argv[1], "--version") == 0) {
 		printf("termvisor %s\n", TERMVISOR_VERSION);

@@ -23,6 +23,7 @@
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "migrate/snapshot.h"
 #include "util/evloop.h"
 #include "util/log.h"
 #include "vmfs/vmfs.h"
@@ -30,6 +31,7 @@
 
 #define RUN_MIN_MEMORY	(4ull << 20)
 #define RUN_MAX_MEMORY	(1ull << 40)
+#define RUN_OPT_RESTORE	0x1002	/* getopt value of --restore */
 /* The crypto self-tests cost 5 s of a 16 s boot on the software CPU; the
  * test suite keeps them on (they check the CPU), an interactive run skips. */
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=-1 cryptomgr.notests=1"
@@ -58,6 +60,8 @@ static const char run_usage[] =
 "                        group NAME (repeatable; default MAC derived from\n"
 "                        the VM name; queues: pairs, default min(cpus, 4))\n"
 "      --datastore DIR   the datastore holding NAME\n"
+"      --restore FILE    resume the VM saved in snapshot FILE instead of\n"
+"                        booting it (same memory, vCPUs and devices)\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
 "      --bzimage-entry   boot a bzImage through its own decompressor instead\n"
 "                        of unpacking it on the host (the default when its\n"
@@ -159,6 +163,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "disk", required_argument, NULL, 'd' },
 		{ "nic", required_argument, NULL, 'n' },
 		{ "datastore", required_argument, NULL, OPT_DATASTORE },
+		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -202,6 +207,11 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 			    &cfg->nics[cfg->nnics], err, errlen) < 0)
 				return -1;
 			cfg->nnics++;
+			break;
+		case RUN_OPT_RESTORE:
+			if (run_copy(a->restore, sizeof(a->restore), optarg,
+			    "--restore file", err, errlen))
+				return -1;
 			break;
 		case OPT_DATASTORE:
 			if (run_copy(a->datastore, sizeof(a->datastore), optarg,
@@ -467,12 +477,20 @@ run_once(const struct vm_config *cfg, int *status)
 
 	if ((vm = run_create(cfg)) == NULL)
 		return -1;
-	if ((r = boot_load(vm, cfg, &bsp, err, sizeof(err))) < 0) {
+	if (cfg->ram_file[0] != '\0') {
+		/* --restore: RAM is the snapshot's already; load the rest. */
+		if (snapshot_restore_load(vm, err, sizeof(err)) < 0) {
+			log_warnx("%s: %s", cfg->ram_file, err);
+			vm_destroy(vm);
+			return -1;
+		}
+	} else if ((r = boot_load(vm, cfg, &bsp, err, sizeof(err))) < 0) {
 		log_warnx("%s", err);
 		vm_destroy(vm);
 		return -1;
 	}
-	if ((r = vm->accel->set_state(vm->vcpus[0], &bsp)) < 0) {
+	if (cfg->ram_file[0] == '\0' &&
+	    (r = vm->accel->set_state(vm->vcpus[0], &bsp)) < 0) {
 		log_warnx("cannot set the boot CPU's state: %s", strerror(-r));
 		vm_destroy(vm);
 		return -1;
@@ -546,10 +564,19 @@ run_main(int argc, char **argv)
 		free(cfg);
 		return r;
 	}
+	if (a.restore[0] != '\0' &&
+	    snapshot_restore_prepare(a.restore, cfg, err, sizeof(err)) < 0) {
+		log_warnx("%s: %s", a.restore, err);
+		if (lock != NULL)
+			vmfs_lock_release(lock);
+		free(cfg);
+		return 2;
+	}
 	for (;;) {
 		run_lock = lock;
 		run_name = a.name;
 		how = run_once(cfg, &status);
+		cfg->ram_file[0] = '\0';	/* a reboot boots afresh */
 		if (how < 0) {
 			status = 2;
 			break;

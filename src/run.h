@@ -11,6 +11,7 @@ struct run_args {
 	char name[64];		/* a datastore VM, or "" */
 	char datastore[4096];	/* "" = the default datastore */
 	unsigned set;		/* RUN_SET_* options given explicitly */
+	char restore[4096];	/* --restore FILE: resume a snapshot file */
 };
 
 enum {

@@ -22,6 +22,7 @@
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "migrate/snapshot.h"
 #include "util/log.h"
 
 /* Largest console-history a client may ask for (the ring is 64 KiB). */
@@ -150,6 +151,30 @@ control_cmd_vcpu_stats(struct control *c, struct vcpu *v)
 	return o;
 }
 
+/* Disks' and NICs' counters: [{"name", "kind", "rx_bytes", ...}]. */
+static json_t *
+control_cmd_device_stats(struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->ndevices; i++) {
+		struct device_stats st = { 0 };
+
+		if (vm->devices[i].ops->stats == NULL)
+			continue;
+		vm->devices[i].ops->stats(vm->devices[i].state, &st);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:I, s:I, "
+		    "s:I, s:I}", "name", vm->devices[i].name, "kind",
+		    st.kind != NULL ? st.kind : "other",
+		    "rx_bytes", (json_int_t)st.rx_bytes,
+		    "tx_bytes", (json_int_t)st.tx_bytes,
+		    "rx_ops", (json_int_t)st.rx_ops,
+		    "tx_ops", (json_int_t)st.tx_ops,
+		    "errors", (json_int_t)st.errors));
+	}
+	return a;
+}
+
 static json_t *
 control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 {
@@ -158,11 +183,11 @@ control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 	for (int i = 0; i < c->vm->nvcpus; i++)
 		json_array_append_new(vcpus,
 		    control_cmd_vcpu_stats(c, c->vm->vcpus[i]));
-	/* XXX disk and network counters: not kept by the devices yet. */
-	r = json_pack("{s:s, s:s, s:I, s:f, s:o}", "name", c->name,
+	r = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o}", "name", c->name,
 	    "state", control_state_name(c->vm->state),
 	    "memory", (json_int_t)c->vm->ram_size,
-	    "uptime", control_cmd_uptime(c), "vcpus", vcpus);
+	    "uptime", control_cmd_uptime(c), "vcpus", vcpus,
+	    "devices", control_cmd_device_stats(c->vm));
 	return r;
 }
 
@@ -343,10 +368,35 @@ control_cmd_console_input(struct control *c, json_t *args,
 	    c->vm->console, buf, (size_t)n));
 }
 
+/* Write a snapshot file of the running (or paused) VM: the guest is
+ * stopped only while its state is saved and its RAM forked off. */
+static json_t *
+control_cmd_snapshot_take(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	const char *file = json_string_value(json_object_get(args, "file"));
+	const char *name = json_string_value(json_object_get(args, "name"));
+	uint64_t paused = 0;
+
+	if (file == NULL || file[0] != '/')
+		return control_cmd_fail(e, "bad-argument", "\"file\" must "
+		    "be an absolute path");
+	if (c->vm->state != VM_RUNNING && c->vm->state != VM_PAUSED)
+		return control_cmd_wrong_state(c, e, "running");
+	if (snapshot_take_running(c->vm, file, name ? name : "", &paused,
+	    e->msg, sizeof(e->msg)) < 0) {
+		e->code = "internal";
+		return NULL;
+	}
+	return json_pack("{s:s, s:f}", "file", file, "paused_ms",
+	    (double)paused / 1e6);
+}
+
 static const struct {
 	const char *name;
 	control_cmd_fn *fn;
 } control_cmds[] = {
+	{ "snapshot-take", control_cmd_snapshot_take },
 	{ "status", control_cmd_status },
 	{ "stats", control_cmd_stats },
 	{ "nic-link", control_cmd_nic_link },

@@ -4,11 +4,13 @@
 #include "hv/vm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,27 @@ vm_add_ram(struct vm *vm, uint64_t gpa, uint64_t size, uint8_t *hva,
 	return 0;
 }
 
+/* Guest RAM from a snapshot file, copy-on-write: pages are read when
+ * first touched rather than all before the guest starts. */
+static uint8_t *
+vm_map_ram_file(const struct vm_config *cfg, uint64_t size)
+{
+	int fd = open(cfg->ram_file, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	uint8_t *p = MAP_FAILED;
+
+	if (fd < 0)
+		return MAP_FAILED;
+	if (fstat(fd, &sb) == 0 && (uint64_t)sb.st_size >= size &&
+	    (uint64_t)sb.st_size - size >= cfg->ram_file_offset)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)cfg->ram_file_offset);
+	else
+		errno = EINVAL;	/* shorter than the RAM it should hold */
+	close(fd);
+	return p;
+}
+
 /* Allocate RAM: below the 32-bit PCI hole, the rest above 4 GiB. */
 static int
 vm_alloc_ram(struct vm *vm, uint64_t size)
@@ -44,8 +67,11 @@ vm_alloc_ram(struct vm *vm, uint64_t size)
 	uint8_t *p;
 	int err;
 
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->cfg->ram_file[0] != '\0')
+		p = vm_map_ram_file(vm->cfg, size);
+	else
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	madvise(p, size, MADV_HUGEPAGE);

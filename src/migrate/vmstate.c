@@ -30,6 +30,7 @@
 #include "hv/cpu_state.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
+#include "util/evloop.h"
 
 #define VMSTATE_VERSION		1	/* of the "vmstate" section */
 #define VMSTATE_CPU_VERSION	1	/* of "cpu.N" */
@@ -123,10 +124,14 @@ vmstate_hdr_fill(struct vm *vm, struct vmstate_hdr *h)
 	memset(h, 0, sizeof(*h));
 	snprintf(h->accel, sizeof(h->accel), "%s", vm->accel->name);
 	h->ram_size = vm->ram_size;
-	h->nregions = (uint32_t)vm->nregions;
+	/* Guest RAM only: device memory (a framebuffer) is the device's. */
 	for (int i = 0; i < vm->nregions; i++) {
-		h->gpa[i] = vm->regions[i].gpa;
-		h->size[i] = vm->regions[i].size;
+		const struct mem_region *r = &vm->regions[i];
+
+		if (r->hva < vm->ram || r->hva >= vm->ram + vm->ram_size)
+			continue;
+		h->gpa[h->nregions] = r->gpa;
+		h->size[h->nregions++] = r->size;
 	}
 	h->nvcpus = (uint32_t)vm->nvcpus;
 	h->ndevices = (uint32_t)vm->ndevices;
@@ -346,6 +351,8 @@ vmstate_save(struct vm *vm, struct snap *s)
 	vmstate_hdr_fill(vm, h);
 	vmstate_hdr_snap(s, h);
 	free(h);
+	/* One instant for the TSC and every device timer. */
+	vclock_hold(true);
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++) {
 		if ((err = vm->accel->get_state(vm->vcpus[i], &st)) < 0) {
 			snap_fail(s, err, "vCPU %d: cannot read its state: %s",
@@ -364,6 +371,7 @@ vmstate_save(struct vm *vm, struct snap *s)
 		devices_snapshot(vm, s);
 	if (snap_error(s) == 0 && vm->accel->vm_snapshot != NULL)
 		vm->accel->vm_snapshot(vm, s);
+	vclock_hold(false);
 	snap_section_begin(s, "end", VMSTATE_END_VERSION);
 	snap_section_end(s);
 	return snap_error(s);
@@ -424,7 +432,8 @@ vmstate_load(struct vm *vm, struct snap *s)
 		goto out;
 	if (vmstate_load_cpus(vm, s, st) < 0)
 		goto out;
-	/* From here on the VM changes. */
+	/* From here on the VM changes, at one instant of the clock. */
+	vclock_hold(true);
 	for (int i = 0; i < vm->nvcpus; i++) {
 		if ((err = vm->accel->set_state(vm->vcpus[i], &st[i])) < 0) {
 			snap_fail(s, err, "vCPU %d: the %s accelerator refused "
@@ -442,6 +451,7 @@ vmstate_load(struct vm *vm, struct snap *s)
 	snap_section_begin(s, "end", VMSTATE_END_VERSION);
 	snap_section_end(s);
 out:
+	vclock_hold(false);
 	free(h);
 	free(st);
 	if (snap_error(s) != 0)

@@ -50,6 +50,20 @@ vclock_set_fake(bool on, uint64_t ns)
 	atomic_store(&vclock_fake_on, on);
 }
 
+static bool vclock_held;	/* by vclock_hold(), not by a test */
+
+void
+vclock_hold(bool on)
+{
+	if (on && !atomic_load(&vclock_fake_on)) {
+		vclock_set_fake(true, vclock_ns());
+		vclock_held = true;
+	} else if (!on && vclock_held) {
+		vclock_held = false;
+		atomic_store(&vclock_fake_on, false);
+	}
+}
+
 void
 vclock_advance_fake(uint64_t delta_ns)
 {

@@ -30,6 +30,10 @@ uint64_t vclock_ns(void);
 /* Freeze the clock at ns (tests); vclock_set_fake(false, 0) unfreezes. */
 void vclock_set_fake(bool on, uint64_t ns);
 void vclock_advance_fake(uint64_t delta_ns);
+/* Hold the clock still (on) and let it run again (off), so that a VM's
+ * whole state is saved or loaded at one instant (the TSC and every
+ * timer agree).  No effect while a test fakes the clock. */
+void vclock_hold(bool on);
 
 struct evloop *evloop_new(void);
 void evloop_free(struct evloop *l);

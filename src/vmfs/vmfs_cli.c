@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "control/control_client.h"
 #include "devices/virtio_net.h"
 #include "util/log.h"
 #include "vmfs/blkdev.h"
@@ -44,6 +45,7 @@ static const char vmfs_cli_vm_usage[] =
     "  vm show NAME\n"
     "  vm set NAME KEY=VALUE...   (KEY= removes the key)\n"
     "  vm rm NAME                 (refused while the VM runs)\n"
+    "  vm nic-link NAME N up|down set a running VM's NIC N link up or down\n"
     "Running VMs (termvisor vm status --help for more):\n"
     "  vm start NAME   run it detached, its output to NAME.log\n"
     "  vm console NAME its serial console (Ctrl-] detaches)\n"
@@ -659,6 +661,40 @@ vmfs_cli_rm(const char *ds, const char *name)
 	return VMFS_CLI_OK;
 }
 
+/* `vm nic-link NAME N up|down`: the running VM's nic-link command. */
+static int
+vmfs_cli_nic_link(const char *name, const char *nic, const char *state)
+{
+	struct control_conn cc;
+	json_t *res = NULL;
+	char err[512], *end;
+	long n = strtol(nic, &end, 10);
+	int r;
+
+	if (*end != '\0' || end == nic || n < 0 || n >= VMCFG_MAX_NICS ||
+	    (strcmp(state, "up") != 0 && strcmp(state, "down") != 0)) {
+		log_warnx("usage: termvisor vm nic-link NAME N up|down (N from "
+		    "0 to %d)", VMCFG_MAX_NICS - 1);
+		return VMFS_CLI_USAGE;
+	}
+	if (control_client_open(&cc, name, err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		return VMFS_CLI_FAIL;
+	}
+	r = control_client_call(&cc, "nic-link", json_pack("{s:i, s:b}",
+	    "nic", (int)n, "up", state[0] == 'u'), 5000, &res, err,
+	    sizeof(err));
+	control_client_close(&cc);
+	if (r < 0) {
+		log_warnx("%s: %s", name, err);
+		return VMFS_CLI_FAIL;
+	}
+	printf("%s: nic%ld link %s\n", name, n, json_is_true(json_object_get(
+	    res, "link")) ? "up" : "down");
+	json_decref(res);
+	return VMFS_CLI_OK;
+}
+
 int
 vmfs_cli_vm(int argc, char **argv)
 {
@@ -684,6 +720,8 @@ vmfs_cli_vm(int argc, char **argv)
 		return vmfs_cli_set(ds, argc, argv);
 	if (strcmp(argv[0], "rm") == 0 && argc == 2)
 		return vmfs_cli_rm(ds, argv[1]);
+	if (strcmp(argv[0], "nic-link") == 0 && argc == 4)
+		return vmfs_cli_nic_link(argv[1], argv[2], argv[3]);
 	fputs(vmfs_cli_vm_usage, stderr);
 	return VMFS_CLI_USAGE;
 }

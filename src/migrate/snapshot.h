@@ -1,0 +1,45 @@
+/*
+ * Snapshots of datastore VMs: a tree per VM (snapshot_cli.c: `termvisor
+ * snapshot take|list|revert|delete`) whose nodes hold disk state (the
+ * disks as they were, frozen under qcow2 overlays) and, for a VM that
+ * was running, a snapshot file (snapfile.h) with its memory and device
+ * state.  This header is the side inside the VM process: taking a
+ * running VM's snapshot (control command snapshot-take) and resuming
+ * one (`termvisor run --restore FILE`).
+ */
+#ifndef TV_SNAPSHOT_H
+#define TV_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vm;
+struct vm_config;
+
+/*
+ * --restore: open and check snapshot file path and point cfg at it (its
+ * RAM is mapped from the file, its memory size is the snapshot's).  The
+ * state stream is kept for snapshot_restore_load().  0 or -errno, err.
+ */
+int snapshot_restore_prepare(const char *path, struct vm_config *cfg,
+    char *err, size_t errlen);
+/* Load the state kept by snapshot_restore_prepare into vm (made from
+ * that cfg); on failure vm must not run.  0 or -errno, err set. */
+int snapshot_restore_load(struct vm *vm, char *err, size_t errlen);
+
+/*
+ * Take a snapshot file of the running vm at path: pause, save the state,
+ * and write RAM from a forked copy-on-write view while the guest runs
+ * again (see snapfile_write).  Then, with the guest paused again only
+ * if disks must switch, reopen each disk i on top of overlays[i] (a
+ * qcow2 overlay the caller created over the disk's current image;
+ * NULL: no disks switch).  Called on the event thread with the device
+ * lock held.  *paused_ns: how long the guest was stopped.  0 or -errno.
+ */
+int snapshot_take_running(struct vm *vm, const char *path, const char *name,
+    uint64_t *paused_ns, char *err, size_t errlen);
+
+/* `termvisor snapshot ...` (argv[0] is the subcommand): exit status. */
+int snapshot_cli_main(int argc, char **argv);
+
+#endif
