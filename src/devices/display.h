@@ -45,6 +45,16 @@ struct display *display_find(struct vm *vm);
  */
 void display_get_surface(struct display *d, struct display_surface *s);
 
+/* The same, for a caller that holds the device lock (vm->devlock):
+ * evloop callbacks such as the control socket's commands. */
+void display_get_surface_locked(struct display *d, struct display_surface *s);
+
+/*
+ * Write the current surface as a PNG file (RGB, 8 bits per channel) at
+ * path.  With the device lock held.  0, or -errno (-EIO: libpng failed).
+ */
+int display_screenshot_png(struct display *d, const char *path);
+
 /*
  * Call fn(opaque) after every mode change (from whichever thread made
  * it, with the device lock held: fn must only note it and wake its

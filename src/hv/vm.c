@@ -84,6 +84,51 @@ vm_alloc_ram(struct vm *vm, uint64_t size)
 	return err;
 }
 
+int
+vm_map_device_mem(struct vm *vm, uint64_t gpa, uint64_t size, uint8_t *hva,
+    const char *name)
+{
+	int idx = vm->nregions, err;
+
+	if ((err = vm_add_ram(vm, 0, 0, hva, name)) < 0)
+		return err;
+	if ((err = vm_move_device_mem(vm, idx, gpa, size)) < 0) {
+		vm->nregions--;
+		return err;
+	}
+	return idx;
+}
+
+/*
+ * The software CPU reads vm->regions without a lock: a moved region is
+ * first emptied (size 0 matches no address), then given its new place.
+ * KVM cannot resize or move a slot in one step either: delete, re-add.
+ */
+int
+vm_move_device_mem(struct vm *vm, int idx, uint64_t gpa, uint64_t size)
+{
+	struct mem_region *r;
+	int err = 0;
+
+	if (idx < 0 || idx >= vm->nregions)
+		return -EINVAL;
+	r = &vm->regions[idx];
+	if (r->size != 0) {
+		__atomic_store_n(&r->size, 0, __ATOMIC_SEQ_CST);
+		if (vm->accel != NULL && vm->accel->map_mem != NULL &&
+		    (err = vm->accel->map_mem(vm, r)) < 0)
+			return err;
+	}
+	if (size == 0)
+		return 0;
+	__atomic_store_n(&r->gpa, gpa, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&r->size, size, __ATOMIC_SEQ_CST);
+	if (vm->accel != NULL && vm->accel->map_mem != NULL &&
+	    (err = vm->accel->map_mem(vm, r)) < 0)
+		__atomic_store_n(&r->size, 0, __ATOMIC_SEQ_CST);
+	return err;
+}
+
 void *
 vm_gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len)
 {

@@ -151,6 +151,19 @@ void *vm_gpa_to_hva(struct vm *vm, uint64_t gpa, uint64_t len);
 int vm_read(struct vm *vm, uint64_t gpa, void *buf, size_t len);
 int vm_write(struct vm *vm, uint64_t gpa, const void *buf, size_t len);
 
+/*
+ * Map size bytes of host memory at hva as guest memory at gpa for a device
+ * (video memory), so guest loads and stores reach it with no exit, on
+ * either accelerator; gpa 0 with size 0 records the region unmapped.
+ * hva stays the device's for the VM's life.  Returns the region's index
+ * for vm_move_device_mem(), or -errno (-ENOSPC: no free region).
+ */
+int vm_map_device_mem(struct vm *vm, uint64_t gpa, uint64_t size,
+    uint8_t *hva, const char *name);
+/* Move region idx (from vm_map_device_mem) to gpa; size 0 unmaps it.
+ * 0 or -errno. */
+int vm_move_device_mem(struct vm *vm, int idx, uint64_t gpa, uint64_t size);
+
 /* Add a device instance (called from a device class's create hook). */
 int vm_device_register(struct vm *vm, const struct device_ops *ops,
     void *state, const char *name);

@@ -13,4 +13,5 @@ vm_config_defaults(struct vm_config *c)
 	c->debug_exit_port = 0xf4;
 	snprintf(c->vnc, sizeof(c->vnc), "none");
 	snprintf(c->serial, sizeof(c->serial), "none");
+	snprintf(c->display, sizeof(c->display), "std");
 }

@@ -43,12 +43,14 @@ struct vm_config {
 	int nnics;
 	struct vmcfg_nic nics[VMCFG_MAX_NICS];
 	char vnc[128];		/* "127.0.0.1:0", "unix:PATH", "none" */
+	char vnc_password_file[4096];	/* "": $TERMVISOR_VNC_PASSWORD or none */
 	char serial[16];	/* "stdio" (COM1 on stdin/stdout) or "none" */
 	/* Restore: guest RAM is this file's bytes from ram_file_offset,
 	 * mapped copy-on-write (MAP_PRIVATE: the file is never written;
 	 * a snapshot file is not changed after it is taken).  "": fresh. */
 	char ram_file[4096];
 	uint64_t ram_file_offset;
+	char display[8];	/* "std" (bochs-display + VGA text) or "none" */
 	int verbose;
 };
 

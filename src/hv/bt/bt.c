@@ -24,7 +24,11 @@ bt_vm_alloc(struct vm *vm)
 
 	if (b == NULL)
 		return NULL;
-	b->npages = (vm->ram_size + 0xfff) >> 12;
+	b->npages = ((vm->ram_size + 0xfff) >> 12) + BT_DEV_PAGES;
+	b->dev_next = (vm->ram_size + 0xfff) >> 12;
+	for (int k = 0; k < 16; k++)
+		b->dev_page[k] = -1;
+	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
 	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
 	b->code = calloc(b->npages ? b->npages : 1, 1);
 	b->dirty = calloc(b->npages ? b->npages : 1, 1);
@@ -64,10 +68,27 @@ bt_vm_fini(struct vm *vm)
 	vm->accel_data = NULL;
 }
 
+/*
+ * Guest memory is read through vm->regions directly; device memory
+ * outside vm->ram (mapped once the devices exist, maybe moved later)
+ * only needs page numbers for the code and dirty tracking, kept across
+ * moves since its host memory stays.
+ */
 static int
 bt_map_mem(struct vm *vm, struct mem_region *r)
 {
-	return 0;	/* guest RAM is read through vm->regions directly */
+	struct bt_vm *b = vm->accel_data;
+	uint64_t pages = (r->size + 0xfff) >> 12;
+
+	_Static_assert(VM_MAX_REGIONS <= 16, "bt_vm.dev_page too small");
+	if (r->size == 0 || (r->hva >= vm->ram &&
+	    r->hva < vm->ram + vm->ram_size) || b->dev_page[r->slot] >= 0)
+		return 0;
+	if (b->dev_next + pages > b->npages)
+		return -ENOSPC;
+	b->dev_page[r->slot] = (int64_t)b->dev_next;
+	b->dev_next += pages;
+	return 0;
 }
 
 static int

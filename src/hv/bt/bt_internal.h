@@ -172,7 +172,13 @@ struct bt_vm {
 	uint32_t dirty_epoch;	/* bumped by each dirty-log harvest */
 	uint64_t tsc_offset;	/* VM-wide TSC = vclock_ns() + this: one
 				 * clock for every vCPU, kept across INIT */
+	/* Device memory (video RAM) outside vm->ram gets page numbers
+	 * after RAM's, BT_DEV_PAGES at most: per region slot, its first
+	 * (-1: none yet), and the next free one. */
+	int64_t dev_page[16];
+	uint64_t dev_next;
 };
+#define BT_DEV_PAGES	(256ull << 20 >> 12)
 
 /* --- cpu.c: registers, modes --- */
 static inline uint8_t *

@@ -41,8 +41,18 @@ bt_ram_page(struct vm *vm, uint64_t gpa)
 	for (int k = 0; k < vm->nregions; k++) {
 		struct mem_region *r = &vm->regions[k];
 
-		if (gpa >= r->gpa && gpa - r->gpa < r->size)
-			return (r->hva - vm->ram + (int64_t)(gpa - r->gpa)) >> 12;
+		if (gpa >= r->gpa && gpa - r->gpa < r->size) {
+			struct bt_vm *b = vm->accel_data;
+
+			if (r->hva >= vm->ram && r->hva < vm->ram + vm->ram_size)
+				return (r->hva - vm->ram +
+				    (int64_t)(gpa - r->gpa)) >> 12;
+			/* Device memory (bt_map_mem); a KVM assist core
+			 * does not track it (vm->accel_data is KVM's). */
+			return vm->accel != &bt_accel_ops ||
+			    b->dev_page[r->slot] < 0 ? -1 :
+			    b->dev_page[r->slot] + (int64_t)((gpa - r->gpa) >> 12);
+		}
 	}
 	return -1;
 }
