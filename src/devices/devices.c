@@ -9,6 +9,7 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
+#include "devices/fb.h"
 #include "devices/i8042.h"
 #include "devices/irqchip.h"
 #include "devices/mc146818.h"
@@ -31,6 +32,7 @@ const struct device_ops *const device_table[] = {
 	&pci_host_ops,		/* before any PCI device */
 	&virtio_blk_ops,	/* one per --disk */
 	&virtio_net_ops,	/* one per --nic */
+	&display_ops,		/* bochs-display + VGA text, unless --display none */
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =
