@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/display.h"
+#include "devices/fb.h"
 #include "hv/cpu_state.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
@@ -364,6 +366,36 @@ boot_linux_check(const struct boot_file *k, size_t *setup_size, char *err,
 	return ver;
 }
 
+/*
+ * The zeropage of a 64-bit entry, written at BOOT_ZEROPAGE_ADDR: the
+ * kernel's own setup header, the initrd, command line, ACPI root, e820
+ * map, and the display's framebuffer in screen_info (offset 0) when the
+ * VM has one.
+ */
+static void
+boot_zeropage64(struct vm *vm, const struct vm_config *cfg, const uint8_t *h,
+    int ver, uint64_t rdaddr, uint64_t rdsize, uint8_t *bp)
+{
+	struct display *d = display_find(vm);
+	uint64_t rsdp = acpi_build(vm);
+
+	memset(bp, 0, BP_SIZE);
+	memcpy(bp + HDR_SETUP_SECTS, h + HDR_SETUP_SECTS,
+	    0x202 + h[HDR_JUMP + 1] - HDR_SETUP_SECTS);
+	bp[HDR_TYPE_OF_LOADER] = 0xff;
+	wr32(bp + HDR_RAMDISK_IMAGE, (uint32_t)rdaddr);
+	wr32(bp + HDR_RAMDISK_SIZE, (uint32_t)rdsize);
+	wr32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(rdaddr >> 32));
+	wr32(bp + HDR_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
+	vm_write(vm, BOOT_CMDLINE_ADDR, cfg->append, strlen(cfg->append) + 1);
+	if (ver >= 0x20e)
+		wr64(bp + BP_ACPI_RSDP_ADDR, rsdp);
+	boot_fill_e820(vm, bp);
+	if (d != NULL)
+		display_boot_screen_info(d, bp);
+	vm_write(vm, BOOT_ZEROPAGE_ADDR, bp, BP_SIZE);
+}
+
 static int
 boot_linux(struct vm *vm, const struct vm_config *cfg,
     const struct boot_file *k, struct cpu_state *bsp, char *err, size_t n)
@@ -372,7 +404,7 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 	static uint8_t bp[BP_SIZE];
 	struct boot_file rd = { 0 };
 	size_t setup_size = 0, ksize, rdsize = 0, cmdlen = strlen(cfg->append);
-	uint64_t load = BOOT_HIGH_ADDR, need, rdaddr = 0, rsdp;
+	uint64_t load = BOOT_HIGH_ADDR, need, rdaddr = 0;
 	bool is64;
 	int ver, r;
 
@@ -406,7 +438,12 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 		if (r < 0)
 			return r;
 	}
-	rsdp = acpi_build(vm);
+	if (is64) {
+		boot_zeropage64(vm, cfg, h, ver, rdaddr, rdsize, bp);
+		boot_state_long64(vm, bsp, load + 0x200, BOOT_ZEROPAGE_ADDR);
+		return 0;
+	}
+	acpi_build(vm);
 	memset(bp, 0, sizeof(bp));
 	memcpy(bp + HDR_SETUP_SECTS, h + HDR_SETUP_SECTS,
 	    0x202 + h[HDR_JUMP + 1] - HDR_SETUP_SECTS);
@@ -414,16 +451,6 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 	wr32(bp + HDR_RAMDISK_IMAGE, (uint32_t)rdaddr);
 	wr32(bp + HDR_RAMDISK_SIZE, (uint32_t)rdsize);
 	wr32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(rdaddr >> 32));
-	if (is64) {
-		wr32(bp + HDR_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
-		vm_write(vm, BOOT_CMDLINE_ADDR, cfg->append, cmdlen + 1);
-		if (ver >= 0x20e)
-			wr64(bp + BP_ACPI_RSDP_ADDR, rsdp);
-		boot_fill_e820(vm, bp);
-		vm_write(vm, BOOT_ZEROPAGE_ADDR, bp, sizeof(bp));
-		boot_state_long64(vm, bsp, load + 0x200, BOOT_ZEROPAGE_ADDR);
-		return 0;
-	}
 	/*
 	 * Real-mode entry: the setup code is loaded at BOOT_REALMODE_ADDR
 	 * and its first page doubles as the zeropage, so only the setup
@@ -447,9 +474,47 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 }
 
 /*
+ * A bzImage's vmlinux, unpacked on the host, entered at its 64-bit entry
+ * (startup_64; a vmlinux's ELF entry is its physical address) with a
+ * zeropage made from the bzImage's setup header, as boot.rst's 64-bit
+ * boot protocol allows and Firecracker boots vmlinux.  PVH's start_info
+ * has no video fields (Linux builds its boot_params from start_info
+ * alone), so this is the way in that can announce a display.
+ */
+static int
+boot_vmlinux64(struct vm *vm, const struct vm_config *cfg,
+    const struct boot_file *k, const struct boot_file *elf,
+    struct cpu_state *bsp, char *err, size_t n)
+{
+	static uint8_t bp[BP_SIZE];
+	const uint8_t *h = k->data;
+	struct boot_file rd = { 0 };
+	uint64_t entry, end, rdaddr = 0, rdsize = 0;
+	int r;
+
+	if ((r = boot_elf_load(vm, elf, &entry, &end, err, n)) < 0)
+		return r;
+	if (cfg->initrd[0] != '\0') {
+		if ((r = boot_map_file(cfg->initrd, &rd, "initrd", err, n)) < 0)
+			return r;
+		r = boot_place_initrd(vm, &rd, rd32(h + HDR_INITRD_ADDR_MAX),
+		    end, &rdaddr, err, n);
+		rdsize = rd.size;
+		boot_unmap_file(&rd);
+		if (r < 0)
+			return r;
+	}
+	boot_zeropage64(vm, cfg, h, rd16(h + HDR_VERSION), rdaddr, rdsize,
+	    bp);
+	boot_state_long64(vm, bsp, entry, BOOT_ZEROPAGE_ADDR);
+	return 0;
+}
+
+/*
  * A bzImage whose vmlinux has a PVH note is unpacked on the host and
  * entered there (see boot_unpack.c); any other goes through its own
- * decompressor.
+ * decompressor.  With a display, a 64-bit kernel's vmlinux is entered at
+ * its 64-bit entry instead, so that screen_info reaches it.
  */
 static int
 boot_bzimage(struct vm *vm, const struct vm_config *cfg,
@@ -468,6 +533,12 @@ boot_bzimage(struct vm *vm, const struct vm_config *cfg,
 		    rd32(k->data + HDR_CMDLINE_SIZE));
 	if (cfg->bzimage_entry || boot_unpack(k, &elf) < 0)
 		return boot_linux(vm, cfg, k, bsp, err, n);
+	if (display_find(vm) != NULL &&
+	    (rd16(k->data + HDR_XLOADFLAGS) & XLF_KERNEL_64)) {
+		r = boot_vmlinux64(vm, cfg, k, &elf, bsp, err, n);
+		boot_unmap_file(&elf);
+		return r;
+	}
 	if (boot_pvh_entry(&elf, &entry) == 0) {
 		r = boot_load_pvh(vm, cfg, &elf, bsp, err, n);
 		boot_unmap_file(&elf);

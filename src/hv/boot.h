@@ -66,6 +66,10 @@ int boot_load_multiboot(struct vm *vm, const struct vm_config *cfg,
     const struct boot_file *k, struct cpu_state *bsp, char *err, size_t n);
 int boot_load_pvh(struct vm *vm, const struct vm_config *cfg,
     const struct boot_file *k, struct cpu_state *bsp, char *err, size_t n);
+/* Load a 64-bit ELF's segments at their physical addresses; *entry is
+ * its entry point (checked to lie in them), *end the highest byte + 1. */
+int boot_elf_load(struct vm *vm, const struct boot_file *k, uint64_t *entry,
+    uint64_t *end, char *err, size_t n);
 /* Is this an ELF with a PVH entry note / a multiboot header? */
 int boot_pvh_entry(const struct boot_file *k, uint32_t *entry);
 int boot_multiboot_header(const struct boot_file *k, size_t *off);

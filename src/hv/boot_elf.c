@@ -190,6 +190,25 @@ elf_load(struct vm *vm, const struct boot_file *k, uint64_t *end, char *err,
 	return 0;
 }
 
+int
+boot_elf_load(struct vm *vm, const struct boot_file *k, uint64_t *entry,
+    uint64_t *end, char *err, size_t n)
+{
+	Elf64_Ehdr eh;
+	int cls, r;
+
+	if (!elf_is(k, &cls) || cls != ELFCLASS64)
+		return elf_err(err, n, -ENOEXEC, "not a 64-bit ELF file");
+	memcpy(&eh, k->data, sizeof(eh));
+	*entry = eh.e_entry;
+	if ((r = elf_load(vm, k, end, err, n)) < 0)
+		return r;
+	if (*entry < BOOT_HIGH_ADDR || *entry >= *end)
+		return elf_err(err, n, -ENOEXEC, "ELF entry %#llx is not in "
+		    "the loaded kernel", (unsigned long long)*entry);
+	return 0;
+}
+
 /* Load the initrd (if any) high; fills addr/size. */
 static int
 elf_initrd(struct vm *vm, const struct vm_config *cfg, uint64_t floor,

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "devices/display.h"
+#include "devices/fb_internal.h"
 #include "hv/boot.h"
 #include "null_accel.h"
 #include "run.h"
@@ -95,7 +97,8 @@ Test(boot, debian_bzimage_64bit_entry)
 	vm_destroy(vm);
 }
 
-/* By default the bzImage is unpacked on the host and entered via PVH. */
+/* Without a display the bzImage is unpacked on the host and entered via
+ * PVH. */
 Test(boot, debian_bzimage_unpacked_to_pvh)
 {
 	struct vm_config cfg;
@@ -105,6 +108,7 @@ Test(boot, debian_bzimage_unpacked_to_pvh)
 	char err[256];
 	uint8_t *si, *mod;
 	uint32_t entry;
+	int r;
 
 	if (!have_reference_guest())
 		cr_skip_test("reference guest not built (make guest)");
@@ -114,7 +118,12 @@ Test(boot, debian_bzimage_unpacked_to_pvh)
 	cr_assert_eq(memcmp(elf.data, "\177ELF", 4), 0);
 	cr_assert_eq(boot_pvh_entry(&elf, &entry), 0, "Debian's kernel has "
 	    "a PVH note");
-	vm = null_vm(&cfg, 256ull << 20, 1);
+	vm_config_defaults(&cfg);
+	cfg.memory = 256ull << 20;
+	cfg.cpus = 1;
+	snprintf(cfg.display, sizeof(cfg.display), "none");
+	vm = vm_create(&cfg, &null_accel_ops, &r);
+	cr_assert_not_null(vm);
 	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
 	snprintf(cfg.initrd, sizeof(cfg.initrd), "%s", guest_initrd);
 	snprintf(cfg.append, sizeof(cfg.append), "console=ttyS0");
@@ -141,6 +150,58 @@ Test(boot, debian_bzimage_unpacked_to_pvh)
 	/* The kernel's text is where its ELF header says. */
 	cr_assert_eq(memcmp(vm_gpa_to_hva(vm, 0x1000000, 4096),
 	    elf.data + 0x200000, 4096), 0);
+	boot_unmap_file(&elf);
+	boot_unmap_file(&k);
+	vm_destroy(vm);
+}
+
+/*
+ * With a display (the default) the unpacked vmlinux is entered at its
+ * 64-bit entry with a zeropage whose screen_info names the framebuffer:
+ * PVH has no way to carry it.
+ */
+Test(boot, debian_vmlinux_64bit_entry_announces_the_framebuffer)
+{
+	struct vm_config cfg;
+	struct cpu_state st;
+	struct boot_file k, elf;
+	struct display *d;
+	struct vm *vm;
+	char err[256];
+	uint8_t *bp;
+	uint64_t entry;
+
+	if (!have_reference_guest())
+		cr_skip_test("reference guest not built (make guest)");
+	cr_assert_eq(boot_map_file(guest_kernel, &k, "kernel", err,
+	    sizeof(err)), 0);
+	cr_assert_eq(boot_unpack(&k, &elf), 0);
+	memcpy(&entry, elf.data + 24, 8);	/* e_entry */
+	vm = null_vm(&cfg, 256ull << 20, 1);
+	cr_assert_not_null(d = display_find(vm), "a display by default");
+	snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
+	snprintf(cfg.initrd, sizeof(cfg.initrd), "%s", guest_initrd);
+	snprintf(cfg.append, sizeof(cfg.append), "console=tty0");
+	cr_assert_eq(boot_load(vm, &cfg, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(st.rip, entry, "startup_64, a physical address");
+	cr_assert_eq(entry, 0x1000000);
+	cr_assert_eq(st.gpr[R_RSI], BOOT_ZEROPAGE_ADDR);
+	cr_assert(st.efer & EFER_LMA);
+	bp = vm_gpa_to_hva(vm, BOOT_ZEROPAGE_ADDR, 4096);
+	cr_assert_eq(rd32(bp + 0x202), 0x53726448, "setup header copied");
+	cr_assert_str_eq((char *)vm_gpa_to_hva(vm, rd32(bp + 0x228), 1),
+	    "console=tty0");
+	cr_assert_neq(rd32(bp + 0x218), 0, "initrd placed");
+	cr_assert_eq(rd64(bp + 0x70), BOOT_ACPI_ADDR, "acpi_rsdp_addr");
+	/* screen_info: a VESA LFB at the display's BAR0, 1024x768x32. */
+	cr_assert_eq(bp[0x0f], 0x23, "VIDEO_TYPE_VLFB");
+	cr_assert_eq(rd32(bp + 0x12), 1024 | 768u << 16);
+	cr_assert_eq(rd32(bp + 0x18), d->pci.bar[0].mapped);
+	cr_assert(d->pci.bar[0].is_mapped);
+	cr_assert_eq(vm_gpa_to_hva(vm, rd32(bp + 0x18), 4), d->vram,
+	    "the LFB is the display's memory");
+	cr_assert_eq(memcmp(vm_gpa_to_hva(vm, 0x1000000, 4096),
+	    elf.data + 0x200000, 4096), 0, "the kernel's text is loaded");
 	boot_unmap_file(&elf);
 	boot_unmap_file(&k);
 	vm_destroy(vm);
