@@ -34,6 +34,7 @@
 #include "vmfs/blkdev.h"
 #include "vmfs/qcow2.h"
 #include "vmfs/vmfs.h"
+#include "vmfs/vmfs_lock.h"
 #include "vmfs/vmx.h"
 
 #define SNAPSHOT_TREE_VERSION	1
@@ -466,13 +467,12 @@ snapshot_stop(struct snapshot_ctx *x)
 	    &res) < 0)
 		return -EIO;
 	json_decref(res);
+	/* Gone once its datastore lock is released (after the socket). */
 	for (int ms = 0; ms < SNAPSHOT_WAIT_MS; ms += 50) {
-		struct control_conn cc;
-		char err[256];
+		struct vmfs_lock_holder h;
 
-		if (control_client_open(&cc, x->vm, err, sizeof(err)) < 0)
+		if (vmfs_lock_query(x->dir, &h) == 0)
 			return 0;
-		control_client_close(&cc);
 		poll(NULL, 0, 50);
 	}
 	log_warnx("%s did not stop within %d s", x->vm,
