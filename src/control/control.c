@@ -383,6 +383,16 @@ control_console_attach(struct control *c, struct control_client *cl)
 	return 0;
 }
 
+int
+control_console_detach(struct control *c, struct control_client *cl)
+{
+	if (cl == NULL)
+		return -EINVAL;
+	/* Output already queued still arrives: the client ignores it. */
+	cl->attached = false;
+	return 0;
+}
+
 static json_t *
 control_greeting(struct control *c)
 {

@@ -99,6 +99,8 @@ json_t *control_cmd_request(struct control *c, const char *line, size_t len);
  * 0, or -EINVAL when there is no such client (no connection).
  */
 int control_console_attach(struct control *c, struct control_client *cl);
+/* Stop sending cl console events; 0, or -EINVAL without a client. */
+int control_console_detach(struct control *c, struct control_client *cl);
 /* Send attached clients the console output they have not had yet. */
 void control_console_pump(struct control *c);
 

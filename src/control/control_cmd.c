@@ -348,6 +348,16 @@ control_cmd_console_attach(struct control *c, json_t *args,
 }
 
 static json_t *
+control_cmd_console_detach(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	if (control_console_detach(c, c->cur) < 0)
+		return control_cmd_fail(e, "unsupported",
+		    "console-detach needs a connection");
+	return json_object();
+}
+
+static json_t *
 control_cmd_console_input(struct control *c, json_t *args,
     struct control_err *e)
 {
@@ -407,6 +417,7 @@ static const struct {
 	{ "console-history", control_cmd_console_history },
 	{ "console-attach", control_cmd_console_attach },
 	{ "console-input", control_cmd_console_input },
+	{ "console-detach", control_cmd_console_detach },
 };
 
 static json_t *
@@ -443,7 +454,8 @@ control_cmd_dispatch(struct control *c, json_t *req)
 	}
 	return control_cmd_error(id, "unknown-command",
 	    "unknown command (status, stats, pause, resume, stop, reset, "
-	    "console-history, console-attach, console-input)");
+	    "console-history, console-attach, console-detach, "
+	    "console-input)");
 }
 
 json_t *

@@ -35,7 +35,6 @@ struct tui {
 	bool help;		/* the ? page is shown */
 	char detail[64];	/* the VM whose statistics are shown, or "" */
 	char console[64];	/* the VM whose console is shown, or "" */
-	long long next_console;	/* ms: when to ask for its output again */
 	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
 	char confirm_vm[64];
 	bool color;
@@ -71,8 +70,9 @@ static const char *const tui_help[] = {
 	"  r              reset (asks y/n)",
 	"  Enter, d       the VM's statistics and history graphs;",
 	"                 Enter, d or Esc goes back to the list",
-	"  c              the VM's serial console (its recent output,",
-	"                 read-only for now); c or Esc goes back",
+	"  c              the VM's serial console, live: its recent",
+	"                 output, then what it prints; keys go to the",
+	"                 guest; Ctrl-] goes back to the list",
 	"  ?              this page",
 	"  q              quit (the VMs keep running)",
 	"",
@@ -126,6 +126,9 @@ tui_draw_bottom(struct tui *t)
 {
 	const char *keys = COLS > 58 ? "s start  S stop  F force  p pause  "
 	    "r reset  ? help  q quit" : "s/S/F/p/r  ? help  q quit";
+
+	if (t->console[0] != '\0')
+		keys = "Ctrl-] back to the list (keys go to the guest)";
 	char line[512];
 
 	if (t->confirm != 0)
@@ -203,11 +206,6 @@ tui_follow(struct tui *t)
 	if (t->detail[0] != '\0' && t->sel < t->m.nvms)
 		snprintf(t->detail, sizeof(t->detail), "%s",
 		    t->m.vms[t->sel].name);
-	if (t->console[0] != '\0' && t->sel < t->m.nvms) {
-		snprintf(t->console, sizeof(t->console), "%s",
-		    t->m.vms[t->sel].name);
-		t->next_console = 0;
-	}
 	t->m.dirty = true;
 }
 
@@ -235,6 +233,31 @@ tui_key_confirm(struct tui *t, int ch)
 		tui_vm_command(&t->m, vm, "reset", false);
 }
 
+/* A key in the console pane: to the guest, but Ctrl-] goes back. */
+static void
+tui_key_console(struct tui *t, int ch)
+{
+	struct tui_vm *vm = tui_named(t, t->console);
+	uint8_t b[8];
+	size_t n = tui_console_key(ch, b);
+
+	if (ch == TUI_CON_DETACH || vm == NULL) {
+		if (vm != NULL)
+			tui_vm_console_detach(vm);
+		t->console[0] = '\0';
+		t->m.dirty = true;
+		return;
+	}
+	if (n == 0)
+		return;
+	if (!vm->con_attached)
+		tui_vm_msg(&t->m, "%s: the console is not attached (the VM is "
+		    "%s)", vm->name, tui_vm_state_name(vm->state));
+	else if (!tui_vm_console_type(vm, b, n))
+		tui_vm_msg(&t->m, "%s: the guest is not reading its console",
+		    vm->name);
+}
+
 static void
 tui_key(struct tui *t, int ch)
 {
@@ -249,9 +272,8 @@ tui_key(struct tui *t, int ch)
 		tui_key_confirm(t, ch);
 		return;
 	}
-	if (t->console[0] != '\0' && (ch == 'c' || ch == 27)) {
-		t->console[0] = '\0';
-		t->m.dirty = true;
+	if (t->console[0] != '\0') {
+		tui_key_console(t, ch);
 		return;
 	}
 	switch (ch) {
@@ -284,7 +306,7 @@ tui_key(struct tui *t, int ch)
 	case 'c':
 		if ((vm = tui_selected(t)) != NULL) {
 			snprintf(t->console, sizeof(t->console), "%s", vm->name);
-			t->next_console = 0;
+			tui_vm_console(vm);
 			t->m.dirty = true;
 		}
 		break;
@@ -361,8 +383,6 @@ tui_poll_timeout(struct tui *t)
 
 	if (t->resize_at != 0 && t->resize_at < next)
 		next = t->resize_at;
-	if (t->console[0] != '\0' && t->next_console < next)
-		next = t->next_console;
 	if (t->draw_at != 0 && t->draw_at < next)
 		next = t->draw_at;
 	return next <= now ? 0 : (int)(next - now);
@@ -403,13 +423,9 @@ tui_pass(struct tui *t)
 		tui_vm_tick(&t->m);
 		t->next_tick = tui_vm_now_ms() + TUI_TICK_MS;
 	}
-	if (t->console[0] != '\0' && tui_vm_now_ms() >= t->next_console) {
-		struct tui_vm *vm = tui_named(t, t->console);
-
-		if (vm != NULL)
-			tui_vm_console(vm);
-		t->next_console = tui_vm_now_ms() + 500;
-	}
+	/* (Re)attach the open pane: after a reconnect, too. */
+	if (t->console[0] != '\0' && tui_named(t, t->console) != NULL)
+		tui_vm_console(tui_named(t, t->console));
 	if (t->sel >= t->m.nvms)
 		t->sel = t->m.nvms > 0 ? t->m.nvms - 1 : 0;
 }

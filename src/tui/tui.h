@@ -34,6 +34,9 @@ enum tui_vm_state {
 #define TUI_VM_TIMEOUT_MS	3000	/* an answer later than this: unresponsive */
 #define TUI_VM_BUF		(256 * 1024)	/* longest line we accept */
 #define TUI_HIST		120	/* samples of history, one a second */
+#define TUI_CON_RAW	(16 * 1024)	/* console output kept for the pane */
+#define TUI_CON_IN	1024	/* typed bytes the guest has not taken */
+#define TUI_CON_DETACH	0x1d	/* Ctrl-]: leave the console pane */
 
 struct json_t;
 
@@ -67,10 +70,18 @@ struct tui_vm {
 	/* CPU% and exits/s, a ring of the last hist_n samples */
 	double cpu_hist[TUI_HIST], exit_hist[TUI_HIST];
 	int hist_n, hist_at;
-	/* the serial console's recent output, while its pane is open */
-	unsigned console_id;
+	/* The serial console while its pane is open: attached to the
+	 * live stream (console-attach), raw output kept bounded and its
+	 * cleaned text for drawing; typed bytes not yet taken. */
+	unsigned console_id;	/* console-attach pending */
+	bool con_attached;
 	char *console;
 	size_t console_len;
+	char *con_raw;
+	size_t con_raw_len;
+	unsigned con_in_id;	/* console-input pending */
+	uint8_t con_in[TUI_CON_IN];
+	size_t con_in_len;
 };
 
 struct tui_model {
@@ -96,8 +107,13 @@ void tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
 /* Spawn `termvisor run NAME` detached, its output to NAME.log. */
 void tui_vm_start(struct tui_model *m, struct tui_vm *vm);
 void tui_vm_free(struct tui_model *m);
-/* Ask vm for the tail of its serial console (lands in vm->console). */
+/* Attach the console pane to vm's serial console (once connected; the
+ * output lands in vm->console), or detach it. */
 void tui_vm_console(struct tui_vm *vm);
+void tui_vm_console_detach(struct tui_vm *vm);
+/* Type n bytes on vm's serial console; false when they do not fit
+ * behind what the guest has not taken yet. */
+bool tui_vm_console_type(struct tui_vm *vm, const uint8_t *buf, size_t n);
 /* Collect the VMs we started that exited; a failure goes on the status
  * line with the last line of the VM's log. */
 void tui_vm_reap_all(struct tui_model *m);
@@ -139,7 +155,10 @@ void tui_detail_spark(const double *hist, int hist_n, int at, double max,
     int width, char *buf, size_t len);
 void tui_detail_draw(const struct tui_vm *vm, int height);
 
-/* tui_console.c: the serial console pane (read-only for now). */
+/* tui_console.c: the serial console pane. */
+/* What key ch (a curses getch() value) sends to a serial terminal, as a
+ * VT100 would: its byte count in buf (at most 8), 0 for none. */
+size_t tui_console_key(int ch, uint8_t *buf);
 /* Guest output as plain lines: escape sequences and control characters
  * dropped, CR and tabs resolved, bytes past ASCII as '?'.  The length
  * written to out (NUL-terminated). */

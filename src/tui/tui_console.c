@@ -1,9 +1,8 @@
 /*
- * The console pane: the tail of a VM's serial console, refreshed from
- * the control socket's console-history while the pane is open.
- *
- * XXX read-only: the control protocol has no console input yet, so
- * typing into the guest (and a detach key) waits for it.
+ * The console pane: a VM's serial console, live.  While the pane is open
+ * the dashboard is attached (console-attach: the ring's history, then the
+ * output as it comes) and every key goes to the guest as a VT100 would
+ * send it; Ctrl-] (as in `vm console`) detaches and goes back.
  */
 #include "tui/tui.h"
 
@@ -37,6 +36,10 @@ tui_console_clean(const char *in, size_t n, char *out, size_t len)
 		} else if (c == '\n') {
 			out[o++] = '\n';
 			line = o;
+		} else if (c == '\b') {
+			/* line editing echoes "\b \b" over a rubbed-out key */
+			if (o > line)
+				o--;
 		} else if (c == '\t') {
 			do
 				out[o++] = ' ';
@@ -49,6 +52,33 @@ tui_console_clean(const char *in, size_t n, char *out, size_t len)
 	}
 	out[o] = '\0';
 	return o;
+}
+
+size_t
+tui_console_key(int ch, uint8_t *buf)
+{
+	static const struct {
+		int key;
+		const char *seq;
+	} keys[] = {
+		{ KEY_UP, "\033[A" }, { KEY_DOWN, "\033[B" },
+		{ KEY_RIGHT, "\033[C" }, { KEY_LEFT, "\033[D" },
+		{ KEY_HOME, "\033[H" }, { KEY_END, "\033[F" },
+		{ KEY_DC, "\033[3~" }, { KEY_IC, "\033[2~" },
+		{ KEY_PPAGE, "\033[5~" }, { KEY_NPAGE, "\033[6~" },
+		{ KEY_BACKSPACE, "\177" }, { KEY_ENTER, "\r" },
+	};
+
+	if (ch >= 0 && ch < 256) {
+		buf[0] = (uint8_t)ch;
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++)
+		if (keys[i].key == ch) {
+			memcpy(buf, keys[i].seq, strlen(keys[i].seq));
+			return strlen(keys[i].seq);
+		}
+	return 0;	/* KEY_RESIZE, function keys: nothing to send */
 }
 
 /* Rows the line at p takes at width; *next: the line after it, or NULL
@@ -88,12 +118,13 @@ tui_console_tail(const char *text, int width, int height)
 void
 tui_console_draw(const struct tui_vm *vm, int height)
 {
-	char title[128];
+	char title[256];
 	const char *p;
 	int y = 1, w = COLS - 1;
 
-	snprintf(title, sizeof(title), "%s: serial console (%s; c or Esc to "
-	    "go back)", vm->name, tui_vm_state_name(vm->state));
+	snprintf(title, sizeof(title), "%s: serial console (%s%s; keys go "
+	    "to the guest, Ctrl-] goes back)", vm->name,
+	    tui_vm_state_name(vm->state), vm->con_attached ? ", live" : "");
 	attron(A_BOLD);
 	mvaddnstr(0, 0, title, COLS - 1);
 	attroff(A_BOLD);

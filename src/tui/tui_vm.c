@@ -132,7 +132,9 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->hist_n = vm->hist_at = 0;
 	json_decref(vm->stats);
 	vm->stats = NULL;
-	vm->console_id = 0;
+	vm->console_id = vm->con_in_id = 0;
+	vm->con_attached = false;
+	vm->con_in_len = 0;	/* typed at a VM that went away */
 }
 
 /* 0 connected (greeting still to come), or -errno. */
@@ -276,38 +278,114 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 	m->dirty = true;
 }
 
+_Static_assert(TUI_CON_RAW >= CONTROL_CONSOLE_CHUNK, "an event fits");
+
+/* Guest output for the pane: the raw bytes, bounded, then cleaned for
+ * drawing (the cleaning needs the whole tail: a CR rewrites a line). */
 static void
-tui_vm_console_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
+tui_vm_console_output(struct tui_model *m, struct tui_vm *vm, json_t *d)
 {
-	json_t *d = json_object_get(json_object_get(j, "result"), "data");
-	size_t n;
+	uint8_t buf[CONTROL_CONSOLE_CHUNK];
+	long n = control_json_bytes(d, buf, sizeof(buf));
+	size_t keep;
 	char *c;
 
-	vm->console_id = 0;
-	if (!json_is_string(d)) {
-		tui_vm_msg(m, "%s: no console: %s", vm->name, json_string_value(
-		    json_object_get(json_object_get(j, "error"), "message")) ?
-		    json_string_value(json_object_get(json_object_get(j,
-		    "error"), "message")) : "the VM refused");
+	if (n <= 0)
 		return;
-	}
+	if (vm->con_raw == NULL &&
+	    (vm->con_raw = malloc(TUI_CON_RAW)) == NULL)
+		return;
+	keep = vm->con_raw_len + (size_t)n > TUI_CON_RAW ?
+	    TUI_CON_RAW - (size_t)n : vm->con_raw_len;
+	memmove(vm->con_raw, vm->con_raw + vm->con_raw_len - keep, keep);
+	memcpy(vm->con_raw + keep, buf, (size_t)n);
+	vm->con_raw_len = keep + (size_t)n;
 	/* room for every byte to be a tab that becomes 8 spaces */
-	n = json_string_length(d) * 8 + 1;
-	if ((c = realloc(vm->console, n)) == NULL)
+	if ((c = realloc(vm->console, vm->con_raw_len * 8 + 1)) == NULL)
 		return;
 	vm->console = c;
-	vm->console_len = tui_console_clean(json_string_value(d),
-	    json_string_length(d), c, n);
+	vm->console_len = tui_console_clean(vm->con_raw, vm->con_raw_len, c,
+	    vm->con_raw_len * 8 + 1);
 	m->dirty = true;
+}
+
+/* Send what was typed and not yet taken, one request at a time. */
+static void
+tui_vm_console_flush(struct tui_vm *vm)
+{
+	if (vm->con_in_id != 0 || vm->con_in_len == 0 || vm->fd < 0 ||
+	    !vm->greeted)
+		return;
+	vm->con_in_id = tui_vm_send(vm, "console-input", json_pack("{s:o}",
+	    "data", control_bytes_json(vm->con_in, vm->con_in_len)));
+}
+
+static void
+tui_vm_console_reply(struct tui_model *m, struct tui_vm *vm, json_t *j,
+    json_int_t id)
+{
+	json_t *e = json_object_get(json_object_get(j, "error"), "message");
+	json_int_t w;
+
+	if (id == (json_int_t)vm->console_id) {
+		vm->console_id = 0;
+		vm->con_attached = json_is_true(json_object_get(j, "ok"));
+		if (!vm->con_attached)
+			tui_vm_msg(m, "%s: no console: %s", vm->name,
+			    json_is_string(e) ? json_string_value(e) :
+			    "the VM refused");
+		return;
+	}
+	vm->con_in_id = 0;
+	w = json_integer_value(json_object_get(json_object_get(j, "result"),
+	    "written"));
+	if (!json_is_true(json_object_get(j, "ok"))) {
+		tui_vm_msg(m, "%s: typing: %s", vm->name, json_is_string(e) ?
+		    json_string_value(e) : "the VM refused");
+		w = (json_int_t)vm->con_in_len;	/* would fail again */
+	}
+	if (w < 0 || (size_t)w > vm->con_in_len)
+		w = 0;
+	memmove(vm->con_in, vm->con_in + w, vm->con_in_len - (size_t)w);
+	vm->con_in_len -= (size_t)w;
+	/* The rest when the guest has read some: with the next tick at
+	 * the latest, never in a busy loop. */
+	if (w > 0)
+		tui_vm_console_flush(vm);
 }
 
 void
 tui_vm_console(struct tui_vm *vm)
 {
-	if (vm->fd < 0 || !vm->greeted || vm->console_id != 0)
+	if (vm->fd < 0 || !vm->greeted || vm->console_id != 0 ||
+	    vm->con_attached)
 		return;
-	vm->console_id = tui_vm_send(vm, "console-history",
-	    json_pack("{s:i}", "bytes", 16384));
+	/* The attach replays the ring: start from an empty pane. */
+	vm->con_raw_len = 0;
+	vm->console_len = 0;
+	if (vm->console != NULL)
+		vm->console[0] = '\0';
+	vm->console_id = tui_vm_send(vm, "console-attach", NULL);
+}
+
+void
+tui_vm_console_detach(struct tui_vm *vm)
+{
+	if (vm->con_attached && vm->fd >= 0)
+		(void)tui_vm_send(vm, "console-detach", NULL);
+	vm->con_attached = false;
+	vm->con_in_len = 0;
+}
+
+bool
+tui_vm_console_type(struct tui_vm *vm, const uint8_t *buf, size_t n)
+{
+	if (n > TUI_CON_IN - vm->con_in_len)
+		return false;
+	memcpy(vm->con_in + vm->con_in_len, buf, n);
+	vm->con_in_len += n;
+	tui_vm_console_flush(vm);
+	return true;
 }
 
 static void
@@ -318,7 +396,9 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 	const char *ev = json_string_value(json_object_get(j, "event"));
 
 	if (ev != NULL) {
-		if (strcmp(ev, "state") == 0)
+		if (strcmp(ev, "console") == 0 && vm->con_attached)
+			tui_vm_console_output(m, vm, json_object_get(j, "data"));
+		else if (strcmp(ev, "state") == 0)
 			tui_vm_set_state(m, vm, tui_vm_parse_state(
 			    json_string_value(json_object_get(j, "state"))));
 		return;
@@ -329,8 +409,9 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 			tui_vm_stats(m, vm, json_object_get(j, "result"));
 		return;
 	}
-	if (id == (json_int_t)vm->console_id && vm->console_id != 0) {
-		tui_vm_console_reply(m, vm, j);
+	if ((id == (json_int_t)vm->console_id && vm->console_id != 0) ||
+	    (id == (json_int_t)vm->con_in_id && vm->con_in_id != 0)) {
+		tui_vm_console_reply(m, vm, j, id);
 		return;
 	}
 	if (id != (json_int_t)vm->action_id || vm->action_id == 0)
@@ -485,6 +566,7 @@ tui_vm_poll(struct tui_model *m, struct tui_vm *vm)
 			tui_vm_set_state(m, vm, TUI_VM_UNRESPONSIVE);
 		return;
 	}
+	tui_vm_console_flush(vm);	/* typed bytes the guest refused */
 	vm->stats_id = tui_vm_send(vm, "stats", NULL);
 	vm->stats_sent_ms = now;
 	if (vm->stats_id == 0)
@@ -560,6 +642,7 @@ tui_vm_prune(struct tui_model *m)
 			tui_vm_disconnect(&m->vms[i]);
 			free(m->vms[i].buf);
 			free(m->vms[i].console);
+			free(m->vms[i].con_raw);
 			m->dirty = true;
 		}
 	}
@@ -698,6 +781,7 @@ tui_vm_free(struct tui_model *m)
 		tui_vm_disconnect(&m->vms[i]);
 		free(m->vms[i].buf);
 		free(m->vms[i].console);
+		free(m->vms[i].con_raw);
 	}
 	free(m->vms);
 	m->vms = NULL;

@@ -106,8 +106,11 @@ expect "Enter again: the list" '^NAME +STATE'
 t send-keys -t tui c
 expect "c: the guest's serial console" '^checks [0-9]+ passed, 0 failed$'
 expect "... to its last line" 'did not end the VM; halting$'
-t send-keys -t tui c
-expect "c again: the list" '^NAME +STATE'
+expect "... live, keys going to the guest" 'serial console \(running, live; keys go'
+t send-keys -t tui q
+expect "... q too (not a quit)" 'serial console \(running, live' 2
+t send-keys -t tui C-]
+expect "Ctrl-]: the list" '^NAME +STATE'
 
 t send-keys -t tui '?'
 expect "? shows the help page" 'force stop'

@@ -576,3 +576,53 @@ Test(control, console_attach_streams_history_then_live_output)
 	strcat(dir, "/termvisor");
 	rmdir(dir);
 }
+
+Test(control, console_detach_stops_the_stream_and_keeps_the_connection)
+{
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", err[256], acc[4096] = "";
+	struct control_conn cc;
+	struct control *srv;
+	pthread_t th;
+	json_t *res;
+
+	vclock_set_fake(false, 0);
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	srv = control_start(vm, "con2");
+	cr_assert_not_null(srv);
+	srv->live = false;
+	pthread_create(&th, NULL, loop_thread, vm->loop);
+	cr_assert_eq(control_client_open(&cc, "con2", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(control_client_call(&cc, "console-attach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	console_output(vm->console, (const uint8_t *)"one\n", 4);
+	while (strstr(acc, "one\n") == NULL)
+		console_event(&cc, acc, sizeof(acc));
+	cr_assert_eq(control_client_call(&cc, "console-detach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	console_output(vm->console, (const uint8_t *)"two\n", 4);
+	res = control_client_read(&cc, 300);
+	cr_assert_null(res, "a detached client got %s", res ? json_dumps(res,
+	    0) : "");
+	cr_assert_eq(errno, ETIMEDOUT);
+	/* The connection still answers, and can attach again. */
+	cr_assert_eq(control_client_call(&cc, "status", NULL, 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	cr_assert_eq(control_client_call(&cc, "console-attach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	acc[0] = '\0';
+	while (strstr(acc, "two\n") == NULL)
+		console_event(&cc, acc, sizeof(acc));
+
+	evloop_stop(vm->loop);
+	pthread_join(th, NULL);
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	control_client_close(&cc);
+	strcat(dir, "/termvisor");
+	rmdir(dir);
+}

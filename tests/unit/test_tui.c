@@ -3,6 +3,7 @@
  * deltas, and the list layout shrinking to narrow terminals.
  */
 #include <criterion/criterion.h>
+#include <curses.h>
 #include <string.h>
 
 #include "tui/tui.h"
@@ -220,4 +221,35 @@ Test(tui, console_tail)
 	    "x\nabcdefghij");
 	cr_assert_str_eq(tui_console_tail("", 4, 4), "");
 	cr_assert_str_eq(tui_console_tail("a\n\nb", 4, 2), "\nb");
+}
+
+Test(tui, console_clean_rubs_out_with_backspace)
+{
+	char out[64];
+
+	/* the shell echoes "\b \b" for each rubbed-out key */
+	tui_console_clean("# lss\b \b -l\n\b\bx", 15, out, sizeof(out));
+	cr_assert_str_eq(out, "# ls -l\nx", "got [%s]", out);
+}
+
+Test(tui, console_keys_are_sent_as_a_vt100_would)
+{
+	uint8_t b[8];
+
+	cr_assert_eq(tui_console_key('a', b), 1);
+	cr_assert_eq(b[0], 'a');
+	cr_assert_eq(tui_console_key('\r', b), 1);
+	cr_assert_eq(b[0], '\r');
+	cr_assert_eq(tui_console_key(3, b), 1, "Ctrl-C reaches the guest");
+	cr_assert_eq(b[0], 3);
+	cr_assert_eq(tui_console_key(KEY_UP, b), 3);
+	cr_assert_eq(memcmp(b, "\033[A", 3), 0);
+	cr_assert_eq(tui_console_key(KEY_LEFT, b), 3);
+	cr_assert_eq(memcmp(b, "\033[D", 3), 0);
+	cr_assert_eq(tui_console_key(KEY_DC, b), 4);
+	cr_assert_eq(memcmp(b, "\033[3~", 4), 0);
+	cr_assert_eq(tui_console_key(KEY_BACKSPACE, b), 1);
+	cr_assert_eq(b[0], 0x7f);
+	cr_assert_eq(tui_console_key(KEY_RESIZE, b), 0, "not a key to send");
+	cr_assert_eq(tui_console_key(KEY_F(5), b), 0);
 }

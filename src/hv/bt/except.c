@@ -177,6 +177,20 @@ except_tss_sp(struct bt_cpu *c, unsigned off, unsigned sz)
 	return bt_sys_read(c, c->seg[SEG_TR].base + off, sz);
 }
 
+/*
+ * A fault-class exception (not #DB, NMI, #BP, #OF, #DF, #MC): the RFLAGS
+ * image the handler gets has RF set, so that returning to the faulting
+ * instruction does not hit an instruction breakpoint there again (SDM
+ * vol. 3, 17.3.1.1).  External interrupts never use vectors below 32 in
+ * protected mode.
+ */
+static bool
+except_is_fault(int vec)
+{
+	return vec < 32 && vec != EXC_DB && vec != EXC_NMI && vec != EXC_BP &&
+	    vec != EXC_OF && vec != EXC_DF && vec != 18 /* #MC */;
+}
+
 static void
 except_prot(struct bt_cpu *c, int vec, int err, bool soft)
 {
@@ -190,6 +204,8 @@ except_prot(struct bt_cpu *c, int vec, int err, bool soft)
 	bool stack_switch;
 	unsigned ist;
 
+	if (!soft && except_is_fault(vec))
+		flags |= RFLAGS_RF;
 	if ((unsigned)vec * gsz + gsz - 1 > c->idt.limit)
 		bt_raise(c, EXC_GP, vec * 8 + 2);
 	lo = bt_sys_read(c, c->idt.base + vec * gsz, 8);
