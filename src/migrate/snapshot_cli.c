@@ -743,6 +743,11 @@ snapshot_cli_main(int argc, char **argv)
 	bool list = strcmp(sub, "list") == 0;
 	int c, r;
 
+	if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 ||
+	    strcmp(sub, "help") == 0) {
+		fputs(snapshot_usage, stdout);
+		return 0;
+	}
 	optind = 1;
 	opterr = 0;
 	while (argc > 0 && (c = getopt_long(argc, argv, "d:h", opts,
