@@ -214,29 +214,30 @@ vswitch_cli_set(int argc, char **argv)
 	    "Set keys of the switch's configuration (KEY= removes one), for "
 	    "example\nuplink=tap:tv0 uplink.portgroup=lan "
 	    "vxlan.peers=192.0.2.2; see termvisor.switch(5).\n";
-	char err[512], key[256], *eq;
-	int i, ret;
+	const char *keys[64], *vals[64];
+	char err[512], *eq;
+	int i, n = 0, ret;
 
 	if (vswitch_cli_help(argc, argv, usage))
 		return VSW_CLI_OK;
-	if (argc < 3) {
+	if (argc < 3 || argc - 2 > 64) {
 		fputs(usage, stderr);
 		return VSW_CLI_USAGE;
 	}
-	for (i = 2; i < argc; i++) {
-		if ((eq = strchr(argv[i], '=')) == NULL ||
-		    (size_t)(eq - argv[i]) >= sizeof(key)) {
+	for (i = 2; i < argc; i++, n++) {
+		if ((eq = strchr(argv[i], '=')) == NULL || eq == argv[i]) {
 			log_warnx("expected KEY=VALUE, not '%s'", argv[i]);
 			return VSW_CLI_USAGE;
 		}
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - argv[i]),
-		    argv[i]);
-		ret = vsw_conf_set(vswitch_cli_ds, argv[1], key,
-		    eq[1] != '\0' ? eq + 1 : NULL, err, sizeof(err));
-		if (ret < 0) {
-			log_warnx("%s", err);
-			return ret == -EINVAL ? VSW_CLI_USAGE : VSW_CLI_FAIL;
-		}
+		*eq = '\0';
+		keys[n] = argv[i];
+		vals[n] = eq[1] != '\0' ? eq + 1 : NULL;
+	}
+	ret = vsw_conf_set_many(vswitch_cli_ds, argv[1], keys, vals, n, err,
+	    sizeof(err));
+	if (ret < 0) {
+		log_warnx("%s", err);
+		return ret == -EINVAL ? VSW_CLI_USAGE : VSW_CLI_FAIL;
 	}
 	return vswitch_cli_reload(argv[1]);
 }

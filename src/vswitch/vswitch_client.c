@@ -110,6 +110,7 @@ vswitch_client_hello(int fd, const struct vsw_hello *hello,
 {
 	struct timeval tv = { .tv_sec = 5 };
 	struct vsw_hello h = *hello;
+	int big = VSW_SOCKBUF;
 	uint8_t buf[sizeof(*w) + 1];
 	ssize_t n;
 
@@ -138,6 +139,10 @@ vswitch_client_hello(int fd, const struct vsw_hello *hello,
 		    -EPROTO : w->status, "the switch refused the NIC: %s",
 		    w->message);
 	tv.tv_sec = 0;
+	/* The socket is the NIC's transmit queue (AF_UNIX charges queued
+	 * messages to the sender's buffer): make it deep. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0)

@@ -421,18 +421,30 @@ out:
 }
 
 int
-vsw_conf_set(const char *datastore, const char *name, const char *key,
-    const char *value, char *err, size_t errlen)
+vsw_conf_set_many(const char *datastore, const char *name,
+    const char *const *keys, const char *const *values, int n, char *err,
+    size_t errlen)
 {
 	struct vmx_doc doc;
 	char path[4096];
-	int ret;
+	int i, ret = 0;
 
 	if ((ret = vsw_conf_open(datastore, name, false, &doc, path,
 	    sizeof(path), err, errlen)) < 0)
 		return ret;
-	if ((ret = vmx_set(&doc, key, value)) == 0)
+	/* All keys, then one check: uplink and uplink.portgroup go
+	 * together. */
+	for (i = 0; i < n && ret == 0; i++)
+		ret = vmx_set(&doc, keys[i], values[i]);
+	if (ret == 0)
 		ret = vsw_conf_commit(&doc, path, err, errlen);
 	vmx_free(&doc);
 	return ret;
+}
+
+int
+vsw_conf_set(const char *datastore, const char *name, const char *key,
+    const char *value, char *err, size_t errlen)
+{
+	return vsw_conf_set_many(datastore, name, &key, &value, 1, err, errlen);
 }

@@ -64,5 +64,9 @@ int vsw_conf_pg_rm(const char *datastore, const char *name, const char *pg,
     char *err, size_t errlen);
 int vsw_conf_set(const char *datastore, const char *name, const char *key,
     const char *value, char *err, size_t errlen);
+/* Several keys at once, checked together. */
+int vsw_conf_set_many(const char *datastore, const char *name,
+    const char *const *keys, const char *const *values, int n, char *err,
+    size_t errlen);
 
 #endif
