@@ -62,6 +62,20 @@ vswitch_client_exe(char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* In a forked child: become `termvisor switch run NAME --daemon`.  Only
+ * async-signal-safe calls: the VMM has threads.  stderr (the VM's log)
+ * is kept for the starter's messages; nothing else of the VM's (disk
+ * images, its lock) may leak into a switch that outlives it. */
+static void __attribute__((noreturn))
+vswitch_client_exec(const char *exe, char *const argv[], int null)
+{
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
+	syscall(SYS_close_range, 3u, ~0u, 0u);
+	execv(exe, argv);
+	_exit(127);
+}
+
 int
 vswitch_client_start(const char *name, char *err, size_t errlen)
 {
@@ -82,17 +96,8 @@ vswitch_client_start(const char *name, char *err, size_t errlen)
 		return vswitch_client_err(err, errlen, ret, "fork: %s",
 		    strerror(-ret));
 	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls: the VMM has threads. Keep
-		 * stderr (the VM's log) for the starter's messages; nothing
-		 * else of the VM's (disk images, its lock) may leak into
-		 * a switch that outlives it. */
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		syscall(SYS_close_range, 3u, ~0u, 0u);
-		execv(exe, argv);
-		_exit(127);
-	}
+	if (pid == 0)
+		vswitch_client_exec(exe, argv, null);
 	close(null);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
@@ -101,6 +106,37 @@ vswitch_client_start(const char *name, char *err, size_t errlen)
 	return vswitch_client_err(err, errlen, -ECHILD, "could not start "
 	    "switch %s with %s (exit %d; see its log in the runtime "
 	    "directory)", nm, exe, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+int
+vswitch_client_spawn(const char *name)
+{
+	char exe[PATH_MAX], nm[VSW_NAME_MAX];
+	char *argv[] = { "termvisor", "switch", "run", nm, "--daemon", NULL };
+	int null, st, ret;
+	pid_t pid;
+
+	snprintf(nm, sizeof(nm), "%s", name ? name : VSW_DEFAULT_SWITCH);
+	if ((ret = vswitch_client_exe(exe, sizeof(exe))) < 0)
+		return ret;
+	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return -errno;
+	if ((pid = fork()) < 0) {
+		ret = -errno;
+		close(null);
+		return ret;
+	}
+	if (pid == 0) {
+		/* The starter's parent exits at once, so the caller reaps it
+		 * now and never waits for the switch. */
+		if (fork() != 0)
+			_exit(0);
+		vswitch_client_exec(exe, argv, null);
+	}
+	close(null);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return 0;
 }
 
 /* Hello and welcome on a connected socket. */

@@ -43,6 +43,16 @@ int vswitch_client_exe(char *buf, size_t len);
 int vswitch_client_start(const char *name, char *err, size_t errlen);
 
 /*
+ * The same without waiting, for a NIC that connects from an event loop
+ * and retries: start `termvisor switch run NAME --daemon` detached
+ * (double fork, nothing to reap later) and return at once.  Call it
+ * when connect() says ENOENT or ECONNREFUSED; calling it again while a
+ * switch starts is harmless (the switch's lock lets one run).  0 or
+ * -errno (fork failed).
+ */
+int vswitch_client_spawn(const char *name);
+
+/*
  * One request on switch name's control socket: connect, send
  * {"cmd": cmd, "args": args} (args stolen, may be NULL), read the reply.
  * Returns the reply's result (new reference) or NULL with err set

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,6 +56,9 @@ teardown(void)
 	    sizeof(cmd));
 	json_decref(r);
 	r = vswitch_client_request("strict", "stop", NULL, NULL, NULL, cmd,
+	    sizeof(cmd));
+	json_decref(r);
+	r = vswitch_client_request("spawned", "stop", NULL, NULL, NULL, cmd,
 	    sizeof(cmd));
 	json_decref(r);
 	usleep(100000);
@@ -135,5 +140,33 @@ Test(vswitch_client, a_strict_switch_refuses_unknown_groups)
 	fd = vswitch_connect("strict", &h, &w, err, sizeof(err));
 	cr_assert_geq(fd, 0, "%s", err);
 	cr_assert_gt(w.port, 0);
+	close(fd);
+}
+
+Test(vswitch_client, spawn_returns_at_once_and_the_switch_comes_up)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct vsw_hello h = hello("lan", 3);
+	struct vsw_welcome w;
+	char err[256];
+	int fd = -1, i;
+
+	cr_assert_eq(vsw_socket_path("spawned", sa.sun_path,
+	    sizeof(sa.sun_path)), 0);
+	cr_assert_eq(vswitch_client_spawn("spawned"), 0);
+	cr_assert_eq(vswitch_client_spawn("spawned"), 0, "twice is fine");
+	/* What a NIC's retry timer does: connect until it listens. */
+	for (i = 0; i < 250; i++) {
+		fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		usleep(20000);
+	}
+	cr_assert_geq(fd, 0, "the spawned switch listens within 5 s");
+	close(fd);
+	fd = vswitch_connect("spawned", &h, &w, err, sizeof(err));
+	cr_assert_geq(fd, 0, "%s", err);
 	close(fd);
 }
