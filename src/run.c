@@ -32,6 +32,7 @@
 #define RUN_MIN_MEMORY	(4ull << 20)
 #define RUN_MAX_MEMORY	(1ull << 40)
 #define RUN_OPT_RESTORE	0x1002	/* getopt value of --restore */
+#define RUN_OPT_DISPLAY	0x1003	/* getopt value of --display */
 /* The crypto self-tests cost 5 s of a 16 s boot on the software CPU; the
  * test suite keeps them on (they check the CPU), an interactive run skips. */
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=-1 cryptomgr.notests=1"
@@ -63,6 +64,9 @@ static const char run_usage[] =
 "      --restore FILE    resume the VM saved in snapshot FILE instead of\n"
 "                        booting it (same memory, vCPUs and devices)\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
+"      --display std|none  the display: a bochs-display PCI device with VGA\n"
+"                        text mode, whose framebuffer Linux is told of\n"
+"                        (std, the default), or none\n"
 "      --bzimage-entry   boot a bzImage through its own decompressor instead\n"
 "                        of unpacking it on the host (the default when its\n"
 "                        kernel has a PVH entry)\n"
@@ -164,6 +168,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "nic", required_argument, NULL, 'n' },
 		{ "datastore", required_argument, NULL, OPT_DATASTORE },
 		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
+		{ "display", required_argument, NULL, RUN_OPT_DISPLAY },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -268,6 +273,17 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_NO_REBOOT:
 			cfg->no_reboot = true;
 			break;
+		case RUN_OPT_DISPLAY:
+			if (strcmp(optarg, "std") != 0 &&
+			    strcmp(optarg, "none") != 0) {
+				snprintf(err, errlen, "--display %s: expected "
+				    "std or none", optarg);
+				return -1;
+			}
+			snprintf(cfg->display, sizeof(cfg->display), "%s",
+			    optarg);
+			a->set |= RUN_SET_DISPLAY;
+			break;
 		case OPT_BZIMAGE_ENTRY:
 			cfg->bzimage_entry = true;
 			break;
@@ -329,6 +345,8 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 	if (a->set & RUN_SET_NO_REBOOT)
 		vm->no_reboot = cmd->no_reboot;
 	vm->bzimage_entry |= cmd->bzimage_entry;
+	if (a->set & RUN_SET_DISPLAY)
+		memcpy(vm->display, cmd->display, sizeof(vm->display));
 	if (a->set & RUN_SET_DEBUG_EXIT) {
 		vm->debug_exit = cmd->debug_exit;
 		vm->debug_exit_port = cmd->debug_exit_port;

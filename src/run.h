@@ -19,6 +19,7 @@ enum {
 	RUN_SET_APPEND = 1 << 2, RUN_SET_MEMORY = 1 << 3,
 	RUN_SET_CPUS = 1 << 4, RUN_SET_ACCEL = 1 << 5,
 	RUN_SET_NO_REBOOT = 1 << 6, RUN_SET_DEBUG_EXIT = 1 << 7,
+	RUN_SET_DISPLAY = 1 << 10,
 };
 
 /*

@@ -292,6 +292,7 @@ static const char control_client_usage[] =
 "       termvisor vm pause NAME\n"
 "       termvisor vm resume NAME\n"
 "       termvisor vm stop [--force] [--timeout SECONDS] NAME\n"
+"       termvisor vm screenshot NAME FILE.png\n"
 "\n"
 "Talk to a running VM through its control socket (see termvisor(1),\n"
 "CONTROL PROTOCOL).  NAME is the datastore VM's name, or pid-PID for a\n"
@@ -310,6 +311,7 @@ static const char control_client_usage[] =
 "  resume    run a paused VM again\n"
 "  stop      press the ACPI power button and wait for the guest to power\n"
 "            off; after --timeout seconds (default 30) it is forced off\n"
+"  screenshot write what the VM's display shows to FILE.png\n"
 "\n"
 "  -d, --datastore DIR  start: the datastore holding NAME\n"
 "  -f, --force          stop: power off at once, without asking the guest\n"
@@ -321,6 +323,7 @@ static const char control_client_usage[] =
 
 static const char *const control_client_subs[] = {
 	"status", "stats", "pause", "resume", "stop", "start", "console",
+	"screenshot",
 };
 
 bool
@@ -336,9 +339,42 @@ control_client_handles(const char *sub)
 struct control_client_opts {
 	const char *sub, *name;
 	const char *datastore;	/* start: NULL for the default */
+	char file[4096];	/* screenshot: absolute path of FILE */
 	bool force, json;
 	long timeout;		/* 0: the server's default */
 };
+
+/* `vm screenshot NAME FILE`: the VM writes FILE, so it gets an absolute
+ * path (the VM's working directory is not ours). */
+static int
+control_client_parse_shot(int argc, char **argv,
+    struct control_client_opts *o)
+{
+	char cwd[4096];
+	const char *f;
+
+	if (optind != argc - 2) {
+		log_warnx("usage: termvisor vm screenshot NAME FILE.png");
+		return -1;
+	}
+	o->name = argv[optind];
+	f = argv[optind + 1];
+	if (vmfs_name_valid(o->name) != 0) {
+		log_warnx("'%s' is not a VM name", o->name);
+		return -1;
+	}
+	if (f[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL) {
+		log_warn("screenshot: working directory");
+		return -1;
+	}
+	if ((size_t)snprintf(o->file, sizeof(o->file), "%s%s%s",
+	    f[0] == '/' ? "" : cwd, f[0] == '/' ? "" : "/", f) >=
+	    sizeof(o->file)) {
+		log_warnx("screenshot: path too long");
+		return -1;
+	}
+	return 0;
+}
 
 /* 0, 1 (--help printed) or -1 (usage error, said on stderr). */
 static int
@@ -389,6 +425,8 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 			return -1;
 		}
 	}
+	if (strcmp(argv[0], "screenshot") == 0)
+		return control_client_parse_shot(argc, argv, o);
 	if (optind != argc - 1) {
 		log_warnx("usage: termvisor vm %s [options] NAME (see "
 		    "termvisor vm %s --help)", o->sub, o->sub);
@@ -486,6 +524,8 @@ control_client_run(struct control_conn *cc, const struct control_client_opts *o)
 
 	if (strcmp(o->sub, "stop") == 0)
 		args = json_pack("{s:b}", "force", o->force);
+	if (strcmp(o->sub, "screenshot") == 0)
+		args = json_pack("{s:s}", "file", o->file);
 	if (args != NULL && o->timeout > 0)
 		json_object_set_new(args, "timeout", json_integer(o->timeout));
 	if (control_client_call(cc, o->sub, args, CONTROL_CLIENT_TIMEOUT, &res,
@@ -503,6 +543,10 @@ control_client_run(struct control_conn *cc, const struct control_client_opts *o)
 		control_client_print_status(res);
 	} else if (strcmp(o->sub, "stats") == 0) {
 		control_client_print_stats(res);
+	} else if (strcmp(o->sub, "screenshot") == 0) {
+		printf("%s: %lldx%lld screenshot in %s\n", o->name,
+		    control_client_int(res, "width"),
+		    control_client_int(res, "height"), o->file);
 	}
 	json_decref(res);
 	if (strcmp(o->sub, "stop") == 0) {

@@ -17,6 +17,7 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
+#include "devices/display.h"
 #include "devices/virtio_net.h"
 #include "hv/console.h"
 #include "hv/exit.h"
@@ -300,6 +301,34 @@ control_cmd_reset(struct control *c, json_t *args, struct control_err *e)
 	return json_object();
 }
 
+/* Write the display's current picture as a PNG file (absolute path:
+ * the VM's working directory is not the client's). */
+static json_t *
+control_cmd_screenshot(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	const char *file = json_string_value(json_object_get(args, "file"));
+	struct display *d = display_find(c->vm);
+	struct display_surface s;
+	int r;
+
+	if (file == NULL || file[0] != '/')
+		return control_cmd_fail(e, "bad-argument", "\"file\" must "
+		    "be an absolute path");
+	if (d == NULL)
+		return control_cmd_fail(e, "unsupported",
+		    "the VM has no display");
+	display_get_surface_locked(d, &s);
+	if ((r = display_screenshot_png(d, file)) < 0) {
+		snprintf(e->msg, sizeof(e->msg), "cannot write %.160s: %s", file,
+		    strerror(-r));
+		e->code = "internal";
+		return NULL;
+	}
+	return json_pack("{s:s, s:i, s:i, s:b}", "file", file, "width",
+	    (int)s.width, "height", (int)s.height, "text_mode", s.text_mode);
+}
+
 static json_t *
 control_cmd_console_history(struct control *c, json_t *args,
     struct control_err *e)
@@ -414,6 +443,7 @@ static const struct {
 	{ "resume", control_cmd_resume },
 	{ "stop", control_cmd_stop },
 	{ "reset", control_cmd_reset },
+	{ "screenshot", control_cmd_screenshot },
 	{ "console-history", control_cmd_console_history },
 	{ "console-attach", control_cmd_console_attach },
 	{ "console-input", control_cmd_console_input },

@@ -587,6 +587,13 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 		return vmx_apply_str(c->append, sizeof(c->append), v, err, errlen);
 	if (strcasecmp(k, "vnc") == 0)
 		return vmx_apply_str(c->vnc, sizeof(c->vnc), v, err, errlen);
+	if (strcasecmp(k, "display") == 0) {
+		if (strcmp(v, "std") != 0 && strcmp(v, "none") != 0)
+			return vmx_err(err, errlen, "expected std or none, got "
+			    "'%s'", v);
+		return vmx_apply_str(c->display, sizeof(c->display), v, err,
+		    errlen);
+	}
 	if (strcasecmp(k, "serial") == 0) {
 		if (strcmp(v, "stdio") != 0 && strcmp(v, "none") != 0)
 			return vmx_err(err, errlen, "expected stdio or none, got "
@@ -740,6 +747,8 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    (ret = vmx_set(doc, "accel", c->accel)) < 0) ||
 	    (strcmp(c->vnc, "none") != 0 &&
 	    (ret = vmx_set(doc, "vnc", c->vnc)) < 0) ||
+	    (strcmp(c->display, "none") == 0 &&
+	    (ret = vmx_set(doc, "display", "none")) < 0) ||
 	    (c->serial[0] && strcmp(c->serial, "none") != 0 &&
 	    (ret = vmx_set(doc, "serial", c->serial)) < 0) ||
 	    (c->no_reboot && (ret = vmx_set(doc, "no_reboot", "TRUE")) < 0) ||

@@ -100,6 +100,19 @@ Test(vmx, good_others)
 	cr_assert_eq(c.memory, 64ull << 20);
 }
 
+/* The display is on unless the file says display = "none". */
+Test(vmx, good_display)
+{
+	struct vm_config c;
+	char e[512];
+
+	cr_assert_eq(load("good-minimal.vmx", &c, e, sizeof(e)), 0, "%s", e);
+	cr_assert_str_eq(c.display, "std");
+	cr_assert_eq(load("good-display-none.vmx", &c, e, sizeof(e)), 0, "%s",
+	    e);
+	cr_assert_str_eq(c.display, "none");
+}
+
 /* Every bad fixture fails, naming file:line and the problem. */
 Test(vmx, bad_fixtures)
 {

@@ -1,0 +1,130 @@
+#!/bin/bash
+# The display with the reference guest on the software CPU, with no guest
+# configuration: Debian's kernel finds the framebuffer in screen_info
+# (vesafb) and fbcon draws kernel messages there; then the guest writes a
+# known pattern to /dev/fb0.  Both are checked in screenshots taken
+# through the control socket (termvisor vm screenshot), decoded here.
+# Only messages of level err and worse (and one the guest logs) go to
+# fbcon: vesafb cannot pan on x86-64, so fbcon redraws the whole screen
+# for every scrolled line, which the full boot log makes slow on the
+# software CPU.
+set -u
+here=$(dirname "$0")
+. "$here/linux-lib.sh"
+need_guest
+command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
+tv=$(realpath "$tv")
+tmp=$(mktemp -d)
+cleanup() {
+	"$tv" vm stop --force fb >/dev/null 2>&1
+	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+log=$tmp/ds/fb/fb.log
+fails=0
+ok() { echo "ok $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# wait_log TEXT SECONDS
+wait_log() {
+	for ((i = 0; i < $2 * 5; i++)); do
+		grep -q "^$1" "$log" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# A line of 512 pixels of (R,G,B) ff,80,40 then 512 of 10,20,f0 (the
+# framebuffer is XRGB8888: bytes B, G, R, X), on lines 700-767.
+cmd='echo 0 >/sys/class/graphics/fbcon/cursor_blink;
+dmesg | grep -m 1 -o "vesafb: mode is .*"; echo "<3>termvisor: text on fbcon" >/dev/kmsg;
+echo FB-TEXT; sleep 5;
+printf "\100\200\377\000" >/a; printf "\360\040\020\000" >/b;
+for i in 1 2 3 4 5 6 7 8 9; do cat /a /a >/t; mv /t /a; cat /b /b >/t; mv /t /b; done;
+cat /a /b >/row; i=700;
+while [ $i -lt 768 ]; do dd if=/row of=/dev/fb0 bs=4096 seek=$i count=1 2>/dev/null; i=$((i+1)); done;
+echo FB-PATTERN; sleep 600'
+cmd=$(tr '\n' ' ' <<<"$cmd")
+"$tv" vm create fb --memory 256M --accel bt --kernel "$guest/vmlinuz" \
+	--initrd "$guest/initrd.img" \
+	--append "console=tty0 console=ttyS0 loglevel=4 panic=-1 tv.quiet=1 tv.run=$(tv_enc "$cmd")" \
+	>/dev/null || { echo "vm create failed"; exit 1; }
+"$tv" vm start fb >/dev/null || { echo "vm start failed"; tail "$log"; exit 1; }
+
+# check.py FILE MODE: the PNG's pixels (any filter type libpng chose).
+cat >"$tmp/check.py" <<'EOF'
+import struct, sys, zlib
+
+def load(path):
+    d = open(path, 'rb').read()
+    assert d[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
+    pos, idat = 8, b''
+    while pos < len(d):
+        n, t = struct.unpack('>I4s', d[pos:pos + 8])
+        body = d[pos + 8:pos + 8 + n]
+        if t == b'IHDR':
+            w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
+            assert (depth, ctype) == (8, 2), 'not 8-bit RGB'
+        elif t == b'IDAT':
+            idat += body
+        pos += 12 + n
+    raw, stride, rows, prev = zlib.decompress(idat), 3 * w, [], bytearray(3 * w)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for x in range(stride):
+            a = line[x - 3] if x >= 3 else 0
+            b, c = prev[x], prev[x - 3] if x >= 3 else 0
+            if f == 1: line[x] = (line[x] + a) & 255
+            elif f == 2: line[x] = (line[x] + b) & 255
+            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return w, h, rows
+
+w, h, rows = load(sys.argv[1])
+px = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])
+if sys.argv[2] == 'text':
+    # fbcon's boot messages: light glyphs on black in the top lines.
+    assert (w, h) == (1024, 768), (w, h)
+    top = [px(x, y) for y in range(0, 160) for x in range(0, 1024)]
+    lit = sum(1 for p in top if p != (0, 0, 0))
+    assert 200 < lit < len(top) // 2, 'lit pixels in the top lines: %d' % lit
+    print('%d lit pixels of %d, colours %s' % (lit, len(top), sorted(set(top))[:4]))
+else:
+    bad = [(x, y) for y in range(700, 768) for x in range(1024)
+           if px(x, y) != ((0xff, 0x80, 0x40) if x < 512 else (0x10, 0x20, 0xf0))]
+    assert not bad, 'pattern differs at %s: %s' % (bad[0], px(*bad[0]))
+    print('lines 700-767 hold the pattern')
+EOF
+
+if ! wait_log FB-TEXT 120; then
+	echo "FAIL: the guest never got to its command"; tail -n 30 "$log"; exit 1
+fi
+grep -q "^vesafb: mode is 1024x768x32" "$log" && ok "vesafb found the framebuffer" ||
+	bad "no vesafb line in the boot log"
+"$tv" vm screenshot fb "$tmp/text.png" >"$tmp/out" 2>&1 &&
+	grep -q "1024x768" "$tmp/out" && ok "screenshot: $(cat "$tmp/out")" ||
+	{ bad "vm screenshot"; cat "$tmp/out"; }
+python3 "$tmp/check.py" "$tmp/text.png" text >"$tmp/out" 2>&1 &&
+	ok "fbcon text: $(tail -n 1 "$tmp/out")" ||
+	{ bad "fbcon text"; tail -n 3 "$tmp/out"; }
+
+if ! wait_log FB-PATTERN 60; then
+	bad "the guest did not write the pattern"; tail -n 20 "$log"
+else
+	"$tv" vm screenshot fb "$tmp/pattern.png" >/dev/null 2>&1 &&
+		python3 "$tmp/check.py" "$tmp/pattern.png" pattern >"$tmp/out" 2>&1 &&
+		ok "/dev/fb0 pattern: $(tail -n 1 "$tmp/out")" ||
+		{ bad "/dev/fb0 pattern"; tail -n 3 "$tmp/out"; }
+fi
+# A relative path is taken from the caller's directory.
+(cd "$tmp" && "$tv" vm screenshot fb rel.png >/dev/null 2>&1) &&
+	[ -s "$tmp/rel.png" ] && ok "relative screenshot path" ||
+	bad "relative screenshot path"
+[ $fails -eq 0 ]
