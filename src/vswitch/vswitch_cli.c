@@ -5,6 +5,7 @@
  */
 #include "vswitch/vswitch_cli.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -35,6 +36,7 @@ static const char vswitch_cli_usage[] =
     "  switch portgroup add SWITCH PG [--vlan N | --trunk all|LIST]\n"
     "  switch portgroup rm SWITCH PG\n"
     "  switch set SWITCH KEY=VALUE... (KEY= removes; termvisor.switch(5))\n"
+    "  switch list [--json]           configured and running switches\n"
     "  switch show [NAME] [--json]    port groups, ports, MAC table, "
     "counters\n"
     "  switch capture PORTGROUP|PORT -w FILE.pcap [-c COUNT] [-s SWITCH]\n"
@@ -404,6 +406,105 @@ vswitch_cli_show(int argc, char **argv)
 	return VSW_CLI_OK;
 }
 
+/* Add name to the array unless it is there. */
+static void
+vswitch_cli_list_add(json_t *names, const char *name)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(names, i, v)
+		if (strcmp(json_string_value(v), name) == 0)
+			return;
+	json_array_append_new(names, json_string(name));
+}
+
+/* Names of "dir/NAME<suffix>" entries. */
+static void
+vswitch_cli_list_dir(json_t *names, const char *dir, const char *suffix)
+{
+	size_t n, sl = strlen(suffix);
+	struct dirent *de;
+	char name[VSW_NAME_MAX];
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		n = strlen(de->d_name);
+		if (n <= sl || n - sl >= sizeof(name) ||
+		    strcmp(de->d_name + n - sl, suffix) != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(n - sl), de->d_name);
+		if (vsw_conf_name_valid(name) == 0)
+			vswitch_cli_list_add(names, name);
+	}
+	closedir(d);
+}
+
+static int
+vswitch_cli_list(int argc, char **argv)
+{
+	static const char usage[] =
+	    "usage: termvisor switch list [--json]\n"
+	    "Every switch configured in the datastore or running, with its "
+	    "state,\nports and port groups; --json gives each as `switch "
+	    "show --json` does.\n";
+	char path[4096], *slash, err[512];
+	json_t *names = json_array(), *all = json_array(), *v, *r;
+	bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	size_t i;
+	int code;
+
+	if (vswitch_cli_help(argc, argv, usage))
+		return VSW_CLI_OK;
+	if (argc > 2 || (argc == 2 && !json)) {
+		fputs(usage, stderr);
+		return VSW_CLI_USAGE;
+	}
+	if (vsw_conf_path(vswitch_cli_ds, VSW_DEFAULT_SWITCH, path,
+	    sizeof(path)) == 0 && (slash = strrchr(path, '/')) != NULL) {
+		*slash = '\0';
+		vswitch_cli_list_dir(names, path, ".conf");
+	}
+	if (vsw_socket_path(NULL, path, sizeof(path)) == 0 &&
+	    (slash = strrchr(path, '/')) != NULL) {
+		*slash = '\0';
+		vswitch_cli_list_dir(names, path, ".vswitch.ctl");
+	}
+	if (!json)
+		printf("%-20s %-8s %6s %11s\n", "SWITCH", "STATE", "PORTS",
+		    "PORTGROUPS");
+	json_array_foreach(names, i, v) {
+		const char *name = json_string_value(v);
+
+		r = vswitch_client_request(name, "show", NULL, NULL, &code,
+		    err, sizeof(err));
+		if (r != NULL)
+			json_object_set_new(r, "running", json_true());
+		else
+			r = vswitch_cli_stopped(name, err, sizeof(err));
+		if (r == NULL)
+			r = json_pack("{s:s, s:b, s:s}", "switch", name,
+			    "running", 0, "error", err);
+		if (!json)
+			printf("%-20s %-8s %6zu %11zu\n", name,
+			    json_is_true(json_object_get(r, "running")) ?
+			    "running" : "stopped",
+			    json_array_size(json_object_get(r, "ports")),
+			    json_array_size(json_object_get(r,
+			    "portgroups")));
+		json_array_append_new(all, r);
+	}
+	if (json) {
+		json_dumpf(all, stdout, JSON_INDENT(2));
+		putchar('\n');
+	}
+	json_decref(all);
+	json_decref(names);
+	return VSW_CLI_OK;
+}
+
 static void
 vswitch_cli_sigint(int sig)
 {
@@ -557,7 +658,7 @@ vswitch_cli_main(int argc, char **argv)
 		{ "run", vswitch_cli_run }, { "create", vswitch_cli_create },
 		{ "portgroup", vswitch_cli_pg }, { "set", vswitch_cli_set },
 		{ "show", vswitch_cli_show }, { "capture", vswitch_cli_capture },
-		{ "stop", vswitch_cli_stop },
+		{ "stop", vswitch_cli_stop }, { "list", vswitch_cli_list },
 	};
 
 	if (argc >= 2 && strcmp(argv[0], "--datastore") == 0) {

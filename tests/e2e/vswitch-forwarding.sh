@@ -23,6 +23,8 @@ grep -q 'portgroup.dmz.vlan = "20"' "$TERMVISOR_DATASTORE/switches/sw1.conf" ||
 "$tv" switch show sw1 | grep -q "not running" || bad "show of a stopped switch"
 "$tv" switch run sw1 --daemon || bad "switch run --daemon"
 sock="$XDG_RUNTIME_DIR/termvisor/sw1.vswitch"
+"$tv" switch list | grep -q "^sw1 *running" && ok "switch list: sw1 running" ||
+	bad "switch list: $("$tv" switch list)"
 [ "$(stat -c %a "$sock")" = 600 ] || bad "socket mode $(stat -c %a "$sock")"
 [ "$(stat -c %a "$(dirname "$sock")")" = 700 ] || bad "directory not 0700"
 
