@@ -16,11 +16,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hv/kvm.h"
 #include "hv/vmconfig.h"
 #include "hv/vm.h"
+#include "migrate/snap.h"
 #include "util/log.h"
 
 #define KVM_TSS_ADDR	0xfffbd000ull
@@ -659,6 +661,235 @@ kvm_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 	return kvm_ioctl_err(k->vm_fd, KVM_GET_DIRTY_LOG, &l);
 }
 
+/* --- snapshots: what struct cpu_state does not carry --- */
+
+/*
+ * MSRs beyond struct cpu_msrs that a guest's state needs, kept when KVM
+ * has them: TSC_ADJUST, TSC deadline, the MTRRs, SPEC_CTRL, and KVM's
+ * paravirtual ones (kvmclock, async page faults, steal time, PV EOI).
+ */
+static const uint32_t kvm_snap_msrs[] = {
+	0x3b, 0x48, 0x6e0, 0x250, 0x258, 0x259,
+	0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207,
+	0x208, 0x209, 0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f,
+	0x11, 0x12, 0x4b564d00, 0x4b564d01, 0x4b564d02, 0x4b564d03,
+	0x4b564d04, 0x4b564d05,
+};
+#define KVM_SNAP_NMSRS (sizeof(kvm_snap_msrs) / sizeof(kvm_snap_msrs[0]))
+
+static int
+kvm_msr_one(int fd, unsigned long req, uint32_t idx, uint64_t *v)
+{
+	struct { struct kvm_msrs h; struct kvm_msr_entry e; } b = {
+		.h.nmsrs = 1, .e = { .index = idx, .data = *v } };
+	int n = ioctl(fd, req, &b);
+
+	if (n == 1 && req == KVM_GET_MSRS)
+		*v = b.e.data;
+	return n == 1 ? 0 : -EINVAL;
+}
+
+static void
+kvm_snap_events(struct snap *s, struct kvm_vcpu_events *e)
+{
+	snap_u8(s, "exc.injected", &e->exception.injected);
+	snap_u8(s, "exc.nr", &e->exception.nr);
+	snap_u8(s, "exc.has_error", &e->exception.has_error_code);
+	snap_u8(s, "exc.pending", &e->exception.pending);
+	snap_u32(s, "exc.error", &e->exception.error_code);
+	snap_u8(s, "intr.injected", &e->interrupt.injected);
+	snap_u8(s, "intr.nr", &e->interrupt.nr);
+	snap_u8(s, "intr.soft", &e->interrupt.soft);
+	snap_u8(s, "intr.shadow", &e->interrupt.shadow);
+	snap_u8(s, "nmi.injected", &e->nmi.injected);
+	snap_u8(s, "nmi.pending", &e->nmi.pending);
+	snap_u8(s, "nmi.masked", &e->nmi.masked);
+	snap_u32(s, "sipi_vector", &e->sipi_vector);
+	snap_u8(s, "smi.smm", &e->smi.smm);
+	snap_u8(s, "smi.pending", &e->smi.pending);
+	snap_u8(s, "smi.inside_nmi", &e->smi.smm_inside_nmi);
+	snap_u8(s, "smi.latched_init", &e->smi.latched_init);
+}
+
+/* Per vCPU: the whole XSAVE area, the local APIC's registers, every
+ * event KVM holds, the multiprocessor state and the extra MSRs. */
+static int
+kvm_vcpu_snapshot(struct vcpu *vcpu, struct snap *s)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+	struct kvm_xsave xs;
+	struct kvm_lapic_state lapic;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	uint8_t msrs[KVM_SNAP_NMSRS * 12];
+	uint32_t nmsrs = 0;
+	char name[32];
+
+	memset(&ev, 0, sizeof(ev));
+	if (snap_saving(s)) {
+		if (ioctl(d->fd, KVM_GET_XSAVE, &xs) < 0 ||
+		    ioctl(d->fd, KVM_GET_LAPIC, &lapic) < 0 ||
+		    ioctl(d->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 ||
+		    ioctl(d->fd, KVM_GET_MP_STATE, &mp) < 0) {
+			snap_fail(s, -errno, "vCPU %d: KVM state: %s",
+			    vcpu->id, strerror(errno));
+			return snap_error(s);
+		}
+		for (size_t i = 0; i < KVM_SNAP_NMSRS; i++) {
+			uint64_t v = 0;
+
+			if (kvm_msr_one(d->fd, KVM_GET_MSRS, kvm_snap_msrs[i],
+			    &v) < 0)
+				continue;	/* not on this host's KVM */
+			for (int k = 0; k < 4; k++)
+				msrs[nmsrs * 12 + k] = kvm_snap_msrs[i] >> (8 * k);
+			for (int k = 0; k < 8; k++)
+				msrs[nmsrs * 12 + 4 + k] = v >> (8 * k);
+			nmsrs++;
+		}
+	}
+	snprintf(name, sizeof(name), "kvm.cpu.%d", vcpu->id);
+	snap_section_begin(s, name, 1);
+	snap_bytes(s, "xsave", xs.region, sizeof(xs.region));
+	snap_bytes(s, "lapic", lapic.regs, sizeof(lapic.regs));
+	kvm_snap_events(s, &ev);
+	snap_u32(s, "mp_state", &mp.mp_state);
+	snap_u32(s, "msrs.n", &nmsrs);
+	if (!snap_saving(s) && snap_error(s) == 0 && nmsrs > KVM_SNAP_NMSRS)
+		snap_fail(s, -EINVAL, "%u MSRs", nmsrs);
+	snap_bytes(s, "msrs", msrs, nmsrs * 12);
+	snap_section_end(s);
+	if (snap_saving(s) || snap_error(s) != 0)
+		return snap_error(s);
+	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING |
+	    KVM_VCPUEVENT_VALID_SIPI_VECTOR | KVM_VCPUEVENT_VALID_SHADOW |
+	    KVM_VCPUEVENT_VALID_SMM;
+	if (ioctl(d->fd, KVM_SET_XSAVE, &xs) < 0 ||
+	    ioctl(d->fd, KVM_SET_LAPIC, &lapic) < 0 ||
+	    ioctl(d->fd, KVM_SET_VCPU_EVENTS, &ev) < 0 ||
+	    ioctl(d->fd, KVM_SET_MP_STATE, &mp) < 0) {
+		snap_fail(s, -errno, "vCPU %d: KVM refused the state: %s",
+		    vcpu->id, strerror(errno));
+		return snap_error(s);
+	}
+	for (uint32_t i = 0; i < nmsrs; i++) {
+		uint32_t idx = 0;
+		uint64_t v = 0;
+
+		for (int k = 0; k < 4; k++)
+			idx |= (uint32_t)msrs[i * 12 + k] << (8 * k);
+		for (int k = 0; k < 8; k++)
+			v |= (uint64_t)msrs[i * 12 + 4 + k] << (8 * k);
+		if (kvm_msr_one(d->fd, KVM_SET_MSRS, idx, &v) < 0)
+			snap_fail(s, -EINVAL, "vCPU %d: KVM refused MSR %#x "
+			    "= %#llx", vcpu->id, idx, (unsigned long long)v);
+	}
+	return snap_error(s);
+}
+
+static void
+kvm_snap_pic(struct snap *s, const char *pfx, struct kvm_pic_state *p)
+{
+	char n[48];
+
+#define KVM_PIC_F(f) (snprintf(n, sizeof(n), "%s.%s", pfx, #f), \
+	snap_u8(s, n, &p->f))
+	KVM_PIC_F(last_irr); KVM_PIC_F(irr); KVM_PIC_F(imr); KVM_PIC_F(isr);
+	KVM_PIC_F(priority_add); KVM_PIC_F(irq_base);
+	KVM_PIC_F(read_reg_select); KVM_PIC_F(poll); KVM_PIC_F(special_mask);
+	KVM_PIC_F(init_state); KVM_PIC_F(auto_eoi);
+	KVM_PIC_F(rotate_on_auto_eoi); KVM_PIC_F(special_fully_nested_mode);
+	KVM_PIC_F(init4); KVM_PIC_F(elcr); KVM_PIC_F(elcr_mask);
+#undef KVM_PIC_F
+}
+
+static void
+kvm_snap_pit(struct snap *s, struct kvm_pit_state2 *p, int64_t shift)
+{
+	char n[48];
+
+	for (int i = 0; i < 3; i++) {
+		struct kvm_pit_channel_state *c = &p->channels[i];
+		int64_t t = c->count_load_time + shift;
+
+#define KVM_PIT_F(fn, f) (snprintf(n, sizeof(n), "pit%d.%s", i, #f), \
+	fn(s, n, &c->f))
+		KVM_PIT_F(snap_u32, count); KVM_PIT_F(snap_u16, latched_count);
+		KVM_PIT_F(snap_u8, count_latched);
+		KVM_PIT_F(snap_u8, status_latched); KVM_PIT_F(snap_u8, status);
+		KVM_PIT_F(snap_u8, read_state); KVM_PIT_F(snap_u8, write_state);
+		KVM_PIT_F(snap_u8, write_latch); KVM_PIT_F(snap_u8, rw_mode);
+		KVM_PIT_F(snap_u8, mode); KVM_PIT_F(snap_u8, bcd);
+		KVM_PIT_F(snap_u8, gate);
+#undef KVM_PIT_F
+		snprintf(n, sizeof(n), "pit%d.load_age", i);
+		snap_i64(s, n, &t);	/* load time minus now */
+		c->count_load_time = t - shift;
+	}
+	snap_u32(s, "pit.flags", &p->flags);
+}
+
+/* The in-kernel PIC pair, I/O APIC and PIT, and kvmclock. */
+static int
+kvm_vm_snapshot(struct vm *vm, struct snap *s)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_irqchip chip[3] = { { .chip_id = KVM_IRQCHIP_PIC_MASTER },
+	    { .chip_id = KVM_IRQCHIP_PIC_SLAVE }, { .chip_id = KVM_IRQCHIP_IOAPIC } };
+	struct kvm_ioapic_state *io = &chip[2].chip.ioapic;
+	struct kvm_pit_state2 pit;
+	struct kvm_clock_data clk;
+	struct timespec ts;
+	int64_t now;
+	uint64_t v;
+	char n[32];
+
+	memset(&pit, 0, sizeof(pit));
+	memset(&clk, 0, sizeof(clk));
+	clock_gettime(CLOCK_MONOTONIC, &ts);	/* the kernel's ktime */
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (snap_saving(s) && (ioctl(k->vm_fd, KVM_GET_IRQCHIP, &chip[0]) < 0 ||
+	    ioctl(k->vm_fd, KVM_GET_IRQCHIP, &chip[1]) < 0 ||
+	    ioctl(k->vm_fd, KVM_GET_IRQCHIP, &chip[2]) < 0 ||
+	    ioctl(k->vm_fd, KVM_GET_PIT2, &pit) < 0 ||
+	    ioctl(k->vm_fd, KVM_GET_CLOCK, &clk) < 0)) {
+		snap_fail(s, -errno, "KVM irqchip state: %s", strerror(errno));
+		return snap_error(s);
+	}
+	snap_section_begin(s, "kvm.vm", 1);
+	kvm_snap_pic(s, "pic0", &chip[0].chip.pic);
+	kvm_snap_pic(s, "pic1", &chip[1].chip.pic);
+	v = io->base_address;
+	snap_u64(s, "ioapic.base", &v);
+	io->base_address = v;
+	snap_u32(s, "ioapic.regsel", &io->ioregsel);
+	snap_u32(s, "ioapic.id", &io->id);
+	snap_u32(s, "ioapic.irr", &io->irr);
+	for (int i = 0; i < KVM_IOAPIC_NUM_PINS; i++) {
+		snprintf(n, sizeof(n), "ioapic.rte%d", i);
+		v = io->redirtbl[i].bits;
+		snap_u64(s, n, &v);
+		io->redirtbl[i].bits = v;
+	}
+	kvm_snap_pit(s, &pit, -now);
+	v = clk.clock;
+	snap_u64(s, "clock", &v);
+	clk.clock = v;
+	snap_section_end(s);
+	if (snap_saving(s) || snap_error(s) != 0)
+		return snap_error(s);
+	clk.flags = 0;
+	if (ioctl(k->vm_fd, KVM_SET_IRQCHIP, &chip[0]) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_IRQCHIP, &chip[1]) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_IRQCHIP, &chip[2]) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_PIT2, &pit) < 0 ||
+	    ioctl(k->vm_fd, KVM_SET_CLOCK, &clk) < 0)
+		snap_fail(s, -errno, "KVM refused the irqchip state: %s",
+		    strerror(errno));
+	return snap_error(s);
+}
+
 /* The CPUID the guest sees: KVM's supported set as kvm_set_cpuid()
  * gives it (features only; the per-vCPU IDs do not matter here). */
 static void
@@ -696,5 +927,7 @@ const struct accel_ops kvm_accel_ops = {
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
 	.dirty_log = kvm_dirty_log,
+	.vcpu_snapshot = kvm_vcpu_snapshot,
+	.vm_snapshot = kvm_vm_snapshot,
 	.cpuid = kvm_cpuid_of,
 };

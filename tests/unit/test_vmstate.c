@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bt/harness.h"
 #include "hv/vmconfig.h"
@@ -300,6 +301,77 @@ Test(vmstate, smp_state_roundtrip, .timeout = 30)
 		sa.msr.tsc = sb.msr.tsc = 0;
 		cr_assert_eq(memcmp(&sa, &sb, sizeof(sa)), 0, "vCPU %d", i);
 	}
+	snap_free(&s);
+	vm_destroy(a);
+	vm_destroy(b);
+}
+
+struct kick { struct vcpu *v; int ms; };
+
+static void *
+kick_later(void *arg)
+{
+	struct kick *k = arg;
+
+	usleep((useconds_t)k->ms * 1000);
+	vcpu_kick(k->v, VCPU_REQ_STOP);
+	return NULL;
+}
+
+/* Run vCPU 0 on whatever accelerator for about ms milliseconds. */
+static void
+run_for(struct vm *vm, int ms)
+{
+	struct kick k = { vm->vcpus[0], ms };
+	struct vm_exit e;
+	pthread_t th;
+
+	pthread_create(&th, NULL, kick_later, &k);
+	do {
+		memset(&e, 0, sizeof(e));
+		cr_assert_eq(vm->accel->vcpu_run(vm->vcpus[0], &e), 0);
+	} while (e.kind != VM_EXIT_INTR && e.kind != VM_EXIT_SHUTDOWN &&
+	    e.kind != VM_EXIT_INTERNAL_ERROR);
+	pthread_join(th, NULL);
+	atomic_fetch_and(&vm->vcpus[0]->requests, ~(unsigned)VCPU_REQ_STOP);
+	cr_assert_eq(e.kind, VM_EXIT_INTR);
+}
+
+/* The same round trip under KVM: its own sections (XSAVE, LAPIC,
+ * events, MSRs, the in-kernel PIC, IOAPIC, PIT and clock) go along. */
+Test(vmstate, kvm_guest_resumes_from_the_saved_count, .timeout = 60)
+{
+	struct vm *a, *b;
+	struct snap s, l;
+	struct tvm t;
+	struct cpu_state st;
+	uint64_t count;
+	int err = 0;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("no /dev/kvm");
+	vm_config_defaults(&cfg);
+	cfg.memory = MEM;
+	a = vm_create(&cfg, &kvm_accel_ops, &err);
+	b = vm_create(&cfg, &kvm_accel_ops, &err);
+	cr_assert(a != NULL && b != NULL, "vm_create on KVM: %d", err);
+	t = (struct tvm){ .vm = a, .vcpu = a->vcpus[0] };
+	tvm_long_mode(&t, &st, CODE);
+	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
+	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	run_for(a, 300);
+	count = reg(a, R_RAX);
+	cr_assert_gt(count, 0, "the guest did not count under KVM");
+	snap_init_save(&s);
+	cr_assert_eq(vmstate_save(a, &s), 0, "%s", s.errmsg);
+	cr_assert_not_null(memmem(s.buf, s.len, "kvm.vm", 6));
+	memcpy(b->ram, a->ram, MEM);
+	snap_init_load(&l, s.buf, s.len);
+	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
+	cr_assert_eq(reg(b, R_RAX), count);
+	run_for(b, 300);
+	cr_assert_gt(reg(b, R_RAX), count);
+	cr_assert_gt(counter(b), count);
 	snap_free(&s);
 	vm_destroy(a);
 	vm_destroy(b);
