@@ -57,15 +57,22 @@ class Nic:
         self.port = port
         self.s.setblocking(False)
 
-    def send(self, dst, payload=b"x" * 46, etype=0x0800, hdr=HDR, raw=None):
-        """One frame from this NIC; False when the socket was full."""
+    def send(self, dst, payload=b"x" * 46, etype=0x0800, hdr=HDR, raw=None,
+             wait=1.0):
+        """One frame from this NIC, waiting up to wait seconds for room
+        in the socket; False when it stayed full."""
         m = raw if raw is not None else (
             hdr + dst + self.mac + struct.pack(">H", etype) + payload)
-        try:
-            self.s.send(m)
-            return True
-        except BlockingIOError:
-            return False
+        end = time.time() + wait
+        while True:
+            try:
+                self.s.send(m)
+                return True
+            except BlockingIOError:
+                left = end - time.time()
+                if left <= 0:
+                    return False
+                select.select([], [self.s], [], left)
 
     def recv(self, timeout=0.5):
         """The next frame (without the header), or None."""
