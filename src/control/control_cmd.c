@@ -17,7 +17,6 @@
 
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
-#include "devices/virtio_net.h"
 #include "devices/display.h"
 #include "devices/virtio_net.h"
 #include "hv/console.h"

@@ -19,7 +19,6 @@ struct vsw_conf_pg {
 	char name[VSW_NAME_MAX];
 	int vlan;
 	char trunk[256];		/* "" unless a trunk */
-	uint64_t shape_bps, shape_burst;	/* 0: not shaped */
 };
 
 struct vsw_conf {
