@@ -28,6 +28,7 @@
 #include "util/log.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
+#include "vnc/vnc.h"
 
 #define RUN_MIN_MEMORY	(4ull << 20)
 #define RUN_MAX_MEMORY	(1ull << 40)
@@ -72,6 +73,12 @@ static const char run_usage[] =
 "                        kernel has a PVH entry)\n"
 "      --debug-exit[=PORT]  isa-debug-exit device (default port 0xf4): a\n"
 "                        guest write of V exits with status (V<<1)|1\n"
+"      --vnc ADDR:DISPLAY|unix:PATH|auto|none\n"
+"                        serve the screen over VNC: TCP port 5900+DISPLAY\n"
+"                        (no ADDR: 127.0.0.1), a Unix socket, or the first\n"
+"                        free display on 127.0.0.1 (default: none)\n"
+"      --vnc-password-file FILE  VNC password (first line of FILE; else\n"
+"                        $TERMVISOR_VNC_PASSWORD; else none)\n"
 "  -v, --verbose         more messages (repeat for debug)\n"
 "  -h, --help            this help\n";
 
@@ -154,7 +161,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
     struct run_args *a, char *err, size_t errlen)
 {
 	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT, OPT_DATASTORE,
-	    OPT_BZIMAGE_ENTRY };
+	    OPT_BZIMAGE_ENTRY, OPT_VNC, OPT_VNC_PASSWORD_FILE };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
@@ -170,6 +177,9 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
 		{ "display", required_argument, NULL, RUN_OPT_DISPLAY },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
+		{ "vnc", required_argument, NULL, OPT_VNC },
+		{ "vnc-password-file", required_argument, NULL,
+		    OPT_VNC_PASSWORD_FILE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -189,7 +199,9 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		    c == 'a' ? RUN_SET_APPEND : c == 'm' ? RUN_SET_MEMORY :
 		    c == 'c' ? RUN_SET_CPUS : c == OPT_ACCEL ? RUN_SET_ACCEL :
 		    c == OPT_NO_REBOOT ? RUN_SET_NO_REBOOT :
-		    c == OPT_DEBUG_EXIT ? RUN_SET_DEBUG_EXIT : 0;
+		    c == OPT_DEBUG_EXIT ? RUN_SET_DEBUG_EXIT :
+		    c == OPT_VNC ? RUN_SET_VNC :
+		    c == OPT_VNC_PASSWORD_FILE ? RUN_SET_VNC_PASSWORD : 0;
 		switch (c) {
 		case 'd':
 			if (cfg->ndisks >= VMCFG_MAX_DISKS) {
@@ -284,6 +296,21 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 			    optarg);
 			a->set |= RUN_SET_DISPLAY;
 			break;
+		case OPT_VNC: {
+			struct vnc_listen l;
+
+			if (vnc_parse_listen(optarg, &l, err, errlen) < 0 ||
+			    run_copy(cfg->vnc, sizeof(cfg->vnc), optarg,
+			    "--vnc", err, errlen))
+				return -1;
+			break;
+		}
+		case OPT_VNC_PASSWORD_FILE:
+			if (run_copy(cfg->vnc_password_file,
+			    sizeof(cfg->vnc_password_file), optarg,
+			    "--vnc-password-file path", err, errlen))
+				return -1;
+			break;
 		case OPT_BZIMAGE_ENTRY:
 			cfg->bzimage_entry = true;
 			break;
@@ -345,6 +372,11 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 	if (a->set & RUN_SET_NO_REBOOT)
 		vm->no_reboot = cmd->no_reboot;
 	vm->bzimage_entry |= cmd->bzimage_entry;
+	if (a->set & RUN_SET_VNC)
+		memcpy(vm->vnc, cmd->vnc, sizeof(vm->vnc));
+	if (a->set & RUN_SET_VNC_PASSWORD)
+		memcpy(vm->vnc_password_file, cmd->vnc_password_file,
+		    sizeof(vm->vnc_password_file));
 	if (a->set & RUN_SET_DISPLAY)
 		memcpy(vm->display, cmd->display, sizeof(vm->display));
 	if (a->set & RUN_SET_DEBUG_EXIT) {
@@ -489,6 +521,7 @@ run_once(const struct vm_config *cfg, int *status)
 {
 	struct cpu_state bsp;
 	struct control *ctl;
+	struct vnc *vnc;
 	char err[512];
 	struct vm *vm;
 	int how, r;
@@ -519,10 +552,18 @@ run_once(const struct vm_config *cfg, int *status)
 		vm_destroy(vm);
 		return -1;
 	}
+	vnc = vnc_start(vm, &r);
+	if (r < 0) {
+		if (run_lock != NULL)
+			vmfs_lock_detach(run_lock);
+		vm_destroy(vm);
+		return -1;
+	}
 	ctl = control_start(vm, run_name);
 	how = vm_run(vm);
 	*status = vm->exit_status;
 	control_stop(ctl, how, *status);
+	vnc_stop(vnc);
 	if (run_lock != NULL)
 		vmfs_lock_detach(run_lock);
 	vm_destroy(vm);

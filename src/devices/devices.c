@@ -16,6 +16,7 @@
 #include "devices/ns16550.h"
 #include "devices/pci.h"
 #include "devices/virtio_blk.h"
+#include "devices/virtio_input.h"
 #include "devices/virtio_net.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
@@ -31,6 +32,7 @@ const struct device_ops *const device_table[] = {
 	&debug_exit_ops,
 	&pci_host_ops,		/* before any PCI device */
 	&virtio_blk_ops,	/* one per --disk */
+	&virtio_input_ops,	/* the VNC pointer, when --vnc */
 	&virtio_net_ops,	/* one per --nic */
 	&display_ops,		/* bochs-display + VGA text, unless --display none */
 	NULL	/* sentinel: keep last */

@@ -20,6 +20,7 @@
 
 #include "hv/vm.h"
 #include "vmfs/vmfs.h"
+#include "vnc/vnc.h"
 
 static int __attribute__((format(printf, 3, 4)))
 vmx_err(char *err, size_t errlen, const char *fmt, ...)
@@ -585,8 +586,19 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 	}
 	if (strcasecmp(k, "append") == 0)
 		return vmx_apply_str(c->append, sizeof(c->append), v, err, errlen);
-	if (strcasecmp(k, "vnc") == 0)
+	if (strcasecmp(k, "vnc") == 0) {
+		struct vnc_listen l;
+
+		if (vnc_parse_listen(v, &l, err, errlen) < 0)
+			return -EINVAL;
 		return vmx_apply_str(c->vnc, sizeof(c->vnc), v, err, errlen);
+	}
+	if (strcasecmp(k, "vnc.passwordFile") == 0) {
+		if (vmx_path(c->vnc_password_file, sizeof(c->vnc_password_file),
+		    vmdir, v) < 0)
+			return vmx_err(err, errlen, "path too long");
+		return 0;
+	}
 	if (strcasecmp(k, "display") == 0) {
 		if (strcmp(v, "std") != 0 && strcmp(v, "none") != 0)
 			return vmx_err(err, errlen, "expected std or none, got "
@@ -747,6 +759,8 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    (ret = vmx_set(doc, "accel", c->accel)) < 0) ||
 	    (strcmp(c->vnc, "none") != 0 &&
 	    (ret = vmx_set(doc, "vnc", c->vnc)) < 0) ||
+	    (c->vnc_password_file[0] && (ret = vmx_set(doc,
+	    "vnc.passwordFile", c->vnc_password_file)) < 0) ||
 	    (strcmp(c->display, "none") == 0 &&
 	    (ret = vmx_set(doc, "display", "none")) < 0) ||
 	    (c->serial[0] && strcmp(c->serial, "none") != 0 &&

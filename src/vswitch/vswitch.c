@@ -222,6 +222,77 @@ vsw_pg_add(struct vsw *sw, const char *name, int vlan, const char *trunk,
 	return free_i;
 }
 
+void
+vsw_pg_shape(struct vsw *sw, int pg, uint64_t bps, uint64_t burst)
+{
+	if (burst == 0) {
+		burst = bps / 8 / 10;
+		if (burst < 65536)
+			burst = 65536;
+	}
+	sw->pgs[pg].shape_bps = bps;
+	sw->pgs[pg].shape_burst = bps != 0 ? burst : 0;
+}
+
+static int
+vsw_shape_num(const char *s, char **end, uint64_t k, uint64_t *out)
+{
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	v = strtoull(s, end, 10);
+	switch (**end) {
+	case 'G': case 'g': v *= k;	/* fall through */
+	case 'M': case 'm': v *= k;	/* fall through */
+	case 'K': case 'k': v *= k;
+		(*end)++;
+		break;
+	}
+	if (v > (1ull << 50))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int
+vsw_shape_parse(const char *s, uint64_t *bps, uint64_t *burst)
+{
+	char *end;
+
+	*burst = 0;
+	if (vsw_shape_num(s, &end, 1000, bps) < 0 || *bps == 0)
+		return -EINVAL;
+	if (*end == '/' && (vsw_shape_num(end + 1, &end, 1024, burst) < 0 ||
+	    *burst < 1514))
+		return -EINVAL;
+	return *end == '\0' ? 0 : -EINVAL;
+}
+
+/* May p send len more bytes now?  Its bucket says. */
+static bool
+vsw_shape_ok(const struct vsw *sw, struct vsw_port *p, size_t len)
+{
+	const struct vsw_pg *pg;
+	uint64_t now, add;
+
+	if (p->pg < 0 || (pg = &sw->pgs[p->pg])->shape_bps == 0)
+		return true;
+	now = vclock_ns();
+	/* Elapsed time capped so the product cannot overflow. */
+	add = now - p->tokens_ns > 10000000000ull ? pg->shape_burst :
+	    (now - p->tokens_ns) * (pg->shape_bps / 8) / 1000000000ull;
+	p->tokens_ns = now;
+	p->tokens = p->tokens + add > pg->shape_burst ? pg->shape_burst :
+	    p->tokens + add;
+	if (p->tokens < len) {
+		p->st.rx_shaped++;
+		return false;
+	}
+	p->tokens -= len;
+	return true;
+}
+
 int
 vsw_pg_del(struct vsw *sw, const char *name)
 {
@@ -299,7 +370,8 @@ vsw_port_add(struct vsw *sw, enum vsw_port_kind kind, int fd, int pg,
 	p->fd = fd;
 	p->pg = pg;
 	p->features = features;
-	p->since_ns = vclock_ns();
+	p->since_ns = p->tokens_ns = vclock_ns();
+	p->tokens = pg >= 0 ? sw->pgs[pg].shape_burst : 0;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	sw->ports[id] = p;
 	sw->next_id = id + 1;
@@ -606,6 +678,8 @@ vsw_port_input(struct vsw *sw, struct vsw_port *p, uint8_t *buf, size_t len)
 	}
 	p->st.rx_packets++;
 	p->st.rx_bytes += f.len;
+	if (!vsw_shape_ok(sw, p, f.len))
+		return 0;
 	if ((f.pg = vsw_ingress_vlan(sw, p, &f)) < 0 ||
 	    vsw_hdr_check(&f.hdr, f.len) < 0) {
 		p->st.rx_vlan++;

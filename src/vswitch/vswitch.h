@@ -53,6 +53,7 @@ struct vsw_stats {
 	uint64_t tx_full;		/* destination socket full */
 	uint64_t tx_offload;		/* offload the port cannot take */
 	uint64_t tx_error;
+	uint64_t rx_shaped;		/* over the port group's rate */
 };
 
 struct vsw_pg {
@@ -63,6 +64,8 @@ struct vsw_pg {
 	uint16_t vlan;			/* 0: not carried on trunks */
 	uint32_t vni;			/* VXLAN network id */
 	uint8_t vlans[4096 / 8];	/* trunk: which VLANs it carries */
+	uint64_t shape_bps;		/* per port ingress rate, 0: none */
+	uint64_t shape_burst;		/* bytes */
 	uint64_t frames, flooded;
 };
 
@@ -89,6 +92,9 @@ struct vsw_port {
 	socklen_t addrlen;
 	uint64_t since_ns;
 	struct vsw_stats st;
+	/* Token bucket of its port group's shaping: bytes, refilled at
+	 * shape_bps / 8 per second up to shape_burst. */
+	uint64_t tokens, tokens_ns;
 	/* Output waiting for vsw_flush(). */
 	struct vsw_txent *txq;
 	int ntx;
@@ -150,6 +156,15 @@ int vsw_pg_add(struct vsw *sw, const char *name, int vlan, const char *trunk,
     char *err, size_t errlen);
 /* Index of port group name, or -ENOENT. */
 int vsw_pg_find(const struct vsw *sw, const char *name);
+/*
+ * Shape every port of group pg: what each port sends is policed to bps
+ * bits per second with bursts of burst bytes (0: a tenth of a second's
+ * worth, at least 64 KiB); bps 0 turns it off.
+ */
+void vsw_pg_shape(struct vsw *sw, int pg, uint64_t bps, uint64_t burst);
+/* Parse "RATE[/BURST]": RATE bits/s with K, M or G (x1000), BURST bytes
+ * with K, M (x1024).  0 or -EINVAL. */
+int vsw_shape_parse(const char *s, uint64_t *bps, uint64_t *burst);
 /* Remove a port group: -EBUSY while ports are in it. */
 int vsw_pg_del(struct vsw *sw, const char *name);
 /* Parse a trunk VLAN list into bits; 0 or -EINVAL. */

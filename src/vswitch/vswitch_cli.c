@@ -305,7 +305,8 @@ vswitch_cli_print_ports(json_t *r)
 		    vswitch_cli_int(c, "rx_vlan") +
 		    vswitch_cli_int(c, "tx_full") +
 		    vswitch_cli_int(c, "tx_offload") +
-		    vswitch_cli_int(c, "tx_error"));
+		    vswitch_cli_int(c, "tx_error") +
+		    vswitch_cli_int(c, "rx_shaped"));
 	}
 }
 

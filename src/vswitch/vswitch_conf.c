@@ -141,8 +141,15 @@ vsw_conf_pg_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 		snprintf(pg->trunk, sizeof(pg->trunk), "%s", v);
 		return 0;
 	}
+	if (strcasecmp(dot, ".shape") == 0) {
+		if (vsw_shape_parse(v, &pg->shape_bps, &pg->shape_burst) < 0)
+			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			    "RATE[/BURST] like \"100M\" or \"10M/256K\" "
+			    "(bits per second; burst bytes, at least 1514)");
+		return 0;
+	}
 	return vsw_conf_err(err, errlen, -EINVAL, "unknown port group "
-	    "setting (vlan, trunk)");
+	    "setting (vlan, trunk, shape)");
 }
 
 static int

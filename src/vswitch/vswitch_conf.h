@@ -19,6 +19,7 @@ struct vsw_conf_pg {
 	char name[VSW_NAME_MAX];
 	int vlan;
 	char trunk[256];		/* "" unless a trunk */
+	uint64_t shape_bps, shape_burst;	/* 0: not shaped */
 };
 
 struct vsw_conf {

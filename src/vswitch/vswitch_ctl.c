@@ -157,7 +157,7 @@ vsw_ctl_port(struct vsw_server *s, const struct vsw_port *p, uint64_t now)
 
 	vsw_ctl_mac(mac, p->mac);
 	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I,"
-	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "id", p->id, "name", p->name, "kind", vsw_ctl_kind(p->kind),
 	    "portgroup", p->pg >= 0 ? s->sw.pgs[p->pg].name : "",
 	    "vm", p->vm, "nic", p->nic, "mac", p->kind == VSW_PORT_NIC ?
@@ -172,7 +172,8 @@ vsw_ctl_port(struct vsw_server *s, const struct vsw_port *p, uint64_t now)
 	    "rx_vlan", (json_int_t)st->rx_vlan,
 	    "tx_full", (json_int_t)st->tx_full,
 	    "tx_offload", (json_int_t)st->tx_offload,
-	    "tx_error", (json_int_t)st->tx_error);
+	    "tx_error", (json_int_t)st->tx_error,
+	    "rx_shaped", (json_int_t)st->rx_shaped);
 }
 
 static json_t *
@@ -188,11 +189,13 @@ vsw_ctl_pg(struct vsw_server *s, int i)
 	for (v = 1; pg->trunk && v < 4095; v++)
 		if (pg->vlans[v / 8] & (1u << (v % 8)))
 			json_array_append_new(vlans, json_integer(v));
-	return json_pack("{s:s, s:i, s:I, s:b, s:b, s:o, s:o, s:I, s:I}",
-	    "name", pg->name, "vlan", pg->vlan, "vni", (json_int_t)pg->vni,
-	    "trunk", pg->trunk, "automatic", pg->automatic, "trunk_vlans",
-	    vlans, "ports", ports, "frames", (json_int_t)pg->frames,
-	    "flooded", (json_int_t)pg->flooded);
+	return json_pack("{s:s, s:i, s:I, s:b, s:b, s:o, s:o, s:I, s:I, s:I, "
+	    "s:I}", "name", pg->name, "vlan", pg->vlan, "vni",
+	    (json_int_t)pg->vni, "trunk", pg->trunk, "automatic",
+	    pg->automatic, "trunk_vlans", vlans, "ports", ports, "frames",
+	    (json_int_t)pg->frames, "flooded", (json_int_t)pg->flooded,
+	    "shape_bps", (json_int_t)pg->shape_bps, "shape_burst",
+	    (json_int_t)pg->shape_burst);
 }
 
 static json_t *

@@ -226,7 +226,9 @@ vsw_server_pg_set(struct vsw_server *s, int i, const struct vsw_conf_pg *g)
 	    err, sizeof(err)) == 0) {
 		tmp.pgs[0].frames = pg->frames;
 		tmp.pgs[0].flooded = pg->flooded;
+		tmp.pgs[0].automatic = false;
 		*pg = tmp.pgs[0];
+		vsw_pg_shape(&s->sw, i, g->shape_bps, g->shape_burst);
 	}
 	vsw_fini(&tmp);
 }

@@ -453,6 +453,7 @@ Test(vswitch, configuration_files)
 	static const char good[] =
 	    "# a switch\n"
 	    "portgroup.lan.vlan = \"0\"\n"
+	    "portgroup.lan.shape = \"100M/256K\"\n"
 	    "portgroup.dmz.vlan = \"20\"\n"
 	    "portgroup.all.trunk = \"all\"\n"
 	    "uplink = \"tap:tv0\"\n"
@@ -466,6 +467,7 @@ Test(vswitch, configuration_files)
 		    "share VLAN 5" },
 		{ "portgroup.a.trunk = \"x\"\n", "trunk" },
 		{ "portgroup.a.color = \"red\"\n", "unknown port group" },
+		{ "portgroup.a.shape = \"fast\"\n", "RATE[/BURST]" },
 		{ "uplink = \"eth0\"\n", "tap:IFNAME" },
 		{ "uplink = \"tap:x\"\n", "uplink.portgroup" },
 		{ "nosuch = \"1\"\n", "unknown key" },
@@ -478,6 +480,8 @@ Test(vswitch, configuration_files)
 	cr_assert_eq(vsw_conf_parse("g.conf", good, strlen(good), &c, err,
 	    sizeof(err)), 0, "%s", err);
 	cr_assert_eq(c.npg, 3);
+	cr_assert_eq(c.pg[0].shape_bps, 100000000);
+	cr_assert_eq(c.pg[0].shape_burst, 256 * 1024);
 	cr_assert_str_eq(c.pg[1].name, "dmz");
 	cr_assert_eq(c.pg[1].vlan, 20);
 	cr_assert_str_eq(c.pg[2].trunk, "all");
@@ -494,4 +498,47 @@ Test(vswitch, configuration_files)
 		    bad[i].text, err);
 		cr_assert(strstr(err, "b.conf") != NULL, "%s", err);
 	}
+}
+
+Test(vswitch, shaping_polices_each_port_to_its_rate)
+{
+	struct tport a = tport_add(&sw, "lan", 1, 0);
+	struct tport b = tport_add(&sw, "lan", 2, 0);
+	static uint8_t junk[986];
+	uint64_t bps, burst;
+	size_t n;
+	int i, passed = 0;
+
+	cr_assert_eq(vsw_shape_parse("8M/10K", &bps, &burst), 0);
+	cr_assert_eq(bps, 8000000);
+	cr_assert_eq(burst, 10240);
+	cr_assert_eq(vsw_shape_parse("10x", &bps, &burst), -EINVAL);
+	cr_assert_eq(vsw_shape_parse("1M/100", &bps, &burst), -EINVAL);
+	cr_assert_eq(vsw_shape_parse("0", &bps, &burst), -EINVAL);
+	/* 1 MB/s, a 10000-byte bucket, set after the ports exist. */
+	vsw_pg_shape(&sw, a.p->pg, 8000000, 10000);
+	n = tframe(buf, 2, 1, 0x0800, junk, sizeof(junk));	/* 1000 B */
+	for (i = 0; i < 20; i++)
+		passed += tsend(&sw, &a, buf, n) == 0 && tcount(&b) == 1;
+	/* The bucket of a port made before shaping starts empty, then
+	 * fills at the rate: nothing yet at the same instant. */
+	cr_assert_eq(passed, 0);
+	vclock_advance_fake(20000000);		/* 20 ms: 20000 B, capped */
+	for (i = 0, passed = 0; i < 20; i++)
+		passed += tsend(&sw, &a, buf, n) == 0 && tcount(&b) == 1;
+	cr_assert_eq(passed, 10, "a full bucket: 10 frames");
+	vclock_advance_fake(5000000);		/* 5 ms: 5000 B */
+	for (i = 0, passed = 0; i < 20; i++)
+		passed += tsend(&sw, &a, buf, n) == 0 && tcount(&b) == 1;
+	cr_assert_eq(passed, 5);
+	cr_assert_eq(a.p->st.rx_shaped, 20 + 10 + 15);
+	/* b is not held back by a's bucket. */
+	vclock_advance_fake(1000000000);
+	n = tframe(buf, 1, 2, 0x0800, junk, sizeof(junk));
+	for (i = 0, passed = 0; i < 10; i++)
+		passed += tsend(&sw, &b, buf, n) == 0 && tcount(&a) == 1;
+	cr_assert_eq(passed, 10);
+	vsw_pg_shape(&sw, a.p->pg, 0, 0);
+	tport_close(&a);
+	tport_close(&b);
 }

@@ -1,0 +1,389 @@
+/*
+ * The virtio-input tablet, driven as Linux's virtio_input driver probes
+ * it: find the function, read its configuration (name, ids, event and
+ * axis bits, axis ranges) through select/subsel, set the event queue up
+ * with buffers, then pointer reports arrive as evdev events.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "null_accel.h"
+#include "devices/bus.h"
+#include "devices/pci.h"
+#include "devices/virtio.h"
+#include "devices/virtio_input.h"
+
+#define RAM		(32u << 20)
+#define QSIZE		64
+#define Q_DESC		0x100000ull
+#define Q_AVAIL		0x101000ull
+#define Q_USED		0x102000ull
+#define EVBUF		0x110000ull	/* 8-byte event buffers */
+
+static struct vm *vm;
+static struct vm_config cfg;
+static int slot;
+static uint64_t common, devcfg, notify;
+static uint32_t notify_mult;
+static uint16_t avail_idx, used_seen;
+
+static uint64_t
+mmio_rd(uint64_t addr, unsigned len)
+{
+	uint8_t d[8] = { 0 };
+
+	pthread_mutex_lock(&vm->devlock);
+	bus_access(vm->mmio, NULL, addr, d, len, false);
+	pthread_mutex_unlock(&vm->devlock);
+	return bus_get(d, len);
+}
+
+static void
+mmio_wr(uint64_t addr, unsigned len, uint64_t v)
+{
+	uint8_t d[8];
+
+	bus_put(d, len, v);
+	pthread_mutex_lock(&vm->devlock);
+	bus_access(vm->mmio, NULL, addr, d, len, true);
+	pthread_mutex_unlock(&vm->devlock);
+}
+
+static uint32_t
+cfg_rd(unsigned reg, unsigned len)
+{
+	uint8_t d[4];
+
+	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
+	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
+	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
+	return (uint32_t)bus_get(d, len);
+}
+
+static void
+cfg_wr(unsigned reg, unsigned len, uint32_t v)
+{
+	uint8_t d[4];
+
+	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
+	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
+	bus_put(d, len, v);
+	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
+}
+
+static uint64_t
+bar_addr(int bar)
+{
+	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
+
+	if ((lo & 6) == 4)
+		lo |= (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar + 4, 4) << 32;
+	return lo & ~0xfull;
+}
+
+static void
+probe(void)
+{
+	for (slot = 1; slot < 32; slot++)
+		if (cfg_rd(0, 4) == ((0x1040u + VIRTIO_ID_INPUT) << 16 | 0x1af4))
+			break;
+	cr_assert_lt(slot, 32, "no virtio-input on bus 0");
+	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 2, 1), 0x09, "input class");
+	for (unsigned cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0;
+	    cap = cfg_rd(cap + 1, 1)) {
+		unsigned type = cfg_rd(cap + 3, 1);
+		uint64_t at;
+
+		if (cfg_rd(cap, 1) != PCI_CAP_ID_VENDOR ||
+		    type == VIRTIO_PCI_CAP_PCI_CFG)
+			continue;
+		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
+		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
+			common = at;
+		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
+			devcfg = at;
+		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
+			notify = at;
+			notify_mult = cfg_rd(cap + 16, 4);
+		}
+	}
+	cr_assert(common && devcfg && notify);
+	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
+	    PCI_CMD_MASTER);
+}
+
+static void
+setup(void)
+{
+	int err;
+
+	vm_config_defaults(&cfg);
+	cfg.memory = RAM;
+	snprintf(cfg.vnc, sizeof(cfg.vnc), "127.0.0.1:5");
+	vm = vm_create(&cfg, &null_accel_ops, &err);
+	cr_assert_not_null(vm, "vm_create: %d", err);
+	probe();
+	avail_idx = used_seen = 0;
+}
+
+static void
+teardown(void)
+{
+	vm_destroy(vm);
+}
+
+TestSuite(virtio_input, .init = setup, .fini = teardown, .timeout = 10);
+
+/* select/subsel, then the size byte and the union, as virtinput_cfg_select. */
+static uint8_t
+cfg_select(uint8_t sel, uint8_t sub, uint8_t *u)
+{
+	uint8_t size;
+
+	mmio_wr(devcfg + 0, 1, sel);
+	mmio_wr(devcfg + 1, 1, sub);
+	size = (uint8_t)mmio_rd(devcfg + 2, 1);
+	for (unsigned i = 0; i < 128; i++)
+		u[i] = (uint8_t)mmio_rd(devcfg + 8 + i, 1);
+	return size;
+}
+
+static bool
+bit(const uint8_t *u, unsigned b)
+{
+	return u[b / 8] >> (b % 8) & 1;
+}
+
+Test(virtio_input, config_space_describes_a_tablet)
+{
+	uint8_t u[128];
+	uint8_t size;
+
+	size = cfg_select(VIRTIO_INPUT_CFG_ID_NAME, 0, u);
+	cr_assert_gt(size, 0);
+	cr_assert(memcmp(u, "termvisor tablet", size) == 0);
+	cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_ID_DEVIDS, 0, u), 8);
+	cr_assert_eq(u[0] | u[1] << 8, 0x06, "BUS_VIRTUAL");
+	cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_ID_SERIAL, 0, u), 0);
+	cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_PROP_BITS, 0, u), 0);
+
+	size = cfg_select(VIRTIO_INPUT_CFG_EV_BITS, VIRTIO_INPUT_EV_ABS, u);
+	cr_assert_eq(size, 1);
+	cr_assert(bit(u, VIRTIO_INPUT_ABS_X) && bit(u, VIRTIO_INPUT_ABS_Y));
+	size = cfg_select(VIRTIO_INPUT_CFG_EV_BITS, VIRTIO_INPUT_EV_KEY, u);
+	cr_assert_eq(size, 0x114 / 8 + 1);
+	for (unsigned b = 0x110; b <= 0x114; b++)
+		cr_assert(bit(u, b), "button %#x", b);
+	cr_assert_not(bit(u, 0x10f));
+	cr_assert_not(bit(u, 30), "no keyboard keys");
+	size = cfg_select(VIRTIO_INPUT_CFG_EV_BITS, VIRTIO_INPUT_EV_REL, u);
+	cr_assert_eq(size, 2);
+	cr_assert(bit(u, VIRTIO_INPUT_REL_WHEEL));
+	cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_EV_BITS, 0x11 /* EV_LED */,
+	    u), 0);
+
+	for (uint8_t axis = 0; axis < 2; axis++) {
+		uint32_t v[5];
+
+		cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_ABS_INFO, axis,
+		    u), 20);
+		memcpy(v, u, sizeof(v));
+		cr_assert_eq(v[0], 0, "min");
+		cr_assert_eq(v[1], VIRTIO_INPUT_ABS_MAX, "max");
+		cr_assert_eq(v[2] | v[3] | v[4], 0);
+	}
+	cr_assert_eq(cfg_select(VIRTIO_INPUT_CFG_ABS_INFO, 2, u), 0);
+	cr_assert_eq(cfg_select(0x7f, 0, u), 0, "unknown select");
+	/* The rest of the space is not the driver's to write. */
+	mmio_wr(devcfg + 2, 1, 0x55);
+	cr_assert_eq(mmio_rd(devcfg + 2, 1), 0);
+	cr_assert_eq(mmio_rd(devcfg + 0, 1), 0x7f, "select reads back");
+}
+
+/* Reset, features, event queue with QSIZE 8-byte buffers, DRIVER_OK. */
+static void
+driver_init(void)
+{
+	uint32_t f1;
+
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER);
+	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
+	f1 = (uint32_t)mmio_rd(common + VIRTIO_COMMON_DF, 4);
+	cr_assert(f1 & 1, "VERSION_1");
+	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
+	mmio_wr(common + VIRTIO_COMMON_GF, 4, 1);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 2);
+	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
+	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
+	memset(vm_gpa_to_hva(vm, Q_DESC, 0x3000), 0, 0x3000);
+	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 4, (uint32_t)Q_DESC);
+	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 4, (uint32_t)Q_AVAIL);
+	mmio_wr(common + VIRTIO_COMMON_Q_USED, 4, (uint32_t)Q_USED);
+	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
+	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+}
+
+/* Post n event buffers (descriptor i -> EVBUF + 8 i) and kick. */
+static void
+post(unsigned n)
+{
+	uint8_t *a = vm_gpa_to_hva(vm, Q_AVAIL, 4 + 2 * QSIZE);
+
+	for (unsigned k = 0; k < n; k++) {
+		uint16_t i = avail_idx % QSIZE, flags = VIRTQ_DESC_F_WRITE;
+		uint64_t addr = EVBUF + 8u * i;
+		uint32_t len = 8;
+		uint8_t *d = vm_gpa_to_hva(vm, Q_DESC + 16u * i, 16);
+
+		memcpy(d, &addr, 8);
+		memcpy(d + 8, &len, 4);
+		memcpy(d + 12, &flags, 2);
+		memcpy(a + 4 + 2 * i, &i, 2);
+		avail_idx++;
+	}
+	__atomic_store_n((uint16_t *)(void *)(a + 2), avail_idx,
+	    __ATOMIC_RELEASE);
+	mmio_wr(notify, 2, 0);
+}
+
+/* The next used event: type, code, value. */
+static bool
+next_event(uint16_t *type, uint16_t *code, int32_t *value)
+{
+	uint8_t *u = vm_gpa_to_hva(vm, Q_USED, 4 + 8 * QSIZE), *ev;
+	uint16_t idx;
+	uint32_t id, len;
+
+	memcpy(&idx, u + 2, 2);
+	if (idx == used_seen)
+		return false;
+	memcpy(&id, u + 4 + 8 * (used_seen % QSIZE), 4);
+	memcpy(&len, u + 8 + 8 * (used_seen % QSIZE), 4);
+	cr_assert_eq(len, 8);
+	ev = vm_gpa_to_hva(vm, EVBUF + 8 * id, 8);
+	memcpy(type, ev, 2);
+	memcpy(code, ev + 2, 2);
+	memcpy(value, ev + 4, 4);
+	used_seen++;
+	return true;
+}
+
+static void
+want(uint16_t type, uint16_t code, int32_t value)
+{
+	uint16_t t, c;
+	int32_t v;
+
+	cr_assert(next_event(&t, &c, &v), "no event (wanted %u/%#x/%d)",
+	    type, code, value);
+	cr_assert(t == type && c == code && v == value, "event %u/%#x/%d, "
+	    "wanted %u/%#x/%d", t, c, v, type, code, value);
+}
+
+static void
+pointer(unsigned x, unsigned y, unsigned buttons, int wheel)
+{
+	struct virtio_input *vi = virtio_input_find(vm);
+
+	pthread_mutex_lock(&vm->devlock);
+	virtio_input_pointer(vi, x, y, buttons, wheel);
+	pthread_mutex_unlock(&vm->devlock);
+}
+
+Test(virtio_input, pointer_reports_become_events)
+{
+	struct virtio_input *vi = virtio_input_find(vm);
+	uint16_t t, c;
+	int32_t v;
+
+	cr_assert_not_null(vi);
+	cr_assert_not(virtio_input_ready(vi));
+	driver_init();
+	cr_assert(virtio_input_ready(vi));
+	post(QSIZE);
+	pointer(100, 200, 0, 0);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 100);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, 200);
+	want(VIRTIO_INPUT_EV_SYN, 0, 0);
+	cr_assert_not(next_event(&t, &c, &v));
+	/* Only what changed: a left press where it is. */
+	pointer(100, 200, 1, 0);
+	want(VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_LEFT, 1);
+	want(VIRTIO_INPUT_EV_SYN, 0, 0);
+	/* Move in Y, release left, press right, wheel towards the user. */
+	pointer(100, 32767 + 5, 2, -1);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, 32767);
+	want(VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_LEFT, 0);
+	want(VIRTIO_INPUT_EV_KEY, VIRTIO_INPUT_BTN_LEFT + 1, 1);
+	want(VIRTIO_INPUT_EV_REL, VIRTIO_INPUT_REL_WHEEL, -1);
+	want(VIRTIO_INPUT_EV_SYN, 0, 0);
+	/* Nothing new: no report at all. */
+	pointer(100, 32767, 2, 0);
+	cr_assert_not(next_event(&t, &c, &v));
+}
+
+Test(virtio_input, events_wait_for_buffers_and_overflow_drops_reports)
+{
+	uint16_t t, c;
+	int32_t v;
+	unsigned n = 0;
+
+	driver_init();
+	/* No buffers yet: reports wait (each 3 events with its SYN). */
+	for (unsigned i = 0; i < 100; i++)
+		pointer(i, i, 0, 0);
+	cr_assert_not(next_event(&t, &c, &v));
+	post(QSIZE);
+	while (next_event(&t, &c, &v))
+		n++;
+	cr_assert_eq(n, QSIZE, "the queue's worth delivered");
+	post(QSIZE);
+	while (next_event(&t, &c, &v))
+		n++;
+	/* What was kept was whole reports: a multiple of 3 events. */
+	cr_assert_eq(n % 3, 0, "%u events", n);
+	cr_assert_lt(n, 300, "the overflow dropped reports");
+	cr_assert_gt(n, QSIZE);
+	/* The last report delivered ends in SYN; the next one is whole. */
+	cr_assert_eq(t, VIRTIO_INPUT_EV_SYN);
+	post(1);	/* 2 were left over: 3 for the next report */
+	pointer(5000, 6000, 0, 0);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 5000);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_Y, 6000);
+	want(VIRTIO_INPUT_EV_SYN, 0, 0);
+}
+
+Test(virtio_input, reset_forgets_pending_events)
+{
+	uint16_t t, c;
+	int32_t v;
+
+	driver_init();
+	pointer(1, 2, 0, 0);
+	driver_init();		/* status 0 resets the device */
+	avail_idx = used_seen = 0;
+	post(8);
+	cr_assert_not(next_event(&t, &c, &v), "stale events after reset");
+	pointer(1, 2, 0, 0);
+	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 1);
+}
+
+Test(virtio_input, absent_without_vnc)
+{
+	struct vm *v2;
+	struct vm_config c2;
+	int err;
+
+	vm_config_defaults(&c2);
+	c2.memory = RAM;
+	v2 = vm_create(&c2, &null_accel_ops, &err);
+	cr_assert_not_null(v2);
+	cr_assert_null(virtio_input_find(v2));
+	vm_destroy(v2);
+}
