@@ -370,8 +370,13 @@ vnc_start(struct vm *vm, int *err)
 	if ((r = vnc_thread_start(v)) < 0)
 		goto fail_listener;
 	v->thread_live = true;
-	log_info("VNC server on %s%s", v->addr,
-	    v->password[0] ? " (password)" : "");
+	/* With auto, the user cannot know the port unless told. */
+	if (v->listen.kind == VNC_AUTO)
+		log_warnx("VNC server on %s%s", v->addr,
+		    v->password[0] ? " (password)" : "");
+	else
+		log_info("VNC server on %s%s", v->addr,
+		    v->password[0] ? " (password)" : "");
 	return v;
 fail_listener:
 	if (v->display != NULL)
