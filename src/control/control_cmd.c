@@ -407,23 +407,37 @@ control_cmd_console_input(struct control *c, json_t *args,
 	    c->vm->console, buf, (size_t)n));
 }
 
-/* Write a snapshot file of the running (or paused) VM: the guest is
- * stopped only while its state is saved and its RAM forked off. */
+/* Write a snapshot file of the running (or paused) VM, its disks
+ * switching to the overlays given: the guest is stopped only while its
+ * state is saved and its RAM forked off. */
 static json_t *
 control_cmd_snapshot_take(struct control *c, json_t *args,
     struct control_err *e)
 {
 	const char *file = json_string_value(json_object_get(args, "file"));
 	const char *name = json_string_value(json_object_get(args, "name"));
+	json_t *disks = json_object_get(args, "disks"), *d;
+	const char *over[VMCFG_MAX_DISKS];
 	uint64_t paused = 0;
+	size_t i;
 
 	if (file == NULL || file[0] != '/')
 		return control_cmd_fail(e, "bad-argument", "\"file\" must "
 		    "be an absolute path");
+	if (disks != NULL && (!json_is_array(disks) ||
+	    json_array_size(disks) > VMCFG_MAX_DISKS))
+		return control_cmd_fail(e, "bad-argument", "\"disks\" must "
+		    "be an array of overlay paths, one per disk");
+	json_array_foreach(disks, i, d)
+		if ((over[i] = json_string_value(d)) == NULL ||
+		    over[i][0] != '/')
+			return control_cmd_fail(e, "bad-argument", "\"disks\" "
+			    "must hold absolute paths");
 	if (c->vm->state != VM_RUNNING && c->vm->state != VM_PAUSED)
 		return control_cmd_wrong_state(c, e, "running");
-	if (snapshot_take_running(c->vm, file, name ? name : "", &paused,
-	    e->msg, sizeof(e->msg)) < 0) {
+	if (snapshot_take_running(c->vm, file, name ? name : "", over,
+	    (int)json_array_size(disks), &paused, e->msg,
+	    sizeof(e->msg)) < 0) {
 		e->code = "internal";
 		return NULL;
 	}

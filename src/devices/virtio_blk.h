@@ -13,6 +13,7 @@
 #ifndef TV_VIRTIO_BLK_H
 #define TV_VIRTIO_BLK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define VIRTIO_ID_BLOCK			2
@@ -63,5 +64,14 @@ struct device_ops;
 
 /* The device class: one instance per configured disk. */
 extern const struct device_ops virtio_blk_ops;
+
+struct vm;
+/* Snapshots of a running VM: disk index (its place in the
+ * configuration) switches to the image at path, of format ("":
+ * probe), from now on; the image it used goes to oldpath (may be
+ * NULL).  The VM paused, device lock held.  0 or -errno, err set. */
+int virtio_blk_reopen(struct vm *vm, int index, const char *path,
+    const char *format, char *oldpath, size_t oldlen, char *err,
+    size_t errlen);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "devices/virtio_blk.h"
 #include "migrate/snapfile.h"
 #include "util/log.h"
 
@@ -68,29 +69,61 @@ snapshot_restore_load(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/* Put disks 0..n-1 back on the images they used before. */
+static void
+snapshot_disks_back(struct vm *vm, char (*old)[4096], int n)
+{
+	char msg[512];
+
+	for (int i = 0; i < n; i++)
+		if (virtio_blk_reopen(vm, i, old[i], "", NULL, 0, msg,
+		    sizeof(msg)) < 0)
+			log_warnx("disk %d: %s", i, msg);
+}
+
 int
 snapshot_take_running(struct vm *vm, const char *path, const char *name,
-    uint64_t *paused_ns, char *err, size_t errlen)
+    const char *const *overlays, int n, uint64_t *paused_ns, char *err,
+    size_t errlen)
 {
+	char (*old)[4096] = NULL;
 	bool resumed = false;
-	int r;
+	int i, r = 0;
 
 	*paused_ns = 0;
-	if (vm->cfg->ndisks > 0) {
-		/* XXX: switching a running VM's disks to overlays needs the
-		 * block device to be reopened under the paused guest. */
-		snprintf(err, errlen, "the VM has disks: their state cannot "
-		    "be frozen while it runs yet (stop it first)");
-		return -ENOTSUP;
+	if (n != vm->cfg->ndisks) {
+		snprintf(err, errlen, "the VM has %d disks, %d overlays given",
+		    vm->cfg->ndisks, n);
+		return -EINVAL;
+	}
+	if (n > 0 && (old = calloc((size_t)n, sizeof(*old))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
 	if ((r = vm_pause(vm, 5000)) < 0) {
 		snprintf(err, errlen, "a vCPU did not stop within 5 s; the VM "
 		    "goes on running");
+		free(old);
 		return r;
 	}
-	r = snapfile_write(vm, path, name, true, &resumed, paused_ns, err,
-	    errlen);
+	/* Disks first, so that the state saved next goes with them. */
+	for (i = 0; i < n && r == 0; i++)
+		r = virtio_blk_reopen(vm, i, overlays[i], "qcow2", old[i],
+		    sizeof(old[i]), err, errlen);
+	if (r < 0)
+		snapshot_disks_back(vm, old, i - 1);
+	else if ((r = snapfile_write(vm, path, name, true, &resumed,
+	    paused_ns, err, errlen)) < 0 && !resumed)
+		snapshot_disks_back(vm, old, n);
+	if (r < 0 && resumed && n > 0) {
+		/* The guest has written to the overlays: they stay. */
+		size_t l = strlen(err);
+
+		snprintf(err + l, errlen - l, " (the disks write to the new "
+		    "overlays now)");
+	}
 	if (!resumed)
 		vm_resume(vm);
+	free(old);
 	return r;
 }

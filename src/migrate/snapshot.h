@@ -28,16 +28,18 @@ int snapshot_restore_prepare(const char *path, struct vm_config *cfg,
 int snapshot_restore_load(struct vm *vm, char *err, size_t errlen);
 
 /*
- * Take a snapshot file of the running vm at path: pause, save the state,
- * and write RAM from a forked copy-on-write view while the guest runs
- * again (see snapfile_write).  Then, with the guest paused again only
- * if disks must switch, reopen each disk i on top of overlays[i] (a
- * qcow2 overlay the caller created over the disk's current image;
- * NULL: no disks switch).  Called on the event thread with the device
- * lock held.  *paused_ns: how long the guest was stopped.  0 or -errno.
+ * Take a snapshot file of the running vm at path.  The VM is paused;
+ * its n disks (n must be its disk count) switch to overlays[i], qcow2
+ * overlays the caller made over their current images, so that those
+ * stay as they are now; its state is saved and its RAM forked off, and
+ * the guest runs again while a child writes the RAM (snapfile_write).
+ * Called on the event thread with the device lock held.  *paused_ns:
+ * how long the guest was stopped.  0 or -errno with err set; when the
+ * guest already ran on the overlays, err says so and they stay.
  */
 int snapshot_take_running(struct vm *vm, const char *path, const char *name,
-    uint64_t *paused_ns, char *err, size_t errlen);
+    const char *const *overlays, int n, uint64_t *paused_ns, char *err,
+    size_t errlen);
 
 /* `termvisor snapshot ...` (argv[0] is the subcommand): exit status. */
 int snapshot_cli_main(int argc, char **argv);

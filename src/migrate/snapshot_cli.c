@@ -278,12 +278,22 @@ snapshot_overlay(struct snapshot_ctx *x, int disk, const char *image,
 	struct qcow2_create_opts o = { 0 };
 	char base[PATH_MAX], path[PATH_MAX + 64], fmt[8], err[1024];
 	struct timespec ts;
+	struct blkdev *bd;
+	uint64_t size;
 
 	snapshot_abs(x, image, base, sizeof(base));
 	if (blkdev_probe(base, fmt, sizeof(fmt)) < 0) {
 		log_warn("%s", base);
 		return -EIO;
 	}
+	/* Its size without its lock: a running VM holds that. */
+	if (blkdev_open(&bd, base, fmt, BLKDEV_RDONLY | BLKDEV_NOLOCK, err,
+	    sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		return -EIO;
+	}
+	size = blkdev_length(bd);
+	blkdev_close(bd);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(out, len, "%s-disk%d-%llx.qcow2", x->vm, disk,
 	    (unsigned long long)ts.tv_sec * 1000000000ull + ts.tv_nsec);
@@ -293,7 +303,7 @@ snapshot_overlay(struct snapshot_ctx *x, int disk, const char *image,
 	    base[strlen(x->dir)] == '/' && strchr(base + strlen(x->dir) + 1,
 	    '/') == NULL ? base + strlen(x->dir) + 1 : base;
 	o.backing_format = fmt;
-	if (qcow2_create(path, 0, &o, err, sizeof(err)) < 0) {
+	if (qcow2_create(path, size, &o, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
 		return -EIO;
 	}
@@ -339,44 +349,100 @@ snapshot_frozen(struct snapshot_ctx *x, const char *file)
 
 /* --- take --- */
 
-/* Freeze every disk under a new overlay; *frozen gets the old names. */
+/* A new overlay over every disk's current image into made[]; the
+ * images' names go to frozen.  On failure none is left. */
 static int
-snapshot_freeze_disks(struct snapshot_ctx *x, json_t *frozen)
+snapshot_make_overlays(struct snapshot_ctx *x, json_t *frozen,
+    char (*made)[128], int n)
 {
-	int n = snapshot_ndisks(x);
-	char made[VMCFG_MAX_DISKS][128];
 	char path[PATH_MAX + 200];
 	int i;
 
-	for (i = 0; i < n && i < VMCFG_MAX_DISKS; i++) {
+	for (i = 0; i < n; i++) {
 		const char *cur = snapshot_disk(x, i);
 
 		json_array_append_new(frozen, json_string(cur));
 		if (snapshot_overlay(x, i, cur, made[i], sizeof(made[i])) < 0)
-			goto fail;
+			break;
 	}
-	for (i = 0; i < n && i < VMCFG_MAX_DISKS; i++)
-		if (snapshot_set_disk(x, i, made[i]) < 0)
-			goto fail_all;
-	if (vmx_save(&x->vmx, x->vmx_path) == 0)
+	if (i == n)
 		return 0;
-	log_warn("%s", x->vmx_path);
-fail_all:
-	i = n;
-fail:
 	while (--i >= 0) {
-		snprintf(path, sizeof(path), "%s/%s", x->dir, made[i]);
+		snapshot_abs(x, made[i], path, sizeof(path));
 		unlink(path);
 	}
 	return -EIO;
 }
 
+/* Point the .vmx's disks at the overlays and save it. */
+static int
+snapshot_use_overlays(struct snapshot_ctx *x, char (*made)[128], int n)
+{
+	for (int i = 0; i < n; i++)
+		if (snapshot_set_disk(x, i, made[i]) < 0)
+			return -ENOMEM;
+	if (vmx_save(&x->vmx, x->vmx_path) < 0) {
+		log_warn("%s", x->vmx_path);
+		return -EIO;
+	}
+	return 0;
+}
+
+static void
+snapshot_drop_overlays(struct snapshot_ctx *x, char (*made)[128], int n)
+{
+	char path[PATH_MAX + 200];
+
+	for (int i = 0; i < n; i++) {
+		snapshot_abs(x, made[i], path, sizeof(path));
+		unlink(path);
+	}
+}
+
+/* The running VM writes its memory file and moves onto the overlays. */
+static int
+snapshot_take_running_vm(struct snapshot_ctx *x, const char *name,
+    const char *mem, char (*made)[128], int n)
+{
+	json_t *disks = json_array(), *res;
+	char path[PATH_MAX + 200], err[512];
+	struct control_conn cc;
+	int r;
+
+	for (int i = 0; i < n; i++) {
+		snapshot_abs(x, made[i], path, sizeof(path));
+		json_array_append_new(disks, json_string(path));
+	}
+	if ((r = control_client_open(&cc, x->vm, err, sizeof(err))) == 0) {
+		r = control_client_call(&cc, "snapshot-take", json_pack(
+		    "{s:s, s:s, s:o}", "file", mem, "name", name, "disks",
+		    disks), 120000, &res, err, sizeof(err));
+		control_client_close(&cc);
+	} else {
+		json_decref(disks);
+	}
+	if (r < 0) {
+		log_warnx("%s: %s", x->vm, err);
+		/* Once the guest wrote to the overlays they are its disks. */
+		if (strstr(err, "overlays now") != NULL)
+			snapshot_use_overlays(x, made, n);
+		else
+			snapshot_drop_overlays(x, made, n);
+		return r;
+	}
+	printf("%s: memory and devices saved; the guest was paused %.1f ms\n",
+	    name, json_number_value(json_object_get(res, "paused_ms")));
+	json_decref(res);
+	return snapshot_use_overlays(x, made, n);
+}
+
 static int
 snapshot_take(struct snapshot_ctx *x, const char *name)
 {
-	char mem[PATH_MAX + 64], rel[128];
+	char mem[PATH_MAX + 64], rel[128], made[VMCFG_MAX_DISKS][128];
 	json_t *frozen = json_array(), *res = NULL, *node;
 	bool running = snapshot_running(x);
+	int n = snapshot_ndisks(x);
 	const char *accel = NULL;
 
 	if (vmfs_name_valid(name) != 0 || snapshot_find(x, name) != NULL) {
@@ -385,26 +451,32 @@ snapshot_take(struct snapshot_ctx *x, const char *name)
 		json_decref(frozen);
 		return 1;
 	}
+	if (n > VMCFG_MAX_DISKS) {
+		log_warnx("%s has %d disks (at most %d)", x->vm, n,
+		    VMCFG_MAX_DISKS);
+		json_decref(frozen);
+		return 1;
+	}
+	if (snapshot_make_overlays(x, frozen, made, n) < 0) {
+		json_decref(frozen);
+		return 1;
+	}
 	if (running) {
 		snprintf(rel, sizeof(rel), "snapshots/%s.tvsnap", name);
 		snprintf(mem, sizeof(mem), "%s/snapshots", x->dir);
 		mkdir(mem, 0700);
 		snapshot_abs(x, rel, mem, sizeof(mem));
-		if (snapshot_call(x, "snapshot-take", json_pack("{s:s, s:s}",
-		    "file", mem, "name", name), 120000, &res) < 0) {
+		if (snapshot_take_running_vm(x, name, mem, made, n) < 0) {
 			json_decref(frozen);
 			return 1;
 		}
-		printf("%s: memory and devices saved; the guest was paused "
-		    "%.1f ms\n", name, json_number_value(json_object_get(res,
-		    "paused_ms")));
-		json_decref(res);
 		if (snapshot_call(x, "status", NULL, 10000, &res) == 0) {
 			accel = json_string_value(json_object_get(res, "accel"));
 			accel = accel ? strdupa(accel) : NULL;
 			json_decref(res);
 		}
-	} else if (snapshot_freeze_disks(x, frozen) < 0) {
+	} else if (snapshot_use_overlays(x, made, n) < 0) {
+		snapshot_drop_overlays(x, made, n);
 		json_decref(frozen);
 		return 1;
 	}
@@ -575,7 +647,7 @@ snapshot_restore_disks(struct snapshot_ctx *x, json_t *snap)
 	return 0;
 fail:
 	while (--i >= 0) {
-		snprintf(path, sizeof(path), "%s/%s", x->dir, made[i]);
+		snapshot_abs(x, made[i], path, sizeof(path));
 		unlink(path);
 	}
 	return -EIO;

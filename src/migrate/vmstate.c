@@ -84,7 +84,9 @@ static const struct vmstate_fword vmstate_fwords[] = {
 	    "misalignsse", "3dnowprefetch", "osvw", "ibs", "xop", "skinit",
 	    "wdt", NULL, "lwp", "fma4", "tce", NULL, "nodeid_msr", NULL,
 	    "tbm", "topoext" } },
-	{ "cpuid.80000001.edx", 0x80000001, 0, 3, 0, {
+	/* AMD repeats leaf 1's EDX bits here (not Intel): nobody reads them
+	 * from this leaf, so they are not compared. */
+	{ "cpuid.80000001.edx", 0x80000001, 0, 3, 0x0183f3ff, {
 	    [11] = "syscall", [19] = "mp", [20] = "nx", [22] = "mmxext",
 	    [25] = "fxsr_opt", [26] = "pdpe1gb", [27] = "rdtscp", [29] = "lm",
 	    [30] = "3dnowext", [31] = "3dnow" } },

@@ -159,7 +159,7 @@ qcow2_create(const char *path, uint64_t size,
 
 	if (o == NULL)
 		o = &none;
-	if (o->backing != NULL &&
+	if (o->backing != NULL && size == 0 &&
 	    (ret = qcow2_create_backing_size(path, o, &size, err, errlen)) < 0)
 		return ret;
 	size = (size + 511) & ~511ull;	/* whole sectors, as qemu-img does */

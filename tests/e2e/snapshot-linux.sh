@@ -3,8 +3,8 @@
 # a shell loop printing a counter on the serial console.  A snapshot is
 # taken while it counts, it counts on, and a revert resumes the same
 # process from the snapshot's count (not from 1, not from the later
-# value).  Damaged snapshot files are refused and the VM is left as it
-# was.
+# value); its disk is frozen under an overlay meanwhile.  Damaged
+# snapshot files are refused and the VM is left as it was.
 set -u
 here=$(dirname "$0")
 . "$here/linux-lib.sh"
@@ -42,7 +42,7 @@ wait_count() {
 }
 
 cmd='i=0; while true; do i=$((i+1)); echo "count $i"; sleep 0.2; done'
-"$tv" vm create sn --memory 128M --accel bt --kernel "$guest/vmlinuz" \
+"$tv" vm create sn --memory 128M --accel bt --new-disk 8M --kernel "$guest/vmlinuz" \
 	--initrd "$guest/initrd.img" \
 	--append "console=ttyS0 panic=-1 tv.quiet=1 tv.run=$(tv_enc "$cmd")" \
 	>/dev/null || { echo "vm create failed"; exit 1; }
@@ -56,6 +56,11 @@ before=$(last_count 1)
 	grep -q "paused" "$tmp/out" && ok "take on a running VM: $(head -n 1 "$tmp/out")" ||
 	{ bad "snapshot take"; cat "$tmp/out"; }
 at=$(last_count 1)
+disk=$(sed -n 's/^disk0.path = "\(.*\)"$/\1/p' "$tmp/ds/sn/sn.vmx")
+[ "$disk" != sn-disk0.qcow2 ] && command -v qemu-img >/dev/null &&
+	qemu-img info -U "$tmp/ds/sn/$disk" | grep -q "backing file: sn-disk0.qcow2" &&
+	ok "the running VM's disk moved onto an overlay ($disk)" ||
+	bad "disk after take: $disk"
 wait_count 1 $((at + 10)) 60 || bad "the guest stopped counting after the snapshot"
 later=$(last_count 1)
 "$tv" snapshot list sn | grep -q '^\*s1 .*running' && ok "list marks s1 current" ||
