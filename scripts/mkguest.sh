@@ -106,7 +106,9 @@ epoch=${SOURCE_DATE_EPOCH:-$(stat -c %Y "$work/pkg/boot/vmlinuz-$kver")}
 # The .deb has no modules.dep (its postinst runs depmod); build one for
 # the whole tree to resolve dependencies, then again for what we ship.
 depmod -b "$work/pkg" "$kver"
-mods=$(grep -v '^#' "$src/guest/modules" | sed 's/[[:space:]]*#.*//')
+# guest/modules are loaded by /init; guest/modules-extra only shipped.
+mods=$(cat "$src/guest/modules" "$src/guest/modules-extra" | grep -v '^#' |
+	sed 's/[[:space:]]*#.*//')
 root="$work/root"
 mkdir -p "$root"
 moddir="lib/modules/$kver"

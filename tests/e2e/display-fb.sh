@@ -37,7 +37,10 @@ wait_log() {
 }
 
 # A line of 512 pixels of (R,G,B) ff,80,40 then 512 of 10,20,f0 (the
-# framebuffer is XRGB8888: bytes B, G, R, X), on lines 700-767.
+# framebuffer is XRGB8888: bytes B, G, R, X), on lines 700-767.  Then the
+# guest programs the DISPI registers in BAR2 itself (busybox devmem; no
+# driver claims BAR2 under vesafb): an absurd width, refused, then
+# 640x480.  The host takes a screenshot at each step.
 cmd='echo 0 >/sys/class/graphics/fbcon/cursor_blink;
 dmesg | grep -m 1 -o "vesafb: mode is .*"; echo "<3>termvisor: text on fbcon" >/dev/kmsg;
 echo FB-TEXT; sleep 5;
@@ -45,7 +48,12 @@ printf "\100\200\377\000" >/a; printf "\360\040\020\000" >/b;
 for i in 1 2 3 4 5 6 7 8 9; do cat /a /a >/t; mv /t /a; cat /b /b >/t; mv /t /b; done;
 cat /a /b >/row; i=700;
 while [ $i -lt 768 ]; do dd if=/row of=/dev/fb0 bs=4096 seek=$i count=1 2>/dev/null; i=$((i+1)); done;
-echo FB-PATTERN; sleep 600'
+echo FB-PATTERN; sleep 6;
+for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && r=$(sed -n 3p $d/resource); done;
+m=$((${r%% *} + 0x500));
+devmem $((m + 2)) 16 0; echo FB-ABSURD; sleep 6;
+devmem $((m + 8)) 16 0; devmem $((m + 2)) 16 640; devmem $((m + 4)) 16 480;
+devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; sleep 600'
 cmd=$(tr '\n' ' ' <<<"$cmd")
 "$tv" vm create fb --memory 256M --accel bt --kernel "$guest/vmlinuz" \
 	--initrd "$guest/initrd.img" \
@@ -103,26 +111,31 @@ else:
     print('lines 700-767 hold the pattern')
 EOF
 
-if ! wait_log FB-TEXT 120; then
-	echo "FAIL: the guest never got to its command"; tail -n 30 "$log"; exit 1
-fi
+# shot NAME MARKER SIZE: once the guest says MARKER, a screenshot of SIZE.
+shot() {
+	if ! wait_log "$2" 120; then
+		bad "the guest never said $2"; tail -n 20 "$log"; return 1
+	fi
+	"$tv" vm screenshot fb "$tmp/$1.png" >"$tmp/out" 2>&1 &&
+		grep -q " $3 screenshot" "$tmp/out" && ok "$1: $(cat "$tmp/out")" ||
+		{ bad "$1 screenshot (want $3)"; cat "$tmp/out"; return 1; }
+}
+# check NAME MODE: the pixels of screenshot NAME.
+check() {
+	python3 "$tmp/check.py" "$tmp/$1.png" "$2" >"$tmp/out" 2>&1 &&
+		ok "$1: $(tail -n 1 "$tmp/out")" ||
+		{ bad "$1"; tail -n 3 "$tmp/out"; }
+}
+
+shot text FB-TEXT 1024x768 || { echo "FAIL: no text screen"; exit 1; }
+shot pattern FB-PATTERN 1024x768
+shot absurd FB-ABSURD 1024x768
+shot mode FB-MODE 640x480
 grep -q "^vesafb: mode is 1024x768x32" "$log" && ok "vesafb found the framebuffer" ||
 	bad "no vesafb line in the boot log"
-"$tv" vm screenshot fb "$tmp/text.png" >"$tmp/out" 2>&1 &&
-	grep -q "1024x768" "$tmp/out" && ok "screenshot: $(cat "$tmp/out")" ||
-	{ bad "vm screenshot"; cat "$tmp/out"; }
-python3 "$tmp/check.py" "$tmp/text.png" text >"$tmp/out" 2>&1 &&
-	ok "fbcon text: $(tail -n 1 "$tmp/out")" ||
-	{ bad "fbcon text"; tail -n 3 "$tmp/out"; }
-
-if ! wait_log FB-PATTERN 60; then
-	bad "the guest did not write the pattern"; tail -n 20 "$log"
-else
-	"$tv" vm screenshot fb "$tmp/pattern.png" >/dev/null 2>&1 &&
-		python3 "$tmp/check.py" "$tmp/pattern.png" pattern >"$tmp/out" 2>&1 &&
-		ok "/dev/fb0 pattern: $(tail -n 1 "$tmp/out")" ||
-		{ bad "/dev/fb0 pattern"; tail -n 3 "$tmp/out"; }
-fi
+check text text
+check pattern pattern
+check absurd pattern	# the refused mode left the picture alone
 # A relative path is taken from the caller's directory.
 (cd "$tmp" && "$tv" vm screenshot fb rel.png >/dev/null 2>&1) &&
 	[ -s "$tmp/rel.png" ] && ok "relative screenshot path" ||
