@@ -117,7 +117,7 @@ vsw_vxlan_open(const char *local, int port, char *err, size_t errlen)
 {
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
 	struct sockaddr_in a4 = { .sin_family = AF_INET };
-	int fd, one = 1, buf = VSW_SOCKBUF, v4 = 1;
+	int fd, one = 1, buf = VSW_SOCKBUF, v4 = 1, dont = IP_PMTUDISC_DONT;
 
 	a4.sin_port = a6.sin6_port = htons((uint16_t)port);
 	if (local != NULL && local[0] != '\0') {
@@ -135,6 +135,11 @@ vsw_vxlan_open(const char *local, int port, char *err, size_t errlen)
 		return vsw_tap_err(err, errlen, -errno, "UDP socket: %s",
 		    strerror(errno));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A full-size frame plus 50 bytes of VXLAN does not fit a 1500-byte
+	 * underlay: let IP fragment it (RFC 7348 wants a bigger underlay
+	 * MTU; most hosts between two machines do not have one). */
+	(void)setsockopt(fd, v4 ? IPPROTO_IP : IPPROTO_IPV6, v4 ?
+	    IP_MTU_DISCOVER : IPV6_MTU_DISCOVER, &dont, sizeof(dont));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	if (bind(fd, v4 ? (struct sockaddr *)&a4 : (struct sockaddr *)&a6,
