@@ -506,6 +506,8 @@ static struct vmfs_lock *run_lock;
 
 /* The datastore VM's name for its control socket ("" unnamed). */
 static const char *run_name;
+/* The control server kept across guest resets (control_reset). */
+static struct control *run_ctl;
 
 /* Someone took our lease over: stop at once, we are no longer the owner. */
 static void
@@ -559,10 +561,15 @@ run_once(const struct vm_config *cfg, int *status)
 		vm_destroy(vm);
 		return -1;
 	}
-	ctl = control_start(vm, run_name);
+	ctl = run_ctl != NULL ? control_rebind(run_ctl, vm) :
+	    control_start(vm, run_name);
+	run_ctl = NULL;
 	how = vm_run(vm);
 	*status = vm->exit_status;
-	control_stop(ctl, how, *status);
+	if (how == VM_EVENT_RESET && !cfg->no_reboot)
+		run_ctl = control_reset(ctl);	/* same socket after it */
+	else
+		control_stop(ctl, how, *status);
 	vnc_stop(vnc);
 	if (run_lock != NULL)
 		vmfs_lock_detach(run_lock);
@@ -644,6 +651,7 @@ run_main(int argc, char **argv)
 			break;
 		log_info("guest reset: restarting");
 	}
+	control_stop(run_ctl, VM_EVENT_ERROR, status);	/* a restart failed */
 	if (lock != NULL)
 		vmfs_lock_release(lock);
 	free(cfg);

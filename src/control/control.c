@@ -331,6 +331,43 @@ control_json_bytes(const json_t *j, uint8_t *buf, size_t len)
 /* Send cl the console output it has not had, a chunk at a time while its
  * queue has room: a slow reader falls behind (and skips what the ring
  * lost) rather than being dropped. */
+static size_t
+control_console_from(struct control *c, uint64_t *pos, uint8_t *buf,
+    size_t len)
+{
+	uint64_t oldest = c->con_base - c->hist_len, local;
+	size_t n;
+
+	if (*pos < oldest)
+		*pos = oldest;	/* lost: the oldest we still have */
+	if (*pos < c->con_base) {	/* output of the VM before a reset */
+		n = c->con_base - *pos < len ? (size_t)(c->con_base - *pos) :
+		    len;
+		memcpy(buf, c->hist + (*pos - oldest), n);
+		*pos += n;
+		return n;
+	}
+	if (c->vm == NULL || c->vm->console == NULL)
+		return 0;
+	local = *pos - c->con_base;
+	n = console_history_from(c->vm->console, &local, buf, len);
+	*pos = c->con_base + local;
+	return n;
+}
+
+size_t
+control_console_history(struct control *c, uint8_t *buf, size_t len)
+{
+	size_t n = 0, old;
+
+	if (c->vm != NULL && c->vm->console != NULL)
+		n = console_history(c->vm->console, buf, len);
+	old = len - n < c->hist_len ? len - n : c->hist_len;
+	memmove(buf + old, buf, n);
+	memcpy(buf, c->hist + c->hist_len - old, old);
+	return old + n;
+}
+
 static void
 control_console_send(struct control *c, struct control_client *cl)
 {
@@ -338,8 +375,7 @@ control_console_send(struct control *c, struct control_client *cl)
 	size_t n;
 
 	while (!cl->dead && cl->outlen < CONTROL_OUT_MAX / 2 &&
-	    (n = console_history_from(c->vm->console, &cl->con_pos, buf,
-	    sizeof(buf))) > 0)
+	    (n = control_console_from(c, &cl->con_pos, buf, sizeof(buf))) > 0)
 		control_client_send(c, cl, json_pack("{s:s, s:o}", "event",
 		    "console", "data", control_bytes_json(buf, n)));
 }
@@ -349,7 +385,7 @@ control_console_pump(struct control *c)
 {
 	bool any = false;
 
-	if (c->vm->console == NULL)
+	if (c->vm == NULL || c->vm->console == NULL)
 		return;
 	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next) {
 		if (!cl->attached || cl->dead || cl->closing)
@@ -377,7 +413,7 @@ control_console_attach(struct control *c, struct control_client *cl)
 	if (cl == NULL || c->vm->console == NULL)
 		return -EINVAL;
 	cl->attached = true;
-	cl->con_pos = 0;	/* the oldest output the ring still has */
+	cl->con_pos = 0;	/* the oldest output we still have */
 	/* After this request's reply: the next loop pass. */
 	vtimer_arm(&c->console_timer, vclock_ns());
 	return 0;
@@ -642,9 +678,80 @@ control_stop(struct control *c, int how, int status)
 	control_event(c, json_pack("{s:s, s:s, s:i}", "event", "shutdown",
 	    "reason", control_how_name(how), "status", status));
 	control_fini(c);
-	evloop_del_fd(c->vm->loop, c->epfd);
+	if (c->vm != NULL)	/* else control_reset left the loop */
+		evloop_del_fd(c->vm->loop, c->epfd);
 	close(c->epfd);
 	close(c->lfd);
 	unlink(c->path);
+	free(c->hist);
 	free(c);
+}
+
+/* Keep the tail of the console about to go (c->hist, bounded) and count
+ * its output into c->con_base. */
+static void
+control_keep_console(struct control *c)
+{
+	uint64_t total = UINT64_MAX;
+	uint8_t *nb, dummy;
+	size_t n, keep;
+
+	if (c->vm->console == NULL)
+		return;
+	(void)console_history_from(c->vm->console, &total, &dummy, 0);
+	if (c->hist == NULL &&
+	    (c->hist = malloc(CONTROL_HIST_MAX)) == NULL) {
+		c->hist_len = 0;	/* positions stay right, history lost */
+		c->con_base += total;
+		return;
+	}
+	if ((nb = malloc(CONTROL_HIST_MAX)) == NULL)
+		return;
+	n = console_history(c->vm->console, nb, CONTROL_HIST_MAX);
+	keep = c->hist_len + n > CONTROL_HIST_MAX ? CONTROL_HIST_MAX - n :
+	    c->hist_len;
+	memmove(c->hist, c->hist + c->hist_len - keep, keep);
+	memcpy(c->hist + keep, nb, n);
+	c->hist_len = keep + n;
+	c->con_base += total;
+	free(nb);
+}
+
+struct control *
+control_reset(struct control *c)
+{
+	if (c == NULL)
+		return NULL;
+	control_console_pump(c);	/* the old guest's last words */
+	control_keep_console(c);
+	c->stop_at = vtimer_armed(&c->stop_timer) ? c->stop_timer.deadline : 0;
+	vtimer_cancel(&c->stop_timer);
+	vtimer_cancel(&c->console_timer);
+	c->stop_timer.loop = c->console_timer.loop = NULL;
+	evloop_del_fd(c->vm->loop, c->epfd);
+	c->vm = NULL;
+	c->resets++;
+	control_event(c, json_pack("{s:s, s:i}", "event", "reset", "resets",
+	    c->resets));
+	control_reap(c);
+	return c;
+}
+
+struct control *
+control_rebind(struct control *c, struct vm *vm)
+{
+	int r;
+
+	c->vm = vm;
+	vtimer_init(&c->stop_timer, vm->loop, control_cmd_stop_timeout, c);
+	vtimer_init(&c->console_timer, vm->loop, control_console_tick, c);
+	if ((r = evloop_add_fd(vm->loop, c->epfd, control_on_ready, c)) < 0)
+		log_warnx("control socket %s: %s (not served after the "
+		    "reset)", c->path, strerror(-r));
+	/* A graceful stop the reset interrupted still ends in time. */
+	if (c->stop_at != 0)
+		vtimer_arm(&c->stop_timer, c->stop_at);
+	/* Attached consoles get the new VM's output as it comes. */
+	vtimer_arm(&c->console_timer, vclock_ns());
+	return c;
 }

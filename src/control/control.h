@@ -51,7 +51,18 @@ struct control {
 	struct control_client *clients;
 	struct control_client *cur;	/* whose request is being handled */
 	int nclients;
+	/* A guest reset rebuilds the VM, not the server (control_reset):
+	 * the console output of the VMs before, its tail kept here, and
+	 * how many bytes came before the current console's first (console
+	 * positions of clients count from the first VM's output). */
+	uint8_t *hist;
+	size_t hist_len;
+	uint64_t con_base;
+	uint64_t stop_at;	/* a graceful stop's deadline across a reset */
+	int resets;
 };
+
+#define CONTROL_HIST_MAX	(64 * 1024)
 
 /*
  * Where VM name's control socket lives: $XDG_RUNTIME_DIR/termvisor,
@@ -72,6 +83,18 @@ struct control *control_start(struct vm *vm, const char *name);
 /* Tell the clients how the VM ended (an event), close them, remove the
  * socket.  NULL is fine. */
 void control_stop(struct control *c, int how, int status);
+/*
+ * The guest reset and its VM is about to be destroyed and built again:
+ * keep the socket, the clients (attached consoles stay attached) and the
+ * console's tail, tell the clients ({"event": "reset"}), and leave the
+ * old VM's event loop.  Returns c (NULL is fine), for control_rebind.
+ */
+struct control *control_reset(struct control *c);
+/* Serve c again on the new VM vm after control_reset; returns c. */
+struct control *control_rebind(struct control *c, struct vm *vm);
+/* The last len bytes (at most) of the serial console's output, across
+ * resets; the count copied. */
+size_t control_console_history(struct control *c, uint8_t *buf, size_t len);
 
 /* A server without a socket, for tests: c is zeroed and set up. */
 void control_init(struct control *c, struct vm *vm, const char *name);

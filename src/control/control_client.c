@@ -292,6 +292,7 @@ static const char control_client_usage[] =
 "       termvisor vm pause NAME\n"
 "       termvisor vm resume NAME\n"
 "       termvisor vm stop [--force] [--timeout SECONDS] NAME\n"
+"       termvisor vm reset NAME\n"
 "       termvisor vm screenshot NAME FILE.png\n"
 "\n"
 "Talk to a running VM through its control socket (see termvisor(1),\n"
@@ -311,6 +312,8 @@ static const char control_client_usage[] =
 "  resume    run a paused VM again\n"
 "  stop      press the ACPI power button and wait for the guest to power\n"
 "            off; after --timeout seconds (default 30) it is forced off\n"
+"  reset     restart the guest as a hardware reset would; the VM's\n"
+"            control socket and attached consoles stay\n"
 "  screenshot write what the VM's display shows to FILE.png\n"
 "\n"
 "  -d, --datastore DIR  start: the datastore holding NAME\n"
@@ -323,6 +326,7 @@ static const char control_client_usage[] =
 
 static const char *const control_client_subs[] = {
 	"status", "stats", "pause", "resume", "stop", "start", "console",
+	"reset",
 	"screenshot",
 };
 
@@ -486,6 +490,38 @@ control_client_print_stats(json_t *r)
 	}
 }
 
+/* After a reset was accepted: wait for the "reset" event (the VM is
+ * being built again) or the shutdown one (--no-reboot).  0, or 1. */
+static int
+control_client_wait_reset(struct control_conn *cc, const char *name)
+{
+	long long deadline = control_client_now_ms() + CONTROL_CLIENT_TIMEOUT;
+	const char *ev;
+	json_t *j;
+	int r = -1;
+
+	while (r < 0 && control_client_now_ms() < deadline) {
+		j = control_client_read(cc, (int)(deadline -
+		    control_client_now_ms()));
+		if (j == NULL && errno != ETIMEDOUT)
+			break;
+		ev = json_string_value(json_object_get(j, "event"));
+		if (ev != NULL && strcmp(ev, "reset") == 0) {
+			printf("%s: reset\n", name);
+			r = 0;
+		} else if (ev != NULL && strcmp(ev, "shutdown") == 0) {
+			printf("%s: reset, and not restarted (it runs with "
+			    "--no-reboot)\n", name);
+			r = 0;
+		}
+		json_decref(j);
+	}
+	if (r < 0)
+		log_warnx("%s did not reset within %d s", name,
+		    CONTROL_CLIENT_TIMEOUT / 1000);
+	return r < 0 ? 1 : 0;
+}
+
 /* After a stop was accepted: wait for the shutdown event or the end of
  * the connection.  0, or 1 when the VM outlived the wait. */
 static int
@@ -557,6 +593,8 @@ control_client_run(struct control_conn *cc, const struct control_client_opts *o)
 		if (control_client_wait_gone(cc, o->name, wait_s) != 0)
 			return 1;
 		printf("%s: stopped\n", o->name);
+	} else if (strcmp(o->sub, "reset") == 0) {
+		return control_client_wait_reset(cc, o->name);
 	} else if (strcmp(o->sub, "pause") == 0 ||
 	    strcmp(o->sub, "resume") == 0) {
 		printf("%s: %s\n", o->name, o->sub[0] == 'p' ? "paused" :
@@ -759,6 +797,13 @@ console_handle(json_t *j, uint8_t *pending, size_t *npending,
 			return CONSOLE_BAD;
 		return CONSOLE_GOON;
 	}
+	if (ev != NULL && strcmp(ev, "reset") == 0) {
+		/* The VM is built again behind the same socket: the
+		 * console stays attached and shows the new boot. */
+		if (isatty(STDERR_FILENO))
+			fputs("\r\n[termvisor: the VM reset]\r\n", stderr);
+		return CONSOLE_GOON;
+	}
 	if (ev != NULL && strcmp(ev, "shutdown") == 0) {
 		snprintf(why, whylen, "%s", json_is_string(json_object_get(j,
 		    "reason")) ? json_string_value(json_object_get(j,
@@ -891,8 +936,8 @@ control_client_console(struct control_conn *cc, const char *name)
 		fprintf(stderr, "\r\nDetached from %s (it keeps running).\n",
 		    name);
 	else if (st == CONSOLE_SHUTDOWN && strcmp(why, "reset") == 0)
-		fprintf(stderr, "\r\n%s: the VM is resetting (termvisor vm "
-		    "console %s attaches again).\n", name, name);
+		fprintf(stderr, "\r\n%s: the VM reset and was not restarted "
+		    "(it runs with --no-reboot).\n", name);
 	else if (st == CONSOLE_SHUTDOWN)
 		fprintf(stderr, "\r\n%s: the VM shut down (%s).\n", name,
 		    why);

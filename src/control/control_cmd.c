@@ -295,8 +295,9 @@ control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
 static json_t *
 control_cmd_reset(struct control *c, json_t *args, struct control_err *e)
 {
-	/* run.c starts the VM again (or exits with --no-reboot); the
-	 * clients see the shutdown event and reconnect. */
+	/* run.c builds the VM again (or exits with --no-reboot); the
+	 * server survives it (control_reset): clients get a "reset"
+	 * event and stay connected. */
 	vm_request_exit(c->vm, VM_EVENT_RESET, 0);
 	return json_object();
 }
@@ -349,7 +350,7 @@ control_cmd_console_history(struct control *c, json_t *args,
 		    "the VM has no serial console");
 	if ((buf = malloc(want + 1)) == NULL)
 		return control_cmd_fail(e, "internal", "out of memory");
-	n = console_history(c->vm->console, buf, (size_t)want);
+	n = control_console_history(c, buf, (size_t)want);
 	/* A JSON string must be UTF-8; guest output is bytes (and the ring
 	 * may start mid-character): when it is not valid UTF-8, what is not
 	 * ASCII becomes '?' rather than the client getting nothing. */

@@ -261,6 +261,9 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 		}
 		cpu += json_number_value(t);
 	}
+	/* A guest reset runs new vCPU threads: their time starts at 0. */
+	if (cpu >= 0 && vm->cpu_time >= 0 && cpu < vm->cpu_time)
+		vm->cpu_time = -1;
 	if (cpu >= 0 && up >= 0) {
 		double pct = tui_vm_cpu_pct(vm->cpu_time, vm->cpu_uptime, cpu,
 		    up);
@@ -398,6 +401,8 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 	if (ev != NULL) {
 		if (strcmp(ev, "console") == 0 && vm->con_attached)
 			tui_vm_console_output(m, vm, json_object_get(j, "data"));
+		else if (strcmp(ev, "reset") == 0)
+			tui_vm_msg(m, "%s: the guest reset", vm->name);
 		else if (strcmp(ev, "state") == 0)
 			tui_vm_set_state(m, vm, tui_vm_parse_state(
 			    json_string_value(json_object_get(j, "state"))));

@@ -626,3 +626,80 @@ Test(control, console_detach_stops_the_stream_and_keeps_the_connection)
 	strcat(dir, "/termvisor");
 	rmdir(dir);
 }
+
+Test(control, a_reset_keeps_the_socket_the_clients_and_the_console)
+{
+	char dir[64] = "/tmp/tv-ctl-XXXXXX", err[256], acc[4096] = "";
+	struct vm_config cfg2;
+	struct control_conn cc, cc2;
+	struct control *srv;
+	struct vm *vm2;
+	pthread_t th;
+	json_t *res;
+
+	vclock_set_fake(false, 0);
+	cr_assert_not_null(mkdtemp(dir));
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	srv = control_start(vm, "rst1");
+	cr_assert_not_null(srv);
+	srv->live = false;
+	pthread_create(&th, NULL, loop_thread, vm->loop);
+	cr_assert_eq(control_client_open(&cc, "rst1", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(control_client_call(&cc, "console-attach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	console_output(vm->console, (const uint8_t *)"before\n", 7);
+	while (strstr(acc, "before\n") == NULL)
+		console_event(&cc, acc, sizeof(acc));
+	evloop_stop(vm->loop);
+	pthread_join(th, NULL);
+
+	/* run.c: the guest reset, its VM goes and a new one comes. */
+	cr_assert_eq(control_reset(srv), srv);
+	res = control_client_read(&cc, 2000);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "event")),
+	    "reset");
+	json_decref(res);
+	vm2 = null_vm(&cfg2, 32 << 20, 1);
+	cr_assert_not_null(vm2);
+	vm2->state = VM_RUNNING;
+	cr_assert_eq(control_rebind(srv, vm2), srv);
+	pthread_create(&th, NULL, loop_thread, vm2->loop);
+
+	/* The attached client goes on with the new VM's output. */
+	console_output(vm2->console, (const uint8_t *)"after\n", 6);
+	while (strstr(acc, "after\n") == NULL)
+		console_event(&cc, acc, sizeof(acc));
+	cr_assert_str_eq(acc, "before\nafter\n");
+	cr_assert_eq(control_client_call(&cc, "status", NULL, 2000, &res, err,
+	    sizeof(err)), 0, "%s", err);
+	cr_assert_eq(json_integer_value(json_object_get(res, "vcpus")), 1,
+	    "the new VM answers");
+	json_decref(res);
+	/* The same socket takes new clients; the history spans the reset. */
+	cr_assert_eq(control_client_open(&cc2, "rst1", err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(control_client_call(&cc2, "console-history", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(json_string_value(json_object_get(res, "data")),
+	    "before\nafter\n");
+	json_decref(res);
+	/* A second attach replays both too. */
+	cr_assert_eq(control_client_call(&cc2, "console-attach", NULL, 2000,
+	    &res, err, sizeof(err)), 0, "%s", err);
+	json_decref(res);
+	acc[0] = '\0';
+	while (strstr(acc, "after\n") == NULL)
+		console_event(&cc2, acc, sizeof(acc));
+	cr_assert_str_eq(acc, "before\nafter\n");
+
+	evloop_stop(vm2->loop);
+	pthread_join(th, NULL);
+	control_stop(srv, VM_EVENT_POWEROFF, 0);
+	control_client_close(&cc);
+	control_client_close(&cc2);
+	vm_destroy(vm2);
+	strcat(dir, "/termvisor");
+	rmdir(dir);
+}
