@@ -745,6 +745,13 @@ vsw_flush_port(struct vsw *sw, struct vsw_port *q)
 	int i, sent = 0, r, err = 0;
 	int fd = q->kind == VSW_PORT_PEER ? sw->vxlan_fd : q->fd;
 
+	if (q->kind == VSW_PORT_PCAP) {
+		for (sent = 0; sent < q->ntx; sent++)
+			if ((err = -vsw_pcap_xmit(q, &q->txq[sent])) != 0)
+				break;
+		vsw_tx_done(q, sent, err);
+		return;
+	}
 	if (q->kind == VSW_PORT_TAP) {
 		/* A TAP takes one frame per write. */
 		for (sent = 0; sent < q->ntx; sent++) {

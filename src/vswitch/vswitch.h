@@ -10,7 +10,9 @@
  *   NIC    a VM's NIC over SOCK_SEQPACKET (vswitch_proto.h), access
  *          port of one port group, or of a trunk port group;
  *   TAP    the uplink, a TAP device in one port group (or a trunk);
- *   PEER   a VXLAN peer (RFC 7348): every port group, by VNI.
+ *   PEER   a VXLAN peer (RFC 7348): every port group, by VNI;
+ *   PCAP   the uplink as a host NIC through libpcap (capture and
+ *          injection), in one port group.
  * A port in a trunk port group sends and receives 802.1Q-tagged frames
  * for the VLANs of the trunk's list; everything else is untagged.
  *
@@ -42,7 +44,7 @@
 #define VSW_NAME_MAX		64
 #define VSW_RXSZ		(VSW_MAX_MSG + 64)	/* room to see oversize */
 
-enum vsw_port_kind { VSW_PORT_NIC, VSW_PORT_TAP, VSW_PORT_PEER };
+enum vsw_port_kind { VSW_PORT_NIC, VSW_PORT_TAP, VSW_PORT_PEER, VSW_PORT_PCAP };
 
 /* Per port counters (what `switch show` prints). */
 struct vsw_stats {
@@ -82,6 +84,7 @@ struct vsw_port {
 	int id;
 	enum vsw_port_kind kind;
 	int fd;				/* NIC, TAP; PEER: the UDP socket */
+	void *pcap;			/* PCAP: its pcap_t */
 	int pg;				/* index in vsw.pgs; PEER: -1 */
 	bool dead;			/* being removed */
 	uint32_t features;		/* VSW_F_* it takes */
@@ -238,6 +241,18 @@ uint8_t *vsw_gso_segment(struct vsw *sw, const struct vsw_net_hdr *h,
     const uint8_t *frame, size_t len, size_t *offsets, size_t *lens,
     int max, int *n);
 uint16_t vsw_inet_csum(const void *buf, size_t len, uint32_t sum);
+
+/*
+ * A host NIC as the uplink (vswitch_pcap.c): open IFNAME for capture
+ * (promiscuous, incoming only) and injection.  Returns a descriptor to
+ * poll with *handle set, or -errno with err.  vsw_pcap_recv forwards a
+ * batch; vsw_pcap_xmit sends one queued entry (0 or -errno).
+ */
+int vsw_pcap_open(const char *ifname, void **handle, char *err,
+    size_t errlen);
+void vsw_pcap_close(void *handle);
+int vsw_pcap_recv(struct vsw *sw, struct vsw_port *p);
+int vsw_pcap_xmit(struct vsw_port *q, const struct vsw_txent *e);
 
 /* VXLAN (vswitch_vxlan.c): header helpers. */
 void vsw_vxlan_hdr(uint8_t out[8], uint32_t vni);

@@ -171,12 +171,16 @@ vsw_conf_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 			    "seconds, 1 or more");
 		c->aging_s = (uint64_t)n;
 	} else if (strcasecmp(k, "uplink") == 0) {
-		if (strncmp(v, "tap:", 4) != 0 || v[4] == '\0' ||
-		    strlen(v + 4) >= 16 || strchr(v + 4, '/') != NULL)
+		size_t pl = strncmp(v, "tap:", 4) == 0 ? 4 :
+		    strncmp(v, "pcap:", 5) == 0 ? 5 : 0;
+
+		if (pl == 0 || v[pl] == '\0' || strlen(v + pl) >= 16 ||
+		    strchr(v + pl, '/') != NULL)
 			return vsw_conf_err(err, errlen, -EINVAL, "expected "
-			    "\"tap:IFNAME\" (an interface name up to 15 "
-			    "characters)");
-		snprintf(c->uplink, sizeof(c->uplink), "%s", v + 4);
+			    "\"tap:IFNAME\" or \"pcap:IFNAME\" (an interface "
+			    "name up to 15 characters)");
+		snprintf(c->uplink, sizeof(c->uplink), "%s", v + pl);
+		c->uplink_pcap = pl == 5;
 	} else if (strcasecmp(k, "uplink.portgroup") == 0) {
 		snprintf(c->uplink_pg, sizeof(c->uplink_pg), "%s", v);
 	} else if (strcasecmp(k, "vxlan.local") == 0) {

@@ -27,7 +27,8 @@ struct vsw_conf {
 	int npg;
 	bool autocreate;		/* unknown port groups in a hello */
 	uint64_t aging_s;
-	char uplink[32];		/* TAP interface name, or "" */
+	char uplink[32];		/* interface name, or "" */
+	bool uplink_pcap;		/* pcap:IF (a host NIC), not tap:IF */
 	char uplink_pg[VSW_NAME_MAX];
 	char vxlan_local[64];		/* bind address, "" for any */
 	int vxlan_port;

@@ -138,6 +138,7 @@ vsw_ctl_kind(enum vsw_port_kind k)
 	case VSW_PORT_NIC: return "nic";
 	case VSW_PORT_TAP: return "uplink";
 	case VSW_PORT_PEER: return "peer";
+	case VSW_PORT_PCAP: return "uplink";
 	}
 	return "?";
 }

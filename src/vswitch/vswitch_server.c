@@ -176,7 +176,10 @@ vsw_server_close_uplink(struct vsw_server *s)
 	if (s->uplink == NULL)
 		return;
 	vsw_server_unwatch(s, s->uplink->fd);
-	close(s->uplink->fd);
+	if (s->uplink->kind == VSW_PORT_PCAP)
+		vsw_pcap_close(s->uplink->pcap);	/* owns the fd */
+	else
+		close(s->uplink->fd);
 	vsw_port_del(&s->sw, s->uplink);
 	s->uplink = NULL;
 }
@@ -186,9 +189,11 @@ vsw_server_apply_uplink(struct vsw_server *s, const struct vsw_conf *c,
     char *err, size_t errlen)
 {
 	char name[VSW_NAME_MAX];
+	void *pc = NULL;
 	int fd, pg, ret;
 
-	snprintf(name, sizeof(name), "tap:%s", c->uplink);
+	snprintf(name, sizeof(name), "%s:%s", c->uplink_pcap ? "pcap" : "tap",
+	    c->uplink);
 	if (s->uplink != NULL && strcmp(s->uplink->name, name) == 0 &&
 	    s->sw.pgs[s->uplink->pg].used &&
 	    strcmp(s->sw.pgs[s->uplink->pg].name, c->uplink_pg) == 0)
@@ -198,14 +203,21 @@ vsw_server_apply_uplink(struct vsw_server *s, const struct vsw_conf *c,
 		return 0;
 	if ((pg = vsw_pg_find(&s->sw, c->uplink_pg)) < 0)
 		return -ENOENT;		/* vsw_conf_check made sure */
-	if ((fd = vsw_tap_open(c->uplink, err, errlen)) < 0)
+	fd = c->uplink_pcap ? vsw_pcap_open(c->uplink, &pc, err, errlen) :
+	    vsw_tap_open(c->uplink, err, errlen);
+	if (fd < 0)
 		return fd;
-	s->uplink = vsw_port_add(&s->sw, VSW_PORT_TAP, fd, pg, name,
-	    VSW_F_CSUM | VSW_F_GSO);
+	/* A TAP takes offloads through its vnet header; a wire none. */
+	s->uplink = vsw_port_add(&s->sw, pc ? VSW_PORT_PCAP : VSW_PORT_TAP, fd,
+	    pg, name, pc ? 0 : VSW_F_CSUM | VSW_F_GSO);
 	if (s->uplink == NULL) {
-		close(fd);
+		if (pc != NULL)
+			vsw_pcap_close(pc);
+		else
+			close(fd);
 		return -ENOSPC;
 	}
+	s->uplink->pcap = pc;
 	if ((ret = vsw_server_watch(s, &s->tap, fd, VSW_EV_TAP, NULL)) < 0)
 		vsw_server_close_uplink(s);
 	return ret;
@@ -498,7 +510,9 @@ vsw_server_event(struct vsw_server *s, struct vsw_ev *ev, uint32_t events)
 			vsw_server_port_gone(s, ev->ptr, r);
 		break;
 	case VSW_EV_TAP:
-		if (s->uplink != NULL)
+		if (s->uplink != NULL && s->uplink->kind == VSW_PORT_PCAP)
+			(void)vsw_pcap_recv(&s->sw, s->uplink);
+		else if (s->uplink != NULL)
 			(void)vsw_tap_recv(&s->sw, s->uplink);
 		break;
 	case VSW_EV_VXLAN:

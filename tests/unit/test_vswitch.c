@@ -469,6 +469,7 @@ Test(vswitch, configuration_files)
 		{ "portgroup.a.color = \"red\"\n", "unknown port group" },
 		{ "portgroup.a.shape = \"fast\"\n", "RATE[/BURST]" },
 		{ "uplink = \"eth0\"\n", "tap:IFNAME" },
+		{ "uplink = \"pcap:\"\n", "pcap:IFNAME" },
 		{ "uplink = \"tap:x\"\n", "uplink.portgroup" },
 		{ "nosuch = \"1\"\n", "unknown key" },
 		{ "mac.aging = \"0\"\n", "seconds" },
