@@ -580,9 +580,29 @@ snapshot_spawn(struct snapshot_ctx *x, const char *file, char *log,
 	_exit(127);
 }
 
+/* The VM's last log lines from offset from, on stderr: why it failed. */
+static void
+snapshot_log_tail(const char *log, off_t from)
+{
+	char buf[2048];
+	ssize_t n;
+	int fd = open(log, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && st.st_size - from > (off_t)sizeof(buf) - 1)
+		from = st.st_size - (off_t)sizeof(buf) + 1;
+	n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n > 0)
+		fprintf(stderr, "%.*s", (int)n, buf);
+}
+
 /* Wait until the spawned VM answers as running, or its process ends. */
 static int
-snapshot_wait_running(struct snapshot_ctx *x, pid_t pid, const char *log)
+snapshot_wait_running(struct snapshot_ctx *x, pid_t pid, const char *log,
+    off_t from)
 {
 	int status;
 
@@ -590,7 +610,8 @@ snapshot_wait_running(struct snapshot_ctx *x, pid_t pid, const char *log)
 		json_t *res;
 
 		if (waitpid(pid, &status, WNOHANG) == pid) {
-			log_warnx("%s did not resume (see %s)", x->vm, log);
+			log_warnx("%s did not resume; from %s:", x->vm, log);
+			snapshot_log_tail(log, from);
 			return -EIO;
 		}
 		if (snapshot_running(x) && snapshot_call(x, "status", NULL,
@@ -659,6 +680,8 @@ snapshot_revert(struct snapshot_ctx *x, const char *name)
 	json_t *s = snapshot_find(x, name);
 	const char *mem;
 	char file[PATH_MAX + 64], log[PATH_MAX + 64], err[512];
+	struct stat st;
+	off_t from;
 	pid_t pid;
 
 	if (s == NULL) {
@@ -688,8 +711,10 @@ snapshot_revert(struct snapshot_ctx *x, const char *name)
 		printf("%s: reverted to %s (powered off)\n", x->vm, name);
 		return 0;
 	}
+	snprintf(log, sizeof(log), "%s/%s.log", x->dir, x->vm);
+	from = stat(log, &st) == 0 ? st.st_size : 0;
 	if ((pid = snapshot_spawn(x, file, log, sizeof(log))) < 0 ||
-	    snapshot_wait_running(x, pid, log) < 0)
+	    snapshot_wait_running(x, pid, log, from) < 0)
 		return 1;
 	printf("%s: reverted to %s and running (log %s)\n", x->vm, name, log);
 	return 0;

@@ -78,7 +78,8 @@ static const struct vmstate_fword vmstate_fwords[] = {
 	    NULL, NULL, "avx512_vp2intersect", NULL, "md_clear", NULL, NULL,
 	    NULL, "serialize", NULL, "tsxldtrk", NULL, "pconfig", NULL,
 	    "cet_ibt", NULL, "amx_bf16", "avx512_fp16", "amx_tile",
-	    "amx_int8" } },
+	    "amx_int8", "spec_ctrl", "stibp", "flush_l1d",
+	    "arch_capabilities", "core_capabilities", "ssbd" } },
 	{ "cpuid.80000001.ecx", 0x80000001, 0, 2, 1u << 1, {
 	    "lahf_lm", NULL, "svm", "extapic", "cr8_legacy", "abm", "sse4a",
 	    "misalignsse", "3dnowprefetch", "osvw", "ibs", "xop", "skinit",
@@ -204,7 +205,7 @@ vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
     struct snap *s)
 {
 	struct vmstate_hdr mine;
-	char missing[128] = "";
+	char missing[512] = "";
 
 	vmstate_hdr_fill(vm, &mine);
 	if (h->ram_size != mine.ram_size) {
@@ -229,6 +230,12 @@ vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
 		vmstate_missing_names(&vmstate_fwords[i],
 		    h->feat[i] & ~mine.feat[i], missing, sizeof(missing));
 	if (missing[0] != '\0') {
+		/* The message has room for about 80 characters of names. */
+		if (strlen(missing) > 80) {
+			missing[76] = '\0';
+			strcpy(strrchr(missing, ' '), " ...");	/* it starts
+								 * with one */
+		}
 		snap_fail(s, -ENOTSUP, "the guest was given CPU features the "
 		    "%s accelerator here lacks:%s", vm->accel->name, missing);
 		return snap_error(s);

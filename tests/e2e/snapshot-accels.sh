@@ -1,0 +1,72 @@
+#!/bin/bash
+# Snapshots across accelerators with the multiboot test guest (it runs
+# its checks, then halts; the VM stays up).  A snapshot taken under KVM
+# resumes under KVM; under the software CPU it resumes only when every
+# CPU feature KVM gave the guest is there too, and is refused otherwise,
+# naming what is missing, before anything runs.  The same the other way.
+# Which way it goes depends on the host's CPU: the test checks that the
+# outcome is one of the two and that a refusal says why.
+set -u
+build=${BUILD:-build}
+tv=$(realpath "$build/termvisor")
+kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
+[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+[ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
+tmp=$(mktemp -d)
+cleanup() {
+	"$tv" vm stop --force g >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+log=$tmp/ds/g/g.log
+fails=0
+ok() { echo "ok $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# wait_log PATTERN SECONDS
+wait_log() {
+	for ((i = 0; i < $2 * 5; i++)); do
+		grep -q -- "$1" "$log" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
+# cross FROM TO: snapshot under FROM, revert under TO.
+cross() {
+	local from=$1 to=$2 rc
+	"$tv" vm stop --force g >/dev/null 2>&1
+	"$tv" vm rm g >/dev/null 2>&1
+	rm -rf "$tmp/ds/g"
+	"$tv" vm create g --memory 64M --kernel "$kernel" --accel "$from" >/dev/null ||
+		{ bad "vm create"; return; }
+	"$tv" vm start g >/dev/null || { bad "start under $from"; return; }
+	wait_log "checks [0-9]* passed, 0 failed" 120 || { bad "guest under $from"; tail "$log"; return; }
+	"$tv" snapshot take g s1 >"$tmp/out" 2>&1 || { bad "take under $from"; cat "$tmp/out"; return; }
+	"$tv" snapshot revert g s1 >"$tmp/out" 2>&1 &&
+		"$tv" vm status g | grep -q "accel: *$from" &&
+		ok "$from -> $from: resumed" || { bad "$from -> $from"; cat "$tmp/out"; }
+	"$tv" vm set g accel="$to" >/dev/null
+	"$tv" snapshot revert g s1 >"$tmp/out" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		"$tv" vm status g | grep -q "accel: *$to" &&
+			ok "$from -> $to: resumed" || bad "$from -> $to: not running on $to"
+	elif grep -q "lacks:" "$tmp/out"; then
+		ok "$from -> $to: refused: $(grep -o 'the guest was given.*' "$tmp/out" | head -n 1)"
+		"$tv" vm status g >/dev/null 2>&1 && bad "$from -> $to: a refused VM runs"
+	elif grep -q "cannot be loaded under" "$tmp/out"; then
+		ok "$from -> $to: refused: $(grep -o 'state saved under.*' "$tmp/out" | head -n 1)"
+	else
+		bad "$from -> $to: exit $rc without a reason"; cat "$tmp/out"
+	fi
+}
+
+cross kvm bt
+cross bt kvm
+
+[ $fails -eq 0 ] && echo "snapshot-accels: all passed" && exit 0
+echo "snapshot-accels: $fails failed"
+exit 1
