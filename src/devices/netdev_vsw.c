@@ -15,6 +15,7 @@
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "util/log.h"
+#include "vswitch/vswitch_client.h"
 
 /* Room for bursts: a full socket drops frames (a switch never waits on
  * one port), so give it a few hundred full-size frames of slack. */
@@ -133,6 +134,7 @@ static void
 netdev_vsw_on_timer(void *opaque)
 {
 	struct netdev_vsw *n = opaque;
+	bool quick;
 	int err;
 
 	if (n->state == NETDEV_VSW_HELLO) {
@@ -144,13 +146,32 @@ netdev_vsw_on_timer(void *opaque)
 		return;
 	}
 	if ((err = netdev_vsw_connect(n)) < 0) {
-		/* Said once: a VM may well run without its switch. */
-		if (n->failures++ == 0)
-			log_info("%s: no switch at port group %s yet (%s); "
-			    "link down, retrying every %d ms", n->name,
+		/* Nothing listens before our first port: start the switch
+		 * (on demand, as DESIGN.md has it) and find it on a later
+		 * try.  Once we had a port, a switch that went away was
+		 * stopped by someone: wait for it rather than overrule. */
+		if (!n->ever_up && !n->spawned && (err == -ENOENT ||
+		    err == -ECONNREFUSED)) {
+			n->spawned = true;
+			if (vswitch_client_spawn(NULL) < 0)
+				log_warn("%s: cannot start the switch", n->name);
+			netdev_vsw_arm(n, NETDEV_VSW_SPAWN_MS);
+			return;
+		}
+		/* A switch we started gets NETDEV_VSW_SPAWN_TRIES quick
+		 * looks.  Said once: a VM may well run without its switch. */
+		quick = n->spawned && !n->ever_up &&
+		    n->failures < NETDEV_VSW_SPAWN_TRIES;
+		if (!quick && !n->said) {
+			n->said = true;
+			log_info("%s: no switch for port group %s (%s); link "
+			    "down, retrying every %d ms", n->name,
 			    n->hello.portgroup, strerror(-err),
 			    NETDEV_VSW_RETRY_MS);
-		netdev_vsw_arm(n, NETDEV_VSW_RETRY_MS);
+		}
+		n->failures++;
+		netdev_vsw_arm(n, quick ? NETDEV_VSW_SPAWN_MS :
+		    NETDEV_VSW_RETRY_MS);
 		return;
 	}
 	/* Bound the wait for the welcome. */
@@ -181,9 +202,11 @@ netdev_vsw_welcome(struct netdev_vsw *n)
 		return;
 	}
 	n->state = NETDEV_VSW_UP;
+	n->ever_up = true;
 	netdev_vsw_arm(n, NETDEV_VSW_RETRY_MS);	/* the hang-up check */
 	n->port = w.port;
 	n->failures = 0;
+	n->said = false;
 	log_info("%s: on switch port %u, port group %s", n->name, n->port,
 	    n->hello.portgroup);
 	netdev_vsw_update_watch(n);

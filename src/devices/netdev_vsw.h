@@ -4,7 +4,8 @@
  * a SOCK_SEQPACKET socket served by the VM's event loop.
  *
  * The connection is a small state machine that never blocks the loop:
- * DOWN (no socket; a timer retries every NETDEV_VSW_RETRY_MS), HELLO
+ * DOWN (no socket; a timer retries every NETDEV_VSW_RETRY_MS; when no
+ * switch listens before the first port, one is started), HELLO
  * (connected, hello sent, waiting for the welcome, bounded by the same
  * timer) and UP (frames flow).  Whenever the switch goes away (EOF, a
  * send error, a refusal) the connection drops to DOWN and the owner
@@ -24,6 +25,8 @@
 #include "vswitch/vswitch_proto.h"
 
 #define NETDEV_VSW_RETRY_MS	1000
+#define NETDEV_VSW_SPAWN_MS	100	/* looks after starting a switch, */
+#define NETDEV_VSW_SPAWN_TRIES	50	/* this many of them */
 
 struct vm;
 
@@ -36,6 +39,9 @@ struct netdev_vsw {
 	bool watching;		/* fd is in the event loop */
 	bool want_rx;		/* the owner can take frames now */
 	bool closing;
+	bool ever_up;		/* had a port once: never start a switch */
+	bool spawned;		/* started one already */
+	bool said;		/* logged that the switch is missing */
 	struct vsw_hello hello;
 	uint32_t port;		/* the switch's port number, once UP */
 	struct vtimer timer;	/* retry (DOWN) or welcome timeout (HELLO) */
