@@ -210,6 +210,8 @@ vnc_thread_start(struct vnc *v)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&v->thread, NULL, vnc_thread, v);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)	/* for top -H and scripts/bench-vnc.sh */
+		pthread_setname_np(v->thread, "tv-vnc");
 	return -r;
 }
 
