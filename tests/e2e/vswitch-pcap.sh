@@ -12,9 +12,9 @@ export tv
 na=tv-pca-$$ nb=tv-pcb-$$
 ip netns add "$na" && ip netns add "$nb" || { echo "cannot make network namespaces"; exit 77; }
 vsw_cleanup_hooks+=("ip netns del $na 2>/dev/null; ip netns del $nb 2>/dev/null")
-ip link add tvpa type veth peer name tvpb || { echo "cannot make a veth pair"; exit 77; }
-ip link set tvpa netns "$na"
-ip link set tvpb netns "$nb"
+# Made inside the namespaces: no name is ever taken in the host's.
+ip -n "$na" link add tvpa type veth peer name tvpb netns "$nb" ||
+	{ echo "cannot make a veth pair"; exit 77; }
 ip -n "$na" link set tvpa up
 ip -n "$nb" addr add 10.77.0.1/24 dev tvpb
 ip -n "$nb" link set tvpb up

@@ -10,17 +10,17 @@ set -u
 . "$(dirname "$0")/vswitch-lib.sh"
 export tv
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)"; exit 77; }
-na=tv-vxa-$$ nb=tv-vxb-$$
+na=tv-vxa-$$ nb=tv-vxb-$$ va=tvxa$$ vb=tvxb$$
 ip netns add "$na" && ip netns add "$nb" || { echo "cannot make network namespaces"; exit 77; }
 vsw_cleanup_hooks+=("ip netns del $na 2>/dev/null; ip netns del $nb 2>/dev/null")
-ip link add tvxa type veth peer name tvxb || { echo "cannot make a veth pair"; exit 77; }
-ip link set tvxa netns "$na"
-ip link set tvxb netns "$nb"
-ip -n "$na" addr add 10.88.0.1/24 dev tvxa
-ip -n "$nb" addr add 10.88.0.2/24 dev tvxb
+ip link add "$va" type veth peer name "$vb" || { echo "cannot make a veth pair"; exit 77; }
+ip link set "$va" netns "$na"
+ip link set "$vb" netns "$nb"
+ip -n "$na" addr add 10.88.0.1/24 dev "$va"
+ip -n "$nb" addr add 10.88.0.2/24 dev "$vb"
 for n in "$na" "$nb"; do ip -n "$n" link set lo up; done
-ip -n "$na" link set tvxa up
-ip -n "$nb" link set tvxb up
+ip -n "$na" link set "$va" up
+ip -n "$nb" link set "$vb" up
 
 # side A B: its own runtime directory and datastore
 side() {
@@ -38,7 +38,7 @@ ip netns exec "$na" "$tv" switch run --daemon || bad "switch A"
 side B; "$tv" switch set vswitch0 vxlan.peers=10.88.0.1 || bad "peers B"
 ip netns exec "$nb" "$tv" switch run --daemon || bad "switch B"
 command -v tshark >/dev/null && {
-	ip netns exec "$nb" timeout 20 tshark -i tvxb -c 1 -f "udp port 4789" \
+	ip netns exec "$nb" timeout 20 tshark -i "$vb" -c 1 -f "udp port 4789" \
 		-T fields -e vxlan.vni -e eth.src >"$tmp/wire" 2>/dev/null &
 	sleep 2
 }
@@ -84,7 +84,7 @@ print([p["vni"] for p in json.load(sys.stdin)["portgroups"] if p["name"] == "lan
 
 # Linux's VXLAN in place of switch B.
 side B; "$tv" switch stop || bad "stop B"
-ip -n "$nb" link add vx10 type vxlan id 10 remote 10.88.0.1 dstport 4789 dev tvxb ||
+ip -n "$nb" link add vx10 type vxlan id 10 remote 10.88.0.1 dstport 4789 dev "$vb" ||
 	bad "a Linux vxlan device"
 ip -n "$nb" addr add 10.10.0.1/24 dev vx10
 ip -n "$nb" link set vx10 up

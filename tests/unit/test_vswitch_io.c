@@ -209,3 +209,58 @@ Test(vswitch_io, capture_with_a_bpf_filter)
 	tport_close(&b);
 	tport_close(&c);
 }
+
+static json_t *
+req(struct vsw_server *s, const char *line)
+{
+	return vsw_ctl_request(s, NULL, line, strlen(line));
+}
+
+/* The control socket's requests, on a server without sockets. */
+Test(vswitch_io, control_requests_and_bad_ones)
+{
+	struct vsw_server *s = calloc(1, sizeof(*s));
+	struct tport a;
+	json_t *r, *res;
+	static const char *bad[] = {
+		"not json", "[1,2]", "{\"cmd\": 3}", "{\"cmd\": \"show\", "
+		"\"args\": 1}", "{\"cmd\": \"nosuch\"}",
+		"{\"cmd\": \"show\", \"cmd\": \"stop\"}",
+	};
+
+	cr_assert_not_null(s);
+	s->sw = sw;		/* the fixture's switch, borrowed */
+	a = tport_add(&s->sw, "lan", 1, VSW_F_CSUM);
+	r = req(s, "{\"id\": 7, \"cmd\": \"show\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 7);
+	res = json_object_get(r, "result");
+	cr_assert_str_eq(json_string_value(json_object_get(res, "switch")),
+	    "io");
+	cr_assert_eq(json_array_size(json_object_get(res, "portgroups")), 2);
+	cr_assert_eq(json_array_size(json_object_get(res, "ports")), 1);
+	cr_assert(json_is_true(json_object_get(json_array_get(
+	    json_object_get(res, "ports"), 0), "csum")));
+	json_decref(r);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = vsw_ctl_request(s, NULL, bad[i], strlen(bad[i]));
+		cr_assert_not_null(r, "%s", bad[i]);
+		cr_assert(json_is_false(json_object_get(r, "ok")), "%s",
+		    bad[i]);
+		cr_assert(json_is_string(json_object_get(json_object_get(r,
+		    "error"), "message")), "%s", bad[i]);
+		json_decref(r);
+	}
+	/* capture needs a client connection: refused without one. */
+	r = req(s, "{\"cmd\": \"capture\"}");
+	cr_assert(json_is_false(json_object_get(r, "ok")));
+	json_decref(r);
+	cr_assert_not(s->stop);
+	r = req(s, "{\"cmd\": \"stop\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert(s->stop);
+	json_decref(r);
+	tport_close(&a);
+	sw = s->sw;		/* the fixture frees it */
+	free(s);
+}
