@@ -116,7 +116,8 @@ void
 fb_changed(struct display *d)
 {
 	d->generation++;
-	d->text_cache_ok = false;
+	/* Read by a drawing thread under render_lock only. */
+	__atomic_store_n(&d->text_cache_ok, false, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&fb_listener_lock);
 	if (d->listener != NULL)
 		d->listener(d->listener_opaque);
@@ -671,7 +672,7 @@ fb_reset(void *state)
 	if (was)
 		fb_changed(d);
 	else
-		d->text_cache_ok = false;
+		__atomic_store_n(&d->text_cache_ok, false, __ATOMIC_RELAXED);
 }
 
 /* The used part of VRAM: up to its last page with a non-zero byte. */

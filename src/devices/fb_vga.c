@@ -289,7 +289,8 @@ fb_vga_render_text(struct display *d, const struct fb_vga *v,
 	for (unsigned i = 0; i < n; i++)
 		text[i] = mem != NULL ? mem[(start + i) & (FB_TEXT_SIZE - 1)] : 0;
 	fb_vga_text_key(v, key);
-	if (d->text_cache_ok && memcmp(key, d->text_cache_key,
+	if (__atomic_load_n(&d->text_cache_ok, __ATOMIC_RELAXED) &&
+	    memcmp(key, d->text_cache_key,
 	    sizeof(key)) == 0 && memcmp(text, d->text_cache, n) == 0)
 		return;
 	for (unsigned i = 0; i < cols * rows; i++) {
@@ -306,7 +307,7 @@ fb_vga_render_text(struct display *d, const struct fb_vga *v,
 	}
 	memcpy(d->text_cache, text, n);
 	memcpy(d->text_cache_key, key, sizeof(key));
-	d->text_cache_ok = true;
+	__atomic_store_n(&d->text_cache_ok, true, __ATOMIC_RELAXED);
 }
 
 void

@@ -55,7 +55,7 @@ devmem $((m + 2)) 16 0; echo FB-ABSURD; sleep 6;
 devmem $((m + 8)) 16 0; devmem $((m + 2)) 16 640; devmem $((m + 4)) 16 480;
 devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; sleep 600'
 cmd=$(tr '\n' ' ' <<<"$cmd")
-"$tv" vm create fb --memory 256M --accel bt --kernel "$guest/vmlinuz" \
+"$tv" vm create fb --memory 256M --accel "${ACCEL:-bt}" --kernel "$guest/vmlinuz" \
 	--initrd "$guest/initrd.img" \
 	--append "console=tty0 console=ttyS0 loglevel=4 panic=-1 tv.quiet=1 tv.run=$(tv_enc "$cmd")" \
 	>/dev/null || { echo "vm create failed"; exit 1; }

@@ -107,6 +107,26 @@ Test(run_opts, datastore_vm_and_overrides)
 	cr_assert(strstr(err, "no kernel") != NULL, "%s", err);
 }
 
+/* --display: std by default, none leaves it out, it overrides a config. */
+Test(run_opts, display)
+{
+	struct vm_config c, vm;
+	struct run_args a;
+	char *argv[] = { "run", "--display", "none", "web", NULL };
+	char err[256];
+
+	cr_assert_eq(parse(&c, err, 2, "-k", "/k"), 0, "%s", err);
+	cr_assert_str_eq(c.display, "std");
+	cr_assert_eq(parse(&c, err, 4, "-k", "/k", "--display", "vga"), -1);
+	cr_assert(strstr(err, "--display vga") != NULL, "%s", err);
+	cr_assert_eq(run_parse_args(4, argv, &c, &a, err, sizeof(err)), 0,
+	    "%s", err);
+	vm_config_defaults(&vm);
+	snprintf(vm.kernel, sizeof(vm.kernel), "/vmlinuz");
+	cr_assert_eq(run_merge(&vm, &c, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(vm.display, "none");
+}
+
 Test(run_opts, default_guest_needs_make_guest)
 {
 	struct vm_config c;
