@@ -221,11 +221,16 @@ snapfile_write_ram(int fd, const uint8_t *ram, struct snapfile_info *in,
 	return fsync(fd) < 0 ? -errno : 0;
 }
 
-/* RAM through a child holding a copy-on-write view; the guest resumes
- * as soon as the child exists.  The child's status says how it went. */
+/*
+ * RAM through a child holding a copy-on-write view; the guest resumes as
+ * soon as the child exists.  The child renames tmp to path once all is
+ * written and synced.  With childp, its pid is returned at once (the
+ * caller reaps it); else this waits, and its status says how it went.
+ */
 static int
 snapfile_write_ram_cow(struct vm *vm, int fd, struct snapfile_info *in,
-    uint8_t *hdr, uint64_t *resumed_at)
+    uint8_t *hdr, const char *tmp, const char *path, pid_t *childp,
+    uint64_t *resumed_at)
 {
 	int status, err;
 	pid_t pid;
@@ -236,10 +241,16 @@ snapfile_write_ram_cow(struct vm *vm, int fd, struct snapfile_info *in,
 		return -errno;
 	if (pid == 0) {
 		err = snapfile_write_ram(fd, vm->ram, in, hdr);
+		if (err == 0 && rename(tmp, path) < 0)
+			err = -errno;
 		_exit(err < 0 ? (-err & 0x7f) : 0);
 	}
 	*resumed_at = vclock_ns();
 	vm_resume(vm);
+	if (childp != NULL) {
+		*childp = pid;
+		return 0;
+	}
 	/* vCPUs that do I/O meanwhile need the device lock. */
 	pthread_mutex_unlock(&vm->devlock);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -252,7 +263,8 @@ snapfile_write_ram_cow(struct vm *vm, int fd, struct snapfile_info *in,
 
 int
 snapfile_write(struct vm *vm, const char *path, const char *name, bool cow,
-    bool *resumed_out, uint64_t *paused_ns, char *err, size_t errlen)
+    pid_t *child, bool *resumed_out, uint64_t *paused_ns, char *err,
+    size_t errlen)
 {
 	struct snapfile_info in = { 0 };
 	uint64_t t0 = vclock_ns(), resumed = 0;
@@ -290,14 +302,14 @@ snapfile_write(struct vm *vm, const char *path, const char *name, bool cow,
 		snprintf(err, errlen, "%s: %s", tmp, strerror(-r));
 		goto fail;
 	}
-	r = cow ? snapfile_write_ram_cow(vm, fd, &in, hdr, &resumed) :
-	    snapfile_write_ram(fd, vm->ram, &in, hdr);
+	r = cow ? snapfile_write_ram_cow(vm, fd, &in, hdr, tmp, path, child,
+	    &resumed) : snapfile_write_ram(fd, vm->ram, &in, hdr);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: writing guest memory: %s", tmp,
 		    strerror(-r));
 		goto fail;
 	}
-	if (rename(tmp, path) < 0) {
+	if (!cow && rename(tmp, path) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define SNAPFILE_MAGIC		"TVSNAPSH"
 #define SNAPFILE_VERSION	1
@@ -38,12 +39,15 @@ struct snapfile_info {
  * With cow, RAM is written by a forked child from a copy-on-write view
  * of memory, and vm_resume() is called as soon as the child exists: the
  * guest runs while its RAM is written (*resumed is then true, even if
- * the write fails later).  Otherwise the VM stays paused and the caller
+ * the write fails later).  With child non-NULL, the child's pid is
+ * returned at once: it renames the file into place when done and exits
+ * 0, and the caller reaps it (and removes path.tmp if it failed); else
+ * this waits for it.  Without cow the VM stays paused and the caller
  * resumes it.  *paused_ns: how long the guest was kept paused here.
  * resumed and paused_ns may be NULL.  0 or -errno, err set.
  */
 int snapfile_write(struct vm *vm, const char *path, const char *name,
-    bool cow, bool *resumed, uint64_t *paused_ns, char *err,
+    bool cow, pid_t *child, bool *resumed, uint64_t *paused_ns, char *err,
     size_t errlen);
 
 /*

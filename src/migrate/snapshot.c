@@ -10,11 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "devices/virtio_blk.h"
 #include "migrate/snapfile.h"
+#include "util/evloop.h"
 #include "util/log.h"
 
 /* What --restore opened, until the VM exists to load it into. */
@@ -69,6 +73,60 @@ snapshot_restore_load(struct vm *vm, char *err, size_t errlen)
 	return r;
 }
 
+/* The child writing a snapshot's RAM, reaped from the event loop. */
+struct snapshot_child {
+	struct vm *vm;
+	pid_t pid;
+	int pidfd;
+	char tmp[4200];
+};
+
+static void
+snapshot_reap(void *opaque, int fd)
+{
+	struct snapshot_child *c = opaque;
+	int status;
+
+	if (waitpid(c->pid, &status, WNOHANG) != c->pid)
+		return;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warnx("snapshot: writing guest memory to %s failed (%s)",
+		    c->tmp, WIFEXITED(status) ? strerror(WEXITSTATUS(status)) :
+		    "killed");
+		unlink(c->tmp);
+	}
+	evloop_del_fd(c->vm->loop, c->pidfd);
+	close(c->pidfd);
+	free(c);
+}
+
+/* Reap pid from the event loop; without a pidfd, wait for it now. */
+static void
+snapshot_watch(struct vm *vm, pid_t pid, const char *path)
+{
+	struct snapshot_child *c = calloc(1, sizeof(*c));
+	int status;
+
+	if (c != NULL) {
+		c->vm = vm;
+		c->pid = pid;
+		snprintf(c->tmp, sizeof(c->tmp), "%s.tmp", path);
+		c->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (c->pidfd >= 0 && evloop_add_fd(vm->loop, c->pidfd,
+		    snapshot_reap, c) == 0)
+			return;
+		if (c->pidfd >= 0)
+			close(c->pidfd);
+	}
+	pthread_mutex_unlock(&vm->devlock);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&vm->devlock);
+	if (c != NULL && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+		unlink(c->tmp);
+	free(c);
+}
+
 /* Put disks 0..n-1 back on the images they used before. */
 static void
 snapshot_disks_back(struct vm *vm, char (*old)[4096], int n)
@@ -88,6 +146,7 @@ snapshot_take_running(struct vm *vm, const char *path, const char *name,
 {
 	char (*old)[4096] = NULL;
 	bool resumed = false;
+	pid_t child = -1;
 	int i, r = 0;
 
 	*paused_ns = 0;
@@ -112,9 +171,11 @@ snapshot_take_running(struct vm *vm, const char *path, const char *name,
 		    sizeof(old[i]), err, errlen);
 	if (r < 0)
 		snapshot_disks_back(vm, old, i - 1);
-	else if ((r = snapfile_write(vm, path, name, true, &resumed,
+	else if ((r = snapfile_write(vm, path, name, true, &child, &resumed,
 	    paused_ns, err, errlen)) < 0 && !resumed)
 		snapshot_disks_back(vm, old, n);
+	if (r == 0)
+		snapshot_watch(vm, child, path);
 	if (r < 0 && resumed && n > 0) {
 		/* The guest has written to the overlays: they stay. */
 		size_t l = strlen(err);

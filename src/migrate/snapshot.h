@@ -33,6 +33,8 @@ int snapshot_restore_load(struct vm *vm, char *err, size_t errlen);
  * overlays the caller made over their current images, so that those
  * stay as they are now; its state is saved and its RAM forked off, and
  * the guest runs again while a child writes the RAM (snapfile_write).
+ * This returns then: path appears once the child is done (the event
+ * loop reaps it; path.tmp is removed if it failed).
  * Called on the event thread with the device lock held.  *paused_ns:
  * how long the guest was stopped.  0 or -errno with err set; when the
  * guest already ran on the overlays, err says so and they stay.

@@ -399,6 +399,34 @@ snapshot_drop_overlays(struct snapshot_ctx *x, char (*made)[128], int n)
 	}
 }
 
+/* The VM's child writing the memory renames mem.tmp to mem when done,
+ * and the VM removes mem.tmp if it failed. */
+static int
+snapshot_wait_file(struct snapshot_ctx *x, const char *mem)
+{
+	char tmp[PATH_MAX + 80];
+	struct timespec t0, t1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", mem);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int ms = 0; ms < 600000; ms += 50) {
+		if (access(mem, F_OK) == 0) {
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			printf("memory written in %.1f s\n", (double)(t1.tv_sec -
+			    t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+			return 0;
+		}
+		if (access(tmp, F_OK) != 0 && access(mem, F_OK) != 0) {
+			log_warnx("%s: writing the memory file failed (see %s/"
+			    "%s.log)", x->vm, x->dir, x->vm);
+			return -EIO;
+		}
+		poll(NULL, 0, 50);
+	}
+	log_warnx("%s: the memory file is not complete after 600 s", x->vm);
+	return -ETIMEDOUT;
+}
+
 /* The running VM writes its memory file and moves onto the overlays. */
 static int
 snapshot_take_running_vm(struct snapshot_ctx *x, const char *name,
@@ -430,10 +458,14 @@ snapshot_take_running_vm(struct snapshot_ctx *x, const char *name,
 			snapshot_drop_overlays(x, made, n);
 		return r;
 	}
-	printf("%s: memory and devices saved; the guest was paused %.1f ms\n",
-	    name, json_number_value(json_object_get(res, "paused_ms")));
+	printf("%s: the guest was paused %.1f ms; its memory is being "
+	    "written\n", name, json_number_value(json_object_get(res,
+	    "paused_ms")));
 	json_decref(res);
-	return snapshot_use_overlays(x, made, n);
+	/* The disks moved whatever happens to the memory file. */
+	if ((r = snapshot_use_overlays(x, made, n)) < 0)
+		return r;
+	return snapshot_wait_file(x, mem);
 }
 
 static int

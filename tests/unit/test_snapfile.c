@@ -93,8 +93,8 @@ take(struct vm_config *cfg)
 	cr_assert_gt(count, 0);
 	pthread_mutex_lock(&vm->devlock);
 	cr_assert_eq(vm_pause(vm, 1000), 0);
-	cr_assert_eq(snapfile_write(vm, path, "s1", true, &resumed, &paused,
-	    err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snapfile_write(vm, path, "s1", true, NULL, &resumed,
+	    &paused, err, sizeof(err)), 0, "%s", err);
 	pthread_mutex_unlock(&vm->devlock);
 	cr_assert(resumed, "the guest ran again once its RAM was forked off");
 	cr_assert_eq(vm->pause_depth, 0);
