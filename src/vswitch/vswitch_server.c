@@ -147,6 +147,13 @@ vsw_server_apply_vxlan(struct vsw_server *s, const struct vsw_conf *c,
 {
 	int i, fd, ret;
 
+	/* Unchanged: keep the socket, the peers and what they taught us
+	 * (a reload comes with every new port group name). */
+	if (s->sw.vxlan_fd >= 0 && c->npeers == s->conf.npeers &&
+	    c->vxlan_port == s->conf.vxlan_port &&
+	    strcmp(c->vxlan_local, s->conf.vxlan_local) == 0 &&
+	    memcmp(c->peers, s->conf.peers, sizeof(c->peers)) == 0)
+		return 0;
 	vsw_server_drop_peers(s);
 	if (s->sw.vxlan_fd >= 0) {
 		vsw_server_unwatch(s, s->sw.vxlan_fd);

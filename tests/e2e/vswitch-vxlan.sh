@@ -67,6 +67,20 @@ big = bytes(range(256)) * 5 + b"end"
 a1.send(b1.mac, big)
 got = b1.drain(1.0)
 ck(len(got) == 1 and got[0][14:] == big, "a full-size frame crosses intact")
+# A reload (a new port group) keeps the tunnel and what it learned.
+import subprocess
+env = dict(os.environ, XDG_RUNTIME_DIR=tmp + "/runA",
+           TERMVISOR_DATASTORE=tmp + "/dsA")
+ck(subprocess.run([os.environ["tv"], "switch", "portgroup", "add", "vswitch0",
+                   "later"], env=env).returncode == 0, "portgroup add on A")
+import json
+j = json.loads(subprocess.run([os.environ["tv"], "switch", "show", "--json"],
+                              env=env, capture_output=True, text=True).stdout)
+ck(any(m["mac"] == "52:54:00:00:00:41" for m in j["macs"]),
+   "A still knows b1's MAC behind the peer after the reload")
+a1.send(b1.mac, b"after reload")
+ck([f[14:26] for f in b1.drain(1.0)] == [b"after reload"] and
+   b2.drain() == [], "still unicast to b1 after A's reload")
 bd.send(BCAST, b"dmz")
 ck(len(ad.drain(1.0)) == 1 and a1.drain() == [], "dmz crosses as dmz only")
 ck.exit()
