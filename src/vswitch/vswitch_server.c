@@ -711,6 +711,9 @@ vsw_server_child(struct vsw_server *s, const char *name,
 		dup2(fd, STDIN_FILENO);
 		close(fd);
 	}
+	/* Not the starter's directory: it may be unmounted while we run
+	 * (capture files come as absolute paths). */
+	(void)!chdir("/");
 	if ((f = fdopen(dup(STDERR_FILENO), "a")) != NULL) {
 		setvbuf(f, NULL, _IOLBF, 0);
 		log_set_file(f);
