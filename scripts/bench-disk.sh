@@ -85,7 +85,10 @@ mkinitrd || { echo "bench-disk: cannot build the fio initramfs"; exit 1; }
 
 enc() { printf '%s' "$1" | sed 's/%/%25/g; s/+/%2B/g; s/ /+/g; s/"/%22/g'; }
 # quiet: no kernel message can split a result line on the console.
-append="console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "fio $(fio_args /dev/vda)")"
+# The disk's interrupts (virtio-blk's MSI-X vectors) before and after, to
+# count interrupts per request: a ratio the host's load does not skew.
+irqs='echo IRQ $(grep virtio /proc/interrupts | grep -v config | tr -s " " | cut -d" " -f3- | awk "{ s += \$1 + \$2 } END { print s }")'
+append="console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "$irqs; fio $(fio_args /dev/vda); $irqs")"
 
 # Results: R[platform.job]="iops kib/s" from fio's terse v3 lines
 # (field 3 job name, 7/8 read KiB/s and IOPS, 48/49 write KiB/s and IOPS).
@@ -96,6 +99,13 @@ parse() {	# PLATFORM FILE
 		R[$1.$name]="$iops $bw"
 	done < <(tr -d '\r' <"$2" | grep -aE '^3;fio-' |
 		awk -F';' '{ if ($8 > 0 || $7 > 0) print $3, $7, $8; else print $3, $48, $49 }')
+	# Interrupts per request over the whole run: the IRQ lines' difference
+	# over every job's requests (read and write KiB / block size: fields 6
+	# and 47 are the KiB each job moved).
+	R[$1.irq]=$(tr -d '\r' <"$2" | awk -F';' '
+		/^IRQ [0-9]+$/ { split($0, w, " "); if (n++ == 0) a = w[2]; else b = w[2] }
+		/^3;fio-/ { bs = ($3 ~ /1m/) ? 1024 : 4; reqs += ($6 + $47) / bs }
+		END { if (n == 2 && reqs > 0) printf "%.2f", (b - a) / reqs; else print "n/a" }')
 }
 # Time limit of a guest run: boot plus every job plus fio's own start.
 limit=$(( 240 + ${#jobs[@]} * (runtime + 20) ))
@@ -159,6 +169,7 @@ for j in "${jobs[@]}"; do
 	printf '  %-10s %6s %10s %10s %10s %9s %9s\n' "$j" "$unit" "$t" "$q" "$h" \
 		"$(ratio "$t" "$h")" "$(ratio "$t" "$q")"
 done
+echo "  interrupts per request, all jobs: termvisor ${R[tv.irq]:-n/a}, QEMU ${R[qemu.irq]:-n/a}"
 t=$(cell tv rr4k-qd32) q=$(cell qemu rr4k-qd32) h=$(cell host rr4k-qd32)
 echo "  target: rr4k-qd32 tv/host >= 0.80 (now $(ratio "$t" "$h")), tv/qemu >= 1 (now $(ratio "$t" "$q"))"
 echo
