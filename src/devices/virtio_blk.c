@@ -593,6 +593,65 @@ virtio_blk_snapshot(void *state, struct snap *s)
 	return virtio_dev_snapshot(&vb->vd, s);
 }
 
+/*
+ * Snapshots of a running VM: from now on disk index reads and writes
+ * path (an overlay over its current image).  The device is drained and
+ * the image flushed first; if the new image cannot be opened the old one
+ * is opened again.  The old image's path goes to oldpath (may be NULL).
+ * Device lock held, VM paused.  0 or -errno, err set.
+ */
+int
+virtio_blk_reopen(struct vm *vm, int index, const char *path,
+    const char *format, char *oldpath, size_t oldlen, char *err,
+    size_t errlen)
+{
+	struct vmcfg_disk old, d;
+	struct virtio_blk *vb = NULL;
+	struct blkdev_info info;
+	struct blkdev *nb = NULL;
+	char name[32], msg[512];
+	int r;
+
+	snprintf(name, sizeof(name), "virtio-blk%d", index);
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_blk_ops &&
+		    strcmp(vm->devices[i].name, name) == 0)
+			vb = vm->devices[i].state;
+	if (vb == NULL || vb->bd == NULL) {
+		snprintf(err, errlen, "no disk %d", index);
+		return -ENOENT;
+	}
+	virtio_blk_drain(vb, true);
+	if ((r = blkdev_flush(vb->bd)) < 0) {
+		snprintf(err, errlen, "%s: flush: %s", vb->bd->path,
+		    strerror(-r));
+		return r;
+	}
+	memset(&old, 0, sizeof(old));
+	blkdev_info(vb->bd, &info);
+	snprintf(old.path, sizeof(old.path), "%s", vb->bd->path);
+	snprintf(old.format, sizeof(old.format), "%s", info.format);
+	if (oldpath != NULL)
+		snprintf(oldpath, oldlen, "%s", old.path);
+	old.readonly = vb->readonly;
+	d = old;
+	snprintf(d.path, sizeof(d.path), "%s", path);
+	snprintf(d.format, sizeof(d.format), "%s", format);
+	/* The image locks refuse a second open of the old image (the new
+	 * one's backing) while this handle writes it: close it first. */
+	blkdev_close(vb->bd);
+	r = blkdev_open_disk(&nb, &d, err, errlen);
+	if (r == 0 && blkdev_length(nb) / VIRTIO_BLK_SECTOR != vb->sectors) {
+		snprintf(err, errlen, "%s: not the disk's size", path);
+		blkdev_close(nb);
+		r = -EINVAL;
+	}
+	if (r < 0 && blkdev_open_disk(&nb, &old, msg, sizeof(msg)) < 0)
+		fatalx("%s: cannot open its image again: %s", vb->name, msg);
+	vb->bd = nb;
+	return r;
+}
+
 static void
 virtio_blk_stats(void *state, struct device_stats *st)
 {
