@@ -184,8 +184,38 @@ kvm_map_mem(struct vm *vm, struct mem_region *r)
 }
 
 /*
- * Per-vCPU CPUID: KVM's supported set, with this vCPU's APIC ID and the
- * package size filled in and the hypervisor bit set.
+ * cpu = "baseline": only what the software CPU also gives (bt/cpuid.c),
+ * so that a snapshot can resume there; no XSAVE, no KVM paravirtual
+ * leaves.  False when the entry is to be left out.
+ */
+static bool
+kvm_cpuid_model(const struct vm *vm, struct kvm_cpuid_entry2 *e)
+{
+	if (vm->cfg == NULL || strcmp(vm->cfg->cpu, "baseline") != 0)
+		return true;
+	switch (e->function) {
+	case 1:
+		e->ecx &= 0x80002201;	/* SSE3 SSSE3 CX16 hypervisor */
+		e->edx &= 0x178ba379;
+		break;
+	case 7:
+		e->ebx = e->ecx = e->edx = 0;
+		break;
+	case 0xd:
+		e->eax = e->ebx = e->ecx = e->edx = 0;
+		break;
+	case 0x80000001:
+		e->ecx &= 1;		/* LAHF_LM */
+		e->edx &= 0x2193fbff;	/* SYSCALL NX LM, AMD's copies */
+		break;
+	}
+	return e->function < 0x40000000 || e->function > 0x4fffffff;
+}
+
+/*
+ * Per-vCPU CPUID: KVM's supported set (under the VM's CPU model), with
+ * this vCPU's APIC ID and the package size filled in and the hypervisor
+ * bit set.
  */
 static int
 kvm_set_cpuid(struct vcpu *vcpu, int fd)
@@ -199,6 +229,10 @@ kvm_set_cpuid(struct vcpu *vcpu, int fd)
 	if (c == NULL)
 		return -ENOMEM;
 	memcpy(c, k->cpuid, sz);
+	c->nent = 0;
+	for (unsigned i = 0; i < k->cpuid->nent; i++)
+		if (kvm_cpuid_model(vcpu->vm, &k->cpuid->entries[i]))
+			c->entries[c->nent++] = k->cpuid->entries[i];
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
@@ -899,12 +933,14 @@ kvm_cpuid_of(struct vcpu *vcpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 
 	r[0] = r[1] = r[2] = r[3] = 0;
 	for (unsigned i = 0; i < k->cpuid->nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &k->cpuid->entries[i];
+		struct kvm_cpuid_entry2 e = k->cpuid->entries[i];
 
-		if (e->function != leaf || ((e->flags &
-		    KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e->index != sub))
+		if (e.function != leaf || ((e.flags &
+		    KVM_CPUID_FLAG_SIGNIFCANT_INDEX) && e.index != sub))
 			continue;
-		r[0] = e->eax; r[1] = e->ebx; r[2] = e->ecx; r[3] = e->edx;
+		if (kvm_cpuid_model(vcpu->vm, &e)) {
+			r[0] = e.eax; r[1] = e.ebx; r[2] = e.ecx; r[3] = e.edx;
+		}
 		break;
 	}
 	if (leaf == 1)

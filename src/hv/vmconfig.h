@@ -29,6 +29,10 @@ struct vm_config {
 	char name[64];
 	uint64_t memory;	/* bytes */
 	int cpus;
+	/* CPUID model: "" or "host" (all the accelerator has),
+	 * "baseline" (KVM hides what the software CPU lacks, so that
+	 * snapshots move between the accelerators). */
+	char cpu[16];
 	char accel[8];		/* "kvm", "bt", "auto" */
 	char kernel[4096];
 	char initrd[4096];

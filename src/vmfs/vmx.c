@@ -572,6 +572,12 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 		c->cpus = (int)u;
 		return 0;
 	}
+	if (strcasecmp(k, "cpu") == 0) {
+		if (strcmp(v, "host") && strcmp(v, "baseline"))
+			return vmx_err(err, errlen, "expected host or baseline, "
+			    "got '%s'", v);
+		return vmx_apply_str(c->cpu, sizeof(c->cpu), v, err, errlen);
+	}
 	if (strcasecmp(k, "accel") == 0) {
 		if (strcmp(v, "kvm") && strcmp(v, "bt") && strcmp(v, "auto"))
 			return vmx_err(err, errlen, "expected kvm, bt or auto, "
@@ -757,6 +763,8 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    (c->append[0] && (ret = vmx_set(doc, "append", c->append)) < 0) ||
 	    (strcmp(c->accel, "auto") != 0 &&
 	    (ret = vmx_set(doc, "accel", c->accel)) < 0) ||
+	    (c->cpu[0] && strcmp(c->cpu, "host") != 0 &&
+	    (ret = vmx_set(doc, "cpu", c->cpu)) < 0) ||
 	    (strcmp(c->vnc, "none") != 0 &&
 	    (ret = vmx_set(doc, "vnc", c->vnc)) < 0) ||
 	    (c->vnc_password_file[0] && (ret = vmx_set(doc,
