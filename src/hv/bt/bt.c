@@ -399,7 +399,7 @@ bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit)
 				continue;
 			}
 		}
-		bt_tc_run(c, bt_next_block(c));
+		bt_tc_exec(c, bt_next_block(c));
 	}
 }
 

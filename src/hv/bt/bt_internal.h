@@ -72,6 +72,8 @@ struct bt_block {
 	uint64_t link_lin[2];		/* their linear addresses */
 	uint32_t link_inval[2];		/* bt_vm.inval_gen when linked */
 	uint16_t ninsn;
+	void *jit;		/* generated host code, or NULL */
+	uint32_t jslot[2];	/* its two chain slots (jit.c) */
 	struct bt_insn insn[];
 };
 
@@ -151,6 +153,12 @@ struct bt_cpu {
 	} jc[4096];
 	uint64_t prev_lin;
 	uint32_t prev_tlb, prev_tc;
+
+	/* Host code generation (jit.c); NULL when off. */
+	struct bt_jit *jit;
+	struct bt_block *jit_last;	/* block whose code just exited */
+	const uint32_t *reqp;		/* &vcpu->requests */
+	const uint32_t *inval_p;	/* &bvm->inval_gen */
 
 	/* Translation cache. */
 	struct bt_block **hash;
@@ -495,6 +503,20 @@ void bt_specialize(struct bt_cpu *c, struct bt_insn *i);
 /* Fuse a register CMP/TEST/DEC... with the Jcc after it; true if done
  * (first then covers both). */
 bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
+/* What an inline-compilable fast handler does (for jit.c). */
+enum { BT_FD_MOV = 1, BT_FD_ALU, BT_FD_LEA };
+struct bt_fdesc {
+	uint8_t kind;		/* BT_FD_* */
+	uint8_t op;		/* ALU: x86 group-1 index (0 ADD .. 7 CMP),
+				 * 8 TEST */
+	uint8_t sz;		/* 4 or 8 */
+	uint8_t dst, src;	/* register numbers */
+	uint8_t imm;		/* source is i->imm */
+	uint8_t write;		/* result goes to dst */
+	uint8_t branch;		/* fused Jcc: condition in i->scale,
+				 * displacement in i->disp */
+};
+bool bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d);
 /* True if the instruction ends a block. */
 bool bt_insn_ends_block(const struct bt_insn *i);
 
@@ -584,6 +606,39 @@ bt_tc_run(struct bt_cpu *c, struct bt_block *b)
 	c->cur = NULL;
 	if (unlikely(shadow))
 		c->shadow = 0;
+}
+
+/* --- jit.c: host code for 64-bit blocks --- */
+/* Set up c->jit unless TERMVISOR_BT_JIT=0 (or the host refuses the
+ * mapping, then the interpreter runs alone); 0 or -errno. */
+int bt_jit_init(struct bt_cpu *c);
+void bt_jit_fini(struct bt_cpu *c);
+/* Forget every generated block (with the translation cache). */
+void bt_jit_flush(struct bt_cpu *c);
+/* Room for one more block?  false: flush first. */
+bool bt_jit_room(struct bt_cpu *c);
+/* Generate code for b (sets b->jit, or leaves it NULL). */
+void bt_jit_compile(struct bt_cpu *c, struct bt_block *b);
+/* Make from's code jump straight to to's when it ends at to's RIP
+ * (until the TLB or any code changes). */
+void bt_jit_link(struct bt_cpu *c, struct bt_block *from,
+    struct bt_block *to);
+/* Run b's code: what bt_tc_run(c, b) does, then maybe the blocks
+ * linked after it, up to the first with an event pending. */
+void bt_jit_run(struct bt_cpu *c, struct bt_block *b);
+
+/* Run one block, through its host code when it has some. */
+static inline void
+bt_tc_exec(struct bt_cpu *c, struct bt_block *b)
+{
+	if (b->jit != NULL && likely(!c->shadow)) {
+		if (c->jit_last != NULL)
+			bt_jit_link(c, c->jit_last, b);
+		bt_jit_run(c, b);
+	} else {
+		c->jit_last = NULL;
+		bt_tc_run(c, b);
+	}
 }
 
 /* I/O through the VMM's exit path. */

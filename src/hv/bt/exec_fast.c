@@ -624,3 +624,66 @@ bt_fuse(struct bt_insn *first, const struct bt_insn *jcc)
 	}
 	return false;
 }
+
+/*
+ * What the JIT may compile inline: the register-only fast handlers, whose
+ * effects (a register, the lazy flags, maybe a branch) are described
+ * here so the code generator never has to know the handlers by name.
+ */
+bool
+bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
+{
+	static const struct { bt_fn *fn; uint8_t op, sz, form, write; } t[] = {
+		{ fx_add64, 0, 8, 0, 1 }, { fx_or64, 1, 8, 0, 1 },
+		{ fx_and64, 4, 8, 0, 1 }, { fx_sub64, 5, 8, 0, 1 },
+		{ fx_xor64, 6, 8, 0, 1 }, { fx_cmp64, 7, 8, 0, 0 },
+		{ fx_add32, 0, 4, 0, 1 }, { fx_or32, 1, 4, 0, 1 },
+		{ fx_and32, 4, 4, 0, 1 }, { fx_sub32, 5, 4, 0, 1 },
+		{ fx_xor32, 6, 4, 0, 1 }, { fx_cmp32, 7, 4, 0, 0 },
+		{ fx_test_rr64, 8, 8, 0, 0 }, { fx_test_rr32, 8, 4, 0, 0 },
+		{ fx_addi64, 0, 8, 1, 1 }, { fx_subi64, 5, 8, 1, 1 },
+		{ fx_cmpi64, 7, 8, 1, 0 }, { fx_andi64, 4, 8, 1, 1 },
+		{ fx_addi32, 0, 4, 1, 1 }, { fx_subi32, 5, 4, 1, 1 },
+		{ fx_cmpi32, 7, 4, 1, 0 }, { fx_andi32, 4, 4, 1, 1 },
+		{ fj_cmp64, 7, 8, 2, 0 }, { fj_cmp32, 7, 4, 2, 0 },
+		{ fj_cmpi64, 7, 8, 3, 0 }, { fj_cmpi32, 7, 4, 3, 0 },
+		{ fj_test64, 8, 8, 2, 0 }, { fj_test32, 8, 4, 2, 0 },
+		{ fj_sub64, 5, 8, 2, 1 }, { fj_and64, 4, 8, 2, 1 },
+		{ fj_add64, 0, 8, 2, 1 }, { fj_subi64, 5, 8, 3, 1 },
+	};
+
+	memset(d, 0, sizeof(*d));
+	if (i->fn == fx_mov_rr64 || i->fn == fx_mov_rr32) {
+		d->kind = BT_FD_MOV;
+		d->sz = i->fn == fx_mov_rr64 ? 8 : 4;
+		d->dst = i->opc == 0x89 ? i->rm : i->reg;
+		d->src = i->opc == 0x89 ? i->reg : i->rm;
+		return true;
+	}
+	if (i->fn == fx_lea64) {
+		d->kind = BT_FD_LEA;
+		d->sz = 8;
+		d->dst = i->reg;
+		return true;
+	}
+	for (unsigned k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+		if (i->fn != t[k].fn)
+			continue;
+		d->kind = BT_FD_ALU;
+		d->op = t[k].op;
+		d->sz = t[k].sz;
+		d->write = t[k].write;
+		d->imm = (t[k].form & 1) != 0;
+		d->branch = (t[k].form & 2) != 0;
+		if (d->imm) {
+			d->dst = i->rm;
+		} else {
+			d->dst = (i->opc & 2) ? i->reg : i->rm;
+			d->src = (i->opc & 2) ? i->rm : i->reg;
+		}
+		if (d->op == 8)		/* TEST: operands are symmetric */
+			d->src = i->reg, d->dst = i->rm;
+		return true;
+	}
+	return false;
+}

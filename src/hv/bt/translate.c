@@ -35,12 +35,13 @@ bt_tc_init(struct bt_cpu *c)
 	}
 	c->arena_size = TC_ARENA;
 	c->arena_used = 0;
-	return 0;
+	return bt_jit_init(c);
 }
 
 void
 bt_tc_fini(struct bt_cpu *c)
 {
+	bt_jit_fini(c);
 	free(c->hash);
 	if (c->arena != NULL)
 		munmap(c->arena, c->arena_size);
@@ -53,6 +54,7 @@ bt_tc_flush(struct bt_cpu *c)
 {
 	memset(c->hash, 0, TC_HASH_SIZE * sizeof(*c->hash));
 	c->arena_used = 0;
+	bt_jit_flush(c);
 	c->tc_epoch++;
 	c->cur = NULL;
 }
@@ -107,7 +109,7 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 	unsigned n = 0;
 	unsigned h;
 
-	if (c->arena_used + need > c->arena_size)
+	if (c->arena_used + need > c->arena_size || !bt_jit_room(c))
 		bt_tc_flush(c);
 	b = (struct bt_block *)(c->arena + c->arena_used);
 	memset(b, 0, sizeof(*b));
@@ -159,6 +161,7 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 			    __ATOMIC_ACQUIRE);
 	c->arena_used += (sizeof(struct bt_block) + n *
 	    sizeof(struct bt_insn) + 15) & ~(size_t)15;
+	bt_jit_compile(c, b);
 	h = tc_hash(gpa, b->mode);
 	b->hnext = c->hash[h];
 	c->hash[h] = b;

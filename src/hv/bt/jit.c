@@ -1,0 +1,585 @@
+/*
+ * Host code for 64-bit blocks: a small x86-64 code generator on top of
+ * the pre-decoded blocks.  Each instruction becomes either inline host
+ * code (register MOV/ALU/LEA and compare-and-branch, which cannot fault)
+ * or a direct call of its pre-decoded handler with RIP and the next RIP
+ * stored first, exactly as bt_tc_run would have them.  That keeps every
+ * exception precise (a faulting handler longjmps out with c->rip at the
+ * instruction, as in the interpreter) and leaves the semantics in one
+ * place: the generated code only replaces the dispatch loop and the
+ * commonest register operations.
+ *
+ * Registers inside generated code: rbx = struct bt_cpu *, r12 = the
+ * block's first RIP (every RIP in the block is r12 + a constant), rax,
+ * rcx, rdx, rsi, rdi scratch.  A block is entered through a trampoline
+ * that saves the callee-saved registers and left through a common exit.
+ *
+ * W^X: the buffer is one memfd mapped twice, writable at one address and
+ * executable at another, so no page is ever writable and executable at
+ * the same address.  TERMVISOR_BT_JIT=0 turns the generator off (the
+ * interpreter alone runs; the tests run both).
+ */
+#include "hv/bt/bt_internal.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "hv/vm.h"
+#include "util/log.h"
+
+#define JIT_SIZE (64ull << 20)
+/* Worst case for one instruction and one block's fixed parts. */
+#define JIT_INSN_MAX 96
+#define JIT_BLOCK_MAX (48 * (JIT_INSN_MAX + 16) + 512)
+
+struct bt_jit {
+	uint8_t *rw, *rx;	/* the same pages, two views */
+	size_t used, size;
+	int fd;
+	size_t entry, exit;	/* trampoline offsets */
+};
+
+/* The code being emitted. */
+struct jx {
+	struct bt_jit *j;
+	uint8_t *p;		/* write position (rw view) */
+};
+
+enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6,
+       RDI = 7, R12 = 12 };
+
+#define OFF(f) ((int32_t)offsetof(struct bt_cpu, f))
+#define GPR(r) (OFF(gpr) + 8 * (int32_t)(r))
+
+static void
+e1(struct jx *x, uint8_t b)
+{
+	*x->p++ = b;
+}
+
+static void
+e4(struct jx *x, uint32_t v)
+{
+	memcpy(x->p, &v, 4);
+	x->p += 4;
+}
+
+static void
+e8(struct jx *x, uint64_t v)
+{
+	memcpy(x->p, &v, 8);
+	x->p += 8;
+}
+
+/* Executable address of the rw position p. */
+static uintptr_t
+jit_rx(struct bt_jit *j, const uint8_t *p)
+{
+	return (uintptr_t)(j->rx + (p - j->rw));
+}
+
+/* ModRM (+disp) for [rbx + disp] with reg in the reg field. */
+static void
+e_mem(struct jx *x, unsigned reg, int32_t disp)
+{
+	if (disp >= -128 && disp < 128) {
+		e1(x, (uint8_t)(0x40 | (reg & 7) << 3 | RBX));
+		e1(x, (uint8_t)disp);
+	} else {
+		e1(x, (uint8_t)(0x80 | (reg & 7) << 3 | RBX));
+		e4(x, (uint32_t)disp);
+	}
+}
+
+/* op reg, [rbx + disp] / op [rbx + disp], reg: w = 64-bit. */
+static void
+e_rm(struct jx *x, bool w, uint8_t opc, unsigned reg, int32_t disp)
+{
+	if (w || reg >= 8)
+		e1(x, (uint8_t)(0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0)));
+	e1(x, opc);
+	e_mem(x, reg, disp);
+}
+
+static void
+e_ld(struct jx *x, bool w, unsigned reg, int32_t disp)
+{
+	e_rm(x, w, 0x8b, reg, disp);
+}
+
+static void
+e_st(struct jx *x, bool w, unsigned reg, int32_t disp)
+{
+	e_rm(x, w, 0x89, reg, disp);
+}
+
+/* mov dword/qword [rbx + disp], simm32 */
+static void
+e_st_imm(struct jx *x, bool w, int32_t disp, uint32_t imm)
+{
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0xc7);
+	e_mem(x, 0, disp);
+	e4(x, imm);
+}
+
+/* lea reg, [r12 + disp] (a RIP of this block) */
+static void
+e_lea_rip(struct jx *x, unsigned reg, int64_t disp)
+{
+	e1(x, (uint8_t)(0x49 | (reg >= 8 ? 4 : 0)));
+	e1(x, 0x8d);
+	e1(x, (uint8_t)(0x84 | (reg & 7) << 3));
+	e1(x, 0x24);
+	e4(x, (uint32_t)(int32_t)disp);
+}
+
+static void
+e_mov_imm64(struct jx *x, unsigned reg, uint64_t v)
+{
+	if (v <= 0xffffffffull) {	/* mov r32, imm32 zero-extends */
+		if (reg >= 8)
+			e1(x, 0x41);
+		e1(x, (uint8_t)(0xb8 | (reg & 7)));
+		e4(x, (uint32_t)v);
+		return;
+	}
+	e1(x, (uint8_t)(0x48 | (reg >= 8 ? 1 : 0)));
+	e1(x, (uint8_t)(0xb8 | (reg & 7)));
+	e8(x, v);
+}
+
+/* mov rax, fn; call rax (one target per site: always predicted) */
+static void
+e_call(struct jx *x, const void *fn)
+{
+	e_mov_imm64(x, RAX, (uint64_t)(uintptr_t)fn);
+	e1(x, 0xff);
+	e1(x, 0xd0);
+}
+
+/* jmp rel32 / jcc rel32 to the rw position `to` (may be patched later:
+ * returns where the rel32 sits). */
+static uint8_t *
+e_jmp(struct jx *x, int cc, const uint8_t *to)
+{
+	uint8_t *at;
+
+	if (cc < 0) {
+		e1(x, 0xe9);
+	} else {
+		e1(x, 0x0f);
+		e1(x, (uint8_t)(0x80 | cc));
+	}
+	at = x->p;
+	e4(x, to != NULL ? (uint32_t)(int32_t)(to - (at + 4)) : 0);
+	return at;
+}
+
+static void
+jit_patch(uint8_t *at, const uint8_t *to)
+{
+	int32_t rel = (int32_t)(to - (at + 4));
+
+	memcpy(at, &rel, 4);
+}
+
+/* The entry trampoline (c in rdi, code in rsi) and the common exit. */
+static void
+jit_trampolines(struct bt_jit *j)
+{
+	struct jx x = { j, j->rw };
+
+	j->entry = 0;
+	e1(&x, 0x53);			/* push rbx */
+	e1(&x, 0x41); e1(&x, 0x54);	/* push r12 */
+	e1(&x, 0x55);			/* push rbp: rsp is 16-aligned */
+	e1(&x, 0x48); e1(&x, 0x89); e1(&x, 0xfb);	/* mov rbx, rdi */
+	e1(&x, 0xff); e1(&x, 0xe6);	/* jmp rsi */
+	j->exit = (size_t)(x.p - j->rw);
+	e1(&x, 0x5d);			/* pop rbp */
+	e1(&x, 0x41); e1(&x, 0x5c);	/* pop r12 */
+	e1(&x, 0x5b);			/* pop rbx */
+	e1(&x, 0xc3);			/* ret */
+	j->used = ((size_t)(x.p - j->rw) + 63) & ~(size_t)63;
+}
+
+int
+bt_jit_init(struct bt_cpu *c)
+{
+	const char *env = getenv("TERMVISOR_BT_JIT");
+	struct bt_jit *j;
+
+	c->jit = NULL;
+	if (env != NULL && (strcmp(env, "0") == 0 || strcmp(env, "off") == 0))
+		return 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -ENOMEM;
+	j->size = JIT_SIZE;
+	j->fd = memfd_create("termvisor-bt-jit", MFD_CLOEXEC);
+	if (j->fd < 0 || ftruncate(j->fd, (off_t)j->size) < 0)
+		goto fail;
+	j->rw = mmap(NULL, j->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+	    j->fd, 0);
+	j->rx = mmap(NULL, j->size, PROT_READ | PROT_EXEC, MAP_SHARED,
+	    j->fd, 0);
+	if (j->rw == MAP_FAILED || j->rx == MAP_FAILED)
+		goto fail;
+	jit_trampolines(j);
+	c->jit = j;
+	c->jit_last = NULL;
+	c->reqp = (const uint32_t *)&c->vcpu->requests;
+	c->inval_p = &c->bvm->inval_gen;
+	return 0;
+fail:
+	/* Not fatal: the interpreter does the same work, slower. */
+	log_warn("software CPU: no code buffer, interpreting only");
+	if (j->rw != NULL && j->rw != MAP_FAILED)
+		munmap(j->rw, j->size);
+	if (j->rx != NULL && j->rx != MAP_FAILED)
+		munmap(j->rx, j->size);
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j);
+	return 0;
+}
+
+void
+bt_jit_fini(struct bt_cpu *c)
+{
+	struct bt_jit *j = c->jit;
+
+	if (j == NULL)
+		return;
+	munmap(j->rw, j->size);
+	munmap(j->rx, j->size);
+	close(j->fd);
+	free(j);
+	c->jit = NULL;
+}
+
+void
+bt_jit_flush(struct bt_cpu *c)
+{
+	if (c->jit != NULL)
+		jit_trampolines(c->jit);
+	c->jit_last = NULL;
+}
+
+bool
+bt_jit_room(struct bt_cpu *c)
+{
+	return c->jit == NULL || c->jit->used + JIT_BLOCK_MAX <= c->jit->size;
+}
+
+/* Inline register ALU op: the lazy flags recorded as the handler would,
+ * host flags left as the guest's (for a fused branch). */
+static void
+jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d)
+{
+	static const uint8_t opc[9] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31,
+	    0x29, 0x21 };	/* CMP as SUB, TEST as AND: same flags */
+	static const uint8_t kind[9] = { CC_ADD, CC_LOGIC, 0, 0, CC_LOGIC,
+	    CC_SUB, CC_LOGIC, CC_SUB, CC_LOGIC };
+	bool w = d->sz == 8;
+
+	e_ld(x, w, RAX, GPR(d->dst));
+	if (d->imm)
+		e_mov_imm64(x, RCX, w ? i->imm : (uint32_t)i->imm);
+	else
+		e_ld(x, w, RCX, GPR(d->src));
+	if (d->op == 8) {		/* TEST records no operands */
+		e_st_imm(x, true, OFF(cc_a), 0);
+		e_st_imm(x, true, OFF(cc_b), 0);
+	} else {
+		e_st(x, true, RAX, OFF(cc_a));
+		e_st(x, true, RCX, OFF(cc_b));
+	}
+	if (w)
+		e1(x, 0x48);
+	e1(x, opc[d->op]);
+	e1(x, 0xc8);			/* op eax/rax, ecx/rcx */
+	e_st(x, true, RAX, OFF(cc_res));
+	if (d->write)
+		e_st(x, true, RAX, GPR(d->dst));
+	e_st_imm(x, false, OFF(cc_op), (uint32_t)(kind[d->op] * 4 +
+	    (w ? 3 : 2)));
+}
+
+/* LEA r64, [base + index * scale + disp] (64-bit addressing). */
+static void
+jit_lea(struct jx *x, const struct bt_insn *i, int64_t next)
+{
+	if (i->base == BT_RIPREL)
+		e_lea_rip(x, RAX, next + i->disp);
+	else if (i->base < 16) {
+		e_ld(x, true, RAX, GPR(i->base));
+		if (i->disp != 0) {	/* add rax, simm32 */
+			e1(x, 0x48); e1(x, 0x05);
+			e4(x, (uint32_t)(int32_t)i->disp);
+		}
+	} else {
+		e_mov_imm64(x, RAX, (uint64_t)i->disp);
+	}
+	if (i->index < 16) {
+		e_ld(x, true, RCX, GPR(i->index));
+		/* lea rax, [rax + rcx * scale] */
+		e1(x, 0x48); e1(x, 0x8d); e1(x, 0x04);
+		e1(x, (uint8_t)(i->scale << 6 | RCX << 3 | RAX));
+	}
+	e_st(x, true, RAX, GPR(i->reg));
+}
+
+/* Can disp fit the rel32 forms used for RIPs in this block? */
+static bool
+jit_fits(int64_t v)
+{
+	return v >= INT32_MIN && v <= INT32_MAX;
+}
+
+/* movzx ecx, byte [rbx + disp]; or eax, ecx */
+static void
+e_or_byte(struct jx *x, int32_t disp)
+{
+	e1(x, 0x0f); e1(x, 0xb6);
+	e_mem(x, RCX, disp);
+	e1(x, 0x09); e1(x, 0xc8);
+}
+
+/*
+ * A block's normal end: if nothing waits for the run loop (the test
+ * bt_vcpu_loop makes before each block, plus the interrupt shadow and
+ * the mode), try the two chain slots.  A slot holds a RIP, the TLB
+ * epoch, the code-invalidation count and the CPL it was made under, and
+ * a jump to that block's code; until bt_jit_link fills it, its RIP never
+ * matches.  Every failed test jumps to the exit (patched by the caller).
+ */
+static void
+jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
+{
+	e_ld(x, true, RAX, OFF(reqp));
+	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
+	e_or_byte(x, OFF(evpend));
+	e_or_byte(x, OFF(shadow));
+	/* (irq_hint & IF) | TF, from RFLAGS bits 9 and 8 */
+	e_ld(x, false, RDX, OFF(flags));
+	e1(x, 0xc1); e1(x, 0xea); e1(x, 8);	/* shr edx, 8 */
+	e1(x, 0x0f); e1(x, 0xb6);		/* movzx ecx, byte irq_hint */
+	e_mem(x, RCX, OFF(irq_hint));
+	e1(x, 0x01); e1(x, 0xc9);		/* add ecx, ecx */
+	e1(x, 0x83); e1(x, 0xc9); e1(x, 1);	/* or ecx, 1 */
+	e1(x, 0x21); e1(x, 0xd1);		/* and ecx, edx */
+	e1(x, 0x09); e1(x, 0xc8);		/* or eax, ecx */
+	e1(x, 0x0f); e1(x, 0xb6);		/* movzx ecx, byte mode */
+	e_mem(x, RCX, OFF(mode));
+	e1(x, 0x83); e1(x, 0xf1); e1(x, BT_M64);	/* xor ecx, 2 */
+	e1(x, 0x09); e1(x, 0xc8);		/* or eax, ecx */
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);	/* jnz exit */
+	e_ld(x, true, RAX, OFF(rip));
+	for (int k = 0; k < 2; k++) {
+		uint8_t *slot = x->p, *miss;
+
+		b->jslot[k] = (uint32_t)(slot - x->j->rw);
+		e1(x, 0x48); e1(x, 0xb9);		/* mov rcx, imm64 */
+		e8(x, 1ull << 63);	/* +2: never a RIP */
+		e1(x, 0x48); e1(x, 0x39); e1(x, 0xc8);	/* cmp rax, rcx */
+		miss = e_jmp(x, 5, NULL);
+		e1(x, 0x81);			/* cmp dword [rbx+tlb_epoch] */
+		e1(x, 0xbb);
+		e4(x, (uint32_t)OFF(tlb_epoch));
+		e4(x, 0);		/* +25: TLB epoch */
+		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+		e1(x, 0x48); e1(x, 0x8b); e1(x, 0x93);	/* mov rdx, inval_p */
+		e4(x, (uint32_t)OFF(inval_p));
+		e1(x, 0x81); e1(x, 0x3a);	/* cmp dword [rdx], imm32 */
+		e4(x, 0);		/* +44: invalidation count */
+		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+		e1(x, 0x80); e1(x, 0xbb);	/* cmp byte [rbx+cpl], imm8 */
+		e4(x, (uint32_t)OFF(cpl));
+		e1(x, 0);		/* +60: CPL */
+		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+		e1(x, 0xe9);		/* +68: jmp to the block (exit) */
+		ex_at[(*nex)++] = x->p;
+		e4(x, 0);
+		jit_patch(miss, x->p);
+	}
+	ex_at[(*nex)++] = e_jmp(x, -1, NULL);	/* no slot matched */
+}
+
+/* Offsets inside a chain slot (see jit_chain). */
+enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
+       SLOT_JMP = 68 };
+
+void
+bt_jit_link(struct bt_cpu *c, struct bt_block *from, struct bt_block *to)
+{
+	struct bt_jit *j = c->jit;
+	uint64_t rip = c->rip, old;
+	uint32_t inval = __atomic_load_n(c->inval_p, __ATOMIC_RELAXED);
+	uint32_t tlb = c->tlb_epoch;
+	uint8_t *s;
+	int k;
+
+	c->jit_last = NULL;
+	if (c->mode != BT_M64 || from->jit == NULL)
+		return;
+	/* A slot already for this RIP, else a free one, else by RIP. */
+	int free_k = -1;
+
+	for (k = 0; k < 2; k++) {
+		memcpy(&old, j->rw + from->jslot[k] + SLOT_RIP, 8);
+		if (old == rip)
+			break;
+		if (old == 1ull << 63 && free_k < 0)
+			free_k = k;
+	}
+	if (k == 2)
+		k = free_k >= 0 ? free_k : (int)((rip >> 2) & 1);
+	s = j->rw + from->jslot[k];
+	memcpy(s + SLOT_RIP, &rip, 8);
+	memcpy(s + SLOT_TLB, &tlb, 4);
+	memcpy(s + SLOT_INVAL, &inval, 4);
+	s[SLOT_CPL] = c->cpl;
+	jit_patch(s + SLOT_JMP, (uint8_t *)to->jit - j->rx + j->rw);
+}
+
+void
+bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
+{
+	struct bt_jit *j = c->jit;
+	struct jx x;
+	uint8_t *start, *brk_at[64];
+	int64_t off = 0;
+	bool last_call = false, rip_done = false;
+	unsigned n = b->ninsn, nbrk = 0;
+	uint16_t brk_k[64];
+	uint8_t *ex_at[12];
+	unsigned nex = 0;
+
+	b->jit = NULL;
+	if (j == NULL || b->mode != BT_M64 || n == 0 || n > 64 ||
+	    j->used + JIT_BLOCK_MAX > j->size)
+		return;
+	start = x.p = j->rw + j->used;
+	x.j = j;
+	/* mov r12, [rbx + rip]; c->cur = b */
+	e_ld(&x, true, R12, OFF(rip));
+	e_mov_imm64(&x, RAX, (uint64_t)(uintptr_t)b);
+	e_st(&x, true, RAX, OFF(cur));
+	for (unsigned k = 0; k < n; k++) {
+		const struct bt_insn *i = &b->insn[k];
+		int64_t next = off + i->len;
+		struct bt_fdesc d;
+		bool last = k + 1 == n;
+
+		if (!jit_fits(off + i->len + (int64_t)i->disp) ||
+		    !jit_fits(next))
+			return;		/* absurd displacement: interpret */
+		if (bt_fast_desc(i, &d) && (!d.branch || last)) {
+			if (d.kind == BT_FD_MOV) {
+				e_ld(&x, d.sz == 8, RAX, GPR(d.src));
+				e_st(&x, true, RAX, GPR(d.dst));
+			} else if (d.kind == BT_FD_LEA) {
+				jit_lea(&x, i, next);
+			} else {
+				jit_alu(&x, i, &d);
+			}
+			if (d.branch) {
+				/* RIP = cond ? target : next, from the host
+				 * flags the ALU op just set. */
+				e_lea_rip(&x, RAX, next);
+				e_lea_rip(&x, RCX, next + i->disp);
+				e1(&x, 0x48); e1(&x, 0x0f);
+				e1(&x, (uint8_t)(0x40 | i->scale));
+				e1(&x, 0xc1);	/* cmovcc rax, rcx */
+				e_st(&x, true, RAX, OFF(rip));
+				rip_done = true;
+			}
+			last_call = false;
+			off = next;
+			continue;
+		}
+		e_lea_rip(&x, RAX, off);
+		e_st(&x, true, RAX, OFF(rip));
+		e_lea_rip(&x, RAX, next);
+		e_st(&x, true, RAX, OFF(npc));
+		e1(&x, 0x48); e1(&x, 0x89); e1(&x, 0xdf);	/* mov rdi, rbx */
+		e_mov_imm64(&x, RSI, (uint64_t)(uintptr_t)i);
+		e_call(&x, (const void *)i->fn);
+		if (!last) {
+			/* cmp byte [rbx + brk], 0; jne brk exit k */
+			e1(&x, 0x80);
+			e_mem(&x, 7, OFF(brk));
+			e1(&x, 0);
+			brk_at[nbrk] = e_jmp(&x, 5, NULL);
+			brk_k[nbrk++] = (uint16_t)(k + 1);
+		}
+		last_call = true;
+		off = next;
+	}
+	/* Normal end: RIP = the last handler's next RIP, or the end. */
+	if (!rip_done) {
+		if (last_call)
+			e_ld(&x, true, RAX, OFF(npc));
+		else
+			e_lea_rip(&x, RAX, off);
+		e_st(&x, true, RAX, OFF(rip));
+	}
+	if (last_call) {	/* a brk from the last handler is spent */
+		e1(&x, 0xc6);
+		e_mem(&x, 0, OFF(brk));
+		e1(&x, 0);
+	}
+	e1(&x, 0x48); e1(&x, 0x81);	/* add qword [rbx + ninsns], n */
+	e_mem(&x, 0, OFF(ninsns));
+	e4(&x, n);
+	jit_chain(&x, b, ex_at, &nex);
+	/* A handler asked to leave after it (brk): RIP = its next RIP. */
+	if (nbrk > 0) {
+		uint8_t *common;
+		uint8_t *to_common[64];
+
+		for (unsigned k = 0; k < nbrk; k++) {
+			jit_patch(brk_at[k], x.p);
+			e1(&x, 0x48); e1(&x, 0x81);
+			e_mem(&x, 0, OFF(ninsns));
+			e4(&x, brk_k[k]);
+			to_common[k] = e_jmp(&x, -1, NULL);
+		}
+		common = x.p;
+		for (unsigned k = 0; k < nbrk; k++)
+			jit_patch(to_common[k], common);
+		/* mov byte [rbx + brk], 0 */
+		e1(&x, 0xc6);
+		e_mem(&x, 0, OFF(brk));
+		e1(&x, 0);
+		e_ld(&x, true, RAX, OFF(npc));
+		e_st(&x, true, RAX, OFF(rip));
+		e_st_imm(&x, true, OFF(cur), 0);
+		e_jmp(&x, -1, j->rw + j->exit);
+	}
+	/* Leaving to the run loop: it may link this block to the next. */
+	for (unsigned k = 0; k < nex; k++)
+		jit_patch(ex_at[k], x.p);
+	e_mov_imm64(&x, RAX, (uint64_t)(uintptr_t)b);
+	e_st(&x, true, RAX, OFF(jit_last));
+	e_st_imm(&x, true, OFF(cur), 0);
+	e_jmp(&x, -1, j->rw + j->exit);
+	if ((size_t)(x.p - start) > JIT_BLOCK_MAX)
+		abort();	/* our own bug: the bound above is wrong */
+	b->jit = (void *)jit_rx(j, start);
+	j->used = ((size_t)(x.p - j->rw) + 15) & ~(size_t)15;
+}
+
+void
+bt_jit_run(struct bt_cpu *c, struct bt_block *b)
+{
+	void (*entry)(struct bt_cpu *, void *) =
+	    (void (*)(struct bt_cpu *, void *))(c->jit->rx + c->jit->entry);
+
+	entry(c, b->jit);
+}

@@ -1,0 +1,287 @@
+/*
+ * The software CPU's code generator against its interpreter: random
+ * 64-bit loops built from the instructions the generator compiles inline
+ * (register ALU, MOV, LEA, compare-and-branch, loads and stores) mixed
+ * with ones it calls handlers for (INC/DEC, shifts, PUSH/POP, faulting
+ * and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
+ * generator on, from the same state.  Registers, RIP, every flag (even
+ * the undefined ones: both sides are ours), the exception taken and the
+ * data page must be identical.
+ *
+ * BT_JIT_ITERS=N runs N programs (soak); BT_JIT_SEED=S replays one.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "bt/harness.h"
+#include "hv/bt/bt_internal.h"
+
+#define CODE 0x200000ull
+#define DATA 0x300000ull	/* r15 points here; r14 counts the loop */
+
+struct prog {
+	uint8_t b[4096];
+	size_t n;
+	uint64_t rng;
+};
+
+static uint64_t
+rnd(struct prog *p)
+{
+	p->rng ^= p->rng << 13;
+	p->rng ^= p->rng >> 7;
+	p->rng ^= p->rng << 17;
+	return p->rng;
+}
+
+static void
+put(struct prog *p, int n, ...)
+{
+	va_list ap;
+
+	va_start(ap, n);
+	for (int k = 0; k < n; k++)
+		p->b[p->n++] = (uint8_t)va_arg(ap, int);
+	va_end(ap);
+}
+
+/* A register for results: any but RSP, R14 (counter), R15 (data). */
+static unsigned
+dreg(struct prog *p)
+{
+	static const uint8_t r[] = { 0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12,
+	    13 };
+
+	return r[rnd(p) % sizeof(r)];
+}
+
+static uint8_t
+rex(bool w, unsigned reg, unsigned rm)
+{
+	return (uint8_t)(0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0) |
+	    (rm >= 8 ? 1 : 0));
+}
+
+static uint8_t
+modrm(unsigned mod, unsigned reg, unsigned rm)
+{
+	return (uint8_t)(mod << 6 | (reg & 7) << 3 | (rm & 7));
+}
+
+/* [r15 + disp8] with reg in the reg field */
+static void
+mem15(struct prog *p, unsigned reg, uint8_t disp)
+{
+	put(p, 2, modrm(1, reg, 7), disp);
+}
+
+static void
+gen_one(struct prog *p)
+{
+	static const uint8_t alu[] = { 0x01, 0x09, 0x21, 0x29, 0x31, 0x39,
+	    0x85, 0x03, 0x2b, 0x33 };
+	unsigned r = dreg(p), s = (unsigned)(rnd(p) % 16), t = dreg(p);
+	bool w = rnd(p) & 1;
+	uint8_t d8 = (uint8_t)(rnd(p) % 0x78 * 8);
+
+	if (s == 4)
+		s = 0;
+	switch (rnd(p) % 16) {
+	case 0: case 1: case 2: {	/* ALU r, r (r is written) */
+		uint8_t op = alu[rnd(p) % sizeof(alu)];
+
+		if (op & 2)
+			put(p, 3, rex(w, r, s), op, modrm(3, r, s));
+		else
+			put(p, 3, rex(w, s, r), op, modrm(3, s, r));
+		break;
+	}
+	case 3: {			/* ALU r, imm8: ADD OR AND SUB CMP */
+		static const uint8_t op[] = { 0, 1, 4, 5, 7, 6 };
+
+		put(p, 4, rex(w, 0, r), 0x83, modrm(3, op[rnd(p) % 6], r),
+		    (uint8_t)rnd(p));
+		break;
+	}
+	case 4:				/* MOV r, r */
+		if (rnd(p) & 1)
+			put(p, 3, rex(w, s, r), 0x89, modrm(3, s, r));
+		else
+			put(p, 3, rex(w, r, s), 0x8b, modrm(3, r, s));
+		break;
+	case 5:				/* LEA r, [s + t * k + d8] */
+		put(p, 5, rex(true, r, s) | (t >= 8 ? 2 : 0), 0x8d,
+		    modrm(1, r, 4), (uint8_t)((rnd(p) % 4) << 6 |
+		    (t & 7) << 3 | (s & 7)), (uint8_t)rnd(p));
+		break;
+	case 6:				/* load */
+		put(p, 2, rex(w, r, 15), 0x8b);
+		mem15(p, r, d8);
+		break;
+	case 7:				/* store */
+		put(p, 2, rex(w, s, 15), 0x89);
+		mem15(p, s, d8);
+		break;
+	case 8:				/* MOVZX r, byte [r15 + d8] */
+		put(p, 3, rex(w, r, 15), 0x0f, 0xb6);
+		mem15(p, r, d8);
+		break;
+	case 9:				/* MOV [r15 + d8], imm32 */
+		put(p, 2, rex(w, 0, 15), 0xc7);
+		mem15(p, 0, d8);
+		put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p), 0, 0x80);
+		break;
+	case 10:			/* INC/DEC r */
+		put(p, 3, rex(w, 0, r), 0xff, modrm(3, rnd(p) & 1, r));
+		break;
+	case 11:			/* SHL/SHR/SAR r, imm8 */
+		put(p, 4, rex(w, 0, r), 0xc1, modrm(3, 4 + rnd(p) % 4 -
+		    (rnd(p) % 4 == 2), r), (uint8_t)(rnd(p) % 70));
+		break;
+	case 12:			/* PUSH s; POP r */
+		put(p, 4, rex(false, 0, s), (uint8_t)(0x50 | (s & 7)),
+		    rex(false, 0, r), (uint8_t)(0x58 | (r & 7)));
+		break;
+	case 13: {			/* CMP/TEST + Jcc over an ADD */
+		uint8_t cc = (uint8_t)(rnd(p) % 16);
+
+		put(p, 3, rex(w, s, r), rnd(p) & 1 ? 0x39 : 0x85,
+		    modrm(3, s, r));
+		put(p, 2, (uint8_t)(0x70 | cc), 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	}
+	case 14:			/* load through any register (may
+					 * fault or reach MMIO) */
+		if (rnd(p) % 4 == 0) {
+			put(p, 3, rex(true, r, s), 0x8b, modrm(0, r, s));
+			if ((s & 7) == 4 || (s & 7) == 5)
+				p->b[p->n - 1] = modrm(0, r, 6);
+			break;
+		}
+		/* fall through */
+	default:			/* CMOVcc r, r */
+		put(p, 4, rex(w, r, s), 0x0f, (uint8_t)(0x40 | rnd(p) % 16),
+		    modrm(3, r, s));
+		break;
+	}
+}
+
+static void
+gen(struct prog *p, uint64_t seed)
+{
+	size_t top;
+	int32_t rel;
+
+	p->n = 0;
+	p->rng = seed * 0x9e3779b97f4a7c15ull + 1;
+	put(p, 6, 0x41, 0xbe, (uint8_t)(1 + rnd(p) % 20), 0, 0, 0);
+	top = p->n;
+	for (int k = 0, len = 1 + (int)(rnd(p) % 40); k < len; k++)
+		gen_one(p);
+	put(p, 3, 0x41, 0xff, 0xce);		/* dec r14d */
+	put(p, 2, 0x0f, 0x85);			/* jnz top */
+	rel = (int32_t)(top - (p->n + 4));
+	memcpy(p->b + p->n, &rel, 4);
+	p->n += 4;
+	put(p, 1, 0xf4);
+}
+
+struct result {
+	enum vm_exit_kind k;
+	struct cpu_state st;
+	uint8_t vec;
+	uint8_t data[4096];
+};
+
+static void
+run(const struct prog *p, uint64_t seed, bool jit, struct result *r)
+{
+	struct prog q = { .rng = seed * 31 + 7 };
+	struct tvm *t;
+
+	if (jit)
+		unsetenv("TERMVISOR_BT_JIT");
+	else
+		setenv("TERMVISOR_BT_JIT", "0", 1);
+	t = tvm_new(16 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	cr_assert_eq(((struct bt_cpu *)t->vcpu->accel)->jit != NULL, jit);
+	tvm_put(t, CODE, p->b, p->n);
+	for (int k = 0; k < 4096; k++)
+		t->vm->ram[DATA + k] = (uint8_t)rnd(&q);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	tvm_long_mode(t, &r->st, CODE);
+	for (int k = 0; k < 16; k++)
+		r->st.gpr[k] = rnd(&q) % 3 ? rnd(&q) % 512 : rnd(&q);
+	r->st.gpr[R_RSP] = 0x80000;
+	r->st.gpr[R_R15] = DATA;
+	r->st.rflags = RFLAGS_FIXED | (rnd(&q) & 0x8d5);
+	bt_accel_ops.set_state(t->vcpu, &r->st);
+	r->k = tvm_run(t, 5000);
+	bt_accel_ops.get_state(t->vcpu, &r->st);
+	r->vec = t->vm->ram[TVM_FAULT_VEC];
+	memcpy(r->data, t->vm->ram + DATA, 4096);
+	tvm_free(t);
+}
+
+static bool
+same(uint64_t seed)
+{
+	static struct prog p;
+	static struct result a, b;
+
+	gen(&p, seed);
+	run(&p, seed, false, &a);
+	run(&p, seed, true, &b);
+	if (a.k == b.k && a.vec == b.vec && a.st.rip == b.st.rip &&
+	    a.st.rflags == b.st.rflags &&
+	    memcmp(a.st.gpr, b.st.gpr, sizeof(a.st.gpr)) == 0 &&
+	    memcmp(a.data, b.data, sizeof(a.data)) == 0)
+		return true;
+	fprintf(stderr, "bt jit: seed %llu differs: exit %d/%d vector %d/%d "
+	    "rip %llx/%llx rflags %llx/%llx\n", (unsigned long long)seed,
+	    a.k, b.k, a.vec, b.vec, (unsigned long long)a.st.rip,
+	    (unsigned long long)b.st.rip, (unsigned long long)a.st.rflags,
+	    (unsigned long long)b.st.rflags);
+	for (int k = 0; k < 16; k++)
+		if (a.st.gpr[k] != b.st.gpr[k])
+			fprintf(stderr, "  r%d %llx (interpreter) %llx (jit)\n",
+			    k, (unsigned long long)a.st.gpr[k],
+			    (unsigned long long)b.st.gpr[k]);
+	if (memcmp(a.data, b.data, sizeof(a.data)) != 0)
+		fprintf(stderr, "  data page differs\n");
+	fprintf(stderr, "  code:");
+	for (size_t k = 0; k < p.n; k++)
+		fprintf(stderr, " %02x", p.b[k]);
+	fprintf(stderr, "\n");
+	return false;
+}
+
+Test(bt_jit, random_loops_match_the_interpreter)
+{
+	const char *it = getenv("BT_JIT_ITERS"), *sd = getenv("BT_JIT_SEED");
+	long iters = it ? atol(it) : 300;
+	uint64_t seed0 = sd ? strtoull(sd, NULL, 0) : 1;
+	int bad = 0;
+
+	if (sd != NULL)
+		iters = 1;
+	for (long s = 0; s < iters && bad < 3; s++) {
+		if (!same(seed0 + (uint64_t)s))
+			bad++;
+	}
+	cr_assert_eq(bad, 0, "%d programs differ (see stderr)", bad);
+}
+
+Test(bt_jit, off_switch_leaves_the_interpreter_alone)
+{
+	struct tvm *t;
+
+	setenv("TERMVISOR_BT_JIT", "off", 1);
+	t = tvm_new(1 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	cr_assert_null(((struct bt_cpu *)t->vcpu->accel)->jit);
+	tvm_free(t);
+}
