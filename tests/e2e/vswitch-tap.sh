@@ -70,5 +70,71 @@ ck.exit()
 EOF
 ip netns exec "$ns" "$tv" switch show | grep -q "tap:tvup0" && ok "show names the uplink" ||
 	bad "show does not name the uplink"
+
+# The uplink on a trunk: Linux's own 802.1Q interface on the TAP answers
+# a NIC of the VLAN 20 port group (the tags are checked by the kernel,
+# not by us).
+"$tv" switch portgroup add vswitch0 dmz --vlan 20 || bad "portgroup dmz"
+"$tv" switch portgroup add vswitch0 trk --trunk 20 || bad "portgroup trk"
+"$tv" switch set vswitch0 uplink.portgroup=trk || bad "uplink on the trunk"
+# Without the kernel's VLANs: tshark decodes the tag we put on the wire,
+# and a raw socket on the host side sends a tagged frame in.
+if command -v tshark >/dev/null; then
+	ip netns exec "$ns" timeout 15 tshark -i tvup0 -c 1 -f "vlan and ether src 52:54:00:00:00:25" \
+		-T fields -e vlan.id -e eth.type >"$tmp/tagged" 2>/dev/null &
+	tpid=$!
+	sleep 2
+fi
+python3 - "$ns" <<'EOF' || fails=$((fails + 1))
+from vswitch_nic import *
+import subprocess, sys, time
+ck = Check()
+d = Nic("dmz", 0x25)
+d.send(BCAST, b"to the trunk")
+time.sleep(0.5)
+# In: an 802.1Q frame for VLAN 20 written on the host's side of the TAP.
+code = ("import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW);"
+        "s.bind(('tvup0', 0)); s.send(bytes.fromhex('%s'))" % (
+            (BCAST + mac(0x99) + b"\x81\x00\x00\x14\x08\x00" +
+             b"from the host" + b"\0" * 33).hex()))
+subprocess.run(["ip", "netns", "exec", sys.argv[1], "python3", "-c", code])
+got = d.drain(1.0)
+ck(any(f[12:14] == b"\x08\x00" and f[14:27] == b"from the host" for f in got),
+   "a VLAN 20 frame from the trunk uplink reaches dmz untagged")
+ck.exit()
+EOF
+if [ -n "${tpid:-}" ]; then
+	wait "$tpid"
+	read -r vid etype <"$tmp/tagged"
+	[ "$vid" = 20 ] && ok "tshark on the TAP: the dmz frame went out tagged 20 ($etype)" ||
+		bad "tshark on the TAP saw: $(cat "$tmp/tagged")"
+fi
+if ! ip -n "$ns" link add link tvup0 name tvup0.20 type vlan id 20 2>/dev/null; then
+	echo "skip: this kernel has no 802.1Q VLAN interfaces (8021q)"
+else
+ip -n "$ns" addr add 10.20.0.1/24 dev tvup0.20 &&
+	ip -n "$ns" link set tvup0.20 up || bad "a VLAN interface on the TAP"
+python3 - <<'EOF' || fails=$((fails + 1))
+from vswitch_nic import *
+import socket, struct
+ck = Check()
+d, l = Nic("dmz", 0x23), Nic("lan", 0x24)
+
+def arp(nic, me, host):
+    body = struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, nic.mac,
+                       socket.inet_aton(me), b"\0" * 6,
+                       socket.inet_aton(host))
+    nic.send(BCAST, body + b"\0" * 18, etype=0x0806)
+    return [f for f in nic.drain(1.0)
+            if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02"]
+
+r = arp(d, "10.20.0.2", "10.20.0.1")
+ck(len(r) == 1 and r[0][28:32] == socket.inet_aton("10.20.0.1"),
+   "the host's VLAN 20 interface answered the dmz NIC through the trunk")
+ck(arp(l, "10.20.0.3", "10.20.0.1") == [],
+   "lan (no VLAN) is not carried on the trunk")
+ck.exit()
+EOF
+fi
 "$tv" switch stop || bad "switch stop"
 finish
