@@ -40,7 +40,9 @@ wait_log() {
 # framebuffer is XRGB8888: bytes B, G, R, X), on lines 700-767.  Then the
 # guest programs the DISPI registers in BAR2 itself (busybox devmem; no
 # driver claims BAR2 under vesafb): an absurd width, refused, then
-# 640x480.  The host takes a screenshot at each step.
+# 640x480; then DISPI off, back to VGA text, and "Hi" in white on blue
+# stored at 0xB8000 (/dev/mem allows the first MiB).  The host takes a
+# screenshot at each step.
 cmd='echo 0 >/sys/class/graphics/fbcon/cursor_blink;
 dmesg | grep -m 1 -o "vesafb: mode is .*"; echo "<3>termvisor: text on fbcon" >/dev/kmsg;
 echo FB-TEXT; sleep 5;
@@ -53,7 +55,8 @@ for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && r=$(sed -
 m=$((${r%% *} + 0x500));
 devmem $((m + 2)) 16 0; echo FB-ABSURD; sleep 6;
 devmem $((m + 8)) 16 0; devmem $((m + 2)) 16 640; devmem $((m + 4)) 16 480;
-devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; sleep 600'
+devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; sleep 6;
+devmem $((m + 8)) 16 0; devmem 0xb8000 32 0x1f691f48; echo FB-VGA; sleep 600'
 cmd=$(tr '\n' ' ' <<<"$cmd")
 "$tv" vm create fb --memory 256M --accel "${ACCEL:-bt}" --kernel "$guest/vmlinuz" \
 	--initrd "$guest/initrd.img" \
@@ -104,6 +107,29 @@ if sys.argv[2] == 'text':
     lit = sum(1 for p in top if p != (0, 0, 0))
     assert 200 < lit < len(top) // 2, 'lit pixels in the top lines: %d' % lit
     print('%d lit pixels of %d, colours %s' % (lit, len(top), sorted(set(top))[:4]))
+elif sys.argv[2] == 'vga':
+    # 80x25 text: "Hi" white on blue in the first cells, as the font draws
+    # them (the cursor underlines cell 0 on lines 13-14), black after.
+    assert (w, h) == (640, 400), (w, h)
+    fg, bg = (0xff, 0xff, 0xff), (0, 0, 0xaa)
+    font = '/usr/share/consolefonts/Uni2-VGA16.psf.gz'
+    try:
+        import gzip
+        f = gzip.open(font).read()
+        glyph = lambda c: f[4 + 16 * c:4 + 16 * c + 16]
+    except OSError:
+        glyph = None
+    for cell, ch in enumerate('Hi'):
+        for y in range(16):
+            for x in range(8):
+                p = px(8 * cell + x, y)
+                if glyph is None or (cell == 0 and y in (13, 14)):
+                    assert p in (fg, bg), (cell, x, y, p)
+                else:
+                    want = fg if glyph(ord(ch))[y] & (0x80 >> x) else bg
+                    assert p == want, (cell, x, y, p, want)
+    assert all(px(x, y) == (0, 0, 0) for y in range(16) for x in range(16, 640)), 'rest not black'
+    print('"Hi" drawn with the console font%s' % ('' if glyph else ' (colours only)'))
 else:
     bad = [(x, y) for y in range(700, 768) for x in range(1024)
            if px(x, y) != ((0xff, 0x80, 0x40) if x < 512 else (0x10, 0x20, 0xf0))]
@@ -131,11 +157,13 @@ shot text FB-TEXT 1024x768 || { echo "FAIL: no text screen"; exit 1; }
 shot pattern FB-PATTERN 1024x768
 shot absurd FB-ABSURD 1024x768
 shot mode FB-MODE 640x480
+shot vga FB-VGA 640x400
 grep -q "^vesafb: mode is 1024x768x32" "$log" && ok "vesafb found the framebuffer" ||
 	bad "no vesafb line in the boot log"
 check text text
 check pattern pattern
 check absurd pattern	# the refused mode left the picture alone
+check vga vga
 # A relative path is taken from the caller's directory.
 (cd "$tmp" && "$tv" vm screenshot fb rel.png >/dev/null 2>&1) &&
 	[ -s "$tmp/rel.png" ] && ok "relative screenshot path" ||
