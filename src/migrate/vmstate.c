@@ -30,6 +30,7 @@
 #include "hv/cpu_state.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
+#include "migrate/vmstate_xirq.h"
 #include "util/evloop.h"
 
 #define VMSTATE_VERSION		1	/* of the "vmstate" section */
@@ -199,6 +200,43 @@ vmstate_missing_names(const struct vmstate_fword *w, uint32_t missing,
 	}
 }
 
+/* State saved under KVM loads into the software CPU's VM: its
+ * interrupt controllers are converted (vmstate_xirq.c). */
+static bool
+vmstate_cross(struct vm *vm, const struct vmstate_hdr *h)
+{
+	return strcmp(h->accel, "kvm") == 0 && !vm->accel->kernel_irqchip &&
+	    strcmp(vm->accel->name, "kvm") != 0;
+}
+
+/* The same devices in the same order; across accelerators, without
+ * the software interrupt controllers (KVM has them in the kernel). */
+static int
+vmstate_devices_check(struct vm *vm, const struct vmstate_hdr *h,
+    struct snap *s)
+{
+	bool cross = strcmp(h->accel, vm->accel->name) != 0;
+	uint32_t i = 0;
+	int k = 0;
+
+	for (;;) {
+		while (cross && k < vm->ndevices &&
+		    vmstate_xirq_soft(&vm->devices[k]))
+			k++;
+		if (i >= h->ndevices && k >= vm->ndevices)
+			return 0;
+		if (i >= h->ndevices || k >= vm->ndevices ||
+		    strcmp(h->devices[i], vm->devices[k].name) != 0)
+			break;
+		i++;
+		k++;
+	}
+	snap_fail(s, -EINVAL, "device %u is %s in the saved VM but %s here", i,
+	    i < h->ndevices ? h->devices[i] : "(none)", k < vm->ndevices ?
+	    vm->devices[k].name : "(none)");
+	return snap_error(s);
+}
+
 /* Is the saved VM the same shape as vm, and can vm's CPU run it? */
 static int
 vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
@@ -240,22 +278,12 @@ vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
 		    "%s accelerator here lacks:%s", vm->accel->name, missing);
 		return snap_error(s);
 	}
-	if (strcmp(h->accel, mine.accel) != 0) {
+	if (strcmp(h->accel, mine.accel) != 0 && !vmstate_cross(vm, h)) {
 		snap_fail(s, -ENOTSUP, "state saved under the %s accelerator "
 		    "cannot be loaded under %s yet", h->accel, mine.accel);
 		return snap_error(s);
 	}
-	for (uint32_t i = 0; i < h->ndevices || i < mine.ndevices; i++) {
-		if (i >= h->ndevices || i >= mine.ndevices ||
-		    strcmp(h->devices[i], mine.devices[i]) != 0) {
-			snap_fail(s, -EINVAL, "device %u is %s in the saved VM "
-			    "but %s here", i, i < h->ndevices ?
-			    h->devices[i] : "(none)", i < mine.ndevices ?
-			    mine.devices[i] : "(none)");
-			return snap_error(s);
-		}
-	}
-	return 0;
+	return vmstate_devices_check(vm, h, s);
 }
 
 /* The highest version this build reads of section name, 0 if it does
@@ -423,6 +451,35 @@ vmstate_load_accel(struct vm *vm, struct snap *s, const char *writer,
 		vmstate_skip(s, name);
 }
 
+/* The rest of a KVM stream into the software CPU's VM: KVM's sections
+ * are read for the interrupt controllers, the other devices load as
+ * they are. */
+static void
+vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st)
+{
+	struct vmstate_xirq *x = calloc(1, sizeof(*x));
+
+	if (x == NULL) {
+		snap_fail(s, -ENOMEM, "out of memory");
+		return;
+	}
+	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)
+		vmstate_xirq_kvm_cpu(s, i, x);
+	for (int i = 0; i < vm->ndevices && snap_error(s) == 0; i++) {
+		struct device_inst *d = &vm->devices[i];
+
+		if (vmstate_xirq_soft(d))
+			continue;
+		if (snap_section_begin(s, d->name,
+		    d->ops->snapshot_version) == 0)
+			d->ops->snapshot(d->state, s);
+		snap_section_end(s);
+	}
+	if (snap_error(s) == 0 && vmstate_xirq_kvm_vm(s, x) == 0)
+		vmstate_xirq_load_soft(vm, x, st, s);
+	free(x);
+}
+
 int
 vmstate_load(struct vm *vm, struct snap *s)
 {
@@ -451,12 +508,17 @@ vmstate_load(struct vm *vm, struct snap *s)
 			goto out;
 		}
 	}
+	if (strcmp(h->accel, vm->accel->name) != 0) {
+		vmstate_load_cross(vm, s, st);
+		goto end;
+	}
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)
 		vmstate_load_accel(vm, s, h->accel, vm->vcpus[i]);
 	if (snap_error(s) == 0)
 		devices_snapshot(vm, s);
 	if (snap_error(s) == 0)
 		vmstate_load_accel(vm, s, h->accel, NULL);
+end:
 	snap_section_begin(s, "end", VMSTATE_END_VERSION);
 	snap_section_end(s);
 out:
