@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/log.h"
+
 static int __attribute__((format(printf, 4, 5)))
 vsw_tap_err(char *err, size_t errlen, int ret, const char *fmt, ...)
 {
@@ -79,7 +81,14 @@ vsw_tap_open(const char *ifname, char *err, size_t errlen)
 		    ifname, strerror(errno));
 		goto fail;
 	}
-	if ((ret = vsw_tap_up(ifname)) < 0) {
+	/* A TAP made for us (ip tuntap add ... user U) we may use but not
+	 * bring up: whoever made it brings it up. */
+	if ((ret = vsw_tap_up(ifname)) == -EPERM || ret == -EACCES) {
+		log_warnx("TAP %s: not allowed to bring it up (ip link set %s "
+		    "up)", ifname, ifname);
+		ret = 0;
+	}
+	if (ret < 0) {
 		vsw_tap_err(err, errlen, ret, "TAP %s: cannot bring it up: "
 		    "%s", ifname, strerror(-ret));
 		goto fail;
