@@ -45,17 +45,17 @@ wait_log() {
 # screenshot at each step.
 cmd='echo 0 >/sys/class/graphics/fbcon/cursor_blink;
 dmesg | grep -m 1 -o "vesafb: mode is .*"; echo "<3>termvisor: text on fbcon" >/dev/kmsg;
-echo FB-TEXT; sleep 5;
+echo FB-TEXT; read x;
 printf "\100\200\377\000" >/a; printf "\360\040\020\000" >/b;
 for i in 1 2 3 4 5 6 7 8 9; do cat /a /a >/t; mv /t /a; cat /b /b >/t; mv /t /b; done;
 cat /a /b >/row; i=700;
 while [ $i -lt 768 ]; do dd if=/row of=/dev/fb0 bs=4096 seek=$i count=1 2>/dev/null; i=$((i+1)); done;
-echo FB-PATTERN; sleep 6;
+echo FB-PATTERN; read x;
 for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)" = 0x1234 ] && r=$(sed -n 3p $d/resource); done;
 m=$((${r%% *} + 0x500));
-devmem $((m + 2)) 16 0; echo FB-ABSURD; sleep 6;
+devmem $((m + 2)) 16 0; echo FB-ABSURD; read x;
 devmem $((m + 8)) 16 0; devmem $((m + 2)) 16 640; devmem $((m + 4)) 16 480;
-devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; sleep 6;
+devmem $((m + 6)) 16 32; devmem $((m + 8)) 16 0x41; echo FB-MODE; read x;
 devmem $((m + 8)) 16 0; devmem 0xb8000 32 0x1f691f48; echo FB-VGA; sleep 600'
 cmd=$(tr '\n' ' ' <<<"$cmd")
 "$tv" vm create fb --memory 256M --accel "${ACCEL:-bt}" --kernel "$guest/vmlinuz" \
@@ -137,14 +137,17 @@ else:
     print('lines 700-767 hold the pattern')
 EOF
 
-# shot NAME MARKER SIZE: once the guest says MARKER, a screenshot of SIZE.
+# shot NAME MARKER SIZE: once the guest says MARKER, a screenshot of SIZE;
+# then a line on the serial console lets the guest go on (it waits for
+# it with read, so a slow host never misses a step).
 shot() {
 	if ! wait_log "$2" 120; then
 		bad "the guest never said $2"; tail -n 20 "$log"; return 1
 	fi
 	"$tv" vm screenshot fb "$tmp/$1.png" >"$tmp/out" 2>&1 &&
 		grep -q " $3 screenshot" "$tmp/out" && ok "$1: $(cat "$tmp/out")" ||
-		{ bad "$1 screenshot (want $3)"; cat "$tmp/out"; return 1; }
+		{ bad "$1 screenshot (want $3)"; cat "$tmp/out"; }
+	echo go | "$tv" vm console fb >/dev/null 2>&1
 }
 # check NAME MODE: the pixels of screenshot NAME.
 check() {
