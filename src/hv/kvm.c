@@ -184,9 +184,9 @@ kvm_map_mem(struct vm *vm, struct mem_region *r)
 }
 
 /*
- * cpu = "baseline": only what the software CPU also gives (bt/cpuid.c),
- * so that a snapshot can resume there; no XSAVE, no KVM paravirtual
- * leaves.  False when the entry is to be left out.
+ * cpu = "baseline": x86-64 as first defined, as the software CPU gives
+ * it then (bt/cpuid.c), so that a snapshot moves between the two; no
+ * XSAVE, no KVM paravirtual leaves.  False: leave the entry out.
  */
 static bool
 kvm_cpuid_model(const struct vm *vm, struct kvm_cpuid_entry2 *e)
@@ -195,7 +195,7 @@ kvm_cpuid_model(const struct vm *vm, struct kvm_cpuid_entry2 *e)
 		return true;
 	switch (e->function) {
 	case 1:
-		e->ecx &= 0x80002201;	/* SSE3 SSSE3 CX16 hypervisor */
+		e->ecx &= 0x80000000;	/* hypervisor */
 		e->edx &= 0x178ba379;
 		break;
 	case 7:
@@ -205,7 +205,7 @@ kvm_cpuid_model(const struct vm *vm, struct kvm_cpuid_entry2 *e)
 		e->eax = e->ebx = e->ecx = e->edx = 0;
 		break;
 	case 0x80000001:
-		e->ecx &= 1;		/* LAHF_LM */
+		e->ecx = 0;
 		e->edx &= 0x2193fbff;	/* SYSCALL NX LM, AMD's copies */
 		break;
 	}

@@ -30,8 +30,8 @@ struct vm_config {
 	uint64_t memory;	/* bytes */
 	int cpus;
 	/* CPUID model: "" or "host" (all the accelerator has),
-	 * "baseline" (KVM hides what the software CPU lacks, so that
-	 * snapshots move between the accelerators). */
+	 * "baseline" (x86-64 as first defined, on either accelerator,
+	 * so that snapshots move between them). */
 	char cpu[16];
 	char accel[8];		/* "kvm", "bt", "auto" */
 	char kernel[4096];

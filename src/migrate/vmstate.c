@@ -200,13 +200,15 @@ vmstate_missing_names(const struct vmstate_fword *w, uint32_t missing,
 	}
 }
 
-/* State saved under KVM loads into the software CPU's VM: its
- * interrupt controllers are converted (vmstate_xirq.c). */
+/* State moves between KVM and the software CPU: the interrupt
+ * controllers are converted (vmstate_xirq.c). */
 static bool
 vmstate_cross(struct vm *vm, const struct vmstate_hdr *h)
 {
-	return strcmp(h->accel, "kvm") == 0 && !vm->accel->kernel_irqchip &&
-	    strcmp(vm->accel->name, "kvm") != 0;
+	if (strcmp(h->accel, "kvm") == 0)
+		return strcmp(vm->accel->name, "bt") == 0;
+	return strcmp(h->accel, "bt") == 0 &&
+	    strcmp(vm->accel->name, "kvm") == 0;
 }
 
 /* The same devices in the same order; across accelerators, without
@@ -223,6 +225,9 @@ vmstate_devices_check(struct vm *vm, const struct vmstate_hdr *h,
 		while (cross && k < vm->ndevices &&
 		    vmstate_xirq_soft(&vm->devices[k]))
 			k++;
+		while (cross && i < h->ndevices &&
+		    vmstate_xirq_soft_name(h->devices[i]))
+			i++;
 		if (i >= h->ndevices && k >= vm->ndevices)
 			return 0;
 		if (i >= h->ndevices || k >= vm->ndevices ||
@@ -480,6 +485,56 @@ vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st)
 	free(x);
 }
 
+/* The rest of a software CPU's stream into a KVM VM: its interrupt
+ * controllers' sections are read and given to KVM; the vCPUs waiting
+ * for a start-up IPI wait in KVM too. */
+static void
+vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st)
+{
+	struct vmstate_xirq *x = calloc(1, sizeof(*x));
+	char name[64], n[32];
+	int k = 0;
+
+	if (x == NULL) {
+		snap_fail(s, -ENOMEM, "out of memory");
+		return;
+	}
+	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++) {
+		uint8_t wait = 0;
+
+		snprintf(n, sizeof(n), "bt.cpu.%d", i);
+		snap_section_begin(s, n, UINT32_MAX);
+		snap_u8(s, "wait_sipi", &wait);
+		snap_section_end(s);
+		x->mp_state[i] = wait ? 2 : 0;	/* KVM_MP_STATE_INIT_RECEIVED */
+	}
+	while (snap_error(s) == 0 &&
+	    snap_peek_section(s, name, sizeof(name)) != NULL &&
+	    strcmp(name, "bt.vm") != 0 && strcmp(name, "end") != 0) {
+		struct device_inst *d;
+
+		if (vmstate_xirq_soft_name(name)) {
+			vmstate_xirq_read_soft(s, name, x, vm->nvcpus);
+			continue;
+		}
+		if (k >= vm->ndevices) {
+			snap_fail(s, -EINVAL, "unexpected section %s", name);
+			break;
+		}
+		d = &vm->devices[k++];
+		if (snap_section_begin(s, d->name,
+		    d->ops->snapshot_version) == 0)
+			d->ops->snapshot(d->state, s);
+		snap_section_end(s);
+	}
+	if (snap_error(s) == 0 && snap_peek_section(s, name, sizeof(name)) &&
+	    strcmp(name, "bt.vm") == 0)
+		vmstate_skip(s, name);	/* the TSC came with each vCPU */
+	if (snap_error(s) == 0)
+		vmstate_xirq_load_kvm(vm, x, st, s);
+	free(x);
+}
+
 int
 vmstate_load(struct vm *vm, struct snap *s)
 {
@@ -509,7 +564,10 @@ vmstate_load(struct vm *vm, struct snap *s)
 		}
 	}
 	if (strcmp(h->accel, vm->accel->name) != 0) {
-		vmstate_load_cross(vm, s, st);
+		if (vm->accel->kernel_irqchip)
+			vmstate_load_to_kvm(vm, s, st);
+		else
+			vmstate_load_cross(vm, s, st);
 		goto end;
 	}
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)

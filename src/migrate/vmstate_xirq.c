@@ -354,3 +354,297 @@ vmstate_xirq_load_soft(struct vm *vm, const struct vmstate_xirq *x,
 	snap_free(&w);
 	return snap_error(s);
 }
+
+/* --- the software chips' sections into KVM's --- */
+
+static void
+xirq_get_pic(struct snap *s, const char *pfx, struct vmstate_xirq_pic *p)
+{
+	bool b[7] = { 0 };
+	char n[32];
+
+#define XIRQ_G8(f, dst) (snprintf(n, sizeof(n), "%s.%s", pfx, f), \
+	snap_u8(s, n, &p->dst))
+#define XIRQ_GB(k, f) (snprintf(n, sizeof(n), "%s.%s", pfx, f), \
+	snap_bool(s, n, &b[k]))
+	XIRQ_G8("irr", irr); XIRQ_G8("isr", isr); XIRQ_G8("imr", imr);
+	XIRQ_G8("lines", last_irr); XIRQ_G8("elcr", elcr);
+	XIRQ_G8("priority_add", priority_add); XIRQ_G8("irq_base", irq_base);
+	XIRQ_G8("init_state", init_state);
+	XIRQ_GB(0, "read_isr"); XIRQ_GB(1, "poll"); XIRQ_GB(2, "auto_eoi");
+	XIRQ_GB(3, "rotate_auto_eoi"); XIRQ_GB(4, "sfnm");
+	XIRQ_GB(5, "init4");
+#undef XIRQ_G8
+#undef XIRQ_GB
+	p->read_reg_select = b[0]; p->poll = b[1]; p->auto_eoi = b[2];
+	p->rotate_on_auto_eoi = b[3]; p->special_fully_nested_mode = b[4];
+	p->init4 = b[5];
+	/* The PIIX's ELCR: what KVM lets a guest set on each chip. */
+	p->elcr_mask = strcmp(pfx, "master") == 0 ? 0xf8 : 0xde;
+}
+
+static void
+xirq_put_reg(uint8_t *page, unsigned off, uint32_t v)
+{
+	memcpy(page + off, &v, 4);
+}
+
+/* lapicN's fields into KVM's register page and events for vCPU id. */
+static void
+xirq_get_lapic(struct snap *s, struct vmstate_xirq *x, int id)
+{
+	static const struct { const char *n; unsigned off; } regs[] = {
+		{ "id", 0x20 }, { "tpr", 0x80 }, { "ldr", 0xd0 },
+		{ "dfr", 0xe0 }, { "svr", 0xf0 }, { "esr", 0x280 },
+		{ "icr_lo", 0x300 }, { "icr_hi", 0x310 },
+		{ "timer_icr", 0x380 }, { "timer_dcr", 0x3e0 },
+	};
+	uint8_t *r = x->lapic[id];
+	uint64_t base, elapsed = 0;
+	bool nmi = false, sipi = false;
+	uint8_t vec = 0;
+	uint32_t v, icr, dcr;
+	char n[16];
+
+	memset(r, 0, sizeof(x->lapic[id]));
+	snap_u64(s, "base", &base);
+	for (size_t i = 0; i < sizeof(regs) / sizeof(regs[0]); i++) {
+		v = 0;
+		snap_u32(s, regs[i].n, &v);
+		xirq_put_reg(r, regs[i].off, v);
+	}
+	xirq_put_reg(r, 0x30, 0x50014);	/* KVM's version: 6 LVTs */
+	for (int i = 0; i < 6; i++) {
+		snprintf(n, sizeof(n), "lvt%d", i);
+		snap_u32(s, n, &v);
+		xirq_put_reg(r, 0x320 + 0x10 * i, v);
+	}
+	for (int i = 0; i < 8; i++) {
+		snprintf(n, sizeof(n), "irr%d", i);
+		snap_u32(s, n, &v);
+		xirq_put_reg(r, 0x200 + 0x10 * i, v);
+		snprintf(n, sizeof(n), "isr%d", i);
+		snap_u32(s, n, &v);
+		xirq_put_reg(r, 0x100 + 0x10 * i, v);
+		snprintf(n, sizeof(n), "tmr%d", i);
+		snap_u32(s, n, &v);
+		xirq_put_reg(r, 0x180 + 0x10 * i, v);
+	}
+	snap_u64(s, "timer_elapsed", &elapsed);
+	snap_bool(s, "nmi", &nmi);
+	snap_bool(s, "sipi", &sipi);
+	snap_u8(s, "sipi_vector", &vec);
+	/* KVM restarts the timer from its initial count; the current
+	 * count is for the record. */
+	icr = xirq_reg(r, 0x380);
+	dcr = xirq_reg(r, 0x3e0);
+	v = elapsed / xirq_div(dcr) < icr ? icr - (uint32_t)(elapsed /
+	    xirq_div(dcr)) : 0;
+	xirq_put_reg(r, 0x390, v);
+	x->nmi_pending[id] = nmi;
+	x->sipi_vector[id] = vec;
+	if (sipi)
+		x->mp_state[id] = XIRQ_MP_SIPI_RECEIVED;
+}
+
+static void
+xirq_get_i8254(struct snap *s, struct vmstate_xirq *x)
+{
+	uint8_t port61 = 0;
+	char n[40];
+
+	for (int i = 0; i < 3; i++) {
+		struct vmstate_xirq_pit *c = &x->pit[i];
+		bool latched = false, rmsb = false, wmsb = false, bcd = false;
+		bool gate = false, sl = false, loaded = false;
+		uint64_t since = 0;
+
+#define XIRQ_G(fn, f, p) (snprintf(n, sizeof(n), "ch%d.%s", i, f), \
+	fn(s, n, p))
+		XIRQ_G(snap_u32, "count", &c->count);
+		XIRQ_G(snap_u16, "latch", &c->latched_count);
+		XIRQ_G(snap_bool, "latched", &latched);
+		XIRQ_G(snap_u8, "status", &c->status);
+		XIRQ_G(snap_bool, "status_latched", &sl);
+		XIRQ_G(snap_bool, "read_msb", &rmsb);
+		XIRQ_G(snap_bool, "write_msb", &wmsb);
+		XIRQ_G(snap_u8, "write_lsb", &c->write_latch);
+		XIRQ_G(snap_u8, "rw_mode", &c->rw_mode);
+		XIRQ_G(snap_u8, "mode", &c->mode);
+		XIRQ_G(snap_bool, "bcd", &bcd);
+		XIRQ_G(snap_bool, "gate", &gate);
+		XIRQ_G(snap_bool, "loaded", &loaded);
+		XIRQ_G(snap_u64, "since", &since);
+#undef XIRQ_G
+		if (c->count == 0)
+			c->count = 0x10000;
+		c->status_latched = sl;
+		c->bcd = bcd;
+		c->gate = gate;
+		/* KVM's access states: 1 LSB, 2 MSB, 3/4 first/second of a
+		 * word. */
+		c->read_state = c->rw_mode == 3 ? (rmsb ? 4 : 3) : c->rw_mode;
+		c->write_state = c->rw_mode == 3 ? (wmsb ? 4 : 3) : c->rw_mode;
+		c->count_latched = !latched ? 0 : c->rw_mode == 3 ?
+		    (rmsb ? XIRQ_RW_MSB : 3) : c->rw_mode;
+		if (!loaded)
+			c->mode = 0xff;	/* KVM's "not programmed" */
+		c->load_age = -(int64_t)since;
+	}
+	snap_u8(s, "port61", &port61);
+	x->pit_flags = (port61 & 2) ? XIRQ_PIT_SPEAKER : 0;
+}
+
+/* One software chip's section at s's cursor, named name, into x. */
+static void
+xirq_get_soft(struct snap *s, const char *name, struct vmstate_xirq *x,
+    int nvcpus)
+{
+	int id;
+
+	snap_section_begin(s, name, UINT32_MAX);
+	if (strcmp(name, "i8259") == 0) {
+		xirq_get_pic(s, "master", &x->pic[0]);
+		xirq_get_pic(s, "slave", &x->pic[1]);
+	} else if (strcmp(name, "ioapic") == 0) {
+		uint8_t regsel = 0;
+		char n[16];
+
+		snap_u32(s, "id", &x->ioapic_id);
+		x->ioapic_id = (x->ioapic_id >> 24) & 0xf;
+		snap_u8(s, "regsel", &regsel);
+		x->ioapic_regsel = regsel;
+		snap_u32(s, "lines", &x->ioapic_irr);
+		for (int i = 0; i < 24; i++) {
+			snprintf(n, sizeof(n), "rte%d", i);
+			snap_u64(s, n, &x->ioapic_rte[i]);
+		}
+	} else if (strcmp(name, "i8254") == 0) {
+		xirq_get_i8254(s, x);
+	} else if (sscanf(name, "lapic%d", &id) == 1 && id >= 0 &&
+	    id < nvcpus) {
+		xirq_get_lapic(s, x, id);
+	}
+	snap_section_end(s);
+}
+
+bool
+vmstate_xirq_soft_name(const char *name)
+{
+	int id;
+
+	return strcmp(name, "irqchip") == 0 || strcmp(name, "i8259") == 0 ||
+	    strcmp(name, "i8254") == 0 || strcmp(name, "ioapic") == 0 ||
+	    sscanf(name, "lapic%d", &id) == 1;
+}
+
+int
+vmstate_xirq_read_soft(struct snap *s, const char *name,
+    struct vmstate_xirq *x, int nvcpus)
+{
+	xirq_get_soft(s, name, x, nvcpus);
+	return snap_error(s);
+}
+
+/* KVM's sections for x and the vCPUs' state st, loaded through KVM's
+ * own snapshot hooks. */
+int
+vmstate_xirq_load_kvm(struct vm *vm, struct vmstate_xirq *x,
+    const struct cpu_state *st, struct snap *s)
+{
+	uint8_t xsave[4096];
+	struct snap w, r;
+	int64_t age;
+	char n[48];
+
+	snap_init_save(&w);
+	for (int i = 0; i < vm->nvcpus; i++) {
+		const struct cpu_state *c = &st[i];
+		uint32_t mp = x->mp_state[i] ? x->mp_state[i] :
+		    c->ev.halted ? 3 : 0;
+
+		memset(xsave, 0, sizeof(xsave));
+		memcpy(xsave, c->fpu.fxsave, sizeof(c->fpu.fxsave));
+		xsave[512] = 3;		/* XSTATE_BV: x87 and SSE */
+		snprintf(n, sizeof(n), "kvm.cpu.%d", i);
+		snap_section_begin(&w, n, 1);
+		snap_bytes(&w, "xsave", xsave, sizeof(xsave));
+		snap_bytes(&w, "lapic", x->lapic[i], sizeof(x->lapic[i]));
+		xirq_u8(&w, "exc.injected", c->ev.exception_pending);
+		xirq_u8(&w, "exc.nr", c->ev.exception_nr);
+		xirq_u8(&w, "exc.has_error", c->ev.exception_has_error);
+		xirq_u8(&w, "exc.pending", 0);
+		xirq_u32(&w, "exc.error", c->ev.exception_error);
+		xirq_u8(&w, "intr.injected", 0);
+		xirq_u8(&w, "intr.nr", 0);
+		xirq_u8(&w, "intr.soft", 0);
+		xirq_u8(&w, "intr.shadow", c->ev.interrupt_shadow ? 2 : 0);
+		xirq_u8(&w, "nmi.injected", 0);
+		xirq_u8(&w, "nmi.pending", c->ev.nmi_pending ||
+		    x->nmi_pending[i]);
+		xirq_u8(&w, "nmi.masked", c->ev.nmi_masked);
+		xirq_u32(&w, "sipi_vector", x->sipi_vector[i]);
+		xirq_u8(&w, "smi.smm", 0);
+		xirq_u8(&w, "smi.pending", 0);
+		xirq_u8(&w, "smi.inside_nmi", 0);
+		xirq_u8(&w, "smi.latched_init", 0);
+		xirq_u32(&w, "mp_state", mp);
+		xirq_u32(&w, "msrs.n", 0);
+		snap_bytes(&w, "msrs", xsave, 0);
+		snap_section_end(&w);
+	}
+	snap_section_begin(&w, "kvm.vm", 1);
+	for (int k = 0; k < 2; k++) {
+		const struct vmstate_xirq_pic *p = &x->pic[k];
+		const char *pfx = k == 0 ? "pic0" : "pic1";
+
+#define XIRQ_W(f) (snprintf(n, sizeof(n), "%s.%s", pfx, #f), \
+	xirq_u8(&w, n, p->f))
+		XIRQ_W(last_irr); XIRQ_W(irr); XIRQ_W(imr); XIRQ_W(isr);
+		XIRQ_W(priority_add); XIRQ_W(irq_base);
+		XIRQ_W(read_reg_select); XIRQ_W(poll); XIRQ_W(special_mask);
+		XIRQ_W(init_state); XIRQ_W(auto_eoi);
+		XIRQ_W(rotate_on_auto_eoi); XIRQ_W(special_fully_nested_mode);
+		XIRQ_W(init4); XIRQ_W(elcr); XIRQ_W(elcr_mask);
+#undef XIRQ_W
+	}
+	xirq_u64(&w, "ioapic.base", 0xfec00000ull);
+	xirq_u32(&w, "ioapic.regsel", x->ioapic_regsel);
+	xirq_u32(&w, "ioapic.id", x->ioapic_id);
+	xirq_u32(&w, "ioapic.irr", x->ioapic_irr);
+	for (int i = 0; i < 24; i++) {
+		snprintf(n, sizeof(n), "ioapic.rte%d", i);
+		xirq_u64(&w, n, x->ioapic_rte[i]);
+	}
+	for (int i = 0; i < 3; i++) {
+		const struct vmstate_xirq_pit *c = &x->pit[i];
+
+#define XIRQ_P(fn, f) (snprintf(n, sizeof(n), "pit%d.%s", i, #f), \
+	fn(&w, n, c->f))
+		XIRQ_P(xirq_u32, count); XIRQ_P(xirq_u16, latched_count);
+		XIRQ_P(xirq_u8, count_latched); XIRQ_P(xirq_u8, status_latched);
+		XIRQ_P(xirq_u8, status); XIRQ_P(xirq_u8, read_state);
+		XIRQ_P(xirq_u8, write_state); XIRQ_P(xirq_u8, write_latch);
+		XIRQ_P(xirq_u8, rw_mode); XIRQ_P(xirq_u8, mode);
+		XIRQ_P(xirq_u8, bcd); XIRQ_P(xirq_u8, gate);
+#undef XIRQ_P
+		age = c->load_age;
+		snprintf(n, sizeof(n), "pit%d.load_age", i);
+		snap_i64(&w, n, &age);
+	}
+	xirq_u32(&w, "pit.flags", x->pit_flags);
+	xirq_u64(&w, "clock", 0);
+	snap_section_end(&w);
+	snap_init_load(&r, w.buf, w.len);
+	for (int i = 0; i < vm->nvcpus && snap_error(&w) == 0 &&
+	    snap_error(&r) == 0; i++)
+		vm->accel->vcpu_snapshot(vm->vcpus[i], &r);
+	if (snap_error(&w) == 0 && snap_error(&r) == 0)
+		vm->accel->vm_snapshot(vm, &r);
+	if (snap_error(&w) != 0 || snap_error(&r) != 0)
+		snap_fail(s, snap_error(&w) ? snap_error(&w) : snap_error(&r),
+		    "the software interrupt controllers into KVM's: %s",
+		    snap_error(&w) ? w.errmsg : r.errmsg);
+	snap_free(&w);
+	return snap_error(s);
+}

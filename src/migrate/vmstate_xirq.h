@@ -2,7 +2,8 @@
  * Interrupt controllers across accelerators (vmstate.c's helper): state
  * saved under KVM (its in-kernel PIC pair, I/O APIC, PIT and local
  * APICs, sections kvm.cpu.N and kvm.vm) loaded into the software models
- * of a VM on the software CPU, through their own snapshot functions.
+ * of a VM on the software CPU, through their own snapshot functions;
+ * and the software models' sections into KVM's, through its hooks.
  */
 #ifndef TV_VMSTATE_XIRQ_H
 #define TV_VMSTATE_XIRQ_H
@@ -54,6 +55,15 @@ bool vmstate_xirq_soft(const struct device_inst *d);
  * loaded, for its message); 0 or -errno.
  */
 int vmstate_xirq_load_soft(struct vm *vm, const struct vmstate_xirq *x,
+    const struct cpu_state *st, struct snap *s);
+
+/* The other way: is name a software interrupt controller's section?
+ * Read it (at s's cursor) into x; then load x into a KVM vm's
+ * in-kernel controllers through its hooks. */
+bool vmstate_xirq_soft_name(const char *name);
+int vmstate_xirq_read_soft(struct snap *s, const char *name,
+    struct vmstate_xirq *x, int nvcpus);
+int vmstate_xirq_load_kvm(struct vm *vm, struct vmstate_xirq *x,
     const struct cpu_state *st, struct snap *s);
 
 #endif

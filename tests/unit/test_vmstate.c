@@ -431,3 +431,45 @@ Test(vmstate, kvm_guest_resumes_on_the_software_cpu, .timeout = 60)
 	vm_destroy(a);
 	vm_destroy(b);
 }
+
+/* And back: a guest given the baseline CPU on the software CPU resumes
+ * counting under KVM, the software interrupt controllers given to KVM's
+ * in-kernel ones. */
+Test(vmstate, bt_guest_resumes_under_kvm, .timeout = 60)
+{
+	struct vm *a, *b;
+	struct snap s, l;
+	struct tvm t;
+	struct cpu_state st;
+	uint64_t count;
+	int err = 0;
+
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("no /dev/kvm");
+	vm_config_defaults(&cfg);
+	cfg.memory = MEM;
+	snprintf(cfg.cpu, sizeof(cfg.cpu), "baseline");
+	a = vm_create(&cfg, &bt_accel_ops, &err);
+	b = vm_create(&cfg, &kvm_accel_ops, &err);
+	cr_assert(a != NULL && b != NULL, "vm_create: %d", err);
+	t = (struct tvm){ .vm = a, .vcpu = a->vcpus[0] };
+	tvm_long_mode(&t, &st, CODE);
+	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
+	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	cr_assert_eq(tvm_run(&t, 50), VM_EXIT_INTR);
+	count = reg(a, R_RAX);
+	cr_assert_gt(count, 0);
+	snap_init_save(&s);
+	cr_assert_eq(vmstate_save(a, &s), 0, "%s", s.errmsg);
+	memcpy(b->ram, a->ram, MEM);
+	snap_init_load(&l, s.buf, s.len);
+	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
+	cr_assert_eq(l.pos, l.len);
+	cr_assert_eq(reg(b, R_RAX), count);
+	run_for(b, 300);
+	cr_assert_gt(reg(b, R_RAX), count);
+	cr_assert_gt(counter(b), count);
+	snap_free(&s);
+	vm_destroy(a);
+	vm_destroy(b);
+}

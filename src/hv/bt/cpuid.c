@@ -8,11 +8,22 @@
 #include "hv/bt/bt_internal.h"
 
 #include "hv/vm.h"
+#include "hv/vmconfig.h"
 
 static void
 cpuid_str(uint32_t r[4], const char *s)
 {
 	memcpy(r, s, 16);
+}
+
+/* cpu = "baseline" (vmconfig.h): x86-64 as first defined (no SSE3,
+ * SSSE3, CX16, LAHF), which every KVM host can give too, so that
+ * snapshots move between the accelerators. */
+static bool
+bt_cpuid_baseline(const struct bt_cpu *c)
+{
+	return c->vm != NULL && c->vm->cfg != NULL &&
+	    strcmp(c->vm->cfg->cpu, "baseline") == 0;
 }
 
 void
@@ -39,6 +50,8 @@ bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		/* SSE3 SSSE3 CX16 hypervisor (SSSE3: the SIMD library runs
 		 * all of it, 0F 38 and 0F 3A, in MMX and XMM forms) */
 		r[2] = 1u << 0 | 1u << 9 | 1u << 13 | 1u << 31;
+		if (bt_cpuid_baseline(c))
+			r[2] = 1u << 31;
 		r[3] = edx1 | (ncpu > 1 ? 1u << 28 : 0);
 		break;
 	case 0x40000000:
@@ -55,7 +68,7 @@ bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		break;
 	case 0x80000001:
 		r[0] = 0x663;
-		r[2] = 1u << 0;				/* LAHF_LM */
+		r[2] = bt_cpuid_baseline(c) ? 0 : 1u << 0;	/* LAHF_LM */
 		r[3] = (edx1 & 0x0183f3ff) | 1u << 11 | 1u << 20 | 1u << 29;
 		break;
 	case 0x80000002: cpuid_str(r, "termvisor softwa"); break;
