@@ -570,7 +570,11 @@ run_once(const struct vm_config *cfg, int *status)
 		run_ctl = control_reset(ctl);	/* same socket after it */
 	else
 		control_stop(ctl, how, *status);
-	vnc_stop(vnc);
+	/* A reboot keeps the VNC clients for the next boot's VM. */
+	if (how == VM_EVENT_RESET && !cfg->no_reboot)
+		vnc_park(vnc);
+	else
+		vnc_stop(vnc);
 	if (run_lock != NULL)
 		vmfs_lock_detach(run_lock);
 	vm_destroy(vm);

@@ -13,8 +13,8 @@
  * without the lock (display.h allows that; tearing is allowed).
  *
  * Refresh: only while a client is connected, every VNC_FAST_NS while the
- * screen is changing and every VNC_IDLE_NS once it has been still for a
- * second, the surface is compared with the shadow copy by tiles
+ * screen is changing and every VNC_IDLE_NS once it has been still (but
+ * for a blinking cursor) for a second, the surface is compared with the shadow copy by tiles
  * (vnc_tiles.c); changed tiles are copied and marked modified, so a
  * client is sent exactly those (in the best encoding it offered: Tight,
  * ZRLE, ...).  A still screen costs one memcmp pass per refresh and no
@@ -48,6 +48,7 @@
 #define VNC_FAST_NS		33000000ull	/* ~30 refreshes a second */
 #define VNC_IDLE_NS		100000000ull	/* 10 a second when still */
 #define VNC_IDLE_AFTER_NS	1000000000ull
+#define VNC_BLINK_TILES		4
 #define VNC_POLL_NS		100000000ull	/* stop-flag latency */
 #define VNC_CLIENT_WAIT_MS	5000
 #define VNC_DEFAULT_W		640
@@ -150,8 +151,10 @@ vnc_refresh(struct vnc *v, uint64_t now)
 		log_debug("vnc: display %ux%u%s", s.width, s.height,
 		    s.text_mode ? " (text)" : "");
 	}
+	/* A blinking cursor (a tile or four) is no activity worth the
+	 * faster refresh. */
 	if (vnc_shadow_scan(&v->shadow, s.pixels, s.stride, vnc_mark,
-	    v->screen) > 0)
+	    v->screen) > VNC_BLINK_TILES)
 		v->last_change_ns = now;
 }
 
@@ -167,6 +170,60 @@ vnc_new_client(rfbClientPtr cl)
 	return RFB_CLIENT_ACCEPT;
 }
 
+/* The display's mode changed (its thread, device lock held): refresh at
+ * once rather than at the next tick. */
+static void
+vnc_on_mode(void *opaque)
+{
+	struct vnc *v = opaque;
+
+	atomic_store(&v->mode_changed, true);
+}
+
+/* Serve vm's devices from now on (NULL: none, while parked).  Server
+ * thread. */
+static void
+vnc_bind(struct vnc *v, struct vm *vm)
+{
+	if (v->display != NULL)
+		display_set_listener(v->display, NULL, NULL);
+	v->vm = vm;
+	v->display = vm != NULL ? display_find(vm) : NULL;
+	v->kbd = vm != NULL ? i8042_find(vm) : NULL;
+	v->tablet = vm != NULL ? virtio_input_find(vm) : NULL;
+	/* A new machine: its keyboard has no key down, its screen is new. */
+	memset(&v->keys, 0, sizeof(v->keys));
+	v->ptr_buttons = 0;
+	v->generation = UINT64_MAX;
+	if (v->display != NULL)
+		display_set_listener(v->display, vnc_on_mode, v);
+}
+
+/* Take a VM handed over by vnc_park or vnc_start, if any. */
+static void
+vnc_take_hand(struct vnc *v)
+{
+	pthread_mutex_lock(&v->hand_lock);
+	if (v->hand_pending) {
+		vnc_bind(v, v->hand_vm);
+		v->hand_pending = false;
+		pthread_cond_broadcast(&v->hand_done);
+	}
+	pthread_mutex_unlock(&v->hand_lock);
+}
+
+/* Have the server thread serve vm (or nothing); returns once it does. */
+static void
+vnc_hand(struct vnc *v, struct vm *vm)
+{
+	pthread_mutex_lock(&v->hand_lock);
+	v->hand_vm = vm;
+	v->hand_pending = true;
+	while (v->hand_pending)
+		pthread_cond_wait(&v->hand_done, &v->hand_lock);
+	pthread_mutex_unlock(&v->hand_lock);
+}
+
 static void *
 vnc_thread(void *arg)
 {
@@ -175,6 +232,8 @@ vnc_thread(void *arg)
 
 	while (!atomic_load(&v->stop)) {
 		uint64_t now = vnc_now(), wait = VNC_POLL_NS;
+
+		vnc_take_hand(v);
 
 		if (v->screen->clientHead != NULL) {
 			if (now >= next || atomic_exchange(&v->mode_changed,
@@ -215,16 +274,6 @@ vnc_thread_start(struct vnc *v)
 	return -r;
 }
 
-/* The display's mode changed (its thread, device lock held): refresh at
- * once rather than at the next tick. */
-static void
-vnc_on_mode(void *opaque)
-{
-	struct vnc *v = opaque;
-
-	atomic_store(&v->mode_changed, true);
-}
-
 /* The starting size: the display's current mode, or a black 640x480. */
 static void
 vnc_initial_size(struct vnc *v, uint32_t *w, uint32_t *h)
@@ -259,7 +308,7 @@ vnc_screen_new(struct vnc *v)
 	s->screenData = v;
 	s->frameBuffer = (char *)v->shadow.pixels;
 	vnc_set_format(s);
-	s->desktopName = v->vm->cfg->name[0] ? v->vm->cfg->name : "termvisor";
+	s->desktopName = v->name;
 	/* We own the listening socket (TCP or Unix, vnc_listen.c). */
 	s->autoPort = FALSE;
 	s->port = 0;
@@ -299,6 +348,8 @@ vnc_free(struct vnc *v)
 		unlink(v->listen.path);
 	vnc_shadow_free(&v->shadow);
 	explicit_bzero(v->password, sizeof(v->password));
+	pthread_cond_destroy(&v->hand_done);
+	pthread_mutex_destroy(&v->hand_lock);
 	free(v);
 }
 
@@ -327,27 +378,52 @@ vnc_setup_password(struct vnc *v)
 	return 0;
 }
 
+/* The server parked by vnc_park for the next boot, if any. */
+static struct vnc *vnc_parked;
+
+/* Can the parked server serve cfg as it is? */
+static bool
+vnc_parked_fits(const struct vnc *v, const struct vm_config *cfg)
+{
+	return strcmp(v->spec, cfg->vnc) == 0 &&
+	    strcmp(v->password_file, cfg->vnc_password_file) == 0 &&
+	    strcmp(v->name, cfg->name[0] ? cfg->name : "termvisor") == 0;
+}
+
 struct vnc *
 vnc_start(struct vm *vm, int *err)
 {
-	struct vnc *v;
+	struct vnc *v = vnc_parked;
 	char msg[512];
 	int r;
 
 	*err = 0;
+	vnc_parked = NULL;
+	if (v != NULL && vnc_parked_fits(v, vm->cfg)) {
+		vnc_hand(v, vm);
+		return v;
+	}
+	vnc_stop(v);
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 	v->vm = vm;
 	v->listen_fd = -1;
+	pthread_mutex_init(&v->hand_lock, NULL);
+	pthread_cond_init(&v->hand_done, NULL);
+	snprintf(v->spec, sizeof(v->spec), "%s", vm->cfg->vnc);
+	snprintf(v->password_file, sizeof(v->password_file), "%s",
+	    vm->cfg->vnc_password_file);
+	snprintf(v->name, sizeof(v->name), "%s",
+	    vm->cfg->name[0] ? vm->cfg->name : "termvisor");
 	if (vnc_parse_listen(vm->cfg->vnc, &v->listen, msg, sizeof(msg)) < 0) {
 		log_warnx("%s", msg);
 		r = -EINVAL;
 		goto fail;
 	}
 	if (v->listen.kind == VNC_NONE) {
-		free(v);
+		vnc_free(v);
 		return NULL;
 	}
 	if ((r = vnc_setup_password(v)) < 0)
@@ -363,14 +439,14 @@ vnc_start(struct vm *vm, int *err)
 	rfbErr = vnc_rfb_log;
 	rfbMaxClientWait = VNC_CLIENT_WAIT_MS;
 	v->display = display_find(vm);
-	v->kbd = i8042_find(vm);
-	v->tablet = virtio_input_find(vm);
 	if ((r = vnc_screen_new(v)) < 0)
 		goto fail;
-	if (v->display != NULL)
-		display_set_listener(v->display, vnc_on_mode, v);
+	/* The devices are the server thread's from here on. */
+	v->display = NULL;
+	v->hand_vm = vm;
+	v->hand_pending = true;
 	if ((r = vnc_thread_start(v)) < 0)
-		goto fail_listener;
+		goto fail;
 	v->thread_live = true;
 	/* With auto, the user cannot know the port unless told. */
 	if (v->listen.kind == VNC_AUTO)
@@ -380,9 +456,6 @@ vnc_start(struct vm *vm, int *err)
 		log_info("VNC server on %s%s", v->addr,
 		    v->password[0] ? " (password)" : "");
 	return v;
-fail_listener:
-	if (v->display != NULL)
-		display_set_listener(v->display, NULL, NULL);
 fail:
 	vnc_free(v);
 	*err = r;
@@ -395,18 +468,41 @@ vnc_address(const struct vnc *v)
 	return v->addr;
 }
 
+/* A server still parked when the process ends (the next boot never
+ * came): close its clients and its socket file properly. */
+static void
+vnc_atexit(void)
+{
+	vnc_stop(vnc_parked);
+}
+
+void
+vnc_park(struct vnc *v)
+{
+	static bool registered;
+
+	if (v == NULL)
+		return;
+	vnc_hand(v, NULL);
+	if (vnc_parked != v)
+		vnc_stop(vnc_parked);
+	vnc_parked = v;
+	if (!registered && atexit(vnc_atexit) == 0)
+		registered = true;
+}
+
 void
 vnc_stop(struct vnc *v)
 {
 	if (v == NULL)
 		return;
-	if (v->display != NULL) {
-		pthread_mutex_lock(&v->vm->devlock);
-		display_set_listener(v->display, NULL, NULL);
-		pthread_mutex_unlock(&v->vm->devlock);
-	}
+	if (v == vnc_parked)
+		vnc_parked = NULL;
 	atomic_store(&v->stop, true);
 	if (v->thread_live)
 		pthread_join(v->thread, NULL);
+	/* The thread is gone: its devices are ours to let go of. */
+	if (v->display != NULL)
+		display_set_listener(v->display, NULL, NULL);
 	vnc_free(v);
 }

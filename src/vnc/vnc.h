@@ -63,4 +63,13 @@ const char *vnc_address(const struct vnc *v);
  * Call before the VM's devices go away. */
 void vnc_stop(struct vnc *v);
 
+/*
+ * The VM is going away and another will follow (a guest reboot makes a
+ * new VM): let go of its devices but keep the clients, so that the next
+ * vnc_start() with the same configuration carries on with them (they
+ * see the last picture until the new VM's display shows).  Call before
+ * the VM is destroyed.
+ */
+void vnc_park(struct vnc *v);
+
 #endif

@@ -75,6 +75,10 @@ vnc_input_pointer(int mask, int x, int y, rfbClientPtr cl)
 		wheel++;
 	if (pressed & RFB_WHEEL_DOWN)
 		wheel--;
+	if (v->vm == NULL) {	/* parked between two boots */
+		v->ptr_buttons = (unsigned)mask;
+		return;
+	}
 	pthread_mutex_lock(&v->vm->devlock);
 	if (v->tablet != NULL && virtio_input_ready(v->tablet))
 		virtio_input_pointer(v->tablet,

@@ -22,10 +22,22 @@ struct i8042;
 struct virtio_input;
 
 struct vnc {
+	/* The VM served, and its devices: NULL while parked between two
+	 * boots.  Read and written on the server thread only (vnc_park and
+	 * vnc_start hand a new VM over through hand_*). */
 	struct vm *vm;
 	struct display *display;	/* NULL: a black screen */
 	struct i8042 *kbd;
 	struct virtio_input *tablet;
+	pthread_mutex_t hand_lock;
+	pthread_cond_t hand_done;
+	struct vm *hand_vm;
+	bool hand_pending;
+	/* What it was started for, to tell whether the next boot's
+	 * configuration can keep it. */
+	char spec[128];
+	char password_file[4096];
+	char name[64];
 	rfbScreenInfoPtr screen;
 	struct vnc_shadow shadow;
 	uint64_t generation;		/* of the surface the shadow has */

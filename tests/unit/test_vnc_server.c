@@ -414,3 +414,47 @@ Test(vnc_server, clients_at_once_and_one_that_leaves_rudely)
 	client_close(&a);
 	client_close(&b);
 }
+
+Test(vnc_server, a_reboot_keeps_the_clients)
+{
+	struct client c;
+	struct vnc *again;
+	int err;
+
+	set_mode(800, 600);
+	client_connect(&c);
+	cr_assert(settle(&c));
+	cr_assert_eq(c.w, 800);
+	/* The guest reboots: run.c parks the server, makes a new VM. */
+	vnc_park(srv);
+	vm_destroy(vm);
+	vm = vm_create(&cfg, &null_accel_ops, &err);
+	cr_assert_not_null(vm);
+	again = vnc_start(vm, &err);
+	cr_assert_eq(again, srv, "the parked server carries on");
+	/* The same client sees the new machine's screen (text mode) ... */
+	request(&c, true);
+	for (int i = 0; i < 10 && (c.w == 800 || !same_as_display(&c)); i++) {
+		update(&c);
+		request(&c, true);
+	}
+	cr_assert_neq(c.w, 800);
+	cr_assert(same_as_display(&c));
+	/* ... and types into its keyboard (reading what the server sends
+	 * meanwhile: the text cursor blinks, and a server blocked writing to
+	 * its only client reads nothing from it). */
+	wr(&c, (uint8_t[]){ 4, 1, 0, 0, 0, 0, 0, 'a' }, 8);
+	for (int i = 0; i < 2000; i++) {
+		bool any;
+		uint8_t b = kbd_read(&any);
+
+		if (any) {
+			cr_assert_eq(b, 0x1e);
+			client_close(&c);
+			return;
+		}
+		if (readable(&c, 1))
+			update(&c);
+	}
+	cr_assert_fail("the key did not reach the new VM's keyboard");
+}

@@ -1,5 +1,6 @@
 # The VNC test client (tests/vnc/vnc_client.c) on libvncclient, used by
-# the VNC end-to-end tests and scripts/bench-vnc.sh; built with the tests.
+# the VNC end-to-end tests and scripts/bench-vnc.sh; built with the tests
+# and for make bench.
 
 VNC_CLIENT := $(BUILD)/tests/vnc-client
 
@@ -10,3 +11,4 @@ $(VNC_CLIENT): tests/vnc/vnc_client.c
 		$(shell $(PKG_CONFIG) --libs libvncclient) $(SAN)
 
 tests-build: $(VNC_CLIENT)
+bench: $(VNC_CLIENT)
