@@ -543,3 +543,74 @@ Test(vswitch, shaping_polices_each_port_to_its_rate)
 	tport_close(&a);
 	tport_close(&b);
 }
+
+/* IPv6 pseudo-header sum of the packet at ip6 for l4len bytes of TCP. */
+static uint32_t
+tpseudo6(const uint8_t *ip6, size_t l4len)
+{
+	uint32_t s = 0;
+
+	for (int i = 8; i < 40; i += 2)
+		s += (uint32_t)(ip6[i] << 8 | ip6[i + 1]);
+	return s + 6 + (uint32_t)l4len;
+}
+
+Test(vswitch, tcp6_gso_frames_are_segmented_too)
+{
+	struct tport a = tport_add(&sw, "lan", 1, VSW_F_CSUM | VSW_F_GSO);
+	struct tport b = tport_add(&sw, "lan", 2, 0);
+	struct vsw_net_hdr *h = (struct vsw_net_hdr *)buf;
+	uint8_t *f = buf + sizeof(*h), *ip6 = f + 14, *tcp = ip6 + 40;
+	size_t data = 2500, seen = 0, hl = sizeof(*h) + 14 + 40 + 20;
+	ssize_t r;
+	int segs = 0;
+
+	tframe(buf, 0xff, 1, 0x86dd, "", 0);
+	memset(ip6, 0, 40);
+	ip6[0] = 0x60;
+	ip6[4] = (uint8_t)((20 + data) >> 8);
+	ip6[5] = (uint8_t)(20 + data);
+	ip6[6] = 6;
+	ip6[7] = 64;
+	ip6[8] = 0xfd; ip6[23] = 1;		/* fd00::1 */
+	ip6[24] = 0xfd; ip6[39] = 2;		/* fd00::2 */
+	memset(tcp, 0, 20);
+	tcp[3] = 80;
+	tcp[7] = 1;				/* seq 1 */
+	tcp[12] = 5 << 4;
+	tcp[13] = 0x19;				/* FIN PSH ACK */
+	for (size_t i = 0; i < data; i++)
+		tcp[20 + i] = (uint8_t)(i * 3);
+	h->flags = 1;
+	h->gso_type = 4;
+	h->gso_size = 1200;
+	h->hdr_len = 74;
+	h->csum_start = 54;
+	h->csum_offset = 16;
+	tsend(&sw, &a, buf, hl + data);
+	while ((r = trecv(&b, rbuf, sizeof(rbuf))) >= 0) {
+		uint8_t *i6 = rbuf + sizeof(*h) + 14, *t = i6 + 40;
+		size_t plen = (size_t)r - hl;
+
+		cr_assert_eq((size_t)(i6[4] << 8 | i6[5]), 20 + plen);
+		cr_assert_eq(vsw_inet_csum(t, 20 + plen, tpseudo6(i6,
+		    20 + plen)), 0, "TCP checksum of segment %d", segs);
+		cr_assert_eq(memcmp(t + 20, tcp + 20 + seen, plen), 0);
+		cr_assert_eq(!!(t[13] & 0x01), seen + plen == data,
+		    "FIN on the last segment only");
+		cr_assert_eq((uint32_t)t[7] | (uint32_t)t[6] << 8, 1 + seen);
+		seen += plen;
+		segs++;
+	}
+	cr_assert_eq(segs, 3);
+	cr_assert_eq(seen, data);
+	/* A TSO4 header on an IPv6 frame is a lie: not segmented. */
+	tframe(buf, 0xff, 1, 0x86dd, "", 0);
+	h->gso_type = 1;
+	h->gso_size = 1200;
+	tsend(&sw, &a, buf, hl + data);
+	cr_assert_eq(tcount(&b), 0);
+	cr_assert_eq(b.p->st.tx_offload, 1);
+	tport_close(&a);
+	tport_close(&b);
+}
