@@ -18,8 +18,9 @@
 #include "vswitch/vswitch_client.h"
 
 /* Room for bursts: a full socket drops frames (a switch never waits on
- * one port), so give it a few hundred full-size frames of slack. */
-#define NETDEV_VSW_SNDBUF	(4 << 20)
+ * one port), so give it a few hundred full-size frames of slack
+ * (the kernel doubles it). */
+#define NETDEV_VSW_SNDBUF	(1 << 20)
 
 static void netdev_vsw_on_fd(void *opaque, int fd);
 
