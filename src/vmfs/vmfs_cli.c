@@ -50,6 +50,7 @@ static const char vmfs_cli_vm_usage[] =
     "  vm start NAME   run it detached, its output to NAME.log\n"
     "  vm console NAME its serial console (Ctrl-] detaches)\n"
     "  vm status|stats|pause|resume|stop NAME\n"
+    "  vm screenshot NAME FILE.png  what its display shows, as PNG\n"
     "The datastore is --datastore DIR, else $TERMVISOR_DATASTORE, else\n"
     "$XDG_DATA_HOME/termvisor, else ~/.local/share/termvisor.\n"
     "See termvisor.vmx(5) for the keys.\n";
@@ -533,6 +534,7 @@ vmfs_cli_show(const char *ds, const char *name)
 		printf("append:   %s\n", c.append);
 	vmfs_cli_show_devices(&c);
 	printf("vnc:      %s\nserial:   %s\n", c.vnc, c.serial);
+	printf("display:  %s\n", c.display[0] ? c.display : "std");
 	return VMFS_CLI_OK;
 }
 
