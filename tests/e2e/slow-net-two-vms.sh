@@ -8,7 +8,9 @@
 #   - `termvisor switch capture lan` records the exchange, and tshark
 #     (Wireshark's reader) finds the ICMP echoes and the TCP transfer in
 #     the pcap, and nothing of the 10.9.0.0/24 traffic;
-#   - the VM's stats and the switch's show count the frames.
+#   - the VM's stats count the frames;
+#   - the switch is stopped and started again: both NICs reconnect, and
+#     A reaches B once more (a second nc).
 set -u
 . "$(dirname "$0")/linux-lib.sh"
 need_guest
@@ -54,17 +56,23 @@ vm() {	# vm CONSOLE COMMAND NIC...
 }
 
 up='ip link set eth0 up; ip link set eth1 up;'
-# B: serve one file, then stay until eth0's link goes down.
+# B: serve one file, then a word after the switch's restart.
 b="$up ip addr add 10.0.0.2/24 dev eth0; ip addr add 10.9.0.2/24 dev eth1;"
 b="$b echo B-READY; nc -l -p 5000 >/tmp/f; echo B-SUM \$(md5sum </tmp/f);"
-b="$b while [ \$(cat /sys/class/net/eth0/carrier) = 1 ]; do sleep 0.5; done"
+b="$b nc -l -p 5001 >/tmp/g; echo B-BYE \$(cat /tmp/g)"
 # A: ping B (until B is up), send the file, then try B's other address.
 a="$up ip addr add 10.0.0.1/24 dev eth0; ip addr add 10.9.0.1/24 dev eth1;"
 a="$a for i in \$(seq 120); do ping -c 1 -W 1 10.0.0.2 >/dev/null && break; done;"
 a="$a ping -c 3 -W 2 10.0.0.2 >/dev/null && echo PING-OK;"
 a="$a dd if=/dev/urandom of=/tmp/f bs=1024 count=300 2>/dev/null;"
 a="$a echo A-SUM \$(md5sum </tmp/f); nc 10.0.0.2 5000 </tmp/f; echo NC-DONE;"
-a="$a ping -c 3 -W 1 10.9.0.2 >/dev/null && echo LEAKED || echo ISOLATED"
+a="$a ping -c 3 -W 1 10.9.0.2 >/dev/null && echo LEAKED || echo ISOLATED;"
+# ... then, across the switch's restart, say bye on port 5001.
+a="$a c() { cat /sys/class/net/eth0/carrier; };"
+a="$a for i in \$(seq 300); do [ \$(c) = 0 ] && break; sleep 0.2; done; echo SW-DOWN=\$(c);"
+a="$a for i in \$(seq 300); do [ \$(c) = 1 ] && break; sleep 0.2; done; echo SW-UP=\$(c);"
+a="$a for i in \$(seq 60); do echo bye-after-restart | nc 10.0.0.2 5001 && break; sleep 1; done;"
+a="$a echo A-DONE"
 
 vm "$W/b.console" "$b" lan,mac=52:54:00:00:00:0b pgb,mac=52:54:00:00:01:0b
 bpid=${pids[0]}
@@ -117,8 +125,12 @@ other=$(tshark -r "$W/lan.pcap" -Y 'ip.addr == 10.9.0.0/24' 2>/dev/null | wc -l)
 echo "ok: file $asum through the switch; pcap: $echo_req echo requests," \
 	"$echo_rep replies, $tcp TCP bytes, none of the other port groups"
 
-# A is done; B leaves when its lan link goes down.
-"$tv" vm nic-link "pid-$bpid" 0 down >/dev/null || fail "nic-link"
+# The switch goes away and comes back: the NICs find it again.
+"$tv" switch stop >/dev/null || fail "switch stop"
+wait_for "$LOG" SW-DOWN=0 60
+"$tv" switch run --daemon || fail "switch run"
+wait_for "$LOG" SW-UP=1 60
+wait_for "$W/b.console" "B-BYE bye-after-restart" 120
 wait "$apid" || LOG=$LOG fail "A exited with $?"
 wait "$bpid" || LOG=$W/b.console fail "B exited with $?"
 pids=()
