@@ -62,12 +62,17 @@ static pthread_mutex_t fb_listener_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* --- video memory mapping --- */
 
-/* Make the guest memory mapping of VRAM match BAR0. */
+/*
+ * Make the guest memory mapping of VRAM match BAR0.  XXX: the software
+ * CPU's TLB may keep a translation to the old place until the guest
+ * flushes it, as a guest that moves a BAR does anyway.
+ */
 static void
 fb_mem_sync(struct display *d)
 {
 	const struct pci_bar *b = &d->pci.bar[0];
 	bool want = b->is_mapped;
+	static bool warned;
 	int err;
 
 	if (d->mem_idx < 0 || (want == d->mem_on &&
@@ -76,8 +81,11 @@ fb_mem_sync(struct display *d)
 	err = vm_move_device_mem(d->vm, d->mem_idx, want ? b->mapped : 0,
 	    want ? FB_VRAM_SIZE : 0);
 	if (err < 0) {
-		log_warnx("display: cannot map video memory at %#llx: %s",
-		    (unsigned long long)b->mapped, strerror(-err));
+		/* BAR0's handler then serves every access (and retries). */
+		if (!warned)
+			log_warnx("display: cannot map video memory at %#llx: "
+			    "%s", (unsigned long long)b->mapped, strerror(-err));
+		warned = true;
 		d->mem_on = false;
 		return;
 	}
