@@ -4,7 +4,9 @@
  * and the snapshot file header.
  *
  * Random bytes rarely get past the section checksums, so most inputs
- * are edits of a valid stream saved from the VM itself: (offset, xor)
+ * are edits of a valid stream saved from the VM itself, or from a KVM
+ * VM when there is /dev/kvm (its interrupt controllers then go through
+ * the conversion to the software ones): (offset, xor)
  * pairs and a length cut, after which every section's checksum is made
  * right again, so the edits reach the field parsers of every device.
  * Whatever happens the loader must return (0 or an error with a
@@ -29,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct vm_config cfg;
 static struct vm *vm;
-static struct snap good;
+static struct snap good, good_kvm;	/* good_kvm: empty without KVM */
 
 static void
 fuzz_setup(void)
@@ -45,6 +47,17 @@ fuzz_setup(void)
 	snap_init_save(&good);
 	if (vmstate_save(vm, &good) != 0)
 		abort();
+	/* A stream from KVM exercises the conversion of its interrupt
+	 * controllers into the software ones (cpu = baseline fits). */
+	snap_init_save(&good_kvm);
+	snprintf(cfg.cpu, sizeof(cfg.cpu), "baseline");
+	if (access("/dev/kvm", R_OK | W_OK) == 0) {
+		struct vm *k = vm_create(&cfg, &kvm_accel_ops, &err);
+
+		if (k != NULL && vmstate_save(k, &good_kvm) != 0)
+			abort();
+		vm_destroy(k);
+	}
 }
 
 static uint32_t
@@ -115,6 +128,7 @@ fuzz_file(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const struct snap *src;
 	uint8_t *b;
 	size_t len;
 
@@ -130,15 +144,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_file(data + 1, size - 1);
 		return 0;
 	}
-	/* Edits of the valid stream: [cut:u16] then (offset:u16, xor:u8)... */
-	if ((b = malloc(good.len)) == NULL)
+	/* Edits of a valid stream (bit 3: KVM's, when there is one):
+	 * [cut:u16] then (offset:u16, xor:u8)... */
+	src = (data[0] & 8) && good_kvm.len > 0 ? &good_kvm : &good;
+	if ((b = malloc(src->len)) == NULL)
 		return 0;
-	memcpy(b, good.buf, good.len);
-	len = good.len;
+	memcpy(b, src->buf, src->len);
+	len = src->len;
 	if (size >= 3 && (data[0] & 4))
-		len = (data[1] | (size_t)data[2] << 8) % (good.len + 1);
+		len = (data[1] | (size_t)data[2] << 8) % (src->len + 1);
 	for (size_t i = 3; i + 3 <= size; i += 3) {
-		size_t off = (data[i] | (size_t)data[i + 1] << 8) * 7 % good.len;
+		size_t off = (data[i] | (size_t)data[i + 1] << 8) * 7 % src->len;
 
 		b[off] ^= data[i + 2];
 	}
