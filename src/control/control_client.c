@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/control_stats.h"
 #include "util/log.h"
 #include "hv/vmconfig.h"
 #include "vmfs/vmfs.h"
@@ -288,7 +289,7 @@ static const char control_client_usage[] =
 "usage: termvisor vm start [--datastore DIR] NAME\n"
 "       termvisor vm console NAME\n"
 "       termvisor vm status [--json] NAME\n"
-"       termvisor vm stats [--json] NAME\n"
+"       termvisor vm stats [--json] [--watch] NAME\n"
 "       termvisor vm pause NAME\n"
 "       termvisor vm resume NAME\n"
 "       termvisor vm stop [--force] [--timeout SECONDS] NAME\n"
@@ -307,7 +308,8 @@ static const char control_client_usage[] =
 "            is sent, and at its end the command leaves once the output\n"
 "            has been quiet for a second)\n"
 "  status    print the VM's state, vCPUs, memory and uptime\n"
-"  stats     per-vCPU CPU time and exits by kind\n"
+"  stats     per-vCPU CPU time and exits by kind, disk and network\n"
+"            counters; --watch: every second with rates, until Ctrl-C\n"
 "  pause     stop the vCPUs (the VM keeps its memory and devices)\n"
 "  resume    run a paused VM again\n"
 "  stop      press the ACPI power button and wait for the guest to power\n"
@@ -320,6 +322,8 @@ static const char control_client_usage[] =
 "  -f, --force          stop: power off at once, without asking the guest\n"
 "  -t, --timeout S      stop: seconds to wait for the guest (1-86400)\n"
 "  -j, --json           status, stats: print the VM's JSON reply\n"
+"  -w, --watch          stats: refresh every second (a line a second\n"
+"                       when the output is not a terminal)\n"
 "  -h, --help           this help\n"
 "\n"
 "Exit status: 0 done, 1 the VM is not running or refused, 2 usage.\n";
@@ -344,7 +348,7 @@ struct control_client_opts {
 	const char *sub, *name;
 	const char *datastore;	/* start: NULL for the default */
 	char file[4096];	/* screenshot: absolute path of FILE */
-	bool force, json;
+	bool force, json, watch;
 	long timeout;		/* 0: the server's default */
 };
 
@@ -388,6 +392,7 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 		{ "force", no_argument, NULL, 'f' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
 		{ "datastore", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -401,7 +406,7 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 	o->sub = argv[0];
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "ft:jd:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ft:jwd:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(control_client_usage, stdout);
 			return 1;
@@ -420,6 +425,8 @@ control_client_parse(int argc, char **argv, struct control_client_opts *o)
 			}
 		} else if (c == 'j' && info) {
 			o->json = true;
+		} else if (c == 'w' && strcmp(argv[0], "stats") == 0) {
+			o->watch = true;
 		} else if (c == 'd' && strcmp(argv[0], "start") == 0) {
 			o->datastore = optarg;
 		} else {
@@ -467,27 +474,7 @@ control_client_int(json_t *o, const char *k)
 static void
 control_client_print_stats(json_t *r)
 {
-	json_t *v;
-	size_t i;
-
-	printf("%s: %s, up %.1f s, memory %lld MiB\n",
-	    json_string_value(json_object_get(r, "name")),
-	    json_string_value(json_object_get(r, "state")),
-	    json_number_value(json_object_get(r, "uptime")),
-	    control_client_int(r, "memory") >> 20);
-	printf("%4s %10s %10s %9s %9s %9s %9s %9s\n", "vcpu", "cpu-s",
-	    "exits", "pio", "mmio", "hlt", "intr", "assists");
-	json_array_foreach(json_object_get(r, "vcpus"), i, v) {
-		json_t *e = json_object_get(v, "exits");
-
-		printf("%4lld %10.2f %10lld %9lld %9lld %9lld %9lld %9lld\n",
-		    control_client_int(v, "id"),
-		    json_number_value(json_object_get(v, "cpu_time")),
-		    control_client_int(v, "exits_total"),
-		    control_client_int(e, "pio"), control_client_int(e, "mmio"),
-		    control_client_int(e, "hlt"), control_client_int(e, "intr"),
-		    control_client_int(v, "assists"));
-	}
+	control_stats_print(stdout, r, NULL);
 }
 
 /* After a reset was accepted: wait for the "reset" event (the VM is
@@ -968,6 +955,8 @@ control_client_main(int argc, char **argv)
 	}
 	if (strcmp(o.sub, "console") == 0)
 		r = control_client_console(&cc, o.name);
+	else if (o.watch)
+		r = control_stats_watch(&cc, o.name, o.json);
 	else
 		r = control_client_run(&cc, &o);
 	control_client_close(&cc);

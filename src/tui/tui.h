@@ -67,8 +67,13 @@ struct tui_vm {
 	double cpu_pct;		/* -1 unknown */
 	double exits, exits_uptime;	/* last sample, -1 none */
 	struct json_t *stats;	/* the last stats reply, or NULL */
-	/* CPU% and exits/s, a ring of the last hist_n samples */
+	/* disk (read + written) and network (received + sent) bytes/s,
+	 * -1 unknown or no such device */
+	double disk_rate, net_rate;
+	/* CPU%, exits/s, disk and network bytes/s: rings of the last
+	 * hist_n samples */
 	double cpu_hist[TUI_HIST], exit_hist[TUI_HIST];
+	double disk_hist[TUI_HIST], net_hist[TUI_HIST];
 	int hist_n, hist_at;
 	/* The serial console while its pane is open: attached to the
 	 * live stream (console-attach), raw output kept bounded and its
@@ -133,7 +138,8 @@ void tui_vm_fmt_pct(double pct, char *buf, size_t len);
 
 /* tui_list.c: the VM list view. */
 enum { TUI_COL_NAME, TUI_COL_STATE, TUI_COL_CPUS, TUI_COL_MEMORY,
-	TUI_COL_CPU, TUI_COL_UPTIME, TUI_COL_VNC, TUI_COLS };
+	TUI_COL_CPU, TUI_COL_DISK, TUI_COL_NET, TUI_COL_UPTIME, TUI_COL_VNC,
+	TUI_COLS };
 /* Column widths for a screen width cols: 0 for a dropped column.  NAME
  * takes the room left, within bounds. */
 void tui_list_layout(int cols, int widths[TUI_COLS]);

@@ -1,10 +1,8 @@
 /*
  * One VM's statistics: its numbers, the per-vCPU table and small
- * history graphs (sparklines) of CPU% and exits/s.  The graphs are plain
- * ASCII so they read the same on a vt100 as on anything newer.
- *
- * XXX disk and network rates: the VMs do not count them yet; exits/s
- * stands in for "how busy its devices are" until they do.
+ * history graphs (sparklines) of CPU%, exits/s and disk and network
+ * bytes/s.  The graphs are plain ASCII so they read the same on a vt100
+ * as on anything newer.
  */
 #include "tui/tui.h"
 
@@ -12,6 +10,8 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "control/control_stats.h"
 
 static const char tui_detail_levels[] = "_.:-=+*#";
 
@@ -54,11 +54,16 @@ static void
 tui_detail_graph(const struct tui_vm *vm, int y, const char *title,
     const double *hist, double max, double now, const char *unit)
 {
-	char spark[512], label[64];
+	char spark[512], label[64], rate[16];
 	int w;
 
-	snprintf(label, sizeof(label), "%-8s %9.1f%s ", title, now < 0 ? 0 :
-	    now, unit);
+	control_stats_fmt_rate(now, rate, sizeof(rate));
+	if (strcmp(unit, "B/s") == 0)	/* bytes: 1.5K, 12M */
+		snprintf(label, sizeof(label), "%-8s %9s%s ", title, rate,
+		    now < 0 ? "   " : unit);
+	else
+		snprintf(label, sizeof(label), "%-8s %9.1f%s ", title,
+		    now < 0 ? 0 : now, unit);
 	w = COLS - 1 - (int)strlen(label) - 2;
 	mvaddnstr(y, 0, label, COLS - 1);
 	if (w < 4)
@@ -127,6 +132,8 @@ tui_detail_draw(const struct tui_vm *vm, int height)
 	tui_detail_graph(vm, 2, "CPU%", vm->cpu_hist, 100.0 * (vm->cpus > 0 ?
 	    vm->cpus : 1), vm->cpu_pct, "%");
 	tui_detail_graph(vm, 3, "exits/s", vm->exit_hist, 0, rate, "");
-	if (height > 6)
-		tui_detail_vcpus(vm, 5, height - 5);
+	tui_detail_graph(vm, 4, "disk", vm->disk_hist, 0, vm->disk_rate, "B/s");
+	tui_detail_graph(vm, 5, "net", vm->net_hist, 0, vm->net_rate, "B/s");
+	if (height > 8)
+		tui_detail_vcpus(vm, 7, height - 7);
 }

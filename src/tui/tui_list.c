@@ -1,7 +1,8 @@
 /*
  * The VM list: one row per VM, columns that shrink and then drop out on
  * narrow terminals (NAME keeps at least a few characters; VNC goes
- * first, then UPTIME, then CPUS).
+ * first, then UPTIME, NET, DISK and CPUS).  DISK and NET are bytes per
+ * second, read and written or received and sent together.
  */
 #include "tui/tui.h"
 
@@ -9,14 +10,19 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "control/control_stats.h"
+
 static const char *const tui_list_titles[TUI_COLS] = {
-	"NAME", "STATE", "CPUS", "MEMORY", "CPU%", "UPTIME", "VNC",
+	"NAME", "STATE", "CPUS", "MEMORY", "CPU%", "DISK", "NET", "UPTIME",
+	"VNC",
 };
-/* Natural widths; NAME is flexible between its min and max. */
-static const int tui_list_widths[TUI_COLS] = { 0, 12, 4, 7, 6, 8, 15 };
+/* Natural widths ("unresponsive", "1.5G", "199.5", "12.3M", "12m03s",
+ * "127.0.0.1:5901"); NAME is flexible between its min and max. */
+static const int tui_list_widths[TUI_COLS] = { 0, 12, 4, 6, 5, 5, 5, 7,
+	14 };
 /* Which column goes first when the screen is too narrow. */
 static const int tui_list_drop[] = { TUI_COL_VNC, TUI_COL_UPTIME,
-	TUI_COL_CPUS, TUI_COL_CPU, TUI_COL_MEMORY };
+	TUI_COL_NET, TUI_COL_DISK, TUI_COL_CPUS, TUI_COL_CPU, TUI_COL_MEMORY };
 #define TUI_LIST_NAME_MIN	8
 #define TUI_LIST_NAME_MAX	32
 
@@ -99,8 +105,8 @@ tui_list_cells(const char *const cells[TUI_COLS],
 	buf[0] = '\0';
 	for (int c = 0; c < TUI_COLS; c++)
 		tui_list_cell(buf, len, cells[c], widths[c],
-		    c == TUI_COL_CPUS || c == TUI_COL_MEMORY ||
-		    c == TUI_COL_CPU || c == TUI_COL_UPTIME, c == 0);
+		    c != TUI_COL_NAME && c != TUI_COL_STATE && c != TUI_COL_VNC,
+		    c == 0);
 }
 
 void
@@ -113,7 +119,7 @@ void
 tui_list_row(const struct tui_vm *vm, const int widths[TUI_COLS], char *buf,
     size_t len)
 {
-	char cpus[16], mem[16], pct[16], up[16];
+	char cpus[16], mem[16], pct[16], up[16], disk[16], net[16];
 	bool live = vm->fd >= 0 && vm->greeted;
 	const char *cells[TUI_COLS];
 
@@ -121,12 +127,16 @@ tui_list_row(const struct tui_vm *vm, const int widths[TUI_COLS], char *buf,
 	tui_vm_fmt_mem(vm->memory, mem, sizeof(mem));
 	tui_vm_fmt_pct(live ? vm->cpu_pct : -1, pct, sizeof(pct));
 	tui_vm_fmt_uptime(live ? vm->uptime : -1, up, sizeof(up));
+	control_stats_fmt_rate(live ? vm->disk_rate : -1, disk, sizeof(disk));
+	control_stats_fmt_rate(live ? vm->net_rate : -1, net, sizeof(net));
 	cells[TUI_COL_NAME] = vm->name;
 	cells[TUI_COL_STATE] = vm->config_ok || vm->state != TUI_VM_STOPPED ?
 	    tui_vm_state_name(vm->state) : "bad config";
 	cells[TUI_COL_CPUS] = cpus;
 	cells[TUI_COL_MEMORY] = mem;
 	cells[TUI_COL_CPU] = pct;
+	cells[TUI_COL_DISK] = disk;
+	cells[TUI_COL_NET] = net;
 	cells[TUI_COL_UPTIME] = up;
 	cells[TUI_COL_VNC] = "-";	/* XXX the VMs do not report it yet */
 	tui_list_cells(cells, widths, buf, len);

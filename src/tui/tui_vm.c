@@ -22,6 +22,7 @@
 
 #include "control/control.h"
 #include "control/control_client.h"
+#include "control/control_stats.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -129,6 +130,7 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->stats_id = 0;
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
 	vm->exits = vm->exits_uptime = -1;
+	vm->disk_rate = vm->net_rate = -1;
 	vm->hist_n = vm->hist_at = 0;
 	json_decref(vm->stats);
 	vm->stats = NULL;
@@ -213,13 +215,19 @@ tui_vm_set_state(struct tui_model *m, struct tui_vm *vm,
 	vm->state = s;
 }
 
-/* Add a sample of CPU% and exits/s to the history rings. */
+/* Add a sample of CPU%, exits/s and I/O rates to the history rings
+ * (vm->stats is still the sample before r). */
 static void
 tui_vm_history(struct tui_vm *vm, json_t *r, double up)
 {
 	double exits = 0, rate = -1;
+	struct control_rates rt;
 	json_t *v;
 	size_t i;
+
+	control_stats_rates(vm->stats, r, &rt);
+	vm->disk_rate = rt.disk_rd < 0 ? -1 : rt.disk_rd + rt.disk_wr;
+	vm->net_rate = rt.net_rx < 0 ? -1 : rt.net_rx + rt.net_tx;
 
 	json_array_foreach(json_object_get(r, "vcpus"), i, v)
 		exits += (double)json_integer_value(json_object_get(v,
@@ -232,6 +240,8 @@ tui_vm_history(struct tui_vm *vm, json_t *r, double up)
 		return;	/* the first sample: nothing to difference yet */
 	vm->cpu_hist[vm->hist_at] = vm->cpu_pct < 0 ? 0 : vm->cpu_pct;
 	vm->exit_hist[vm->hist_at] = rate < 0 ? 0 : rate;
+	vm->disk_hist[vm->hist_at] = vm->disk_rate < 0 ? 0 : vm->disk_rate;
+	vm->net_hist[vm->hist_at] = vm->net_rate < 0 ? 0 : vm->net_rate;
 	vm->hist_at = (vm->hist_at + 1) % TUI_HIST;
 	if (vm->hist_n < TUI_HIST)
 		vm->hist_n++;
@@ -630,6 +640,7 @@ tui_vm_add(struct tui_model *m, const char *name)
 	vm->fd = -1;
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
 	vm->exits = vm->exits_uptime = -1;
+	vm->disk_rate = vm->net_rate = -1;
 	m->dirty = true;
 	return vm;
 }

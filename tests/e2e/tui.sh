@@ -85,7 +85,7 @@ expect "host summary line" '^termvisor +[0-9]+ CPUs +mem .*committed +datastore 
 expect "help line" 'q quit'
 
 t send-keys -t tui s
-expect "s: the VM runs" '^t1 +running +1 +64M +[0-9.]+ +[0-9]+s' 20
+expect "s: the VM runs (no disk, no NIC: no rates)" '^t1 +running +1 +64M +[0-9.]+ +- +- +[0-9]+s' 20
 vmpid=$(sed -n 's/.*running (pid \([0-9]*\) .*/\1/p' < <("$tv" vm list))
 [ -n "$vmpid" ] && ok "vm list agrees: pid $vmpid" || bad "vm list: $("$tv" vm list)"
 [ -s "$TERMVISOR_DATASTORE/t1/t1.log" ] || [ -e "$TERMVISOR_DATASTORE/t1/t1.log" ] &&
@@ -99,6 +99,7 @@ expect "p again: running" '^t1 +running'
 t send-keys -t tui Enter
 expect "Enter: the VM's statistics" '^t1 +running +1 vCPU +64M +up [0-9]'
 expect "... with a CPU% graph" '^CPU% +[0-9.]+% \|[ _.:=+*#-]+\|$' 5
+expect "... disk and network graphs" '^net +- +\|[ _.:=+*#-]+\|$' 5
 expect "... and the per-vCPU table" '^ +0 +[0-9.]+ +[0-9]+ '
 t send-keys -t tui Enter
 expect "Enter again: the list" '^NAME +STATE'
@@ -130,11 +131,11 @@ kill -0 "$vmpid" 2>/dev/null && bad "the VMM (pid $vmpid) is still there" ||
 	ok "the VMM is gone"
 
 t resize-window -t tui -x 50 -y 15
-expect "50x15: the list redraws without the VNC column" '^NAME +STATE +CPUS +MEMORY +CPU%$'
+expect "50x15: the list redraws without VNC, UPTIME and NET" '^NAME +STATE +CPUS +MEMORY +CPU% +DISK$'
 expect "50x15: the help line is on the last row" 'q quit' 3
 [ "$(screen | wc -l)" -eq 15 ] && ok "15 rows" || bad "rows: $(screen | wc -l)"
 t resize-window -t tui -x 120 -y 30
-expect "120x30: all columns again" '^NAME +STATE +CPUS +MEMORY +CPU% +UPTIME +VNC'
+expect "120x30: all columns again" '^NAME +STATE +CPUS +MEMORY +CPU% +DISK +NET +UPTIME +VNC'
 expect "120x30: the row is there" '^t1 +stopped'
 
 # A VM that dies leaves its socket behind: stale, never a hang.
