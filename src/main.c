@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "control/control_client.h"
+#include "migrate/migrate.h"
 #include "migrate/snapshot.h"
 #include "run.h"
 #include "tui/tui.h"
@@ -26,6 +27,7 @@ static const char main_usage[] =
 "                      start one detached; status, stats, pause, resume,\n"
 "                      stop a running VM\n"
 "  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
+"  migrate VM DEST     move a running VM to another host (ssh:// or tcp://)\n"
 "  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
 "                      show, capture, stop\n"
 "  snapshot SUBCOMMAND take, list, revert, delete a VM's snapshots\n"
@@ -56,6 +58,8 @@ main(int argc, char **argv)
 		return control_client_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "vm") == 0)
 		return vmfs_cli_vm(argc - 2, argv + 2);
+	if (strcmp(argv[1], "migrate") == 0)
+		return migrate_cli_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "disk") == 0)
 		return vmfs_cli_disk(argc - 2, argv + 2);
 	if (strcmp(argv[1], "switch") == 0)

@@ -10,6 +10,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "migrate/migrate.h"
 #include "migrate/snapshot.h"
 #include "util/evloop.h"
 #include "util/log.h"
@@ -32,6 +34,9 @@
 
 #define RUN_MIN_MEMORY	(4ull << 20)
 #define RUN_MAX_MEMORY	(1ull << 40)
+/* getopt values of the migration options (above every short option). */
+#define RUN_OPT_INCOMING	0x1000
+#define RUN_OPT_SECRET_FILE	0x1001
 #define RUN_OPT_RESTORE	0x1002	/* getopt value of --restore */
 #define RUN_OPT_DISPLAY	0x1003	/* getopt value of --display */
 /* The crypto self-tests cost 5 s of a 16 s boot on the software CPU; the
@@ -62,6 +67,10 @@ static const char run_usage[] =
 "                        group NAME (repeatable; default MAC derived from\n"
 "                        the VM name; queues: pairs, default min(cpus, 4))\n"
 "      --datastore DIR   the datastore holding NAME\n"
+"      --incoming URI    receive a migrating VM instead of booting one:\n"
+"                        '-' (stdin/stdout, as termvisor migrate ssh://\n"
+"                        runs it) or tcp:[ADDR:]PORT (default 127.0.0.1)\n"
+"      --secret-file FILE  the secret shared with the source (tcp:)\n"
 "      --restore FILE    resume the VM saved in snapshot FILE instead of\n"
 "                        booting it (same memory, vCPUs and devices)\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
@@ -174,6 +183,8 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "disk", required_argument, NULL, 'd' },
 		{ "nic", required_argument, NULL, 'n' },
 		{ "datastore", required_argument, NULL, OPT_DATASTORE },
+		{ "incoming", required_argument, NULL, RUN_OPT_INCOMING },
+		{ "secret-file", required_argument, NULL, RUN_OPT_SECRET_FILE },
 		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
 		{ "display", required_argument, NULL, RUN_OPT_DISPLAY },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
@@ -228,6 +239,16 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		case RUN_OPT_RESTORE:
 			if (run_copy(a->restore, sizeof(a->restore), optarg,
 			    "--restore file", err, errlen))
+				return -1;
+			break;
+		case RUN_OPT_INCOMING:
+			if (run_copy(a->incoming, sizeof(a->incoming), optarg,
+			    "--incoming URI", err, errlen))
+				return -1;
+			break;
+		case RUN_OPT_SECRET_FILE:
+			if (run_copy(a->secret_file, sizeof(a->secret_file),
+			    optarg, "--secret-file path", err, errlen))
 				return -1;
 			break;
 		case OPT_DATASTORE:
@@ -506,6 +527,8 @@ static struct vmfs_lock *run_lock;
 
 /* The datastore VM's name for its control socket ("" unnamed). */
 static const char *run_name;
+/* --datastore as given ("" = the default), for a migration's remote side. */
+static const char *run_datastore = "";
 /* The control server kept across guest resets (control_reset). */
 static struct control *run_ctl;
 
@@ -515,6 +538,49 @@ run_lock_lost(void *opaque)
 {
 	log_warnx("the VM's lock was taken over by another host: stopping");
 	vm_request_exit(opaque, VM_EVENT_ERROR, 1);
+}
+
+/* --incoming: the first run receives the VM instead of booting it. */
+static const struct run_args *run_incoming;
+static char run_vmdir[4096];
+
+/*
+ * Receive a migrating VM into vm.  The datastore lock moves with it:
+ * migrate_incoming() takes it into run_lock only after the source has
+ * handed everything over and released it (see migrate_src.c).
+ */
+static int
+run_receive(struct vm *vm)
+{
+	struct migrate_incoming in = { .uri = run_incoming->incoming,
+	    .vmdir = run_vmdir[0] ? run_vmdir : NULL, .lockp = &run_lock };
+	char secret[256], err[512];
+	int r;
+
+	if (run_incoming->secret_file[0] != '\0') {
+		if (migrate_secret_read(run_incoming->secret_file, secret,
+		    sizeof(secret), err, sizeof(err)) < 0) {
+			log_warnx("%s", err);
+			return -1;
+		}
+		in.secret = secret;
+	}
+	r = migrate_incoming(vm, &in);
+	explicit_bzero(secret, sizeof(secret));
+	if (r == 0 && strcmp(in.uri, "-") == 0) {
+		/* The ssh session that brought the VM ends with the source:
+		 * let it go, the VM stays. */
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			close(fd);
+		}
+		setsid();
+	}
+	run_incoming = NULL;
+	return r;
 }
 
 /* Create, load and run the VM once; how it ended, or -1 (set-up error). */
@@ -530,6 +596,13 @@ run_once(const struct vm_config *cfg, int *status)
 
 	if ((vm = run_create(cfg)) == NULL)
 		return -1;
+	if (run_incoming != NULL) {
+		if (run_receive(vm) < 0) {
+			vm_destroy(vm);
+			return -1;
+		}
+		goto loaded;
+	}
 	if (cfg->ram_file[0] != '\0') {
 		/* --restore: RAM is the snapshot's already; load the rest. */
 		if (snapshot_restore_load(vm, err, sizeof(err)) < 0) {
@@ -548,6 +621,7 @@ run_once(const struct vm_config *cfg, int *status)
 		vm_destroy(vm);
 		return -1;
 	}
+loaded:
 	if (run_lock != NULL &&
 	    (r = vmfs_lock_attach(run_lock, vm->loop, run_lock_lost, vm)) < 0) {
 		log_warnx("cannot renew the VM's lock: %s", strerror(-r));
@@ -564,7 +638,10 @@ run_once(const struct vm_config *cfg, int *status)
 	ctl = run_ctl != NULL ? control_rebind(run_ctl, vm) :
 	    control_start(vm, run_name);
 	run_ctl = NULL;
+	migrate_source_set_lock(&run_lock, run_vmdir, run_name,
+	    run_datastore);
 	how = vm_run(vm);
+	migrate_source_finish(vm);
 	*status = vm->exit_status;
 	if (how == VM_EVENT_RESET && !cfg->no_reboot)
 		run_ctl = control_reset(ctl);	/* same socket after it */
@@ -593,15 +670,24 @@ run_datastore_vm(struct vm_config *cfg, const struct run_args *a,
 
 	if (vmcfg == NULL)
 		fatalx("out of memory");
-	r = vmfs_start_vm(a->datastore[0] ? a->datastore : NULL, a->name,
-	    vmcfg, lock);
+	vmfs_vm_dir(a->datastore[0] ? a->datastore : NULL, a->name, run_vmdir,
+	    sizeof(run_vmdir));
+	/* An incoming VM runs elsewhere until the hand-over: its lock is
+	 * taken then (migrate_incoming), not now. */
+	if (a->incoming[0] != '\0')
+		r = vmfs_load_vm(a->datastore[0] ? a->datastore : NULL,
+		    a->name, vmcfg);
+	else
+		r = vmfs_start_vm(a->datastore[0] ? a->datastore : NULL,
+		    a->name, vmcfg, lock);
 	if (r < 0) {
 		free(vmcfg);
 		return r == -EBUSY ? 1 : 2;
 	}
 	if (run_merge(vmcfg, cfg, a, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
-		vmfs_lock_release(*lock);
+		if (*lock != NULL)
+			vmfs_lock_release(*lock);
 		*lock = NULL;
 		free(vmcfg);
 		return 2;
@@ -642,8 +728,17 @@ run_main(int argc, char **argv)
 		free(cfg);
 		return 2;
 	}
+	if (a.incoming[0] != '\0') {
+		run_incoming = &a;
+		/* stdin and stdout carry the stream */
+		if (strcmp(a.incoming, "-") == 0)
+			snprintf(cfg->serial, sizeof(cfg->serial), "none");
+	}
+	run_datastore = a.datastore;
+	/* Migration may hand the lock over (run_lock becomes NULL) or take
+	 * it back (a new one): run_lock is the one to release. */
+	run_lock = lock;
 	for (;;) {
-		run_lock = lock;
 		run_name = a.name;
 		how = run_once(cfg, &status);
 		cfg->ram_file[0] = '\0';	/* a reboot boots afresh */
@@ -656,8 +751,8 @@ run_main(int argc, char **argv)
 		log_info("guest reset: restarting");
 	}
 	control_stop(run_ctl, VM_EVENT_ERROR, status);	/* a restart failed */
-	if (lock != NULL)
-		vmfs_lock_release(lock);
+	if (run_lock != NULL)
+		vmfs_lock_release(run_lock);
 	free(cfg);
 	return status;
 }

@@ -11,6 +11,8 @@ struct run_args {
 	char name[64];		/* a datastore VM, or "" */
 	char datastore[4096];	/* "" = the default datastore */
 	unsigned set;		/* RUN_SET_* options given explicitly */
+	char incoming[512];	/* --incoming URI: receive a migrating VM */
+	char secret_file[4096];	/* --secret-file for --incoming tcp: */
 	char restore[4096];	/* --restore FILE: resume a snapshot file */
 };
 

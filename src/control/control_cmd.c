@@ -23,6 +23,7 @@
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
+#include "migrate/migrate.h"
 #include "migrate/snapshot.h"
 #include "util/log.h"
 
@@ -330,6 +331,39 @@ control_cmd_screenshot(struct control *c, json_t *args,
 	    (int)s.width, "height", (int)s.height, "text_mode", s.text_mode);
 }
 
+/* Live migration (src/migrate/migrate_src.c): starts it and returns;
+ * progress and the outcome are "migration"/"migrated" events. */
+static json_t *
+control_cmd_migrate(struct control *c, json_t *args, struct control_err *e)
+{
+	struct migrate_params p;
+
+	if (migrate_params_parse(args, &p, e->msg, sizeof(e->msg)) < 0) {
+		e->code = "bad-argument";
+		return NULL;
+	}
+	if (migrate_source_start(c->vm, c, &p, e->msg, sizeof(e->msg)) < 0) {
+		e->code = "wrong-state";
+		return NULL;
+	}
+	return json_pack("{s:s}", "status", "active");
+}
+
+static json_t *
+control_cmd_migrate_cancel(struct control *c, json_t *args,
+    struct control_err *e)
+{
+	int r = migrate_source_cancel(c->vm);
+
+	if (r == -ENOENT)
+		return control_cmd_fail(e, "wrong-state", "no migration is "
+		    "running");
+	if (r < 0)
+		return control_cmd_fail(e, "wrong-state", "too late: the "
+		    "destination may already run the VM");
+	return json_object();
+}
+
 static json_t *
 control_cmd_console_history(struct control *c, json_t *args,
     struct control_err *e)
@@ -458,6 +492,8 @@ static const struct {
 	{ "resume", control_cmd_resume },
 	{ "stop", control_cmd_stop },
 	{ "reset", control_cmd_reset },
+	{ "migrate", control_cmd_migrate },
+	{ "migrate-cancel", control_cmd_migrate_cancel },
 	{ "screenshot", control_cmd_screenshot },
 	{ "console-history", control_cmd_console_history },
 	{ "console-attach", control_cmd_console_attach },

@@ -201,9 +201,13 @@ static int
 bt_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 {
 	struct bt_vm *b = vm->accel_data;
-	uint32_t epoch = __atomic_add_fetch(&b->dirty_epoch, 1,
-	    __ATOMIC_SEQ_CST);
+	uint32_t epoch;
 	uint64_t npages = r->size >> 12;
+
+	/* Before the epoch: a vCPU that has seen the new epoch sees this
+	 * and takes no new write tag until the bitmap is harvested. */
+	__atomic_store_n(&b->harvesting, 1, __ATOMIC_SEQ_CST);
+	epoch = __atomic_add_fetch(&b->dirty_epoch, 1, __ATOMIC_SEQ_CST);
 
 	for (int k = 0; k < vm->nvcpus; k++) {
 		struct bt_cpu *c = vm->vcpus[k]->accel;
@@ -233,6 +237,7 @@ bt_dirty_log(struct vm *vm, struct mem_region *r, uint64_t *bitmap)
 		    __ATOMIC_SEQ_CST))
 			bitmap[k / 64] |= 1ull << (k % 64);
 	}
+	__atomic_store_n(&b->harvesting, 0, __ATOMIC_SEQ_CST);
 	return 0;
 }
 

@@ -178,6 +178,7 @@ struct bt_vm {
 	uint32_t inval_gen;	/* bumped when any page's code is dropped */
 	uint8_t *dirty;		/* per RAM page: written since last harvest */
 	uint32_t dirty_epoch;	/* bumped by each dirty-log harvest */
+	uint8_t harvesting;	/* a harvest runs: grant no write tags */
 	uint64_t tsc_offset;	/* VM-wide TSC = vclock_ns() + this: one
 				 * clock for every vCPU, kept across INIT */
 	/* Device memory (video RAM) outside vm->ram gets page numbers

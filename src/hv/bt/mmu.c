@@ -165,6 +165,11 @@ mmu_pte_set(struct bt_cpu *c, uint64_t gpa, bool pae, uint64_t bits)
 
 	if (p == NULL)
 		return;
+	/* The accessed and dirty bits are guest memory too: a migration
+	 * must send them. */
+	if (bt_ram_page(c->vm, gpa) >= 0)
+		__atomic_store_n(&c->bvm->dirty[bt_ram_page(c->vm, gpa)], 1,
+		    __ATOMIC_RELAXED);
 	if (pae)
 		__atomic_fetch_or((uint64_t *)p, bits, __ATOMIC_SEQ_CST);
 	else
@@ -317,10 +322,14 @@ mmu_fill(struct bt_cpu *c, struct bt_tlb *tlb, uint64_t lin, uint64_t gpa,
 	if (acc == BT_ACC_W && pg >= 0)
 		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
 	/* Fast-path stores skip the dirty log: grant them only on pages
-	 * already logged dirty (a harvest drops every write tag). */
+	 * already logged dirty (a harvest drops every write tag), and not
+	 * while a harvest runs: a tag granted after this vCPU dropped its
+	 * tags for the harvest, on a page the harvest then cleans, would
+	 * let later stores go unlogged. */
 	if ((info & BT_WALK_DIRTY_W) && mmu_ram(c->vm, gpa, true) != NULL &&
 	    pg >= 0 && !c->bvm->code[pg] &&
-	    __atomic_load_n(&c->bvm->dirty[pg], __ATOMIC_RELAXED))
+	    __atomic_load_n(&c->bvm->dirty[pg], __ATOMIC_SEQ_CST) &&
+	    !__atomic_load_n(&c->bvm->harvesting, __ATOMIC_SEQ_CST))
 		e->tag_w = page;
 }
 

@@ -1,0 +1,292 @@
+/*
+ * Live migration (pre-copy, as vMotion and QEMU do it): the source VM
+ * process streams guest RAM while the guest runs, then rounds of the pages
+ * it dirtied while the dirty set shrinks, then pauses the guest, sends the
+ * last pages and the device state (vmstate.h), and the destination
+ * process resumes it.  The stream format is in termvisor.migrate(7).
+ *
+ *   migrate_stream.c  record framing, RAM page batches, the hardened loader
+ *   migrate_ram.c     RAM rounds over a dirty log, the convergence rule
+ *   migrate_net.c     URIs, TCP with HMAC-SHA256 challenge-response, ssh
+ *   migrate_src.c     the source side inside the VM process
+ *   migrate_dst.c     `termvisor run --incoming`: the destination side
+ *   migrate_cli.c     `termvisor migrate VM DEST`
+ */
+#ifndef TV_MIGRATE_H
+#define TV_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#define MIGRATE_MAGIC		"TVMIGR\r\n"	/* 8 bytes */
+#define MIGRATE_VERSION		1
+#define MIGRATE_PAGE		4096u
+#define MIGRATE_BATCH_PAGES	256u		/* pages per 'R' record */
+/* Largest record payload: a full batch of pages, or the device state. */
+#define MIGRATE_RAM_MAX		(4u + MIGRATE_BATCH_PAGES * (8u + MIGRATE_PAGE))
+#define MIGRATE_REC_MAX		(64u << 20)
+#define MIGRATE_PAGE_ZERO	1u	/* low bits of a page's gpa: flags */
+
+#define MIGRATE_DEFAULT_DOWNTIME_MS	300
+#define MIGRATE_MAX_ROUNDS		30
+/* Rounds in a row whose dirty set did not shrink before we stop anyway. */
+#define MIGRATE_MAX_STALLS		3
+
+/* Record types (one byte on the wire). */
+enum {
+	MIGRATE_REC_HELLO = 'H',	/* source: version, RAM size, vCPUs */
+	MIGRATE_REC_RAM = 'R',		/* source: a batch of pages */
+	MIGRATE_REC_STATE = 'S',	/* source: vmstate_save() bytes */
+	MIGRATE_REC_END = 'E',		/* source: nothing follows */
+	MIGRATE_REC_COMMIT = 'C',	/* source: lock released, run it */
+	MIGRATE_REC_READY = 'A',	/* dest: everything loaded */
+	MIGRATE_REC_GO = 'G',		/* dest: lock taken, running */
+	MIGRATE_REC_NACK = 'N',		/* dest: refused; payload says why */
+};
+
+/* A byte channel: a socket (rfd == wfd) or a pair of pipes (ssh). */
+struct migrate_chan {
+	int rfd, wfd;
+	pid_t child;		/* ssh, or -1 */
+	int timeout_ms;		/* per read/write wait; 0: forever */
+	uint64_t sent, received;
+	/* Set by another thread to make a waiting read/write give up. */
+	const _Atomic bool *cancel;
+	char err[512];
+};
+
+void migrate_chan_init(struct migrate_chan *ch, int rfd, int wfd);
+/* Close the fds, reap the child (killed if still running). */
+void migrate_chan_close(struct migrate_chan *ch);
+int migrate_chan_write(struct migrate_chan *ch, const void *p, size_t n);
+int migrate_chan_read(struct migrate_chan *ch, void *p, size_t n);
+
+/* One framed record: u8 type, u32 len, payload, u32 crc32 of all before. */
+int migrate_rec_send(struct migrate_chan *ch, int type, const void *p,
+    size_t len);
+/*
+ * Read one record whose payload is at most max bytes into a buffer
+ * grown as needed (*buf, *cap).  0 with *type and *len, or -errno with
+ * the reason in ch->err (-EPROTO: malformed or corrupt).
+ */
+int migrate_rec_recv(struct migrate_chan *ch, int *type, uint8_t **buf,
+    size_t *cap, size_t *len, size_t max);
+
+/* What the hello record says. */
+struct migrate_hello {
+	uint32_t version;
+	uint64_t ram_size;
+	uint32_t nvcpus;
+	char name[64];
+};
+size_t migrate_hello_encode(const struct migrate_hello *h, uint8_t *buf,
+    size_t len);
+int migrate_hello_decode(struct migrate_hello *h, const uint8_t *p,
+    size_t len);
+
+/* Guest RAM as the stream sees it: regions of gpa -> host memory. */
+struct migrate_mem {
+	int nregions;
+	struct {
+		uint64_t gpa, size;
+		uint8_t *hva;
+	} r[16];
+};
+
+/*
+ * A batch of pages being built: migrate_batch_add() copies the page at
+ * gpa (or flags it zero) into buf; full batches are sent by the caller.
+ */
+struct migrate_batch {
+	uint8_t *buf;		/* MIGRATE_RAM_MAX bytes */
+	size_t len;
+	uint32_t count;
+	uint64_t zero, data;	/* pages of each kind, for statistics */
+};
+int migrate_batch_init(struct migrate_batch *b);
+void migrate_batch_free(struct migrate_batch *b);
+void migrate_batch_reset(struct migrate_batch *b);
+bool migrate_batch_full(const struct migrate_batch *b);
+void migrate_batch_add(struct migrate_batch *b, uint64_t gpa,
+    const uint8_t *page);
+/*
+ * Apply an 'R' record's payload to mem.  Every page address is checked
+ * to be page aligned and inside mem, and the sizes to add up, before any
+ * page is written; 0, or -EPROTO with the reason in err.
+ */
+int migrate_ram_apply(const struct migrate_mem *mem, const uint8_t *p,
+    size_t len, char *err, size_t errlen);
+
+struct migrate_ram;
+
+/*
+ * The RAM pass: what the source does before the switch-over, over a
+ * dirty log that is the accelerator's (migrate_src.c) or a test's fake.
+ */
+struct migrate_ram_ops {
+	/* Fetch-and-clear region i's dirty bitmap (one bit a page). */
+	int (*dirty)(void *opaque, int region, uint64_t *bitmap);
+	/* Progress after each round (may be NULL). */
+	void (*progress)(void *opaque, const struct migrate_ram *r);
+	/* Nonzero to give up (cancelled, VM stopped). */
+	bool (*cancelled)(void *opaque);
+	void *opaque;
+};
+
+/* The convergence rule, apart from I/O so that it can be tested. */
+struct migrate_conv {
+	uint64_t max_downtime_ns;
+	uint64_t bandwidth;	/* bytes/s measured (smoothed) */
+	uint64_t prev_dirty;	/* pages dirty after the previous round */
+	int rounds, stalls;
+	bool forced;		/* stopped for lack of convergence */
+};
+enum { MIGRATE_ITERATE, MIGRATE_STOP_COPY };
+/*
+ * After a round that sent bytes in ns nanoseconds and left dirty pages
+ * dirty: another round, or the switch-over (the expected downtime
+ * dirty * 4 KiB / bandwidth is under max, or the dirty set stopped
+ * shrinking MIGRATE_MAX_STALLS times, or MIGRATE_MAX_ROUNDS were run).
+ */
+int migrate_conv_next(struct migrate_conv *c, uint64_t dirty, uint64_t bytes,
+    uint64_t ns);
+/* Expected downtime in ns for dirty pages at the measured bandwidth. */
+uint64_t migrate_conv_downtime(const struct migrate_conv *c, uint64_t dirty);
+
+struct migrate_ram {
+	struct migrate_mem mem;
+	struct migrate_ram_ops ops;
+	struct migrate_chan *ch;
+	struct migrate_conv conv;
+	uint64_t *bitmap[16];
+	struct migrate_batch batch;
+	uint64_t bandwidth_limit;	/* bytes/s, 0: none */
+	uint64_t start_ns, progress_ns;
+	/* Progress, for events. */
+	uint64_t dirty_pages;		/* left after the last round */
+	uint64_t dirty_rate;		/* pages/s dirtied in the last round */
+	uint64_t pages_sent, total_pages;
+};
+
+int migrate_ram_init(struct migrate_ram *r, const struct migrate_mem *mem,
+    const struct migrate_ram_ops *ops, struct migrate_chan *ch);
+void migrate_ram_fini(struct migrate_ram *r);
+/*
+ * Live rounds: every page once, then dirty pages until
+ * migrate_conv_next() says stop.  0, or -errno (channel failure,
+ * cancelled: -ECANCELED).
+ */
+int migrate_ram_live(struct migrate_ram *r);
+/* With the guest stopped: the last dirty pages.  0/-errno. */
+int migrate_ram_final(struct migrate_ram *r);
+
+/* --- transports (migrate_net.c) --- */
+
+enum migrate_uri_kind { MIGRATE_URI_TCP, MIGRATE_URI_SSH, MIGRATE_URI_STDIO };
+struct migrate_uri {
+	enum migrate_uri_kind kind;
+	char user[64];
+	char host[256];
+	char port[16];
+};
+/*
+ * Source side: "tcp://host:port", "ssh://[user@]host[:port]".
+ * Destination side (listen): "tcp:[ADDR]:PORT", "tcp:PORT" (loopback),
+ * "-" (stdin/stdout).  0 or -EINVAL with a sentence in err.
+ */
+int migrate_uri_parse(const char *s, bool listen, struct migrate_uri *u,
+    char *err, size_t errlen);
+/* A shared secret from a file (trailing newline dropped); 0/-errno. */
+int migrate_secret_read(const char *path, char *buf, size_t len, char *err,
+    size_t errlen);
+int migrate_tcp_connect(const struct migrate_uri *u, struct migrate_chan *ch);
+/* Listen on u; the listening fd or -errno (err says why). */
+int migrate_tcp_listen(const struct migrate_uri *u, char *err, size_t errlen);
+/*
+ * Mutual challenge-response over ch with HMAC-SHA256 keyed by secret:
+ * each side proves it knows the secret without sending it, bound to
+ * both sides' fresh nonces so that nothing can be replayed.  0, or
+ * -EACCES (wrong secret) / -errno.
+ */
+int migrate_auth_client(struct migrate_chan *ch, const char *secret);
+int migrate_auth_server(struct migrate_chan *ch, const char *secret);
+/* HMAC-SHA256 (exposed for tests). */
+void migrate_hmac(const char *key, const void *msg, size_t len,
+    uint8_t out[32]);
+/*
+ * Run argv (ssh ... host termvisor run NAME --incoming -) with pipes
+ * for its stdin and stdout: ch gets them.  0/-errno.
+ */
+int migrate_spawn(char *const argv[], struct migrate_chan *ch);
+
+/* --- the source, in the VM process (migrate_src.c) --- */
+
+struct vm;
+struct control;
+struct vmfs_lock;
+
+/* What the `migrate` control command asks for. */
+struct migrate_params {
+	char uri[512];
+	char secret[256];
+	char ssh[512];			/* ssh command, split on blanks */
+	char remote_termvisor[512];	/* termvisor on the destination */
+	uint64_t max_downtime_ms;
+	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
+	uint64_t timeout_ms;		/* whole migration; 0: none */
+};
+
+/*
+ * run.c tells the source about the VM's datastore lock (*lockp, NULL
+ * when the VM is not a datastore VM) so that it can hand it over; on a
+ * successful migration *lockp is released and set to NULL.
+ */
+void migrate_source_set_lock(struct vmfs_lock **lockp, const char *vmdir,
+    const char *name, const char *datastore);
+/*
+ * Start migrating vm (called by the control command on the event
+ * thread).  0 once the migration thread runs; -errno and err otherwise.
+ * Progress and the outcome are events on c.
+ */
+int migrate_source_start(struct vm *vm, struct control *c,
+    const struct migrate_params *p, char *err, size_t errlen);
+/* The `migrate` command's arguments; 0 or -EINVAL with err. */
+int migrate_params_parse(json_t *args, struct migrate_params *p, char *err,
+    size_t errlen);
+/* Cancel a running migration (the VM keeps running).  -ENOENT if none. */
+int migrate_source_cancel(struct vm *vm);
+/* After vm_run() returns: stop and join the migration thread. */
+void migrate_source_finish(struct vm *vm);
+/* Is a migration running (for status replies)? */
+bool migrate_source_active(void);
+
+/* --- the destination (migrate_dst.c) --- */
+
+struct migrate_incoming {
+	const char *uri;		/* "-", "tcp:..." */
+	const char *secret;		/* required for tcp */
+	const char *vmdir;		/* the VM's directory: take its lock */
+	struct vmfs_lock **lockp;	/* gets the lock */
+	int timeout_ms;			/* silence from the source; 0: 60 s */
+};
+/*
+ * Receive a VM into vm (made by vm_create(), never run): RAM, then its
+ * state, then the hand-over.  0 when vm may be run; -errno when it must
+ * be destroyed (the reason is logged, and the source told).
+ */
+int migrate_incoming(struct vm *vm, const struct migrate_incoming *in);
+/*
+ * Load a whole stream already in memory into vm (the fuzz target and
+ * tests): the loader without the transport and the hand-over.
+ */
+int migrate_load_buffer(struct vm *vm, const uint8_t *buf, size_t len,
+    char *err, size_t errlen);
+
+/* `termvisor migrate ...` (migrate_cli.c). */
+int migrate_cli_main(int argc, char **argv);
+
+#endif
