@@ -625,6 +625,51 @@ bt_fuse(struct bt_insn *first, const struct bt_insn *jcc)
 	return false;
 }
 
+/* A byte register operand: AH..BH are byte 1 of RAX..RBX. */
+static void
+fd_breg(const struct bt_insn *i, unsigned r, uint8_t *reg, uint8_t *hi)
+{
+	*hi = !i->rex && r >= 4 && r < 8;
+	*reg = (uint8_t)(*hi ? r - 4 : r);
+}
+
+/* Loads, stores and the 64-bit stack operations. */
+static bool
+jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
+{
+	static const struct { bt_fn *fn; uint8_t kind, sz, imm; } t[] = {
+		{ fx_load64, BT_FD_LOAD, 8, 0 }, { fx_load32, BT_FD_LOAD, 4, 0 },
+		{ fx_movzx8_load, BT_FD_LOAD, 1, 0 },
+		{ fx_movzx16_load, BT_FD_LOAD, 2, 0 },
+		{ fx_store64, BT_FD_STORE, 8, 0 },
+		{ fx_store32, BT_FD_STORE, 4, 0 },
+		{ fm_store_imm64, BT_FD_STORE, 8, 1 },
+		{ fm_store_imm32, BT_FD_STORE, 4, 1 },
+		{ fm_store_imm8, BT_FD_STORE, 1, 1 },
+		{ fm_store8, BT_FD_STORE, 1, 0 }, { fm_load8, BT_FD_LOAD, 1, 0 },
+		{ fx_push64, BT_FD_PUSH, 8, 0 }, { fx_pop64, BT_FD_POP, 8, 0 },
+		{ fx_call64, BT_FD_CALL, 8, 0 }, { fx_ret64, BT_FD_RET, 8, 0 },
+	};
+
+	for (unsigned k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+		if (i->fn != t[k].fn)
+			continue;
+		d->kind = t[k].kind;
+		d->sz = t[k].sz;
+		d->imm = t[k].imm;
+		d->dst = d->src = i->reg;
+		if (i->fn == fm_store8 || i->fn == fm_load8)
+			fd_breg(i, i->reg, &d->dst, &d->hi);
+		d->src = d->dst;
+		d->op = i->fn == fm_load8;	/* merge into the byte */
+		if (d->kind == BT_FD_PUSH || d->kind == BT_FD_POP)
+			d->dst = d->src = (uint8_t)((i->opc & 7) |
+			    ((i->rex & 1) << 3));
+		return true;
+	}
+	return false;
+}
+
 /*
  * What the JIT may compile inline: the register-only fast handlers, whose
  * effects (a register, the lazy flags, maybe a branch) are described
@@ -660,6 +705,8 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->src = i->opc == 0x89 ? i->reg : i->rm;
 		return true;
 	}
+	if (jit_mem_desc(i, d))
+		return true;
 	if (i->fn == fx_lea64) {
 		d->kind = BT_FD_LEA;
 		d->sz = 8;

@@ -32,7 +32,7 @@
 
 #define JIT_SIZE (64ull << 20)
 /* Worst case for one instruction and one block's fixed parts. */
-#define JIT_INSN_MAX 96
+#define JIT_INSN_MAX 256
 #define JIT_BLOCK_MAX (48 * (JIT_INSN_MAX + 16) + 512)
 
 struct bt_jit {
@@ -334,6 +334,213 @@ jit_lea(struct jx *x, const struct bt_insn *i, int64_t next)
 	e_st(x, true, RAX, GPR(i->reg));
 }
 
+
+/* A memory access's slow path, emitted after the block's end. */
+struct jstub {
+	uint8_t *from[2];	/* rel32 fields of the jumps to it */
+	uint8_t *back;		/* where the fast path resumes */
+	uint8_t *back2;		/* PUSH: after its RSP update */
+	const struct bt_insn *i;
+	struct bt_fdesc d;
+	int64_t off, next;
+	uint16_t k;		/* instruction index in the block */
+	bool store, last;
+};
+
+_Static_assert(sizeof(struct bt_tlb) == 48, "jit_tlb scales by 48");
+
+/* rax = linear address of i's memory operand (64-bit mode: no limits,
+ * bases only for FS and GS). */
+static void
+jit_ea(struct jx *x, const struct bt_insn *i, int64_t next)
+{
+	if (i->base == BT_RIPREL)
+		e_lea_rip(x, RAX, next + i->disp);
+	else if (i->base < 16) {
+		e_ld(x, true, RAX, GPR(i->base));
+		if (i->disp != 0) {	/* add rax, simm32 */
+			e1(x, 0x48); e1(x, 0x05);
+			e4(x, (uint32_t)(int32_t)i->disp);
+		}
+	} else {
+		e_mov_imm64(x, RAX, (uint64_t)i->disp);
+	}
+	if (i->index < 16) {
+		e_ld(x, true, RCX, GPR(i->index));
+		e1(x, 0x48); e1(x, 0x8d); e1(x, 0x04);	/* lea rax, [rax+rcx*s] */
+		e1(x, (uint8_t)(i->scale << 6 | RCX << 3 | RAX));
+	}
+	if (i->asz == 4) {
+		e1(x, 0x89); e1(x, 0xc0);		/* mov eax, eax */
+	}
+	if (i->seg == SEG_FS || i->seg == SEG_GS)	/* add rax, base */
+		e_rm(x, true, 0x03, RAX, OFF(segbase) + 8 * i->seg);
+}
+
+/* With the linear address in rax: the soft TLB probe for a tag (tag_r
+ * or tag_w) and sz bytes within the page; rax = host address after it,
+ * st->from = the jumps to the slow path. */
+static void
+jit_tlb(struct jx *x, int32_t tag, unsigned sz, struct jstub *st)
+{
+	e_ld(x, true, RDX, OFF(tlbc));
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 12);	/* shr rcx,12 */
+	e1(x, 0x81); e1(x, 0xe1); e4(x, BT_TLB_SIZE - 1);	/* and ecx */
+	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x0c); e1(x, 0x49); /* rcx*3 */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe1); e1(x, 4);	/* shl rcx,4 */
+	e1(x, 0x48); e1(x, 0x01); e1(x, 0xca);	/* add rdx, rcx */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
+	e1(x, 0x48); e1(x, 0x81); e1(x, 0xe1); e4(x, 0xfffff000u);
+	e1(x, 0x48); e1(x, 0x3b); e1(x, 0x4a); e1(x, (uint8_t)tag);
+	st->from[0] = e_jmp(x, 5, NULL);	/* jne slow */
+	st->from[1] = NULL;
+	if (sz > 1) {
+		e1(x, 0x89); e1(x, 0xc1);		/* mov ecx, eax */
+		e1(x, 0x81); e1(x, 0xe1); e4(x, 0xfff);	/* and ecx, 0xfff */
+		e1(x, 0x81); e1(x, 0xf9); e4(x, 0x1000 - sz);	/* cmp ecx */
+		st->from[1] = e_jmp(x, 7, NULL);	/* ja slow */
+	}
+	e1(x, 0x48); e1(x, 0x03); e1(x, 0x42);	/* add rax, [rdx+addend] */
+	e1(x, (uint8_t)offsetof(struct bt_tlb, addend));
+}
+
+/* rcx = the value a store writes. */
+static void
+jit_store_value(struct jx *x, const struct jstub *st)
+{
+	const struct bt_fdesc *d = &st->d;
+
+	if (d->kind == BT_FD_PUSH)
+		e_ld(x, true, RCX, GPR(d->src));
+	else if (d->kind == BT_FD_CALL)
+		e_lea_rip(x, RCX, st->next);
+	else if (d->imm)
+		e_mov_imm64(x, RCX, d->sz == 8 ? st->i->imm :
+		    d->sz == 4 ? (uint32_t)st->i->imm : (uint8_t)st->i->imm);
+	else if (d->sz == 1) {
+		e1(x, 0x0f); e1(x, 0xb6);	/* movzx ecx, byte */
+		e_mem(x, RCX, GPR(d->src) + d->hi);
+	} else
+		e_ld(x, d->sz == 8, RCX, GPR(d->src));
+}
+
+/* The host load or store of sz bytes at [rax] (value in/out: rax for
+ * loads, rcx for stores). */
+static void
+jit_host_access(struct jx *x, bool store, unsigned sz)
+{
+	static const uint8_t ld[4][3] = { { 0x0f, 0xb6, 0x00 },
+	    { 0x0f, 0xb7, 0x00 }, { 0x8b, 0x00, 0 }, { 0x48, 0x8b, 0x00 } };
+	static const uint8_t st[4][3] = { { 0x88, 0x08, 0 },
+	    { 0x66, 0x89, 0x08 }, { 0x89, 0x08, 0 }, { 0x48, 0x89, 0x08 } };
+	unsigned k = sz == 1 ? 0 : sz == 2 ? 1 : sz == 4 ? 2 : 3;
+	const uint8_t *b = store ? st[k] : ld[k];
+	unsigned n = (store ? (k == 0 || k == 2) : k == 2) ? 2 : 3;
+
+	for (unsigned m = 0; m < n; m++)
+		e1(x, b[m]);
+}
+
+/* A load, store, PUSH, POP, CALL or RET with the TLB hit inline.
+ * Returns true when it set c->rip (CALL, RET). */
+static bool
+jit_mem(struct jx *x, struct jstub *st)
+{
+	const struct bt_fdesc *d = &st->d;
+	const struct bt_insn *i = st->i;
+	bool stack = d->kind >= BT_FD_PUSH;
+
+	st->store = d->kind == BT_FD_STORE || d->kind == BT_FD_PUSH ||
+	    d->kind == BT_FD_CALL;
+	if (!stack)
+		jit_ea(x, i, st->next);
+	else {
+		e_ld(x, true, RAX, GPR(R_RSP));
+		if (st->store) {
+			e1(x, 0x48); e1(x, 0x83); e1(x, 0xe8); e1(x, 8);
+		}
+	}
+	jit_tlb(x, st->store ? (int32_t)offsetof(struct bt_tlb, tag_w) :
+	    (int32_t)offsetof(struct bt_tlb, tag_r), d->sz, st);
+	if (st->store)
+		jit_store_value(x, st);
+	jit_host_access(x, st->store, d->sz);
+	st->back = x->p;
+	switch (d->kind) {
+	case BT_FD_LOAD:
+		if (d->op)	/* mov [gpr + hi], al */
+			e_rm(x, false, 0x88, RAX, GPR(d->dst) + d->hi);
+		else
+			e_st(x, true, RAX, GPR(d->dst));
+		return false;
+	case BT_FD_STORE:
+		return false;
+	case BT_FD_PUSH:
+	case BT_FD_CALL:	/* sub qword [rbx + rsp], 8 */
+		e1(x, 0x48); e1(x, 0x83);
+		e_mem(x, 5, GPR(R_RSP));
+		e1(x, 8);
+		st->back2 = x->p;
+		if (d->kind == BT_FD_PUSH)
+			return false;
+		e_lea_rip(x, RAX, st->next + (int64_t)i->imm);
+		e_st(x, true, RAX, OFF(rip));
+		return true;
+	default:		/* POP, RET: add qword [rbx + rsp], 8 */
+		e1(x, 0x48); e1(x, 0x83);
+		e_mem(x, 0, GPR(R_RSP));
+		e1(x, 8);
+		e_st(x, true, RAX, d->kind == BT_FD_POP ? GPR(d->dst) :
+		    OFF(rip));
+		return d->kind == BT_FD_RET;
+	}
+}
+
+/* The slow path: the access through bt_read_slow/bt_write_slow with RIP
+ * set (they may fault, or reach MMIO); a store into code may ask to
+ * leave the block (brk), which *brk_at gets to patch. */
+static void
+jit_stub(struct jx *x, const struct jstub *st, uint8_t **brk_at)
+{
+	for (int k = 0; k < 2; k++)
+		if (st->from[k] != NULL)
+			jit_patch(st->from[k], x->p);
+	e_lea_rip(x, RSI, st->off);
+	e_st(x, true, RSI, OFF(rip));
+	e_lea_rip(x, RSI, st->next);
+	e_st(x, true, RSI, OFF(npc));
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc6);	/* mov rsi, rax */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);	/* mov rdi, rbx */
+	e1(x, 0xba); e4(x, st->d.sz);		/* mov edx, sz */
+	if (st->store) {
+		jit_store_value(x, st);
+		e_call(x, (const void *)bt_write_slow);
+	} else {
+		e_call(x, (const void *)bt_read_slow);
+	}
+	*brk_at = NULL;
+	if (st->d.kind == BT_FD_PUSH && !st->last) {
+		/* The interpreter leaves after the whole PUSH. */
+		e1(x, 0x48); e1(x, 0x83);	/* sub qword [rbx+rsp], 8 */
+		e_mem(x, 5, GPR(R_RSP));
+		e1(x, 8);
+		e1(x, 0x80);			/* cmp byte [rbx+brk], 0 */
+		e_mem(x, 7, OFF(brk));
+		e1(x, 0);
+		*brk_at = e_jmp(x, 5, NULL);
+		e_jmp(x, -1, st->back2);
+		return;
+	}
+	if (st->store && !st->last) {
+		e1(x, 0x80);			/* cmp byte [rbx+brk], 0 */
+		e_mem(x, 7, OFF(brk));
+		e1(x, 0);
+		*brk_at = e_jmp(x, 5, NULL);
+	}
+	e_jmp(x, -1, st->back);
+}
+
 /* Can disp fit the rel32 forms used for RIPs in this block? */
 static bool
 jit_fits(int64_t v)
@@ -348,6 +555,24 @@ e_or_byte(struct jx *x, int32_t disp)
 	e1(x, 0x0f); e1(x, 0xb6);
 	e_mem(x, RCX, disp);
 	e1(x, 0x09); e1(x, 0xc8);
+}
+
+/*
+ * Code for the block at RIP from the jump cache (64-bit mode, checked
+ * as bt_next_block checks it), or NULL.  Called from generated code: it
+ * must never translate, which could reuse the buffer it returns into.
+ */
+static void *
+jit_find(struct bt_cpu *c)
+{
+	uint64_t lin = c->rip;
+	struct bt_jc *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
+
+	if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
+	    j->tc == c->tc_epoch && j->b->mode == BT_M64 &&
+	    j->inval == __atomic_load_n(c->inval_p, __ATOMIC_RELAXED))
+		return j->b->jit;
+	return NULL;
 }
 
 /*
@@ -407,7 +632,12 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 		e4(x, 0);
 		jit_patch(miss, x->p);
 	}
-	ex_at[(*nex)++] = e_jmp(x, -1, NULL);	/* no slot matched */
+	/* No slot matched: the run loop's jump cache, without leaving. */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);	/* mov rdi, rbx */
+	e_call(x, (const void *)jit_find);
+	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc0);	/* test rax, rax */
+	ex_at[(*nex)++] = e_jmp(x, 4, NULL);	/* jz exit */
+	e1(x, 0xff); e1(x, 0xe0);		/* jmp rax */
 }
 
 /* Offsets inside a chain slot (see jit_chain). */
@@ -452,13 +682,14 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 {
 	struct bt_jit *j = c->jit;
 	struct jx x;
-	uint8_t *start, *brk_at[64];
+	uint8_t *start, *brk_at[128];
 	int64_t off = 0;
 	bool last_call = false, rip_done = false;
 	unsigned n = b->ninsn, nbrk = 0;
-	uint16_t brk_k[64];
-	uint8_t *ex_at[12];
-	unsigned nex = 0;
+	uint16_t brk_k[128];
+	uint8_t *ex_at[16];
+	unsigned nex = 0, nstub = 0;
+	struct jstub stubs[64];
 
 	b->jit = NULL;
 	if (j == NULL || b->mode != BT_M64 || n == 0 || n > 64 ||
@@ -479,6 +710,18 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		if (!jit_fits(off + i->len + (int64_t)i->disp) ||
 		    !jit_fits(next))
 			return;		/* absurd displacement: interpret */
+		if (bt_fast_desc(i, &d) && d.kind >= BT_FD_LOAD &&
+		    nstub < 64 && (d.kind != BT_FD_CALL ||
+		    jit_fits(next + (int64_t)i->imm))) {
+			struct jstub *st = &stubs[nstub++];
+
+			*st = (struct jstub){ .i = i, .d = d, .off = off,
+			    .next = next, .k = (uint16_t)k, .last = last };
+			rip_done = jit_mem(&x, st);
+			last_call = false;
+			off = next;
+			continue;
+		}
 		if (bt_fast_desc(i, &d) && (!d.branch || last)) {
 			if (d.kind == BT_FD_MOV) {
 				e_ld(&x, d.sz == 8, RAX, GPR(d.src));
@@ -529,7 +772,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			e_lea_rip(&x, RAX, off);
 		e_st(&x, true, RAX, OFF(rip));
 	}
-	if (last_call) {	/* a brk from the last handler is spent */
+	if (last_call || nstub > 0) {	/* a brk from the last one is spent */
 		e1(&x, 0xc6);
 		e_mem(&x, 0, OFF(brk));
 		e1(&x, 0);
@@ -538,6 +781,15 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	e_mem(&x, 0, OFF(ninsns));
 	e4(&x, n);
 	jit_chain(&x, b, ex_at, &nex);
+	for (unsigned k = 0; k < nstub; k++) {
+		uint8_t *at;
+
+		jit_stub(&x, &stubs[k], &at);
+		if (at != NULL) {
+			brk_at[nbrk] = at;
+			brk_k[nbrk++] = (uint16_t)(stubs[k].k + 1);
+		}
+	}
 	/* A handler asked to leave after it (brk): RIP = its next RIP. */
 	if (nbrk > 0) {
 		uint8_t *common;
