@@ -16,7 +16,7 @@ struct snap;
 struct vcpu;
 
 #define FB_VRAM_SIZE		(16u << 20)
-#define FB_MAX_DIM		16384	/* pixels, either way */
+#define FB_MAX_DIM		8192	/* pixels, either way: bochs-drm's and VNC's limit */
 #define FB_DEFAULT_WIDTH	1024
 #define FB_DEFAULT_HEIGHT	768
 #define FB_DEFAULT_BPP		32

@@ -227,6 +227,7 @@ Test(fb, absurd_modes_are_refused)
 	static const uint16_t bad[][3] = {
 		{ 0, 600, 32 }, { 800, 0, 32 }, { 20000, 600, 32 },
 		{ 4096, 4096, 32 },	/* 64 MiB: more than VRAM */
+		{ 8193, 16, 32 },	/* fits VRAM, wider than any client */
 		{ 800, 600, 7 }, { 800, 600, 0 },
 	};
 
