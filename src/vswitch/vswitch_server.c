@@ -271,12 +271,21 @@ vsw_server_apply(struct vsw_server *s, const struct vsw_conf *c, char *err,
 			sw->pgs[i].automatic = true;
 	}
 	for (j = 0; j < c->npg; j++) {
-		/* A VLAN moving between groups: the old holder lets go. */
+		/* A VLAN moving between groups: the old holder lets go
+		 * (and its VNI, which was the VLAN, with it). */
 		for (i = 0; i < VSW_MAX_PG; i++)
-			if (sw->pgs[i].used && c->pg[j].vlan != 0 &&
+			if (sw->pgs[i].used && !sw->pgs[i].trunk &&
+			    c->pg[j].vlan != 0 &&
 			    sw->pgs[i].vlan == c->pg[j].vlan &&
-			    strcmp(sw->pgs[i].name, c->pg[j].name) != 0)
-				sw->pgs[i].vlan = 0;
+			    strcmp(sw->pgs[i].name, c->pg[j].name) != 0) {
+				struct vsw_conf_pg none = { .vlan = 0 };
+				bool was = sw->pgs[i].automatic;
+
+				snprintf(none.name, sizeof(none.name), "%s",
+				    sw->pgs[i].name);
+				vsw_server_pg_set(s, i, &none);
+				sw->pgs[i].automatic = was;
+			}
 		if ((i = vsw_pg_find(sw, c->pg[j].name)) < 0 &&
 		    (i = vsw_pg_add(sw, c->pg[j].name, 0, NULL, err,
 		    errlen)) < 0)
