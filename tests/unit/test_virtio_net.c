@@ -28,7 +28,9 @@
 #include "devices/virtio.h"
 #include "devices/virtio_net.h"
 #include "migrate/snap.h"
+#include "run.h"
 #include "util/evloop.h"
+#include "vmfs/vmx.h"
 #include "vswitch/vswitch_proto.h"
 
 #define RAM		(64u << 20)
@@ -995,4 +997,95 @@ Test(virtio_net, receive_flood_is_bounded)
 	usleep(100000);
 	cr_assert_eq((uint16_t)(used_idx(0) - used_seen[0]), QSIZE,
 	    "no more frames than buffers");
+}
+
+/* A guest reboot (the VM's reset) keeps the switch port; the driver
+ * sets the device up again and frames flow both ways. */
+Test(virtio_net, vm_reset_keeps_the_port)
+{
+	struct vsw_net_hdr h = { 0 };
+	uint8_t f[80], m[256];
+
+	rx_post(0, 0, 4, 2048);
+	usleep(20000);
+	pthread_mutex_lock(&vm->devlock);
+	devices_reset(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_STATUS, 1), 0);
+	probe();
+	driver_init(0);
+	cr_assert(link_status() & VIRTIO_NET_S_LINK_UP, "the port stayed");
+	rx_post(0, 0, 2, 2048);
+	frame(f, sizeof(f), 8);
+	switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(0, 1), "receive after the reset");
+	tx_send(0, (uint8_t[HDR]){ 0 }, f, sizeof(f));
+	cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f));
+}
+
+/* Paused (snapshot, migration): no frame goes into guest memory; on
+ * resume the waiting ones are delivered. */
+Test(virtio_net, pause_holds_frames_until_resume)
+{
+	struct vsw_net_hdr h = { 0 };
+	uint8_t f[80];
+
+	rx_post(0, 0, 4, 2048);
+	usleep(20000);
+	pthread_mutex_lock(&vm->devlock);
+	devices_pause(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	frame(f, sizeof(f), 3);
+	switch_send(&h, f, sizeof(f));
+	switch_send(&h, f, sizeof(f));
+	usleep(200000);
+	cr_assert_eq(used_idx(0), 0, "nothing written while paused");
+	pthread_mutex_lock(&vm->devlock);
+	devices_resume(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert(wait_used(0, 2), "both frames after the resume");
+}
+
+Test(virtio_net, run_options_and_vmx_keys, .init = NULL, .fini = NULL)
+{
+	char *argv[] = { "run", "--kernel", "/k", "--nic", "lan", "-n",
+	    "portgroup=dmz,mac=52:54:00:00:00:02,queues=3", NULL };
+	char *bad[] = { "run", "--kernel", "/k", "--nic", "lan,queues=0",
+	    NULL };
+	struct vm_config c, ds;
+	struct vmx_doc doc;
+	struct run_args a;
+	char err[256];
+
+	cr_assert_eq(run_parse_args(7, argv, &c, &a, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(c.nnics, 2);
+	cr_assert_str_eq(c.nics[0].portgroup, "lan");
+	cr_assert_str_eq(c.nics[1].portgroup, "dmz");
+	cr_assert_eq(c.nics[1].queues, 3);
+	cr_assert_lt(run_parse_args(5, bad, &c, &a, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "queues") != NULL, "%s", err);
+	/* The command line's NICs come after the datastore VM's. */
+	cr_assert_eq(run_parse_args(7, argv, &c, &a, err, sizeof(err)), 0);
+	vm_config_defaults(&ds);
+	snprintf(ds.kernel, sizeof(ds.kernel), "/k");
+	ds.nnics = 3;
+	cr_assert_lt(run_merge(&ds, &c, &a, err, sizeof(err)), 0,
+	    "five NICs are too many");
+	ds.nnics = 1;
+	snprintf(ds.nics[0].portgroup, sizeof(ds.nics[0].portgroup), "vm");
+	cr_assert_eq(run_merge(&ds, &c, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(ds.nnics, 3);
+	cr_assert_str_eq(ds.nics[2].portgroup, "dmz");
+	/* nicN.queues goes into a .vmx and comes back. */
+	snprintf(ds.name, sizeof(ds.name), "q");
+	cr_assert_eq(vmx_parse(&doc, "/tmp/q.vmx", "", 0, err, sizeof(err)),
+	    0);
+	cr_assert_eq(vmx_from_config(&doc, &ds), 0);
+	cr_assert_eq(vmx_to_config(&doc, NULL, &c, err, sizeof(err)), 0,
+	    "%s", err);
+	vmx_free(&doc);
+	cr_assert_eq(c.nnics, 3);
+	cr_assert_eq(c.nics[2].queues, 3);
+	cr_assert_eq(c.nics[0].queues, 0);
 }
