@@ -27,8 +27,6 @@ static const char main_usage[] =
 "                      start one detached; status, stats, pause, resume,\n"
 "                      stop a running VM\n"
 "  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
-"  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
-"                      show, capture, stop\n"
 "  migrate VM DEST     move a running VM to another host (ssh:// or tcp://)\n"
 "  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
 "                      show, capture, stop\n"
