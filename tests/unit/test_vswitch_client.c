@@ -6,7 +6,9 @@
  * to this test's directory) is missing.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -46,6 +48,48 @@ setup(void)
 	setenv("TERMVISOR_DATASTORE", ds, 1);
 }
 
+/*
+ * A starter that lost the race may become a switch after the test
+ * stopped the winner, in a directory about to be removed: kill every
+ * termvisor whose environment names this test's runtime directory.
+ */
+static void
+kill_ours(void)
+{
+	char path[64], comm[32], env[65536], needle[PATH_MAX + 32];
+	struct dirent *de;
+	size_t nl;
+	ssize_t n;
+	DIR *d;
+	int fd;
+
+	nl = (size_t)snprintf(needle, sizeof(needle), "XDG_RUNTIME_DIR=%s/run",
+	    tmp) + 1;			/* with its NUL: the whole entry */
+	if ((d = opendir("/proc")) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		if (n <= 0 || strncmp(comm, "termvisor", 9) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+		if ((fd = open(path, O_RDONLY)) < 0)
+			continue;
+		n = read(fd, env, sizeof(env));
+		close(fd);
+		if (n > 0 && memmem(env, (size_t)n, needle, nl) != NULL)
+			kill(pid, SIGKILL);
+	}
+	closedir(d);
+}
+
 static void
 teardown(void)
 {
@@ -62,6 +106,7 @@ teardown(void)
 	    sizeof(cmd));
 	json_decref(r);
 	usleep(100000);
+	kill_ours();
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
 	(void)!system(cmd);
 }
@@ -169,4 +214,7 @@ Test(vswitch_client, spawn_returns_at_once_and_the_switch_comes_up)
 	fd = vswitch_connect("spawned", &h, &w, err, sizeof(err));
 	cr_assert_geq(fd, 0, "%s", err);
 	close(fd);
+	/* Let the second starter finish (it finds the lock taken), so
+	 * teardown does not race it. */
+	sleep(1);
 }
