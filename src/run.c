@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "control/control.h"
+#include "control/control_client.h"
 #include "devices/virtio_net.h"
 #include "hv/boot.h"
 #include "hv/vm.h"
@@ -545,6 +546,31 @@ static const struct run_args *run_incoming;
 static char run_vmdir[4096];
 
 /*
+ * The ssh session that brought the VM ends with the source: let it go,
+ * the VM stays, its messages going where `vm start` puts them.
+ */
+static void
+run_detach(void)
+{
+	char log[4200];
+	int fd = open("/dev/null", O_RDWR), lfd = -1;
+
+	if (run_vmdir[0] != '\0' && run_name[0] != '\0') {
+		snprintf(log, sizeof(log), "%s/%s.log", run_vmdir, run_name);
+		lfd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	}
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(lfd >= 0 ? lfd : fd, 2);
+		close(fd);
+	}
+	if (lfd >= 0)
+		close(lfd);
+	setsid();
+}
+
+/*
  * Receive a migrating VM into vm.  The datastore lock moves with it:
  * migrate_incoming() takes it into run_lock only after the source has
  * handed everything over and released it (see migrate_src.c).
@@ -567,17 +593,18 @@ run_receive(struct vm *vm)
 	}
 	r = migrate_incoming(vm, &in);
 	explicit_bzero(secret, sizeof(secret));
-	if (r == 0 && strcmp(in.uri, "-") == 0) {
-		/* The ssh session that brought the VM ends with the source:
-		 * let it go, the VM stays. */
-		int fd = open("/dev/null", O_RDWR);
+	if (r == 0 && strcmp(in.uri, "-") == 0)
+		run_detach();
+	/* The source answers on the VM's control socket until it has told
+	 * its clients "migrated": take the name over once it is gone. */
+	for (int i = 0; r == 0 && run_name[0] != '\0' && i < 50; i++) {
+		struct control_conn cc;
+		char cerr[256];
 
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-			close(fd);
-		}
-		setsid();
+		if (control_client_open(&cc, run_name, cerr, sizeof(cerr)) < 0)
+			break;
+		control_client_close(&cc);
+		usleep(100000);
 	}
 	run_incoming = NULL;
 	return r;

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +25,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "devices/virtio_net.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
+#include "util/evloop.h"
 #include "util/log.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -231,7 +235,7 @@ static int
 migrate_dst_accept(int lfd, const char *secret, struct migrate_chan *ch)
 {
 	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), r;
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), r, one = 1;
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -240,6 +244,8 @@ migrate_dst_accept(int lfd, const char *secret, struct migrate_chan *ch)
 		}
 		migrate_chan_init(ch, fd, fd);
 		ch->timeout_ms = 10000;
+		/* Our answers are small records the source waits for. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if ((r = migrate_auth_server(ch, secret)) == 0)
 			return 0;
 		log_warnx("incoming migration: refused a connection: %s",
@@ -341,6 +347,15 @@ migrate_dst_handover(const struct migrate_incoming *in,
 	return 0;
 }
 
+/* Once the VM runs here, its NICs tell the switches where it went. */
+static struct vtimer migrate_dst_announce_timer;
+
+static void
+migrate_dst_announce(void *opaque)
+{
+	virtio_net_announce(opaque);
+}
+
 int
 migrate_incoming(struct vm *vm, const struct migrate_incoming *in)
 {
@@ -372,5 +387,10 @@ migrate_incoming(struct vm *vm, const struct migrate_incoming *in)
 	    (unsigned long long)l.pages, (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	migrate_chan_close(&ch);
+	/* A timer of the VM's loop: it fires (device lock held) as soon as
+	 * vm_run() serves the loop, with the vCPUs started. */
+	vtimer_init(&migrate_dst_announce_timer, vm->loop,
+	    migrate_dst_announce, vm);
+	vtimer_arm(&migrate_dst_announce_timer, vclock_ns());
 	return 0;
 }

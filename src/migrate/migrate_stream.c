@@ -177,6 +177,17 @@ migrate_rec_send(struct migrate_chan *ch, int type, const void *p, size_t len)
 	if (len > 0)
 		crc = crc32(crc, p, (uInt)len);
 	migrate_put32(tail, (uint32_t)crc);
+	if (len <= 512) {
+		/* The hand-over records in one write: split in three, the
+		 * later parts would wait for the peer's delayed ACK. */
+		uint8_t one[5 + 512 + 4];
+
+		memcpy(one, hdr, sizeof(hdr));
+		if (len > 0)
+			memcpy(one + 5, p, len);
+		memcpy(one + 5 + len, tail, 4);
+		return migrate_chan_write(ch, one, 9 + len);
+	}
 	if ((r = migrate_chan_write(ch, hdr, sizeof(hdr))) < 0 ||
 	    (len > 0 && (r = migrate_chan_write(ch, p, len)) < 0) ||
 	    (r = migrate_chan_write(ch, tail, sizeof(tail))) < 0)
