@@ -149,19 +149,30 @@ vnet_tx_header(struct virtio_net *vn, uint8_t *h, uint32_t flen)
 {
 	uint16_t start = (uint16_t)bus_get(h + 6, 2);
 	uint16_t off = (uint16_t)bus_get(h + 8, 2);
+	uint16_t hlen = (uint16_t)bus_get(h + 2, 2);
+	bool csum = virtio_has_feature(&vn->vd, VIRTIO_NET_F_CSUM) &&
+	    (h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM);
 
-	if (h[1] != 0)
-		return false;	/* GSO: never offered */
-	if (!virtio_has_feature(&vn->vd, VIRTIO_NET_F_CSUM) ||
-	    !(h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+	/* TCP segmentation as negotiated (the switch segments for ports
+	 * that cannot take it), always with a partial checksum and a
+	 * segment size; no ECN, no UDP. */
+	if (h[1] != 0 && (!csum || bus_get(h + 4, 2) == 0 || hlen == 0 ||
+	    hlen > flen || !((h[1] == VIRTIO_NET_HDR_GSO_TCPV4 &&
+	    virtio_has_feature(&vn->vd, VIRTIO_NET_F_HOST_TSO4)) ||
+	    (h[1] == VIRTIO_NET_HDR_GSO_TCPV6 &&
+	    virtio_has_feature(&vn->vd, VIRTIO_NET_F_HOST_TSO6)))))
+		return false;
+	if (!csum) {
 		memset(h, 0, VIRTIO_NET_HDR_LEN);
 		return true;
 	}
 	if ((uint32_t)start + off + 2 > flen)
 		return false;
 	h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-	bus_put(h + 2, 2, 0);		/* hdr_len, gso_size: no GSO */
-	bus_put(h + 4, 2, 0);
+	if (h[1] == 0) {
+		bus_put(h + 2, 2, 0);	/* hdr_len, gso_size: no GSO */
+		bus_put(h + 4, 2, 0);
+	}
 	bus_put(h + 10, 2, 0);		/* num_buffers: 0 on the wire */
 	return true;
 }
@@ -875,6 +886,7 @@ vnet_features(const struct virtio_net *vn)
 {
 	uint64_t f = 1ull << VIRTIO_NET_F_CSUM |
 	    1ull << VIRTIO_NET_F_GUEST_CSUM | 1ull << VIRTIO_NET_F_MAC |
+	    1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
 	    1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_CTRL_VQ |
 	    1ull << VIRTIO_NET_F_GUEST_ANNOUNCE;
 

@@ -7,11 +7,15 @@
  * switch port is up and the administrator has not set it down), CSUM
  * and GUEST_CSUM (partial checksums travel in the switch protocol's
  * header; a guest that did not take GUEST_CSUM gets its checksums
- * completed here), CTRL_VQ with MQ (up to VIRTIO_NET_MAX_PAIRS queue
+ * completed here), HOST_TSO4 and HOST_TSO6 (the guest sends TCP frames
+ * of up to 64 KiB; the switch segments them for every port that did
+ * not ask for GSO), CTRL_VQ with MQ (up to VIRTIO_NET_MAX_PAIRS queue
  * pairs, by default min(vCPUs, 4)) and GUEST_ANNOUNCE.  Not offered:
- * TSO/GSO either way (no port promises to segment), MRG_RXBUF (one
- * frame fills one receive buffer; the driver's buffers hold a full
- * 1514-byte frame), CTRL_RX filtering (the switch does that job).
+ * GUEST_TSO (it would need 64 KiB receive buffers without MRG_RXBUF),
+ * HOST_ECN and HOST_UFO (the switch does not segment those),
+ * MRG_RXBUF (one frame fills one receive buffer; the driver's buffers
+ * hold a full 1514-byte frame), CTRL_RX filtering (the switch does
+ * that job).
  *
  * Queues: receiveq0, transmitq0, ... receiveqN-1, transmitqN-1, then
  * the control queue (at 2 without MQ negotiated, as the spec puts it).
@@ -36,6 +40,7 @@
 #define VIRTIO_NET_F_MAC		5
 #define VIRTIO_NET_F_GUEST_TSO4		7
 #define VIRTIO_NET_F_HOST_TSO4		11
+#define VIRTIO_NET_F_HOST_TSO6		12
 #define VIRTIO_NET_F_MRG_RXBUF		15
 #define VIRTIO_NET_F_STATUS		16
 #define VIRTIO_NET_F_CTRL_VQ		17
@@ -56,6 +61,8 @@
 #define VIRTIO_NET_HDR_LEN		12
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM	1
 #define VIRTIO_NET_HDR_F_DATA_VALID	2
+#define VIRTIO_NET_HDR_GSO_TCPV4	1
+#define VIRTIO_NET_HDR_GSO_TCPV6	4
 
 /* Control queue: class, command, data; then one ack byte. */
 #define VIRTIO_NET_OK			0

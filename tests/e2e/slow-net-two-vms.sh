@@ -122,8 +122,10 @@ other=$(tshark -r "$W/lan.pcap" -Y 'ip.addr == 10.9.0.0/24' 2>/dev/null | wc -l)
 	fail "pcap: $echo_req echo requests, $echo_rep replies"
 [ "$tcp" -ge $((300 * 1024)) ] || fail "pcap: $tcp TCP payload bytes to port 5000"
 [ "$other" -eq 0 ] || fail "pcap: $other frames of the other port groups on lan"
+biggest=$(tshark -r "$W/lan.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
 echo "ok: file $asum through the switch; pcap: $echo_req echo requests," \
-	"$echo_rep replies, $tcp TCP bytes, none of the other port groups"
+	"$echo_rep replies, $tcp TCP bytes, none of the other port groups;" \
+	"largest frame $biggest bytes"
 
 # The switch goes away and comes back: the NICs find it again.
 "$tv" switch stop >/dev/null || fail "switch stop"

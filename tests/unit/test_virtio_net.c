@@ -533,9 +533,10 @@ Test(virtio_net, config_space_hello_and_features)
 	cr_assert(f >> VIRTIO_NET_F_MQ & 1);
 	cr_assert(f >> VIRTIO_NET_F_GUEST_ANNOUNCE & 1);
 	cr_assert(f >> VIRTIO_F_RING_EVENT_IDX & 1);
-	/* No port promises segmentation: no TSO either way. */
+	/* The switch segments what we send; we take no GSO frames. */
+	cr_assert(f >> VIRTIO_NET_F_HOST_TSO4 & 1);
+	cr_assert(f >> VIRTIO_NET_F_HOST_TSO6 & 1);
 	cr_assert_not(f >> VIRTIO_NET_F_GUEST_TSO4 & 1);
-	cr_assert_not(f >> VIRTIO_NET_F_HOST_TSO4 & 1);
 	/* The hello named the NIC as the protocol says. */
 	cr_assert_eq(hello.magic, VSW_MAGIC);
 	cr_assert_eq(hello.version, VSW_VERSION);
@@ -703,13 +704,25 @@ Test(virtio_net, hostile_transmit_descriptors)
 	used_next(1, &id, &len);
 	cr_assert_eq(stats().errors, 1);
 	cr_assert_eq(switch_recv(f, sizeof(f), 100), -1, "nothing sent");
-	/* A GSO header the device never offered: dropped. */
+	/* GSO without a partial checksum, and UDP GSO (never offered):
+	 * dropped. */
 	frame(f, sizeof(f), 0);
 	h[1] = 1;
 	tx_send(1, h, f, sizeof(f));
 	cr_assert(wait_used(1, 1));
 	used_next(1, &id, &len);
 	cr_assert_eq(stats().errors, 2);
+	h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	bus_put(h + 2, 2, 54);
+	bus_put(h + 4, 2, 1448);
+	bus_put(h + 6, 2, 34);
+	bus_put(h + 8, 2, 6);
+	h[1] = 3;
+	tx_send(1, h, f, sizeof(f));
+	cr_assert(wait_used(1, 1));
+	used_next(1, &id, &len);
+	cr_assert_eq(stats().errors, 3);
+	memset(h, 0, HDR);
 	/* A buffer past the end of RAM: NEEDS_RESET, nothing else. */
 	desc(1, 10, RAM - 16, 4096, 0, 0);
 	avail_add(1, 10);
@@ -1088,4 +1101,29 @@ Test(virtio_net, run_options_and_vmx_keys, .init = NULL, .fini = NULL)
 	cr_assert_eq(c.nnics, 3);
 	cr_assert_eq(c.nics[2].queues, 3);
 	cr_assert_eq(c.nics[0].queues, 0);
+}
+
+/* A TCP segmentation frame (HOST_TSO4) goes to the switch whole, its
+ * header as the driver wrote it: the switch segments. */
+Test(virtio_net, tso_frame_reaches_the_switch_whole)
+{
+	static uint8_t f[30000], m[HDR + 30000];
+	uint8_t h[HDR] = { VIRTIO_NET_HDR_F_NEEDS_CSUM,
+	    VIRTIO_NET_HDR_GSO_TCPV4 };
+
+	bus_put(h + 2, 2, 66);		/* hdr_len */
+	bus_put(h + 4, 2, 1448);	/* gso_size */
+	bus_put(h + 6, 2, 34);		/* csum_start: the TCP header */
+	bus_put(h + 8, 2, 16);
+	frame(f, sizeof(f), 4);
+	memcpy(ram(buf(0), HDR + sizeof(f)), h, HDR);
+	memcpy(ram(buf(0), HDR + sizeof(f)) + HDR, f, sizeof(f));
+	desc(1, 0, buf(0), HDR + sizeof(f), 0, 0);
+	avail_add(1, 0);
+	kick(1);
+	cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + sizeof(f));
+	cr_assert_arr_eq(m, h, 10, "flags, gso_type, hdr_len, gso_size, "
+	    "csum_start, csum_offset kept");
+	cr_assert_arr_eq(m + HDR, f, sizeof(f));
+	cr_assert_eq(stats().tx_bytes, sizeof(f));
 }
