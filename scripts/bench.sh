@@ -215,4 +215,6 @@ for w in ${BENCH_LOOPS:-sh md5}; do
 done
 if command -v fio >/dev/null; then "$(dirname "$0")/bench-disk.sh" "$build"; else echo "== Disk: skipped: fio not installed =="; fi
 echo
+"$(dirname "$0")/bench-net.sh" "$build"
+echo
 "$(dirname "$0")/bench-vnc.sh" "$build"

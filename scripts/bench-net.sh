@@ -1,0 +1,226 @@
+#!/bin/bash
+# Network benchmark (issue 6): iperf3 between two reference guests, side
+# by side on termvisor and on QEMU, from one run on this host.
+#
+#   scripts/bench-net.sh BUILD_DIR
+#	env: RUNTIME=5 (seconds per iperf3 test)  MEM=256M (per guest)
+#	     ACCEL (termvisor: kvm where the host has VMX/SVM and /dev/kvm,
+#	     else bt)  QACCEL (QEMU: kvm or tcg, chosen the same way)
+#	     UDP_LEN=64 (UDP payload bytes of the small-frame test)
+#
+# What: guest A is the iperf3 client, guest B the server, both 1 vCPU.
+#   tcp: one TCP stream A -> B for $RUNTIME s; the receiver's Mbit/s.
+#   pps: UDP A -> B with $UDP_LEN-byte payloads and no rate limit
+#        (-b 0), $RUNTIME s; datagrams B received per second (frames
+#        on the wire are 64 + 42 bytes), and the share A sent that
+#        were lost on the way.
+# termvisor: both guests with `--nic portgroup=bench` on the host switch
+#   (`termvisor switch`, started on demand by the first NIC) in a
+#   private XDG_RUNTIME_DIR, stopped at the end.
+# QEMU: -M pc, virtio-net-pci on a TAP device each (vhost off: userspace
+#   virtio-net, what termvisor is measured against; no iPXE ROM, which
+#   only slows the boot), both TAPs on one
+#   Linux bridge inside a network namespace this script creates and
+#   deletes; the host's own network is never touched.  Needs root; else
+#   the QEMU column shows n/a with a message.
+#
+# The guests run iperf3 from a second initramfs built here: the reference
+# guest's initrd.img with a cpio of the host's /usr/bin/iperf3, its
+# libraries and the loader appended (as scripts/bench-disk.sh does for
+# fio).  B sets its address and serves; A waits until B answers pings,
+# then retries its first iperf3 until B's server accepts, so both boot at
+# once.  The host reads the numbers from A's console.  Numbers come from
+# the guests' own clocks (on a software CPU, their clocksource follows the
+# host's).  Never pass/fail: a run that fails shows "n/a".
+set -u
+build=${1:?usage: bench-net.sh BUILD_DIR}
+tv=$(realpath "$build/termvisor")
+runtime=${RUNTIME:-5}
+mem=${MEM:-256M}
+ulen=${UDP_LEN:-64}
+guest=${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest
+kernel=$guest/vmlinuz base_initrd=$guest/initrd.img
+qemu=$(command -v qemu-system-x86_64 || true)
+iperf=$(command -v iperf3 || true)
+
+[ -n "$iperf" ] || { echo "bench-net: skipped: iperf3 not installed"; exit 0; }
+if [ ! -r "$kernel" ] || [ ! -r "$base_initrd" ]; then
+	echo "bench-net: skipped: reference guest missing (make guest)"; exit 0
+fi
+[ -x "$tv" ] || { echo "bench-net: skipped: $tv not built"; exit 0; }
+
+hwvirt=no
+grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ] && hwvirt=yes
+if [ $hwvirt = yes ]; then def=kvm; defq=kvm; else def=bt; defq=tcg; fi
+accel=${ACCEL:-$def}
+qaccel=${QACCEL:-$defq}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tv-bench-net.XXXXXX") || exit 1
+ns=tvbench$$
+pids=()
+cleanup() {
+	local p f
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	sleep 0.5
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	if [ -d "$tmp/run/termvisor" ]; then
+		XDG_RUNTIME_DIR=$tmp/run "$tv" switch stop >/dev/null 2>&1
+		for f in "$tmp"/run/termvisor/*.vswitch.lock; do
+			[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+		done
+	fi
+	ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+	ip netns del "$ns" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+initrd=$tmp/initrd-iperf.img
+
+# The guest's initramfs: the reference one plus a cpio of iperf3 and its
+# libraries at their host paths.
+mkinitrd() {
+	local stage=$tmp/stage f real
+	mkdir -p "$stage/usr/bin" || return 1
+	cp -L "$iperf" "$stage/usr/bin/iperf3" || return 1
+	for f in $(ldd "$iperf" | awk '/=> \// { print $3 } /^[ \t]*\// { print $1 }'); do
+		real=$(readlink -f "$f") || return 1
+		mkdir -p "$stage$(dirname "$f")" && cp -L "$real" "$stage$f" || return 1
+	done
+	cp "$base_initrd" "$initrd" &&
+		(cd "$stage" && find . -mindepth 1 | sed 's|^\./||' |
+			cpio -o -H newc -R 0:0 --quiet) >>"$initrd"
+}
+mkinitrd || { echo "bench-net: cannot build the iperf3 initramfs"; exit 1; }
+
+enc() { printf '%s' "$1" | sed 's/%/%25/g; s/+/%2B/g; s/ /+/g; s/"/%22/g'; }
+up='ip link set lo up; ip link set eth0 up;'
+# B: serve until the host ends it.
+cmd_b="$up ip addr add 10.77.0.2/24 dev eth0; echo NET-B-SERVING; iperf3 -s"
+# A: wait for B (both boot at once), then TCP and the small-frame UDP
+# test; each line of the results is tagged so the host can find it.
+cmd_a="$up ip addr add 10.77.0.1/24 dev eth0;"
+cmd_a="$cmd_a for i in \$(seq 300); do ping -c 1 -W 1 10.77.0.2 >/dev/null && break; done;"
+cmd_a="$cmd_a for i in \$(seq 60); do iperf3 -c 10.77.0.2 -t $runtime -f m >/tmp/tcp 2>&1 && break; sleep 1; done;"
+cmd_a="$cmd_a sed 's/^/TCP: /' /tmp/tcp;"
+cmd_a="$cmd_a iperf3 -c 10.77.0.2 -u -b 0 -l $ulen -t $runtime -f m >/tmp/udp 2>&1;"
+cmd_a="$cmd_a sed 's/^/UDP: /' /tmp/udp; echo NET-A-DONE"
+append() { echo "console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "$1")"; }
+
+# Boot, two runtimes, and start-up retries: generous for two software
+# CPUs sharing a loaded host.
+limit=$(( 300 + 4 * runtime ))
+
+# wait_done A_CONSOLE: until A's NET-A-DONE, A's exit or the time limit.
+wait_done() {
+	local i
+	for ((i = 0; i < limit * 2; i++)); do
+		grep -aq '^NET-A-DONE' "$1" 2>/dev/null && return 0
+		kill -0 "${pids[-1]}" 2>/dev/null || return 1
+		sleep 0.5
+	done
+	return 1
+}
+# The pids are timeout(1)'s, which passes SIGTERM on to the VM.
+stop_guests() {
+	local p i
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "${pids[@]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait "${pids[@]}" 2>/dev/null
+	pids=()
+}
+
+# Results: R[platform.tcp] Mbit/s, R[platform.pps], R[platform.loss] %,
+# from the receiver's summary lines on A's console.
+declare -A R
+parse() {	# PLATFORM A_CONSOLE
+	R[$1.tcp]=$(tr -d '\r' <"$2" | awk '/^TCP: .* receiver$/ {
+		for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) }
+		END { if (v != "") printf "%.0f", v }')
+	# "[  5]   0.00-5.04  sec  X MBytes  Y Mbits/sec  J ms  LOST/TOTAL (P%)  receiver"
+	read -r pps loss < <(tr -d '\r' <"$2" | awk '/^UDP: .* receiver$/ {
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^[0-9.]+-[0-9.]+$/) { split($i, t, "-"); d = t[2] - t[1] }
+			if ($i ~ /^[0-9]+\/[0-9]+$/) split($i, l, "/")
+		}
+		if (d > 0 && l[2] > 0) printf "%.0f %.1f\n", (l[2] - l[1]) / d, 100 * l[1] / l[2] }')
+	R[$1.pps]=${pps:-}
+	R[$1.loss]=${loss:-}
+	if [ -z "${R[$1.tcp]}${R[$1.pps]}" ]; then
+		echo "  $1 run failed: $(tr -d '\r' <"$2" | grep -av '^\[' | tail -n 3 | tr '\n' ' ')"
+	fi
+}
+
+echo "== Network: iperf3 between two guests, ${runtime} s per test =="
+if [ $hwvirt = yes ]; then echo "  host: $(nproc) cores with VMX/SVM"
+else echo "  host: $(nproc) cores without VMX/SVM (software CPUs: termvisor bt, QEMU TCG)"; fi
+echo "  load before: $(cut -d' ' -f1-3 /proc/loadavg); $($iperf --version | head -1)"
+
+# termvisor: two guests on port group "bench" of a private switch.
+mkdir -p "$tmp/run" "$tmp/ds" && mkdir -m 700 "$tmp/run/termvisor"
+tvvm() {	# CONSOLE MAC COMMAND
+	XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds TERMVISOR_BIN=$tv \
+		timeout -k 5 "$limit" "$tv" run --accel "$accel" --kernel "$kernel" \
+		--initrd "$initrd" --memory "$mem" --nic "portgroup=bench,mac=$2" \
+		--append "$(append "$3")" </dev/null >"$1" 2>&1 &
+	pids+=($!)
+}
+tvvm "$tmp/tv-b.out" 52:54:00:77:00:02 "$cmd_b"
+# B's NIC starts the switch: let it come up before A's NIC races it.
+for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && break; sleep 0.1; done
+tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
+wait_done "$tmp/tv-a.out"
+stop_guests
+parse tv "$tmp/tv-a.out"
+
+# QEMU: two guests on TAPs of one bridge in a namespace of our own.
+qnote="-accel $qaccel, userspace virtio-net (vhost off), TAP + bridge"
+if [ -z "$qemu" ]; then
+	qnote="skipped: qemu-system-x86_64 not installed"
+elif [ "$(id -u)" != 0 ]; then
+	qnote="skipped: the TAPs and the bridge need root"
+elif ! ip netns add "$ns" 2>/dev/null; then
+	qnote="skipped: cannot create a network namespace"
+elif ! ip netns exec "$ns" sh -c 'ip link add br0 type bridge &&
+		ip tuntap add dev tapa mode tap && ip tuntap add dev tapb mode tap &&
+		ip link set tapa master br0 && ip link set tapb master br0 &&
+		ip link set tapa up && ip link set tapb up && ip link set br0 up' 2>"$tmp/ns.err"; then
+	qnote="skipped: cannot make the bridge and TAPs: $(head -1 "$tmp/ns.err")"
+else
+	qvm() {	# CONSOLE TAP MAC COMMAND
+		ip netns exec "$ns" timeout -k 5 "$limit" "$qemu" -M pc -accel "$qaccel" \
+			-m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
+			-kernel "$kernel" -initrd "$initrd" -append "$(append "$4")" \
+			-netdev "tap,id=n0,ifname=$2,script=no,downscript=no" \
+			-device "virtio-net-pci,netdev=n0,mac=$3,romfile=" </dev/null >"$1" 2>&1 &
+		pids+=($!)
+	}
+	qvm "$tmp/q-b.out" tapb 52:54:00:77:00:02 "$cmd_b"
+	qvm "$tmp/q-a.out" tapa 52:54:00:77:00:01 "$cmd_a"
+	wait_done "$tmp/q-a.out"
+	stop_guests
+	parse qemu "$tmp/q-a.out"
+fi
+echo "  termvisor: --accel $accel, --nic on the host switch; QEMU: $qnote"
+echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+ratio() {	# ours theirs
+	if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
+		awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+	else echo "n/a"; fi
+}
+na() { echo "${1:-n/a}"; }
+printf '  %-22s %10s %10s %9s\n' test termvisor qemu tv/qemu
+printf '  %-22s %10s %10s %9s\n' "tcp 1 stream (Mbit/s)" "$(na "${R[tv.tcp]:-}")" \
+	"$(na "${R[qemu.tcp]:-}")" "$(ratio "${R[tv.tcp]:-}" "${R[qemu.tcp]:-}")"
+printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
+	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
+printf '  %-22s %10s %10s\n' "udp ${ulen} B lost (%)" "$(na "${R[tv.loss]:-}")" \
+	"$(na "${R[qemu.loss]:-}")"
+echo "  target: tcp tv/qemu >= 1 (userspace virtio-net); goal beyond it: vhost-net class"
+echo
