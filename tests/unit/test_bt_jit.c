@@ -87,7 +87,41 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 16) {
+	switch (rnd(p) % 21) {
+	case 16: {			/* ALU r, [r15 + d8] */
+		static const uint8_t op[] = { 0x03, 0x0b, 0x23, 0x2b, 0x33,
+		    0x3b };
+
+		put(p, 2, rex(w, r, 15), op[rnd(p) % 6]);
+		mem15(p, r, d8);
+		break;
+	}
+	case 17:			/* CMP [r15 + d8], imm8 (or byte) */
+		put(p, 2, rex(w, 0, 15), rnd(p) & 1 ? 0x83 : 0x80);
+		mem15(p, 7, d8);
+		put(p, 1, (uint8_t)rnd(p));
+		break;
+	case 18:			/* TEST [r15 + d8], r / byte, imm8 */
+		if (rnd(p) & 1) {
+			put(p, 2, rex(w, s, 15), 0x85);
+			mem15(p, s, d8);
+		} else {
+			put(p, 2, rex(false, 0, 15), 0xf6);
+			mem15(p, 0, d8);
+			put(p, 1, (uint8_t)rnd(p));
+		}
+		break;
+	case 19: case 20: {		/* flags set, a load, then Jcc */
+		uint8_t cc = (uint8_t)(rnd(p) % 16);
+
+		put(p, 3, rex(w, s, r), rnd(p) & 1 ? 0x29 : 0x21,
+		    modrm(3, s, r));
+		put(p, 2, rex(true, t, 15), 0x8b);
+		mem15(p, t, d8);
+		put(p, 2, (uint8_t)(0x70 | cc), 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	}
 	case 0: case 1: case 2: {	/* ALU r, r (r is written) */
 		uint8_t op = alu[rnd(p) % sizeof(alu)];
 

@@ -506,7 +506,8 @@ void bt_specialize(struct bt_cpu *c, struct bt_insn *i);
 bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
 /* What an inline-compilable fast handler does (for jit.c). */
 enum { BT_FD_MOV = 1, BT_FD_ALU, BT_FD_LEA, BT_FD_LOAD, BT_FD_STORE,
-       BT_FD_PUSH, BT_FD_POP, BT_FD_CALL, BT_FD_RET };
+       BT_FD_PUSH, BT_FD_POP, BT_FD_CALL, BT_FD_RET, BT_FD_LALU,
+       BT_FD_JCC };
 struct bt_fdesc {
 	uint8_t kind;		/* BT_FD_* */
 	uint8_t op;		/* ALU: x86 group-1 index (0 ADD .. 7 CMP),
@@ -518,6 +519,8 @@ struct bt_fdesc {
 	uint8_t branch;		/* fused Jcc: condition in i->scale,
 				 * displacement in i->disp */
 	uint8_t hi;		/* byte register AH..BH: byte 1 of dst/src */
+	uint8_t amem;		/* LALU: the memory operand is the first
+				 * (else the second, after register dst) */
 };
 bool bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d);
 /* True if the instruction ends a block. */

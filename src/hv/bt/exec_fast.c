@@ -651,6 +651,35 @@ jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		{ fx_call64, BT_FD_CALL, 8, 0 }, { fx_ret64, BT_FD_RET, 8, 0 },
 	};
 
+	static const struct { bt_fn *fn; uint8_t op, sz, amem, imm; } a[] = {
+		{ fm_add64, 0, 8, 0, 0 }, { fm_or64, 1, 8, 0, 0 },
+		{ fm_and64, 4, 8, 0, 0 }, { fm_sub64, 5, 8, 0, 0 },
+		{ fm_xor64, 6, 8, 0, 0 }, { fm_cmp64, 7, 8, 0, 0 },
+		{ fm_add32, 0, 4, 0, 0 }, { fm_or32, 1, 4, 0, 0 },
+		{ fm_and32, 4, 4, 0, 0 }, { fm_sub32, 5, 4, 0, 0 },
+		{ fm_xor32, 6, 4, 0, 0 }, { fm_cmp32, 7, 4, 0, 0 },
+		{ fm_cmpi64, 7, 8, 1, 1 }, { fm_cmpi32, 7, 4, 1, 1 },
+		{ fm_testi8, 8, 1, 1, 1 }, { fm_testi32, 8, 4, 1, 1 },
+		{ fm_test64, 8, 8, 1, 0 }, { fm_test32, 8, 4, 1, 0 },
+		{ fx_cmpi8, 7, 1, 1, 1 },
+	};
+
+	if (i->fn == fx_jcc64) {
+		d->kind = BT_FD_JCC;
+		return true;
+	}
+	for (unsigned k = 0; k < sizeof(a) / sizeof(a[0]); k++) {
+		if (i->fn != a[k].fn || i->mod == 3)
+			continue;
+		d->kind = BT_FD_LALU;
+		d->op = a[k].op;
+		d->sz = a[k].sz;
+		d->amem = a[k].amem;
+		d->imm = a[k].imm;
+		d->dst = d->src = i->reg;
+		d->write = !a[k].amem && a[k].op != 7;
+		return true;
+	}
 	for (unsigned k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
 		if (i->fn != t[k].fn)
 			continue;

@@ -276,15 +276,47 @@ bt_jit_room(struct bt_cpu *c)
 	return c->jit == NULL || c->jit->used + JIT_BLOCK_MAX <= c->jit->size;
 }
 
-/* Inline register ALU op: the lazy flags recorded as the handler would,
- * host flags left as the guest's (for a fused branch). */
+static const uint8_t jit_kind[9] = { CC_ADD, CC_LOGIC, 0, 0, CC_LOGIC,
+    CC_SUB, CC_LOGIC, CC_SUB, CC_LOGIC };
+
+static unsigned
+jit_lg(unsigned sz)
+{
+	return sz == 1 ? 0 : sz == 2 ? 1 : sz == 4 ? 2 : 3;
+}
+
+/* With the operands in rax and rcx (zero-extended): the ALU op, its
+ * lazy flags recorded as the handlers record them, the result to dst
+ * if write; host flags left as the guest's (for a following branch). */
+static void
+jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
+    unsigned dst)
+{
+	/* CMP as SUB, TEST as AND: same flags, result unused */
+	static const uint8_t opc[9] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31,
+	    0x29, 0x21 };
+
+	if (op == 8) {		/* TEST records no operands */
+		e_st_imm(x, true, OFF(cc_a), 0);
+		e_st_imm(x, true, OFF(cc_b), 0);
+	} else {
+		e_st(x, true, RAX, OFF(cc_a));
+		e_st(x, true, RCX, OFF(cc_b));
+	}
+	if (sz == 8)
+		e1(x, 0x48);
+	e1(x, (uint8_t)(sz == 1 ? opc[op] - 1 : opc[op]));
+	e1(x, 0xc8);			/* op al/eax/rax, cl/ecx/rcx */
+	e_st(x, true, RAX, OFF(cc_res));
+	if (write)
+		e_st(x, true, RAX, GPR(dst));
+	e_st_imm(x, false, OFF(cc_op), jit_kind[op] * 4 + jit_lg(sz));
+}
+
+/* Inline register ALU op. */
 static void
 jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d)
 {
-	static const uint8_t opc[9] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31,
-	    0x29, 0x21 };	/* CMP as SUB, TEST as AND: same flags */
-	static const uint8_t kind[9] = { CC_ADD, CC_LOGIC, 0, 0, CC_LOGIC,
-	    CC_SUB, CC_LOGIC, CC_SUB, CC_LOGIC };
 	bool w = d->sz == 8;
 
 	e_ld(x, w, RAX, GPR(d->dst));
@@ -292,22 +324,40 @@ jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d)
 		e_mov_imm64(x, RCX, w ? i->imm : (uint32_t)i->imm);
 	else
 		e_ld(x, w, RCX, GPR(d->src));
-	if (d->op == 8) {		/* TEST records no operands */
-		e_st_imm(x, true, OFF(cc_a), 0);
-		e_st_imm(x, true, OFF(cc_b), 0);
-	} else {
-		e_st(x, true, RAX, OFF(cc_a));
-		e_st(x, true, RCX, OFF(cc_b));
+	jit_alu_tail(x, d->op, d->sz, d->write, d->dst);
+}
+
+/* The host flags again from the lazy state an inline ALU op of this
+ * block left (op, sz known here), for a Jcc after other instructions. */
+static void
+jit_flags(struct jx *x, unsigned op, unsigned sz)
+{
+	bool w = sz == 8;
+
+	if (jit_kind[op] == CC_LOGIC) {
+		e_ld(x, true, RAX, OFF(cc_res));
+		if (w)
+			e1(x, 0x48);
+		e1(x, sz == 1 ? 0x84 : 0x85);
+		e1(x, 0xc0);		/* test al/eax/rax, itself */
+		return;
 	}
-	if (w)
-		e1(x, 0x48);
-	e1(x, opc[d->op]);
-	e1(x, 0xc8);			/* op eax/rax, ecx/rcx */
-	e_st(x, true, RAX, OFF(cc_res));
-	if (d->write)
-		e_st(x, true, RAX, GPR(d->dst));
-	e_st_imm(x, false, OFF(cc_op), (uint32_t)(kind[d->op] * 4 +
-	    (w ? 3 : 2)));
+	e_ld(x, true, RAX, OFF(cc_a));
+	/* add/cmp al/eax/rax, [cc_b] */
+	e_rm(x, w, (uint8_t)((op == 0 ? 0x03 : 0x3b) - (sz == 1)), RAX,
+	    OFF(cc_b));
+}
+
+/* c->rip = cc ? r12 + target : r12 + next, from the host flags. */
+static void
+jit_cmov_rip(struct jx *x, unsigned cc, int64_t next, int64_t target)
+{
+	e_lea_rip(x, RAX, next);
+	e_lea_rip(x, RCX, target);
+	e1(x, 0x48); e1(x, 0x0f);
+	e1(x, (uint8_t)(0x40 | cc));
+	e1(x, 0xc1);	/* cmovcc rax, rcx */
+	e_st(x, true, RAX, OFF(rip));
 }
 
 /* LEA r64, [base + index * scale + disp] (64-bit addressing). */
@@ -449,7 +499,7 @@ jit_mem(struct jx *x, struct jstub *st)
 {
 	const struct bt_fdesc *d = &st->d;
 	const struct bt_insn *i = st->i;
-	bool stack = d->kind >= BT_FD_PUSH;
+	bool stack = d->kind >= BT_FD_PUSH && d->kind <= BT_FD_RET;
 
 	st->store = d->kind == BT_FD_STORE || d->kind == BT_FD_PUSH ||
 	    d->kind == BT_FD_CALL;
@@ -468,6 +518,18 @@ jit_mem(struct jx *x, struct jstub *st)
 	jit_host_access(x, st->store, d->sz);
 	st->back = x->p;
 	switch (d->kind) {
+	case BT_FD_LALU:
+		if (!d->amem) {
+			e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
+			e_ld(x, d->sz == 8, RAX, GPR(d->dst));
+		} else if (d->imm) {
+			e_mov_imm64(x, RCX, d->sz == 8 ? i->imm : d->sz == 4 ?
+			    (uint32_t)i->imm : (uint8_t)i->imm);
+		} else {
+			e_ld(x, d->sz == 8, RCX, GPR(d->src));
+		}
+		jit_alu_tail(x, d->op, d->sz, d->write, d->dst);
+		return false;
 	case BT_FD_LOAD:
 		if (d->op)	/* mov [gpr + hi], al */
 			e_rm(x, false, 0x88, RAX, GPR(d->dst) + d->hi);
@@ -688,8 +750,9 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	unsigned n = b->ninsn, nbrk = 0;
 	uint16_t brk_k[128];
 	uint8_t *ex_at[16];
-	unsigned nex = 0, nstub = 0;
+	unsigned nex = 0, nstub = 0, fsz = 0;
 	struct jstub stubs[64];
+	int fop = -1;		/* inline op whose flags are current */
 
 	b->jit = NULL;
 	if (j == NULL || b->mode != BT_M64 || n == 0 || n > 64 ||
@@ -705,24 +768,44 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		const struct bt_insn *i = &b->insn[k];
 		int64_t next = off + i->len;
 		struct bt_fdesc d;
-		bool last = k + 1 == n;
+		bool last = k + 1 == n, fast;
 
 		if (!jit_fits(off + i->len + (int64_t)i->disp) ||
 		    !jit_fits(next))
 			return;		/* absurd displacement: interpret */
-		if (bt_fast_desc(i, &d) && d.kind >= BT_FD_LOAD &&
-		    nstub < 64 && (d.kind != BT_FD_CALL ||
+		fast = bt_fast_desc(i, &d);
+		if (fast && d.kind == BT_FD_JCC) {
+			/* A Jcc whose flags an inline op of this block set:
+			 * the host flags again, then as a fused branch. */
+			if (last && fop >= 0 &&
+			    jit_fits(next + (int64_t)i->imm)) {
+				jit_flags(&x, (unsigned)fop, fsz);
+				jit_cmov_rip(&x, i->opc & 15, next,
+				    next + (int64_t)i->imm);
+				rip_done = true;
+				last_call = false;
+				off = next;
+				continue;
+			}
+			fast = false;
+		}
+		if (fast && d.kind >= BT_FD_LOAD && nstub < 64 &&
+		    (d.kind != BT_FD_CALL ||
 		    jit_fits(next + (int64_t)i->imm))) {
 			struct jstub *st = &stubs[nstub++];
 
 			*st = (struct jstub){ .i = i, .d = d, .off = off,
 			    .next = next, .k = (uint16_t)k, .last = last };
 			rip_done = jit_mem(&x, st);
+			if (d.kind == BT_FD_LALU) {
+				fop = d.op;
+				fsz = d.sz;
+			}
 			last_call = false;
 			off = next;
 			continue;
 		}
-		if (bt_fast_desc(i, &d) && (!d.branch || last)) {
+		if (fast && d.kind <= BT_FD_LEA && (!d.branch || last)) {
 			if (d.kind == BT_FD_MOV) {
 				e_ld(&x, d.sz == 8, RAX, GPR(d.src));
 				e_st(&x, true, RAX, GPR(d.dst));
@@ -730,22 +813,19 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 				jit_lea(&x, i, next);
 			} else {
 				jit_alu(&x, i, &d);
+				fop = d.op;
+				fsz = d.sz;
 			}
 			if (d.branch) {
-				/* RIP = cond ? target : next, from the host
-				 * flags the ALU op just set. */
-				e_lea_rip(&x, RAX, next);
-				e_lea_rip(&x, RCX, next + i->disp);
-				e1(&x, 0x48); e1(&x, 0x0f);
-				e1(&x, (uint8_t)(0x40 | i->scale));
-				e1(&x, 0xc1);	/* cmovcc rax, rcx */
-				e_st(&x, true, RAX, OFF(rip));
+				jit_cmov_rip(&x, i->scale, next,
+				    next + i->disp);
 				rip_done = true;
 			}
 			last_call = false;
 			off = next;
 			continue;
 		}
+		fop = -1;	/* a handler may change the flags */
 		e_lea_rip(&x, RAX, off);
 		e_st(&x, true, RAX, OFF(rip));
 		e_lea_rip(&x, RAX, next);
