@@ -14,6 +14,9 @@
 #        (-b 0), $RUNTIME s; datagrams B received per second (frames
 #        on the wire are 64 + 42 bytes), and the share A sent that
 #        were lost on the way.
+#   lo:  the tcp test over A's own loopback: no NIC, so this is the CPU
+#        (termvisor's bt vs TCG) and the guest's stack alone; the ratio
+#        of the tcp ratio to this one is what the NIC path costs.
 # termvisor: both guests with `--nic portgroup=bench` on the host switch
 #   (`termvisor switch`, started on demand by the first NIC) in a
 #   private XDG_RUNTIME_DIR, stopped at the end.
@@ -105,12 +108,17 @@ cmd_a="$cmd_a for i in \$(seq 300); do ping -c 1 -W 1 10.77.0.2 >/dev/null && br
 cmd_a="$cmd_a for i in \$(seq 60); do iperf3 -c 10.77.0.2 -t $runtime -f m >/tmp/tcp 2>&1 && break; sleep 1; done;"
 cmd_a="$cmd_a sed 's/^/TCP: /' /tmp/tcp;"
 cmd_a="$cmd_a iperf3 -c 10.77.0.2 -u -b 0 -l $ulen -t $runtime -f m >/tmp/udp 2>&1;"
-cmd_a="$cmd_a sed 's/^/UDP: /' /tmp/udp; echo NET-A-DONE"
+cmd_a="$cmd_a sed 's/^/UDP: /' /tmp/udp;"
+# The same TCP test over A's loopback: the guest's CPU and network stack
+# without any NIC, to tell a slow CPU from a slow NIC path.
+cmd_a="$cmd_a iperf3 -s -1 -D -p 5202; sleep 1;"
+cmd_a="$cmd_a iperf3 -c 127.0.0.1 -p 5202 -t $runtime -f m 2>&1 | sed 's/^/LO: /';"
+cmd_a="$cmd_a echo NET-A-DONE"
 append() { echo "console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "$1")"; }
 
 # Boot, two runtimes, and start-up retries: generous for two software
 # CPUs sharing a loaded host.
-limit=$(( 300 + 4 * runtime ))
+limit=$(( 300 + 6 * runtime ))
 
 # wait_done A_CONSOLE: until A's NET-A-DONE, A's exit or the time limit.
 wait_done() {
@@ -138,10 +146,16 @@ stop_guests() {
 # Results: R[platform.tcp] Mbit/s, R[platform.pps], R[platform.loss] %,
 # from the receiver's summary lines on A's console.
 declare -A R
-parse() {	# PLATFORM A_CONSOLE
-	R[$1.tcp]=$(tr -d '\r' <"$2" | awk '/^TCP: .* receiver$/ {
+mbits() {	# TAG FILE: the receiver's Mbit/s of a TCP test
+	tr -d '\r' <"$2" | awk -v tag="$1: " 'index($0, tag) == 1 && / receiver$/ {
 		for (i = 1; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) }
-		END { if (v != "") printf "%.0f", v }')
+		END { if (v != "") printf "%.0f", v }'
+}
+parse() {	# PLATFORM A_CONSOLE
+	R[$1.tcp]=$(mbits TCP "$2")
+	R[$1.lo]=$(mbits LO "$2")
+	R[$1.retr]=$(tr -d '\r' <"$2" | awk '/^TCP: .* sender$/ { v = $(NF - 1) }
+		END { print v }')
 	# "[  5]   0.00-5.04  sec  X MBytes  Y Mbits/sec  J ms  LOST/TOTAL (P%)  receiver"
 	read -r pps loss < <(tr -d '\r' <"$2" | awk '/^UDP: .* receiver$/ {
 		for (i = 1; i <= NF; i++) {
@@ -222,5 +236,9 @@ printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
 printf '  %-22s %10s %10s\n' "udp ${ulen} B lost (%)" "$(na "${R[tv.loss]:-}")" \
 	"$(na "${R[qemu.loss]:-}")"
+printf '  %-22s %10s %10s\n' "tcp retransmits" "$(na "${R[tv.retr]:-}")" \
+	"$(na "${R[qemu.retr]:-}")"
+printf '  %-22s %10s %10s %9s\n' "tcp loopback (Mbit/s)" "$(na "${R[tv.lo]:-}")" \
+	"$(na "${R[qemu.lo]:-}")" "$(ratio "${R[tv.lo]:-}" "${R[qemu.lo]:-}")"
 echo "  target: tcp tv/qemu >= 1 (userspace virtio-net); goal beyond it: vhost-net class"
 echo
