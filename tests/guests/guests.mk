@@ -88,4 +88,5 @@ $(GUEST_OUT)/bzimage64.elf: $(GUEST_OUT)/o16/bzimage64_setup.o $(GUEST_SRC)/bzim
 $(GUEST_OUT)/bzimage64.bin: $(GUEST_OUT)/bzimage64.elf
 	$(GUEST_OBJCOPY) -O binary $< $@
 
+include $(GUEST_SRC)/smpstress.mk
 -include $(wildcard $(GUEST_OUT)/o*/*.d)
