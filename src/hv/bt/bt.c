@@ -443,7 +443,8 @@ bt_next_block(struct bt_cpu *c)
 		j->inval = inval;
 	} else {
 		b = bt_tc_lookup(c);
-		*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch, inval };
+		*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch, inval,
+		    b->mode == BT_M64 ? b->jit : NULL };
 	}
 	if (chain && c->prev_tc == c->tc_epoch) {
 		if (k < 0)

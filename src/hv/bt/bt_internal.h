@@ -150,6 +150,7 @@ struct bt_cpu {
 		uint64_t lin;
 		struct bt_block *b;
 		uint32_t tlb, tc, inval;
+		void *code;	/* b->jit if a 64-bit block (jit.c) */
 	} jc[4096];
 	uint64_t prev_lin;
 	uint32_t prev_tlb, prev_tc;

@@ -620,24 +620,6 @@ e_or_byte(struct jx *x, int32_t disp)
 }
 
 /*
- * Code for the block at RIP from the jump cache (64-bit mode, checked
- * as bt_next_block checks it), or NULL.  Called from generated code: it
- * must never translate, which could reuse the buffer it returns into.
- */
-static void *
-jit_find(struct bt_cpu *c)
-{
-	uint64_t lin = c->rip;
-	struct bt_jc *j = &c->jc[(lin ^ (lin >> 12)) & 4095];
-
-	if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
-	    j->tc == c->tc_epoch && j->b->mode == BT_M64 &&
-	    j->inval == __atomic_load_n(c->inval_p, __ATOMIC_RELAXED))
-		return j->b->jit;
-	return NULL;
-}
-
-/*
  * A block's normal end: if nothing waits for the run loop (the test
  * bt_vcpu_loop makes before each block, plus the interrupt shadow and
  * the mode), try the two chain slots.  A slot holds a RIP, the TLB
@@ -694,13 +676,39 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 		e4(x, 0);
 		jit_patch(miss, x->p);
 	}
-	/* No slot matched: the run loop's jump cache, without leaving. */
-	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);	/* mov rdi, rbx */
-	e_call(x, (const void *)jit_find);
-	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc0);	/* test rax, rax */
-	ex_at[(*nex)++] = e_jmp(x, 4, NULL);	/* jz exit */
-	e1(x, 0xff); e1(x, 0xe0);		/* jmp rax */
+	/* No slot matched: the run loop's jump cache, probed as
+	 * bt_next_block probes it (the mode is known to be 64-bit). */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 12);	/* shr rcx,12 */
+	e1(x, 0x48); e1(x, 0x31); e1(x, 0xc1);	/* xor rcx, rax */
+	e1(x, 0x81); e1(x, 0xe1); e4(x, 4095);	/* and ecx, 4095 */
+	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x0c); e1(x, 0x89); /* rcx*5 */
+	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x94); e1(x, 0xcb); /* lea rdx, */
+	e4(x, (uint32_t)OFF(jc));		/* [rbx + rcx*8 + jc] */
+	e1(x, 0x48); e1(x, 0x3b); e1(x, 0x42);	/* cmp rax, [rdx+lin] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, lin));
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+	e1(x, 0x48); e1(x, 0x8b); e1(x, 0x4a);	/* mov rcx, [rdx+code] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, code));
+	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc9);	/* test rcx, rcx */
+	ex_at[(*nex)++] = e_jmp(x, 4, NULL);
+	e_ld(x, false, RAX, OFF(tlb_epoch));
+	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+tlb] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, tlb));
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+	e_ld(x, false, RAX, OFF(tc_epoch));
+	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+tc] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, tc));
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+	e_ld(x, true, RAX, OFF(inval_p));
+	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
+	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+inval] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, inval));
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+	e1(x, 0xff); e1(x, 0xe1);		/* jmp rcx */
 }
+
+_Static_assert(sizeof(struct bt_jc) == 40, "jit_chain scales by 40");
 
 /* Offsets inside a chain slot (see jit_chain). */
 enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
@@ -749,7 +757,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	bool last_call = false, rip_done = false;
 	unsigned n = b->ninsn, nbrk = 0;
 	uint16_t brk_k[128];
-	uint8_t *ex_at[16];
+	uint8_t *ex_at[24];
 	unsigned nex = 0, nstub = 0, fsz = 0;
 	struct jstub stubs[64];
 	int fop = -1;		/* inline op whose flags are current */
