@@ -176,6 +176,17 @@ snapshot_take_running(struct vm *vm, const char *path, const char *name,
 		snapshot_disks_back(vm, old, n);
 	if (r == 0)
 		snapshot_watch(vm, child, path);
+	/*
+	 * The overlays are the disks for good now: a guest reset makes
+	 * run.c create the VM again from this configuration, which must
+	 * not open the frozen images for writing.
+	 */
+	for (i = 0; i < n && (r == 0 || resumed); i++) {
+		struct vmcfg_disk *d = (struct vmcfg_disk *)&vm->cfg->disks[i];
+
+		snprintf(d->path, sizeof(d->path), "%s", overlays[i]);
+		snprintf(d->format, sizeof(d->format), "qcow2");
+	}
 	if (r < 0 && resumed && n > 0) {
 		/* The guest has written to the overlays: they stay. */
 		size_t l = strlen(err);
