@@ -189,6 +189,14 @@ tvvm "$tmp/tv-b.out" 52:54:00:77:00:02 "$cmd_b"
 for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && break; sleep 0.1; done
 tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
 wait_done "$tmp/tv-a.out"
+# Where frames were lost: the switch's per-port drop counters, summed.
+sw_drops=$(XDG_RUNTIME_DIR=$tmp/run "$tv" switch show --json 2>/dev/null |
+	python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+keys = ("rx_malformed", "rx_vlan", "tx_full", "tx_offload", "tx_error", "rx_shaped")
+tot = {k: sum(p.get("counters", {}).get(k, 0) for p in d.get("ports", [])) for k in keys}
+print(" ".join("%s %d" % (k, v) for k, v in tot.items() if v) or "none")' 2>/dev/null)
 stop_guests
 parse tv "$tmp/tv-a.out"
 
@@ -222,6 +230,7 @@ else
 fi
 echo "  termvisor: --accel $accel, --nic on the host switch; QEMU: $qnote"
 echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  frames the termvisor switch dropped: ${sw_drops:-n/a}"
 
 ratio() {	# ours theirs
 	if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
