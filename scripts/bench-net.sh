@@ -13,7 +13,7 @@
 #   pps: UDP A -> B with $UDP_LEN-byte payloads and no rate limit
 #        (-b 0), $RUNTIME s; datagrams B received per second (frames
 #        on the wire are 64 + 42 bytes), and the share A sent that
-#        were lost on the way.
+#        were lost on the way (the rate A sent at is shown too).
 #   lo:  the tcp test over A's own loopback: no NIC, so this is the CPU
 #        (termvisor's bt vs TCG) and the guest's stack alone; the ratio
 #        of the tcp ratio to this one is what the NIC path costs.
@@ -35,6 +35,9 @@
 # once.  The host reads the numbers from A's console.  Numbers come from
 # the guests' own clocks (on a software CPU, their clocksource follows the
 # host's).  Never pass/fail: a run that fails shows "n/a".
+# One sample per test: on a busy host the scheduler shows through, and
+# more so for termvisor, whose frames cross a third process (the switch)
+# where QEMU's cross the kernel's bridge; the load is printed with it.
 set -u
 build=${1:?usage: bench-net.sh BUILD_DIR}
 tv=$(realpath "$build/termvisor")
@@ -164,6 +167,12 @@ parse() {	# PLATFORM A_CONSOLE
 		}
 		if (d > 0 && l[2] > 0) printf "%.0f %.1f\n", (l[2] - l[1]) / d, 100 * l[1] / l[2] }')
 	R[$1.pps]=${pps:-}
+	R[$1.sent]=$(tr -d '\r' <"$2" | awk '/^UDP: .* sender$/ {
+		for (i = 1; i <= NF; i++) {
+			if ($i ~ /^[0-9.]+-[0-9.]+$/) { split($i, t, "-"); d = t[2] - t[1] }
+			if ($i ~ /^[0-9]+\/[0-9]+$/) split($i, l, "/")
+		}
+		if (d > 0) printf "%.0f\n", l[2] / d }')
 	R[$1.loss]=${loss:-}
 	if [ -z "${R[$1.tcp]}${R[$1.pps]}" ]; then
 		echo "  $1 run failed: $(tr -d '\r' <"$2" | grep -av '^\[' | tail -n 3 | tr '\n' ' ')"
@@ -243,6 +252,8 @@ printf '  %-22s %10s %10s %9s\n' "tcp 1 stream (Mbit/s)" "$(na "${R[tv.tcp]:-}")
 	"$(na "${R[qemu.tcp]:-}")" "$(ratio "${R[tv.tcp]:-}" "${R[qemu.tcp]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
+printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s tx)" "$(na "${R[tv.sent]:-}")" \
+	"$(na "${R[qemu.sent]:-}")" "$(ratio "${R[tv.sent]:-}" "${R[qemu.sent]:-}")"
 printf '  %-22s %10s %10s\n' "udp ${ulen} B lost (%)" "$(na "${R[tv.loss]:-}")" \
 	"$(na "${R[qemu.loss]:-}")"
 printf '  %-22s %10s %10s\n' "tcp retransmits" "$(na "${R[tv.retr]:-}")" \
