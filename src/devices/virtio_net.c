@@ -76,6 +76,7 @@ struct virtio_net {
 	uint16_t status;		/* VIRTIO_NET_S_* as the guest reads */
 	bool admin_up;
 	bool paused;
+	bool announce_pending;		/* announce once the link is up */
 	struct netdev_vsw be;
 
 	struct vnet_held held[VIRTIO_NET_MAX_PAIRS];
@@ -91,6 +92,7 @@ struct virtio_net {
 };
 
 static void virtio_net_tx_run(struct virtio_net *vn);
+static void vnet_announce(struct virtio_net *vn);
 
 static void
 vnet_count(uint64_t *c, uint64_t v)
@@ -665,6 +667,8 @@ virtio_net_on_link(void *opaque, bool up)
 	vnet_update_status(vn);
 	if (up && !vn->paused && virtio_running(&vn->vd))
 		netdev_vsw_want_rx(&vn->be, true);
+	if (up && vn->announce_pending)
+		vnet_announce(vn);
 }
 
 /* --- announce and link control --- */
@@ -704,22 +708,31 @@ vnet_find(struct vm *vm, int nic)
 	return NULL;
 }
 
+/* Announce now, or once the link is up: a VM that just moved may not
+ * have its switch port yet, and an announcement nobody hears is lost. */
+static void
+vnet_announce(struct virtio_net *vn)
+{
+	if (!vnet_link_status(vn)) {
+		vn->announce_pending = true;
+		return;
+	}
+	vn->announce_pending = false;
+	if (virtio_running(&vn->vd) && virtio_has_feature(&vn->vd,
+	    VIRTIO_NET_F_GUEST_ANNOUNCE)) {
+		vn->status |= VIRTIO_NET_S_ANNOUNCE;
+		virtio_config_notify(&vn->vd);
+	} else {
+		vnet_send_rarp(vn);
+	}
+}
+
 void
 virtio_net_announce(struct vm *vm)
 {
-	for (int i = 0; i < vm->ndevices; i++) {
-		struct virtio_net *vn = vm->devices[i].state;
-
-		if (vm->devices[i].ops != &virtio_net_ops)
-			continue;
-		if (virtio_running(&vn->vd) && virtio_has_feature(&vn->vd,
-		    VIRTIO_NET_F_GUEST_ANNOUNCE)) {
-			vn->status |= VIRTIO_NET_S_ANNOUNCE;
-			virtio_config_notify(&vn->vd);
-		} else if (vnet_link_status(vn)) {
-			vnet_send_rarp(vn);
-		}
-	}
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_net_ops)
+			vnet_announce(vm->devices[i].state);
 }
 
 int
@@ -731,6 +744,8 @@ virtio_net_set_link(struct vm *vm, int nic, bool up)
 		return -ENODEV;
 	vn->admin_up = up;
 	vnet_update_status(vn);
+	if (up && vn->announce_pending)
+		vnet_announce(vn);
 	return 0;
 }
 

@@ -86,7 +86,8 @@ extern const struct device_ops virtio_net_ops;
  * announce itself so the switches learn where it is now.  A guest that
  * negotiated GUEST_ANNOUNCE is asked (configuration change with
  * VIRTIO_NET_S_ANNOUNCE; it sends gratuitous ARPs and acks); for the
- * others the NIC sends a RARP with its MAC itself.  Device lock held.
+ * others the NIC sends a RARP with its MAC itself.  A NIC whose link is
+ * down announces when it comes up.  Device lock held.
  */
 void virtio_net_announce(struct vm *vm);
 

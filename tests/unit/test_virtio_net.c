@@ -888,6 +888,17 @@ Test(virtio_net, announce_by_guest_or_by_rarp)
 	cr_assert_eq(m[HDR + 13], 0x35, "RARP");
 	cr_assert_arr_eq(m + HDR + 6, test_mac, 6);
 	cr_assert_not(link_status() & VIRTIO_NET_S_ANNOUNCE);
+	/* Link down (no port yet after a move): the RARP waits for it. */
+	pthread_mutex_lock(&vm->devlock);
+	virtio_net_set_link(vm, 0, false);
+	virtio_net_announce(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(switch_recv(m, sizeof(m), 200), -1, "nothing yet");
+	pthread_mutex_lock(&vm->devlock);
+	virtio_net_set_link(vm, 0, true);
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(switch_recv(m, sizeof(m), 2000), HDR + 60);
+	cr_assert_eq(m[HDR + 13], 0x35, "the RARP once the link is up");
 }
 
 Test(virtio_net, snapshot_gives_held_buffers_back)
