@@ -39,7 +39,10 @@ st=$(cat /sys/class/graphics/fb0/stride); n=$((st*(h/4)));
 band() { p=$(printf $1); while [ ${#p} -lt $n ]; do p=$p$p; done; printf %s ${p:0:$n}; };
 { band \\001\\001\\377\\001; band \\001\\377\\001\\001; band \\377\\001\\001\\001; band \\100\\100\\100\\001; } >/dev/fb0;
 echo GEOM=$w,$h,$st'
-cmd="echo READY-\$((6*7)); read l </dev/tty1; echo GOT-\$l;
+# Then read two pointer reports from the tablet's evdev node.
+tablet='ev=/dev/null; for e in /sys/class/input/event*; do grep -q tablet $e/device/name && ev=/dev/input/${e##*/}; done;
+head -c 144 $ev >/tmp/ev & sleep 1; echo EVDEV-$((6*7)); wait; echo EV=$(od -An -tu2 -v /tmp/ev)'
+cmd="echo READY-\$((6*7)); read l </dev/tty1; echo GOT-\$l; $tablet;
 if [ -e /dev/fb0 ]; then $draw; echo DRAWN-\$((6*7)); else echo NOFB-\$((6*7)); fi;
 read l </dev/tty1; echo BYE-\$l"
 cmd=$(printf '%s' "$cmd" | tr '\n' ' ')
@@ -111,6 +114,29 @@ echo "ok: hostile clients dropped ($(grep -c '^ok' "$bad_out") kinds)"
 wait_for "$LOG" 'GOT-hello World_1!' 120 "$vm" ||
 	fail "the guest did not read the typed line"
 echo "ok: typed line reached the guest's VT"
+
+# --- the pointer: absolute, through the virtio-input tablet ---
+wait_for "$LOG" EVDEV-42 60 "$vm" || fail "the guest found no tablet to read"
+"$vnc_client" "127.0.0.1:$port" frame "$W/size.ppm" || fail "no frame"
+size=$(head -c 20 "$W/size.ppm" | sed -n 2p)
+"$vnc_client" "127.0.0.1:$port" pointer 700 5 0 &&
+	"$vnc_client" "127.0.0.1:$port" pointer 512 384 0 ||
+	fail "the client could not move the pointer"
+wait_for "$LOG" '^EV=' 60 "$vm" || fail "the guest got no pointer events"
+tr -d '\r' <"$LOG" | sed -n 's/^EV=//p' | python3 -c '
+import sys
+w, h = map(int, sys.argv[1].split())
+u = [int(x) for x in sys.stdin.read().split()]
+# struct input_event on x86-64: 16 bytes of time, type, code, value.
+ev = [(u[12 * k + 8], u[12 * k + 9], u[12 * k + 10] | u[12 * k + 11] << 16)
+      for k in range(len(u) // 12)]
+sx, sy = lambda x: x * 32767 // (w - 1), lambda y: y * 32767 // (h - 1)
+want = [(3, 0, sx(700)), (3, 1, sy(5)), (0, 0, 0),
+        (3, 0, sx(512)), (3, 1, sy(384)), (0, 0, 0)]
+if ev != want:
+    sys.exit("tablet events %r, expected %r" % (ev, want))
+' "$size" || fail "the tablet reported the wrong place"
+echo "ok: the pointer reached the guest as absolute tablet events"
 
 # --- the screen ---
 wait_for "$LOG" 'DRAWN-42|NOFB-42' 180 "$vm" || fail "the guest did not draw"
