@@ -17,6 +17,7 @@
 #include <nettle/hmac.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,7 +346,9 @@ int
 migrate_spawn(char *const argv[], struct migrate_chan *ch)
 {
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
 	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, r;
+	sigset_t none, dfl;
 	pid_t pid;
 
 	migrate_chan_init(ch, -1, -1);
@@ -356,7 +359,22 @@ migrate_spawn(char *const argv[], struct migrate_chan *ch)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	r = -posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	/* The VM process blocks SIGTERM and friends in every thread (its
+	 * signalfd takes them) and ignores SIGPIPE: ssh must not inherit
+	 * that, or it could not be stopped. */
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGHUP);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dfl);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+	r = -posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	if (r < 0)
 		goto fail;

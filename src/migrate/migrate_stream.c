@@ -48,6 +48,14 @@ migrate_chan_close(struct migrate_chan *ch)
 			usleep(20000);
 		}
 		kill(ch->child, SIGTERM);
+		for (int i = 0; i < 50; i++) {
+			if (waitpid(ch->child, NULL, WNOHANG) == ch->child) {
+				ch->child = -1;
+				return;
+			}
+			usleep(20000);
+		}
+		kill(ch->child, SIGKILL);
 		waitpid(ch->child, NULL, 0);
 		ch->child = -1;
 	}
