@@ -87,7 +87,25 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 21) {
+	switch (rnd(p) % 24) {
+	case 21:			/* MOV r, imm32/imm64 */
+		if (w) {
+			put(p, 2, rex(true, 0, r), (uint8_t)(0xb8 | (r & 7)));
+			for (int k = 0; k < 8; k++)
+				put(p, 1, (uint8_t)rnd(p));
+		} else {
+			put(p, 2, rex(false, 0, r), (uint8_t)(0xb8 | (r & 7)));
+			put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p),
+			    (uint8_t)rnd(p), (uint8_t)rnd(p));
+		}
+		break;
+	case 22:			/* MOVSXD r, r32 */
+		put(p, 3, rex(w, r, s), 0x63, modrm(3, r, s));
+		break;
+	case 23:			/* JMP over an ADD */
+		put(p, 2, 0xeb, 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
 	case 16: {			/* ALU r, [r15 + d8] */
 		static const uint8_t op[] = { 0x03, 0x0b, 0x23, 0x2b, 0x33,
 		    0x3b };

@@ -610,6 +610,39 @@ jit_fits(int64_t v)
 	return v >= INT32_MIN && v <= INT32_MAX;
 }
 
+/* JMP rel, MOV r32/r64, imm and MOVSXD r64, r32: emitted inline if i is
+ * one of them (true; *rip_done when it set c->rip). */
+static bool
+jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
+    bool *rip_done)
+{
+	unsigned r = (i->opc & 7) | ((i->rex & 1) << 3);
+
+	if (i->fn == bt_x_jmp && i->osz == 8 && last &&
+	    jit_fits(next + (int64_t)i->imm)) {
+		e_lea_rip(x, RAX, next + (int64_t)i->imm);
+		e_st(x, true, RAX, OFF(rip));
+		*rip_done = true;
+		return true;
+	}
+	if (i->fn == bt_x_mov_rimm && i->opc >= 0xb8 &&
+	    (i->osz == 8 || i->osz == 4)) {
+		e_mov_imm64(x, RAX, i->osz == 8 ? i->imm : (uint32_t)i->imm);
+		e_st(x, true, RAX, GPR(r));
+		return true;
+	}
+	if (i->fn == bt_x_movsxd && i->mod == 3 &&
+	    (i->osz == 8 || i->osz == 4)) {
+		if (i->osz == 8)	/* movsxd rax, dword [gpr] */
+			e_rm(x, true, 0x63, RAX, GPR(i->rm));
+		else
+			e_ld(x, false, RAX, GPR(i->rm));
+		e_st(x, true, RAX, GPR(i->reg));
+		return true;
+	}
+	return false;
+}
+
 /* movzx ecx, byte [rbx + disp]; or eax, ecx */
 static void
 e_or_byte(struct jx *x, int32_t disp)
@@ -781,6 +814,11 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		if (!jit_fits(off + i->len + (int64_t)i->disp) ||
 		    !jit_fits(next))
 			return;		/* absurd displacement: interpret */
+		if (jit_simple(&x, i, next, last, &rip_done)) {
+			last_call = false;
+			off = next;
+			continue;
+		}
 		fast = bt_fast_desc(i, &d);
 		if (fast && d.kind == BT_FD_JCC) {
 			/* A Jcc whose flags an inline op of this block set:
