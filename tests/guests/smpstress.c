@@ -154,10 +154,11 @@ static void ss_check(unsigned p, const uint8_t *d, unsigned nslots, uint32_t ite
 
 /*
  * Phase 3, cross-modifying code: each round the BSP stores a new
- * immediate into the movl the APs spin on and waits until each AP has
- * echoed it.  A translation decoded from the old bytes that stays valid
- * after the store (the store's invalidation raced with a decode) never
- * sees the new value: the round times out.  Such a round is rewritten
+ * immediate into the movl the APs spin on (odd rounds with mov, even
+ * ones with xchg) and waits until each AP has echoed it.  A translation
+ * decoded from the old bytes that stays valid after the store (the
+ * store's invalidation raced with a decode) never sees the new value:
+ * the round times out.  Such a round is rewritten
  * with the same value (a second store invalidates again) and counted.
  */
 static void ss_smc(uint32_t naps, uint32_t rounds)
@@ -171,7 +172,15 @@ static void ss_smc(uint32_t naps, uint32_t rounds)
 	for (uint32_t r = 1; r <= rounds && lost < 3; r++) {
 		unsigned tries = 0;
 
-		*imm = r;
+		/* Odd rounds: a plain store; even ones: xchg, a locked
+		 * read-modify-write (another path in a software CPU). */
+		if (r & 1) {
+			*imm = r;
+		} else {
+			uint32_t v = r;
+
+			__asm__ volatile("xchgl %0, %1" : "+r"(v), "+m"(*imm) : : "memory");
+		}
 		for (unsigned s = 1; s <= naps; s++) {
 			/* Spin first (cheap), then about 200 ms by the PIT. */
 			uint32_t beat0;
