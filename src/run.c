@@ -665,6 +665,7 @@ loaded:
 	ctl = run_ctl != NULL ? control_rebind(run_ctl, vm) :
 	    control_start(vm, run_name);
 	run_ctl = NULL;
+	control_set_vnc_addr(ctl, vnc != NULL ? vnc_address(vnc) : NULL);
 	migrate_source_set_lock(&run_lock, run_vmdir, run_name,
 	    run_datastore);
 	how = vm_run(vm);

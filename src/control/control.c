@@ -658,6 +658,14 @@ fail:
 	return NULL;
 }
 
+void
+control_set_vnc_addr(struct control *c, const char *addr)
+{
+	if (c != NULL)
+		snprintf(c->vnc_addr, sizeof(c->vnc_addr), "%s",
+		    addr != NULL ? addr : "");
+}
+
 static const char *
 control_how_name(int how)
 {

@@ -60,6 +60,7 @@ struct control {
 	uint64_t con_base;
 	uint64_t stop_at;	/* a graceful stop's deadline across a reset */
 	int resets;
+	char vnc_addr[128];	/* where its VNC server listens, "" none */
 };
 
 #define CONTROL_HIST_MAX	(64 * 1024)
@@ -80,6 +81,9 @@ int control_socket_path(const char *name, char *path, size_t len, char *dir,
  * (the VM can run without one).
  */
 struct control *control_start(struct vm *vm, const char *name);
+/* Say where the VM's VNC server listens (status and stats replies);
+ * c or addr NULL is fine. */
+void control_set_vnc_addr(struct control *c, const char *addr);
 /* Tell the clients how the VM ended (an event), close them, remove the
  * socket.  NULL is fine. */
 void control_stop(struct control *c, int how, int status);

@@ -463,6 +463,9 @@ control_client_print_status(json_t *r)
 	printf("accel:   %s\n", json_string_value(json_object_get(r, "accel")));
 	printf("uptime:  %.0f s\n", json_number_value(json_object_get(r,
 	    "uptime")));
+	if (json_is_string(json_object_get(r, "vnc_addr")))
+		printf("vnc:     %s\n", json_string_value(
+		    json_object_get(r, "vnc_addr")));
 }
 
 static long long
@@ -682,6 +685,12 @@ control_client_start(const struct control_client_opts *o)
 				    "state"));
 				state = state != NULL && strcmp(state,
 				    "running") == 0 ? "running" : NULL;
+				/* where it listens: "auto" resolved */
+				if (json_is_string(json_object_get(res,
+				    "vnc_addr")))
+					snprintf(cfg.vnc, sizeof(cfg.vnc), "%s",
+					    json_string_value(json_object_get(
+					    res, "vnc_addr")));
 				json_decref(res);
 			}
 			control_client_close(&cc);

@@ -77,11 +77,12 @@ control_cmd_status(struct control *c, json_t *args, struct control_err *e)
 {
 	struct vm *vm = c->vm;
 
-	return json_pack("{s:s, s:s, s:i, s:I, s:s, s:f}",
+	return json_pack("{s:s, s:s, s:i, s:I, s:s, s:f, s:s?}",
 	    "name", c->name, "state", control_state_name(vm->state),
 	    "vcpus", vm->nvcpus, "memory", (json_int_t)vm->ram_size,
 	    "accel", vm->accel != NULL ? vm->accel->name : "none",
-	    "uptime", control_cmd_uptime(c));
+	    "uptime", control_cmd_uptime(c),
+	    "vnc_addr", c->vnc_addr[0] ? c->vnc_addr : NULL);
 }
 
 /* {"nic": N, "up": BOOL}: set NIC N's link up or down as the guest sees
@@ -185,11 +186,12 @@ control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 	for (int i = 0; i < c->vm->nvcpus; i++)
 		json_array_append_new(vcpus,
 		    control_cmd_vcpu_stats(c, c->vm->vcpus[i]));
-	r = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o}", "name", c->name,
+	r = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o, s:s?}", "name", c->name,
 	    "state", control_state_name(c->vm->state),
 	    "memory", (json_int_t)c->vm->ram_size,
 	    "uptime", control_cmd_uptime(c), "vcpus", vcpus,
-	    "devices", control_cmd_device_stats(c->vm));
+	    "devices", control_cmd_device_stats(c->vm),
+	    "vnc_addr", c->vnc_addr[0] ? c->vnc_addr : NULL);
 	return r;
 }
 

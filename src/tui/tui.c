@@ -93,8 +93,10 @@ tui_draw_host(struct tui *t)
 	struct sysinfo si;
 
 	for (int i = 0; i < t->m.nvms; i++)
+		/* A locked VM runs on another host: not our memory. */
 		if (t->m.vms[i].state != TUI_VM_STOPPED &&
-		    t->m.vms[i].state != TUI_VM_STALE)
+		    t->m.vms[i].state != TUI_VM_STALE &&
+		    t->m.vms[i].state != TUI_VM_LOCKED)
 			committed += t->m.vms[i].memory;
 	if (sysinfo(&si) == 0)
 		ram = (uint64_t)si.totalram * si.mem_unit;

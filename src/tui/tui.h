@@ -70,6 +70,7 @@ struct tui_vm {
 	/* disk (read + written) and network (received + sent) bytes/s,
 	 * -1 unknown or no such device */
 	double disk_rate, net_rate;
+	char vnc_addr[64];	/* where its VNC listens, "" none or unknown */
 	/* CPU%, exits/s, disk and network bytes/s: rings of the last
 	 * hist_n samples */
 	double cpu_hist[TUI_HIST], exit_hist[TUI_HIST];

@@ -138,7 +138,7 @@ tui_list_row(const struct tui_vm *vm, const int widths[TUI_COLS], char *buf,
 	cells[TUI_COL_DISK] = disk;
 	cells[TUI_COL_NET] = net;
 	cells[TUI_COL_UPTIME] = up;
-	cells[TUI_COL_VNC] = "-";	/* XXX the VMs do not report it yet */
+	cells[TUI_COL_VNC] = live && vm->vnc_addr[0] ? vm->vnc_addr : "-";
 	tui_list_cells(cells, widths, buf, len);
 }
 

@@ -131,6 +131,7 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
 	vm->exits = vm->exits_uptime = -1;
 	vm->disk_rate = vm->net_rate = -1;
+	vm->vnc_addr[0] = '\0';
 	vm->hist_n = vm->hist_at = 0;
 	json_decref(vm->stats);
 	vm->stats = NULL;
@@ -285,6 +286,9 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 		}
 	}
 	vm->uptime = up;
+	snprintf(vm->vnc_addr, sizeof(vm->vnc_addr), "%s", json_is_string(
+	    json_object_get(r, "vnc_addr")) ? json_string_value(
+	    json_object_get(r, "vnc_addr")) : "");
 	tui_vm_history(vm, r, up);
 	json_decref(vm->stats);
 	vm->stats = json_incref(r);

@@ -1,5 +1,6 @@
 #!/bin/bash
-# vm stats with the multiboot test guest: the table, --json, and --watch:
+# vm stats with the multiboot test guest (its VNC on a Unix socket,
+# which vm start and vm status report): the table, --json, and --watch:
 # a line a second without a terminal until SIGINT (exit 0), a top-like
 # screen in a terminal (tmux), and the end of the VM ends the watch.
 set -u
@@ -20,8 +21,12 @@ fails=0
 ok() { echo "ok $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
-"$tv" vm create st --memory 64M --kernel "$kernel" >/dev/null &&
-	"$tv" vm start st >/dev/null || { echo "FAIL vm start"; exit 1; }
+"$tv" vm create st --memory 64M --kernel "$kernel" --vnc "unix:$tmp/vnc" \
+	>/dev/null && "$tv" vm start st >"$tmp/out" || { echo "FAIL vm start"; exit 1; }
+grep -q "VNC unix:$tmp/vnc$" "$tmp/out" && ok "vm start says where VNC listens" ||
+	bad "vm start: $(cat "$tmp/out")"
+"$tv" vm status st | grep -q "^vnc: *unix:$tmp/vnc$" && ok "vm status too" ||
+	bad "vm status: $("$tv" vm status st)"
 "$tv" vm stats st >"$tmp/out" 2>&1 && grep -q "^st: running, up" "$tmp/out" &&
 	grep -q "^ *vcpu  *cpu-s" "$tmp/out" && ok "vm stats: the table" ||
 	bad "vm stats: $(cat "$tmp/out")"

@@ -154,6 +154,13 @@ Test(tui, row_text)
 	cr_assert(strstr(row, "1m15s") != NULL, "%s", row);
 	cr_assert(strstr(row, "64M") != NULL, "%s", row);
 	cr_assert(strstr(row, "~ ") != NULL, "name not cut: %s", row);
+	/* no disk or NIC: no rates; its VNC address when it has one */
+	vm.disk_rate = vm.net_rate = -1;
+	snprintf(vm.vnc_addr, sizeof(vm.vnc_addr), "127.0.0.1:5901");
+	vm.net_rate = 1536;
+	tui_list_row(&vm, w, row, sizeof(row));
+	cr_assert(strstr(row, "12.5     -  1.5K ") != NULL, "%s", row);
+	cr_assert(strstr(row, " 127.0.0.1:5901") != NULL, "%s", row);
 	/* a stopped VM shows no live numbers */
 	vm.fd = -1;
 	vm.greeted = false;
