@@ -218,3 +218,5 @@ echo
 "$(dirname "$0")/bench-net.sh" "$build"
 echo
 "$(dirname "$0")/bench-vnc.sh" "$build"
+echo
+"$(dirname "$0")/bench-migrate.sh" "$build"

@@ -1,0 +1,198 @@
+#!/bin/bash
+# Live migration benchmark: termvisor and QEMU side by side, from one run
+# on this host, over loopback.  Prints the figures and termvisor/QEMU
+# ratios; never pass/fail.
+#
+#   scripts/bench-migrate.sh BUILD_DIR
+#	env: MEM=256M (guest memory, the same for both)  DIRTY=4 (MiB the
+#	     guest rewrites per step, a step every 0.1 s: a fixed dirty rate)
+#	     ACCEL=bt (termvisor), QACCEL=tcg (QEMU)  DOWNTIME=300 (ms, both)
+#
+# The guest (the reference guest on both) fills a 32 MiB buffer once, then
+# loops: rewrite DIRTY MiB of it, print a line with a counter, sleep
+# 0.1 s.  Each VMM's serial console is read by this script, which stamps
+# every line with the host clock as it arrives: the downtime is the
+# largest gap between two consecutive counter lines across the move
+# (the guest's own clock stops while it is paused on both VMMs, so the
+# stream's arrival is what shows the pause).  Total time: from the
+# migrate command to the source's end.  Bytes: what each side reports
+# sent (termvisor's "migrated" line; QEMU's query-migrate ram.total
+# transferred).
+set -u
+build=${1:-build}
+tv=$(readlink -f "$build/termvisor")
+mem=${MEM:-256M}
+dirty=${DIRTY:-4}
+accel=${ACCEL:-bt}
+qaccel=${QACCEL:-tcg}
+downtime=${DOWNTIME:-300}
+guest=${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest
+qemu=$(command -v qemu-system-x86_64 || true)
+echo "== Migration: $mem guest rewriting $dirty MiB every 0.1 s, max downtime $downtime ms, loopback =="
+[ -r "$guest/vmlinuz" ] || { echo "skipped: reference guest not built (make guest)"; exit 0; }
+[ -n "$qemu" ] || echo "(QEMU not installed: termvisor alone)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+export TV=$tv QEMU=$qemu MEMSZ=$mem DIRTY=$dirty ACCEL=$accel QACCEL=$qaccel \
+	DOWNTIME=$downtime GUEST=$guest TMP=$tmp
+exec python3 - <<'EOF'
+import json, os, re, select, socket, subprocess, sys, time
+
+env = os.environ
+tmp, guest = env["TMP"], env["GUEST"]
+cmd = ("dd if=/dev/urandom of=/dev/shm/b bs=1M count=32 2>/dev/null; i=0; "
+       "while :; do i=$((i+1)); dd if=/dev/urandom of=/dev/shm/b bs=1M "
+       "count=%s conv=notrunc seek=$((i %% 8 * 4)) 2>/dev/null; "
+       "echo \"tick $i\"; sleep 0.1; done" % env["DIRTY"])
+enc = cmd.replace("%", "%25").replace("+", "%2B").replace(" ", "+")
+append = "console=ttyS0 panic=-1 tv.quiet=1 tv.run=" + enc
+
+def port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+class Reader:
+    """Lines of a process's stdout, stamped with the host clock."""
+    def __init__(self, p):
+        self.p, self.buf, self.ticks = p, b"", []
+    def pump(self, t=0.05):
+        r, _, _ = select.select([self.p.stdout], [], [], t)
+        if not r:
+            return
+        d = os.read(self.p.stdout.fileno(), 65536)
+        if not d:
+            return
+        self.buf += d
+        now = time.monotonic()
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            m = re.search(rb"tick (\d+)", line)
+            if m:
+                self.ticks.append((int(m.group(1)), now))
+
+def pump_all(rs, secs, until=None):
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        for r in rs:
+            r.pump(0.02)
+        if until and until():
+            return True
+    return False
+
+def gap(src, dst):
+    """Largest arrival gap between consecutive ticks, across both."""
+    # A line cut by the pause ends on the destination: count its start.
+    for r in (src, dst):
+        m = re.search(rb"tick (\d+)$", r.buf)
+        if m and r.ticks:
+            r.ticks.append((int(m.group(1)), r.ticks[-1][1]))
+    t = dict(src.ticks); t.update(dict(dst.ticks))
+    ks = sorted(t)
+    g, at = 0.0, None
+    for a, b in zip(ks, ks[1:]):
+        if b == a + 1 and t[b] - t[a] > g:
+            g, at = t[b] - t[a], a
+    missing = [k for k in range(ks[0], ks[-1]) if k not in t] if ks else []
+    return g, missing
+
+def spawn(args):
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=open(os.path.join(tmp, "err.log"), "a"))
+
+def run_termvisor():
+    secret = os.path.join(tmp, "secret")
+    open(secret, "w").write("bench secret\n")
+    base = [env["TV"], "run", "--accel", env["ACCEL"], "-m", env["MEMSZ"],
+            "--kernel", guest + "/vmlinuz", "--initrd", guest + "/initrd.img",
+            "--append", append]
+    p = port()
+    src = spawn(base); dst = spawn(base[:2] + ["--incoming", "tcp:%d" % p,
+                                   "--secret-file", secret] + base[2:])
+    rs, rd = Reader(src), Reader(dst)
+    try:
+        if not pump_all([rs, rd], 300, lambda: len(rs.ticks) >= 30):
+            return None
+        t0 = time.monotonic()
+        m = subprocess.Popen([env["TV"], "migrate", "-q", "-d", env["DOWNTIME"],
+                              "pid-%d" % src.pid, "tcp://127.0.0.1:%d" % p,
+                              "--secret-file", secret], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        pump_all([rs, rd], 300, lambda: src.poll() is not None)
+        total = time.monotonic() - t0
+        out = m.communicate()[0].decode()
+        pump_all([rs, rd], 10, lambda: len(rd.ticks) >= 20)
+        b = re.search(r"migrated .*: ([\d.]+) MiB", out)
+        g, missing = gap(rs, rd)
+        return dict(total=total, downtime=g, mib=float(b.group(1)) if b else -1,
+                    missing=len(missing), raw=out.strip())
+    finally:
+        for x in (src, dst):
+            x.kill(); x.wait()
+
+def qmp(path):
+    s = socket.socket(socket.AF_UNIX)
+    for _ in range(100):
+        try:
+            s.connect(path); break
+        except OSError:
+            time.sleep(0.1)
+    f = s.makefile("rw")
+    f.readline()
+    def call(cmd, **args):
+        f.write(json.dumps({"execute": cmd, "arguments": args}) + "\n"); f.flush()
+        while True:
+            r = json.loads(f.readline())
+            if "return" in r or "error" in r:
+                return r
+    call("qmp_capabilities")
+    return call
+
+def run_qemu():
+    acc = "kvm" if env["QACCEL"] == "kvm" else "tcg"
+    base = [env["QEMU"], "-M", "pc", "-accel", acc, "-m", env["MEMSZ"], "-nographic",
+            "-nodefaults", "-serial", "stdio", "-kernel", guest + "/vmlinuz",
+            "-initrd", guest + "/initrd.img", "-append", append]
+    p = port()
+    sq, dq = os.path.join(tmp, "s.qmp"), os.path.join(tmp, "d.qmp")
+    src = spawn(base + ["-qmp", "unix:%s,server=on,wait=off" % sq])
+    dst = spawn(base + ["-qmp", "unix:%s,server=on,wait=off" % dq,
+                        "-incoming", "tcp:127.0.0.1:%d" % p])
+    rs, rd = Reader(src), Reader(dst)
+    try:
+        if not pump_all([rs, rd], 300, lambda: len(rs.ticks) >= 30):
+            return None
+        call = qmp(sq)
+        call("migrate-set-parameters", **{"downtime-limit": int(env["DOWNTIME"])})
+        t0 = time.monotonic()
+        call("migrate", uri="tcp:127.0.0.1:%d" % p)
+        st = {}
+        while True:
+            pump_all([rs, rd], 0.1)
+            st = call("query-migrate")["return"]
+            if st.get("status") in ("completed", "failed", "cancelled"):
+                break
+        total = time.monotonic() - t0
+        pump_all([rs, rd], 30, lambda: len(rd.ticks) >= 20)
+        g, missing = gap(rs, rd)
+        return dict(total=total, downtime=g,
+                    mib=st.get("ram", {}).get("total", 0) / 1048576.0
+                    if st.get("status") == "completed" else -1,
+                    missing=len(missing), raw="status %s, QEMU's own downtime %s ms" %
+                    (st.get("status"), st.get("downtime")))
+    finally:
+        for x in (src, dst):
+            x.kill(); x.wait()
+
+t = run_termvisor()
+q = run_qemu() if env["QEMU"] else None
+def show(name, r):
+    if r is None:
+        print("%-10s failed (guest did not start or migration did not end)" % name); return
+    print("%-10s total %6.2f s  downtime (seen by the console) %6.0f ms  sent %7.1f MiB  lost ticks %d  (%s)" %
+          (name, r["total"], r["downtime"] * 1000, r["mib"], r["missing"], r["raw"]))
+show("termvisor", t)
+show("qemu", q)
+if t and q and q["total"] > 0 and q["downtime"] > 0 and q["mib"] > 0:
+    print("ratios termvisor/qemu: total %.2f  downtime %.2f  bytes %.2f" %
+          (t["total"] / q["total"], t["downtime"] / q["downtime"], t["mib"] / q["mib"]))
+EOF
