@@ -6,6 +6,7 @@
  * are refused with a message and change nothing.
  */
 #include <criterion/criterion.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -304,7 +305,20 @@ Test(vmstate, smp_state_roundtrip)
 		cr_assert_eq(a->accel->get_state(a->vcpus[i], &sa), 0);
 		cr_assert_eq(b->accel->get_state(b->vcpus[i], &sb), 0);
 		sa.msr.tsc = sb.msr.tsc = 0;
-		cr_assert_eq(memcmp(&sa, &sb, sizeof(sa)), 0, "vCPU %d", i);
+		/* Everything before the events byte for byte; the events
+		 * field by field, as their padding (and the struct's tail)
+		 * need not match: an ASan build showed it differ. */
+		cr_assert_eq(memcmp(&sa, &sb, offsetof(struct cpu_state, ev)),
+		    0, "vCPU %d", i);
+		cr_assert_eq(sa.ev.exception_pending, sb.ev.exception_pending);
+		cr_assert_eq(sa.ev.exception_nr, sb.ev.exception_nr);
+		cr_assert_eq(sa.ev.exception_has_error,
+		    sb.ev.exception_has_error);
+		cr_assert_eq(sa.ev.exception_error, sb.ev.exception_error);
+		cr_assert_eq(sa.ev.interrupt_shadow, sb.ev.interrupt_shadow);
+		cr_assert_eq(sa.ev.nmi_pending, sb.ev.nmi_pending);
+		cr_assert_eq(sa.ev.nmi_masked, sb.ev.nmi_masked);
+		cr_assert_eq(sa.ev.halted, sb.ev.halted, "vCPU %d", i);
 	}
 	snap_free(&s);
 	vm_destroy(a);
