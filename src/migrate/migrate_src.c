@@ -21,6 +21,11 @@
  * destination owns the VM and the source ends.  A VM without a lock
  * (not a datastore VM) has no arbiter: a source that sent COMMIT and
  * heard nothing stays paused and says so, rather than risk two copies.
+ *
+ * XXX: guest memory written by the VMM's devices (virtio used rings,
+ * virtio-blk reads) is not in the accelerators' dirty logs; a device
+ * that writes guest memory during the live rounds needs a VMM-side
+ * log (vm_dirty() at its writes) before such guests migrate safely.
  */
 #include "migrate/migrate.h"
 
