@@ -363,8 +363,12 @@ control_console_history(struct control *c, uint8_t *buf, size_t len)
 	if (c->vm != NULL && c->vm->console != NULL)
 		n = console_history(c->vm->console, buf, len);
 	old = len - n < c->hist_len ? len - n : c->hist_len;
-	memmove(buf + old, buf, n);
-	memcpy(buf, c->hist + c->hist_len - old, old);
+	/* No history kept (c->hist NULL): memcpy must not see it even
+	 * for 0 bytes (UBSan). */
+	if (old > 0) {
+		memmove(buf + old, buf, n);
+		memcpy(buf, c->hist + c->hist_len - old, old);
+	}
 	return old + n;
 }
 
