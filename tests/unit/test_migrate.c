@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bt/harness.h"
+#include "control/control.h"
 #include "hv/vmconfig.h"
 #include "migrate/migrate.h"
 #include "migrate/snap.h"
@@ -593,4 +594,46 @@ Test(migrate, a_whole_stream_loads_and_damage_is_refused)
 	vm_destroy(dst);
 	free(s);
 	vm_destroy(src);
+}
+
+/* --- the control command, through the real request handler --- */
+
+static const char *
+reply_error(struct control *c, const char *line)
+{
+	static char code[64];
+	json_t *r = control_cmd_request(c, line, strlen(line));
+	json_t *e = json_object_get(r, "error");
+
+	snprintf(code, sizeof(code), "%s", json_is_object(e) ?
+	    json_string_value(json_object_get(e, "code")) : "ok");
+	json_decref(r);
+	return code;
+}
+
+Test(migrate, control_command_checks_its_arguments)
+{
+	struct vm *vm = new_vm();
+	struct control c;
+
+	control_init(&c, vm, "t");
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate\"}"),
+	    "bad-argument");
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate\", \"args\": "
+	    "{\"uri\": \"tcp://127.0.0.1:1\"}}"), "bad-argument",
+	    "tcp:// without a secret");
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate\", \"args\": "
+	    "{\"uri\": \"ftp://x\", \"secret\": \"s\"}}"), "bad-argument");
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate\", \"args\": "
+	    "{\"uri\": \"tcp://127.0.0.1:1\", \"secret\": \"s\", "
+	    "\"max_downtime_ms\": -5}}"), "bad-argument");
+	/* Well-formed, but the VM was never started. */
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate\", \"args\": "
+	    "{\"uri\": \"tcp://127.0.0.1:1\", \"secret\": \"s\"}}"),
+	    "wrong-state");
+	cr_assert(!migrate_source_active());
+	cr_assert_str_eq(reply_error(&c, "{\"cmd\": \"migrate-cancel\"}"),
+	    "wrong-state");
+	control_fini(&c);
+	vm_destroy(vm);
 }
