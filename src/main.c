@@ -25,7 +25,7 @@ static const char main_usage[] =
 "  run [options] [NAME]  run a virtual machine in the foreground\n"
 "  vm SUBCOMMAND       create, list, show, set, rm VMs in the datastore;\n"
 "                      start one detached; status, stats, pause, resume,\n"
-"                      stop a running VM\n"
+"                      stop, reset a running VM\n"
 "  disk SUBCOMMAND     create, info, check, snapshot disk images\n"
 "  migrate VM DEST     move a running VM to another host (ssh:// or tcp://)\n"
 "  switch SUBCOMMAND   the virtual switch: run, create, portgroup, set,\n"
