@@ -383,6 +383,11 @@ bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit)
 		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
 	}
 	for (;;) {
+		if (unlikely(c->smc_pend)) {
+			__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			bt_code_invalidate(c, c->smc_pend - 1);
+			c->smc_pend = 0;
+		}
 		/* Everything that needs bt_events() in as few loads as
 		 * possible: this runs once per block. */
 		if (unlikely((atomic_load_explicit(&vcpu->requests,
@@ -593,6 +598,13 @@ bt_assist_run(struct bt_cpu *c)
 		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
 	else
 		bt_tc_step(c);
+	/* As bt_vcpu_loop does: a read-modify-write into a code page
+	 * invalidates again once its store is done. */
+	if (c->smc_pend) {
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		bt_code_invalidate(c, c->smc_pend - 1);
+		c->smc_pend = 0;
+	}
 	return 0;
 }
 

@@ -107,6 +107,7 @@ struct bt_cpu {
 	uint8_t cpl;
 	uint8_t ss32;		/* stack uses ESP (else SP); RSP in 64-bit */
 	uint8_t brk;		/* leave the block after this instruction */
+	uint64_t smc_pend;	/* gpa + 1 of a code page bt_ptr_rw handed out */
 	uint64_t segbase[8];	/* effective bases (0 for ES/CS/SS/DS in 64) */
 	uint64_t linmask;	/* 2^32-1 outside long mode */
 

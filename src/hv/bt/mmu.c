@@ -124,12 +124,16 @@ bt_phys_write(struct bt_cpu *c, uint64_t gpa, unsigned sz, uint64_t v)
 		return;
 	}
 	pg = bt_ram_page(c->vm, gpa);
+	/* Store first, then look for code: a translator that marked the
+	 * page before our look gets its generation bumped after the new
+	 * bytes are in place; one that marks it after reads them. */
+	bt_store_host(p, sz, v);
 	if (pg >= 0) {
-		if (c->bvm->code[pg])
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&c->bvm->code[pg], __ATOMIC_RELAXED))
 			bt_code_invalidate(c, gpa);
 		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
 	}
-	bt_store_host(p, sz, v);
 }
 
 void
@@ -412,8 +416,13 @@ bt_ptr_rw(struct bt_cpu *c, uint64_t lin, unsigned sz)
 		return NULL;
 	pg = bt_ram_page(c->vm, gpa);
 	if (pg >= 0) {
-		if (c->bvm->code[pg])
+		/* The caller stores after this: invalidate after it too
+		 * (bt_vcpu_loop), or a decode in between keeps old bytes. */
+		if (c->bvm->code[pg]) {
 			bt_code_invalidate(c, gpa);
+			c->smc_pend = gpa + 1;
+			c->brk = 1;
+		}
 		__atomic_store_n(&c->bvm->dirty[pg], 1, __ATOMIC_RELAXED);
 	}
 	return p;

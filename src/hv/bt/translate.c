@@ -118,6 +118,20 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 	b->page[0] = b->page[1] = ~0u;
 	ipmask = c->mode == BT_M64 ? ~0ull : c->mode == BT_M32 ?
 	    0xffffffffull : 0xffffull;
+	/* Mark the page as code and take its generation before reading a
+	 * byte: a store that lands during the decode then either sees the
+	 * mark (and bumps the generation past ours) or is seen by it. */
+	/* An invalidation clears the mark, then bumps the generation: a
+	 * mark it cleared after we set it shows here, so mark again. */
+	for (;;) {
+		b->page[0] = tc_page(c, gpa);
+		if (b->page[0] == ~0u)
+			break;
+		b->gen[0] = __atomic_load_n(&c->bvm->gen[b->page[0]],
+		    __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&c->bvm->code[b->page[0]], __ATOMIC_SEQ_CST))
+			break;
+	}
 	while (n < TC_MAX_INSNS) {
 		struct bt_insn *i = &b->insn[n];
 		uint32_t err;
@@ -140,8 +154,16 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 			/* The instruction spills onto the next page: the
 			 * block depends on that page too. */
 			if (bt_walk(c, end, BT_ACC_X, c->cpl == 3, &g2, NULL,
-			    &err) == 0)
+			    &err) == 0) {
 				b->page[1] = tc_page(c, g2);
+				if (b->page[1] != ~0u) {
+					b->gen[1] = __atomic_load_n(
+					    &c->bvm->gen[b->page[1]],
+					    __ATOMIC_SEQ_CST);
+					n--;	/* decode it again, marked */
+					continue;
+				}
+			}
 		}
 		if (n >= 2 && bt_fuse(&b->insn[n - 2], i)) {
 			n--;
@@ -154,11 +176,6 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 			break;
 	}
 	b->ninsn = (uint16_t)n;
-	b->page[0] = tc_page(c, gpa);
-	for (int k = 0; k < 2; k++)
-		if (b->page[k] != ~0u)
-			b->gen[k] = __atomic_load_n(&c->bvm->gen[b->page[k]],
-			    __ATOMIC_ACQUIRE);
 	c->arena_used += (sizeof(struct bt_block) + n *
 	    sizeof(struct bt_insn) + 15) & ~(size_t)15;
 	bt_jit_compile(c, b);
