@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hv/bt/bt.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
@@ -246,7 +245,7 @@ virtq_pop(struct virtio_dev *vd, unsigned q, struct virtio_chain *c)
 		 * wait for ever. */
 		virtio_st16_rel(vq->used_p + virtq_avail_event_off(vq),
 		    vq->last_avail);
-		bt_dma_invalidate(vd->vm, vq->used + virtq_avail_event_off(vq),
+		vm_dma_written(vd->vm, vq->used + virtq_avail_event_off(vq),
 		    2);
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = virtio_ld16_acq(vq->avail_p + 2);
@@ -293,8 +292,8 @@ virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head, uint32_t len)
 	vq->used_idx++;
 	virtio_st16_rel(vq->used_p + 2, vq->used_idx);
 	/* The software CPU may have translated code in what we wrote. */
-	bt_dma_invalidate(vd->vm, vq->used + off, VIRTQ_USED_ELEM);
-	bt_dma_invalidate(vd->vm, vq->used + 2, 2);
+	vm_dma_written(vd->vm, vq->used + off, VIRTQ_USED_ELEM);
+	vm_dma_written(vd->vm, vq->used + 2, 2);
 }
 
 uint32_t

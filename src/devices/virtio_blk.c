@@ -22,7 +22,6 @@
 
 #include "devices/device.h"
 #include "devices/virtio.h"
-#include "hv/bt/bt.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "migrate/snap.h"
@@ -286,7 +285,7 @@ virtio_blk_finish(struct virtio_blk *vb, struct virtio_blk_req *r)
 	/* The software CPU may have translated code where we wrote. */
 	for (unsigned i = 0; i < c->niov; i++)
 		if (c->iov[i].write)
-			bt_dma_invalidate(vb->vm, c->iov[i].gpa, c->iov[i].len);
+			vm_dma_written(vb->vm, c->iov[i].gpa, c->iov[i].len);
 	virtq_push(&vb->vd, r->q, c->head, r->used_len);
 }
 

@@ -151,6 +151,10 @@ virtio_input_flush(struct virtio_input *vi)
 		bus_put(b + 2, 2, e->code);
 		bus_put(b + 4, 4, e->value);
 		n = virtio_chain_copy(c, true, 0, b, sizeof(b));
+		for (unsigned k = 0; k < c->niov; k++)
+			if (c->iov[k].write)
+				vm_dma_written(vi->vd.vm, c->iov[k].gpa,
+				    c->iov[k].len);
 		virtq_push(&vi->vd, VIRTIO_INPUT_EVENTQ, c->head, n);
 		done++;
 	}

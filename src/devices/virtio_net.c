@@ -33,7 +33,6 @@
 #include "devices/device.h"
 #include "devices/netdev_vsw.h"
 #include "devices/virtio.h"
-#include "hv/bt/bt.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "migrate/snap.h"
@@ -472,7 +471,7 @@ vnet_rx_put(struct virtio_net *vn, unsigned q, const uint8_t *h,
 	virtio_chain_copy(c, true, VIRTIO_NET_HDR_LEN, (void *)f, flen);
 	for (unsigned i = 0; i < c->niov; i++)
 		if (c->iov[i].write)
-			bt_dma_invalidate(vn->vm, c->iov[i].gpa, c->iov[i].len);
+			vm_dma_written(vn->vm, c->iov[i].gpa, c->iov[i].len);
 	virtq_push(&vn->vd, q, c->head, VIRTIO_NET_HDR_LEN + flen);
 	hd->head = (hd->head + 1) % VNET_HOLD;
 	hd->n--;

@@ -16,6 +16,7 @@
 
 #include "devices/bus.h"
 #include "devices/device.h"
+#include "hv/bt/bt.h"
 #include "hv/console.h"
 #include "hv/vmconfig.h"
 #include "util/evloop.h"
@@ -339,6 +340,74 @@ vcpu_unpause(struct vcpu *vcpu)
 	vcpu_kick(vcpu, 0);
 }
 
+/* --- device writes to guest RAM --- */
+
+void
+vm_dma_written(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *hva;
+	uint64_t first, last;
+
+	bt_dma_invalidate(vm, gpa, len);
+	if (len == 0 || !atomic_load_explicit(&vm->dma_log,
+	    memory_order_acquire))
+		return;
+	/* vm->ram is one mapping: a page's bit is its offset there. */
+	if ((hva = vm_gpa_to_hva(vm, gpa, len)) == NULL ||
+	    hva < vm->ram || hva >= vm->ram + vm->ram_size)
+		return;
+	first = (uint64_t)(hva - vm->ram) >> 12;
+	last = ((uint64_t)(hva - vm->ram) + len - 1) >> 12;
+	for (uint64_t p = first; p <= last; p++)
+		atomic_fetch_or_explicit(&vm->dma_dirty[p / 64],
+		    1ull << (p % 64), memory_order_release);
+}
+
+int
+vm_dma_log_start(struct vm *vm)
+{
+	size_t words = (vm->ram_size / 4096 + 63) / 64;
+
+	if (vm->dma_dirty == NULL &&
+	    (vm->dma_dirty = calloc(words ? words : 1, 8)) == NULL)
+		return -ENOMEM;
+	atomic_store_explicit(&vm->dma_log, true, memory_order_release);
+	return 0;
+}
+
+void
+vm_dma_log_stop(struct vm *vm)
+{
+	size_t words = (vm->ram_size / 4096 + 63) / 64;
+
+	atomic_store_explicit(&vm->dma_log, false, memory_order_release);
+	if (vm->dma_dirty != NULL)
+		for (size_t i = 0; i < words; i++)
+			atomic_store(&vm->dma_dirty[i], 0);
+}
+
+void
+vm_dma_log_fetch(struct vm *vm, const struct mem_region *r,
+    uint64_t *bitmap)
+{
+	uint64_t base, npages;
+
+	if (vm->dma_dirty == NULL || r->hva < vm->ram ||
+	    r->hva >= vm->ram + vm->ram_size)
+		return;
+	base = (uint64_t)(r->hva - vm->ram) >> 12;
+	npages = r->size >> 12;
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t p = base + i, bit = 1ull << (p % 64);
+
+		if (!(atomic_load_explicit(&vm->dma_dirty[p / 64],
+		    memory_order_relaxed) & bit))
+			continue;
+		atomic_fetch_and(&vm->dma_dirty[p / 64], ~bit);
+		bitmap[i / 64] |= 1ull << (i % 64);
+	}
+}
+
 int
 vm_pause(struct vm *vm, int timeout_ms)
 {
@@ -540,6 +609,7 @@ vm_destroy(struct vm *vm)
 		vm->accel->vm_fini(vm);
 	if (vm->ram != NULL)
 		munmap(vm->ram, vm->ram_size);
+	free((void *)vm->dma_dirty);
 	evloop_free(vm->loop);
 	bus_free(vm->pio);
 	bus_free(vm->mmio);

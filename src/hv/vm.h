@@ -111,6 +111,10 @@ struct vm {
 
 	_Atomic int state;
 	int pause_depth;	/* vm_pause() nesting; event thread only */
+	/* Pages of vm->ram written by devices (DMA) since the last fetch,
+	 * one bit per 4 KiB page, while dma_log is on (migration). */
+	_Atomic(uint64_t) *dma_dirty;
+	atomic_bool dma_log;
 	int state_before_pause;
 	/* How the guest asked to end: VM_EVENT_RESET / VM_EVENT_POWEROFF,
 	 * or a debug-exit status (>= 0x100 means "exit with status-0x100"). */
@@ -185,5 +189,23 @@ void vcpu_kick(struct vcpu *vcpu, unsigned req);
 int vm_pause(struct vm *vm, int timeout_ms);
 /* Undo one vm_pause(); the last one lets the vCPUs run again. */
 void vm_resume(struct vm *vm);
+
+/*
+ * A device wrote guest RAM [gpa, gpa+len) behind the CPU's back (DMA:
+ * virtio buffers and rings): the software CPU drops its translations
+ * there, and while the DMA log is on the pages are marked dirty, since
+ * no accelerator's dirty log sees such writes.  Any thread.
+ */
+void vm_dma_written(struct vm *vm, uint64_t gpa, uint64_t len);
+/* Start (0 or -ENOMEM) or stop logging device writes to RAM. */
+int vm_dma_log_start(struct vm *vm);
+void vm_dma_log_stop(struct vm *vm);
+/*
+ * OR into bitmap (one bit per 4 KiB page of r, as accel->dirty_log
+ * fills it) the pages of r devices wrote since the last call, and forget
+ * them.  No-op for regions outside vm->ram or when the log is off.
+ */
+void vm_dma_log_fetch(struct vm *vm, const struct mem_region *r,
+    uint64_t *bitmap);
 
 #endif

@@ -22,10 +22,10 @@
  * (not a datastore VM) has no arbiter: a source that sent COMMIT and
  * heard nothing stays paused and says so, rather than risk two copies.
  *
- * XXX: guest memory written by the VMM's devices (virtio used rings,
- * virtio-blk reads) is not in the accelerators' dirty logs; a device
- * that writes guest memory during the live rounds needs a VMM-side
- * log (vm_dirty() at its writes) before such guests migrate safely.
+ * Guest memory written by the VMM's devices (virtio used rings, disk
+ * reads, received frames) is in no accelerator's dirty log: the devices
+ * report those writes (vm_dma_written()) and the rounds take them from
+ * the VM's own log too (vm_dma_log_fetch()).
  */
 #include "migrate/migrate.h"
 
@@ -338,7 +338,14 @@ migrate_src_dirty(void *opaque, int region, uint64_t *bitmap)
 {
 	struct migrate_src *m = opaque;
 
-	return m->vm->accel->dirty_log(m->vm, &m->vm->regions[region], bitmap);
+	int r;
+
+	r = m->vm->accel->dirty_log(m->vm, &m->vm->regions[region], bitmap);
+	/* What devices wrote (virtio buffers and rings): no accelerator
+	 * sees those stores. */
+	if (r == 0)
+		vm_dma_log_fetch(m->vm, &m->vm->regions[region], bitmap);
+	return r;
 }
 
 static bool
@@ -361,6 +368,10 @@ migrate_src_log(struct migrate_src *m, bool on)
 {
 	int r = 0;
 
+	if (!on)
+		vm_dma_log_stop(m->vm);
+	else if ((r = vm_dma_log_start(m->vm)) < 0)
+		return r;
 	for (int i = 0; i < m->vm->nregions; i++) {
 		struct mem_region *mr = &m->vm->regions[i];
 		unsigned old = mr->flags;

@@ -589,6 +589,49 @@ Test(virtio_blk, stats_count_bytes_ops_and_errors)
 	cr_assert_eq(st.errors, 1);
 }
 
+/* Pages a read wrote are in the VM's DMA log (no accelerator sees such
+ * stores; migration needs them): the data, the status byte and the used
+ * ring, nothing else, and only once. */
+static bool
+page_bit(const uint64_t *bm, uint64_t gpa)
+{
+	const struct mem_region *r = &vm->regions[0];
+
+	return bm[(gpa - r->gpa) / 4096 / 64] >> ((gpa - r->gpa) / 4096 % 64) &
+	    1;
+}
+
+Test(virtio_blk, reads_are_in_the_dma_log)
+{
+	const struct mem_region *r = &vm->regions[0];
+	size_t words = (r->size / 4096 + 63) / 64;
+	uint64_t *bm = calloc(words, 8);
+	size_t set = 0;
+
+	cr_assert_eq(vm_dma_log_start(vm), 0);
+	cr_assert_eq(run(VIRTIO_BLK_T_IN, 0, 8192, true), VIRTIO_BLK_S_OK);
+	vm_dma_log_fetch(vm, r, bm);
+	cr_assert(page_bit(bm, DATA) && page_bit(bm, DATA + 4096),
+	    "the data pages");
+	cr_assert(page_bit(bm, STATUS), "the status byte's page");
+	cr_assert(page_bit(bm, Q_USED), "the used ring");
+	cr_assert_not(page_bit(bm, DATA + 8192), "not past the data");
+	cr_assert_not(page_bit(bm, HDRS), "the header is only read");
+	for (size_t i = 0; i < words; i++)
+		set += (size_t)__builtin_popcountll(bm[i]);
+	cr_assert_eq(set, 4, "%zu pages", set);
+	memset(bm, 0, words * 8);
+	vm_dma_log_fetch(vm, r, bm);
+	for (size_t i = 0; i < words; i++)
+		cr_assert_eq(bm[i], 0, "fetched once");
+	vm_dma_log_stop(vm);
+	cr_assert_eq(run(VIRTIO_BLK_T_IN, 0, 512, true), VIRTIO_BLK_S_OK);
+	vm_dma_log_fetch(vm, r, bm);
+	for (size_t i = 0; i < words; i++)
+		cr_assert_eq(bm[i], 0, "not logged while off");
+	free(bm);
+}
+
 Test(virtio_blk, out_of_range_and_partial_sectors_fail)
 {
 	cr_assert_eq(run(VIRTIO_BLK_T_IN, DISK / 512 - 1, 1024, true),
