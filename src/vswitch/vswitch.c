@@ -3,6 +3,7 @@
  * inside its port group, VLAN tags on trunks), and queued output sent
  * in batches.  See vswitch.h for the model.
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch.h"
 
 #include <ctype.h>
@@ -35,19 +36,6 @@ struct vsw_frame {
 	int nseg;
 	size_t segoff[VSW_MAX_SEGS], seglen[VSW_MAX_SEGS];
 };
-
-static int __attribute__((format(printf, 4, 5)))
-vsw_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int
 vsw_init(struct vsw *sw, const char *name)
@@ -192,27 +180,27 @@ vsw_pg_add(struct vsw *sw, const char *name, int vlan, const char *trunk,
 	int i, free_i = -1;
 
 	if (!vsw_name_ok(name))
-		return vsw_err(err, errlen, -EINVAL, "bad port group name "
+		return vsw_errf(err, errlen, -EINVAL, "bad port group name "
 		    "'%s' (1-63 letters, digits, '_', '.', '-')", name);
 	if (vlan < 0 || vlan > 4094)
-		return vsw_err(err, errlen, -EINVAL, "VLAN %d is out of range "
+		return vsw_errf(err, errlen, -EINVAL, "VLAN %d is out of range "
 		    "(0-4094, 0 for none)", vlan);
 	if (vsw_pg_find(sw, name) >= 0)
-		return vsw_err(err, errlen, -EEXIST, "port group '%s' exists",
+		return vsw_errf(err, errlen, -EEXIST, "port group '%s' exists",
 		    name);
 	if (trunk == NULL && vlan != 0 && (i = vsw_pg_by_vlan(sw, vlan)) >= 0)
-		return vsw_err(err, errlen, -EADDRINUSE, "VLAN %d is port "
+		return vsw_errf(err, errlen, -EADDRINUSE, "VLAN %d is port "
 		    "group '%s''s already", vlan, sw->pgs[i].name);
 	for (i = 0; i < VSW_MAX_PG && free_i < 0; i++)
 		if (!sw->pgs[i].used)
 			free_i = i;
 	if (free_i < 0)
-		return vsw_err(err, errlen, -ENOSPC, "too many port groups "
+		return vsw_errf(err, errlen, -ENOSPC, "too many port groups "
 		    "(at most %d)", VSW_MAX_PG);
 	pg = &sw->pgs[free_i];
 	memset(pg, 0, sizeof(*pg));
 	if (trunk != NULL && vsw_vlan_list(trunk, pg->vlans) < 0)
-		return vsw_err(err, errlen, -EINVAL, "bad trunk VLAN list "
+		return vsw_errf(err, errlen, -EINVAL, "bad trunk VLAN list "
 		    "'%s' (\"all\" or like \"10,20-30\")", trunk);
 	pg->used = true;
 	pg->trunk = trunk != NULL;
@@ -313,33 +301,33 @@ vsw_hello_check(const void *buf, size_t len, struct vsw_hello *h,
     char *err, size_t errlen)
 {
 	if (len != sizeof(*h))
-		return vsw_err(err, errlen, -EPROTO, "hello of %zu bytes "
+		return vsw_errf(err, errlen, -EPROTO, "hello of %zu bytes "
 		    "(expected %zu)", len, sizeof(*h));
 	memcpy(h, buf, sizeof(*h));
 	if (h->magic != VSW_MAGIC)
-		return vsw_err(err, errlen, -EPROTO, "not a termvisor NIC "
+		return vsw_errf(err, errlen, -EPROTO, "not a termvisor NIC "
 		    "(bad magic)");
 	if (h->version != VSW_VERSION)
-		return vsw_err(err, errlen, -EPROTO, "protocol version %u "
+		return vsw_errf(err, errlen, -EPROTO, "protocol version %u "
 		    "(this switch speaks %u)", h->version, VSW_VERSION);
 	if (memchr(h->portgroup, '\0', sizeof(h->portgroup)) == NULL ||
 	    memchr(h->vm, '\0', sizeof(h->vm)) == NULL ||
 	    memchr(h->nic, '\0', sizeof(h->nic)) == NULL)
-		return vsw_err(err, errlen, -EINVAL, "unterminated string in "
+		return vsw_errf(err, errlen, -EINVAL, "unterminated string in "
 		    "the hello");
 	if (!vsw_name_ok(h->portgroup))
-		return vsw_err(err, errlen, -EINVAL, "bad port group name "
+		return vsw_errf(err, errlen, -EINVAL, "bad port group name "
 		    "'%.63s'", h->portgroup);
 	if (h->mac[0] & 1)
-		return vsw_err(err, errlen, -EINVAL, "the NIC's MAC is "
+		return vsw_errf(err, errlen, -EINVAL, "the NIC's MAC is "
 		    "multicast");
 	for (size_t i = 0; h->vm[i] != '\0'; i++)
 		if ((unsigned char)h->vm[i] < 0x20)
-			return vsw_err(err, errlen, -EINVAL, "control "
+			return vsw_errf(err, errlen, -EINVAL, "control "
 			    "character in the VM name");
 	for (size_t i = 0; h->nic[i] != '\0'; i++)
 		if ((unsigned char)h->nic[i] < 0x20)
-			return vsw_err(err, errlen, -EINVAL, "control "
+			return vsw_errf(err, errlen, -EINVAL, "control "
 			    "character in the NIC name");
 	return 0;
 }
@@ -387,7 +375,7 @@ vsw_port_add_nic(struct vsw *sw, int fd, const struct vsw_hello *h,
 	int pg = vsw_pg_find(sw, h->portgroup);
 
 	if (pg < 0) {
-		vsw_err(err, errlen, -ENOENT, "switch %s has no port group "
+		vsw_errf(err, errlen, -ENOENT, "switch %s has no port group "
 		    "'%s'", sw->name, h->portgroup);
 		return NULL;
 	}
@@ -395,7 +383,7 @@ vsw_port_add_nic(struct vsw *sw, int fd, const struct vsw_hello *h,
 	    h->nic[0] ? h->nic : "nic");
 	if ((p = vsw_port_add(sw, VSW_PORT_NIC, fd, pg, name,
 	    h->features & (VSW_F_CSUM | VSW_F_GSO))) == NULL) {
-		vsw_err(err, errlen, -ENOSPC, "switch %s has no free port",
+		vsw_errf(err, errlen, -ENOSPC, "switch %s has no free port",
 		    sw->name);
 		return NULL;
 	}

@@ -6,6 +6,7 @@
  * vnet header (a frame whose checksum a NIC left to offload shows a
  * partial checksum, as tcpdump on a host NIC does).
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch_capture.h"
 
 #include <errno.h>
@@ -20,19 +21,6 @@
 
 #define VSW_SNAPLEN	65535
 
-static int __attribute__((format(printf, 4, 5)))
-vsw_capture_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 /* Compile filter for Ethernet into *prog (NULL: no filter). */
 static int
 vsw_capture_compile(pcap_t *pc, const char *filter, struct bpf_program **out,
@@ -46,7 +34,7 @@ vsw_capture_compile(pcap_t *pc, const char *filter, struct bpf_program **out,
 	if ((prog = calloc(1, sizeof(*prog))) == NULL)
 		return -ENOMEM;
 	if (pcap_compile(pc, prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0) {
-		vsw_capture_err(err, errlen, -EINVAL, "bad filter '%s': %s",
+		vsw_errf(err, errlen, -EINVAL, "bad filter '%s': %s",
 		    filter, pcap_geterr(pc));
 		free(prog);
 		return -EINVAL;
@@ -84,7 +72,7 @@ vsw_capture_start(struct vsw *sw, const char *target, const char *path,
 	int pg = vsw_pg_find(sw, target), ret;
 
 	if (pg < 0 && (p = vsw_port_find(sw, target)) == NULL)
-		return vsw_capture_err(err, errlen, -ENOENT, "switch %s has no "
+		return vsw_errf(err, errlen, -ENOENT, "switch %s has no "
 		    "port group or port '%s'", sw->name, target);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -ENOMEM;
@@ -100,7 +88,7 @@ vsw_capture_start(struct vsw *sw, const char *target, const char *path,
 		goto fail;
 	c->prog = prog;
 	if ((c->dumper = pcap_dump_open(c->pcap, path)) == NULL) {
-		ret = vsw_capture_err(err, errlen, -EIO, "%s", pcap_geterr(
+		ret = vsw_errf(err, errlen, -EIO, "%s", pcap_geterr(
 		    c->pcap));
 		goto fail;
 	}

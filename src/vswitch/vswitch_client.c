@@ -8,6 +8,7 @@
  * takes the switch's lock file becomes it, the others are told it runs
  * already.  Then everyone connects to the one socket.
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch_client.h"
 
 #include <errno.h>
@@ -27,19 +28,6 @@
 #include <unistd.h>
 
 #include "vswitch/vswitch_server.h"
-
-static int __attribute__((format(printf, 4, 5)))
-vswitch_client_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static uint64_t
 vswitch_client_ms(void)
@@ -86,14 +74,14 @@ vswitch_client_start(const char *name, char *err, size_t errlen)
 
 	snprintf(nm, sizeof(nm), "%s", name ? name : VSW_DEFAULT_SWITCH);
 	if ((ret = vswitch_client_exe(exe, sizeof(exe))) < 0)
-		return vswitch_client_err(err, errlen, ret, "termvisor binary "
+		return vsw_errf(err, errlen, ret, "termvisor binary "
 		    "path too long");
 	if ((null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		return -errno;
 	if ((pid = fork()) < 0) {
 		ret = -errno;
 		close(null);
-		return vswitch_client_err(err, errlen, ret, "fork: %s",
+		return vsw_errf(err, errlen, ret, "fork: %s",
 		    strerror(-ret));
 	}
 	if (pid == 0)
@@ -103,7 +91,7 @@ vswitch_client_start(const char *name, char *err, size_t errlen)
 		;
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	return vswitch_client_err(err, errlen, -ECHILD, "could not start "
+	return vsw_errf(err, errlen, -ECHILD, "could not start "
 	    "switch %s with %s (exit %d; see its log in the runtime "
 	    "directory)", nm, exe, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
@@ -156,22 +144,22 @@ vswitch_client_hello(int fd, const struct vsw_hello *hello,
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (send(fd, &h, sizeof(h), MSG_NOSIGNAL) != (ssize_t)sizeof(h))
-		return vswitch_client_err(err, errlen, -errno, "sending the "
+		return vsw_errf(err, errlen, -errno, "sending the "
 		    "hello: %s", strerror(errno));
 	n = recv(fd, buf, sizeof(buf), 0);
 	if (n < 0)
-		return vswitch_client_err(err, errlen, -errno, "waiting for "
+		return vsw_errf(err, errlen, -errno, "waiting for "
 		    "the welcome: %s", strerror(errno));
 	if (n != (ssize_t)sizeof(*w))
-		return vswitch_client_err(err, errlen, -EPROTO, "the switch "
+		return vsw_errf(err, errlen, -EPROTO, "the switch "
 		    "answered %zd bytes, not a welcome", n);
 	memcpy(w, buf, sizeof(*w));
 	w->message[sizeof(w->message) - 1] = '\0';
 	if (w->magic != VSW_MAGIC || w->version != VSW_VERSION)
-		return vswitch_client_err(err, errlen, -EPROTO, "the switch "
+		return vsw_errf(err, errlen, -EPROTO, "the switch "
 		    "speaks another protocol (version %u)", w->version);
 	if (w->status < 0)
-		return vswitch_client_err(err, errlen, w->status < -4095 ?
+		return vsw_errf(err, errlen, w->status < -4095 ?
 		    -EPROTO : w->status, "the switch refused the NIC: %s",
 		    w->message);
 	tv.tv_sec = 0;
@@ -198,19 +186,19 @@ vswitch_connect(const char *switch_name, const struct vsw_hello *hello,
 
 	if ((ret = vsw_socket_path(name, sa.sun_path,
 	    sizeof(sa.sun_path))) < 0)
-		return vswitch_client_err(err, errlen, ret, "switch name '%s' "
+		return vsw_errf(err, errlen, ret, "switch name '%s' "
 		    "makes too long a socket path", name);
 	for (;;) {
 		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 		if (fd < 0)
-			return vswitch_client_err(err, errlen, -errno,
+			return vsw_errf(err, errlen, -errno,
 			    "socket: %s", strerror(errno));
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			break;
 		e = errno;
 		close(fd);
 		if (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)
-			return vswitch_client_err(err, errlen, -e, "switch "
+			return vsw_errf(err, errlen, -e, "switch "
 			    "%s (%s): %s", name, sa.sun_path, strerror(e));
 		if (!started && e != EAGAIN) {
 			if ((ret = vswitch_client_start(name, err,
@@ -220,7 +208,7 @@ vswitch_connect(const char *switch_name, const struct vsw_hello *hello,
 			continue;
 		}
 		if (vswitch_client_ms() > deadline)
-			return vswitch_client_err(err, errlen, -ETIMEDOUT,
+			return vsw_errf(err, errlen, -ETIMEDOUT,
 			    "switch %s does not answer on %s", name,
 			    sa.sun_path);
 		usleep(20000);
@@ -290,7 +278,7 @@ vswitch_client_request(const char *name, const char *cmd, json_t *args,
 	if (vsw_server_paths(name, sa.sun_path, sizeof(sa.sun_path), NULL, 0,
 	    NULL, 0) < 0 || req == NULL || (line = json_dumps(req,
 	    JSON_COMPACT)) == NULL) {
-		vswitch_client_err(err, errlen, -EINVAL, "bad switch name");
+		vsw_errf(err, errlen, -EINVAL, "bad switch name");
 		goto out;
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
@@ -298,7 +286,7 @@ vswitch_client_request(const char *name, const char *cmd, json_t *args,
 		e = errno;
 		if (code != NULL)
 			*code = e == ENOENT || e == ECONNREFUSED ? -ENOENT : -e;
-		vswitch_client_err(err, errlen, -e, "switch %s is not running"
+		vsw_errf(err, errlen, -e, "switch %s is not running"
 		    " (%s: %s)", name, sa.sun_path, strerror(e));
 		goto out;
 	}
@@ -306,12 +294,12 @@ vswitch_client_request(const char *name, const char *cmd, json_t *args,
 	line[n] = '\n';		/* json_dumps left room for the NUL */
 	if (send(fd, line, n + 1, MSG_NOSIGNAL) != (ssize_t)(n + 1) ||
 	    (rep = vswitch_client_read(fd)) == NULL) {
-		vswitch_client_err(err, errlen, -EIO, "switch %s did not "
+		vsw_errf(err, errlen, -EIO, "switch %s did not "
 		    "answer", name);
 		goto out;
 	}
 	if (!json_is_true(json_object_get(rep, "ok"))) {
-		vswitch_client_err(err, errlen, -EINVAL, "%s", json_string_value(
+		vsw_errf(err, errlen, -EINVAL, "%s", json_string_value(
 		    json_object_get(json_object_get(rep, "error"),
 		    "message")) ?: "the switch refused");
 		goto out;

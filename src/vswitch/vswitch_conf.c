@@ -2,6 +2,7 @@
  * Switch configuration files: the .vmx parser (vmfs/vmx.c) does the
  * syntax, this file the meaning of termvisor.switch(5)'s keys.
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch_conf.h"
 
 #include <errno.h>
@@ -15,19 +16,6 @@
 
 #include "vmfs/vmfs.h"
 #include "vmfs/vmx.h"
-
-static int __attribute__((format(printf, 4, 5)))
-vsw_conf_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int
 vsw_conf_name_valid(const char *name)
@@ -122,12 +110,12 @@ vsw_conf_pg_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 
 	if (dot < name || (pg = vsw_conf_pg_get(c, name,
 	    (size_t)(dot - name))) == NULL)
-		return vsw_conf_err(err, errlen, -EINVAL, "expected "
+		return vsw_errf(err, errlen, -EINVAL, "expected "
 		    "portgroup.NAME.vlan or portgroup.NAME.trunk (at most %d "
 		    "groups)", VSW_MAX_PG);
 	if (strcasecmp(dot, ".vlan") == 0) {
 		if (vsw_conf_num(v, 0, 4094, &n) < 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "a VLAN is "
+			return vsw_errf(err, errlen, -EINVAL, "a VLAN is "
 			    "0 (none) to 4094");
 		pg->vlan = (int)n;
 		return 0;
@@ -135,7 +123,7 @@ vsw_conf_pg_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 	if (strcasecmp(dot, ".trunk") == 0) {
 		if (vsw_vlan_list(v, bits) < 0 || strlen(v) >=
 		    sizeof(pg->trunk))
-			return vsw_conf_err(err, errlen, -EINVAL, "a trunk "
+			return vsw_errf(err, errlen, -EINVAL, "a trunk "
 			    "carries \"all\" VLANs or a list like "
 			    "\"10,20-30\"");
 		snprintf(pg->trunk, sizeof(pg->trunk), "%s", v);
@@ -143,12 +131,12 @@ vsw_conf_pg_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 	}
 	if (strcasecmp(dot, ".shape") == 0) {
 		if (vsw_shape_parse(v, &pg->shape_bps, &pg->shape_burst) < 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			return vsw_errf(err, errlen, -EINVAL, "expected "
 			    "RATE[/BURST] like \"100M\" or \"10M/256K\" "
 			    "(bits per second; burst bytes, at least 1514)");
 		return 0;
 	}
-	return vsw_conf_err(err, errlen, -EINVAL, "unknown port group "
+	return vsw_errf(err, errlen, -EINVAL, "unknown port group "
 	    "setting (vlan, trunk, shape)");
 }
 
@@ -162,12 +150,12 @@ vsw_conf_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 		return vsw_conf_pg_key(c, k, v, err, errlen);
 	if (strcasecmp(k, "autocreate") == 0) {
 		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			return vsw_errf(err, errlen, -EINVAL, "expected "
 			    "\"yes\" or \"no\"");
 		c->autocreate = v[0] == 'y';
 	} else if (strcasecmp(k, "mac.aging") == 0) {
 		if (vsw_conf_num(v, 1, 86400 * 365, &n) < 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			return vsw_errf(err, errlen, -EINVAL, "expected "
 			    "seconds, 1 or more");
 		c->aging_s = (uint64_t)n;
 	} else if (strcasecmp(k, "uplink") == 0) {
@@ -176,7 +164,7 @@ vsw_conf_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 
 		if (pl == 0 || v[pl] == '\0' || strlen(v + pl) >= 16 ||
 		    strchr(v + pl, '/') != NULL)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			return vsw_errf(err, errlen, -EINVAL, "expected "
 			    "\"tap:IFNAME\" or \"pcap:IFNAME\" (an interface "
 			    "name up to 15 characters)");
 		snprintf(c->uplink, sizeof(c->uplink), "%s", v + pl);
@@ -187,16 +175,16 @@ vsw_conf_key(struct vsw_conf *c, const char *k, const char *v, char *err,
 		snprintf(c->vxlan_local, sizeof(c->vxlan_local), "%s", v);
 	} else if (strcasecmp(k, "vxlan.port") == 0) {
 		if (vsw_conf_num(v, 1, 65535, &n) < 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected a "
+			return vsw_errf(err, errlen, -EINVAL, "expected a "
 			    "UDP port");
 		c->vxlan_port = (int)n;
 	} else if (strcasecmp(k, "vxlan.peers") == 0) {
 		if (vsw_conf_peers(c, v) < 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "expected "
+			return vsw_errf(err, errlen, -EINVAL, "expected "
 			    "HOST[:PORT] separated by commas (at most %d)",
 			    VSW_CONF_MAX_PEERS);
 	} else if (strncasecmp(k, "x-", 2) != 0) {
-		return vsw_conf_err(err, errlen, -EINVAL, "unknown key (see "
+		return vsw_errf(err, errlen, -EINVAL, "unknown key (see "
 		    "termvisor.switch(5))");
 	}
 	return 0;
@@ -211,7 +199,7 @@ vsw_conf_check(struct vsw_conf *c, const char *path, char *err, size_t errlen)
 
 	for (i = 0; i < c->npg; i++) {
 		if (c->pg[i].trunk[0] != '\0' && c->pg[i].vlan > 0)
-			return vsw_conf_err(err, errlen, -EINVAL, "%s: port "
+			return vsw_errf(err, errlen, -EINVAL, "%s: port "
 			    "group %s has both a vlan and a trunk list", path,
 			    c->pg[i].name);
 		if (c->pg[i].vlan < 0)
@@ -219,18 +207,18 @@ vsw_conf_check(struct vsw_conf *c, const char *path, char *err, size_t errlen)
 		for (j = 0; j < i; j++)
 			if (c->pg[i].vlan != 0 && c->pg[i].vlan ==
 			    c->pg[j].vlan)
-				return vsw_conf_err(err, errlen, -EINVAL, "%s: "
+				return vsw_errf(err, errlen, -EINVAL, "%s: "
 				    "port groups %s and %s share VLAN %d", path,
 				    c->pg[j].name, c->pg[i].name, c->pg[i].vlan);
 	}
 	if (c->uplink[0] != '\0' && c->uplink_pg[0] == '\0')
-		return vsw_conf_err(err, errlen, -EINVAL, "%s: uplink needs "
+		return vsw_errf(err, errlen, -EINVAL, "%s: uplink needs "
 		    "uplink.portgroup", path);
 	for (i = 0; i < c->npg && c->uplink_pg[0] != '\0'; i++)
 		if (strcmp(c->pg[i].name, c->uplink_pg) == 0)
 			return 0;
 	if (c->uplink_pg[0] != '\0')
-		return vsw_conf_err(err, errlen, -EINVAL, "%s: "
+		return vsw_errf(err, errlen, -EINVAL, "%s: "
 		    "uplink.portgroup '%s' is not a configured port group",
 		    path, c->uplink_pg);
 	return 0;
@@ -251,7 +239,7 @@ vsw_conf_from_doc(const struct vmx_doc *doc, struct vsw_conf *c, char *err,
 			continue;
 		if ((ret = vsw_conf_key(c, l->key, l->value, e,
 		    sizeof(e))) < 0)
-			return vsw_conf_err(err, errlen, ret, "%s:%d: %s: %s",
+			return vsw_errf(err, errlen, ret, "%s:%d: %s: %s",
 			    doc->path, l->lineno, l->key, e);
 	}
 	return vsw_conf_check(c, doc->path, err, errlen);
@@ -281,7 +269,7 @@ vsw_conf_load(const char *datastore, const char *name, struct vsw_conf *c,
 
 	vsw_conf_defaults(c);
 	if ((ret = vsw_conf_path(datastore, name, path, sizeof(path))) < 0)
-		return vsw_conf_err(err, errlen, ret, "bad switch name '%s'",
+		return vsw_errf(err, errlen, ret, "bad switch name '%s'",
 		    name);
 	if (access(path, F_OK) < 0 && errno == ENOENT)
 		return 1;
@@ -304,12 +292,12 @@ vsw_conf_open(const char *datastore, const char *name, bool create,
 	int ret;
 
 	if ((ret = vsw_conf_path(datastore, name, path, plen)) < 0)
-		return vsw_conf_err(err, errlen, ret, "bad switch name '%s'",
+		return vsw_errf(err, errlen, ret, "bad switch name '%s'",
 		    name);
 	if (access(path, F_OK) == 0)
 		return vmx_load(doc, path, err, errlen);
 	if (!create)
-		return vsw_conf_err(err, errlen, -ENOENT, "no switch %s (make "
+		return vsw_errf(err, errlen, -ENOENT, "no switch %s (make "
 		    "it with termvisor switch create %s)", name, name);
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) != NULL)
@@ -320,7 +308,7 @@ vsw_conf_open(const char *datastore, const char *name, bool create,
 		*slash = '/';
 	}
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return vsw_conf_err(err, errlen, -errno, "%s: %s", dir,
+		return vsw_errf(err, errlen, -errno, "%s: %s", dir,
 		    strerror(errno));
 	return vmx_parse(doc, path, head, sizeof(head) - 1, err, errlen);
 }
@@ -336,7 +324,7 @@ vsw_conf_commit(struct vmx_doc *doc, const char *path, char *err,
 	if ((ret = vsw_conf_from_doc(doc, &c, err, errlen)) < 0)
 		return ret;
 	if ((ret = vmx_save(doc, path)) < 0)
-		return vsw_conf_err(err, errlen, ret, "%s: %s", path,
+		return vsw_errf(err, errlen, ret, "%s: %s", path,
 		    strerror(-ret));
 	return 0;
 }
@@ -351,7 +339,7 @@ vsw_conf_create(const char *datastore, const char *name, char *err,
 
 	if (vsw_conf_path(datastore, name, path, sizeof(path)) == 0 &&
 	    access(path, F_OK) == 0)
-		return vsw_conf_err(err, errlen, -EEXIST, "switch %s exists "
+		return vsw_errf(err, errlen, -EEXIST, "switch %s exists "
 		    "(%s)", name, path);
 	if ((ret = vsw_conf_open(datastore, name, true, &doc, path,
 	    sizeof(path), err, errlen)) < 0)
@@ -382,7 +370,7 @@ vsw_conf_pg_add(const char *datastore, const char *name, const char *pg,
 		return ret;
 	snprintf(key, sizeof(key), "portgroup.%s.vlan", pg);
 	if (vmx_get(&doc, key) != NULL) {
-		ret = vsw_conf_err(err, errlen, -EEXIST, "switch %s already "
+		ret = vsw_errf(err, errlen, -EEXIST, "switch %s already "
 		    "has port group %s", name, pg);
 		goto out;
 	}
@@ -412,13 +400,13 @@ vsw_conf_pg_rm(const char *datastore, const char *name, const char *pg,
 		return ret;
 	snprintf(key, sizeof(key), "portgroup.%s.vlan", pg);
 	if (vmx_get(&doc, key) == NULL) {
-		ret = vsw_conf_err(err, errlen, -ENOENT, "switch %s has no "
+		ret = vsw_errf(err, errlen, -ENOENT, "switch %s has no "
 		    "port group %s", name, pg);
 		goto out;
 	}
 	if ((up = vmx_get(&doc, "uplink.portgroup")) != NULL &&
 	    strcmp(up, pg) == 0) {
-		ret = vsw_conf_err(err, errlen, -EBUSY, "port group %s "
+		ret = vsw_errf(err, errlen, -EBUSY, "port group %s "
 		    "carries the uplink (remove the uplink first)", pg);
 		goto out;
 	}

@@ -8,6 +8,7 @@
  * TSO frames for it.  A NIC that merges received frames (GRO) hands
  * pcap frames larger than its MTU; turn that off (ethtool -K IF gro off).
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch.h"
 
 #include <errno.h>
@@ -18,19 +19,6 @@
 
 #define VSW_PCAP_SNAPLEN	65535
 
-static int __attribute__((format(printf, 4, 5)))
-vsw_pcap_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 int
 vsw_pcap_open(const char *ifname, void **handle, char *err, size_t errlen)
 {
@@ -39,12 +27,12 @@ vsw_pcap_open(const char *ifname, void **handle, char *err, size_t errlen)
 	int fd, r;
 
 	if (p == NULL)
-		return vsw_pcap_err(err, errlen, -ENODEV, "%s: %s", ifname, eb);
+		return vsw_errf(err, errlen, -ENODEV, "%s: %s", ifname, eb);
 	if (pcap_set_snaplen(p, VSW_PCAP_SNAPLEN) != 0 ||
 	    pcap_set_promisc(p, 1) != 0 ||
 	    pcap_set_immediate_mode(p, 1) != 0 ||
 	    (r = pcap_activate(p)) < 0) {
-		vsw_pcap_err(err, errlen, -EIO, "%s: %s", ifname,
+		vsw_errf(err, errlen, -EIO, "%s: %s", ifname,
 		    pcap_geterr(p));
 		pcap_close(p);
 		return -EIO;
@@ -53,7 +41,7 @@ vsw_pcap_open(const char *ifname, void **handle, char *err, size_t errlen)
 	    pcap_setdirection(p, PCAP_D_IN) != 0 ||
 	    pcap_setnonblock(p, 1, eb) != 0 ||
 	    (fd = pcap_get_selectable_fd(p)) < 0) {
-		vsw_pcap_err(err, errlen, -EINVAL, "%s: not an Ethernet "
+		vsw_errf(err, errlen, -EINVAL, "%s: not an Ethernet "
 		    "interface pcap can read without blocking", ifname);
 		pcap_close(p);
 		return -EINVAL;

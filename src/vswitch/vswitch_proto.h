@@ -87,4 +87,9 @@ struct vsw_net_hdr {
  */
 int vsw_socket_path(const char *name, char *path, size_t len);
 
+/* Format a message into err (when err is non-NULL) and return ret: the
+ * error convention of the switch's functions. */
+int vsw_errf(char *err, size_t errlen, int ret, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

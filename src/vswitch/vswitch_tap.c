@@ -3,6 +3,7 @@
  * VXLAN UDP socket.  A TAP with IFF_VNET_HDR and a 12-byte header size
  * reads and writes exactly our message layout (vsw_net_hdr + frame).
  */
+#include "vswitch/vswitch_proto.h"
 #include "vswitch/vswitch_server.h"
 
 #include <arpa/inet.h>
@@ -19,19 +20,6 @@
 #include <unistd.h>
 
 #include "util/log.h"
-
-static int __attribute__((format(printf, 4, 5)))
-vsw_tap_err(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL && errlen > 0) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 /* Bring ifname up, as `ip link set IF up` would. */
 static int
@@ -60,13 +48,13 @@ vsw_tap_open(const char *ifname, char *err, size_t errlen)
 	int fd, hdrsz = (int)sizeof(struct vsw_net_hdr), ret;
 
 	if ((fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC)) < 0)
-		return vsw_tap_err(err, errlen, -errno, "/dev/net/tun: %s",
+		return vsw_errf(err, errlen, -errno, "/dev/net/tun: %s",
 		    strerror(errno));
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		ret = vsw_tap_err(err, errlen, -errno, "TAP %s: %s%s", ifname,
+		ret = vsw_errf(err, errlen, -errno, "TAP %s: %s%s", ifname,
 		    strerror(errno), errno == EPERM ? " (needs root or "
 		    "CAP_NET_ADMIN, or a TAP made for this user with ip "
 		    "tuntap add)" : "");
@@ -77,7 +65,7 @@ vsw_tap_open(const char *ifname, char *err, size_t errlen)
 	 * that cannot), but not GSO ones: it segments those itself. */
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) < 0 ||
 	    ioctl(fd, TUNSETOFFLOAD, (unsigned long)TUN_F_CSUM) < 0) {
-		ret = vsw_tap_err(err, errlen, -errno, "TAP %s offloads: %s",
+		ret = vsw_errf(err, errlen, -errno, "TAP %s offloads: %s",
 		    ifname, strerror(errno));
 		goto fail;
 	}
@@ -89,7 +77,7 @@ vsw_tap_open(const char *ifname, char *err, size_t errlen)
 		ret = 0;
 	}
 	if (ret < 0) {
-		vsw_tap_err(err, errlen, ret, "TAP %s: cannot bring it up: "
+		vsw_errf(err, errlen, ret, "TAP %s: cannot bring it up: "
 		    "%s", ifname, strerror(-ret));
 		goto fail;
 	}
@@ -135,13 +123,13 @@ vsw_vxlan_open(const char *local, int port, char *err, size_t errlen)
 		else if (inet_pton(AF_INET6, local, &a6.sin6_addr) == 1)
 			v4 = 0;
 		else
-			return vsw_tap_err(err, errlen, -EINVAL, "vxlan.local "
+			return vsw_errf(err, errlen, -EINVAL, "vxlan.local "
 			    "'%s' is not an IP address", local);
 	}
 	fd = socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vsw_tap_err(err, errlen, -errno, "UDP socket: %s",
+		return vsw_errf(err, errlen, -errno, "UDP socket: %s",
 		    strerror(errno));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* A full-size frame plus 50 bytes of VXLAN does not fit a 1500-byte
@@ -156,7 +144,7 @@ vsw_vxlan_open(const char *local, int port, char *err, size_t errlen)
 		int e = errno;
 
 		close(fd);
-		return vsw_tap_err(err, errlen, -e, "VXLAN UDP port %d: %s",
+		return vsw_errf(err, errlen, -e, "VXLAN UDP port %d: %s",
 		    port, strerror(e));
 	}
 	return fd;
@@ -190,13 +178,13 @@ vsw_vxlan_peer_add(struct vsw *sw, const char *spec, int defport, char *err,
 	    ss.ss_family : AF_INET;
 	hints.ai_family = fam;
 	if ((r = getaddrinfo(host, port, &hints, &res)) != 0)
-		return vsw_tap_err(err, errlen, -EINVAL, "VXLAN peer %s: %s",
+		return vsw_errf(err, errlen, -EINVAL, "VXLAN peer %s: %s",
 		    spec, gai_strerror(r));
 	snprintf(name, sizeof(name), "peer:%.50s", spec);
 	p = vsw_port_add(sw, VSW_PORT_PEER, sw->vxlan_fd, -1, name, 0);
 	if (p == NULL) {
 		freeaddrinfo(res);
-		return vsw_tap_err(err, errlen, -ENOSPC, "no free port for "
+		return vsw_errf(err, errlen, -ENOSPC, "no free port for "
 		    "peer %s", spec);
 	}
 	memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
