@@ -37,6 +37,7 @@ struct tui {
 	char console[64];	/* the VM whose console is shown, or "" */
 	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
 	char confirm_vm[64];
+	struct tui_prompt prompt;	/* open when prompt.what != 0 */
 	bool color;
 	bool quit;
 	long long next_tick, resize_at;	/* ms; resize_at 0: none */
@@ -68,6 +69,8 @@ static const char *const tui_help[] = {
 	"  F              force stop: power off at once (asks y/n)",
 	"  p              pause, or resume a paused VM",
 	"  r              reset (asks y/n)",
+	"  t              take a snapshot (asks its name; Esc cancels)",
+	"  m              migrate (asks ssh://HOST or tcp://HOST:PORT)",
 	"  Enter, d       the VM's statistics and history graphs;",
 	"                 Enter, d or Esc goes back to the list",
 	"  c              the VM's serial console, live: its recent",
@@ -79,7 +82,6 @@ static const char *const tui_help[] = {
 	"States: running, paused, stopped, starting, stopping; stale (a VM",
 	"died and left its socket or lock), unresponsive (no answer within",
 	"3 s), locked (its lock is held, but no socket here: another host).",
-	"",
 	"Press any key to go back.",
 };
 
@@ -126,19 +128,27 @@ tui_draw_host(struct tui *t)
 static void
 tui_draw_bottom(struct tui *t)
 {
-	const char *keys = COLS > 58 ? "s start  S stop  F force  p pause  "
-	    "r reset  ? help  q quit" : "s/S/F/p/r  ? help  q quit";
+	const char *keys = COLS > 78 ? "s start  S stop  F force  p pause  "
+	    "r reset  t snap  m migrate  ? help  q quit" : COLS > 58 ?
+	    "s/S/F/p/r  t snapshot  m migrate  ? help  q quit" :
+	    "s/S/F/p/r/t/m  ? help  q quit";
 
 	if (t->console[0] != '\0')
 		keys = "Ctrl-] back to the list (keys go to the guest)";
 	char line[512];
 
+	if (t->prompt.what != 0)
+		keys = "Enter confirm  Esc cancel";
 	if (t->confirm != 0)
 		snprintf(line, sizeof(line), "%s %s? (y/n)", t->confirm == 'F' ?
 		    "Force stop" : "Reset", t->confirm_vm);
+	else if (t->prompt.what != 0)
+		snprintf(line, sizeof(line), "%s for %s: %s_",
+		    tui_prompt_label(t->prompt.what), t->prompt.vm,
+		    t->prompt.text);
 	else
 		snprintf(line, sizeof(line), "%s", t->m.msg);
-	if (t->confirm != 0)
+	if (t->confirm != 0 || t->prompt.what != 0)
 		attron(A_BOLD);
 	mvaddnstr(LINES - 2, 0, line, COLS - 1);
 	attroff(A_BOLD);
@@ -235,6 +245,36 @@ tui_key_confirm(struct tui *t, int ch)
 		tui_vm_command(&t->m, vm, "reset", false);
 }
 
+/* A key at the prompt: Enter runs the command, Esc cancels. */
+static void
+tui_key_prompt(struct tui *t, int ch)
+{
+	const char *argv[16];
+	char what[300];
+	struct tui_vm *vm;
+
+	t->m.dirty = true;
+	switch (tui_prompt_key(&t->prompt, ch)) {
+	case TUI_PROMPT_MORE:
+		return;
+	case TUI_PROMPT_CANCEL:
+		tui_vm_msg(&t->m, "cancelled");
+		return;
+	case TUI_PROMPT_DONE:
+		break;
+	}
+	if (tui_prompt_argv(&t->prompt, t->m.ds, argv, 16) < 0) {
+		tui_vm_msg(&t->m, "%s: not a name or destination: %s",
+		    t->prompt.vm, t->prompt.text);
+	} else if ((vm = tui_named(t, t->prompt.vm)) != NULL) {
+		snprintf(what, sizeof(what), "%s %s", t->prompt.what ==
+		    TUI_PROMPT_SNAPSHOT ? "snapshot" : "migrate to",
+		    t->prompt.text);
+		tui_vm_job(&t->m, vm, what, argv);
+	}
+	t->prompt.what = 0;
+}
+
 /* A key in the console pane: to the guest, but Ctrl-] goes back. */
 static void
 tui_key_console(struct tui *t, int ch)
@@ -272,6 +312,10 @@ tui_key(struct tui *t, int ch)
 	}
 	if (t->confirm != 0) {
 		tui_key_confirm(t, ch);
+		return;
+	}
+	if (t->prompt.what != 0) {
+		tui_key_prompt(t, ch);
 		return;
 	}
 	if (t->console[0] != '\0') {
@@ -337,6 +381,14 @@ tui_key(struct tui *t, int ch)
 			t->confirm = ch;
 			snprintf(t->confirm_vm, sizeof(t->confirm_vm), "%s",
 			    vm->name);
+			t->m.dirty = true;
+		}
+		break;
+	case 't':
+	case 'm':
+		if ((vm = tui_selected(t)) != NULL) {
+			tui_prompt_open(&t->prompt, ch == 't' ?
+			    TUI_PROMPT_SNAPSHOT : TUI_PROMPT_MIGRATE, vm->name);
 			t->m.dirty = true;
 		}
 		break;

@@ -88,6 +88,12 @@ struct tui_vm {
 	unsigned con_in_id;	/* console-input pending */
 	uint8_t con_in[TUI_CON_IN];
 	size_t con_in_len;
+	/* A `termvisor snapshot take` or `migrate` we spawned: its pid,
+	 * an unlinked file holding its output, and what it does (for the
+	 * status line). */
+	pid_t job_pid;		/* 0 none */
+	int job_fd;		/* -1 none */
+	char job[300];
 };
 
 struct tui_model {
@@ -98,6 +104,27 @@ struct tui_model {
 	char msg[256];		/* for the status line */
 	bool msg_new;
 };
+
+/* tui_prompt.c: the one-line prompt for a snapshot name or a
+ * migration's destination. */
+enum { TUI_PROMPT_SNAPSHOT = 't', TUI_PROMPT_MIGRATE = 'm' };
+enum tui_prompt_res { TUI_PROMPT_MORE, TUI_PROMPT_DONE, TUI_PROMPT_CANCEL };
+struct tui_prompt {
+	int what;		/* TUI_PROMPT_*, 0 when closed */
+	char vm[64];
+	char text[256];
+	size_t len;
+};
+void tui_prompt_open(struct tui_prompt *p, int what, const char *vm);
+const char *tui_prompt_label(int what);
+/* Key ch (a getch() value) typed at the prompt: Enter with some text is
+ * DONE, Esc (or ^G) CANCEL and closes it, anything else edits it. */
+enum tui_prompt_res tui_prompt_key(struct tui_prompt *p, int ch);
+/* The command the answer runs, into argv (n entries, NULL-terminated):
+ * its argc, or -EINVAL (no answer, or one that looks like an option),
+ * -ENOSPC. */
+int tui_prompt_argv(const struct tui_prompt *p, const char *ds,
+    const char **argv, size_t n);
 
 /* tui_vm.c: the model. */
 long long tui_vm_now_ms(void);
@@ -112,6 +139,12 @@ void tui_vm_command(struct tui_model *m, struct tui_vm *vm, const char *cmd,
     bool force);
 /* Spawn `termvisor run NAME` detached, its output to NAME.log. */
 void tui_vm_start(struct tui_model *m, struct tui_vm *vm);
+/* Run `termvisor ARGV...` (argv[0] is ignored) for vm, detached and
+ * never waited for here: what is said as the status line now, its
+ * outcome (or the last line it printed) once tui_vm_reap_all sees it
+ * exit.  One job a VM at a time. */
+void tui_vm_job(struct tui_model *m, struct tui_vm *vm, const char *what,
+    const char *const *argv);
 void tui_vm_free(struct tui_model *m);
 /* Attach the console pane to vm's serial console (once connected; the
  * output lands in vm->console), or detach it. */

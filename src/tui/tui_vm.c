@@ -405,6 +405,33 @@ tui_vm_console_type(struct tui_vm *vm, const uint8_t *buf, size_t n)
 	return true;
 }
 
+/* A migration's progress: on the status line, as it goes. */
+static void
+tui_vm_migration(struct tui_model *m, struct tui_vm *vm, const char *ev,
+    json_t *j)
+{
+	const char *st = json_string_value(json_object_get(j, "status"));
+	json_int_t total = json_integer_value(json_object_get(j,
+	    "total_pages"));
+	json_int_t left = json_integer_value(json_object_get(j,
+	    "remaining_pages"));
+
+	if (strcmp(ev, "migrated") == 0)
+		tui_vm_msg(m, "%s: migrated (%lld ms, paused %lld ms)",
+		    vm->name, (long long)json_integer_value(json_object_get(j,
+		    "total_ms")), (long long)json_integer_value(
+		    json_object_get(j, "downtime_ms")));
+	else if (st != NULL && strcmp(st, "active") == 0)
+		tui_vm_msg(m, "%s: migrating: round %lld, %lld%% copied",
+		    vm->name, (long long)json_integer_value(json_object_get(j,
+		    "round")), total > 0 && left <= total ?
+		    (long long)((total - left) * 100 / total) : 0LL);
+	else if (st != NULL && strcmp(st, "failed") == 0)
+		tui_vm_msg(m, "%s: migration failed: %s", vm->name,
+		    json_is_string(json_object_get(j, "error")) ?
+		    json_string_value(json_object_get(j, "error")) : "?");
+}
+
 static void
 tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 {
@@ -415,6 +442,9 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 	if (ev != NULL) {
 		if (strcmp(ev, "console") == 0 && vm->con_attached)
 			tui_vm_console_output(m, vm, json_object_get(j, "data"));
+		else if (strcmp(ev, "migration") == 0 ||
+		    strcmp(ev, "migrated") == 0)
+			tui_vm_migration(m, vm, ev, j);
 		else if (strcmp(ev, "reset") == 0)
 			tui_vm_msg(m, "%s: the guest reset", vm->name);
 		else if (strcmp(ev, "state") == 0)
@@ -642,6 +672,7 @@ tui_vm_add(struct tui_model *m, const char *name)
 	/* vmfs_name_valid() bounds name to VMFS_NAME_MAX */
 	memcpy(vm->name, name, strnlen(name, sizeof(vm->name) - 1));
 	vm->fd = -1;
+	vm->job_fd = -1;
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
 	vm->exits = vm->exits_uptime = -1;
 	vm->disk_rate = vm->net_rate = -1;
@@ -663,6 +694,8 @@ tui_vm_prune(struct tui_model *m)
 			free(m->vms[i].buf);
 			free(m->vms[i].console);
 			free(m->vms[i].con_raw);
+			if (m->vms[i].job_fd >= 0)
+				close(m->vms[i].job_fd);
 			m->dirty = true;
 		}
 	}
@@ -763,11 +796,79 @@ tui_vm_reap(struct tui_model *m, struct tui_vm *vm)
 	    WTERMSIG(status), last[0] ? last : "see its log");
 }
 
+/* A snapshot or migration we spawned exited: its outcome. */
+static void
+tui_vm_job_reap(struct tui_model *m, struct tui_vm *vm)
+{
+	char path[64], last[200];
+	int status;
+
+	if (vm->job_pid <= 0 || waitpid(vm->job_pid, &status, WNOHANG) !=
+	    vm->job_pid)
+		return;
+	vm->job_pid = 0;
+	/* Its output is an unlinked file: read it through /proc. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", vm->job_fd);
+	tui_vm_log_tail(path, last, sizeof(last));
+	close(vm->job_fd);
+	vm->job_fd = -1;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		tui_vm_msg(m, "%s: %s: done", vm->name, vm->job);
+	else
+		tui_vm_msg(m, "%s: %s failed: %s", vm->name, vm->job,
+		    last[0] ? last : WIFEXITED(status) ? "no reason given" :
+		    "killed");
+}
+
 void
 tui_vm_reap_all(struct tui_model *m)
 {
-	for (int i = 0; i < m->nvms; i++)
+	for (int i = 0; i < m->nvms; i++) {
 		tui_vm_reap(m, &m->vms[i]);
+		tui_vm_job_reap(m, &m->vms[i]);
+	}
+}
+
+void
+tui_vm_job(struct tui_model *m, struct tui_vm *vm, const char *what,
+    const char *const *argv)
+{
+	pid_t pid;
+	int fd, nul;
+
+	if (vm->job_pid > 0) {
+		tui_vm_msg(m, "%s: %s is still running", vm->name, vm->job);
+		return;
+	}
+	/* Output we read once it ends, and never leave behind. */
+	if ((fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
+		tui_vm_msg(m, "%s: %s: cannot make its output file: %s",
+		    vm->name, what, strerror(errno));
+		return;
+	}
+	if ((pid = fork()) < 0) {
+		tui_vm_msg(m, "%s: %s: cannot start: %s", vm->name, what,
+		    strerror(errno));
+		close(fd);
+		return;
+	}
+	if (pid == 0) {
+		/* Its own session: quitting the dashboard or losing the
+		 * terminal does not cut a migration in half. */
+		setsid();
+		if ((nul = open("/dev/null", O_RDONLY)) >= 0)
+			dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close_range(3, ~0u, 0);
+		setenv("TERMVISOR_DATASTORE", m->ds, 1);
+		execv("/proc/self/exe", (char *const *)argv);
+		_exit(127);
+	}
+	vm->job_pid = pid;
+	vm->job_fd = fd;
+	snprintf(vm->job, sizeof(vm->job), "%s", what);
+	tui_vm_msg(m, "%s: %s...", vm->name, what);
 }
 
 void
@@ -802,6 +903,8 @@ tui_vm_free(struct tui_model *m)
 		free(m->vms[i].buf);
 		free(m->vms[i].console);
 		free(m->vms[i].con_raw);
+		if (m->vms[i].job_fd >= 0)
+			close(m->vms[i].job_fd);
 	}
 	free(m->vms);
 	m->vms = NULL;

@@ -96,6 +96,29 @@ expect "p: paused" '^t1 +paused'
 t send-keys -t tui p
 expect "p again: running" '^t1 +running'
 
+# t asks for a snapshot's name and runs `termvisor snapshot take` in the
+# background; Esc at the prompt cancels.
+t send-keys -t tui t
+expect "t asks for the snapshot's name" 'Snapshot name for t1: _'
+t send-keys -t tui -l 'nope'
+t send-keys -t tui Escape
+expect "Esc cancels the prompt" '^cancelled'
+t send-keys -t tui t
+t send-keys -t tui -l 'snap1'
+t send-keys -t tui Enter
+expect "t snap1 Enter: the snapshot is taken" 't1: snapshot snap1: done' 20
+"$tv" snapshot list t1 2>&1 | grep -q 'snap1 .*running' &&
+	ok "snapshot list has snap1 (running)" ||
+	bad "snapshot list: $("$tv" snapshot list t1 2>&1)"
+expect "the VM still runs" '^t1 +running'
+# m asks for the destination; a failed start says why, the VM runs on.
+t send-keys -t tui m
+expect "m asks for the destination" 'Migrate to .* for t1: _'
+t send-keys -t tui -l 'tcp://127.0.0.1:1'
+t send-keys -t tui Enter
+expect "m: a migration that cannot start says why" 't1: migrate to tcp://127.0.0.1:1 failed: .*secret' 20
+expect "... and the VM runs on" '^t1 +running'
+
 t send-keys -t tui Enter
 expect "Enter: the VM's statistics" '^t1 +running +1 vCPU +64M +up [0-9]'
 expect "... with a CPU% graph" '^CPU% +[0-9.]+% \|[ _.:=+*#-]+\|$' 5

@@ -1,10 +1,16 @@
 /*
  * The dashboard's pure pieces: column formatting, CPU% from vCPU time
- * deltas, and the list layout shrinking to narrow terminals.
+ * deltas, and the list layout shrinking to narrow terminals; the
+ * snapshot/migrate prompt's keys and the command they run; migration
+ * events read off a control socket onto the status line.
  */
 #include <criterion/criterion.h>
 #include <curses.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tui/tui.h"
 
@@ -259,4 +265,125 @@ Test(tui, console_keys_are_sent_as_a_vt100_would)
 	cr_assert_eq(b[0], 0x7f);
 	cr_assert_eq(tui_console_key(KEY_RESIZE, b), 0, "not a key to send");
 	cr_assert_eq(tui_console_key(KEY_F(5), b), 0);
+}
+
+static enum tui_prompt_res
+type(struct tui_prompt *p, const char *s)
+{
+	enum tui_prompt_res r = TUI_PROMPT_MORE;
+
+	for (; *s != '\0'; s++)
+		r = tui_prompt_key(p, (unsigned char)*s);
+	return r;
+}
+
+Test(tui, prompt_snapshot_name_to_command)
+{
+	struct tui_prompt p;
+	const char *argv[16];
+
+	tui_prompt_open(&p, TUI_PROMPT_SNAPSHOT, "web");
+	cr_assert_eq(type(&p, "snapX"), TUI_PROMPT_MORE);
+	cr_assert_eq(tui_prompt_key(&p, KEY_BACKSPACE), TUI_PROMPT_MORE);
+	cr_assert_eq(tui_prompt_key(&p, 127), TUI_PROMPT_MORE);
+	/* arrows and function keys are not text */
+	cr_assert_eq(tui_prompt_key(&p, KEY_LEFT), TUI_PROMPT_MORE);
+	cr_assert_eq(type(&p, "p1"), TUI_PROMPT_MORE);
+	cr_assert_str_eq(p.text, "snap1");
+	cr_assert_eq(tui_prompt_key(&p, '\r'), TUI_PROMPT_DONE);
+	cr_assert_eq(tui_prompt_argv(&p, "/ds", argv, 16), 7);
+	cr_assert_str_eq(argv[1], "snapshot");
+	cr_assert_str_eq(argv[2], "take");
+	cr_assert_str_eq(argv[3], "-d");
+	cr_assert_str_eq(argv[4], "/ds");
+	cr_assert_str_eq(argv[5], "web");
+	cr_assert_str_eq(argv[6], "snap1");
+	cr_assert_null(argv[7]);
+	cr_assert_eq(tui_prompt_argv(&p, "/ds", argv, 5), -ENOSPC);
+}
+
+Test(tui, prompt_migrate_destination_to_command)
+{
+	struct tui_prompt p;
+	const char *argv[16];
+
+	tui_prompt_open(&p, TUI_PROMPT_MIGRATE, "db");
+	type(&p, "junk");
+	cr_assert_eq(tui_prompt_key(&p, 21), TUI_PROMPT_MORE);	/* ^U */
+	cr_assert_str_eq(p.text, "");
+	cr_assert_eq(type(&p, "ssh://admin@host2\n"), TUI_PROMPT_DONE);
+	cr_assert_eq(tui_prompt_argv(&p, "/ds", argv, 16), 5);
+	cr_assert_str_eq(argv[1], "migrate");
+	cr_assert_str_eq(argv[3], "db");
+	cr_assert_str_eq(argv[4], "ssh://admin@host2");
+	cr_assert_null(argv[5]);
+}
+
+Test(tui, prompt_esc_cancels_and_empty_enter_waits)
+{
+	struct tui_prompt p;
+	const char *argv[16];
+
+	tui_prompt_open(&p, TUI_PROMPT_SNAPSHOT, "web");
+	/* Enter on nothing: still asking, nothing to run */
+	cr_assert_eq(tui_prompt_key(&p, KEY_ENTER), TUI_PROMPT_MORE);
+	cr_assert_eq(tui_prompt_argv(&p, "/ds", argv, 16), -EINVAL);
+	type(&p, "half");
+	cr_assert_eq(tui_prompt_key(&p, 27), TUI_PROMPT_CANCEL);
+	cr_assert_eq(p.what, 0);
+	/* an answer that getopt would take for an option is refused */
+	tui_prompt_open(&p, TUI_PROMPT_SNAPSHOT, "web");
+	cr_assert_eq(type(&p, "--help\r"), TUI_PROMPT_DONE);
+	cr_assert_eq(tui_prompt_argv(&p, "/ds", argv, 16), -EINVAL);
+	/* the text is bounded */
+	tui_prompt_open(&p, TUI_PROMPT_MIGRATE, "web");
+	for (int i = 0; i < 1000; i++)
+		tui_prompt_key(&p, 'a');
+	cr_assert_eq(p.len, sizeof(p.text) - 1);
+	cr_assert_eq(strlen(p.text), sizeof(p.text) - 1);
+}
+
+/* The dashboard's end of a VM's control socket, greeted. */
+static void
+fake_vm(struct tui_model *m, int *peer)
+{
+	int sv[2];
+
+	memset(m, 0, sizeof(*m));
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_not_null(m->vms = calloc(1, sizeof(*m->vms)));
+	m->nvms = 1;
+	snprintf(m->vms[0].name, sizeof(m->vms[0].name), "web");
+	cr_assert_not_null(m->vms[0].buf = malloc(TUI_VM_BUF));
+	m->vms[0].fd = sv[0];
+	m->vms[0].job_fd = -1;
+	m->vms[0].greeted = true;
+	m->vms[0].state = TUI_VM_RUNNING;
+	*peer = sv[1];
+}
+
+static void
+say(struct tui_model *m, int peer, const char *line)
+{
+	cr_assert_eq(write(peer, line, strlen(line)), (ssize_t)strlen(line));
+	tui_vm_input(m, &m->vms[0]);
+}
+
+Test(tui, migration_events_on_the_status_line)
+{
+	struct tui_model m;
+	int peer;
+
+	fake_vm(&m, &peer);
+	say(&m, peer, "{\"event\": \"migration\", \"status\": \"active\", "
+	    "\"round\": 2, \"total_pages\": 1000, \"remaining_pages\": 250}\n");
+	cr_assert_str_eq(m.msg, "web: migrating: round 2, 75% copied");
+	say(&m, peer, "{\"event\": \"migration\", \"status\": \"failed\", "
+	    "\"error\": \"connection reset\"}\n");
+	cr_assert_str_eq(m.msg, "web: migration failed: connection reset");
+	say(&m, peer, "{\"event\": \"migrated\", \"total_ms\": 3300, "
+	    "\"downtime_ms\": 93, \"rounds\": 1}\n");
+	cr_assert_str_eq(m.msg, "web: migrated (3300 ms, paused 93 ms)");
+	close(peer);
+	tui_vm_free(&m);
 }
