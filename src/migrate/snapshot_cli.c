@@ -562,6 +562,23 @@ snapshot_print(struct snapshot_ctx *x, const char *parent, int depth)
 /* --- revert --- */
 
 /* Power the VM off and wait until its process has gone. */
+/* Until the VM's datastore lock is free: a VM process that is ending
+ * closes its control socket before it releases the lock. */
+static int
+snapshot_wait_unlocked(struct snapshot_ctx *x)
+{
+	for (int ms = 0; ms < SNAPSHOT_WAIT_MS; ms += 50) {
+		struct vmfs_lock_holder h;
+
+		if (vmfs_lock_query(x->dir, &h) == 0)
+			return 0;
+		poll(NULL, 0, 50);
+	}
+	log_warnx("%s did not stop within %d s (its lock is still held)",
+	    x->vm, SNAPSHOT_WAIT_MS / 1000);
+	return -ETIMEDOUT;
+}
+
 static int
 snapshot_stop(struct snapshot_ctx *x)
 {
@@ -571,17 +588,7 @@ snapshot_stop(struct snapshot_ctx *x)
 	    &res) < 0)
 		return -EIO;
 	json_decref(res);
-	/* Gone once its datastore lock is released (after the socket). */
-	for (int ms = 0; ms < SNAPSHOT_WAIT_MS; ms += 50) {
-		struct vmfs_lock_holder h;
-
-		if (vmfs_lock_query(x->dir, &h) == 0)
-			return 0;
-		poll(NULL, 0, 50);
-	}
-	log_warnx("%s did not stop within %d s", x->vm,
-	    SNAPSHOT_WAIT_MS / 1000);
-	return -ETIMEDOUT;
+	return snapshot_wait_unlocked(x);
 }
 
 /* `termvisor run --restore FILE VM`, detached as `vm start` runs it. */
@@ -733,6 +740,9 @@ snapshot_revert(struct snapshot_ctx *x, const char *name)
 		}
 	}
 	if (snapshot_running(x) && snapshot_stop(x) < 0)
+		return 1;
+	/* Not answering is not gone: one still ending holds the lock. */
+	if (snapshot_wait_unlocked(x) < 0)
 		return 1;
 	if (snapshot_restore_disks(x, s) < 0)
 		return 1;
