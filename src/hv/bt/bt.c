@@ -29,7 +29,6 @@ bt_vm_alloc(struct vm *vm)
 	for (int k = 0; k < 16; k++)
 		b->dev_page[k] = -1;
 	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
-	b->tsc_offset = -vclock_ns();	/* the TSC starts at 0 */
 	b->code = calloc(b->npages ? b->npages : 1, 1);
 	b->dirty = calloc(b->npages ? b->npages : 1, 1);
 	b->gen = calloc(b->npages ? b->npages : 1, sizeof(*b->gen));
