@@ -75,7 +75,7 @@ while True:
 EOF
 }
 dpid=""
-for i in $(seq 60); do
+for i in $(seq 180); do	# bt runs urandom slowly: 25 counts can take minutes
 	history "$name" >"$tmp/dst.out" 2>/dev/null
 	n=$(mig_counts "$tmp/dst.out" | wc -l)
 	[ "$n" -ge 25 ] && grep -aq "^sum " "$tmp/dst.out" && break
