@@ -29,6 +29,7 @@
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "util/log.h"
+#include "util/sock.h"
 
 struct control_client {
 	int fd;
@@ -205,24 +206,10 @@ control_client_watch(struct control *c, struct control_client *cl)
 static void
 control_client_flush(struct control *c, struct control_client *cl)
 {
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < cl->outlen) {
-		n = send(cl->fd, cl->out + done, cl->outlen - done,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			cl->dead = true;
-			return;
-		}
-		done += (size_t)n;
+	if (!sock_flush(cl->fd, cl->out, &cl->outlen)) {
+		cl->dead = true;
+		return;
 	}
-	memmove(cl->out, cl->out + done, cl->outlen - done);
-	cl->outlen -= done;
 	/* Closing with the client's input unread would reset the
 	 * connection and lose our last reply: half-close, and let
 	 * control_client_read drain the rest until the client hangs up. */

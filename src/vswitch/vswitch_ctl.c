@@ -19,6 +19,7 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/sock.h"
 #include "vswitch/vswitch_capture.h"
 
 static void
@@ -40,24 +41,10 @@ vsw_ctl_watch(struct vsw_server *s, struct vsw_ctl *c)
 void
 vsw_ctl_write(struct vsw_server *s, struct vsw_ctl *c)
 {
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < c->outlen && c->ev.fd >= 0) {
-		n = send(c->ev.fd, c->out + done, c->outlen - done,
-		    MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n <= 0) {
-			c->dead = true;
-			return;
-		}
-		done += (size_t)n;
+	if (c->ev.fd >= 0 && !sock_flush(c->ev.fd, c->out, &c->outlen)) {
+		c->dead = true;
+		return;
 	}
-	memmove(c->out, c->out + done, c->outlen - done);
-	c->outlen -= done;
 	if (c->outlen == 0 && c->closing)
 		c->dead = true;
 	vsw_ctl_watch(s, c);
