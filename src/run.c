@@ -3,7 +3,8 @@
  * serial console on stdin/stdout.
  *
  * Exit status: the guest's power-off gives 0 (or, with --debug-exit, the
- * status it wrote); a guest reboot with --no-reboot gives 0; a bad option,
+ * status it wrote); a guest reboot with --no-reboot gives 0; a guest
+ * panic with --on-panic stop gives 1 (PVPANIC_STOP_STATUS); a bad option,
  * kernel or resource gives 2 with one line on stderr; a failure of the
  * accelerator while running gives 1; a signal gives 128 + its number.
  */
@@ -21,6 +22,7 @@
 
 #include "control/control.h"
 #include "control/control_client.h"
+#include "devices/pvpanic.h"
 #include "devices/virtio_net.h"
 #include "hv/boot.h"
 #include "hv/vm.h"
@@ -75,6 +77,10 @@ static const char run_usage[] =
 "      --restore FILE    resume the VM saved in snapshot FILE instead of\n"
 "                        booting it (same memory, vCPUs and devices)\n"
 "      --no-reboot       exit when the guest reboots instead of restarting\n"
+"      --on-panic pause|stop|reset|none\n"
+"                        when the guest's kernel panics: keep it paused\n"
+"                        for a look (the default), power it off (exit\n"
+"                        status 1), reboot it, or only report it\n"
 "      --display std|none  the display: a bochs-display PCI device with VGA\n"
 "                        text mode, whose framebuffer Linux is told of\n"
 "                        (std, the default), or none\n"
@@ -171,7 +177,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
     struct run_args *a, char *err, size_t errlen)
 {
 	enum { OPT_ACCEL = 256, OPT_NO_REBOOT, OPT_DEBUG_EXIT, OPT_DATASTORE,
-	    OPT_BZIMAGE_ENTRY, OPT_VNC, OPT_VNC_PASSWORD_FILE };
+	    OPT_BZIMAGE_ENTRY, OPT_VNC, OPT_VNC_PASSWORD_FILE, OPT_ON_PANIC };
 	static const struct option opts[] = {
 		{ "kernel", required_argument, NULL, 'k' },
 		{ "initrd", required_argument, NULL, 'i' },
@@ -180,6 +186,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "accel", required_argument, NULL, OPT_ACCEL },
 		{ "no-reboot", no_argument, NULL, OPT_NO_REBOOT },
+		{ "on-panic", required_argument, NULL, OPT_ON_PANIC },
 		{ "debug-exit", optional_argument, NULL, OPT_DEBUG_EXIT },
 		{ "disk", required_argument, NULL, 'd' },
 		{ "nic", required_argument, NULL, 'n' },
@@ -307,6 +314,16 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		case OPT_NO_REBOOT:
 			cfg->no_reboot = true;
 			break;
+		case OPT_ON_PANIC:
+			if (pvpanic_parse_action(optarg) < 0) {
+				snprintf(err, errlen, "--on-panic %s: expected "
+				    "pause, stop, reset or none", optarg);
+				return -1;
+			}
+			snprintf(cfg->on_panic, sizeof(cfg->on_panic), "%s",
+			    optarg);
+			a->set |= RUN_SET_ON_PANIC;
+			break;
 		case RUN_OPT_DISPLAY:
 			if (strcmp(optarg, "std") != 0 &&
 			    strcmp(optarg, "none") != 0) {
@@ -401,6 +418,8 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 		    sizeof(vm->vnc_password_file));
 	if (a->set & RUN_SET_DISPLAY)
 		memcpy(vm->display, cmd->display, sizeof(vm->display));
+	if (a->set & RUN_SET_ON_PANIC)
+		memcpy(vm->on_panic, cmd->on_panic, sizeof(vm->on_panic));
 	if (a->set & RUN_SET_DEBUG_EXIT) {
 		vm->debug_exit = cmd->debug_exit;
 		vm->debug_exit_port = cmd->debug_exit_port;

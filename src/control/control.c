@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "devices/pvpanic.h"
 #include "hv/console.h"
 #include "hv/exit.h"
 #include "hv/vm.h"
@@ -56,6 +57,14 @@ control_state_name(int state)
 	case VM_STOPPED: return "stopped";
 	default: return "unknown";
 	}
+}
+
+const char *
+control_state(const struct control *c)
+{
+	if (c->panicked && c->vm->state == VM_PAUSED)
+		return "panicked";
+	return control_state_name(c->vm->state);
 }
 
 int
@@ -271,7 +280,27 @@ void
 control_event_state(struct control *c)
 {
 	control_event(c, json_pack("{s:s, s:s}", "event", "state", "state",
-	    control_state_name(c->vm->state)));
+	    control_state(c)));
+}
+
+/*
+ * pvpanic listener: {"event": "guest-panic", "kind": "panicked" or
+ * "crash-loaded", "action": on_panic's, "paused": BOOL}, then the state
+ * when the VM was paused for it.
+ */
+static void
+control_guest_panic(void *opaque, const struct pvpanic_report *r)
+{
+	struct control *c = opaque;
+
+	control_event(c, json_pack("{s:s, s:s, s:s, s:b}", "event",
+	    "guest-panic", "kind", r->event == PVPANIC_CRASH_LOADED ?
+	    "crash-loaded" : "panicked", "action",
+	    pvpanic_action_name(r->action), "paused", r->paused));
+	if (r->paused) {
+		c->panicked = true;
+		control_event_state(c);
+	}
 }
 
 json_t *
@@ -425,7 +454,7 @@ control_greeting(struct control *c)
 {
 	return json_pack("{s:{s:s, s:i}, s:s, s:s}", "termvisor", "version",
 	    CONTROL_VERSION, "protocol", CONTROL_PROTOCOL, "vm", c->name,
-	    "state", control_state_name(c->vm->state));
+	    "state", control_state(c));
 }
 
 /* Complete lines in cl->in: one reply each.  Then the rest is moved to
@@ -589,6 +618,7 @@ control_init(struct control *c, struct vm *vm, const char *name)
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	vtimer_init(&c->stop_timer, vm->loop, control_cmd_stop_timeout, c);
 	vtimer_init(&c->console_timer, vm->loop, control_console_tick, c);
+	pvpanic_set_listener(pvpanic_find(vm), control_guest_panic, c);
 }
 
 void
@@ -596,6 +626,8 @@ control_fini(struct control *c)
 {
 	vtimer_cancel(&c->stop_timer);
 	vtimer_cancel(&c->console_timer);
+	if (c->vm != NULL)
+		pvpanic_set_listener(pvpanic_find(c->vm), NULL, NULL);
 	for (struct control_client *cl = c->clients; cl != NULL; cl = cl->next)
 		cl->dead = true;
 	if (c->epfd >= 0)
@@ -728,7 +760,9 @@ control_reset(struct control *c)
 	vtimer_cancel(&c->console_timer);
 	c->stop_timer.loop = c->console_timer.loop = NULL;
 	evloop_del_fd(c->vm->loop, c->epfd);
+	pvpanic_set_listener(pvpanic_find(c->vm), NULL, NULL);
 	c->vm = NULL;
+	c->panicked = false;
 	c->resets++;
 	control_event(c, json_pack("{s:s, s:i}", "event", "reset", "resets",
 	    c->resets));
@@ -744,6 +778,7 @@ control_rebind(struct control *c, struct vm *vm)
 	c->vm = vm;
 	vtimer_init(&c->stop_timer, vm->loop, control_cmd_stop_timeout, c);
 	vtimer_init(&c->console_timer, vm->loop, control_console_tick, c);
+	pvpanic_set_listener(pvpanic_find(vm), control_guest_panic, c);
 	if ((r = evloop_add_fd(vm->loop, c->epfd, control_on_ready, c)) < 0)
 		log_warnx("control socket %s: %s (not served after the "
 		    "reset)", c->path, strerror(-r));

@@ -61,6 +61,7 @@ struct control {
 	uint64_t stop_at;	/* a graceful stop's deadline across a reset */
 	int resets;
 	char vnc_addr[128];	/* where its VNC server listens, "" none */
+	bool panicked;		/* paused by a guest panic (on_panic pause) */
 };
 
 #define CONTROL_HIST_MAX	(64 * 1024)
@@ -111,6 +112,9 @@ void control_event(struct control *c, json_t *ev);
 void control_event_state(struct control *c);
 /* The VM's state as the protocol names it ("running", "paused", ...). */
 const char *control_state_name(int state);
+/* c's VM's state as the protocol names it: control_state_name's, or
+ * "panicked" while a guest panic keeps it paused. */
+const char *control_state(const struct control *c);
 
 /*
  * Handle one request line (without its newline) and return the reply

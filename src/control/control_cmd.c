@@ -54,7 +54,7 @@ control_cmd_wrong_state(struct control *c, struct control_err *e,
 {
 	e->code = "wrong-state";
 	snprintf(e->msg, sizeof(e->msg), "the VM is %s, not %s",
-	    control_state_name(c->vm->state), want);
+	    control_state(c), want);
 	return NULL;
 }
 
@@ -78,7 +78,7 @@ control_cmd_status(struct control *c, json_t *args, struct control_err *e)
 	struct vm *vm = c->vm;
 
 	return json_pack("{s:s, s:s, s:i, s:I, s:s, s:f, s:s?}",
-	    "name", c->name, "state", control_state_name(vm->state),
+	    "name", c->name, "state", control_state(c),
 	    "vcpus", vm->nvcpus, "memory", (json_int_t)vm->ram_size,
 	    "accel", vm->accel != NULL ? vm->accel->name : "none",
 	    "uptime", control_cmd_uptime(c),
@@ -187,7 +187,7 @@ control_cmd_stats(struct control *c, json_t *args, struct control_err *e)
 		json_array_append_new(vcpus,
 		    control_cmd_vcpu_stats(c, c->vm->vcpus[i]));
 	r = json_pack("{s:s, s:s, s:I, s:f, s:o, s:o, s:s?}", "name", c->name,
-	    "state", control_state_name(c->vm->state),
+	    "state", control_state(c),
 	    "memory", (json_int_t)c->vm->ram_size,
 	    "uptime", control_cmd_uptime(c), "vcpus", vcpus,
 	    "devices", control_cmd_device_stats(c->vm),
@@ -226,6 +226,7 @@ control_cmd_resume(struct control *c, json_t *args, struct control_err *e)
 	if (c->vm->state != VM_PAUSED)
 		return control_cmd_wrong_state(c, e, "paused");
 	control_cmd_do_resume(c->vm);
+	c->panicked = false;	/* the operator lets it go on */
 	control_event_state(c);
 	return json_pack("{s:s}", "state", "running");
 }
@@ -281,8 +282,10 @@ control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
 		return control_cmd_fail(e, "unsupported", "the VM has no ACPI "
 		    "power button: stop it with \"force\": true");
 	/* A parked guest cannot see the button. */
-	if (c->vm->state == VM_PAUSED)
+	if (c->vm->state == VM_PAUSED) {
 		control_cmd_do_resume(c->vm);
+		c->panicked = false;
+	}
 	acpi_pm_power_button(pm);
 	c->vm->state = VM_STOPPING;
 	/* Asking again presses again, but never postpones the deadline a

@@ -15,6 +15,7 @@
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
 #include "devices/pci.h"
+#include "devices/pvpanic.h"
 #include "devices/virtio_blk.h"
 #include "devices/virtio_input.h"
 #include "devices/virtio_net.h"
@@ -30,6 +31,7 @@ const struct device_ops *const device_table[] = {
 	&i8042_ops,
 	&acpi_pm_ops,
 	&debug_exit_ops,
+	&pvpanic_ops,		/* guest panics: port 0x505, DSDT QEMU0001 */
 	&pci_host_ops,		/* before any PCI device */
 	&virtio_blk_ops,	/* one per --disk */
 	&virtio_input_ops,	/* the VNC pointer, when --vnc */

@@ -3,12 +3,13 @@
  * DSDT written in AML by the small encoder below.  They tell the guest
  * how many vCPUs exist (MADT), where the PM registers are for power-off
  * and reset (FADT -> src/devices/acpi_pm.c at 0x600/0x604/0x608/0xcf9),
- * and how PCI INTx pins route to GSIs (_PRT: slot S pin P -> 16 +
- * (S + P) % 4, matching src/devices/pci.c).
+ * how PCI INTx pins route to GSIs (_PRT: slot S pin P -> 16 +
+ * (S + P) % 4, matching src/devices/pci.c), and where the pvpanic port is.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/pvpanic.h"
 #include "hv/boot.h"
 #include "hv/vm.h"
 #include "util/log.h"
@@ -226,6 +227,37 @@ aml_pci_prt(struct aml *a)
 	aml_wrap(a, &pkgop, 1, &body);
 }
 
+/*
+ * The pvpanic device (src/devices/pvpanic.c) as QEMU describes it, so
+ * Linux's pvpanic-mmio driver binds to it by its _HID: QEMU0001 with one
+ * I/O port.
+ */
+static void
+aml_pvpanic(struct aml *a)
+{
+	static const uint8_t device[2] = { 0x5b, 0x82 }, bufop = 0x11;
+	static const uint8_t hid[] = "QEMU0001";
+	static const uint8_t io[] = { 0x47, 0x01,	/* IO, Decode16 */
+	    PVPANIC_PORT & 0xff, PVPANIC_PORT >> 8,	/* min */
+	    PVPANIC_PORT & 0xff, PVPANIC_PORT >> 8,	/* max */
+	    0x01, 0x01,					/* align, length */
+	    0x79, 0x00 };				/* end tag */
+	struct aml dev = { 0 }, crs = { 0 };
+
+	aml_name(&dev, "PEVT");
+	aml_byte(&dev, 0x08);
+	aml_name(&dev, "_HID");
+	aml_byte(&dev, 0x0d);				/* String */
+	aml_put(&dev, hid, sizeof(hid));		/* with its NUL */
+	aml_name_int(&dev, "_STA", 0x0f);		/* present, enabled */
+	aml_int(&crs, sizeof(io));
+	aml_put(&crs, io, sizeof(io));
+	aml_byte(&dev, 0x08);
+	aml_name(&dev, "_CRS");
+	aml_wrap(&dev, &bufop, 1, &crs);
+	aml_wrap(a, device, 2, &dev);
+}
+
 /* The DSDT's AML (without the table header). */
 static void
 acpi_dsdt_aml(struct aml *a)
@@ -241,6 +273,7 @@ acpi_dsdt_aml(struct aml *a)
 	aml_name_int(&pci, "_BBN", 0);
 	aml_pci_crs(&pci);
 	aml_pci_prt(&pci);
+	aml_pvpanic(&pci);
 	aml_name(&sb, "\\_SB");
 	aml_wrap(&sb, device, 2, &pci);
 	aml_wrap(a, &scope, 1, &sb);

@@ -55,6 +55,7 @@ struct vm_config {
 	char ram_file[4096];
 	uint64_t ram_file_offset;
 	char display[8];	/* "std" (bochs-display + VGA text) or "none" */
+	char on_panic[8];	/* "pause", "stop", "reset", "none" (pvpanic.h) */
 	int verbose;
 };
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/pvpanic.h"
 #include "hv/vm.h"
 #include "vmfs/vmfs.h"
 #include "vnc/vnc.h"
@@ -612,6 +613,13 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 		return vmx_apply_str(c->display, sizeof(c->display), v, err,
 		    errlen);
 	}
+	if (strcasecmp(k, "on_panic") == 0) {
+		if (pvpanic_parse_action(v) < 0)
+			return vmx_err(err, errlen, "expected pause, stop, reset "
+			    "or none, got '%s'", v);
+		return vmx_apply_str(c->on_panic, sizeof(c->on_panic), v, err,
+		    errlen);
+	}
 	if (strcasecmp(k, "serial") == 0) {
 		if (strcmp(v, "stdio") != 0 && strcmp(v, "none") != 0)
 			return vmx_err(err, errlen, "expected stdio or none, got "
@@ -771,6 +779,8 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    "vnc.passwordFile", c->vnc_password_file)) < 0) ||
 	    (strcmp(c->display, "none") == 0 &&
 	    (ret = vmx_set(doc, "display", "none")) < 0) ||
+	    (c->on_panic[0] && strcmp(c->on_panic, "pause") != 0 &&
+	    (ret = vmx_set(doc, "on_panic", c->on_panic)) < 0) ||
 	    (c->serial[0] && strcmp(c->serial, "none") != 0 &&
 	    (ret = vmx_set(doc, "serial", c->serial)) < 0) ||
 	    (c->no_reboot && (ret = vmx_set(doc, "no_reboot", "TRUE")) < 0) ||
