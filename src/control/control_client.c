@@ -691,6 +691,9 @@ control_client_start(const struct control_client_opts *o)
 					snprintf(cfg.vnc, sizeof(cfg.vnc), "%s",
 					    json_string_value(json_object_get(
 					    res, "vnc_addr")));
+				else	/* none, or auto without a display */
+					snprintf(cfg.vnc, sizeof(cfg.vnc),
+					    "none");
 				json_decref(res);
 			}
 			control_client_close(&cc);

@@ -17,6 +17,7 @@
 #include "hv/vmconfig.h"
 #include "migrate/snap.h"
 #include "util/log.h"
+#include "vnc/vnc.h"
 
 #define VIRTIO_INPUT_EVENTQ	0
 #define VIRTIO_INPUT_STATUSQ	1
@@ -275,7 +276,7 @@ virtio_input_pointer(struct virtio_input *vi, unsigned x, unsigned y,
 static bool
 virtio_input_wanted(const struct vm *vm)
 {
-	return vm->cfg->vnc[0] != '\0' && strcmp(vm->cfg->vnc, "none") != 0;
+	return vnc_wanted(vm->cfg);
 }
 
 static int

@@ -773,7 +773,7 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    (ret = vmx_set(doc, "accel", c->accel)) < 0) ||
 	    (c->cpu[0] && strcmp(c->cpu, "host") != 0 &&
 	    (ret = vmx_set(doc, "cpu", c->cpu)) < 0) ||
-	    (strcmp(c->vnc, "none") != 0 &&
+	    (strcmp(c->vnc, "auto") != 0 &&
 	    (ret = vmx_set(doc, "vnc", c->vnc)) < 0) ||
 	    (c->vnc_password_file[0] && (ret = vmx_set(doc,
 	    "vnc.passwordFile", c->vnc_password_file)) < 0) ||

@@ -422,13 +422,15 @@ vnc_start(struct vm *vm, int *err)
 		r = -EINVAL;
 		goto fail;
 	}
-	if (v->listen.kind == VNC_NONE) {
+	if (v->listen.kind == VNC_NONE || !vnc_wanted(vm->cfg)) {
 		vnc_free(v);
 		return NULL;
 	}
 	if ((r = vnc_setup_password(v)) < 0)
 		goto fail;
 	if ((r = vnc_listen_open(&v->listen, v->addr, sizeof(v->addr))) < 0) {
+		if (v->listen.kind == VNC_AUTO)
+			goto no_auto;
 		log_warnx("VNC: cannot listen on %s: %s", v->addr,
 		    strerror(-r));
 		goto fail;
@@ -448,7 +450,8 @@ vnc_start(struct vm *vm, int *err)
 	if ((r = vnc_thread_start(v)) < 0)
 		goto fail;
 	v->thread_live = true;
-	/* With auto, the user cannot know the port unless told. */
+	/* With auto (the default), the user cannot know the port unless
+	 * told. */
 	if (v->listen.kind == VNC_AUTO)
 		log_warnx("VNC server on %s%s", v->addr,
 		    v->password[0] ? " (password)" : "");
@@ -456,6 +459,14 @@ vnc_start(struct vm *vm, int *err)
 		log_info("VNC server on %s%s", v->addr,
 		    v->password[0] ? " (password)" : "");
 	return v;
+no_auto:
+	/* auto is the default: a host whose displays are all taken still
+	 * runs the VM, only without a screen to look at. */
+	log_warnx("VNC: no free display on %s:%d to %d (%s): the VM runs "
+	    "without VNC", v->listen.host, VNC_PORT_BASE,
+	    VNC_PORT_BASE + VNC_AUTO_DISPLAYS - 1, strerror(-r));
+	vnc_free(v);
+	return NULL;
 fail:
 	vnc_free(v);
 	*err = r;

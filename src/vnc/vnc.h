@@ -6,7 +6,8 @@
  *
  * Where it listens (vm_config.vnc, --vnc):
  *   none              no server
- *   auto              127.0.0.1, the first free display from :0
+ *   auto              127.0.0.1, the first free display from :0, if
+ *                     the VM has a display (the default)
  *   [ADDR]:DISPLAY    TCP port 5900 + DISPLAY on ADDR (IPv4, a host name
  *                     or [IPv6]); no ADDR means 127.0.0.1
  *   unix:PATH         a Unix socket, created mode 0600
@@ -23,6 +24,7 @@
 #include <stddef.h>
 
 struct vm;
+struct vm_config;
 struct vnc;
 
 #define VNC_PASSWORD_ENV	"TERMVISOR_VNC_PASSWORD"
@@ -39,6 +41,13 @@ struct vnc_listen {
 /* Parse spec (see above) into *l; 0, or -1 with a message in err. */
 int vnc_parse_listen(const char *spec, struct vnc_listen *l, char *err,
     size_t errlen);
+
+/*
+ * Does the VM configured as c get a VNC server (and so the virtio-input
+ * tablet)?  Not with "none", nor with "auto" (the default) when the VM
+ * has no display (--display none); an explicit address always does.
+ */
+bool vnc_wanted(const struct vm_config *c);
 
 /*
  * The password: the first line of file (if file is not empty), else

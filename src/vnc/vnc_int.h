@@ -17,6 +17,9 @@
 #include "vnc/vnc_keymap.h"
 #include "vnc/vnc_tiles.h"
 
+/* auto tries displays 0 to VNC_AUTO_DISPLAYS - 1 (ports 5900-5999). */
+#define VNC_AUTO_DISPLAYS	100
+
 struct display;
 struct i8042;
 struct virtio_input;

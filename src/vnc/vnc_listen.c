@@ -18,8 +18,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "hv/vmconfig.h"
+
 #define VNC_DISPLAY_MAX		(65535 - VNC_PORT_BASE)
-#define VNC_AUTO_DISPLAYS	100
 #define VNC_LOOPBACK		"127.0.0.1"
 
 static int
@@ -99,6 +100,14 @@ vnc_parse_listen(const char *spec, struct vnc_listen *l, char *err,
 	}
 	l->kind = VNC_TCP;
 	return 0;
+}
+
+bool
+vnc_wanted(const struct vm_config *c)
+{
+	if (c->vnc[0] == '\0' || strcmp(c->vnc, "none") == 0)
+		return false;
+	return strcmp(c->vnc, "auto") != 0 || strcmp(c->display, "none") != 0;
 }
 
 /* Bind and listen on host:port; the socket, or -errno (-EADDRINUSE when

@@ -36,9 +36,12 @@ expect() {
 	{ echo "vm create failed"; exit 1; }
 expect 0 "start" "$tv" vm --help
 expect 1 "is not running" "$tv" vm status mb
-expect 0 "mb running: console .termvisor vm console mb., control .*mb.sock, log .*mb.log, VNC none" \
+# VNC is on by default, on the first free loopback display.
+expect 0 "mb running: console .termvisor vm console mb., control .*mb.sock, log .*mb.log, VNC 127\.0\.0\.1:59[0-9][0-9]$" \
 	"$tv" vm start mb
+vnc=$(sed -n 's/.*, VNC //p' "$tmp/out")
 expect 0 "state: *running" "$tv" vm status mb
+expect 0 "^vnc: *$vnc$" "$tv" vm status mb
 expect 1 "already running" "$tv" vm start mb
 expect 1 "no such VM" "$tv" vm start nosuch
 expect 2 "usage" "$tv" vm start

@@ -374,16 +374,33 @@ Test(virtio_input, reset_forgets_pending_events)
 	want(VIRTIO_INPUT_EV_ABS, VIRTIO_INPUT_ABS_X, 1);
 }
 
-Test(virtio_input, absent_without_vnc)
+/* Is there a tablet in a VM with these vnc and display settings? */
+static bool
+has_tablet(const char *vnc, const char *display)
 {
 	struct vm *v2;
 	struct vm_config c2;
+	bool yes;
 	int err;
 
 	vm_config_defaults(&c2);
 	c2.memory = RAM;
+	if (vnc != NULL)
+		snprintf(c2.vnc, sizeof(c2.vnc), "%s", vnc);
+	if (display != NULL)
+		snprintf(c2.display, sizeof(c2.display), "%s", display);
 	v2 = vm_create(&c2, &null_accel_ops, &err);
-	cr_assert_not_null(v2);
-	cr_assert_null(virtio_input_find(v2));
+	cr_assert_not_null(v2, "vm_create: %d", err);
+	yes = virtio_input_find(v2) != NULL;
 	vm_destroy(v2);
+	return yes;
+}
+
+Test(virtio_input, there_by_default_absent_without_vnc)
+{
+	cr_assert(has_tablet(NULL, NULL), "VNC (auto) is the default");
+	cr_assert_not(has_tablet("none", NULL));
+	cr_assert_not(has_tablet(NULL, "none"), "no display: no VNC, no "
+	    "tablet");
+	cr_assert(has_tablet("unix:/x", "none"), "VNC asked for");
 }

@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,53 @@ Test(vnc_listen, tcp_loopback_and_auto_takes_the_next_free)
 	close(fd2);
 }
 
+#define RACERS 8
+
+struct racer {
+	pthread_barrier_t *go;
+	int fd;
+	char addr[160];
+};
+
+static void *
+race_auto(void *arg)
+{
+	struct racer *r = arg;
+	struct vnc_listen l = { .kind = VNC_AUTO, .host = "127.0.0.1" };
+
+	pthread_barrier_wait(r->go);
+	r->fd = vnc_listen_open(&l, r->addr, sizeof(r->addr));
+	return NULL;
+}
+
+/* VMs started together (vm start of several, a test suite): each takes
+ * a display of its own, none fails because another got there between a
+ * look and a bind. */
+Test(vnc_listen, auto_at_once_gets_distinct_displays)
+{
+	struct racer r[RACERS];
+	pthread_t t[RACERS];
+	pthread_barrier_t go;
+
+	pthread_barrier_init(&go, NULL, RACERS);
+	for (int i = 0; i < RACERS; i++) {
+		r[i].go = &go;
+		cr_assert_eq(pthread_create(&t[i], NULL, race_auto, &r[i]), 0);
+	}
+	for (int i = 0; i < RACERS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < RACERS; i++) {
+		cr_assert_geq(r[i].fd, 0, "racer %d: %s", i,
+		    strerror(-r[i].fd));
+		for (int j = 0; j < i; j++)
+			cr_assert_str_neq(r[i].addr, r[j].addr,
+			    "racers %d and %d share %s", i, j, r[i].addr);
+	}
+	for (int i = 0; i < RACERS; i++)
+		close(r[i].fd);
+	pthread_barrier_destroy(&go);
+}
+
 static void
 write_file(const char *name, const char *text, char *path, size_t len)
 {
@@ -226,7 +274,16 @@ Test(vnc_listen, run_options)
 	char err[256];
 
 	cr_assert_eq(parse(&c, &a, err, 0), 0);
-	cr_assert_str_eq(c.vnc, "none", "no VNC unless asked");
+	cr_assert_str_eq(c.vnc, "auto", "VNC on loopback unless told not to");
+	cr_assert(vnc_wanted(&c));
+	cr_assert_eq(parse(&c, &a, err, 2, "--display", "none"), 0, "%s", err);
+	cr_assert_not(vnc_wanted(&c), "no display, no VNC");
+	cr_assert_eq(parse(&c, &a, err, 2, "--vnc", "none"), 0, "%s", err);
+	cr_assert_str_eq(c.vnc, "none");
+	cr_assert_not(vnc_wanted(&c));
+	cr_assert_eq(parse(&c, &a, err, 4, "--display", "none", "--vnc",
+	    "unix:/x"), 0, "%s", err);
+	cr_assert(vnc_wanted(&c), "an address asked for is served");
 	cr_assert_eq(parse(&c, &a, err, 4, "--vnc", ":3",
 	    "--vnc-password-file", "/etc/pw"), 0, "%s", err);
 	cr_assert_str_eq(c.vnc, ":3");
@@ -282,6 +339,23 @@ Test(vnc_listen, vmx_keys)
 	    -EINVAL);
 	cr_assert(strstr(err, "somewhere") != NULL, "%s", err);
 	cr_assert_eq(vmx_check("vnc", "unix:/x", err, sizeof(err)), 0);
+	vmx_free(&doc);
+	/* The default (auto) is not written; none is, and stays none. */
+	vm_config_defaults(&c);
+	snprintf(c.name, sizeof(c.name), "a");
+	memset(&doc, 0, sizeof(doc));
+	cr_assert_eq(vmx_from_config(&doc, &c), 0);
+	cr_assert_null(vmx_get(&doc, "vnc"));
+	vmx_free(&doc);
+	snprintf(c.vnc, sizeof(c.vnc), "none");
+	memset(&doc, 0, sizeof(doc));
+	cr_assert_eq(vmx_from_config(&doc, &c), 0);
+	cr_assert_str_eq(vmx_get(&doc, "vnc"), "none");
+	vm_config_defaults(&c);
+	cr_assert_eq(vmx_to_config(&doc, "/vms/a", &c, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_str_eq(c.vnc, "none");
+	cr_assert_not(vnc_wanted(&c));
 	cr_assert_eq(vmx_check("vnc", "[::1", err, sizeof(err)), -EINVAL);
 	vmx_free(&doc);
 }
