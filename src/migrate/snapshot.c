@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "hv/accel.h"
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "devices/virtio_blk.h"
@@ -70,6 +71,88 @@ snapshot_restore_load(struct vm *vm, char *err, size_t errlen)
 	if (r == 0)
 		log_info("resumed the snapshot taken under %s",
 		    snapshot_restore_info.accel);
+	return r;
+}
+
+/* Does the host CPU show VMX or SVM?  (run.c's rule for --accel auto:
+ * a /dev/kvm without them is a software KVM, slower than our own CPU.) */
+static bool
+snapshot_hw_virt(void)
+{
+	char line[4096];
+	bool yes = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f == NULL)
+		return true;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "flags", 5) == 0) {
+			yes = strstr(line, " vmx") != NULL ||
+			    strstr(line, " svm") != NULL;
+			break;
+		}
+	fclose(f);
+	return yes;
+}
+
+static struct vm *
+snapshot_check_create(const struct vm_config *cfg, const char *accel,
+    int *errp)
+{
+	const struct accel_ops *a = accel_find(accel);
+
+	if (a == NULL) {
+		*errp = -ENOSYS;
+		return NULL;
+	}
+	return vm_create(cfg, a, errp);
+}
+
+/* The VM the restore would make, on the accelerator it would pick. */
+static struct vm *
+snapshot_check_vm(const struct vm_config *cfg, int *errp)
+{
+	struct vm *vm;
+
+	if (strcmp(cfg->accel, "auto") != 0)
+		return snapshot_check_create(cfg, cfg->accel, errp);
+	if (snapshot_hw_virt()) {
+		vm = snapshot_check_create(cfg, "kvm", errp);
+		if (vm != NULL || (*errp != -ENOENT && *errp != -ENODEV &&
+		    *errp != -ENXIO && *errp != -EACCES && *errp != -ENOSYS &&
+		    *errp != -ENOTSUP))
+			return vm;
+	}
+	return snapshot_check_create(cfg, "bt", errp);
+}
+
+int
+snapshot_restore_check(const char *path, struct vm_config *cfg, char *err,
+    size_t errlen)
+{
+	struct vm *vm;
+	int r = 0;
+
+	if ((r = snapshot_restore_prepare(path, cfg, err, errlen)) < 0)
+		return r;
+	/* Nothing of it may reach the outside: no console; VNC is started
+	 * by run.c, not here; NICs connect from the VM's loop, which never
+	 * runs here. */
+	snprintf(cfg->serial, sizeof(cfg->serial), "none");
+	for (int i = 0; i < cfg->ndisks; i++)
+		cfg->disks[i].readonly = true;
+	if ((vm = snapshot_check_vm(cfg, &r)) == NULL) {
+		snprintf(err, errlen, "cannot create the VM to check it on: %s",
+		    strerror(-r));
+		free(snapshot_restore_state);
+		snapshot_restore_state = NULL;
+		return r;
+	}
+	r = snapfile_load(vm, snapshot_restore_state, &snapshot_restore_info,
+	    err, errlen);
+	free(snapshot_restore_state);
+	snapshot_restore_state = NULL;
+	vm_destroy(vm);
 	return r;
 }
 

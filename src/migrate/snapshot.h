@@ -26,6 +26,17 @@ int snapshot_restore_prepare(const char *path, struct vm_config *cfg,
 /* Load the state kept by snapshot_restore_prepare into vm (made from
  * that cfg); on failure vm must not run.  0 or -errno, err set. */
 int snapshot_restore_load(struct vm *vm, char *err, size_t errlen);
+/*
+ * Would `termvisor run --restore path` resume here with cfg (the VM's
+ * configuration, disks pointed at the images the restore will read)?
+ * Every check the restore makes (the file, the accelerator, the CPU
+ * features the guest was given, the VM's shape and devices) is made on
+ * a VM created for the purpose and never run, so that a revert can be
+ * refused while the running VM is still untouched.  cfg's disks are
+ * opened read-only.  0 or -errno with the reason in err.
+ */
+int snapshot_restore_check(const char *path, struct vm_config *cfg,
+    char *err, size_t errlen);
 
 /*
  * Take a snapshot file of the running vm at path.  The VM is paused;

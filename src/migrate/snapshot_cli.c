@@ -55,7 +55,9 @@ static const char snapshot_usage[] =
 "           new snapshot's parent is the one the VM's state came from\n"
 "  list     the tree, oldest first; * marks the current state's parent\n"
 "  revert   go back to NAME: a running VM is stopped; a snapshot of a\n"
-"           running VM is resumed where it was, in the background\n"
+"           running VM is resumed where it was, in the background.  A\n"
+"           revert that would be refused (CPU features, configuration)\n"
+"           is refused first, the VM running on\n"
 "  delete   forget NAME and free what only it used\n"
 "\n"
 "  -d, --datastore DIR  the datastore holding VM\n"
@@ -713,12 +715,51 @@ fail:
 	return -EIO;
 }
 
+/*
+ * Everything that could make the revert fail after the VM was stopped,
+ * checked while it still runs: the disks the snapshot has, and for a
+ * snapshot with memory (file), whether the restore would accept it here
+ * (file intact, accelerator, CPU features, the VM's shape and devices)
+ * on a VM made from today's configuration with the snapshot's disks.
+ */
+static int
+snapshot_revert_check(struct snapshot_ctx *x, json_t *snap, const char *file)
+{
+	json_t *disks = json_object_get(snap, "disks");
+	int n = snapshot_ndisks(x), r;
+	struct vm_config *cfg;
+	char err[512];
+
+	if ((size_t)n != json_array_size(disks) || n > VMCFG_MAX_DISKS) {
+		log_warnx("%s has %d disks, the snapshot %zu: cannot revert",
+		    x->vm, n, json_array_size(disks));
+		return -EINVAL;
+	}
+	if (file == NULL)
+		return 0;
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
+		return -ENOMEM;
+	vm_config_defaults(cfg);
+	if ((r = vmfs_load_vm(x->datastore, x->vm, cfg)) < 0) {
+		free(cfg);
+		return r;
+	}
+	for (int i = 0; i < n && i < cfg->ndisks; i++)
+		snapshot_abs(x, json_string_value(json_array_get(disks, i)),
+		    cfg->disks[i].path, sizeof(cfg->disks[i].path));
+	if ((r = snapshot_restore_check(file, cfg, err, sizeof(err))) < 0)
+		log_warnx("%s: cannot revert to %s (%s keeps running as it "
+		    "is): %s", x->vm, snapshot_str(snap, "name"), x->vm, err);
+	free(cfg);
+	return r;
+}
+
 static int
 snapshot_revert(struct snapshot_ctx *x, const char *name)
 {
 	json_t *s = snapshot_find(x, name);
 	const char *mem;
-	char file[PATH_MAX + 64], log[PATH_MAX + 64], err[512];
+	char file[PATH_MAX + 64], log[PATH_MAX + 64];
 	struct stat st;
 	off_t from;
 	pid_t pid;
@@ -728,17 +769,11 @@ snapshot_revert(struct snapshot_ctx *x, const char *name)
 		return 1;
 	}
 	mem = snapshot_str(s, "memory");
-	if (mem != NULL) {
-		/* Refuse a damaged file before the current state is lost. */
-		struct vm_config cfg;
-
-		vm_config_defaults(&cfg);
+	if (mem != NULL)
 		snapshot_abs(x, mem, file, sizeof(file));
-		if (snapshot_restore_prepare(file, &cfg, err, sizeof(err)) < 0) {
-			log_warnx("%s: %s", file, err);
-			return 1;
-		}
-	}
+	/* Refuse before the current state is lost. */
+	if (snapshot_revert_check(x, s, mem != NULL ? file : NULL) < 0)
+		return 1;
 	if (snapshot_running(x) && snapshot_stop(x) < 0)
 		return 1;
 	/* Not answering is not gone: one still ending holds the lock. */
