@@ -170,6 +170,7 @@ struct migrate_ram {
 	uint64_t dirty_pages;		/* left after the last round */
 	uint64_t dirty_rate;		/* pages/s dirtied in the last round */
 	uint64_t pages_sent, total_pages;
+	uint64_t final_harvest_ns;	/* the last round's dirty-log fetch */
 };
 
 int migrate_ram_init(struct migrate_ram *r, const struct migrate_mem *mem,

@@ -38,6 +38,7 @@ static const char migrate_cli_usage[] =
 "      --remote-termvisor PATH  termvisor on the destination host\n"
 "  -t, --timeout SEC       give up (the VM keeps running here) after SEC\n"
 "  -q, --quiet             no progress bar\n"
+"  -v, --verbose           at the end, where the downtime went\n"
 "  -h, --help              this help\n"
 "\n"
 "Exit status: 0 migrated (the VM runs at DEST and has ended here), 1 the\n"
@@ -46,7 +47,7 @@ static const char migrate_cli_usage[] =
 struct migrate_cli_opts {
 	const char *vm, *dest, *secret_file, *ssh, *remote;
 	uint64_t downtime, bandwidth, timeout;
-	bool quiet;
+	bool quiet, verbose;
 };
 
 static int
@@ -61,6 +62,7 @@ migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		{ "remote-termvisor", required_argument, NULL, OPT_REMOTE },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -70,13 +72,14 @@ migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 	memset(o, 0, sizeof(*o));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "s:d:b:e:t:qh", opts, NULL))
+	while ((c = getopt_long(argc, argv, "s:d:b:e:t:qvh", opts, NULL))
 	    != -1) {
 		switch (c) {
 		case 's': o->secret_file = optarg; break;
 		case 'e': o->ssh = optarg; break;
 		case OPT_REMOTE: o->remote = optarg; break;
 		case 'q': o->quiet = true; break;
+		case 'v': o->verbose = true; break;
 		case 'h':
 			fputs(migrate_cli_usage, stdout);
 			return 1;
@@ -203,6 +206,37 @@ migrate_cli_bar(json_t *ev, bool tty, int *last_round)
 	fflush(stdout);
 }
 
+static double
+migrate_cli_ms(json_t *parts, const char *k)
+{
+	json_t *v = json_object_get(parts, k);
+
+	return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+/* The "migrated" event's downtime_parts, one line (ms). */
+static void
+migrate_cli_parts(json_t *ev)
+{
+	json_t *p = json_object_get(ev, "downtime_parts");
+
+	if (!json_is_object(p))
+		return;
+	printf("downtime parts (ms): stop vCPUs %.1f (before the pause), "
+	    "device state %.1f (%lld KiB), last RAM %.1f (%lld pages, "
+	    "dirty log %.1f), "
+	    "send state %.1f, destination load %.1f, wait %.1f, lock "
+	    "release %.1f, destination lock %.1f, wait %.1f\n",
+	    migrate_cli_ms(p, "stop_vcpus"), migrate_cli_ms(p, "device_state"),
+	    (long long)migrate_cli_int(p, "state_bytes") / 1024,
+	    migrate_cli_ms(p, "last_ram"),
+	    (long long)migrate_cli_int(p, "last_ram_pages"),
+	    migrate_cli_ms(p, "last_ram_log"),
+	    migrate_cli_ms(p, "send_state"), migrate_cli_ms(p, "dest_load"),
+	    migrate_cli_ms(p, "ready_wait"), migrate_cli_ms(p, "lock_release"),
+	    migrate_cli_ms(p, "dest_lock"), migrate_cli_ms(p, "go_wait"));
+}
+
 /* Follow events until the outcome; the exit status. */
 static int
 migrate_cli_follow(struct control_conn *cc, const struct migrate_cli_opts *o)
@@ -234,6 +268,8 @@ migrate_cli_follow(struct control_conn *cc, const struct migrate_cli_opts *o)
 			    (double)migrate_cli_int(ev, "total_ms") / 1000.0,
 			    (int)migrate_cli_int(ev, "rounds"),
 			    (long long)migrate_cli_int(ev, "downtime_ms"));
+			if (o->verbose)
+				migrate_cli_parts(ev);
 			json_decref(ev);
 			return 0;
 		}

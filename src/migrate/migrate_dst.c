@@ -41,8 +41,18 @@ struct migrate_load {
 	struct migrate_mem mem;
 	int stage;
 	uint64_t pages;
+	uint64_t load_ns;	/* spent loading the state record */
 	char err[512];
 };
+
+static uint64_t
+migrate_dst_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void
 migrate_load_init(struct migrate_load *l, struct vm *vm)
@@ -88,11 +98,13 @@ migrate_load_hello(struct migrate_load *l, const uint8_t *p, size_t len)
 static int
 migrate_load_state(struct migrate_load *l, const uint8_t *p, size_t len)
 {
+	uint64_t t0 = migrate_dst_now();
 	struct snap s;
 	int r;
 
 	snap_init_load(&s, p, len);
 	r = vmstate_load(l->vm, &s);
+	l->load_ns = migrate_dst_now() - t0;
 	if (r < 0)
 		snprintf(l->err, sizeof(l->err), "the VM's state: %s",
 		    s.errmsg[0] ? s.errmsg : strerror(-r));
@@ -314,13 +326,28 @@ migrate_dst_lock(const struct migrate_incoming *in, char *err, size_t errlen)
 	return r;
 }
 
-/* Wait for COMMIT, take the lock, answer GO. */
+static void
+migrate_dst_put32(uint8_t *p, uint64_t v)
+{
+	if (v > UINT32_MAX)
+		v = UINT32_MAX;
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* When the go record left, for the resume's debug log. */
+static uint64_t migrate_dst_go_ns;
+
+/* Wait for COMMIT, take the lock, answer GO (with what loading and the
+ * lock took, for the source's downtime breakdown). */
 static int
 migrate_dst_handover(const struct migrate_incoming *in,
-    struct migrate_chan *ch, char *err, size_t errlen)
+    const struct migrate_load *l, struct migrate_chan *ch, char *err,
+    size_t errlen)
 {
-	uint8_t *buf = NULL;
+	uint8_t *buf = NULL, go[8];
 	size_t cap = 0, len;
+	uint64_t t0;
 	int type, r;
 
 	if ((r = migrate_rec_send(ch, MIGRATE_REC_READY, NULL, 0)) < 0 ||
@@ -335,11 +362,15 @@ migrate_dst_handover(const struct migrate_incoming *in,
 		snprintf(err, errlen, "the source kept the VM");
 		return -ECANCELED;
 	}
+	t0 = migrate_dst_now();
 	if ((r = migrate_dst_lock(in, err, errlen)) < 0) {
 		migrate_dst_nack(ch, err);
 		return r;
 	}
-	if ((r = migrate_rec_send(ch, MIGRATE_REC_GO, NULL, 0)) < 0) {
+	migrate_dst_put32(go, l->load_ns / 1000);
+	migrate_dst_put32(go + 4, (migrate_dst_now() - t0) / 1000);
+	migrate_dst_go_ns = migrate_dst_now();
+	if ((r = migrate_rec_send(ch, MIGRATE_REC_GO, go, sizeof(go))) < 0) {
 		/* Harmless: the source finds the lock taken and ends. */
 		log_warnx("incoming migration: could not confirm to the "
 		    "source (%s); running the VM", ch->err);
@@ -353,6 +384,8 @@ static struct vtimer migrate_dst_announce_timer;
 static void
 migrate_dst_announce(void *opaque)
 {
+	log_debug("incoming migration: the guest runs here %.1f ms after the "
+	    "go", (double)(migrate_dst_now() - migrate_dst_go_ns) / 1e6);
 	virtio_net_announce(opaque);
 }
 
@@ -376,7 +409,7 @@ migrate_incoming(struct vm *vm, const struct migrate_incoming *in)
 		migrate_chan_close(&ch);
 		return r;
 	}
-	if ((r = migrate_dst_handover(in, &ch, err, sizeof(err))) < 0) {
+	if ((r = migrate_dst_handover(in, &l, &ch, err, sizeof(err))) < 0) {
 		log_warnx("incoming migration failed: %s", err);
 		migrate_chan_close(&ch);
 		return r;

@@ -258,7 +258,9 @@ migrate_ram_final(struct migrate_ram *r)
 		}
 		memcpy(keep[i], r->bitmap[i], words * sizeof(uint64_t));
 	}
+	r->final_harvest_ns = migrate_ram_now();
 	dirty = migrate_ram_harvest(r);
+	r->final_harvest_ns = migrate_ram_now() - r->final_harvest_ns;
 	for (int i = 0; i < r->mem.nregions; i++) {
 		uint64_t words = (r->mem.r[i].size / MIGRATE_PAGE + 63) / 64;
 

@@ -73,11 +73,19 @@ struct migrate_src {
 	/* Only the migration thread touches these until it ends. */
 	struct migrate_chan ch;
 	struct migrate_ram ram;
+	/* The VM's region behind each of ram's (guest RAM only). */
+	int region[16];
 	struct snap state;
 	bool paused;		/* we paused the guest (event thread) */
 	bool committed;		/* COMMIT sent: the destination may run */
 	bool lock_released;
 	uint64_t start_ns, pause_ns, downtime_ns;
+	/* When each step of the switch-over ended (migrate_src_now()), and
+	 * what the destination says its own steps took (the go record). */
+	struct {
+		uint64_t ask, saved, ram, sent, ready, released, go;
+		uint64_t final_pages, dst_load_us, dst_lock_us;
+	} t;
 	char err[512];
 };
 
@@ -145,6 +153,7 @@ migrate_src_do_pause(struct migrate_src *m)
 	if ((r = vmstate_save(m->vm, &m->state)) < 0)
 		snprintf(m->err, sizeof(m->err), "cannot save the VM's state: "
 		    "%s", m->state.errmsg);
+	m->t.saved = migrate_src_now();
 	return r;
 }
 
@@ -159,14 +168,57 @@ migrate_src_do_release(struct migrate_src *m)
 	return 0;
 }
 
+static double
+migrate_src_ms(uint64_t from, uint64_t to)
+{
+	return to > from ? (double)(to - from) / 1e6 : 0.0;
+}
+
+/*
+ * Where the downtime went, step by step (ms): for the "migrated" event
+ * and the debug log.  The destination's load and lock are inside the
+ * source's waits for its answers; what is left of those waits is the
+ * channel and the scheduling.
+ */
+static json_t *
+migrate_src_breakdown(const struct migrate_src *m)
+{
+	double stop = migrate_src_ms(m->t.ask, m->pause_ns),
+	    state = migrate_src_ms(m->pause_ns, m->t.saved),
+	    ram = migrate_src_ms(m->t.saved, m->t.ram),
+	    ramlog = (double)m->ram.final_harvest_ns / 1e6,
+	    send = migrate_src_ms(m->t.ram, m->t.sent),
+	    load = (double)m->t.dst_load_us / 1000.0,
+	    ready = migrate_src_ms(m->t.sent, m->t.ready) - load,
+	    release = migrate_src_ms(m->t.ready, m->t.released),
+	    lock = (double)m->t.dst_lock_us / 1000.0,
+	    go = migrate_src_ms(m->t.released, m->t.go) - lock;
+
+	log_debug("migration downtime %.1f ms: (stopping the vCPUs %.1f) "
+	    "device state %.1f (%zu bytes), last RAM %.1f (%llu pages, dirty "
+	    "log %.1f), send state %.1f, destination load %.1f (+%.1f "
+	    "waiting), lock release %.1f, destination lock %.1f (+%.1f "
+	    "waiting)", (double)m->downtime_ns / 1e6, stop, state,
+	    m->state.len, ram, (unsigned long long)m->t.final_pages, ramlog,
+	    send, load, ready, release, lock, go);
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+	    "s:I, s:I}", "stop_vcpus", stop, "device_state", state,
+	    "last_ram", ram, "last_ram_log", ramlog, "send_state", send,
+	    "dest_load", load, "ready_wait", ready, "lock_release", release,
+	    "dest_lock", lock, "go_wait", go,
+	    "last_ram_pages", (json_int_t)m->t.final_pages,
+	    "state_bytes", (json_int_t)m->state.len);
+}
+
 static void
 migrate_src_do_done(struct migrate_src *m)
 {
-	json_t *ev = json_pack("{s:s, s:I, s:I, s:I, s:i}", "event", "migrated",
-	    "bytes", (json_int_t)m->ch.sent,
+	json_t *ev = json_pack("{s:s, s:I, s:I, s:I, s:i, s:o}", "event",
+	    "migrated", "bytes", (json_int_t)m->ch.sent,
 	    "total_ms", (json_int_t)((migrate_src_now() - m->start_ns) / 1000000),
 	    "downtime_ms", (json_int_t)(m->downtime_ns / 1000000),
-	    "rounds", m->ram.conv.rounds);
+	    "rounds", m->ram.conv.rounds,
+	    "downtime_parts", migrate_src_breakdown(m));
 
 	log_info("migrated to %s: %llu bytes, %d rounds, downtime %llu ms",
 	    m->p.uri, (unsigned long long)m->ch.sent, m->ram.conv.rounds,
@@ -340,11 +392,13 @@ migrate_src_dirty(void *opaque, int region, uint64_t *bitmap)
 
 	int r;
 
-	r = m->vm->accel->dirty_log(m->vm, &m->vm->regions[region], bitmap);
+	struct mem_region *mr = &m->vm->regions[m->region[region]];
+
+	r = m->vm->accel->dirty_log(m->vm, mr, bitmap);
 	/* What devices wrote (virtio buffers and rings): no accelerator
 	 * sees those stores. */
 	if (r == 0)
-		vm_dma_log_fetch(m->vm, &m->vm->regions[region], bitmap);
+		vm_dma_log_fetch(m->vm, mr, bitmap);
 	return r;
 }
 
@@ -466,9 +520,14 @@ chan_err:
 	return r;
 }
 
-/* Wait for the destination's answer: want, or NACK with its reason. */
+/*
+ * Wait for the destination's answer: want, or NACK with its reason.
+ * The answer's payload goes to out (up to *outlen bytes; *outlen is set
+ * to what was copied) when out is not NULL.
+ */
 static int
-migrate_src_expect(struct migrate_src *m, int want, int timeout_ms)
+migrate_src_expect(struct migrate_src *m, int want, int timeout_ms,
+    uint8_t *out, size_t *outlen)
 {
 	uint8_t *buf = NULL;
 	size_t cap = 0, len = 0;
@@ -477,6 +536,10 @@ migrate_src_expect(struct migrate_src *m, int want, int timeout_ms)
 	m->ch.timeout_ms = timeout_ms;
 	r = migrate_rec_recv(&m->ch, &type, &buf, &cap, &len, 4096);
 	m->ch.timeout_ms = old;
+	if (r == 0 && type == want && out != NULL) {
+		*outlen = len < *outlen ? len : *outlen;
+		memcpy(out, buf, *outlen);
+	}
 	if (r < 0) {
 		snprintf(m->err, sizeof(m->err), "no answer from the "
 		    "destination: %.400s", m->ch.err);
@@ -510,36 +573,90 @@ migrate_src_hello(struct migrate_src *m)
 	return r;
 }
 
+/* What the go record says the destination's steps took (µs). */
+static void
+migrate_src_go_times(struct migrate_src *m, const uint8_t *p, size_t len)
+{
+	if (len < 8)
+		return;		/* an older destination: an empty go */
+	m->t.dst_load_us = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+	    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	m->t.dst_lock_us = (uint32_t)p[4] | (uint32_t)p[5] << 8 |
+	    (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
+}
+
 /* The switch-over: pause, last pages, state, end; then the hand-over. */
 static int
 migrate_src_switch(struct migrate_src *m)
 {
+	uint8_t go[64];
+	size_t golen = sizeof(go);
+	uint64_t pages0 = m->ram.pages_sent;
 	int r;
 
+	m->t.ask = migrate_src_now();
 	if ((r = migrate_src_ask(m, MIGRATE_REQ_PAUSE)) < 0)
 		return r;
-	if ((r = migrate_ram_final(&m->ram)) < 0 ||
+	r = migrate_ram_final(&m->ram);
+	m->t.ram = migrate_src_now();
+	m->t.final_pages = m->ram.pages_sent - pages0;
+	if (r < 0 ||
 	    (r = migrate_rec_send(&m->ch, MIGRATE_REC_STATE, m->state.buf,
 	    m->state.len)) < 0 ||
 	    (r = migrate_rec_send(&m->ch, MIGRATE_REC_END, NULL, 0)) < 0) {
 		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
 		return r;
 	}
+	m->t.sent = migrate_src_now();
 	/* Loading is quick, but a destination may be slow to create the VM
 	 * (big memory, a slow disk to open). */
-	if ((r = migrate_src_expect(m, MIGRATE_REC_READY, 60000)) < 0)
+	if ((r = migrate_src_expect(m, MIGRATE_REC_READY, 60000, NULL,
+	    NULL)) < 0)
 		return r;
-	if ((r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
+	m->t.ready = migrate_src_now();
+	/* Only the event thread touches the lock (its renewal timer runs
+	 * there); a VM without one needs no trip there, which on a busy
+	 * host can cost more than all the rest of the hand-over.  Nothing
+	 * else sets *migrate_lockp while we run. */
+	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
+	    (r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
 		return r;
+	m->t.released = migrate_src_now();
 	m->committed = true;
 	if ((r = migrate_rec_send(&m->ch, MIGRATE_REC_COMMIT, NULL, 0)) < 0) {
 		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
 		return r;
 	}
-	if ((r = migrate_src_expect(m, MIGRATE_REC_GO, 60000)) < 0)
+	if ((r = migrate_src_expect(m, MIGRATE_REC_GO, 60000, go,
+	    &golen)) < 0)
 		return r;
-	m->downtime_ns = migrate_src_now() - m->pause_ns;
+	m->t.go = migrate_src_now();
+	migrate_src_go_times(m, go, golen);
+	m->downtime_ns = m->t.go - m->pause_ns;
 	return 0;
+}
+
+/*
+ * Guest RAM, as the rounds copy it.  Device memory mapped into the guest
+ * (the display's VRAM) is its device's: it travels once, in the device's
+ * state section, as in a snapshot file.
+ */
+static void
+migrate_src_mem(struct migrate_src *m, struct migrate_mem *mem)
+{
+	struct vm *vm = m->vm;
+
+	mem->nregions = 0;
+	for (int i = 0; i < vm->nregions && mem->nregions < 16; i++) {
+		const struct mem_region *r = &vm->regions[i];
+
+		if (r->hva < vm->ram || r->hva >= vm->ram + vm->ram_size)
+			continue;
+		m->region[mem->nregions] = i;
+		mem->r[mem->nregions].gpa = r->gpa;
+		mem->r[mem->nregions].size = r->size;
+		mem->r[mem->nregions++].hva = r->hva;
+	}
 }
 
 static void *
@@ -549,14 +666,10 @@ migrate_src_thread(void *arg)
 	struct migrate_ram_ops ops = { .dirty = migrate_src_dirty,
 	    .progress = migrate_src_progress,
 	    .cancelled = migrate_src_cancelled, .opaque = m };
-	struct migrate_mem mem = { .nregions = m->vm->nregions };
+	struct migrate_mem mem;
 	int r;
 
-	for (int i = 0; i < m->vm->nregions; i++) {
-		mem.r[i].gpa = m->vm->regions[i].gpa;
-		mem.r[i].size = m->vm->regions[i].size;
-		mem.r[i].hva = m->vm->regions[i].hva;
-	}
+	migrate_src_mem(m, &mem);
 	if ((r = migrate_src_connect(m)) < 0 ||
 	    (r = migrate_src_hello(m)) < 0)
 		goto fail;
