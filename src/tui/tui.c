@@ -10,6 +10,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,6 +39,8 @@ struct tui {
 	int confirm;		/* 'F' or 'r' waiting for y/n, else 0 */
 	char confirm_vm[64];
 	struct tui_prompt prompt;	/* open when prompt.what != 0 */
+	bool sw_view;		/* the switch view is shown */
+	int sw_sel;		/* its selected row */
 	bool color;
 	bool quit;
 	long long next_tick, resize_at;	/* ms; resize_at 0: none */
@@ -59,30 +62,29 @@ tui_sigcatch(int sig)
 	errno = e;
 }
 
+/* One screen at 80x24: 22 lines and the help line's two. */
 static const char *const tui_help[] = {
-	"termvisor dashboard",
+	"termvisor dashboard                        (any key goes back)",
+	"  Up/Down, k/j  select a VM",
+	"  s  start the VM (termvisor run, detached; output in NAME.log)",
+	"  S  stop (the ACPI power button)    F  force stop: power off (y/n)",
+	"  p  pause, or resume a paused VM    r  reset (asks y/n)",
+	"  t  take a snapshot (asks its name; Esc cancels any question)",
+	"  m  migrate (asks ssh://HOST or tcp://HOST:PORT; tcp:// then asks",
+	"     the shared secret, never shown, or @FILE: a secret file)",
+	"  X  cancel the VM's migration (until it switches over)",
+	"  l  toggle a NIC's link up/down (asks which, if it has several)",
+	"  Enter, d  its statistics, graphs and NICs (again or Esc: back)",
+	"  c  its serial console, live; keys go to the guest; Ctrl-] back",
+	"  w, Tab  the switch view: switches, port groups, ports, rates;",
+	"     C there captures the selected group or port to a pcap file",
+	"     (asks the file and a BPF filter); C again stops; w, Esc: back",
+	"  ?  this page                       q  quit (the VMs keep running)",
 	"",
-	"  Up/Down, k/j   select a VM",
-	"  s              start the VM (termvisor run NAME, detached;",
-	"                 its output goes to NAME.log in its directory)",
-	"  S              stop: press the ACPI power button",
-	"  F              force stop: power off at once (asks y/n)",
-	"  p              pause, or resume a paused VM",
-	"  r              reset (asks y/n)",
-	"  t              take a snapshot (asks its name; Esc cancels)",
-	"  m              migrate (asks ssh://HOST or tcp://HOST:PORT)",
-	"  Enter, d       the VM's statistics and history graphs;",
-	"                 Enter, d or Esc goes back to the list",
-	"  c              the VM's serial console, live: its recent",
-	"                 output, then what it prints; keys go to the",
-	"                 guest; Ctrl-] goes back to the list",
-	"  ?              this page",
-	"  q              quit (the VMs keep running)",
-	"",
-	"States: running, paused, stopped, starting, stopping; stale (a VM",
-	"died and left its socket or lock), unresponsive (no answer within",
-	"3 s), locked (its lock is held, but no socket here: another host).",
-	"Press any key to go back.",
+	"States: running, paused, stopped, starting, stopping; panicked (the",
+	"guest panicked); stale (died, left its socket or lock); unresponsive",
+	"(no answer in 3 s); locked (lock held, no socket here: another host);",
+	"a state this version does not know is shown as the VM says it.",
 };
 
 /* The host summary: CPUs, memory committed to live VMs, datastore space. */
@@ -128,13 +130,16 @@ tui_draw_host(struct tui *t)
 static void
 tui_draw_bottom(struct tui *t)
 {
-	const char *keys = COLS > 78 ? "s start  S stop  F force  p pause  "
-	    "r reset  t snap  m migrate  ? help  q quit" : COLS > 58 ?
-	    "s/S/F/p/r  t snapshot  m migrate  ? help  q quit" :
-	    "s/S/F/p/r/t/m  ? help  q quit";
+	const char *keys = COLS > 78 ? "s/S/F/p/r  t snap  m migr  X cancel "
+	    " l link  w switches  ? help  q quit" : COLS > 58 ?
+	    "s/S/F/p/r/t/m/X/l  w switches  ? help  q quit" :
+	    "s/S/F/p/r/t/m/X/l/w  ? help  q quit";
 
 	if (t->console[0] != '\0')
 		keys = "Ctrl-] back to the list (keys go to the guest)";
+	else if (t->sw_view)
+		keys = COLS > 60 ? "Up/Down select  C capture/stop  w VMs  "
+		    "? help  q quit" : "C capture  w VMs  ? help  q quit";
 	char line[512];
 
 	if (t->prompt.what != 0)
@@ -143,9 +148,10 @@ tui_draw_bottom(struct tui *t)
 		snprintf(line, sizeof(line), "%s %s? (y/n)", t->confirm == 'F' ?
 		    "Force stop" : "Reset", t->confirm_vm);
 	else if (t->prompt.what != 0)
+		/* A secret is never drawn, not even its length. */
 		snprintf(line, sizeof(line), "%s for %s: %s_",
 		    tui_prompt_label(t->prompt.what), t->prompt.vm,
-		    t->prompt.text);
+		    t->prompt.what == TUI_PROMPT_SECRET ? "" : t->prompt.text);
 	else
 		snprintf(line, sizeof(line), "%s", t->m.msg);
 	if (t->confirm != 0 || t->prompt.what != 0)
@@ -183,6 +189,10 @@ tui_draw(struct tui *t)
 			mvaddnstr((int)i, 0, tui_help[i], COLS - 1);
 	} else if (t->console[0] != '\0' && tui_named(t, t->console) != NULL) {
 		tui_console_draw(tui_named(t, t->console), LINES - 2);
+		if (LINES > 2)
+			tui_draw_bottom(t);
+	} else if (t->sw_view) {
+		tui_sw_draw(&t->m, LINES - 2, t->sw_sel, t->color);
 		if (LINES > 2)
 			tui_draw_bottom(t);
 	} else if (t->detail[0] != '\0' && tui_detail_vm(t) != NULL) {
@@ -245,34 +255,138 @@ tui_key_confirm(struct tui *t, int ch)
 		tui_vm_command(&t->m, vm, "reset", false);
 }
 
+/* The secret's answer: run `termvisor migrate -s FILE`, FILE being the
+ * one named (@FILE) or a pipe holding the typed secret (/dev/fd/3 in
+ * the job): never on a command line, never in a file. */
+static void
+tui_prompt_run_secret(struct tui *t, struct tui_vm *vm)
+{
+	struct tui_prompt *p = &t->prompt;
+	const char *argv[16], *file;
+	char what[300];
+	int pfd[2] = { -1, -1 };
+
+	tui_prompt_secret(p, &file);
+	if (file == NULL) {
+		if (pipe2(pfd, O_CLOEXEC) < 0) {
+			tui_vm_msg(&t->m, "%s: pipe: %s", vm->name,
+			    strerror(errno));
+			return;
+		}
+		/* At most 255 bytes: a pipe takes them without waiting. */
+		if (write(pfd[1], p->text, p->len) != (ssize_t)p->len ||
+		    write(pfd[1], "\n", 1) != 1) {
+			tui_vm_msg(&t->m, "%s: cannot pass the secret: %s",
+			    vm->name, strerror(errno));
+			close(pfd[0]);
+			close(pfd[1]);
+			return;
+		}
+		close(pfd[1]);
+		file = "/dev/fd/3";
+	}
+	if (tui_prompt_migrate_argv(vm->name, p->ctx, file, argv, 16) < 0) {
+		tui_vm_msg(&t->m, "%s: not a secret file: %s", vm->name, file);
+		if (pfd[0] >= 0)
+			close(pfd[0]);
+		return;
+	}
+	snprintf(what, sizeof(what), "migrate to %s", p->ctx);
+	tui_vm_job_fd(&t->m, vm, what, argv, pfd[0]);
+}
+
+static struct tui_sw *
+tui_sw_named(struct tui *t, const char *name)
+{
+	for (int i = 0; i < t->m.nsws; i++)
+		if (strcmp(t->m.sws[i].name, name) == 0)
+			return &t->m.sws[i];
+	return NULL;
+}
+
+/* Enter on a prompt: what its answer does.  false when it asks on (the
+ * prompt was opened again for the next answer). */
+static bool
+tui_prompt_run(struct tui *t)
+{
+	struct tui_prompt *p = &t->prompt;
+	char ctx[sizeof(p->ctx)], what[300], *end;
+	struct tui_vm *vm = tui_named(t, p->vm);
+	const char *argv[16];
+	struct tui_sw *sw;
+	long n;
+
+	switch (p->what) {
+	case TUI_PROMPT_SECRET:
+		if (vm != NULL)
+			tui_prompt_run_secret(t, vm);
+		return true;
+	case TUI_PROMPT_NIC:
+		n = strtol(p->text, &end, 10);
+		if (vm == NULL)
+			return true;
+		if (*end != '\0' || n < 0 || n >= vm->nnics)
+			tui_vm_msg(&t->m, "%s: no NIC %s (0 to %d)", vm->name,
+			    p->text, vm->nnics - 1);
+		else
+			tui_vm_nic_link(&t->m, vm, (int)n,
+			    vm->nics[n].link != 1);
+		return true;
+	case TUI_PROMPT_CAPFILE:
+		/* Next the filter: the target and file go along. */
+		snprintf(p->ctx2, sizeof(p->ctx2), "%s", p->text);
+		p->what = TUI_PROMPT_CAPFILTER;
+		p->text[0] = '\0';
+		p->len = 0;
+		return false;
+	case TUI_PROMPT_CAPFILTER:
+		if ((sw = tui_sw_named(t, p->vm)) != NULL)
+			tui_sw_capture(&t->m, sw, p->ctx, p->ctx2, p->text);
+		return true;
+	case TUI_PROMPT_MIGRATE:
+		if (strncmp(p->text, "tcp://", 6) == 0) {
+			/* tcp:// needs the destination's secret. */
+			char name[sizeof(p->vm)];
+
+			snprintf(ctx, sizeof(ctx), "%s", p->text);
+			snprintf(name, sizeof(name), "%s", p->vm);
+			tui_prompt_clear(p);
+			tui_prompt_open(p, TUI_PROMPT_SECRET, name);
+			snprintf(p->ctx, sizeof(p->ctx), "%s", ctx);
+			return false;
+		}
+		break;
+	}
+	if (tui_prompt_argv(p, t->m.ds, argv, 16) < 0) {
+		tui_vm_msg(&t->m, "%s: not a name or destination: %s",
+		    p->vm, p->text);
+	} else if (vm != NULL) {
+		snprintf(what, sizeof(what), "%s %s", p->what ==
+		    TUI_PROMPT_SNAPSHOT ? "snapshot" : "migrate to", p->text);
+		tui_vm_job(&t->m, vm, what, argv);
+	}
+	return true;
+}
+
 /* A key at the prompt: Enter runs the command, Esc cancels. */
 static void
 tui_key_prompt(struct tui *t, int ch)
 {
-	const char *argv[16];
-	char what[300];
-	struct tui_vm *vm;
-
 	t->m.dirty = true;
 	switch (tui_prompt_key(&t->prompt, ch)) {
 	case TUI_PROMPT_MORE:
 		return;
 	case TUI_PROMPT_CANCEL:
+		tui_prompt_clear(&t->prompt);
 		tui_vm_msg(&t->m, "cancelled");
 		return;
 	case TUI_PROMPT_DONE:
 		break;
 	}
-	if (tui_prompt_argv(&t->prompt, t->m.ds, argv, 16) < 0) {
-		tui_vm_msg(&t->m, "%s: not a name or destination: %s",
-		    t->prompt.vm, t->prompt.text);
-	} else if ((vm = tui_named(t, t->prompt.vm)) != NULL) {
-		snprintf(what, sizeof(what), "%s %s", t->prompt.what ==
-		    TUI_PROMPT_SNAPSHOT ? "snapshot" : "migrate to",
-		    t->prompt.text);
-		tui_vm_job(&t->m, vm, what, argv);
+	if (tui_prompt_run(t)) {
+		tui_prompt_clear(&t->prompt);
+		t->prompt.what = 0;
 	}
-	t->prompt.what = 0;
 }
 
 /* A key in the console pane: to the guest, but Ctrl-] goes back. */
@@ -300,6 +414,99 @@ tui_key_console(struct tui *t, int ch)
 		    vm->name);
 }
 
+/* l: toggle a NIC's link; which one is asked when there are several. */
+static void
+tui_key_link(struct tui *t, struct tui_vm *vm)
+{
+	if (vm->nnics == 0) {
+		tui_vm_msg(&t->m, "%s has no NIC", vm->name);
+	} else if (vm->nnics == 1) {
+		tui_vm_nic_link(&t->m, vm, 0, vm->nics[0].link != 1);
+	} else {
+		tui_prompt_open(&t->prompt, TUI_PROMPT_NIC, vm->name);
+		t->m.dirty = true;
+	}
+}
+
+static void
+tui_sw_open(struct tui *t, bool open)
+{
+	t->sw_view = open;
+	t->m.sw_watch = open;
+	t->m.dirty = true;
+	if (open)
+		tui_sw_tick(&t->m);	/* ask now, not at the next tick */
+}
+
+/* C in the switch view: capture the selected group or port, or stop
+ * the switch's capture. */
+static void
+tui_key_capture(struct tui *t)
+{
+	struct tui_sw_row rows[512];
+	int n = tui_sw_rows(&t->m, rows, 512);
+	const struct tui_sw_row *r;
+	struct tui_sw *sw;
+
+	if (t->sw_sel >= n) {
+		tui_vm_msg(&t->m, "no switch selected");
+		return;
+	}
+	r = &rows[t->sw_sel];
+	sw = &t->m.sws[r->sw];
+	if (sw->cap.fd >= 0) {
+		tui_sw_capture_stop(&t->m, sw);
+		return;
+	}
+	if (r->kind == 's') {
+		tui_vm_msg(&t->m, "select a port group or a port to capture");
+		return;
+	}
+	tui_prompt_open(&t->prompt, TUI_PROMPT_CAPFILE, sw->name);
+	snprintf(t->prompt.ctx, sizeof(t->prompt.ctx), "%s", r->kind == 'g' ?
+	    sw->pgs[r->i].name : sw->ports[r->i].name);
+	t->m.dirty = true;
+}
+
+/* A key in the switch view; false for one it leaves to the list's. */
+static bool
+tui_key_sw(struct tui *t, int ch)
+{
+	struct tui_sw_row rows[512];
+	int n = tui_sw_rows(&t->m, rows, 512);
+
+	switch (ch) {
+	case KEY_UP:
+	case 'k':
+		if (t->sw_sel > 0)
+			t->sw_sel--;
+		break;
+	case KEY_DOWN:
+	case 'j':
+		if (t->sw_sel < n - 1)
+			t->sw_sel++;
+		break;
+	case 'C':
+		tui_key_capture(t);
+		break;
+	case 'w':
+	case '\t':
+	case 27:	/* Esc */
+		tui_sw_open(t, false);
+		break;
+	case 'q':
+	case '?':
+	case 12:
+	case KEY_RESIZE:
+		return false;
+	default:
+		tui_vm_msg(&t->m, "w goes back to the VMs (? for help)");
+		break;
+	}
+	t->m.dirty = true;
+	return true;
+}
+
 static void
 tui_key(struct tui *t, int ch)
 {
@@ -322,6 +529,8 @@ tui_key(struct tui *t, int ch)
 		tui_key_console(t, ch);
 		return;
 	}
+	if (t->sw_view && tui_key_sw(t, ch))
+		return;
 	switch (ch) {
 	case 'q':
 		t->quit = true;
@@ -383,6 +592,18 @@ tui_key(struct tui *t, int ch)
 			    vm->name);
 			t->m.dirty = true;
 		}
+		break;
+	case 'w':
+	case '\t':
+		tui_sw_open(t, true);
+		break;
+	case 'X':
+		if ((vm = tui_selected(t)) != NULL)
+			tui_vm_command(&t->m, vm, "migrate-cancel", false);
+		break;
+	case 'l':
+		if ((vm = tui_selected(t)) != NULL)
+			tui_key_link(t, vm);
 		break;
 	case 't':
 	case 'm':
@@ -448,6 +669,7 @@ tui_pass(struct tui *t)
 {
 	struct pollfd p[TUI_MAX_FDS];
 	struct tui_vm *who[TUI_MAX_FDS];
+	struct tui_sw *sws[TUI_MAX_FDS];
 	int n = 2, i, ch;
 
 	p[0] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
@@ -455,17 +677,37 @@ tui_pass(struct tui *t)
 	for (i = 0; i < t->m.nvms && n < TUI_MAX_FDS; i++)
 		if (t->m.vms[i].fd >= 0) {
 			who[n] = &t->m.vms[i];
+			sws[n] = NULL;
 			p[n++] = (struct pollfd){ .fd = t->m.vms[i].fd,
 			    .events = POLLIN };
 		}
+	for (i = 0; i < t->m.nsws && n < TUI_MAX_FDS - 1; i++) {
+		struct tui_sw *sw = &t->m.sws[i];
+
+		if (sw->c.fd >= 0) {
+			who[n] = NULL;
+			sws[n] = sw;
+			p[n++] = (struct pollfd){ .fd = sw->c.fd, .events =
+			    POLLIN };
+		}
+		if (sw->cap.fd >= 0) {
+			who[n] = NULL;
+			sws[n] = sw;
+			p[n++] = (struct pollfd){ .fd = sw->cap.fd, .events =
+			    POLLIN };
+		}
+	}
 	if (poll(p, (nfds_t)n, tui_poll_timeout(t)) < 0 && errno != EINTR)
 		t->quit = true;
 	if (p[1].revents & POLLIN)
 		tui_signal(t);
 	/* VMs first: a key may change the list under them. */
 	for (i = 2; i < n; i++)
-		if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+		if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    who[i] != NULL)
 			tui_vm_input(&t->m, who[i]);
+		else if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+			tui_sw_input(&t->m, sws[i], p[i].fd);
 	if (p[0].revents & (POLLHUP | POLLERR))
 		t->quit = true;	/* the terminal went away */
 	if (p[0].revents & POLLIN)
@@ -475,6 +717,7 @@ tui_pass(struct tui *t)
 		tui_relayout(t);
 	if (tui_vm_now_ms() >= t->next_tick) {
 		tui_vm_tick(&t->m);
+		tui_sw_tick(&t->m);
 		t->next_tick = tui_vm_now_ms() + TUI_TICK_MS;
 	}
 	/* (Re)attach the open pane: after a reconnect, too. */
@@ -482,6 +725,13 @@ tui_pass(struct tui *t)
 		tui_vm_console(tui_named(t, t->console));
 	if (t->sel >= t->m.nvms)
 		t->sel = t->m.nvms > 0 ? t->m.nvms - 1 : 0;
+	if (t->sw_view) {
+		struct tui_sw_row rows[512];
+		int nr = tui_sw_rows(&t->m, rows, 512);
+
+		if (t->sw_sel >= nr)
+			t->sw_sel = nr > 0 ? nr - 1 : 0;
+	}
 }
 
 /* Curses on the terminal; 0, or -1 when TERM is unknown. */
@@ -582,6 +832,7 @@ tui_main(int argc, char **argv)
 	if (devnull != NULL)
 		fclose(devnull);
 	tui_vm_free(&t.m);
+	tui_sw_free(&t.m);
 	close(tui_sigpipe[0]);
 	close(tui_sigpipe[1]);
 	return 0;

@@ -109,17 +109,40 @@ tui_detail_vcpus(const struct tui_vm *vm, int y, int height)
 	}
 }
 
+/* Its NICs: MAC, port group and link, as the VM reports it. */
+static int
+tui_detail_nics(const struct tui_vm *vm, int y)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "%-4s %-17s %-20s %s", "NIC", "MAC",
+	    "PORT GROUP", "LINK");
+	attron(A_BOLD);
+	mvaddnstr(y++, 0, line, COLS - 1);
+	attroff(A_BOLD);
+	for (int i = 0; i < vm->nnics; i++) {
+		const struct tui_nic *n = &vm->nics[i];
+
+		snprintf(line, sizeof(line), "nic%-1d %-17s %-20s %s", i,
+		    n->mac[0] ? n->mac : "(automatic)", n->portgroup,
+		    n->link < 0 ? "?" : n->link ? "up" : "DOWN");
+		mvaddnstr(y++, 0, line, COLS - 1);
+	}
+	return y + 1;
+}
+
 void
 tui_detail_draw(const struct tui_vm *vm, int height)
 {
 	char line[256], mem[16], up[16];
+	int y;
 	double rate = vm->hist_n > 0 ? vm->exit_hist[(vm->hist_at + TUI_HIST -
 	    1) % TUI_HIST] : -1;
 
 	tui_vm_fmt_mem(vm->memory, mem, sizeof(mem));
 	tui_vm_fmt_uptime(vm->fd >= 0 ? vm->uptime : -1, up, sizeof(up));
 	snprintf(line, sizeof(line), "%s  %s  %d vCPU%s  %s  up %s", vm->name,
-	    tui_vm_state_name(vm->state), vm->cpus, vm->cpus == 1 ? "" : "s",
+	    tui_vm_state_text(vm, tui_vm_now_ms()), vm->cpus, vm->cpus == 1 ? "" : "s",
 	    mem, up);
 	attron(A_BOLD);
 	mvaddnstr(0, 0, line, COLS - 1);
@@ -134,6 +157,9 @@ tui_detail_draw(const struct tui_vm *vm, int height)
 	tui_detail_graph(vm, 3, "exits/s", vm->exit_hist, 0, rate, "");
 	tui_detail_graph(vm, 4, "disk", vm->disk_hist, 0, vm->disk_rate, "B/s");
 	tui_detail_graph(vm, 5, "net", vm->net_hist, 0, vm->net_rate, "B/s");
-	if (height > 8)
-		tui_detail_vcpus(vm, 7, height - 7);
+	y = 7;
+	if (vm->nnics > 0 && height > 7 + vm->nnics + 1)
+		y = tui_detail_nics(vm, y);
+	if (height > y + 1)
+		tui_detail_vcpus(vm, y, height - y);
 }

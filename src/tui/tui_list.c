@@ -131,7 +131,7 @@ tui_list_row(const struct tui_vm *vm, const int widths[TUI_COLS], char *buf,
 	control_stats_fmt_rate(live ? vm->net_rate : -1, net, sizeof(net));
 	cells[TUI_COL_NAME] = vm->name;
 	cells[TUI_COL_STATE] = vm->config_ok || vm->state != TUI_VM_STOPPED ?
-	    tui_vm_state_name(vm->state) : "bad config";
+	    tui_vm_state_text(vm, tui_vm_now_ms()) : "bad config";
 	cells[TUI_COL_CPUS] = cpus;
 	cells[TUI_COL_MEMORY] = mem;
 	cells[TUI_COL_CPU] = pct;
@@ -151,10 +151,12 @@ tui_list_pair(enum tui_vm_state s)
 		return 1;
 	case TUI_VM_STALE:
 	case TUI_VM_UNRESPONSIVE:
+	case TUI_VM_PANICKED:
 		return 2;
 	case TUI_VM_PAUSED:
 	case TUI_VM_STARTING:
 	case TUI_VM_STOPPING:
+	case TUI_VM_OTHER:
 		return 3;
 	default:
 		return 0;
@@ -186,8 +188,10 @@ tui_list_draw(const struct tui_model *m, int y, int height, int sel,
 	for (i = top; i < m->nvms && i - top < height; i++) {
 		const struct tui_vm *vm = &m->vms[i];
 		int pair = color ? tui_list_pair(vm->state) : 0;
+		/* Without colour an error state is bold. */
 		attr_t a = (i == sel ? A_REVERSE : 0) |
-		    (pair ? COLOR_PAIR(pair) : 0);
+		    (pair ? COLOR_PAIR(pair) : 0) | (!color &&
+		    tui_vm_state_bad(vm->state) ? A_BOLD : 0);
 
 		tui_list_row(vm, widths, line, sizeof(line));
 		attron(a);

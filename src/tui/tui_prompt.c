@@ -17,13 +17,33 @@ tui_prompt_open(struct tui_prompt *p, int what, const char *vm)
 	snprintf(p->vm, sizeof(p->vm), "%s", vm);
 	p->text[0] = '\0';
 	p->len = 0;
+	p->ctx[0] = p->ctx2[0] = '\0';
+}
+
+void
+tui_prompt_clear(struct tui_prompt *p)
+{
+	explicit_bzero(p->text, sizeof(p->text));
+	p->len = 0;
 }
 
 const char *
 tui_prompt_label(int what)
 {
-	return what == TUI_PROMPT_SNAPSHOT ? "Snapshot name" :
-	    "Migrate to (ssh://HOST, tcp://HOST:PORT)";
+	switch (what) {
+	case TUI_PROMPT_SNAPSHOT:
+		return "Snapshot name";
+	case TUI_PROMPT_SECRET:
+		return "Shared secret (not shown; @FILE: a secret file)";
+	case TUI_PROMPT_NIC:
+		return "Toggle the link of NIC number";
+	case TUI_PROMPT_CAPFILE:
+		return "Capture to pcap file";
+	case TUI_PROMPT_CAPFILTER:
+		return "BPF filter (Enter: every frame)";
+	default:
+		return "Migrate to (ssh://HOST, tcp://HOST:PORT)";
+	}
 }
 
 enum tui_prompt_res
@@ -37,8 +57,9 @@ tui_prompt_key(struct tui_prompt *p, int ch)
 	case '\r':
 	case '\n':
 	case KEY_ENTER:
-		if (p->len == 0)
-			return TUI_PROMPT_MORE;	/* nothing to run yet */
+		/* nothing to run yet; but a filter may be none */
+		if (p->len == 0 && p->what != TUI_PROMPT_CAPFILTER)
+			return TUI_PROMPT_MORE;
 		return TUI_PROMPT_DONE;
 	case KEY_BACKSPACE:
 	case 127:
@@ -76,6 +97,33 @@ tui_prompt_argv(const struct tui_prompt *p, const char *ds, const char **argv,
 		return -EINVAL;
 	/* A leading '-' would be taken for an option. */
 	if (p->len == 0 || p->text[0] == '-')
+		return -EINVAL;
+	for (i = 0; src[i] != NULL; i++) {
+		if (i + 1 >= n)
+			return -ENOSPC;
+		argv[i] = src[i];
+	}
+	argv[i] = NULL;
+	return (int)i;
+}
+
+void
+tui_prompt_secret(const struct tui_prompt *p, const char **file)
+{
+	*file = p->text[0] == '@' && p->text[1] != '\0' ? p->text + 1 : NULL;
+}
+
+int
+tui_prompt_migrate_argv(const char *vm, const char *dest,
+    const char *secret_file, const char **argv, size_t n)
+{
+	const char *src[] = { "termvisor", "migrate", "-q", "-s", secret_file,
+	    vm, dest, NULL };
+	size_t i;
+
+	/* A leading '-' would be taken for an option. */
+	if (secret_file == NULL || secret_file[0] == '\0' ||
+	    secret_file[0] == '-' || dest[0] == '-' || dest[0] == '\0')
 		return -EINVAL;
 	for (i = 0; src[i] != NULL; i++) {
 		if (i + 1 >= n)

@@ -23,6 +23,7 @@
 #include "control/control.h"
 #include "control/control_client.h"
 #include "control/control_stats.h"
+#include "hv/vmconfig.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -31,12 +32,31 @@ static const char *const tui_vm_state_names[TUI_VM_STATES] = {
 	[TUI_VM_RUNNING] = "running", [TUI_VM_PAUSED] = "paused",
 	[TUI_VM_STOPPING] = "stopping", [TUI_VM_STALE] = "stale",
 	[TUI_VM_UNRESPONSIVE] = "unresponsive", [TUI_VM_LOCKED] = "locked",
+	[TUI_VM_PANICKED] = "panicked", [TUI_VM_OTHER] = "?",
 };
 
 const char *
 tui_vm_state_name(enum tui_vm_state s)
 {
 	return s < TUI_VM_STATES ? tui_vm_state_names[s] : "?";
+}
+
+const char *
+tui_vm_state_text(const struct tui_vm *vm, long long now)
+{
+	if (vm->note[0] != '\0' && vm->fd >= 0 && (vm->note_until == 0 ||
+	    now < vm->note_until))
+		return vm->note;
+	if (vm->state == TUI_VM_OTHER)
+		return vm->state_str[0] ? vm->state_str : "?";
+	return tui_vm_state_name(vm->state);
+}
+
+bool
+tui_vm_state_bad(enum tui_vm_state s)
+{
+	return s == TUI_VM_STALE || s == TUI_VM_UNRESPONSIVE ||
+	    s == TUI_VM_PANICKED;
 }
 
 long long
@@ -138,6 +158,11 @@ tui_vm_disconnect(struct tui_vm *vm)
 	vm->console_id = vm->con_in_id = 0;
 	vm->con_attached = false;
 	vm->con_in_len = 0;	/* typed at a VM that went away */
+	vm->note[0] = '\0';
+	for (int i = 0; i < TUI_NICS; i++) {
+		vm->nics[i].link = -1;
+		vm->nics[i].link_id = 0;
+	}
 }
 
 /* 0 connected (greeting still to come), or -errno. */
@@ -191,7 +216,7 @@ tui_vm_send(struct tui_vm *vm, const char *cmd, json_t *args)
 	return w == (ssize_t)(n + 1) ? id : 0;
 }
 
-static enum tui_vm_state
+enum tui_vm_state
 tui_vm_parse_state(const char *s)
 {
 	if (s == NULL)
@@ -200,11 +225,16 @@ tui_vm_parse_state(const char *s)
 		return TUI_VM_RUNNING;
 	if (strcmp(s, "paused") == 0)
 		return TUI_VM_PAUSED;
-	if (strcmp(s, "stopping") == 0)
-		return TUI_VM_STOPPING;
+	if (strcmp(s, "stopping") == 0 || strcmp(s, "stopped") == 0 ||
+	    strcmp(s, "shutdown") == 0)
+		return TUI_VM_STOPPING;	/* on its way out */
 	if (strcmp(s, "created") == 0)
 		return TUI_VM_STARTING;
-	return TUI_VM_STOPPING;	/* "stopped", "shutdown": on its way out */
+	if (strcmp(s, "panicked") == 0 || strcmp(s, "guest-panicked") == 0)
+		return TUI_VM_PANICKED;
+	/* A newer VM's state: shown as it says it, never mistaken for
+	 * one we know. */
+	return TUI_VM_OTHER;
 }
 
 static void
@@ -214,6 +244,27 @@ tui_vm_set_state(struct tui_model *m, struct tui_vm *vm,
 	if (vm->state != s)
 		m->dirty = true;
 	vm->state = s;
+}
+
+/* The state a VM reported (s may be NULL). */
+static void
+tui_vm_set_state_str(struct tui_model *m, struct tui_vm *vm, const char *s)
+{
+	enum tui_vm_state st = tui_vm_parse_state(s);
+
+	if (st == TUI_VM_OTHER && strncmp(vm->state_str, s,
+	    sizeof(vm->state_str) - 1) != 0) {
+		/* printable ASCII only: it goes to the terminal */
+		size_t i;
+
+		for (i = 0; s[i] != '\0' && i < sizeof(vm->state_str) - 1;
+		    i++)
+			vm->state_str[i] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] :
+			    '?';
+		vm->state_str[i] = '\0';
+		m->dirty = true;
+	}
+	tui_vm_set_state(m, vm, st);
 }
 
 /* Add a sample of CPU%, exits/s and I/O rates to the history rings
@@ -255,8 +306,8 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 	double cpu = 0, up;
 	size_t i;
 
-	tui_vm_set_state(m, vm, tui_vm_parse_state(json_string_value(
-	    json_object_get(r, "state"))));
+	tui_vm_set_state_str(m, vm, json_string_value(json_object_get(r,
+	    "state")));
 	if (json_is_integer(json_object_get(r, "memory")))
 		vm->memory = (uint64_t)json_integer_value(json_object_get(r,
 		    "memory"));
@@ -296,6 +347,7 @@ tui_vm_stats(struct tui_model *m, struct tui_vm *vm, json_t *r)
 }
 
 _Static_assert(TUI_CON_RAW >= CONTROL_CONSOLE_CHUNK, "an event fits");
+_Static_assert(TUI_NICS == VMCFG_MAX_NICS, "every NIC of a config");
 
 /* Guest output for the pane: the raw bytes, bounded, then cleaned for
  * drawing (the cleaning needs the whole tail: a CR rewrites a line). */
@@ -415,8 +467,29 @@ tui_vm_migration(struct tui_model *m, struct tui_vm *vm, const char *ev,
 	    "total_pages"));
 	json_int_t left = json_integer_value(json_object_get(j,
 	    "remaining_pages"));
+	const char *err = json_string_value(json_object_get(j, "error"));
+	const char *outcome = json_string_value(json_object_get(j,
+	    "outcome"));
 
+	/* On the row, too: while it runs, then its outcome for a while. */
+	vm->note_until = tui_vm_now_ms() + TUI_NOTE_MS;
 	if (strcmp(ev, "migrated") == 0)
+		snprintf(vm->note, sizeof(vm->note), "migrated");
+	else if (st != NULL && strcmp(st, "active") == 0) {
+		snprintf(vm->note, sizeof(vm->note), "migr %d%%",
+		    total > 0 && left >= 0 && left <= total ? (int)((total -
+		    left) * 100 / total) % 101 : 0);
+		vm->note_until = 0;
+	} else if (st != NULL && strcmp(st, "failed") == 0)
+		snprintf(vm->note, sizeof(vm->note), "%s", err != NULL &&
+		    strstr(err, "cancel") != NULL ? "cancelled" : "mig failed");
+	m->dirty = true;
+
+	if (st != NULL && strcmp(st, "failed") == 0 && err != NULL &&
+	    strstr(err, "cancel") != NULL)
+		tui_vm_msg(m, "%s: migration cancelled; %s", vm->name,
+		    outcome != NULL ? outcome : "the VM runs here");
+	else if (strcmp(ev, "migrated") == 0)
 		tui_vm_msg(m, "%s: migrated (%lld ms, paused %lld ms)",
 		    vm->name, (long long)json_integer_value(json_object_get(j,
 		    "total_ms")), (long long)json_integer_value(
@@ -428,8 +501,34 @@ tui_vm_migration(struct tui_model *m, struct tui_vm *vm, const char *ev,
 		    (long long)((total - left) * 100 / total) : 0LL);
 	else if (st != NULL && strcmp(st, "failed") == 0)
 		tui_vm_msg(m, "%s: migration failed: %s", vm->name,
-		    json_is_string(json_object_get(j, "error")) ?
-		    json_string_value(json_object_get(j, "error")) : "?");
+		    err != NULL ? err : "?");
+}
+
+/* A nic-link reply: the link as the VM has it now. */
+static void
+tui_vm_nic_reply(struct tui_model *m, struct tui_vm *vm, int i, json_t *j)
+{
+	json_t *e = json_object_get(json_object_get(j, "error"), "message");
+	json_t *r = json_object_get(j, "result");
+	bool asked = vm->action_id != 0 && vm->action_id ==
+	    vm->nics[i].link_id;
+
+	vm->nics[i].link_id = 0;
+	if (asked)
+		vm->action_id = 0;
+	if (!json_is_true(json_object_get(j, "ok"))) {
+		if (asked)
+			tui_vm_msg(m, "%s: nic%d: %s", vm->name, i,
+			    json_is_string(e) ? json_string_value(e) :
+			    "the VM refused");
+		return;
+	}
+	if (vm->nics[i].link != json_is_true(json_object_get(r, "link")))
+		m->dirty = true;
+	vm->nics[i].link = json_is_true(json_object_get(r, "link"));
+	if (asked)
+		tui_vm_msg(m, "%s: nic%d link %s", vm->name, i,
+		    vm->nics[i].link ? "up" : "down");
 }
 
 static void
@@ -447,11 +546,19 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 			tui_vm_migration(m, vm, ev, j);
 		else if (strcmp(ev, "reset") == 0)
 			tui_vm_msg(m, "%s: the guest reset", vm->name);
+		else if (strcmp(ev, "guest-panic") == 0 ||
+		    strcmp(ev, "panic") == 0)
+			tui_vm_msg(m, "%s: THE GUEST PANICKED", vm->name);
 		else if (strcmp(ev, "state") == 0)
-			tui_vm_set_state(m, vm, tui_vm_parse_state(
-			    json_string_value(json_object_get(j, "state"))));
+			tui_vm_set_state_str(m, vm, json_string_value(
+			    json_object_get(j, "state")));
 		return;
 	}
+	for (int i = 0; i < vm->nnics && id != 0; i++)
+		if (id == (json_int_t)vm->nics[i].link_id) {
+			tui_vm_nic_reply(m, vm, i, j);
+			return;
+		}
 	if (id == (json_int_t)vm->stats_id && vm->stats_id != 0) {
 		vm->stats_id = 0;
 		if (json_is_true(json_object_get(j, "ok")))
@@ -616,6 +723,11 @@ tui_vm_poll(struct tui_model *m, struct tui_vm *vm)
 		return;
 	}
 	tui_vm_console_flush(vm);	/* typed bytes the guest refused */
+	/* Its links: the guest, the CLI or we may have changed them. */
+	for (int i = 0; i < vm->nnics; i++)
+		if (vm->nics[i].link_id == 0)
+			vm->nics[i].link_id = tui_vm_send(vm, "nic-link",
+			    json_pack("{s:i}", "nic", i));
 	vm->stats_id = tui_vm_send(vm, "stats", NULL);
 	vm->stats_sent_ms = now;
 	if (vm->stats_id == 0)
@@ -637,6 +749,22 @@ tui_vm_config(struct tui_model *m, struct tui_vm *vm, const struct stat *st)
 	if (vm->config_ok && vm->fd < 0) {
 		vm->cpus = c->cpus;
 		vm->memory = c->memory;
+	}
+	if (vm->config_ok) {
+		vm->nnics = c->nnics < TUI_NICS ? c->nnics : TUI_NICS;
+		for (int i = 0; i < vm->nnics; i++) {
+			const struct vmcfg_nic *n = &c->nics[i];
+
+			snprintf(vm->nics[i].portgroup,
+			    sizeof(vm->nics[i].portgroup), "%s", n->portgroup);
+			if (n->mac_set)
+				snprintf(vm->nics[i].mac, sizeof(vm->nics[i].mac),
+				    "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0],
+				    n->mac[1], n->mac[2], n->mac[3], n->mac[4],
+				    n->mac[5]);
+			else
+				vm->nics[i].mac[0] = '\0';
+		}
 	}
 	free(c);
 	m->dirty = true;
@@ -676,6 +804,8 @@ tui_vm_add(struct tui_model *m, const char *name)
 	vm->cpu_time = vm->cpu_uptime = vm->cpu_pct = vm->uptime = -1;
 	vm->exits = vm->exits_uptime = -1;
 	vm->disk_rate = vm->net_rate = -1;
+	for (int i = 0; i < TUI_NICS; i++)
+		vm->nics[i].link = -1;
 	m->dirty = true;
 	return vm;
 }
@@ -833,24 +963,31 @@ void
 tui_vm_job(struct tui_model *m, struct tui_vm *vm, const char *what,
     const char *const *argv)
 {
+	tui_vm_job_fd(m, vm, what, argv, -1);
+}
+
+void
+tui_vm_job_fd(struct tui_model *m, struct tui_vm *vm, const char *what,
+    const char *const *argv, int pass)
+{
 	pid_t pid;
 	int fd, nul;
 
 	if (vm->job_pid > 0) {
 		tui_vm_msg(m, "%s: %s is still running", vm->name, vm->job);
-		return;
+		goto out;
 	}
 	/* Output we read once it ends, and never leave behind. */
 	if ((fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
 		tui_vm_msg(m, "%s: %s: cannot make its output file: %s",
 		    vm->name, what, strerror(errno));
-		return;
+		goto out;
 	}
 	if ((pid = fork()) < 0) {
 		tui_vm_msg(m, "%s: %s: cannot start: %s", vm->name, what,
 		    strerror(errno));
 		close(fd);
-		return;
+		goto out;
 	}
 	if (pid == 0) {
 		/* Its own session: quitting the dashboard or losing the
@@ -860,7 +997,13 @@ tui_vm_job(struct tui_model *m, struct tui_vm *vm, const char *what,
 			dup2(nul, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		close_range(3, ~0u, 0);
+		/* The secret's pipe as fd 3, without close-on-exec (dup2
+		 * onto itself would keep that flag). */
+		if (pass >= 0 && pass != 3)
+			dup2(pass, 3);
+		else if (pass == 3)
+			fcntl(3, F_SETFD, 0);
+		close_range(pass >= 0 ? 4 : 3, ~0u, 0);
 		setenv("TERMVISOR_DATASTORE", m->ds, 1);
 		execv("/proc/self/exe", (char *const *)argv);
 		_exit(127);
@@ -869,6 +1012,34 @@ tui_vm_job(struct tui_model *m, struct tui_vm *vm, const char *what,
 	vm->job_fd = fd;
 	snprintf(vm->job, sizeof(vm->job), "%s", what);
 	tui_vm_msg(m, "%s: %s...", vm->name, what);
+out:
+	if (pass >= 0)
+		close(pass);
+}
+
+void
+tui_vm_nic_link(struct tui_model *m, struct tui_vm *vm, int nic, bool up)
+{
+	if (vm->fd < 0 || !vm->greeted) {
+		tui_vm_msg(m, "%s is not running", vm->name);
+		return;
+	}
+	if (nic < 0 || nic >= vm->nnics) {
+		tui_vm_msg(m, "%s has no nic%d", vm->name, nic);
+		return;
+	}
+	/* A query of this NIC may be pending: its reply is dropped with
+	 * the new id, and this one's says the new state. */
+	snprintf(vm->action, sizeof(vm->action), "nic%d link", nic & 7);
+	vm->nics[nic].link_id = tui_vm_send(vm, "nic-link", json_pack(
+	    "{s:i, s:b}", "nic", nic, "up", up));
+	vm->action_id = vm->nics[nic].link_id;
+	if (vm->action_id == 0)
+		tui_vm_msg(m, "%s: cannot send nic-link (the VM is not "
+		    "reading)", vm->name);
+	else
+		tui_vm_msg(m, "%s: nic%d link %s...", vm->name, nic, up ?
+		    "up" : "down");
 }
 
 void

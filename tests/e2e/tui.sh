@@ -116,7 +116,16 @@ t send-keys -t tui m
 expect "m asks for the destination" 'Migrate to .* for t1: _'
 t send-keys -t tui -l 'tcp://127.0.0.1:1'
 t send-keys -t tui Enter
-expect "m: a migration that cannot start says why" 't1: migrate to tcp://127.0.0.1:1 failed: .*secret' 20
+# tcp:// asks for the shared secret, and never shows it.
+expect "tcp:// asks for the secret" 'Shared secret .* for t1: _'
+t send-keys -t tui -l 'hunter2-secret'
+expect "... typed, not shown" 'Shared secret .* for t1: _$' 2
+screen | grep -q hunter2 && bad "the secret is on the screen" || ok "the secret is not on the screen"
+t send-keys -t tui Enter
+expect "m: a migration that cannot start says why" 't1: migrate to tcp://127.0.0.1:1 failed: .*migration of t1 failed' 20
+screen | grep -q 'failed: .*secret' && bad "the secret did not reach migrate: $(screen | grep secret)" ||
+	ok "... the secret reached it (no complaint about it)"
+ps -eo args | grep -q '[h]unter2' && bad "the secret is on a command line" || ok "the secret is on no command line"
 expect "... and the VM runs on" '^t1 +running'
 
 t send-keys -t tui Enter
