@@ -75,6 +75,9 @@ struct i8254 {
 	uint64_t irq0_next;	/* when the armed timer means to fire */
 	uint64_t irq0_tick;	/* tick (since load_ns) of the next edge */
 	uint32_t irq0_owed;	/* periodic edges not yet delivered */
+	/* KVM's HPET-legacy flag, kept so a KVM guest's state comes back
+	 * whole (no HPET here: only a VMM could have set it). */
+	bool hpet_legacy;
 	struct vtimer timer;
 	bool registered[2];
 };
@@ -707,6 +710,7 @@ i8254_snapshot(void *state, struct snap *s)
 	uint8_t port61 = p->port61;
 	bool irq0 = p->irq0, done = p->irq0_done;
 	uint32_t owed = p->irq0_owed;
+	uint8_t hpet = p->hpet_legacy;
 
 	/* Loaded into copies: a refused stream leaves the PIT as it was. */
 	memcpy(ch, p->ch, sizeof(ch));
@@ -716,13 +720,17 @@ i8254_snapshot(void *state, struct snap *s)
 	snap_bool(s, "irq0", &irq0);
 	snap_bool(s, "irq0_done", &done);
 	snap_u32(s, "irq0_owed", &owed);
+	snap_bytes_since(s, "hpet_legacy", &hpet, 1, 2);
 	if (!snap_saving(s) && snap_error(s) == 0 && owed > I8254_OWED_MAX)
 		snap_fail(s, -EINVAL, "i8254: %u IRQ0 ticks owed", owed);
+	if (!snap_saving(s) && snap_error(s) == 0 && hpet > 1)
+		snap_fail(s, -EINVAL, "i8254: bad hpet_legacy");
 	if (!snap_saving(s) && snap_error(s) == 0) {
 		memcpy(p->ch, ch, sizeof(ch));
 		p->port61 = port61 & 0x0f;
 		p->irq0_done = done;
 		p->irq0_owed = owed;
+		p->hpet_legacy = hpet;
 		i8254_irq0(p, irq0);
 		i8254_arm(p, now);
 	}
@@ -733,6 +741,6 @@ const struct device_ops i8254_device = {
 	.name = "i8254",
 	.flags = DEV_SOFT_IRQCHIP,
 	.snapshot = i8254_snapshot,
-	.snapshot_version = 1,
+	.snapshot_version = 2,	/* 2: hpet_legacy */
 	.reset = i8254_reset,
 };

@@ -44,6 +44,18 @@ cpu_state_reset(struct cpu_state *st)
 	st->fpu.xcr0 = 1;
 }
 
+uint8_t
+cpu_state_shadow(const struct cpu_state *st)
+{
+	uint8_t sh = st->ev.interrupt_shadow;
+
+	if (st->ev.halted || sh == 0)
+		return 0;
+	if (sh == CPU_SHADOW_STI && (st->rflags & RFLAGS_IF))
+		return CPU_SHADOW_STI;
+	return CPU_SHADOW_MOV_SS;
+}
+
 static void
 cpu_seg_snapshot(struct snap *s, const char *pfx, struct cpu_seg *g)
 {
@@ -116,5 +128,8 @@ cpu_state_snapshot(struct cpu_state *st, struct snap *s)
 	snap_u8(s, "nmi.pending", &st->ev.nmi_pending);
 	snap_u8(s, "nmi.masked", &st->ev.nmi_masked);
 	snap_u8(s, "halted", &st->ev.halted);
+	snap_bytes_since(s, "nmi.injected", &st->ev.nmi_injected, 1, 2);
+	snap_bytes_since(s, "intr.injected", &st->ev.intr_injected, 1, 2);
+	snap_bytes_since(s, "intr.nr", &st->ev.intr_nr, 1, 2);
 	return snap_error(s);
 }

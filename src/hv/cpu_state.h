@@ -47,13 +47,35 @@ struct cpu_fpu {
 	uint64_t xcr0;
 };
 
+/*
+ * Events between instructions.  "Injected" events were being delivered
+ * when the state was taken (KVM stopped in the middle of delivering
+ * them: an exception, an NMI or an external interrupt already acked
+ * from its controller); whoever runs the state next delivers them
+ * first, whatever IF and the shadow say, and they are in no
+ * controller's request register any more.  A software INT n / INT3 /
+ * INTO is never here: its RIP still points at the instruction, which
+ * runs again.
+ */
 struct cpu_events {
-	uint8_t exception_pending, exception_nr, exception_has_error;
+	uint8_t exception_pending;	/* an exception is injected */
+	uint8_t exception_nr, exception_has_error;
 	uint32_t exception_error;
-	uint8_t interrupt_shadow;	/* STI / MOV SS shadow active */
+	uint8_t interrupt_shadow;	/* CPU_SHADOW_* */
 	uint8_t nmi_pending, nmi_masked;
 	uint8_t halted;			/* in HLT, waiting for an interrupt */
+	uint8_t nmi_injected;
+	uint8_t intr_injected, intr_nr;
 };
+
+/* interrupt_shadow: which instruction opened it (KVM's encoding).  MOV SS
+ * is the safe reading of "some shadow": it is valid with IF clear. */
+#define CPU_SHADOW_MOV_SS	1
+#define CPU_SHADOW_STI		2
+
+/* The version of the section cpu_state_snapshot() describes (fields
+ * added later are tagged with the version that added them). */
+#define CPU_STATE_VERSION	2
 
 struct cpu_state {
 	uint64_t gpr[16];
@@ -128,6 +150,9 @@ struct snap;
 
 /* The state a vCPU has after power-on / INIT (real mode at F000:FFF0). */
 void cpu_state_reset(struct cpu_state *st);
+/* The shadow of st as KVM's entry checks accept it (CPU_SHADOW_*): an
+ * STI shadow only with IF set, none while halted, one kind at most. */
+uint8_t cpu_state_shadow(const struct cpu_state *st);
 /* Describe st to a snapshot stream (both directions); 0 or -errno. */
 int cpu_state_snapshot(struct cpu_state *st, struct snap *s);
 

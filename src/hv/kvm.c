@@ -337,6 +337,28 @@ kvm_seg_to(struct kvm_segment *s, const struct cpu_seg *o)
 	    .g = o->g, .unusable = o->unusable };
 }
 
+/*
+ * A real-mode segment cache as VM entry accepts it.  A software CPU
+ * keeps the attributes a protected-mode load left (as hardware does:
+ * "unreal" limits stay) and only sets selector and base on a real-mode
+ * load, so a null selector loaded before the switch leaves type 0, not
+ * present; VMX refuses that for a usable segment in real mode.  Base,
+ * limit and granularity stay as they are.
+ */
+static void
+kvm_seg_real(struct kvm_segment *s, bool cs)
+{
+	if (cs) {
+		s->type = (s->s && (s->type & 8)) ? s->type | 3 : 0xb;
+		s->dpl = 0;
+	} else {
+		s->type = (s->s && !(s->type & 8)) ? s->type | 3 : 3;
+	}
+	s->s = 1;
+	s->present = 1;
+	s->unusable = 0;
+}
+
 /* The MSRs carried in struct cpu_msrs, by index. */
 static const uint32_t kvm_msr_list[] = {
 	MSR_STAR, MSR_LSTAR, MSR_CSTAR, MSR_SFMASK, MSR_KERNEL_GS_BASE,
@@ -405,6 +427,61 @@ kvm_set_msrs(int fd, const struct cpu_msrs *m, bool with_tsc)
 	return ioctl(fd, KVM_SET_MSRS, &b) < 0 ? -errno : 0;
 }
 
+/*
+ * KVM's events into the neutral form.  A software interrupt or a
+ * software exception (INT3, INTO) KVM was delivering is dropped: the
+ * guest's RIP still points at the instruction (KVM would re-inject it
+ * with the instruction's length), so it simply runs again.
+ */
+static void
+kvm_events_from(struct cpu_events *o, const struct kvm_vcpu_events *ev)
+{
+	bool soft_exc = ev->exception.nr == 3 || ev->exception.nr == 4;
+
+	o->exception_pending = (ev->exception.injected ||
+	    ev->exception.pending) && !soft_exc;
+	o->exception_nr = o->exception_pending ? ev->exception.nr : 0;
+	o->exception_has_error = o->exception_pending &&
+	    ev->exception.has_error_code;
+	o->exception_error = o->exception_has_error ?
+	    ev->exception.error_code : 0;
+	o->interrupt_shadow = ev->interrupt.shadow &
+	    (KVM_X86_SHADOW_INT_MOV_SS | KVM_X86_SHADOW_INT_STI);
+	o->nmi_pending = ev->nmi.pending != 0;
+	o->nmi_masked = ev->nmi.masked != 0;
+	o->nmi_injected = ev->nmi.injected != 0;
+	o->intr_injected = ev->interrupt.injected && !ev->interrupt.soft;
+	o->intr_nr = o->intr_injected ? ev->interrupt.nr : 0;
+}
+
+/*
+ * The neutral events into KVM's (ev holds KVM's own already), the
+ * shadow as VM entry accepts it.  full: also the injected NMI and interrupt (the
+ * KVM-assist path leaves those to KVM, which still holds them).
+ */
+static void
+kvm_events_to(struct kvm_vcpu_events *ev, const struct cpu_state *st,
+    bool full)
+{
+	const struct cpu_events *e = &st->ev;
+
+	ev->exception.injected = e->exception_pending;
+	ev->exception.pending = 0;
+	ev->exception.nr = e->exception_nr;
+	ev->exception.has_error_code = e->exception_has_error;
+	ev->exception.error_code = e->exception_error;
+	ev->interrupt.shadow = cpu_state_shadow(st);
+	ev->nmi.pending = e->nmi_pending;
+	ev->nmi.masked = e->nmi_masked;
+	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+	if (!full)
+		return;
+	ev->nmi.injected = e->nmi_injected;
+	ev->interrupt.injected = e->intr_injected;
+	ev->interrupt.nr = e->intr_nr;
+	ev->interrupt.soft = 0;
+}
+
 static int
 kvm_get_state(struct vcpu *vcpu, struct cpu_state *st)
 {
@@ -418,11 +495,16 @@ kvm_get_state(struct vcpu *vcpu, struct cpu_state *st)
 	struct kvm_debugregs dr;
 	int err;
 
-	if (ioctl(d->fd, KVM_GET_REGS, &r) < 0 ||
+	/*
+	 * The MP state first: reading it makes KVM act on a pending INIT
+	 * or SIPI (it resets the registers, or sets CS:IP), so the
+	 * registers read after it go with the state it reports.
+	 */
+	if (ioctl(d->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    ioctl(d->fd, KVM_GET_REGS, &r) < 0 ||
 	    ioctl(d->fd, KVM_GET_SREGS, &s) < 0 ||
 	    ioctl(d->fd, KVM_GET_XSAVE, &xs) < 0 ||
 	    ioctl(d->fd, KVM_GET_VCPU_EVENTS, &ev) < 0 ||
-	    ioctl(d->fd, KVM_GET_MP_STATE, &mp) < 0 ||
 	    ioctl(d->fd, KVM_GET_DEBUGREGS, &dr) < 0)
 		return -errno;
 	memset(st, 0, sizeof(*st));
@@ -459,19 +541,15 @@ kvm_get_state(struct vcpu *vcpu, struct cpu_state *st)
 		for (unsigned i = 0; i < xcrs.nr_xcrs; i++)
 			if (xcrs.xcrs[i].xcr == 0)
 				st->fpu.xcr0 = xcrs.xcrs[i].value;
-	st->ev.exception_pending = ev.exception.injected;
-	st->ev.exception_nr = ev.exception.nr;
-	st->ev.exception_has_error = ev.exception.has_error_code;
-	st->ev.exception_error = ev.exception.error_code;
-	st->ev.interrupt_shadow = ev.interrupt.shadow != 0;
-	st->ev.nmi_pending = ev.nmi.pending;
-	st->ev.nmi_masked = ev.nmi.masked;
+	kvm_events_from(&st->ev, &ev);
 	st->ev.halted = mp.mp_state == KVM_MP_STATE_HALTED;
 	if ((err = kvm_get_msrs(d->fd, &st->msr)) < 0)
 		return err;
 	return 0;
 }
 
+/* with_tsc: a whole state (restore, boot); without: the KVM-assist
+ * path's, which leaves the TSC and KVM's injected events alone. */
 static int
 kvm_set_state_tsc(struct vcpu *vcpu, const struct cpu_state *st, bool with_tsc)
 {
@@ -510,6 +588,15 @@ kvm_set_state_tsc(struct vcpu *vcpu, const struct cpu_state *st, bool with_tsc)
 	kvm_seg_to(&s.gs, &st->seg[SEG_GS]);
 	kvm_seg_to(&s.ldt, &st->seg[SEG_LDTR]);
 	kvm_seg_to(&s.tr, &st->seg[SEG_TR]);
+	if (!(st->cr0 & CR0_PE) && !(st->rflags & RFLAGS_VM)) {
+		kvm_seg_real(&s.cs, true);
+		kvm_seg_real(&s.ss, false);
+		s.ss.dpl = 0;
+		kvm_seg_real(&s.es, false);
+		kvm_seg_real(&s.ds, false);
+		kvm_seg_real(&s.fs, false);
+		kvm_seg_real(&s.gs, false);
+	}
 	s.gdt = (struct kvm_dtable){ .base = st->gdt.base,
 	    .limit = st->gdt.limit };
 	s.idt = (struct kvm_dtable){ .base = st->idt.base,
@@ -521,15 +608,7 @@ kvm_set_state_tsc(struct vcpu *vcpu, const struct cpu_state *st, bool with_tsc)
 		dr.db[i] = st->dr[i];
 	memcpy(xs.region, st->fpu.fxsave, sizeof(st->fpu.fxsave));
 	xs.region[128] |= 3;	/* XSTATE_BV: x87 and SSE are valid */
-	ev.exception.injected = st->ev.exception_pending;
-	ev.exception.nr = st->ev.exception_nr;
-	ev.exception.has_error_code = st->ev.exception_has_error;
-	ev.exception.error_code = st->ev.exception_error;
-	ev.interrupt.shadow = st->ev.interrupt_shadow ?
-	    KVM_X86_SHADOW_INT_STI : 0;
-	ev.nmi.pending = st->ev.nmi_pending;
-	ev.nmi.masked = st->ev.nmi_masked;
-	ev.flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+	kvm_events_to(&ev, st, with_tsc);
 	if (ioctl(d->fd, KVM_SET_SREGS, &s) < 0 ||
 	    ioctl(d->fd, KVM_SET_REGS, &r) < 0 ||
 	    ioctl(d->fd, KVM_SET_XCRS, &xcrs) < 0 ||

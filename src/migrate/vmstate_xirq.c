@@ -6,10 +6,18 @@
  * as their snapshot functions) and loaded through those functions, so
  * every check a chip makes on a loaded value applies here too.
  *
- * What does not map exactly: the local APIC timer restarts its current
- * period where KVM's count stood; an interrupt KVM was injecting goes
- * back to the APIC's IRR; the PIT's "no count yet" and gate-trigger
- * flags are not kept by KVM and start clear.
+ * The local APIC timer keeps its current count both ways (KVM reads
+ * and loads TMCCT; the software LAPIC keeps the time since its count
+ * started).  An event KVM was delivering travels in struct cpu_state
+ * (the software CPU delivers it first); from an older stream without
+ * it, an interrupt KVM was injecting goes back to the APIC's IRR.  A
+ * vCPU waiting for SIPI waits on the other side too, whatever its
+ * registers say.
+ *
+ * What does not map exactly: the PIT's "no count yet", gate-trigger and
+ * "count written mid-cycle" states are not kept by KVM; the software
+ * LAPIC has no TSC-deadline mode (the CPUID check refuses a guest that
+ * was given it).
  */
 #include "migrate/vmstate_xirq.h"
 
@@ -25,6 +33,7 @@
 #define XIRQ_MP_SIPI_RECEIVED	4
 #define XIRQ_RW_WORD1		4	/* KVM's RW_STATE_WORD1 */
 #define XIRQ_RW_MSB		2
+#define XIRQ_PIT_HPET_LEGACY	1	/* KVM_PIT_FLAGS_HPET_LEGACY */
 #define XIRQ_PIT_SPEAKER	2	/* KVM_PIT_FLAGS_SPEAKER_DATA_ON */
 
 int
@@ -192,7 +201,7 @@ xirq_div(uint32_t dcr)
 
 static void
 xirq_lapic(struct snap *w, const struct vmstate_xirq *x, int id,
-    uint64_t base)
+    const struct cpu_state *st)
 {
 	const uint8_t *r = x->lapic[id];
 	uint32_t irr[8], isr[8], icr = xirq_reg(r, 0x380);
@@ -206,13 +215,15 @@ xirq_lapic(struct snap *w, const struct vmstate_xirq *x, int id,
 		irr[i] = xirq_reg(r, 0x200 + 0x10 * i);
 		isr[i] = xirq_reg(r, 0x100 + 0x10 * i);
 	}
-	/* An interrupt KVM was injecting is in service already: it goes
-	 * back to requested, to be delivered again. */
-	if (x->intr_injected[id] && (isr[vec / 32] & (1u << (vec % 32)))) {
+	/* An interrupt KVM was injecting is in service already.  The vCPU
+	 * state carries it (the software CPU delivers it); a stream older
+	 * than that puts it back to requested, to be delivered again. */
+	if (x->intr_injected[id] && !st->ev.intr_injected &&
+	    (isr[vec / 32] & (1u << (vec % 32)))) {
 		isr[vec / 32] &= ~(1u << (vec % 32));
 		irr[vec / 32] |= 1u << (vec % 32);
 	}
-	xirq_u64(w, "base", base);
+	xirq_u64(w, "base", st->msr.apic_base);
 	xirq_u32(w, "id", xirq_reg(r, 0x20));
 	xirq_u32(w, "tpr", xirq_reg(r, 0x80));
 	xirq_u32(w, "ldr", xirq_reg(r, 0xd0));
@@ -248,53 +259,88 @@ xirq_lapic(struct snap *w, const struct vmstate_xirq *x, int id,
 	xirq_u8(w, "sipi_vector", (uint8_t)x->sipi_vector[id]);
 }
 
+/*
+ * The chip's status byte as a read-back would latch it (without OUT):
+ * NULL COUNT, access, mode, BCD.  KVM ignores its status field until a
+ * guest latches one, so while none is latched the field carries this
+ * byte: it keeps what KVM has no field for (a channel whose control
+ * word came but no count yet shows KVM's "not programmed" mode 0xff,
+ * so channel 0 stays quiet there, and its real mode rides along here).
+ */
+static uint8_t
+xirq_pit_status(bool null_count, uint8_t rw_mode, uint8_t mode, bool bcd)
+{
+	return (null_count ? 0x40 : 0) | (uint8_t)((rw_mode & 3) << 4) |
+	    (uint8_t)((mode & 7) << 1) | (bcd ? 1 : 0);
+}
+
+/* One KVM channel as the software PIT's fields. */
+static void
+xirq_i8254_chan(struct snap *w, int i, const struct vmstate_xirq_pit *c)
+{
+	bool valid = c->mode <= 5 && c->rw_mode >= 1 && c->rw_mode <= 3;
+	bool latched = c->count_latched != 0, sl = c->status_latched != 0;
+	uint8_t rw = c->rw_mode, mode = c->mode, st = c->status;
+	bool null_count = false, bcd = c->bcd != 0, word;
+	char n[40];
+
+	if (!valid && !sl && ((st >> 4) & 3) != 0) {
+		/* Programmed but no count yet (our own status byte). */
+		rw = (st >> 4) & 3;
+		mode = (st >> 1) & 7;
+		mode = mode > 5 ? mode - 4 : mode;
+		bcd = st & 1;
+		null_count = (st & 0x40) != 0;
+	} else if (!valid) {
+		rw = 3;			/* power-on: quiet until programmed */
+		mode = 3;
+	} else if (!sl) {
+		null_count = (st & 0x40) != 0;
+	}
+	word = rw == 3;
+#define XIRQ_C(fn, f, v) (snprintf(n, sizeof(n), "ch%d.%s", i, f), \
+	fn(w, n, v))
+	XIRQ_C(xirq_u32, "count", c->count & 0xffff);
+	XIRQ_C(xirq_u16, "latch", c->latched_count);
+	XIRQ_C(xirq_b, "latched", latched);
+	XIRQ_C(xirq_u8, "status", st);
+	XIRQ_C(xirq_b, "status_latched", sl);
+	XIRQ_C(xirq_b, "read_msb", word && (latched ?
+	    c->count_latched == XIRQ_RW_MSB : c->read_state == XIRQ_RW_WORD1));
+	XIRQ_C(xirq_b, "write_msb", word && c->write_state == XIRQ_RW_WORD1);
+	XIRQ_C(xirq_u8, "write_lsb", c->write_latch);
+	XIRQ_C(xirq_u8, "rw_mode", rw);
+	XIRQ_C(xirq_u8, "mode", mode);
+	XIRQ_C(xirq_b, "bcd", bcd);
+	XIRQ_C(xirq_b, "gate", c->gate != 0);
+	XIRQ_C(xirq_b, "null_count", null_count);
+	XIRQ_C(xirq_b, "loaded", valid);
+	XIRQ_C(xirq_b, "triggered", valid && (mode == 1 || mode == 5) &&
+	    c->gate);
+	XIRQ_C(xirq_b, "frozen", false);
+	XIRQ_C(xirq_u64, "frozen_ticks", 0);
+	XIRQ_C(xirq_b, "next_pending", false);
+	XIRQ_C(xirq_u32, "next_count", 0);
+	XIRQ_C(xirq_u64, "next_at", 0);
+	XIRQ_C(xirq_u64, "skip", 0);
+	XIRQ_C(xirq_u64, "since", c->load_age < 0 ? (uint64_t)-c->load_age :
+	    0);
+#undef XIRQ_C
+}
+
 static void
 xirq_i8254(struct snap *w, const struct vmstate_xirq *x)
 {
-	char n[40];
+	bool hpet = (x->pit_flags & XIRQ_PIT_HPET_LEGACY) != 0;
 
-	for (int i = 0; i < 3; i++) {
-		const struct vmstate_xirq_pit *c = &x->pit[i];
-		bool valid = c->mode <= 5 && c->rw_mode >= 1 && c->rw_mode <= 3;
-		bool latched = c->count_latched != 0;
-		bool word = c->rw_mode == 3;
-
-#define XIRQ_C(fn, f, v) (snprintf(n, sizeof(n), "ch%d.%s", i, f), \
-	fn(w, n, v))
-		XIRQ_C(xirq_u32, "count", c->count & 0xffff);
-		XIRQ_C(xirq_u16, "latch", c->latched_count);
-		XIRQ_C(xirq_b, "latched", latched);
-		XIRQ_C(xirq_u8, "status", c->status);
-		XIRQ_C(xirq_b, "status_latched", c->status_latched != 0);
-		XIRQ_C(xirq_b, "read_msb", word && (latched ?
-		    c->count_latched == XIRQ_RW_MSB :
-		    c->read_state == XIRQ_RW_WORD1));
-		XIRQ_C(xirq_b, "write_msb", word &&
-		    c->write_state == XIRQ_RW_WORD1);
-		XIRQ_C(xirq_u8, "write_lsb", c->write_latch);
-		XIRQ_C(xirq_u8, "rw_mode", valid ? c->rw_mode : 3);
-		XIRQ_C(xirq_u8, "mode", valid ? c->mode : 0);
-		XIRQ_C(xirq_b, "bcd", c->bcd != 0);
-		XIRQ_C(xirq_b, "gate", c->gate != 0);
-		XIRQ_C(xirq_b, "null_count", !valid);
-		XIRQ_C(xirq_b, "loaded", valid);
-		XIRQ_C(xirq_b, "triggered", valid && (c->mode == 1 ||
-		    c->mode == 5) && c->gate);
-		XIRQ_C(xirq_b, "frozen", false);
-		XIRQ_C(xirq_u64, "frozen_ticks", 0);
-		XIRQ_C(xirq_b, "next_pending", false);
-		XIRQ_C(xirq_u32, "next_count", 0);
-		XIRQ_C(xirq_u64, "next_at", 0);
-		XIRQ_C(xirq_u64, "skip", 0);
-		XIRQ_C(xirq_u64, "since", c->load_age < 0 ?
-		    (uint64_t)-c->load_age : 0);
-#undef XIRQ_C
-	}
+	for (int i = 0; i < 3; i++)
+		xirq_i8254_chan(w, i, &x->pit[i]);
 	xirq_u8(w, "port61", (x->pit[2].gate ? 1 : 0) |
 	    ((x->pit_flags & XIRQ_PIT_SPEAKER) ? 2 : 0));
 	xirq_b(w, "irq0", false);
 	xirq_b(w, "irq0_done", false);
 	xirq_u32(w, "irq0_owed", 0);
+	snap_bool(w, "hpet_legacy", &hpet);
 }
 
 /* Write the section of soft device d from x. */
@@ -316,10 +362,30 @@ xirq_section(struct snap *w, const struct device_inst *d,
 		xirq_i8254(w, x);
 	} else if (strcmp(d->ops->name, "lapic") == 0 &&
 	    sscanf(d->name, "lapic%d", &id) == 1 && id >= 0 && id < nvcpus) {
-		xirq_lapic(w, x, id, st[id].msr.apic_base);
+		xirq_lapic(w, x, id, &st[id]);
 	} else {
 		snap_fail(w, -ENOTSUP, "no KVM counterpart for %s", d->name);
 	}
+	snap_section_end(w);
+}
+
+/*
+ * The software CPU's own section for vCPU id (bt.c's fields): whether
+ * it waits for a start-up IPI follows KVM's MP state, not the mode its
+ * registers are in (an AP started in real mode runs; one that got INIT
+ * waits even if its registers were never reset by us).  Its TSC came
+ * with set_state, so no adjustment.
+ */
+static void
+xirq_bt_cpu(struct snap *w, struct vm *vm, int id, uint32_t mp)
+{
+	char n[32];
+
+	snprintf(n, sizeof(n), "%s.cpu.%d", vm->accel->name, id);
+	snap_section_begin(w, n, 1);
+	xirq_u8(w, "wait_sipi", mp == XIRQ_MP_INIT_RECEIVED ||
+	    mp == XIRQ_MP_SIPI_RECEIVED);
+	xirq_u64(w, "tsc_adjust", 0);
 	snap_section_end(w);
 }
 
@@ -330,10 +396,16 @@ vmstate_xirq_load_soft(struct vm *vm, const struct vmstate_xirq *x,
 	struct snap w, r;
 
 	snap_init_save(&w);
+	for (int i = 0; i < vm->nvcpus; i++)
+		xirq_bt_cpu(&w, vm, i, x->mp_state[i]);
 	for (int i = 0; i < vm->ndevices && snap_error(&w) == 0; i++)
 		if (vmstate_xirq_soft(&vm->devices[i]))
 			xirq_section(&w, &vm->devices[i], x, st, vm->nvcpus);
 	snap_init_load(&r, w.buf, w.len);
+	for (int i = 0; i < vm->nvcpus && snap_error(&w) == 0 &&
+	    snap_error(&r) == 0; i++)
+		if (vm->accel->vcpu_snapshot != NULL)
+			vm->accel->vcpu_snapshot(vm->vcpus[i], &r);
 	for (int i = 0; i < vm->ndevices && snap_error(&w) == 0 &&
 	    snap_error(&r) == 0; i++) {
 		struct device_inst *d = &vm->devices[i];
@@ -389,6 +461,24 @@ xirq_put_reg(uint8_t *page, unsigned off, uint32_t v)
 	memcpy(page + off, &v, 4);
 }
 
+/*
+ * The timer's current count after elapsed ns of a count of icr: the
+ * remainder of the current period when periodic, 0 once a one-shot
+ * count ran out.
+ */
+static uint32_t
+xirq_ccr(uint32_t icr, uint32_t dcr, uint32_t lvt, uint64_t elapsed,
+    bool fired)
+{
+	uint64_t ticks = elapsed / xirq_div(dcr);
+
+	if (icr == 0)
+		return 0;
+	if (lvt & (1u << 17))
+		return icr - (uint32_t)(ticks % icr);
+	return fired || ticks >= icr ? 0 : icr - (uint32_t)ticks;
+}
+
 /* lapicN's fields into KVM's register page and events for vCPU id. */
 static void
 xirq_get_lapic(struct snap *s, struct vmstate_xirq *x, int id)
@@ -401,9 +491,9 @@ xirq_get_lapic(struct snap *s, struct vmstate_xirq *x, int id)
 	};
 	uint8_t *r = x->lapic[id];
 	uint64_t base, elapsed = 0;
-	bool nmi = false, sipi = false;
+	bool nmi = false, sipi = false, init = false, fired = false;
 	uint8_t vec = 0;
-	uint32_t v, icr, dcr;
+	uint32_t v;
 	char n[16];
 
 	memset(r, 0, sizeof(x->lapic[id]));
@@ -431,19 +521,20 @@ xirq_get_lapic(struct snap *s, struct vmstate_xirq *x, int id)
 		xirq_put_reg(r, 0x180 + 0x10 * i, v);
 	}
 	snap_u64(s, "timer_elapsed", &elapsed);
+	snap_bool(s, "timer_fired", &fired);
 	snap_bool(s, "nmi", &nmi);
+	snap_bool(s, "init", &init);
 	snap_bool(s, "sipi", &sipi);
 	snap_u8(s, "sipi_vector", &vec);
-	/* KVM restarts the timer from its initial count; the current
-	 * count is for the record. */
-	icr = xirq_reg(r, 0x380);
-	dcr = xirq_reg(r, 0x3e0);
-	v = elapsed / xirq_div(dcr) < icr ? icr - (uint32_t)(elapsed /
-	    xirq_div(dcr)) : 0;
-	xirq_put_reg(r, 0x390, v);
+	/* KVM starts the timer's first period from TMCCT. */
+	xirq_put_reg(r, 0x390, xirq_ccr(xirq_reg(r, 0x380),
+	    xirq_reg(r, 0x3e0), xirq_reg(r, 0x320), elapsed, fired));
 	x->nmi_pending[id] = nmi;
 	x->sipi_vector[id] = vec;
-	if (sipi)
+	x->init_pending[id] = init && id != 0;
+	/* A start-up IPI only counts for a vCPU that waits for one (the
+	 * software CPU's section, read before this one, said so). */
+	if (sipi && x->mp_state[id] == XIRQ_MP_INIT_RECEIVED)
 		x->mp_state[id] = XIRQ_MP_SIPI_RECEIVED;
 }
 
@@ -451,12 +542,13 @@ static void
 xirq_get_i8254(struct snap *s, struct vmstate_xirq *x)
 {
 	uint8_t port61 = 0;
+	bool hpet = false;
 	char n[40];
 
 	for (int i = 0; i < 3; i++) {
 		struct vmstate_xirq_pit *c = &x->pit[i];
 		bool latched = false, rmsb = false, wmsb = false, bcd = false;
-		bool gate = false, sl = false, loaded = false;
+		bool gate = false, sl = false, loaded = false, nc = false;
 		uint64_t since = 0;
 
 #define XIRQ_G(fn, f, p) (snprintf(n, sizeof(n), "ch%d.%s", i, f), \
@@ -473,6 +565,7 @@ xirq_get_i8254(struct snap *s, struct vmstate_xirq *x)
 		XIRQ_G(snap_u8, "mode", &c->mode);
 		XIRQ_G(snap_bool, "bcd", &bcd);
 		XIRQ_G(snap_bool, "gate", &gate);
+		XIRQ_G(snap_bool, "null_count", &nc);
 		XIRQ_G(snap_bool, "loaded", &loaded);
 		XIRQ_G(snap_u64, "since", &since);
 #undef XIRQ_G
@@ -482,17 +575,26 @@ xirq_get_i8254(struct snap *s, struct vmstate_xirq *x)
 		c->bcd = bcd;
 		c->gate = gate;
 		/* KVM's access states: 1 LSB, 2 MSB, 3/4 first/second of a
-		 * word. */
-		c->read_state = c->rw_mode == 3 ? (rmsb ? 4 : 3) : c->rw_mode;
+		 * word.  KVM reads a latch with its own state, then goes on
+		 * with read_state; the software PIT's one flip-flop ends a
+		 * latch at the LSB. */
+		c->read_state = c->rw_mode == 3 ? (rmsb && !latched ? 4 : 3) :
+		    c->rw_mode;
 		c->write_state = c->rw_mode == 3 ? (wmsb ? 4 : 3) : c->rw_mode;
 		c->count_latched = !latched ? 0 : c->rw_mode == 3 ?
 		    (rmsb ? XIRQ_RW_MSB : 3) : c->rw_mode;
+		if (!sl)
+			c->status = xirq_pit_status(nc, c->rw_mode, c->mode,
+			    bcd);
 		if (!loaded)
 			c->mode = 0xff;	/* KVM's "not programmed" */
 		c->load_age = -(int64_t)since;
 	}
 	snap_u8(s, "port61", &port61);
-	x->pit_flags = (port61 & 2) ? XIRQ_PIT_SPEAKER : 0;
+	if (snap_version(s) >= 2)
+		snap_bool(s, "hpet_legacy", &hpet);
+	x->pit_flags = ((port61 & 2) ? XIRQ_PIT_SPEAKER : 0) |
+	    (hpet ? XIRQ_PIT_HPET_LEGACY : 0);
 }
 
 /* One software chip's section at s's cursor, named name, into x. */
@@ -546,6 +648,30 @@ vmstate_xirq_read_soft(struct snap *s, const char *name,
 	return snap_error(s);
 }
 
+/*
+ * An INIT the software LAPIC held for an AP that had not taken it yet:
+ * KVM has no such state, so the AP takes it now (into *r, the registers
+ * INIT gives, given to KVM; then it waits for SIPI), as it would have
+ * at its next step.
+ */
+static int
+xirq_kvm_init(struct vm *vm, int i, struct vmstate_xirq *x,
+    const struct cpu_state *st, struct cpu_state *r, struct snap *s)
+{
+	int err;
+
+	cpu_state_reset(r);
+	r->msr.apic_base = st->msr.apic_base;
+	r->msr.tsc = st->msr.tsc;
+	if ((err = vm->accel->set_state(vm->vcpus[i], r)) < 0) {
+		snap_fail(s, err, "vCPU %d: INIT state refused: %s", i,
+		    strerror(-err));
+		return err;
+	}
+	x->mp_state[i] = XIRQ_MP_INIT_RECEIVED;
+	return 0;
+}
+
 /* KVM's sections for x and the vCPUs' state st, loaded through KVM's
  * own snapshot hooks. */
 int
@@ -560,8 +686,15 @@ vmstate_xirq_load_kvm(struct vm *vm, struct vmstate_xirq *x,
 	snap_init_save(&w);
 	for (int i = 0; i < vm->nvcpus; i++) {
 		const struct cpu_state *c = &st[i];
-		uint32_t mp = x->mp_state[i] ? x->mp_state[i] :
-		    c->ev.halted ? 3 : 0;
+		struct cpu_state init;
+		uint32_t mp;
+
+		if (i > 0 && x->init_pending[i]) {
+			if (xirq_kvm_init(vm, i, x, c, &init, s) < 0)
+				break;
+			c = &init;
+		}
+		mp = x->mp_state[i] ? x->mp_state[i] : c->ev.halted ? 3 : 0;
 
 		memset(xsave, 0, sizeof(xsave));
 		memcpy(xsave, c->fpu.fxsave, sizeof(c->fpu.fxsave));
@@ -575,11 +708,11 @@ vmstate_xirq_load_kvm(struct vm *vm, struct vmstate_xirq *x,
 		xirq_u8(&w, "exc.has_error", c->ev.exception_has_error);
 		xirq_u8(&w, "exc.pending", 0);
 		xirq_u32(&w, "exc.error", c->ev.exception_error);
-		xirq_u8(&w, "intr.injected", 0);
-		xirq_u8(&w, "intr.nr", 0);
+		xirq_u8(&w, "intr.injected", c->ev.intr_injected);
+		xirq_u8(&w, "intr.nr", c->ev.intr_nr);
 		xirq_u8(&w, "intr.soft", 0);
-		xirq_u8(&w, "intr.shadow", c->ev.interrupt_shadow ? 2 : 0);
-		xirq_u8(&w, "nmi.injected", 0);
+		xirq_u8(&w, "intr.shadow", cpu_state_shadow(c));
+		xirq_u8(&w, "nmi.injected", c->ev.nmi_injected);
 		xirq_u8(&w, "nmi.pending", c->ev.nmi_pending ||
 		    x->nmi_pending[i]);
 		xirq_u8(&w, "nmi.masked", c->ev.nmi_masked);
@@ -636,12 +769,12 @@ vmstate_xirq_load_kvm(struct vm *vm, struct vmstate_xirq *x,
 	xirq_u64(&w, "clock", 0);
 	snap_section_end(&w);
 	snap_init_load(&r, w.buf, w.len);
-	for (int i = 0; i < vm->nvcpus && snap_error(&w) == 0 &&
-	    snap_error(&r) == 0; i++)
+	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0 &&
+	    snap_error(&w) == 0 && snap_error(&r) == 0; i++)
 		vm->accel->vcpu_snapshot(vm->vcpus[i], &r);
-	if (snap_error(&w) == 0 && snap_error(&r) == 0)
+	if (snap_error(s) == 0 && snap_error(&w) == 0 && snap_error(&r) == 0)
 		vm->accel->vm_snapshot(vm, &r);
-	if (snap_error(&w) != 0 || snap_error(&r) != 0)
+	if (snap_error(s) == 0 && (snap_error(&w) != 0 || snap_error(&r) != 0))
 		snap_fail(s, snap_error(&w) ? snap_error(&w) : snap_error(&r),
 		    "the software interrupt controllers into KVM's: %s",
 		    snap_error(&w) ? w.errmsg : r.errmsg);

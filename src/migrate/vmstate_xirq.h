@@ -37,6 +37,7 @@ struct vmstate_xirq {
 	uint8_t nmi_pending[VM_MAX_VCPUS];
 	uint8_t intr_injected[VM_MAX_VCPUS], intr_nr[VM_MAX_VCPUS];
 	uint32_t sipi_vector[VM_MAX_VCPUS];
+	uint8_t init_pending[VM_MAX_VCPUS];	/* software LAPIC's INIT */
 	struct vmstate_xirq_pic pic[2];
 	uint64_t ioapic_rte[24];
 	uint32_t ioapic_id, ioapic_irr, ioapic_regsel;

@@ -154,6 +154,13 @@ bt_get_state(struct vcpu *vcpu, struct cpu_state *st)
 
 	bt_cpu_to_state(c, st);
 	st->cr8 = irqchip_get_tpr(vcpu);
+	st->ev.exception_pending = c->inj.exception_pending;
+	st->ev.exception_nr = c->inj.exception_nr;
+	st->ev.exception_has_error = c->inj.exception_has_error;
+	st->ev.exception_error = c->inj.exception_error;
+	st->ev.nmi_injected = c->inj.nmi_injected;
+	st->ev.intr_injected = c->inj.intr_injected;
+	st->ev.intr_nr = c->inj.intr_nr;
 	return 0;
 }
 
@@ -168,6 +175,10 @@ bt_set_state(struct vcpu *vcpu, const struct cpu_state *st)
 	if (st->cr0 & CR0_PE)
 		c->wait_sipi = 0;
 	c->evpend = c->halted | c->wait_sipi | c->nmi_pending;
+	c->inj = st->ev;
+	if (st->ev.exception_pending | st->ev.nmi_injected |
+	    st->ev.intr_injected)	/* so that bt_events() runs */
+		atomic_fetch_or(&vcpu->requests, VCPU_REQ_IRQ);
 	/* Memory may have been rewritten behind our back (restore). */
 	bt_tc_flush(c);
 	return 0;
@@ -264,6 +275,23 @@ bt_sipi(struct bt_cpu *c, uint8_t v)
 	bt_cpu_update_mode(c);
 }
 
+/* Deliver the event set_state said was being delivered (KVM's state). */
+static void
+bt_inject(struct bt_cpu *c)
+{
+	struct cpu_events e = c->inj;
+
+	memset(&c->inj, 0, sizeof(c->inj));
+	c->halted = 0;
+	if (e.exception_pending)
+		bt_deliver(c, e.exception_nr, e.exception_has_error ?
+		    (int)e.exception_error : -1, false, c->rip);
+	else if (e.nmi_injected)
+		bt_deliver(c, EXC_NMI, -1, false, c->rip);
+	else if (e.intr_injected)
+		bt_deliver(c, e.intr_nr, -1, false, c->rip);
+}
+
 /* Between blocks: requests, INIT/SIPI, NMI, interrupts, HLT.  Returns
  * true with *exit filled when vcpu_run must return. */
 static bool
@@ -309,6 +337,9 @@ bt_events(struct bt_cpu *c, struct vm_exit *exit)
 		}
 		bt_sipi(c, v);
 	}
+	if (c->inj.exception_pending | c->inj.nmi_injected |
+	    c->inj.intr_injected)
+		bt_inject(c);
 	if (irqchip_take_nmi(vcpu))
 		c->nmi_pending = 1;
 	if (c->nmi_pending && !c->nmi_masked && !c->shadow) {

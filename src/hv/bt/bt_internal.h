@@ -124,6 +124,9 @@ struct bt_cpu {
 	uint8_t halted;
 	uint8_t nmi_masked, nmi_pending;
 	uint8_t wait_sipi;	/* AP before its first SIPI */
+	/* An event another accelerator was delivering when its state was
+	 * taken (set_state): delivered first on the next run. */
+	struct cpu_events inj;
 	uint8_t irq_hint;	/* an interrupt waits for IF=1 */
 	uint8_t evpend;		/* halted | wait_sipi | nmi_pending */
 	uint8_t assist;		/* one-instruction KVM assist: no irqchip */
