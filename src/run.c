@@ -616,15 +616,17 @@ run_receive(struct vm *vm)
 	if (r == 0 && strcmp(in.uri, "-") == 0)
 		run_detach();
 	/* The source answers on the VM's control socket until it has told
-	 * its clients "migrated": take the name over once it is gone. */
-	for (int i = 0; r == 0 && run_name[0] != '\0' && i < 50; i++) {
+	 * its clients "migrated": take the name over once it is gone.  The
+	 * guest waits for this (part of the migration's downtime): look
+	 * often, the source is gone within a few tens of ms. */
+	for (int i = 0; r == 0 && run_name[0] != '\0' && i < 1000; i++) {
 		struct control_conn cc;
 		char cerr[256];
 
 		if (control_client_open(&cc, run_name, cerr, sizeof(cerr)) < 0)
 			break;
 		control_client_close(&cc);
-		usleep(100000);
+		usleep(5000);
 	}
 	run_incoming = NULL;
 	return r;
