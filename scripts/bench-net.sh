@@ -14,6 +14,9 @@
 #        (-b 0), $RUNTIME s; datagrams B received per second (frames
 #        on the wire are 64 + 42 bytes), and the share A sent that
 #        were lost on the way (the rate A sent at is shown too).
+#   cpu: CPU time the VM processes (and termvisor's switch) used per
+#        second during the tcp test (2.00: both host cores busy), so
+#        a ratio can be read as throughput per CPU on an idle host.
 #   lo:  the tcp test over A's own loopback: no NIC, so this is the CPU
 #        (termvisor's bt vs TCG) and the guest's stack alone; the ratio
 #        of the tcp ratio to this one is what the NIC path costs.
@@ -108,6 +111,7 @@ cmd_b="$up ip addr add 10.77.0.2/24 dev eth0; echo NET-B-SERVING; iperf3 -s"
 # test; each line of the results is tagged so the host can find it.
 cmd_a="$up ip addr add 10.77.0.1/24 dev eth0;"
 cmd_a="$cmd_a for i in \$(seq 300); do ping -c 1 -W 1 10.77.0.2 >/dev/null && break; done;"
+cmd_a="$cmd_a echo NET-A-TCP-START;"
 cmd_a="$cmd_a for i in \$(seq 60); do iperf3 -c 10.77.0.2 -t $runtime -f m >/tmp/tcp 2>&1 && break; sleep 1; done;"
 cmd_a="$cmd_a sed 's/^/TCP: /' /tmp/tcp;"
 cmd_a="$cmd_a iperf3 -c 10.77.0.2 -u -b 0 -l $ulen -t $runtime -f m >/tmp/udp 2>&1;"
@@ -123,16 +127,39 @@ append() { echo "console=ttyS0 panic=-1 quiet tv.quiet=1 tv.run=$(enc "$1")"; }
 # CPUs sharing a loaded host.
 limit=$(( 300 + 6 * runtime ))
 
-# wait_done A_CONSOLE: until A's NET-A-DONE, A's exit or the time limit.
+# CPU time (clock ticks) of the VM processes (the children of the
+# timeout(1)s in pids) and of any extra pids given (the switch).
+cpu_ticks() {
+	local p t=0 v
+	for p in $(for q in "${pids[@]}"; do pgrep -P "$q"; done) "$@"; do
+		v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null) || continue
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
+# wait_done A_CONSOLE [EXTRA_PIDS]: until A's NET-A-DONE, A's exit or
+# the time limit.  Meanwhile CPU[tcp] is set to the CPU the VMs (and
+# extra pids) used per second of wall time during the TCP test: from
+# A's NET-A-TCP-START to its TCP result lines (sampled every 0.2 s).
 wait_done() {
-	local i
-	for ((i = 0; i < limit * 2; i++)); do
+	local i st=0 c0=0 w0=0 hz
+	hz=$(getconf CLK_TCK)
+	CPU[tcp]=
+	for ((i = 0; i < limit * 5; i++)); do
+		if [ $st = 0 ] && grep -aq '^NET-A-TCP-START' "$1" 2>/dev/null; then
+			c0=$(cpu_ticks "${@:2}"); w0=$(date +%s%N); st=1
+		elif [ $st = 1 ] && grep -aq '^TCP: ' "$1" 2>/dev/null; then
+			CPU[tcp]=$(awk -v c="$(( $(cpu_ticks "${@:2}") - c0 ))" -v hz="$hz" \
+				-v w="$(( $(date +%s%N) - w0 ))" 'BEGIN { if (w > 0) printf "%.2f", c / hz / (w / 1e9) }')
+			st=2
+		fi
 		grep -aq '^NET-A-DONE' "$1" 2>/dev/null && return 0
 		kill -0 "${pids[-1]}" 2>/dev/null || return 1
-		sleep 0.5
+		sleep 0.2
 	done
 	return 1
 }
+declare -A CPU
 # The pids are timeout(1)'s, which passes SIGTERM on to the VM.
 stop_guests() {
 	local p i
@@ -197,13 +224,15 @@ tvvm "$tmp/tv-b.out" 52:54:00:77:00:02 "$cmd_b"
 # B's NIC starts the switch: let it come up before A's NIC races it.
 for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && break; sleep 0.1; done
 tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
-wait_done "$tmp/tv-a.out"
-# Where frames were lost: the switch's per-port drop counters, summed.
+wait_done "$tmp/tv-a.out" $(cat "$tmp"/run/termvisor/vswitch0.vswitch.lock 2>/dev/null)
+R[tv.cpu]=${CPU[tcp]}
+# Where frames were lost or held: the switch's per-port counters, summed.
 sw_drops=$(XDG_RUNTIME_DIR=$tmp/run "$tv" switch show --json 2>/dev/null |
 	python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-keys = ("rx_malformed", "rx_vlan", "tx_full", "tx_offload", "tx_error", "rx_shaped")
+keys = ("rx_malformed", "rx_vlan", "tx_full", "tx_offload", "tx_error", "rx_shaped",
+        "tx_held", "rx_paused")
 tot = {k: sum(p.get("counters", {}).get(k, 0) for p in d.get("ports", [])) for k in keys}
 print(" ".join("%s %d" % (k, v) for k, v in tot.items() if v) or "none")' 2>/dev/null)
 stop_guests
@@ -234,12 +263,13 @@ else
 	qvm "$tmp/q-b.out" tapb 52:54:00:77:00:02 "$cmd_b"
 	qvm "$tmp/q-a.out" tapa 52:54:00:77:00:01 "$cmd_a"
 	wait_done "$tmp/q-a.out"
+	R[qemu.cpu]=${CPU[tcp]}
 	stop_guests
 	parse qemu "$tmp/q-a.out"
 fi
 echo "  termvisor: --accel $accel, --nic on the host switch; QEMU: $qnote"
 echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  frames the termvisor switch dropped: ${sw_drops:-n/a}"
+echo "  termvisor switch counters (drops; held/paused by backpressure): ${sw_drops:-n/a}"
 
 ratio() {	# ours theirs
 	if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
@@ -250,6 +280,8 @@ na() { echo "${1:-n/a}"; }
 printf '  %-22s %10s %10s %9s\n' test termvisor qemu tv/qemu
 printf '  %-22s %10s %10s %9s\n' "tcp 1 stream (Mbit/s)" "$(na "${R[tv.tcp]:-}")" \
 	"$(na "${R[qemu.tcp]:-}")" "$(ratio "${R[tv.tcp]:-}" "${R[qemu.tcp]:-}")"
+printf '  %-22s %10s %10s %9s\n' "tcp cpu (cores busy)" "$(na "${R[tv.cpu]:-}")" \
+	"$(na "${R[qemu.cpu]:-}")" "$(ratio "${R[tv.cpu]:-}" "${R[qemu.cpu]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s tx)" "$(na "${R[tv.sent]:-}")" \

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,12 +18,65 @@
 #include "util/log.h"
 #include "vswitch/vswitch_client.h"
 
-/* Room for bursts: a full socket drops frames (a switch never waits on
- * one port), so give it a few hundred full-size frames of slack
- * (the kernel doubles it). */
+/* Room for bursts: a full socket holds the guest's transmit ring until
+ * it drains (and the switch pauses us while our receiver is full), so
+ * give it a few hundred full-size frames of slack (the kernel doubles
+ * it). */
 #define NETDEV_VSW_SNDBUF	(1 << 20)
 
 static void netdev_vsw_on_fd(void *opaque, int fd);
+
+/* Stop waiting for room to send (and forget the epoll set, which
+ * belongs to the socket it holds). */
+static void
+netdev_vsw_tx_unwatch(struct netdev_vsw *n, bool close_set)
+{
+	if (n->watching_tx)
+		evloop_del_fd(n->vm->loop, n->wfd);
+	n->watching_tx = false;
+	if (close_set && n->wfd >= 0) {
+		close(n->wfd);
+		n->wfd = -1;
+	}
+}
+
+static void
+netdev_vsw_on_wfd(void *opaque, int fd)
+{
+	struct netdev_vsw *n = opaque;
+
+	if (fd != n->wfd || !n->watching_tx)
+		return;
+	netdev_vsw_tx_unwatch(n, false);
+	if (n->state == NETDEV_VSW_UP && n->on_tx != NULL)
+		n->on_tx(n->opaque);
+}
+
+int
+netdev_vsw_wait_tx(struct netdev_vsw *n)
+{
+	struct epoll_event e = { .events = EPOLLOUT };
+	int err;
+
+	if (n->state != NETDEV_VSW_UP)
+		return -ENOTCONN;
+	if (n->watching_tx)
+		return 0;
+	if (n->wfd < 0) {
+		if ((n->wfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			return -errno;
+		if (epoll_ctl(n->wfd, EPOLL_CTL_ADD, n->fd, &e) < 0) {
+			err = -errno;
+			netdev_vsw_tx_unwatch(n, true);
+			return err;
+		}
+	}
+	if ((err = evloop_add_fd(n->vm->loop, n->wfd, netdev_vsw_on_wfd, n)) <
+	    0)
+		return err;
+	n->watching_tx = true;
+	return 0;
+}
 
 static void
 netdev_vsw_arm(struct netdev_vsw *n, unsigned ms)
@@ -58,6 +112,7 @@ netdev_vsw_drop(struct netdev_vsw *n, const char *why)
 {
 	bool was_up = n->state == NETDEV_VSW_UP;
 
+	netdev_vsw_tx_unwatch(n, true);
 	if (n->fd >= 0) {
 		netdev_vsw_watch(n, false);
 		close(n->fd);
@@ -237,7 +292,7 @@ netdev_vsw_init(struct netdev_vsw *n, struct vm *vm, const char *name,
 
 	memset(n, 0, sizeof(*n));
 	n->vm = vm;
-	n->fd = -1;
+	n->fd = n->wfd = -1;
 	snprintf(n->name, sizeof(n->name), "%s", name);
 	if (strlen(portgroup) >= sizeof(n->hello.portgroup))
 		return -ENAMETOOLONG;
@@ -260,6 +315,7 @@ netdev_vsw_fini(struct netdev_vsw *n)
 {
 	n->closing = true;
 	vtimer_cancel(&n->timer);
+	netdev_vsw_tx_unwatch(n, true);
 	if (n->fd >= 0) {
 		netdev_vsw_watch(n, false);
 		close(n->fd);

@@ -47,8 +47,14 @@ struct netdev_vsw {
 	struct vtimer timer;	/* retry (DOWN) or welcome timeout (HELLO) */
 	char name[32];		/* for messages: "net0" */
 	unsigned failures;	/* connect attempts since the last UP */
+	/* Waiting for room to send: an epoll set holding fd for POLLOUT,
+	 * itself watched by the loop (which only watches for input). */
+	int wfd;
+	bool watching_tx;
 	/* Frames are waiting (UP and want_rx). */
 	void (*on_rx)(void *opaque);
+	/* The socket has room again (after netdev_vsw_wait_tx). */
+	void (*on_tx)(void *opaque);
 	/* The connection came up or went down. */
 	void (*on_link)(void *opaque, bool up);
 	void *opaque;
@@ -78,6 +84,12 @@ int netdev_vsw_send(struct netdev_vsw *n, struct mmsghdr *m, unsigned cnt);
  * its buffers), 0 when none are waiting, or -ENOTCONN.
  */
 int netdev_vsw_recv(struct netdev_vsw *n, struct mmsghdr *m, unsigned cnt);
+/*
+ * The socket was full: call on_tx once it has room again (a quarter
+ * of its buffer free), so the sender resumes at once rather than
+ * polling.  0, or -errno (not up; then retry by other means).
+ */
+int netdev_vsw_wait_tx(struct netdev_vsw *n);
 /* Whether on_rx should be called for waiting frames (flow control: off
  * while the guest has no receive buffers). */
 void netdev_vsw_want_rx(struct netdev_vsw *n, bool on);

@@ -5,14 +5,19 @@
  * Transmit: a kick of a transmit queue pops up to VNET_BATCH chains and
  * hands them to the socket in one sendmmsg, straight from guest memory
  * (only the 12-byte header is copied, to be checked).  A full socket
- * keeps the batch and retries from a timer rather than dropping it, so a
- * fast sender is slowed, not punished with retransmissions; a link that
- * is down drops.
+ * keeps the batch (and the rest in the ring) and resumes when the socket
+ * has room (POLLOUT) rather than dropping it, so a fast sender is
+ * slowed, not punished with retransmissions; a link that is down drops.
  *
  * Receive: the socket is watched only while some receive queue has
  * buffers (otherwise the switch's own queue, then its drop counter,
  * take the excess).  Up to VNET_BATCH frames come in per recvmmsg and
- * each is copied into one popped buffer.  Chains popped but not yet
+ * each is copied into one popped buffer.  TCP GSO frames (a peer's
+ * TSO) arrive whole and go to a driver that negotiated GUEST_TSO4/6 as
+ * one frame in one big buffer (Linux's "big packets" receive mode),
+ * so the guest handles a 64 KiB burst once rather than segment by
+ * segment; for any other driver they are segmented here.  Chains
+ * popped but not yet
  * filled are held in order, and given back (last_avail rewound) before
  * a snapshot so none is lost.
  *
@@ -39,15 +44,23 @@
 #include "util/evloop.h"
 #include "util/log.h"
 #include "vmfs/vmx.h"
+#include "vswitch/vswitch.h"
 
 #define VNET_BATCH	32	/* frames per sendmmsg / recvmmsg */
 #define VNET_HOLD	32	/* popped receive chains kept per queue */
 #define VNET_RX_ROUNDS	4	/* recvmmsg calls per readable event */
 #define VNET_RETRY_NS	200000	/* full socket: look again after 200 us */
 #define VNET_ETH_HLEN	14
+#define VNET_MAX_SEGS	192	/* a 64 KiB GSO frame at a 536-byte MSS */
 #define VNET_MTU	1500
 /* PCI class: network controller, Ethernet. */
 #define VNET_CLASS	0x020000
+
+/* What is left after a transmit pass over a queue. */
+enum vnet_tx_left { VNET_TX_DONE, VNET_TX_FULL, VNET_TX_MORE };
+
+/* What a frame from the switch needs before the driver may have it. */
+enum vnet_rx_how { VNET_RX_DROP, VNET_RX_OK, VNET_RX_SEGMENT };
 
 /* Receive chains popped and not yet filled, oldest first. */
 struct vnet_held {
@@ -286,9 +299,9 @@ vnet_tx_fill(struct virtio_net *vn, unsigned q)
 	return n;
 }
 
-/* Drain transmit queue q, at most about one ring's worth; false when
- * work is left (socket full or budget spent). */
-static bool
+/* Drain transmit queue q, at most about one ring's worth: VNET_TX_DONE,
+ * VNET_TX_FULL (the socket is) or VNET_TX_MORE (budget spent). */
+static enum vnet_tx_left
 vnet_tx_queue(struct virtio_net *vn, unsigned q)
 {
 	unsigned budget = vn->vd.vq[q].size;
@@ -297,11 +310,11 @@ vnet_tx_queue(struct virtio_net *vn, unsigned q)
 		unsigned n = vnet_tx_fill(vn, q);
 
 		if (n == 0)
-			return true;
+			return VNET_TX_DONE;
 		if (!vnet_tx_flush(vn))
-			return false;
+			return VNET_TX_FULL;
 		if (n >= budget)
-			return false;
+			return VNET_TX_MORE;
 		budget -= n;
 	}
 }
@@ -309,6 +322,8 @@ vnet_tx_queue(struct virtio_net *vn, unsigned q)
 static void
 virtio_net_tx_run(struct virtio_net *vn)
 {
+	enum vnet_tx_left left = VNET_TX_FULL;
+
 	if (vn->paused)
 		return;
 	if (vn->tx.n > 0 && !vnet_tx_flush(vn))
@@ -318,14 +333,25 @@ virtio_net_tx_run(struct virtio_net *vn)
 
 		if (!(vn->tx_kicked & 1u << q))
 			continue;
-		if (!vnet_tx_queue(vn, q))
+		if ((left = vnet_tx_queue(vn, q)) != VNET_TX_DONE)
 			goto later;
 		vn->tx_kicked &= ~(1u << q);
 	}
 	return;
 later:
-	/* The ring may hold more than the driver will kick for. */
-	vtimer_arm(&vn->tx_timer, vclock_ns() + VNET_RETRY_NS);
+	/* The ring may hold more than the driver will kick for.  A full
+	 * socket (the switch holds us back for a slow receiver) wakes us
+	 * when it has room; the descriptors wait in the ring meanwhile. */
+	if (left == VNET_TX_MORE)
+		vtimer_arm(&vn->tx_timer, vclock_ns());
+	else if (netdev_vsw_wait_tx(&vn->be) < 0)
+		vtimer_arm(&vn->tx_timer, vclock_ns() + VNET_RETRY_NS);
+}
+
+static void
+virtio_net_on_tx(void *opaque)
+{
+	virtio_net_tx_run(opaque);
 }
 
 static void
@@ -431,21 +457,41 @@ vnet_csum_complete(uint8_t *f, uint32_t len, uint16_t start, uint16_t off)
 	return true;
 }
 
-/* Make the switch's header one this driver accepts; false drops. */
+/* May this driver take GSO header h as it is: a TCP segmentation type
+ * it negotiated, with the partial checksum every GSO frame carries? */
 static bool
+vnet_rx_gso_ok(const struct virtio_net *vn, const uint8_t *h)
+{
+	if (!(h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM) || bus_get(h + 4, 2) == 0 ||
+	    !virtio_has_feature(&vn->vd, VIRTIO_NET_F_GUEST_CSUM))
+		return false;
+	return (h[1] == VIRTIO_NET_HDR_GSO_TCPV4 &&
+	    virtio_has_feature(&vn->vd, VIRTIO_NET_F_GUEST_TSO4)) ||
+	    (h[1] == VIRTIO_NET_HDR_GSO_TCPV6 &&
+	    virtio_has_feature(&vn->vd, VIRTIO_NET_F_GUEST_TSO6));
+}
+
+/* Make the switch's header one this driver accepts.  VNET_RX_SEGMENT:
+ * a GSO frame the driver did not ask for, to be cut up first. */
+static enum vnet_rx_how
 vnet_rx_header(struct virtio_net *vn, uint8_t *h, uint8_t *f, uint32_t flen)
 {
 	uint16_t start = (uint16_t)bus_get(h + 6, 2);
 	uint16_t off = (uint16_t)bus_get(h + 8, 2);
 	bool partial = h[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM;
 
-	if (h[1] != 0)
-		return false;	/* GSO we did not ask for */
 	if (partial && (uint32_t)start + off + 2 > flen)
-		return false;
+		return VNET_RX_DROP;
+	if (h[1] != 0) {
+		if (!vnet_rx_gso_ok(vn, h) || bus_get(h + 2, 2) > flen)
+			return VNET_RX_SEGMENT;
+		h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		bus_put(h + 10, 2, 1);
+		return VNET_RX_OK;
+	}
 	if (!virtio_has_feature(&vn->vd, VIRTIO_NET_F_GUEST_CSUM)) {
 		if (partial && !vnet_csum_complete(f, flen, start, off))
-			return false;
+			return VNET_RX_DROP;
 		memset(h, 0, VIRTIO_NET_HDR_LEN);
 	} else {
 		h[0] &= VIRTIO_NET_HDR_F_NEEDS_CSUM |
@@ -454,7 +500,7 @@ vnet_rx_header(struct virtio_net *vn, uint8_t *h, uint8_t *f, uint32_t flen)
 		bus_put(h + 4, 2, 0);
 	}
 	bus_put(h + 10, 2, 1);	/* num_buffers: 1 without MRG_RXBUF */
-	return true;
+	return VNET_RX_OK;
 }
 
 /* Write one frame into the oldest held chain of queue q (checked to
@@ -477,23 +523,15 @@ vnet_rx_put(struct virtio_net *vn, unsigned q, const uint8_t *h,
 	hd->n--;
 }
 
-/* Deliver received message i; returns the queue used, or -1. */
+/* One frame with its final header into a buffer of its flow's queue;
+ * returns the queue used, or -1 (no buffer that holds it: dropped). */
 static int
-vnet_rx_deliver(struct virtio_net *vn, unsigned i)
+vnet_rx_one(struct virtio_net *vn, const uint8_t *h, const uint8_t *f,
+    uint32_t flen)
 {
-	uint8_t *h = vn->rxbuf + (size_t)i * VSW_MAX_MSG;
-	uint8_t *f = h + VIRTIO_NET_HDR_LEN;
-	uint32_t len = vn->rxmsg[i].msg_len, flen;
 	struct vnet_held *h2;
-	unsigned q;
+	unsigned q = 2 * vnet_rx_steer(vn, f, flen);
 
-	if ((vn->rxmsg[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-	    len < VIRTIO_NET_HDR_LEN + VNET_ETH_HLEN)
-		return -1;
-	flen = len - VIRTIO_NET_HDR_LEN;
-	if (!vnet_rx_header(vn, h, f, flen))
-		return -1;
-	q = 2 * vnet_rx_steer(vn, f, flen);
 	/* Its queue has no buffer: any queue in use will do. */
 	for (unsigned p = 0; p < vn->pairs && vn->held[q / 2].n == 0; p++)
 		q = 2 * p;
@@ -505,6 +543,66 @@ vnet_rx_deliver(struct virtio_net *vn, unsigned i)
 	vnet_count(&vn->rx_bytes, flen);
 	vnet_count(&vn->rx_frames, 1);
 	return (int)q;
+}
+
+/* A TCP GSO frame for a driver that takes none: its segments, each
+ * with complete checksums.  Returns the queues used as bits; dropped
+ * frames and segments are counted. */
+static uint32_t
+vnet_rx_segments(struct virtio_net *vn, const uint8_t *h, const uint8_t *f,
+    uint32_t flen)
+{
+	size_t off[VNET_MAX_SEGS], lens[VNET_MAX_SEGS];
+	uint8_t plain[VIRTIO_NET_HDR_LEN] = { 0 }, *s;
+	struct vsw_net_hdr vh;
+	uint32_t touched = 0;
+	int n, q;
+
+	memcpy(&vh, h, sizeof(vh));
+	bus_put(plain + 10, 2, 1);
+	if (vsw_hdr_check(&vh, flen) < 0 || (s = vsw_gso_segment(NULL, &vh,
+	    f, flen, off, lens, VNET_MAX_SEGS, &n)) == NULL) {
+		vnet_count(&vn->dropped, 1);
+		return 0;
+	}
+	for (int i = 0; i < n; i++) {
+		if ((q = vnet_rx_one(vn, plain, s + off[i], (uint32_t)lens[i])) <
+		    0)
+			vnet_count(&vn->dropped, 1);
+		else
+			touched |= 1u << q;
+	}
+	free(s);
+	return touched;
+}
+
+/* Deliver received message i; returns the queues used as bits. */
+static uint32_t
+vnet_rx_deliver(struct virtio_net *vn, unsigned i)
+{
+	uint8_t *h = vn->rxbuf + (size_t)i * VSW_MAX_MSG;
+	uint8_t *f = h + VIRTIO_NET_HDR_LEN;
+	uint32_t len = vn->rxmsg[i].msg_len, flen;
+	int q = -1;
+
+	if (!(vn->rxmsg[i].msg_hdr.msg_flags & MSG_TRUNC) &&
+	    len >= VIRTIO_NET_HDR_LEN + VNET_ETH_HLEN) {
+		flen = len - VIRTIO_NET_HDR_LEN;
+		switch (vnet_rx_header(vn, h, f, flen)) {
+		case VNET_RX_SEGMENT:
+			return vnet_rx_segments(vn, h, f, flen);
+		case VNET_RX_OK:
+			q = vnet_rx_one(vn, h, f, flen);
+			break;
+		case VNET_RX_DROP:
+			break;
+		}
+	}
+	if (q < 0) {
+		vnet_count(&vn->dropped, 1);
+		return 0;
+	}
+	return 1u << q;
 }
 
 /* Frames wait on the socket: take what the held buffers can hold. */
@@ -534,14 +632,8 @@ virtio_net_rx_run(void *opaque)
 		    room : VNET_BATCH);
 		if (n <= 0)
 			return;
-		for (int i = 0; i < n; i++) {
-			int q = vnet_rx_deliver(vn, (unsigned)i);
-
-			if (q < 0)
-				vnet_count(&vn->dropped, 1);
-			else
-				touched |= 1u << q;
-		}
+		for (int i = 0; i < n; i++)
+			touched |= vnet_rx_deliver(vn, (unsigned)i);
 		for (unsigned q = 0; q < vn->vd.nqueues; q++)
 			if (touched & 1u << q)
 				virtq_notify(&vn->vd, q);
@@ -901,6 +993,7 @@ vnet_features(const struct virtio_net *vn)
 	uint64_t f = 1ull << VIRTIO_NET_F_CSUM |
 	    1ull << VIRTIO_NET_F_GUEST_CSUM | 1ull << VIRTIO_NET_F_MAC |
 	    1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
+	    1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
 	    1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_CTRL_VQ |
 	    1ull << VIRTIO_NET_F_GUEST_ANNOUNCE;
 
@@ -952,12 +1045,14 @@ virtio_net_new(struct vm *vm, int i, const struct vmcfg_nic *n)
 	vtimer_init(&vn->tx_timer, vm->loop, virtio_net_tx_timer, vn);
 	if ((err = vnet_alloc(vn)) < 0)
 		goto fail;
-	/* We complete checksums for a driver that cannot: any partial
-	 * checksum is welcome; segmentation is not. */
+	/* We complete checksums and segment for a driver that cannot: a
+	 * partial checksum and a whole GSO frame are welcome (a guest that
+	 * takes GSO frames costs the software CPU one frame, not 45). */
 	if ((err = netdev_vsw_init(&vn->be, vm, vn->name, n->portgroup,
-	    vn->mac, VSW_F_CSUM)) < 0)
+	    vn->mac, VSW_F_CSUM | VSW_F_GSO)) < 0)
 		goto fail;
 	vn->be.on_rx = virtio_net_rx_run;
+	vn->be.on_tx = virtio_net_on_tx;
 	vn->be.on_link = virtio_net_on_link;
 	vn->be.opaque = vn;
 	if ((err = virtio_dev_init(&vn->vd, vm, vn->name, VIRTIO_ID_NET,

@@ -31,6 +31,8 @@ struct vsw_frame {
 	size_t len;
 	int pg;
 	bool gso;
+	int src;			/* port it came from */
+	bool pause;			/* may pause src (see vswitch.h) */
 	/* Segments of a GSO frame, made for the first port without GSO. */
 	uint8_t *seg;
 	int nseg;
@@ -62,6 +64,7 @@ vsw_fini(struct vsw *sw)
 {
 	int i;
 
+	sw->watch = NULL;		/* nobody watches any more */
 	while (sw->caps != NULL)
 		vsw_capture_stop(sw, sw->caps);
 	vsw_flush(sw);
@@ -74,6 +77,10 @@ vsw_fini(struct vsw *sw)
 	sw->scratch = NULL;
 	sw->rxbuf = NULL;
 }
+
+static void vsw_backlog_drop(struct vsw *sw, struct vsw_port *q,
+    bool count);
+static void vsw_bit_clear(uint8_t *bits, int i);
 
 /* Port group names are what a .vmx nicN.portgroup may hold. */
 static bool
@@ -411,7 +418,12 @@ vsw_port_del(struct vsw *sw, struct vsw_port *p)
 			c->done = true;		/* the server ends it */
 	}
 	vsw_fdb_flush_port(&sw->fdb, p->id);
+	vsw_backlog_drop(sw, p, false);
+	for (i = 1; i < VSW_MAX_PORTS; i++)
+		if (sw->ports[i] != NULL)
+			vsw_bit_clear(sw->ports[i]->pausing, p->id);
 	sw->ports[p->id] = NULL;
+	free(p->bl);
 	free(p->txq);
 	free(p);
 }
@@ -437,6 +449,8 @@ vsw_scratch_keep(struct vsw *sw, void *buf)
 {
 	void **n;
 
+	if (sw == NULL)
+		return 0;		/* the caller frees it */
 	if (sw->nscratch == sw->scratchcap) {
 		int cap = sw->scratchcap ? 2 * sw->scratchcap : 16;
 
@@ -489,12 +503,13 @@ vsw_txq_slot(struct vsw *sw, struct vsw_port *q)
 	return &q->txq[q->ntx++];
 }
 
-/* Queue one complete (untagged) frame with header h for port q. */
+/* Queue one complete (untagged) frame of f with header h for port q. */
 static void
-vsw_enqueue_one(struct vsw *sw, struct vsw_port *q, int g,
+vsw_enqueue_one(struct vsw *sw, struct vsw_port *q, const struct vsw_frame *f,
     const struct vsw_net_hdr *h, uint8_t *data, size_t len)
 {
 	struct vsw_txent *e;
+	int g = f->pg;
 	uint16_t vlan = sw->pgs[g].vlan;
 
 	if (sw->caps != NULL)
@@ -503,6 +518,8 @@ vsw_enqueue_one(struct vsw *sw, struct vsw_port *q, int g,
 		return;
 	e->niov = 0;
 	e->hdr = *h;
+	e->src = f->src;
+	e->pause = f->pause;
 	if (q->kind == VSW_PORT_PEER) {
 		vsw_vxlan_hdr(e->vxlan, sw->pgs[g].vni);
 		e->iov[e->niov++] = (struct iovec){ e->vxlan, 8 };
@@ -538,7 +555,7 @@ vsw_enqueue(struct vsw *sw, struct vsw_port *q, struct vsw_frame *f)
 	int i;
 
 	if (!f->gso || (feat & VSW_F_GSO)) {
-		vsw_enqueue_one(sw, q, f->pg, &f->hdr, f->data, f->len);
+		vsw_enqueue_one(sw, q, f, &f->hdr, f->data, f->len);
 		return;
 	}
 	if (f->seg == NULL && f->nseg == 0) {
@@ -554,7 +571,7 @@ vsw_enqueue(struct vsw *sw, struct vsw_port *q, struct vsw_frame *f)
 		return;
 	}
 	for (i = 0; i < f->nseg; i++)
-		vsw_enqueue_one(sw, q, f->pg, &plain, f->seg + f->segoff[i],
+		vsw_enqueue_one(sw, q, f, &plain, f->seg + f->segoff[i],
 		    f->seglen[i]);
 }
 
@@ -573,9 +590,14 @@ vsw_forward(struct vsw *sw, struct vsw_port *p, struct vsw_frame *f)
 		id = vsw_fdb_lookup(&sw->fdb, (uint16_t)f->pg, f->data, now);
 	if (id == p->id)
 		return;		/* it is on the port it came from */
-	if (id > 0 && (q = sw->ports[id]) != NULL && vsw_member(sw, q, f->pg))
+	f->src = p->id;
+	f->pause = false;
+	if (id > 0 && (q = sw->ports[id]) != NULL && vsw_member(sw, q, f->pg)) {
 		dst[n++] = q;
-	else {
+		/* Only a known unicast path pauses: a flood would let one
+		 * full port stop everyone who broadcasts. */
+		f->pause = p->kind == VSW_PORT_NIC || p->kind == VSW_PORT_TAP;
+	} else {
 		sw->pgs[f->pg].flooded++;
 		for (i = 1; i < VSW_MAX_PORTS; i++) {
 			q = sw->ports[i];
@@ -708,9 +730,214 @@ vsw_peer_input(struct vsw *sw, struct vsw_port *peer, uint32_t vni,
 	return 0;
 }
 
-/* Account what the first `sent` entries carried; drop the rest. */
+/* --- backpressure (see vswitch.h) --- */
+
 static void
-vsw_tx_done(struct vsw_port *q, int sent, int err)
+vsw_bit_clear(uint8_t *bits, int i)
+{
+	bits[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
+static void
+vsw_rewatch(struct vsw *sw, struct vsw_port *p)
+{
+	if (sw->watch != NULL)
+		sw->watch(sw->watch_opaque, p);
+}
+
+/* Full port q pauses port src (once per q). */
+static void
+vsw_pause(struct vsw *sw, struct vsw_port *q, int src)
+{
+	struct vsw_port *p = src > 0 && src < VSW_MAX_PORTS ? sw->ports[src] :
+	    NULL;
+
+	if (p == NULL || p == q || p->dead ||
+	    (q->pausing[src / 8] & (1u << (src % 8))))
+		return;
+	q->pausing[src / 8] |= (uint8_t)(1u << (src % 8));
+	if (p->paused++ == 0) {
+		p->st.rx_paused++;
+		vsw_rewatch(sw, p);
+	}
+}
+
+/* Port q lets every source it paused go. */
+static void
+vsw_release(struct vsw *sw, struct vsw_port *q)
+{
+	struct vsw_port *p;
+	int i;
+
+	for (i = 1; i < VSW_MAX_PORTS; i++) {
+		if (!(q->pausing[i / 8] & (1u << (i % 8))))
+			continue;
+		vsw_bit_clear(q->pausing, i);
+		if ((p = sw->ports[i]) != NULL && p->paused > 0 &&
+		    --p->paused == 0)
+			vsw_rewatch(sw, p);
+	}
+}
+
+/* Forget q's backlog (counted as dropped when count) and let its
+ * sources go. */
+static void
+vsw_backlog_drop(struct vsw *sw, struct vsw_port *q, bool count)
+{
+	bool had = q->nbl > 0;
+
+	for (; q->nbl > 0; q->nbl--) {
+		free(q->bl[q->blhead].buf);
+		q->blhead = (q->blhead + 1) % VSW_BACKLOG;
+		if (count)
+			q->st.tx_error++;
+	}
+	q->blhead = 0;
+	q->blbytes = 0;
+	q->stuck = false;
+	vsw_release(sw, q);
+	if (had)
+		vsw_rewatch(sw, q);
+}
+
+/* Copy entry e into q's backlog; false when the backlog is full. */
+static bool
+vsw_backlog_add(struct vsw_port *q, const struct vsw_txent *e)
+{
+	struct vsw_blmsg *m;
+	size_t len = 0, at = 0;
+	int i;
+
+	for (i = 0; i < e->niov; i++)
+		len += e->iov[i].iov_len;
+	if (q->nbl == VSW_BACKLOG || q->blbytes + len > VSW_BACKLOG_BYTES)
+		return false;
+	if (q->bl == NULL && (q->bl = calloc(VSW_BACKLOG, sizeof(*q->bl))) ==
+	    NULL)
+		return false;
+	m = &q->bl[(q->blhead + q->nbl) % VSW_BACKLOG];
+	if ((m->buf = malloc(len)) == NULL)
+		return false;
+	for (i = 0; i < e->niov; i++) {
+		memcpy(m->buf + at, e->iov[i].iov_base, e->iov[i].iov_len);
+		at += e->iov[i].iov_len;
+	}
+	m->len = len;
+	m->flen = e->len;
+	q->nbl++;
+	q->blbytes += len;
+	q->st.tx_held++;
+	return true;
+}
+
+/* Send q's backlog while the socket takes it: 0 (all or some sent, the
+ * rest waits for room), or -errno when the socket is broken. */
+static int
+vsw_backlog_send(struct vsw_port *q)
+{
+	struct mmsghdr m[VSW_BATCH];
+	struct iovec iov[VSW_BATCH];
+	struct vsw_blmsg *b;
+	int i, n, r;
+
+	while (q->nbl > 0) {
+		n = q->nbl < VSW_BATCH ? q->nbl : VSW_BATCH;
+		memset(m, 0, sizeof(m[0]) * (size_t)n);
+		for (i = 0; i < n; i++) {
+			b = &q->bl[(q->blhead + i) % VSW_BACKLOG];
+			iov[i] = (struct iovec){ b->buf, b->len };
+			m[i].msg_hdr.msg_iov = &iov[i];
+			m[i].msg_hdr.msg_iovlen = 1;
+		}
+		r = sendmmsg(q->fd, m, (unsigned)n, MSG_DONTWAIT |
+		    MSG_NOSIGNAL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == ENOBUFS ? 0 : -errno;
+		for (i = 0; i < r; i++) {
+			b = &q->bl[q->blhead];
+			q->st.tx_packets++;
+			q->st.tx_bytes += b->flen;
+			q->blbytes -= b->len;
+			free(b->buf);
+			b->buf = NULL;
+			q->blhead = (q->blhead + 1) % VSW_BACKLOG;
+			q->nbl--;
+		}
+		q->bl_sent_ns = vclock_ns();
+	}
+	return 0;
+}
+
+void
+vsw_port_writable(struct vsw *sw, struct vsw_port *q)
+{
+	if (q->nbl == 0)
+		return;
+	if (vsw_backlog_send(q) < 0) {
+		vsw_backlog_drop(sw, q, true);
+		return;
+	}
+	if (q->nbl > 0)
+		return;
+	/* Drained: its sources may send again; POLLOUT is not wanted. */
+	q->stuck = false;
+	vsw_release(sw, q);
+	vsw_rewatch(sw, q);
+}
+
+void
+vsw_backlog_tick(struct vsw *sw, uint64_t now_ns)
+{
+	struct vsw_port *q;
+	int i;
+
+	for (i = 1; i < VSW_MAX_PORTS; i++) {
+		q = sw->ports[i];
+		if (q == NULL || q->nbl == 0 || q->stuck ||
+		    now_ns - q->bl_sent_ns < VSW_STALL_NS)
+			continue;
+		/* Its reader is gone or stopped: stop making others wait
+		 * for it.  What does not fit from now on is dropped. */
+		q->stuck = true;
+		vsw_release(sw, q);
+	}
+}
+
+/* Entries from `from` on that the socket did not take (err): held for
+ * q when they may pause their source, else dropped and counted. */
+static void
+vsw_tx_rest(struct vsw *sw, struct vsw_port *q, int from, int err)
+{
+	bool full = err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS;
+	bool had = q->nbl > 0;
+	struct vsw_txent *e;
+	int i;
+
+	for (i = from; i < q->ntx; i++) {
+		e = &q->txq[i];
+		if (!full)
+			q->st.tx_error++;
+		else if (q->kind != VSW_PORT_NIC || !e->pause)
+			q->st.tx_full++;
+		else {
+			if (!vsw_backlog_add(q, e))
+				q->st.tx_full++;
+			if (!q->stuck)
+				vsw_pause(sw, q, e->src);
+		}
+	}
+	if (!had && q->nbl > 0) {
+		q->bl_sent_ns = vclock_ns();	/* the stall clock starts */
+		vsw_rewatch(sw, q);
+	}
+}
+
+/* Account what the first `sent` entries carried; the rest as above. */
+static void
+vsw_tx_done(struct vsw *sw, struct vsw_port *q, int sent, int err)
 {
 	int i;
 
@@ -718,12 +945,8 @@ vsw_tx_done(struct vsw_port *q, int sent, int err)
 		q->st.tx_packets++;
 		q->st.tx_bytes += q->txq[i].len;
 	}
-	if (sent < q->ntx) {
-		if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
-			q->st.tx_full += (uint64_t)(q->ntx - sent);
-		else
-			q->st.tx_error += (uint64_t)(q->ntx - sent);
-	}
+	if (sent < q->ntx)
+		vsw_tx_rest(sw, q, sent, err);
 }
 
 static void
@@ -737,7 +960,7 @@ vsw_flush_port(struct vsw *sw, struct vsw_port *q)
 		for (sent = 0; sent < q->ntx; sent++)
 			if ((err = -vsw_pcap_xmit(q, &q->txq[sent])) != 0)
 				break;
-		vsw_tx_done(q, sent, err);
+		vsw_tx_done(sw, q, sent, err);
 		return;
 	}
 	if (q->kind == VSW_PORT_TAP) {
@@ -750,7 +973,14 @@ vsw_flush_port(struct vsw *sw, struct vsw_port *q)
 			else
 				break;
 		}
-		vsw_tx_done(q, sent, err);
+		vsw_tx_done(sw, q, sent, err);
+		return;
+	}
+	/* Held messages go first: nothing overtakes them. */
+	if (q->nbl > 0 && (r = vsw_backlog_send(q)) < 0)
+		vsw_backlog_drop(sw, q, true);
+	if (q->nbl > 0) {
+		vsw_tx_done(sw, q, 0, EAGAIN);
 		return;
 	}
 	memset(m, 0, sizeof(m[0]) * (size_t)q->ntx);
@@ -772,7 +1002,7 @@ vsw_flush_port(struct vsw *sw, struct vsw_port *q)
 		if ((err = errno) != EINTR)
 			break;
 	}
-	vsw_tx_done(q, sent, err);
+	vsw_tx_done(sw, q, sent, err);
 }
 
 void

@@ -19,8 +19,20 @@
  * Work is done in batches: vsw_port_input() takes one message and queues
  * its copies on the destination ports (referencing the caller's buffer,
  * which must live until vsw_flush()), vsw_flush() sends every queue with
- * one sendmmsg per port.  What a full socket does not take is dropped
- * and counted: one slow port never stalls the switch.
+ * one sendmmsg per port.
+ *
+ * Backpressure, as pause frames or vhost's ring would: a unicast frame
+ * from a NIC or TAP port that a full NIC socket does not take is copied
+ * to that port's backlog (bounded: VSW_BACKLOG messages, VSW_BACKLOG_BYTES)
+ * and its source is paused (the server stops reading it) until the
+ * backlog has drained, on POLLOUT (vsw_port_writable()).  So a fast
+ * sender is slowed to what its receiver takes, rather than dropped and
+ * made to retransmit.  Nothing lets one port stall the others: flooded
+ * frames never pause anyone (they are dropped for a full port, as
+ * before); a paused source only waits for the ports it sends to; a full
+ * port that takes nothing for VSW_STALL_NS (a dead or stopped guest) is
+ * "stuck" (vsw_backlog_tick()): its sources resume and what its backlog
+ * cannot hold is dropped and counted (tx_full) until it drains.
  */
 #ifndef TV_VSWITCH_H
 #define TV_VSWITCH_H
@@ -43,6 +55,9 @@
 #define VSW_VXLAN_PORT		4789
 #define VSW_NAME_MAX		64
 #define VSW_RXSZ		(VSW_MAX_MSG + 64)	/* room to see oversize */
+#define VSW_BACKLOG		256		/* messages held per full port */
+#define VSW_BACKLOG_BYTES	(4u << 20)
+#define VSW_STALL_NS		(500ull * 1000000ull)	/* then: stuck */
 
 enum vsw_port_kind { VSW_PORT_NIC, VSW_PORT_TAP, VSW_PORT_PEER, VSW_PORT_PCAP };
 
@@ -56,6 +71,8 @@ struct vsw_stats {
 	uint64_t tx_offload;		/* offload the port cannot take */
 	uint64_t tx_error;
 	uint64_t rx_shaped;		/* over the port group's rate */
+	uint64_t tx_held;		/* held in the backlog (then sent) */
+	uint64_t rx_paused;		/* times a full port paused it */
 };
 
 struct vsw_pg {
@@ -78,6 +95,15 @@ struct vsw_txent {
 	struct iovec iov[5];
 	int niov;
 	size_t len;
+	int src;			/* the port it came from */
+	bool pause;			/* may pause src when q is full */
+};
+
+/* A message held for a full port: one copy, header and frame. */
+struct vsw_blmsg {
+	uint8_t *buf;
+	size_t len;			/* message bytes */
+	size_t flen;			/* frame bytes, for tx_bytes */
 };
 
 struct vsw_port {
@@ -104,6 +130,16 @@ struct vsw_port {
 	bool dirty;			/* on the flush list */
 	/* Capture of this port's traffic (vswitch_capture.c). */
 	struct vsw_capture *cap;
+	/* Backpressure (see the top): held messages, a ring of
+	 * VSW_BACKLOG; when one was last sent; the sources this port
+	 * paused (bits by port id); how many full ports pause this one. */
+	struct vsw_blmsg *bl;
+	int blhead, nbl;
+	size_t blbytes;
+	uint64_t bl_sent_ns;
+	bool stuck;
+	uint8_t pausing[VSW_MAX_PORTS / 8];
+	int paused;
 };
 
 struct vsw_fdb_ent {
@@ -144,6 +180,10 @@ struct vsw {
 	uint64_t rx_unknown_port;	/* frames for ports that left */
 	uint64_t segmented;		/* GSO frames we segmented */
 	uint64_t csum_done;		/* checksums we completed */
+	/* Told when what port p waits for changed: read it unless
+	 * p->paused, wait for room to write while p->nbl > 0. */
+	void (*watch)(void *opaque, struct vsw_port *p);
+	void *watch_opaque;
 };
 
 /* Set up / tear down a switch (no sockets of its own). */
@@ -208,8 +248,15 @@ void vsw_flush(struct vsw *sw);
 /* Receive a batch from a NIC port and forward it.  Returns messages
  * read; -errno when the port is gone (EOF or error). */
 int vsw_port_recv(struct vsw *sw, struct vsw_port *p);
+/* Port q's socket has room (POLLOUT): send its backlog; once it is
+ * empty the sources q paused resume. */
+void vsw_port_writable(struct vsw *sw, struct vsw_port *q);
+/* Now and then (the server's tick): full ports that took nothing for
+ * VSW_STALL_NS become stuck and let their sources go. */
+void vsw_backlog_tick(struct vsw *sw, uint64_t now_ns);
 
-/* Keep buf until the next vsw_flush() (frees it then). 0/-ENOMEM. */
+/* Keep buf until the next vsw_flush() (frees it then). 0/-ENOMEM.
+ * sw NULL: 0, the caller keeps and frees it (a NIC segmenting). */
 int vsw_scratch_keep(struct vsw *sw, void *buf);
 
 /* The MAC table (vswitch_fdb.c); now_ns from vclock_ns(). */
@@ -232,8 +279,9 @@ void vsw_fdb_age(struct vsw_fdb *f, uint64_t now_ns);
  * frame of len bytes (0/-EINVAL).  vsw_csum_complete: compute the
  * checksum a NEEDS_CSUM header asks for, in place.  vsw_gso_segment:
  * cut a TCP GSO frame into MSS-sized frames with their headers fixed
- * and checksums complete; returns a scratch buffer holding n messages
- * (vsw_net_hdr + frame each) at offsets[i], lengths lens[i], or NULL.
+ * and checksums complete; returns a scratch buffer holding n frames
+ * at offsets[i], lengths lens[i], or NULL (sw NULL: the caller frees
+ * the buffer).
  */
 int vsw_hdr_check(const struct vsw_net_hdr *h, size_t len);
 int vsw_csum_complete(struct vsw_net_hdr *h, uint8_t *frame, size_t len);

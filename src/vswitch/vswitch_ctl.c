@@ -145,7 +145,7 @@ vsw_ctl_port(struct vsw_server *s, const struct vsw_port *p, uint64_t now)
 
 	vsw_ctl_mac(mac, p->mac);
 	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I,"
-	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+	    " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
 	    "id", p->id, "name", p->name, "kind", vsw_ctl_kind(p->kind),
 	    "portgroup", p->pg >= 0 ? s->sw.pgs[p->pg].name : "",
 	    "vm", p->vm, "nic", p->nic, "mac", p->kind == VSW_PORT_NIC ?
@@ -161,7 +161,9 @@ vsw_ctl_port(struct vsw_server *s, const struct vsw_port *p, uint64_t now)
 	    "tx_full", (json_int_t)st->tx_full,
 	    "tx_offload", (json_int_t)st->tx_offload,
 	    "tx_error", (json_int_t)st->tx_error,
-	    "rx_shaped", (json_int_t)st->rx_shaped);
+	    "rx_shaped", (json_int_t)st->rx_shaped,
+	    "tx_held", (json_int_t)st->tx_held,
+	    "rx_paused", (json_int_t)st->rx_paused);
 }
 
 static json_t *

@@ -26,8 +26,11 @@
  * A message that is too short, too long (more than VSW_MAX_MSG) or
  * malformed is dropped and counted, never trusted.  Either side may
  * send frames in batches (sendmmsg/recvmmsg); the socket's own buffer
- * is the queue, and a full queue drops (a switch never blocks on one
- * port).
+ * is the queue.  Flow control needs no message: a NIC whose socket is
+ * full keeps its frames and waits for room; the switch holds what a
+ * full NIC socket did not take and stops reading the ports that send
+ * to it until it drains (a NIC that stops reading for good is given
+ * up on after a while and dropped to: see vswitch.h).
  */
 #ifndef TV_VSWITCH_PROTO_H
 #define TV_VSWITCH_PROTO_H

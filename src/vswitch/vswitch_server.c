@@ -11,6 +11,10 @@
  * served; a port with more waiting is reported again on the next pass,
  * behind the others.  A flood from one port costs the others at most
  * one batch of latency per pass.
+ *
+ * Backpressure (vswitch.h): a port paused by a full destination is not
+ * watched for input, and a port with a backlog is watched for output,
+ * as the data plane says through vsw.watch (vsw_server_rewatch).
  */
 #include "vswitch/vswitch_server.h"
 
@@ -107,6 +111,23 @@ static void
 vsw_server_unwatch(struct vsw_server *s, int fd)
 {
 	(void)epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* What port p waits for changed (paused, backlogged). */
+static void
+vsw_server_rewatch(void *opaque, struct vsw_port *p)
+{
+	struct vsw_server *s = opaque;
+	struct vsw_ev *ev = p == s->uplink ? &s->tap : p->kind ==
+	    VSW_PORT_NIC ? s->portev[p->id] : NULL;
+	struct epoll_event e = { .data.ptr = ev };
+
+	if (ev == NULL || ev->fd != p->fd)
+		return;
+	e.events = (p->paused > 0 ? 0 : EPOLLIN) | (p->nbl > 0 ? EPOLLOUT : 0);
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, p->fd, &e) < 0)
+		log_debug("switch %s: port %d: epoll: %s", s->sw.name, p->id,
+		    strerror(errno));
 }
 
 static int
@@ -469,6 +490,7 @@ vsw_server_tick(struct vsw_server *s)
 	while (read(s->tick.fd, &x, sizeof(x)) > 0)
 		;
 	vsw_fdb_age(&s->sw.fdb, now);
+	vsw_backlog_tick(&s->sw, now);
 	for (p = s->pending; p != NULL; p = next) {
 		next = p->next;
 		if (now > p->deadline) {
@@ -522,7 +544,10 @@ vsw_server_event(struct vsw_server *s, struct vsw_ev *ev, uint32_t events)
 		vsw_server_hello(s, ev->ptr);
 		break;
 	case VSW_EV_PORT:
-		if ((r = vsw_port_recv(&s->sw, ev->ptr)) < 0)
+		if (events & EPOLLOUT)
+			vsw_port_writable(&s->sw, ev->ptr);
+		if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+		    (r = vsw_port_recv(&s->sw, ev->ptr)) < 0)
 			vsw_server_port_gone(s, ev->ptr, r);
 		break;
 	case VSW_EV_TAP:
@@ -633,6 +658,8 @@ vsw_server_setup(struct vsw_server *s, const char *name,
 	    datastore ? datastore : "");
 	if ((ret = vsw_init(&s->sw, name)) < 0)
 		return ret;
+	s->sw.watch = vsw_server_rewatch;
+	s->sw.watch_opaque = s;
 	if ((ret = vsw_socket_path(name, s->path, sizeof(s->path))) < 0 ||
 	    (ret = vsw_server_paths(name, s->ctlpath, sizeof(s->ctlpath),
 	    s->lockpath, sizeof(s->lockpath), s->logpath,

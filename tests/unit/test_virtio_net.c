@@ -485,6 +485,17 @@ setup_nocsum(void)
 }
 
 static void
+setup_notso(void)
+{
+	switch_listen();
+	vm_up();
+	switch_accept(0);
+	driver_init(1ull << VIRTIO_NET_F_GUEST_TSO4 |
+	    1ull << VIRTIO_NET_F_GUEST_TSO6);
+	cr_assert(wait_link(true), "link up once the switch welcomed us");
+}
+
+static void
 setup(void)
 {
 	switch_listen();
@@ -533,10 +544,13 @@ Test(virtio_net, config_space_hello_and_features)
 	cr_assert(f >> VIRTIO_NET_F_MQ & 1);
 	cr_assert(f >> VIRTIO_NET_F_GUEST_ANNOUNCE & 1);
 	cr_assert(f >> VIRTIO_F_RING_EVENT_IDX & 1);
-	/* The switch segments what we send; we take no GSO frames. */
+	/* GSO frames both ways: the switch segments for those that take
+	 * none, and so does the NIC for a driver that takes none. */
 	cr_assert(f >> VIRTIO_NET_F_HOST_TSO4 & 1);
 	cr_assert(f >> VIRTIO_NET_F_HOST_TSO6 & 1);
-	cr_assert_not(f >> VIRTIO_NET_F_GUEST_TSO4 & 1);
+	cr_assert(f >> VIRTIO_NET_F_GUEST_TSO4 & 1);
+	cr_assert(f >> VIRTIO_NET_F_GUEST_TSO6 & 1);
+	cr_assert_not(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
 	/* The hello named the NIC as the protocol says. */
 	cr_assert_eq(hello.magic, VSW_MAGIC);
 	cr_assert_eq(hello.version, VSW_VERSION);
@@ -544,7 +558,7 @@ Test(virtio_net, config_space_hello_and_features)
 	cr_assert_str_eq(hello.portgroup, "pg-test");
 	cr_assert_str_eq(hello.vm, "vnet-test");
 	cr_assert_str_eq(hello.nic, "net0");
-	cr_assert_eq(hello.features & VSW_F_GSO, 0);
+	cr_assert_eq(hello.features, VSW_F_CSUM | VSW_F_GSO);
 }
 
 Test(virtio_net, transmit_reaches_the_switch_with_header)
@@ -654,7 +668,7 @@ Test(virtio_net, bad_frames_from_the_switch_are_dropped)
 	rx_post(0, 0, 1, 1024);
 	frame(f, sizeof(f), 2);
 	switch_send(&h, f, 10);			/* shorter than Ethernet */
-	switch_send(&gso, f, 1000);		/* GSO nobody asked for */
+	switch_send(&gso, f, 1000);		/* GSO of a non-TCP frame */
 	switch_send(&h, f, 2000);		/* larger than the buffer */
 	switch_send(&h, f, 500);		/* fine */
 	cr_assert(wait_used(0, 1));
@@ -1137,4 +1151,91 @@ Test(virtio_net, tso_frame_reaches_the_switch_whole)
 	    "csum_start, csum_offset kept");
 	cr_assert_arr_eq(m + HDR, f, sizeof(f));
 	cr_assert_eq(stats().tx_bytes, sizeof(f));
+}
+
+/* A TCP/IPv4 frame of len bytes (payload seeded), sequence number 1000,
+ * and the GSO header a peer's TSO sends it with (MSS 1448). */
+static void
+tcp_frame(uint8_t *f, size_t len, struct vsw_net_hdr *h)
+{
+	frame(f, len, 9);
+	memcpy(f, (uint8_t[]){ 0x52, 0x54, 0, 0, 0, 9 }, 6);
+	f[12] = 0x08;
+	f[13] = 0x00;
+	memset(f + 14, 0, 40);
+	f[14] = 0x45;
+	bus_put(f + 16, 1, (len - 14) >> 8);
+	bus_put(f + 17, 1, (len - 14) & 0xff);
+	f[14 + 8] = 64;
+	f[14 + 9] = 6;
+	memcpy(f + 26, (uint8_t[]){ 10, 0, 0, 1, 10, 0, 0, 2 }, 8);
+	f[34 + 4] = 0;
+	f[34 + 5] = 0;
+	f[34 + 6] = 0x03;
+	f[34 + 7] = 0xe8;			/* seq 1000 */
+	f[34 + 12] = 5 << 4;
+	f[34 + 13] = 0x18;			/* ACK, PSH */
+	*h = (struct vsw_net_hdr){ .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+	    .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .hdr_len = 54,
+	    .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+}
+
+/* A driver with GUEST_TSO4 (Linux's big-packet buffers) gets a peer's
+ * TSO frame whole, one buffer, its GSO header kept. */
+Test(virtio_net, gso_frame_arrives_whole_for_a_driver_with_guest_tso)
+{
+	static uint8_t f[4000];
+	struct vsw_net_hdr h;
+	uint32_t id, len;
+	uint8_t *b;
+
+	tcp_frame(f, sizeof(f), &h);
+	rx_post(0, 0, 1, 4096);
+	switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(0, 1));
+	used_next(0, &id, &len);
+	cr_assert_eq(len, HDR + sizeof(f), "one frame, not segments");
+	b = ram(buf(0), 4096);
+	cr_assert_eq(b[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+	cr_assert_eq(b[1], VIRTIO_NET_HDR_GSO_TCPV4);
+	cr_assert_eq(bus_get(b + 4, 2), 1448, "gso_size kept");
+	cr_assert_eq(bus_get(b + 6, 2), 34);
+	cr_assert_eq(bus_get(b + 10, 2), 1, "num_buffers");
+	cr_assert_arr_eq(b + HDR, f, sizeof(f));
+	cr_assert_eq(stats().errors, 0);
+}
+
+/* A driver without GUEST_TSO gets the same frame as MSS-sized TCP
+ * segments with complete checksums and consecutive sequence numbers. */
+Test(virtio_net, gso_frame_is_segmented_for_a_driver_without_guest_tso,
+    .init = setup_notso)
+{
+	static uint8_t f[4000];
+	struct vsw_net_hdr h;
+	uint32_t id, len, seq, want = 1000, total = 0;
+	uint8_t *b;
+
+	tcp_frame(f, sizeof(f), &h);
+	rx_post(0, 0, 4, 2048);
+	switch_send(&h, f, sizeof(f));
+	cr_assert(wait_used(0, 3), "3946 bytes at MSS 1448: 3 segments");
+	for (unsigned i = 0; i < 3; i++) {
+		used_next(0, &id, &len);
+		b = ram(buf(id), 2048);
+		cr_assert_eq(b[1], 0, "no GSO for this driver");
+		cr_assert_eq(b[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM, 0);
+		cr_assert_leq(len - HDR, 54 + 1448);
+		seq = (uint32_t)b[HDR + 38] << 24 | (uint32_t)b[HDR + 39] << 16 |
+		    (uint32_t)b[HDR + 40] << 8 | b[HDR + 41];
+		cr_assert_eq(seq, want, "segment %u's sequence number", i);
+		cr_assert_eq(bus_get(b + HDR + 16, 1) << 8 | b[HDR + 17],
+		    len - HDR - 14, "IP total length of segment %u", i);
+		want += len - HDR - 54;
+		total += len - HDR - 54;
+	}
+	cr_assert_eq(total, sizeof(f) - 54, "every payload byte");
+	usleep(50000);
+	cr_assert_eq((uint16_t)(used_idx(0) - used_seen[0]), 0);
+	cr_assert_eq(stats().rx_ops, 3);
+	cr_assert_eq(stats().errors, 0);
 }
