@@ -6,6 +6,7 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev mandoc cpio busybox-static
 libcriterion-dev libjansson-dev liburing-dev zlib1g-dev liblzma-dev libncurses-dev
 libvncserver-dev libpcap-dev qemu-system-x86 qemu-utils e2fsprogs libpng-dev console-setup-linux
+novnc websockify chromium chromium-driver
 dpkg-dev kmod tmux python3 fio tshark nettle-dev openssh-server openssh-client vncsnapshot libjpeg-turbo-progs iperf3"
 
 missing=""
