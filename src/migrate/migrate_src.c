@@ -13,6 +13,9 @@
  *   3. the source releases the lock and sends COMMIT;
  *   4. the destination takes the lock and answers GO, then runs;
  *   5. the source ends (exit status 0, "migrated" event).
+ * A source with a lock does 3 right after 1, without waiting for READY:
+ * the destination reads COMMIT only after its READY, so it still takes
+ * the lock only once loaded, and one round trip is saved.
  * The lock is the arbiter whenever the two lose each other: before 3 the
  * source still holds it, so it resumes, and a destination cannot run
  * without it; after 3 a source that hears no GO tries to take the lock
@@ -84,6 +87,7 @@ struct migrate_src {
 	 * what the destination says its own steps took (the go record). */
 	struct {
 		uint64_t ask, saved, ram, sent, ready, released, go;
+		uint64_t release_ns;
 		uint64_t final_pages, dst_load_us, dst_lock_us;
 	} t;
 	char err[512];
@@ -190,9 +194,10 @@ migrate_src_breakdown(const struct migrate_src *m)
 	    send = migrate_src_ms(m->t.ram, m->t.sent),
 	    load = (double)m->t.dst_load_us / 1000.0,
 	    ready = migrate_src_ms(m->t.sent, m->t.ready) - load,
-	    release = migrate_src_ms(m->t.ready, m->t.released),
+	    release = (double)m->t.release_ns / 1e6,
 	    lock = (double)m->t.dst_lock_us / 1000.0,
-	    go = migrate_src_ms(m->t.released, m->t.go) - lock;
+	    go = migrate_src_ms(m->t.ready > m->t.released ? m->t.ready :
+	    m->t.released, m->t.go) - lock;
 
 	log_debug("migration downtime %.1f ms: (stopping the vCPUs %.1f) "
 	    "device state %.1f (%zu bytes), last RAM %.1f (%llu pages, dirty "
@@ -585,6 +590,31 @@ migrate_src_go_times(struct migrate_src *m, const uint8_t *p, size_t len)
 	    (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
 }
 
+/*
+ * Release the lock (if any) and send COMMIT.  Only the event thread
+ * touches the lock (its renewal timer runs there); a VM without one
+ * needs no trip there, which on a busy host can cost more than all the
+ * rest of the hand-over.  Nothing else sets *migrate_lockp meanwhile.
+ */
+static int
+migrate_src_commit(struct migrate_src *m)
+{
+	uint64_t t0 = migrate_src_now();
+	int r;
+
+	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
+	    (r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
+		return r;
+	m->t.released = migrate_src_now();
+	m->t.release_ns = m->t.released - t0;
+	m->committed = true;
+	if ((r = migrate_rec_send(&m->ch, MIGRATE_REC_COMMIT, NULL, 0)) < 0) {
+		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
+		return r;
+	}
+	return 0;
+}
+
 /* The switch-over: pause, last pages, state, end; then the hand-over. */
 static int
 migrate_src_switch(struct migrate_src *m)
@@ -608,25 +638,22 @@ migrate_src_switch(struct migrate_src *m)
 		return r;
 	}
 	m->t.sent = migrate_src_now();
+	/* With a lock to arbitrate, commit at once, while the destination
+	 * loads: it reads the commit only after its ready, so it takes the
+	 * lock only once loaded, and a refusal or silence is settled by
+	 * the lock as after any commit.  Without one, a commit must wait
+	 * for the ready, or a lost destination would leave us unsure. */
+	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
+	    (r = migrate_src_commit(m)) < 0)
+		return r;
 	/* Loading is quick, but a destination may be slow to create the VM
 	 * (big memory, a slow disk to open). */
 	if ((r = migrate_src_expect(m, MIGRATE_REC_READY, 60000, NULL,
 	    NULL)) < 0)
 		return r;
 	m->t.ready = migrate_src_now();
-	/* Only the event thread touches the lock (its renewal timer runs
-	 * there); a VM without one needs no trip there, which on a busy
-	 * host can cost more than all the rest of the hand-over.  Nothing
-	 * else sets *migrate_lockp while we run. */
-	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
-	    (r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
+	if (!m->committed && (r = migrate_src_commit(m)) < 0)
 		return r;
-	m->t.released = migrate_src_now();
-	m->committed = true;
-	if ((r = migrate_rec_send(&m->ch, MIGRATE_REC_COMMIT, NULL, 0)) < 0) {
-		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
-		return r;
-	}
 	if ((r = migrate_src_expect(m, MIGRATE_REC_GO, 60000, go,
 	    &golen)) < 0)
 		return r;
