@@ -17,6 +17,7 @@
 #include "devices/pvpanic.h"
 #include "hv/exit.h"
 #include "migrate/snap.h"
+#include "run.h"
 
 /* What the listener heard, and whether the VM had been asked to end
  * when it heard it. */
@@ -294,6 +295,33 @@ Test(pvpanic, action_names)
 	snprintf(fake_cfg.on_panic, sizeof(fake_cfg.on_panic), "later");
 	cr_assert_eq(pvpanic_ops.create(vm), -EINVAL);
 	cr_assert_eq(vm->ndevices, 0);
+}
+
+/* --on-panic on termvisor run, over a datastore VM's on_panic. */
+Test(pvpanic, run_option_on_panic)
+{
+	char *argv[] = { "run", "--kernel", "/k", "--on-panic", "stop", NULL };
+	char *bad[] = { "run", "--kernel", "/k", "--on-panic", "later", NULL };
+	char *none[] = { "run", "--kernel", "/k", NULL };
+	struct vm_config cmd, ds;
+	struct run_args a;
+	char err[256];
+
+	cr_assert_eq(run_parse_args(5, argv, &cmd, &a, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_str_eq(cmd.on_panic, "stop");
+	vm_config_defaults(&ds);
+	snprintf(ds.on_panic, sizeof(ds.on_panic), "reset");
+	snprintf(ds.kernel, sizeof(ds.kernel), "/k");
+	cr_assert_eq(run_merge(&ds, &cmd, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(ds.on_panic, "stop", "the command line wins");
+	cr_assert_eq(run_parse_args(3, none, &cmd, &a, err, sizeof(err)), 0);
+	cr_assert_str_eq(cmd.on_panic, "pause", "QEMU's default");
+	snprintf(ds.on_panic, sizeof(ds.on_panic), "reset");
+	cr_assert_eq(run_merge(&ds, &cmd, &a, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(ds.on_panic, "reset", "else the .vmx's");
+	cr_assert_eq(run_parse_args(5, bad, &cmd, &a, err, sizeof(err)), -1);
+	cr_assert(strstr(err, "--on-panic later") != NULL, "%s", err);
 }
 
 /* --- a whole VM, its control server and a client --- */
