@@ -10,20 +10,22 @@
 #	     NOQEMU=1 (termvisor alone)  ERRLOG=FILE (keep the VMMs' logs)
 #
 # The guest (the reference guest on both) fills a 32 MiB buffer once, then
-# loops: rewrite DIRTY MiB of it, print a line with a counter, sleep
-# 0.1 s.  Each VMM's serial console is read by this script, which stamps
-# every line with the host clock as it arrives: the downtime is the
-# gap between the source's last counter line and the destination's first
-# (the guest's own clock stops while it is paused on both VMMs, so the
-# stream's arrival is what shows the pause).  Total time: from the
-# migrate command to the source's end.  Bytes: what each side reports
-# sent (termvisor's "migrated" line; QEMU's query-migrate ram.total
-# transferred).  The gap includes one normal tick interval (the guest
-# sleeps 0.1 s and its dd takes a while): "beyond a tick" subtracts the
-# median interval before the move.  termvisor's own breakdown of its
-# downtime (migrate -v, the source's steps and the destination's load
-# and lock) is printed under its line; the destination's debug log says
-# when its guest ran again after the hand-over.
+# loops: rewrite DIRTY MiB of it, print a line with a counter and its own
+# clock (/proc/uptime), sleep 0.1 s.  Each VMM's serial console is read
+# by this script, which stamps every line with the host clock as it
+# arrives.  The downtime, from inside the guest: the guest's clock stands
+# still while it is stopped (on both VMMs), so across the move (the
+# source's last line, the destination's first) the host's gap less the
+# guest's own is how long it did not run ("guest stopped"), whatever the
+# guest's pace between two lines (seconds, on a busy host).  The raw
+# console gap is printed too, and that gap less the median interval
+# before the move ("beyond a tick").  Total time: from the migrate
+# command to the source's end.  Bytes: what each side reports sent
+# (termvisor's "migrated" line; QEMU's query-migrate ram.total
+# transferred).  termvisor's own breakdown of its downtime (migrate -v:
+# the source's steps, the destination's load and lock) is printed under
+# its line, with when the destination's guest ran after the hand-over
+# (its debug log).
 set -u
 build=${1:-build}
 tv=$(readlink -f "$build/termvisor")
@@ -52,7 +54,7 @@ tmp, guest = env["TMP"], env["GUEST"]
 cmd = ("dd if=/dev/urandom of=/dev/shm/b bs=1M count=32 2>/dev/null; i=0; "
        "while :; do i=$((i+1)); dd if=/dev/urandom of=/dev/shm/b bs=1M "
        "count=%s conv=notrunc seek=$((i %% 8 * 4)) 2>/dev/null; "
-       "echo \"tick $i\"; sleep 0.1; done" % env["DIRTY"])
+       "read u x </proc/uptime; echo \"tick $i $u\"; sleep 0.1; done" % env["DIRTY"])
 enc = cmd.replace("%", "%25").replace("+", "%2B").replace(" ", "+")
 append = "console=ttyS0 panic=-1 tv.quiet=1 tv.run=" + enc
 
@@ -62,7 +64,7 @@ def port():
 class Reader:
     """Lines of a process's stdout, stamped with the host clock."""
     def __init__(self, p):
-        self.p, self.buf, self.ticks = p, b"", []
+        self.p, self.buf, self.ticks, self.clock = p, b"", [], []
     def pump(self, t=0.05):
         r, _, _ = select.select([self.p.stdout], [], [], t)
         if not r:
@@ -74,9 +76,11 @@ class Reader:
         now = time.monotonic()
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
-            m = re.search(rb"tick (\d+)", line)
+            m = re.search(rb"tick (\d+)(?: ([\d.]+))?", line)
             if m:
                 self.ticks.append((int(m.group(1)), now))
+            if m and m.group(2):
+                self.clock.append((now, float(m.group(2))))
 
 def pump_all(rs, secs, until=None):
     end = time.monotonic() + secs
@@ -93,7 +97,7 @@ def gap(src, dst):
     host the guest itself stalls for longer now and then.)"""
     # A line cut by the pause ends on the destination: count its start.
     for r in (src, dst):
-        m = re.search(rb"tick (\d+)$", r.buf)
+        m = re.search(rb"tick (\d+)( [\d.]*)?$", r.buf)
         if m and r.ticks:
             r.ticks.append((int(m.group(1)), r.ticks[-1][1]))
     t = dict(src.ticks); t.update(dict(dst.ticks))
@@ -101,7 +105,14 @@ def gap(src, dst):
     missing = [k for k in range(ks[0], ks[-1]) if k not in t] if ks else []
     iv = sorted(b[1] - a[1] for a, b in zip(src.ticks, src.ticks[1:]))
     g = dst.ticks[0][1] - src.ticks[-1][1] if src.ticks and dst.ticks else 0.0
-    return g, missing, iv[len(iv) // 2] if iv else 0.0
+    # The guest's clock stands still while it is stopped (both VMMs):
+    # the host's gap less the guest's own across the move is how long
+    # the guest did not run, whatever its pace between two lines.
+    stop = None
+    if src.clock and dst.clock:
+        (h0, g0), (h1, g1) = src.clock[-1], dst.clock[0]
+        stop = (h1 - h0) - (g1 - g0)
+    return g, missing, iv[len(iv) // 2] if iv else 0.0, stop
 
 def spawn(args):
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -130,11 +141,12 @@ def run_termvisor():
         out = m.communicate()[0].decode()
         pump_all([rs, rd], 10, lambda: len(rd.ticks) >= 20)
         b = re.search(r"migrated .*: ([\d.]+) MiB", out)
-        g, missing, tick = gap(rs, rd)
+        g, missing, tick, stop = gap(rs, rd)
         log = open(os.path.join(tmp, "err.log"), errors="replace").read()
         run = re.findall(r"the guest runs here ([\d.]+) ms after the go", log)
         parts = re.search(r"downtime parts.*", out)
-        return dict(total=total, downtime=g, tick=tick, mib=float(b.group(1)) if b else -1,
+        return dict(total=total, downtime=g, tick=tick, stop=stop,
+                    mib=float(b.group(1)) if b else -1,
                     missing=len(missing), raw=out.splitlines()[0].strip() if out else "",
                     parts=(parts.group(0) if parts else "") +
                     ("; destination: the guest ran %s ms after the go" % run[-1] if run else ""))
@@ -186,8 +198,8 @@ def run_qemu():
                 break
         total = time.monotonic() - t0
         pump_all([rs, rd], 30, lambda: len(rd.ticks) >= 20)
-        g, missing, tick = gap(rs, rd)
-        return dict(total=total, downtime=g, tick=tick,
+        g, missing, tick, stop = gap(rs, rd)
+        return dict(total=total, downtime=g, tick=tick, stop=stop,
                     mib=st.get("ram", {}).get("total", 0) / 1048576.0
                     if st.get("status") == "completed" else -1,
                     missing=len(missing), raw="status %s, QEMU's own downtime %s ms" %
@@ -201,14 +213,17 @@ q = run_qemu() if env["QEMU"] else None
 def show(name, r):
     if r is None:
         print("%-10s failed (guest did not start or migration did not end)" % name); return
-    print("%-10s total %6.2f s  downtime (seen by the console) %6.0f ms, %4.0f ms beyond a tick  sent %7.1f MiB  lost ticks %d  (%s)" %
-          (name, r["total"], r["downtime"] * 1000, max(0.0, r["downtime"] - r["tick"]) * 1000,
+    print("%-10s total %6.2f s  guest stopped %s ms  (console gap %.0f ms, %.0f beyond a tick)  sent %7.1f MiB  lost ticks %d  (%s)" %
+          (name, r["total"], "%.0f" % (r["stop"] * 1000) if r["stop"] is not None else "?",
+           r["downtime"] * 1000, max(0.0, r["downtime"] - r["tick"]) * 1000,
            r["mib"], r["missing"], r["raw"]))
     if r.get("parts"):
         print("%-10s %s" % ("", r["parts"]))
 show("termvisor", t)
 show("qemu", q)
 if t and q and q["total"] > 0 and q["downtime"] > 0 and q["mib"] > 0:
-    print("ratios termvisor/qemu: total %.2f  downtime %.2f  bytes %.2f" %
-          (t["total"] / q["total"], t["downtime"] / q["downtime"], t["mib"] / q["mib"]))
+    print("ratios termvisor/qemu: total %.2f  guest stopped %s  console gap %.2f  bytes %.2f" %
+          (t["total"] / q["total"],
+           "%.2f" % (t["stop"] / q["stop"]) if t["stop"] and q["stop"] else "?",
+           t["downtime"] / q["downtime"], t["mib"] / q["mib"]))
 EOF
