@@ -179,8 +179,14 @@ pvpanic_create(struct vm *vm)
 	p->action = (enum pvpanic_action)a;
 	vtimer_init(&p->timer, vm->loop, pvpanic_deliver, p);
 	if ((err = bus_register(vm->pio, PVPANIC_PORT, 1, pvpanic_io, p,
-	    "pvpanic")) < 0)
+	    "pvpanic")) < 0) {
+		/* The DSDT promises the guest this port: no VM without it. */
+		if (err == -EEXIST)
+			log_warnx("pvpanic: I/O port %#x is taken by %s (choose "
+			    "another --debug-exit port)", PVPANIC_PORT,
+			    bus_lookup_name(vm->pio, PVPANIC_PORT));
 		goto fail;
+	}
 	if ((err = vm_device_register(vm, &pvpanic_ops, p, "pvpanic")) < 0) {
 		bus_unregister(vm->pio, PVPANIC_PORT);
 		goto fail;

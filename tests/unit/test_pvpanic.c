@@ -14,6 +14,7 @@
 #include "null_accel.h"
 #include "control/control.h"
 #include "control/control_client.h"
+#include "devices/debug_exit.h"
 #include "devices/pvpanic.h"
 #include "hv/exit.h"
 #include "migrate/snap.h"
@@ -196,6 +197,19 @@ Test(pvpanic, each_event_once_per_boot)
 	fake_out(vm, PVPANIC_PORT, 1, PVPANIC_PANICKED);
 	event_thread_pass(vm);
 	cr_assert_eq(heard.n, 3, "a new boot reports again");
+}
+
+Test(pvpanic, a_taken_port_is_refused_not_shared)
+{
+	vm = fake_vm_new(1 << 20);
+	fake_cfg.debug_exit = true;
+	fake_cfg.debug_exit_port = PVPANIC_PORT;
+	cr_assert_eq(debug_exit_ops.create(vm), 0);
+	cr_assert_eq(pvpanic_ops.create(vm), -EEXIST);
+	cr_assert_null(pvpanic_find(vm));
+	fake_out(vm, PVPANIC_PORT, 1, PVPANIC_PANICKED);
+	cr_assert_eq(vm->exit_status, (PVPANIC_PANICKED << 1) | 1,
+	    "the port stays debug-exit's");
 }
 
 /* Save vm's device into a fresh stream. */
