@@ -29,7 +29,7 @@ GUEST_COMMON := report cmdline cksum memmap devices
 
 .PHONY: test-guests
 test-guests: $(GUEST_OUT)/bzimage64.bin $(GUEST_OUT)/multiboot.elf $(GUEST_OUT)/pvh.elf \
-	$(GUEST_OUT)/realmode.bin
+	$(GUEST_OUT)/realmode.bin $(GUEST_OUT)/migcount.bin
 
 $(GUEST_OUT)/o64/%.o: $(GUEST_SRC)/%.c
 	@mkdir -p $(dir $@)
@@ -55,6 +55,24 @@ GUEST_MB_OBJS := $(addprefix $(GUEST_OUT)/o32/,multiboot_head.o multiboot.o acpi
 $(GUEST_OUT)/multiboot.elf: $(GUEST_MB_OBJS) $(GUEST_SRC)/multiboot.ld
 	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib -T $(GUEST_SRC)/multiboot.ld \
 		-o $@ $(GUEST_MB_OBJS)
+
+# migcount.bin: a bzImage like bzimage64.bin, counting in ring 3 for the
+# migration tests (its own payload in the same setup code).
+GUEST_MIG_OBJS := $(addprefix $(GUEST_OUT)/o64/,bzimage64_head.o migcount.o report.o)
+$(GUEST_OUT)/migcount-payload.elf: $(GUEST_MIG_OBJS) $(GUEST_SRC)/bzimage64.ld
+	$(GUEST_LD) -m elf_x86_64 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
+		-T $(GUEST_SRC)/bzimage64.ld -o $@ $(GUEST_MIG_OBJS)
+$(GUEST_OUT)/migcount-payload.bin: $(GUEST_OUT)/migcount-payload.elf
+	$(GUEST_OBJCOPY) -O binary $< $@
+$(GUEST_OUT)/o16/migcount_setup.o: $(GUEST_SRC)/bzimage64_setup.S $(GUEST_OUT)/migcount-payload.bin
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) $(GUEST_CFLAGS16) -DPAYLOAD_BIN='"$(GUEST_OUT)/migcount-payload.bin"' \
+		-c -o $@ $<
+$(GUEST_OUT)/migcount.elf: $(GUEST_OUT)/o16/migcount_setup.o $(GUEST_SRC)/bzimage64_setup.ld
+	$(GUEST_LD) -m elf_i386 --build-id=none --no-warn-rwx-segments -z noexecstack -nostdlib \
+		-T $(GUEST_SRC)/bzimage64_setup.ld -o $@ $<
+$(GUEST_OUT)/migcount.bin: $(GUEST_OUT)/migcount.elf
+	$(GUEST_OBJCOPY) -O binary $< $@
 
 GUEST_PVH_OBJS := $(addprefix $(GUEST_OUT)/o32/,pvh_head.o pvh.o acpi.o smp.o smp_trampoline.o \
 	$(addsuffix .o,$(GUEST_COMMON)))

@@ -36,11 +36,21 @@ bt_pio_out(struct bt_cpu *c, uint16_t port, unsigned sz, uint64_t v)
 	vcpu_handle_exit(c->vcpu, &e);
 }
 
+/* IOPL, then the TSS's I/O permission bitmap (sz bytes from port). */
 static void
-io_check(struct bt_cpu *c)
+io_check(struct bt_cpu *c, uint16_t port, unsigned sz)
 {
-	/* XXX: no TSS I/O permission bitmap; IOPL decides. */
-	if ((c->cr0 & CR0_PE) && c->cpl > ((c->flags & RFLAGS_IOPL) >> 12))
+	const struct cpu_seg *tr = &c->seg[SEG_TR];
+	uint64_t map;
+
+	if (!(c->cr0 & CR0_PE) || c->cpl <= ((c->flags & RFLAGS_IOPL) >> 12))
+		return;
+	if ((tr->type & 0x5) != 0x1 || tr->limit < 0x67)
+		bt_raise(c, EXC_GP, 0);		/* no 32/64-bit TSS */
+	map = bt_sys_read(c, tr->base + 0x66, 2) + port / 8;
+	if (map + 1 > tr->limit ||
+	    (bt_sys_read(c, tr->base + map, 2) >> (port & 7)) &
+	    ((1u << sz) - 1))
 		bt_raise(c, EXC_GP, 0);
 }
 
@@ -52,7 +62,7 @@ bt_x_io(struct bt_cpu *c, const struct bt_insn *i)
 	    (uint16_t)(i->imm & 0xff);
 	unsigned sz = i->osz == 8 ? 4 : i->osz;
 
-	io_check(c);
+	io_check(c, port, sz);
 	if (i->opc & 2)
 		bt_pio_out(c, port, sz, c->gpr[R_RAX]);
 	else
@@ -186,7 +196,7 @@ bt_x_string(struct bt_cpu *c, const struct bt_insn *i)
 	unsigned budget = 0;
 
 	if (i->opc < 0x70)
-		io_check(c);
+		io_check(c, (uint16_t)c->gpr[R_RDX], i->osz == 8 ? 4 : i->osz);
 	if (!i->rep) {
 		str_one(c, i, am, d);
 		return;
