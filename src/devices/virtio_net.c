@@ -2,8 +2,9 @@
  * virtio-net on the virtio transport (virtio.c) and the switch backend
  * (netdev_vsw.c).  See virtio_net.h.
  *
- * Transmit: a kick of a transmit queue pops up to VNET_BATCH chains and
- * hands them to the socket in one sendmmsg, straight from guest memory
+ * Transmit: a kick of a transmit queue wakes the event thread, which
+ * pops up to VNET_BATCH chains at a time and hands them to the socket
+ * in one sendmmsg, straight from guest memory
  * (only the 12-byte header is copied, to be checked).  A full socket
  * keeps the batch (and the rest in the ring) and resumes when the socket
  * has room (POLLOUT) rather than dropping it, so a fast sender is
@@ -717,13 +718,21 @@ virtio_net_notify(struct virtio_dev *vd, unsigned q)
 	    vn->max_pairs : 1)) {
 		log_guest_once("%s: kick of queue %u", vn->name, q);
 	} else if (q % 2 == 0) {
-		/* New receive buffers: frames may flow again. */
-		if (!vn->paused)
-			netdev_vsw_want_rx(&vn->be, true);
-		virtio_net_rx_run(vn);
+		/* New receive buffers: frames may flow again.  The event
+		 * thread copies them (the socket is level-triggered: at once
+		 * if some wait), so the vCPU goes back to the guest; the
+		 * buffers are taken now, which checks them. */
+		if (vn->paused)
+			return;
+		vnet_rx_hold(vn, q);
+		netdev_vsw_want_rx(&vn->be, true);
 	} else {
+		/* Sent from the event thread, as QEMU's tx=bh: the vCPU goes
+		 * back to the guest at once, and (EVENT_IDX) the driver does
+		 * not kick again until a pass found the ring empty, so a
+		 * burst costs one exit rather than one per frame. */
 		vn->tx_kicked |= 1u << q;
-		virtio_net_tx_run(vn);
+		vtimer_arm(&vn->tx_timer, vclock_ns());
 	}
 }
 
