@@ -164,6 +164,8 @@ struct bt_cpu {
 	struct bt_block *jit_last;	/* block whose code just exited */
 	const uint32_t *reqp;		/* &vcpu->requests */
 	const uint32_t *inval_p;	/* &bvm->inval_gen */
+	uint8_t sse_generic;	/* decode SSE as bt_x_simd only (tests:
+				 * the reference for exec_sse.c) */
 
 	/* Translation cache. */
 	struct bt_block **hash;
@@ -562,6 +564,9 @@ H(bt_x_invd);
 /* exec_simd.c */
 H(bt_x_simd);
 #undef H
+/* exec_sse.c: a specialized handler for a common SSE form decoded as
+ * bt_x_simd (it falls back to bt_x_simd for anything unusual). */
+void bt_sse_specialize(struct bt_insn *i);
 
 /* --- system.c / msr.c / cpuid.c --- */
 int bt_msr_read(struct bt_cpu *c, uint32_t idx, uint64_t *v);
