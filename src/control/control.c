@@ -286,17 +286,19 @@ control_event_state(struct control *c)
 /*
  * pvpanic listener: {"event": "guest-panic", "kind": "panicked" or
  * "crash-loaded", "action": on_panic's, "paused": BOOL}, then the state
- * when the VM was paused for it.
+ * when the VM was paused for it.  A VM loaded paused by a panic it had
+ * before (snapshot, migration) only gets its state back.
  */
 static void
 control_guest_panic(void *opaque, const struct pvpanic_report *r)
 {
 	struct control *c = opaque;
 
-	control_event(c, json_pack("{s:s, s:s, s:s, s:b}", "event",
-	    "guest-panic", "kind", r->event == PVPANIC_CRASH_LOADED ?
-	    "crash-loaded" : "panicked", "action",
-	    pvpanic_action_name(r->action), "paused", r->paused));
+	if (!r->restored)
+		control_event(c, json_pack("{s:s, s:s, s:s, s:b}", "event",
+		    "guest-panic", "kind", r->event == PVPANIC_CRASH_LOADED ?
+		    "crash-loaded" : "panicked", "action",
+		    pvpanic_action_name(r->action), "paused", r->paused));
 	if (r->paused) {
 		c->panicked = true;
 		control_event_state(c);

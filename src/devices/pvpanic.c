@@ -13,6 +13,10 @@
  *
  * Each event is reported once per boot: a panicking guest writes it once,
  * and a guest writing it in a loop must not flood the control socket.
+ *
+ * A VM paused by a panic is saved as such (held): a snapshot restored or
+ * a VM migrated in that state is paused again when it starts, rather
+ * than left spinning in its panic loop with nobody told.
  * A kdump kernel taking over (crash loaded) is only reported: pausing or
  * resetting would stop the dump.
  */
@@ -32,13 +36,16 @@
 #include "util/log.h"
 
 #define PVPANIC_PAUSE_TIMEOUT_MS	5000
+#define PVPANIC_RETRY_NS		10000000ull	/* 10 ms */
 
 struct pvpanic {
 	struct vm *vm;
 	enum pvpanic_action action;
 	uint8_t reported;	/* events the guest reported since power-on */
 	uint8_t pending;	/* ... not yet handled on the event thread */
-	struct vtimer timer;	/* handles pending, due at once */
+	bool held;		/* we paused the VM, and it has not run since */
+	bool rehold;		/* loaded held: pause again (event thread) */
+	struct vtimer timer;	/* handles pending and rehold, due at once */
 	pvpanic_listener_fn *listener;
 	void *opaque;
 };
@@ -96,8 +103,10 @@ pvpanic_pause(struct pvpanic *p)
 {
 	struct vm *vm = p->vm;
 
-	if (vm->state == VM_PAUSED)
-		return true;	/* a client paused it first: it stays so */
+	if (vm->state == VM_PAUSED) {	/* a client paused it first */
+		p->held = true;
+		return true;
+	}
 	if (vm->state != VM_RUNNING)
 		return false;	/* stopping: pausing would only delay it */
 	if (vm_pause(vm, PVPANIC_PAUSE_TIMEOUT_MS) < 0) {
@@ -106,7 +115,23 @@ pvpanic_pause(struct pvpanic *p)
 		    PVPANIC_PAUSE_TIMEOUT_MS / 1000);
 		return false;
 	}
+	p->held = true;
 	return true;
+}
+
+/* Loaded held: pause again, whatever this VM's on_panic says (it was
+ * paused where it was saved; loading it must not let it run). */
+static void
+pvpanic_rehold(struct pvpanic *p)
+{
+	struct pvpanic_report r = { .event = PVPANIC_PANICKED,
+	    .action = PVPANIC_PAUSE, .restored = true };
+
+	log_warnx("the guest had panicked and was paused when saved: "
+	    "paused again");
+	r.paused = pvpanic_pause(p);
+	if (p->listener != NULL)
+		p->listener(p->opaque, &r);
 }
 
 static void
@@ -136,8 +161,18 @@ pvpanic_deliver(void *opaque)
 {
 	struct pvpanic *p = opaque;
 	uint8_t ev = p->pending;
+	bool rehold = p->rehold;
 
 	p->pending = 0;
+	p->rehold = false;
+	if (rehold && p->vm->state == VM_CREATED) {
+		/* Loaded, not started yet (its vCPUs could not park). */
+		p->rehold = true;
+		vtimer_arm(&p->timer, vclock_ns() + PVPANIC_RETRY_NS);
+		rehold = false;
+	}
+	if (rehold)
+		pvpanic_rehold(p);
 	/* Both at once: the kdump note first, the panic's action last. */
 	if (ev & PVPANIC_CRASH_LOADED)
 		pvpanic_handle(p, PVPANIC_CRASH_LOADED, PVPANIC_NONE);
@@ -207,6 +242,15 @@ pvpanic_fini(void *state)
 	free(p);
 }
 
+/* The VM runs again (its last pause undone): no longer held. */
+static void
+pvpanic_resume(void *state)
+{
+	struct pvpanic *p = state;
+
+	p->held = false;
+}
+
 static void
 pvpanic_reset(void *state)
 {
@@ -215,12 +259,14 @@ pvpanic_reset(void *state)
 	vtimer_cancel(&p->timer);
 	p->reported = 0;
 	p->pending = 0;
+	p->held = false;
+	p->rehold = false;
 }
 
 /*
  * A report still pending is handled by the VM that loads it (its
- * on_panic applies).  XXX a VM saved while paused by a panic runs again
- * when loaded: its state is not kept, only the device's.
+ * on_panic applies); a VM saved held is paused again.  Both happen on
+ * the event thread once the loaded VM runs.
  */
 static int
 pvpanic_snapshot(void *state, struct snap *s)
@@ -229,15 +275,19 @@ pvpanic_snapshot(void *state, struct snap *s)
 
 	snap_u8(s, "reported", &p->reported);
 	snap_u8(s, "pending", &p->pending);
+	snap_bool(s, "held", &p->held);
 	if (snap_saving(s) || snap_error(s))
 		return snap_error(s);
-	if ((p->reported & ~PVPANIC_EVENTS) || (p->pending & ~p->reported)) {
-		snap_fail(s, -EINVAL, "pvpanic: events %#x pending %#x",
-		    p->reported, p->pending);
+	if ((p->reported & ~PVPANIC_EVENTS) || (p->pending & ~p->reported) ||
+	    (p->held && !(p->reported & PVPANIC_PANICKED))) {
+		snap_fail(s, -EINVAL, "pvpanic: events %#x pending %#x%s",
+		    p->reported, p->pending, p->held ? " held" : "");
 		return snap_error(s);
 	}
+	p->rehold = p->held;
+	p->held = false;	/* until paused here */
 	vtimer_cancel(&p->timer);
-	if (p->pending != 0)
+	if (p->pending != 0 || p->rehold)
 		vtimer_arm(&p->timer, vclock_ns());
 	return 0;
 }
@@ -248,5 +298,6 @@ const struct device_ops pvpanic_ops = {
 	.fini = pvpanic_fini,
 	.snapshot = pvpanic_snapshot,
 	.snapshot_version = 1,
+	.resume = pvpanic_resume,
 	.reset = pvpanic_reset,
 };

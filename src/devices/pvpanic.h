@@ -33,6 +33,9 @@ struct pvpanic_report {
 	unsigned event;		/* PVPANIC_PANICKED or PVPANIC_CRASH_LOADED */
 	enum pvpanic_action action;	/* what was done */
 	bool paused;		/* PVPANIC_PAUSE, and the vCPUs are parked */
+	/* Not a new panic: a VM saved while paused by one (snapshot,
+	 * migration) was loaded, and is paused again. */
+	bool restored;
 };
 
 /* Called on the event thread with the device lock held. */

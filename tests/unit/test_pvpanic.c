@@ -270,28 +270,72 @@ Test(pvpanic, snapshot_keeps_reported_and_pending_events)
 	fake_vm_free(v2);
 }
 
-Test(pvpanic, snapshot_refuses_impossible_events)
+/* A hand-made pvpanic section; 0 or the loader's error. */
+static int
+load_fields(struct vm *v, uint8_t reported, uint8_t pending, bool held)
 {
 	struct snap s;
-	uint8_t reported = 0x04, pending = 0;
+	int r;
+
+	snap_init_save(&s);
+	snap_section_begin(&s, "pvpanic", 1);
+	snap_u8(&s, "reported", &reported);
+	snap_u8(&s, "pending", &pending);
+	snap_bool(&s, "held", &held);
+	snap_section_end(&s);
+	r = load(v, &s);
+	snap_free(&s);
+	return r;
+}
+
+Test(pvpanic, snapshot_refuses_impossible_events)
+{
+	vm = new_vm("pause");
+	cr_assert_eq(load_fields(vm, PVPANIC_EVENTS, 0, true), 0, "possible");
+	cr_assert_neq(load_fields(vm, 0x04, 0, false), 0, "no such event");
+	cr_assert_neq(load_fields(vm, PVPANIC_CRASH_LOADED, PVPANIC_PANICKED,
+	    false), 0, "pending but never reported");
+	cr_assert_neq(load_fields(vm, PVPANIC_CRASH_LOADED, 0, true), 0,
+	    "paused for a panic that never was");
+}
+
+Test(pvpanic, a_vm_paused_by_a_panic_is_saved_and_loaded_paused)
+{
+	struct vm *v2, *v3;
+	struct snap s;
 
 	vm = new_vm("pause");
-	snap_init_save(&s);
-	snap_section_begin(&s, "pvpanic", 1);
-	snap_u8(&s, "reported", &reported);
-	snap_u8(&s, "pending", &pending);
-	snap_section_end(&s);
-	cr_assert_neq(load(vm, &s), 0);
+	fake_out(vm, PVPANIC_PORT, 1, PVPANIC_PANICKED);
+	event_thread_pass(vm);
+	cr_assert_eq(vm->state, VM_PAUSED);
+	save(vm, &s);
+
+	/* Loaded where on_panic says none: paused all the same. */
+	v2 = new_vm("none");
+	cr_assert_eq(load(v2, &s), 0);
 	snap_free(&s);
-	snap_init_save(&s);
-	reported = PVPANIC_CRASH_LOADED;
-	pending = PVPANIC_PANICKED;	/* pending but never reported */
-	snap_section_begin(&s, "pvpanic", 1);
-	snap_u8(&s, "reported", &reported);
-	snap_u8(&s, "pending", &pending);
-	snap_section_end(&s);
-	cr_assert_neq(load(vm, &s), 0);
+	heard.n = 0;
+	cr_assert_eq(v2->state, VM_RUNNING, "when it runs, not before");
+	event_thread_pass(v2);
+	cr_assert_eq(v2->state, VM_PAUSED);
+	cr_assert_eq(heard.n, 1);
+	cr_assert(heard.r[0].restored, "not a new panic");
+	cr_assert(heard.r[0].paused);
+
+	/* Once resumed it is the operator's: saved running, loaded running. */
+	pthread_mutex_lock(&v2->devlock);
+	vm_resume(v2);
+	pthread_mutex_unlock(&v2->devlock);
+	cr_assert_eq(v2->state, VM_RUNNING);
+	save(v2, &s);
+	v3 = new_vm("pause");
+	cr_assert_eq(load(v3, &s), 0);
 	snap_free(&s);
+	event_thread_pass(v3);
+	cr_assert_eq(v3->state, VM_RUNNING);
+	cr_assert_eq(heard.n, 1);
+	fake_vm_free(v3);
+	fake_vm_free(v2);
 }
 
 Test(pvpanic, action_names)
