@@ -109,6 +109,10 @@ struct tui_vm {
 	pid_t job_pid;		/* 0 none */
 	int job_fd;		/* -1 none */
 	char job[300];
+	/* A migration cancelled here: its follower is ended at this time
+	 * (ms) if the VM has not said the end by then; 0 none. */
+	long long job_kill_ms;
+	bool job_cancelled;
 	/* Its NICs (from the config; links asked for while it runs). */
 	int nnics;
 	struct tui_nic nics[TUI_NICS];

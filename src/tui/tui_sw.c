@@ -85,8 +85,9 @@ tui_sw_connect(const char *name, struct tui_sw_conn *c)
 static bool
 tui_sw_send(struct tui_sw_conn *c, int id, const char *cmd, json_t *args)
 {
-	json_t *req = json_pack("{s:i, s:s, s:o?}", "id", id, "cmd", cmd,
-	    "args", args);
+	/* "args" an object or nothing: the switch refuses a null. */
+	json_t *req = json_pack("{s:i, s:s, s:o}", "id", id, "cmd", cmd,
+	    "args", args != NULL ? args : json_object());
 	char *s = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
 	ssize_t w = -1;
 	size_t n;
@@ -388,9 +389,12 @@ tui_sw_show_reply(struct tui_model *m, struct tui_sw *sw)
 	json_t *j;
 
 	while ((j = tui_sw_line(&sw->c, &bad)) != NULL) {
-		if (json_integer_value(json_object_get(j, "id")) == 1 &&
-		    json_is_true(json_object_get(j, "ok"))) {
-			sw->pending = false;
+		if (json_integer_value(json_object_get(j, "id")) != 1) {
+			json_decref(j);
+			continue;
+		}
+		sw->pending = false;
+		if (json_is_true(json_object_get(j, "ok"))) {
 			tui_sw_show(sw, json_object_get(j, "result"),
 			    tui_vm_now_ms());
 			tui_sw_set_state(m, sw, TUI_SW_RUNNING);
@@ -704,12 +708,12 @@ tui_sw_row_text(const struct tui_model *m, const struct tui_sw_row *r,
 		    tui_sw_state_names[sw->state]);
 		if (sw->state == TUI_SW_RUNNING)
 			snprintf(buf + strlen(buf), len - strlen(buf),
-			    "  pid %lld  up %s  uplink %s  %d port%s", sw->pid,
+			    "  up %s  uplink %s  %d port%s",
 			    up, sw->uplink[0] ? sw->uplink : "none",
 			    sw->nports, sw->nports == 1 ? "" : "s");
 		if (sw->cap.fd >= 0)
 			snprintf(buf + strlen(buf), len - strlen(buf),
-			    "  CAPTURE %s: %lld frames", sw->cap_target,
+			    "  [capture %s: %lld]", sw->cap_target,
 			    sw->cap_written);
 		return;
 	}

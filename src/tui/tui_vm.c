@@ -7,6 +7,7 @@
 #include "tui/tui.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -531,6 +532,25 @@ tui_vm_nic_reply(struct tui_model *m, struct tui_vm *vm, int i, json_t *j)
 		    vm->nics[i].link ? "up" : "down");
 }
 
+/*
+ * The VM took migrate-cancel: it refuses one past the switch-over, so
+ * the outcome is known now: the VM goes on running here.  The row says
+ * so at once.  Our `termvisor migrate` follower waits for the VM's
+ * last event; if that does not come, it is ended (the VM does the
+ * migration, the follower only watches).
+ */
+static void
+tui_vm_cancelled(struct tui_model *m, struct tui_vm *vm)
+{
+	snprintf(vm->note, sizeof(vm->note), "cancelled");
+	vm->note_until = tui_vm_now_ms() + TUI_NOTE_MS;
+	if (vm->job_pid > 0 && strncmp(vm->job, "migrate", 7) == 0) {
+		vm->job_cancelled = true;
+		vm->job_kill_ms = tui_vm_now_ms() + 5000;
+	}
+	tui_vm_msg(m, "%s: migration cancelled; the VM runs here", vm->name);
+}
+
 static void
 tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 {
@@ -578,6 +598,8 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 		    json_is_string(json_object_get(e, "message")) ?
 		    json_string_value(json_object_get(e, "message")) :
 		    "the VM refused");
+	else if (strcmp(vm->action, "migrate-cancel") == 0)
+		tui_vm_cancelled(m, vm);
 	else
 		tui_vm_msg(m, "%s: %s done", vm->name, vm->action);
 }
@@ -933,10 +955,24 @@ tui_vm_job_reap(struct tui_model *m, struct tui_vm *vm)
 	char path[64], last[200];
 	int status;
 
+	if (vm->job_pid > 0 && vm->job_kill_ms != 0 &&
+	    tui_vm_now_ms() >= vm->job_kill_ms) {
+		kill(vm->job_pid, SIGTERM);	/* our own child */
+		vm->job_kill_ms = 0;
+	}
 	if (vm->job_pid <= 0 || waitpid(vm->job_pid, &status, WNOHANG) !=
 	    vm->job_pid)
 		return;
 	vm->job_pid = 0;
+	vm->job_kill_ms = 0;
+	if (vm->job_cancelled) {
+		vm->job_cancelled = false;
+		close(vm->job_fd);
+		vm->job_fd = -1;
+		tui_vm_msg(m, "%s: %s: cancelled; the VM runs here", vm->name,
+		    vm->job);
+		return;
+	}
 	/* Its output is an unlinked file: read it through /proc. */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", vm->job_fd);
 	tui_vm_log_tail(path, last, sizeof(last));
