@@ -32,6 +32,8 @@
 #define MIGRATE_PAGE_ZERO	1u	/* low bits of a page's gpa: flags */
 
 #define MIGRATE_DEFAULT_DOWNTIME_MS	300
+/* The destination's TCP receive buffer (see migrate_tcp_listen()). */
+#define MIGRATE_RCVBUF			(1 << 20)
 #define MIGRATE_MAX_ROUNDS		30
 /* Rounds in a row whose dirty set did not shrink before we stop anyway. */
 #define MIGRATE_MAX_STALLS		3
@@ -149,8 +151,11 @@ enum { MIGRATE_ITERATE, MIGRATE_STOP_COPY };
 /*
  * After a round that sent bytes in ns nanoseconds and left dirty pages
  * dirty: another round, or the switch-over (the expected downtime
- * dirty * 4 KiB / bandwidth is under max, or the dirty set stopped
- * shrinking MIGRATE_MAX_STALLS times, or MIGRATE_MAX_ROUNDS were run).
+ * dirty * 4 KiB / bandwidth is under max and the dirty set did not halve
+ * since the round before (prev_dirty; set it to the pages round 1 sends
+ * before the first call) or would take under max / 8; or the dirty set
+ * stopped shrinking MIGRATE_MAX_STALLS times, or MIGRATE_MAX_ROUNDS
+ * were run).
  */
 int migrate_conv_next(struct migrate_conv *c, uint64_t dirty, uint64_t bytes,
     uint64_t ns);

@@ -30,7 +30,7 @@ static const char migrate_cli_usage[] =
 "                            with a shared secret (--secret-file)\n"
 "\n"
 "  -s, --secret-file FILE  secret shared with the destination (tcp://)\n"
-"  -d, --max-downtime MS   longest pause of the guest to aim for\n"
+"  -d, --max-downtime MS   longest pause of the guest to allow\n"
 "                          (default 300)\n"
 "  -b, --bandwidth RATE    limit in bytes/s: 500K, 100M, 1G; a bare\n"
 "                          number is MiB/s (default: no limit)\n"

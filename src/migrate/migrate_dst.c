@@ -301,9 +301,24 @@ static void
 migrate_dst_nack(struct migrate_chan *ch, const char *why)
 {
 	int old = ch->timeout_ms;
+	uint8_t sink[4096];
 
 	ch->timeout_ms = 2000;
 	migrate_rec_send(ch, MIGRATE_REC_NACK, why, strlen(why));
+	/* Closing with the source's next records unread would reset the
+	 * connection, and the reset can discard the refusal before the
+	 * source reads it: say we are done, take what still comes (a
+	 * commit sent at once, see migrate_src.c) until the source closes,
+	 * a second at most. */
+	shutdown(ch->wfd, SHUT_WR);
+	for (uint64_t end = migrate_dst_now() + 1000000000ull;
+	    migrate_dst_now() < end; ) {
+		struct pollfd p = { .fd = ch->rfd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) < 0 || (p.revents != 0 &&
+		    read(ch->rfd, sink, sizeof(sink)) <= 0))
+			break;
+	}
 	ch->timeout_ms = old;
 }
 

@@ -45,8 +45,19 @@ migrate_conv_next(struct migrate_conv *c, uint64_t dirty, uint64_t bytes,
 		    (c->bandwidth + bw) / 2;
 	}
 	c->rounds++;
-	if (dirty == 0 ||
-	    migrate_conv_downtime(c, dirty) <= c->max_downtime_ns)
+	if (dirty == 0)
+		goto stop;
+	/*
+	 * Under the maximum downtime, the switch-over may come; it comes
+	 * only once another round would buy little: the dirty set no longer
+	 * halves each round (the guest dirties about as much as a round
+	 * takes to send), or it would already go in an eighth of the
+	 * budget.  A set that still halves costs a short round and cuts
+	 * the pause: the maximum is a limit, not a target.
+	 */
+	if (migrate_conv_downtime(c, dirty) <= c->max_downtime_ns &&
+	    (dirty * 2 > c->prev_dirty || migrate_conv_downtime(c, dirty) <=
+	    c->max_downtime_ns / 8))
 		goto stop;
 	if (c->rounds > 1 && dirty >= c->prev_dirty)
 		c->stalls++;
@@ -215,6 +226,7 @@ migrate_ram_live(struct migrate_ram *r)
 	/* Clear what was logged before: round 1 sends everything anyway. */
 	if ((dirty = migrate_ram_harvest(r)) < 0)
 		return (int)dirty;
+	r->conv.prev_dirty = r->total_pages;	/* what round 1 sends */
 	for (;;) {
 		t0 = migrate_ram_now();
 		bytes0 = r->ch->sent;

@@ -39,8 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "control/control.h"
 #include "hv/vm.h"
@@ -610,9 +614,50 @@ migrate_src_commit(struct migrate_src *m)
 	m->committed = true;
 	if ((r = migrate_rec_send(&m->ch, MIGRATE_REC_COMMIT, NULL, 0)) < 0) {
 		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
-		return r;
+		/* An early commit meets a destination that has just refused
+		 * and gone: its reason may still be there to read. */
+		if (m->t.ready == 0 && migrate_src_expect(m, MIGRATE_REC_READY,
+		    1000, NULL, NULL) == 0)
+			snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
 	}
-	return 0;
+	return r;
+}
+
+/* Bytes written to the channel that the destination has not taken yet
+ * (a socket's send queue, a pipe's contents); -1 if it cannot say. */
+static int
+migrate_src_unsent(struct migrate_src *m)
+{
+	struct stat st;
+	int n;
+
+	if (fstat(m->ch.wfd, &st) < 0)
+		return -1;
+	if (ioctl(m->ch.wfd, S_ISSOCK(st.st_mode) ? SIOCOUTQ : FIONREAD,
+	    &n) < 0)
+		return -1;
+	return n;
+}
+
+/*
+ * Before the guest stops: let the destination take what the rounds left
+ * in the channel (megabytes, in the socket buffers), which it would
+ * otherwise read and apply while the guest is stopped.  At most the
+ * maximum downtime: a destination that slow pays it either way.
+ */
+static void
+migrate_src_drain(struct migrate_src *m)
+{
+	uint64_t t0 = migrate_src_now(), end = t0 + m->p.max_downtime_ms *
+	    1000000ull;
+	int n = 0;
+
+	while ((n = migrate_src_unsent(m)) > 0 && migrate_src_now() < end &&
+	    !atomic_load(&m->cancel))
+		usleep(1000);
+	log_debug("migration: %.1f ms for the destination to take the "
+	    "rounds' last bytes (%d left)", migrate_src_ms(t0,
+	    migrate_src_now()), n);
 }
 
 /* The switch-over: pause, last pages, state, end; then the hand-over. */
@@ -624,6 +669,7 @@ migrate_src_switch(struct migrate_src *m)
 	uint64_t pages0 = m->ram.pages_sent;
 	int r;
 
+	migrate_src_drain(m);
 	m->t.ask = migrate_src_now();
 	if ((r = migrate_src_ask(m, MIGRATE_REQ_PAUSE)) < 0)
 		return r;

@@ -238,10 +238,25 @@ Test(migrate, convergence_rule)
 	    MIGRATE_ITERATE);
 	cr_assert_eq(c.bandwidth, bw);
 	cr_assert_eq(migrate_conv_downtime(&c, 10000) / 1000000, 390);
-	/* 5000 pages = 195 ms: under 300, stop and copy. */
-	cr_assert_eq(migrate_conv_next(&c, 5000, bw / 10, 100000000ull),
+	/* 6000 pages = 234 ms: under 300 and not half of the 10000 before:
+	 * another round would buy little, stop and copy. */
+	cr_assert_eq(migrate_conv_next(&c, 6000, bw / 10, 100000000ull),
 	    MIGRATE_STOP_COPY);
 	cr_assert(!c.forced);
+
+	/* Under the limit but still halving: one more (short) round, until
+	 * the rest fits in an eighth of the budget (37.5 ms = 960 pages). */
+	memset(&c, 0, sizeof(c));
+	c.max_downtime_ns = 300000000ull;
+	c.prev_dirty = 65536;		/* round 1 sent all of 256 MiB */
+	cr_assert_eq(migrate_conv_next(&c, 5000, bw, 1000000000ull),
+	    MIGRATE_ITERATE, "5000 of 65536 pages: still halving");
+	cr_assert_eq(migrate_conv_next(&c, 2000, bw / 10, 100000000ull),
+	    MIGRATE_ITERATE, "2000 after 5000 (78 ms): still halving");
+	cr_assert_eq(migrate_conv_next(&c, 900, bw / 10, 100000000ull),
+	    MIGRATE_STOP_COPY, "900 pages (35 ms) fit in an eighth");
+	cr_assert(!c.forced);
+	cr_assert_eq(c.rounds, 3);
 
 	/* A dirty set that does not shrink: stopped after the stalls. */
 	memset(&c, 0, sizeof(c));
