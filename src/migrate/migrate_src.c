@@ -643,13 +643,13 @@ migrate_src_unsent(struct migrate_src *m)
  * Before the guest stops: let the destination take what the rounds left
  * in the channel (megabytes, in the socket buffers), which it would
  * otherwise read and apply while the guest is stopped.  At most the
- * maximum downtime: a destination that slow pays it either way.
+ * maximum downtime (and 2 s): a destination that slow pays it either way.
  */
 static void
 migrate_src_drain(struct migrate_src *m)
 {
-	uint64_t t0 = migrate_src_now(), end = t0 + m->p.max_downtime_ms *
-	    1000000ull;
+	uint64_t t0 = migrate_src_now(), end = t0 + (m->p.max_downtime_ms <
+	    2000 ? m->p.max_downtime_ms : 2000) * 1000000ull;
 	int n = 0;
 
 	while ((n = migrate_src_unsent(m)) > 0 && migrate_src_now() < end &&
