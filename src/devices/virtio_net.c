@@ -11,9 +11,13 @@
  * slowed, not punished with retransmissions; a link that is down drops.
  *
  * Receive: the socket is watched only while some receive queue has
- * buffers (otherwise the switch's own queue, then its drop counter,
- * take the excess).  Up to VNET_BATCH frames come in per recvmmsg and
- * each is copied into one popped buffer.  TCP GSO frames (a peer's
+ * buffers (otherwise the switch holds the excess and pauses the
+ * sender).  Up to VNET_BATCH frames come in per recvmmsg, on the event
+ * thread, and each is copied into one popped buffer, or with MRG_RXBUF
+ * (what Linux's driver then uses: small page-fragment buffers, cheap to
+ * refill per frame) spread over as many as it takes; a frame that needs
+ * more than the driver has given yet waits, with those behind it, for
+ * the next receive kick.  TCP GSO frames (a peer's
  * TSO) arrive whole and go to a driver that negotiated GUEST_TSO4/6 as
  * one frame in one big buffer (Linux's "big packets" receive mode),
  * so the guest handles a 64 KiB burst once rather than segment by
@@ -48,7 +52,8 @@
 #include "vswitch/vswitch.h"
 
 #define VNET_BATCH	32	/* frames per sendmmsg / recvmmsg */
-#define VNET_HOLD	32	/* popped receive chains kept per queue */
+#define VNET_HOLD	64	/* popped receive chains kept per queue: a
+				 * 64 KiB frame in 1518-byte mergeable ones */
 #define VNET_RX_ROUNDS	4	/* recvmmsg calls per readable event */
 #define VNET_RETRY_NS	200000	/* full socket: look again after 200 us */
 #define VNET_ETH_HLEN	14
@@ -99,6 +104,11 @@ struct virtio_net {
 	uint8_t *rxbuf;			/* VNET_BATCH * VSW_MAX_MSG */
 	struct mmsghdr rxmsg[VNET_BATCH];
 	struct iovec rxiov[VNET_BATCH];
+	/* rxmsg[rx_next..rx_count) were received and wait for buffers
+	 * (a frame that needs more mergeable buffers than the driver has
+	 * given yet, and those behind it); rx_timer delivers them. */
+	unsigned rx_next, rx_count;
+	struct vtimer rx_timer;
 
 	/* Counters (relaxed atomics: stats read them from any thread). */
 	uint64_t rx_bytes, tx_bytes, rx_frames, tx_frames, dropped;
@@ -487,7 +497,6 @@ vnet_rx_header(struct virtio_net *vn, uint8_t *h, uint8_t *f, uint32_t flen)
 		if (!vnet_rx_gso_ok(vn, h) || bus_get(h + 2, 2) > flen)
 			return VNET_RX_SEGMENT;
 		h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-		bus_put(h + 10, 2, 1);
 		return VNET_RX_OK;
 	}
 	if (!virtio_has_feature(&vn->vd, VIRTIO_NET_F_GUEST_CSUM)) {
@@ -500,47 +509,111 @@ vnet_rx_header(struct virtio_net *vn, uint8_t *h, uint8_t *f, uint32_t flen)
 		bus_put(h + 2, 2, 0);
 		bus_put(h + 4, 2, 0);
 	}
-	bus_put(h + 10, 2, 1);	/* num_buffers: 1 without MRG_RXBUF */
-	return VNET_RX_OK;
+	return VNET_RX_OK;		/* num_buffers: vnet_rx_one's */
 }
 
-/* Write one frame into the oldest held chain of queue q (checked to
- * exist and to be large enough). */
+/* Tell the VM what the device wrote into chain c: its first n bytes. */
 static void
-vnet_rx_put(struct virtio_net *vn, unsigned q, const uint8_t *h,
-    const uint8_t *f, uint32_t flen)
+vnet_rx_written(struct virtio_net *vn, const struct virtio_chain *c,
+    uint32_t n)
+{
+	for (unsigned i = 0; i < c->niov && n > 0; i++) {
+		uint32_t k = c->iov[i].len < n ? c->iov[i].len : n;
+
+		if (!c->iov[i].write)
+			continue;
+		vm_dma_written(vn->vm, c->iov[i].gpa, k);
+		n -= k;
+	}
+}
+
+/* Bytes [from, from + n) of the message (header h, then frame f) into
+ * chain c at offset 0. */
+static void
+vnet_rx_copy(struct virtio_chain *c, const uint8_t *h, const uint8_t *f,
+    uint32_t from, uint32_t n)
+{
+	uint32_t at = 0, k;
+
+	if (from < VIRTIO_NET_HDR_LEN) {
+		k = VIRTIO_NET_HDR_LEN - from < n ? VIRTIO_NET_HDR_LEN - from : n;
+		virtio_chain_copy(c, true, 0, (void *)(h + from), k);
+		at = k;
+		from += k;
+		n -= k;
+	}
+	if (n > 0)
+		virtio_chain_copy(c, true, at, (void *)(f + from -
+		    VIRTIO_NET_HDR_LEN), n);
+}
+
+/* Push the oldest held chain of q with len bytes written. */
+static void
+vnet_rx_push(struct virtio_net *vn, unsigned q, uint32_t len)
 {
 	struct vnet_held *hd = &vn->held[q / 2];
-	struct virtio_chain *c;
+	struct virtio_chain *c = &hd->c[hd->head];
 
-	c = &hd->c[hd->head];
-	virtio_chain_copy(c, true, 0, (void *)h, VIRTIO_NET_HDR_LEN);
-	virtio_chain_copy(c, true, VIRTIO_NET_HDR_LEN, (void *)f, flen);
-	for (unsigned i = 0; i < c->niov; i++)
-		if (c->iov[i].write)
-			vm_dma_written(vn->vm, c->iov[i].gpa, c->iov[i].len);
-	virtq_push(&vn->vd, q, c->head, VIRTIO_NET_HDR_LEN + flen);
+	vnet_rx_written(vn, c, len);
+	virtq_push(&vn->vd, q, c->head, len);
 	hd->head = (hd->head + 1) % VNET_HOLD;
 	hd->n--;
 }
 
-/* One frame with its final header into a buffer of its flow's queue;
- * returns the queue used, or -1 (no buffer that holds it: dropped). */
+/*
+ * Queue q's held chains for a message of total bytes: how many it
+ * takes, topping them up from the ring.  One without MRG_RXBUF (and
+ * -EMSGSIZE when the oldest is too small), -EAGAIN when the driver has
+ * not given enough yet, -EMSGSIZE when more than we can hold.
+ */
 static int
-vnet_rx_one(struct virtio_net *vn, const uint8_t *h, const uint8_t *f,
+vnet_rx_chains(struct virtio_net *vn, unsigned q, uint32_t total)
+{
+	struct vnet_held *hd = &vn->held[q / 2];
+	uint32_t cap = 0;
+	int k;
+
+	if (!virtio_has_feature(&vn->vd, VIRTIO_NET_F_MRG_RXBUF)) {
+		if (hd->n == 0 && vnet_rx_hold(vn, q) == 0)
+			return -EAGAIN;
+		return hd->c[hd->head].in_len < total ? -EMSGSIZE : 1;
+	}
+	for (k = 0; cap < total; k++) {
+		if ((unsigned)k == hd->n && vnet_rx_hold(vn, q) == (unsigned)k)
+			return k == VNET_HOLD ? -EMSGSIZE : -EAGAIN;
+		cap += hd->c[(hd->head + (unsigned)k) % VNET_HOLD].in_len;
+	}
+	return k;
+}
+
+/*
+ * One frame with its final header h into buffers of its flow's queue:
+ * one buffer, or with MRG_RXBUF as many as it takes (num_buffers says
+ * how many).  Returns the queue used; -EAGAIN to wait for buffers;
+ * another -errno when it cannot be delivered (dropped by the caller).
+ */
+static int
+vnet_rx_one(struct virtio_net *vn, uint8_t *h, const uint8_t *f,
     uint32_t flen)
 {
-	struct vnet_held *h2;
+	uint32_t total = VIRTIO_NET_HDR_LEN + flen, off = 0, n;
 	unsigned q = 2 * vnet_rx_steer(vn, f, flen);
+	int k;
 
 	/* Its queue has no buffer: any queue in use will do. */
 	for (unsigned p = 0; p < vn->pairs && vn->held[q / 2].n == 0; p++)
 		q = 2 * p;
-	/* A buffer too small for the frame stays for the next one. */
-	h2 = &vn->held[q / 2];
-	if (h2->n == 0 || h2->c[h2->head].in_len < VIRTIO_NET_HDR_LEN + flen)
-		return -1;
-	vnet_rx_put(vn, q, h, f, flen);
+	if ((k = vnet_rx_chains(vn, q, total)) < 0)
+		return k;
+	bus_put(h + 10, 2, (uint64_t)k);	/* num_buffers */
+	for (int i = 0; i < k; i++, off += n) {
+		struct vnet_held *hd = &vn->held[q / 2];
+		struct virtio_chain *c = &hd->c[hd->head];
+
+		n = c->in_len < total - off ? c->in_len : total - off;
+		vnet_rx_copy(c, h, f, off, n);
+		vnet_rx_push(vn, q, n);
+	}
 	vnet_count(&vn->rx_bytes, flen);
 	vnet_count(&vn->rx_frames, 1);
 	return (int)q;
@@ -560,12 +633,13 @@ vnet_rx_segments(struct virtio_net *vn, const uint8_t *h, const uint8_t *f,
 	int n, q;
 
 	memcpy(&vh, h, sizeof(vh));
-	bus_put(plain + 10, 2, 1);
 	if (vsw_hdr_check(&vh, flen) < 0 || (s = vsw_gso_segment(NULL, &vh,
 	    f, flen, off, lens, VNET_MAX_SEGS, &n)) == NULL) {
 		vnet_count(&vn->dropped, 1);
 		return 0;
 	}
+	/* Rare (a driver without GUEST_TSO): segments that find no
+	 * buffer are dropped rather than kept. */
 	for (int i = 0; i < n; i++) {
 		if ((q = vnet_rx_one(vn, plain, s + off[i], (uint32_t)lens[i])) <
 		    0)
@@ -577,8 +651,9 @@ vnet_rx_segments(struct virtio_net *vn, const uint8_t *h, const uint8_t *f,
 	return touched;
 }
 
-/* Deliver received message i; returns the queues used as bits. */
-static uint32_t
+/* Deliver received message i; returns the queues used as bits, or
+ * -EAGAIN when it must wait for buffers (kept). */
+static int
 vnet_rx_deliver(struct virtio_net *vn, unsigned i)
 {
 	uint8_t *h = vn->rxbuf + (size_t)i * VSW_MAX_MSG;
@@ -586,12 +661,14 @@ vnet_rx_deliver(struct virtio_net *vn, unsigned i)
 	uint32_t len = vn->rxmsg[i].msg_len, flen;
 	int q = -1;
 
+	/* The header checks are idempotent: a kept message may pass them
+	 * again. */
 	if (!(vn->rxmsg[i].msg_hdr.msg_flags & MSG_TRUNC) &&
 	    len >= VIRTIO_NET_HDR_LEN + VNET_ETH_HLEN) {
 		flen = len - VIRTIO_NET_HDR_LEN;
 		switch (vnet_rx_header(vn, h, f, flen)) {
 		case VNET_RX_SEGMENT:
-			return vnet_rx_segments(vn, h, f, flen);
+			return (int)vnet_rx_segments(vn, h, f, flen);
 		case VNET_RX_OK:
 			q = vnet_rx_one(vn, h, f, flen);
 			break;
@@ -599,21 +676,45 @@ vnet_rx_deliver(struct virtio_net *vn, unsigned i)
 			break;
 		}
 	}
+	if (q == -EAGAIN)
+		return q;
 	if (q < 0) {
 		vnet_count(&vn->dropped, 1);
 		return 0;
 	}
-	return 1u << q;
+	return (int)(1u << q);
 }
 
-/* Frames wait on the socket: take what the held buffers can hold. */
+/* Deliver the received messages not yet delivered, in order; false
+ * when one waits for buffers. */
+static bool
+vnet_rx_drain(struct virtio_net *vn)
+{
+	uint32_t touched = 0;
+	bool done = true;
+	int r;
+
+	for (; vn->rx_next < vn->rx_count; vn->rx_next++) {
+		if ((r = vnet_rx_deliver(vn, vn->rx_next)) == -EAGAIN) {
+			done = false;
+			break;
+		}
+		touched |= (uint32_t)r;
+	}
+	for (unsigned q = 0; q < vn->vd.nqueues; q++)
+		if (touched & 1u << q)
+			virtq_notify(&vn->vd, q);
+	return done;
+}
+
+/* Frames wait on the socket (or in rxbuf, received but waiting for
+ * buffers): take what the driver's buffers can hold. */
 static void
 virtio_net_rx_run(void *opaque)
 {
 	struct virtio_net *vn = opaque;
 
 	for (int round = 0; round < VNET_RX_ROUNDS; round++) {
-		uint32_t touched = 0;
 		unsigned room = 0;
 		int n;
 
@@ -621,7 +722,7 @@ virtio_net_rx_run(void *opaque)
 			break;
 		for (unsigned p = 0; p < vn->pairs; p++)
 			room += vnet_rx_hold(vn, 2 * p);
-		if (room == 0) {
+		if (room == 0 || !vnet_rx_drain(vn)) {
 			/* The driver kicks a receive queue when it adds
 			 * buffers (virtq_pop asked it to). */
 			netdev_vsw_want_rx(&vn->be, false);
@@ -633,14 +734,22 @@ virtio_net_rx_run(void *opaque)
 		    room : VNET_BATCH);
 		if (n <= 0)
 			return;
-		for (int i = 0; i < n; i++)
-			touched |= vnet_rx_deliver(vn, (unsigned)i);
-		for (unsigned q = 0; q < vn->vd.nqueues; q++)
-			if (touched & 1u << q)
-				virtq_notify(&vn->vd, q);
+		vn->rx_next = 0;
+		vn->rx_count = (unsigned)n;
+	}
+	/* Deliver what the last round received. */
+	if (!vn->paused && virtio_running(&vn->vd) && !vnet_rx_drain(vn)) {
+		netdev_vsw_want_rx(&vn->be, false);
+		return;
 	}
 	if (!virtio_running(&vn->vd) || vn->paused)
 		netdev_vsw_want_rx(&vn->be, false);
+}
+
+static void
+virtio_net_rx_timer(void *opaque)
+{
+	virtio_net_rx_run(opaque);
 }
 
 /* --- control queue --- */
@@ -726,6 +835,8 @@ virtio_net_notify(struct virtio_dev *vd, unsigned q)
 			return;
 		vnet_rx_hold(vn, q);
 		netdev_vsw_want_rx(&vn->be, true);
+		if (vn->rx_next < vn->rx_count)
+			vtimer_arm(&vn->rx_timer, vclock_ns());
 	} else {
 		/* Sent from the event thread, as QEMU's tx=bh: the vCPU goes
 		 * back to the guest at once, and (EVENT_IDX) the driver does
@@ -746,6 +857,8 @@ virtio_net_dev_reset(struct virtio_dev *vd)
 		vn->held[p].head = vn->held[p].n = 0;
 	vnet_tx_abandon(vn, false);
 	vn->tx_kicked = 0;
+	vn->rx_next = vn->rx_count = 0;
+	vtimer_cancel(&vn->rx_timer);
 	vn->pairs = 1;
 	vn->status = vnet_link_status(vn);
 	netdev_vsw_want_rx(&vn->be, false);
@@ -953,6 +1066,7 @@ virtio_net_free(struct virtio_net *vn)
 {
 	netdev_vsw_fini(&vn->be);
 	vtimer_cancel(&vn->tx_timer);
+	vtimer_cancel(&vn->rx_timer);
 	for (unsigned p = 0; p < VIRTIO_NET_MAX_PAIRS; p++)
 		free(vn->held[p].c);
 	free(vn->tx.c);
@@ -1003,6 +1117,7 @@ vnet_features(const struct virtio_net *vn)
 	    1ull << VIRTIO_NET_F_GUEST_CSUM | 1ull << VIRTIO_NET_F_MAC |
 	    1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
 	    1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
+	    1ull << VIRTIO_NET_F_MRG_RXBUF |
 	    1ull << VIRTIO_NET_F_STATUS | 1ull << VIRTIO_NET_F_CTRL_VQ |
 	    1ull << VIRTIO_NET_F_GUEST_ANNOUNCE;
 
@@ -1052,6 +1167,7 @@ virtio_net_new(struct vm *vm, int i, const struct vmcfg_nic *n)
 	else
 		vnet_default_mac(vm->cfg, i, vn->mac);
 	vtimer_init(&vn->tx_timer, vm->loop, virtio_net_tx_timer, vn);
+	vtimer_init(&vn->rx_timer, vm->loop, virtio_net_rx_timer, vn);
 	if ((err = vnet_alloc(vn)) < 0)
 		goto fail;
 	/* We complete checksums and segment for a driver that cannot: a
@@ -1131,6 +1247,8 @@ virtio_net_resume(void *state)
 	vn->paused = false;
 	if (virtio_running(&vn->vd))
 		netdev_vsw_want_rx(&vn->be, true);
+	if (vn->rx_next < vn->rx_count)
+		vtimer_arm(&vn->rx_timer, vclock_ns());
 	/* Kicks that came while paused were not lost: look again. */
 	vn->tx_kicked = 0;
 	for (unsigned p = 0; p < vn->max_pairs; p++)
@@ -1161,8 +1279,10 @@ virtio_net_snapshot(void *state, struct snap *s)
 	}
 	if (virtio_dev_snapshot(&vn->vd, s) < 0 || snap_saving(s))
 		return snap_error(s);
-	/* The link is this host's: say so if it differs. */
+	/* The link is this host's: say so if it differs.  Frames received
+	 * for the state we replaced are not this guest's. */
 	vn->tx_kicked = 0;
+	vn->rx_next = vn->rx_count = 0;
 	vnet_update_status(vn);
 	netdev_vsw_want_rx(&vn->be, virtio_running(&vn->vd) && !vn->paused);
 	return snap_error(s);

@@ -499,6 +499,16 @@ setup_nocsum(void)
 }
 
 static void
+setup_nomrg(void)
+{
+	switch_listen();
+	vm_up();
+	switch_accept(0);
+	driver_init(1ull << VIRTIO_NET_F_MRG_RXBUF);
+	cr_assert(wait_link(true), "link up once the switch welcomed us");
+}
+
+static void
 setup_notso(void)
 {
 	switch_listen();
@@ -564,7 +574,7 @@ Test(virtio_net, config_space_hello_and_features)
 	cr_assert(f >> VIRTIO_NET_F_HOST_TSO6 & 1);
 	cr_assert(f >> VIRTIO_NET_F_GUEST_TSO4 & 1);
 	cr_assert(f >> VIRTIO_NET_F_GUEST_TSO6 & 1);
-	cr_assert_not(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
+	cr_assert(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
 	/* The hello named the NIC as the protocol says. */
 	cr_assert_eq(hello.magic, VSW_MAGIC);
 	cr_assert_eq(hello.version, VSW_VERSION);
@@ -673,7 +683,9 @@ Test(virtio_net, receive_waits_for_buffers)
 	cr_assert_eq(stats().errors, 0);
 }
 
-Test(virtio_net, bad_frames_from_the_switch_are_dropped)
+/* Without MRG_RXBUF, one frame per buffer: one too large is dropped. */
+Test(virtio_net, bad_frames_from_the_switch_are_dropped,
+    .init = setup_nomrg)
 {
 	struct vsw_net_hdr h = { 0 }, gso = { .gso_type = 1, .gso_size = 1448 };
 	uint8_t f[3000];
@@ -1250,4 +1262,40 @@ Test(virtio_net, gso_frame_is_segmented_for_a_driver_without_guest_tso,
 	cr_assert_eq((uint16_t)(used_idx(0) - used_seen[0]), 0);
 	cr_assert_eq(stats().rx_ops, 3);
 	cr_assert_eq(stats().errors, 0);
+}
+
+/* MRG_RXBUF: a frame larger than one buffer is spread over several,
+ * num_buffers in the first says how many; one that needs more than the
+ * driver gave waits for the next buffers (with the frame behind it),
+ * nothing is dropped. */
+Test(virtio_net, mergeable_buffers_take_a_large_frame)
+{
+	static uint8_t f[3000], g[100], out[HDR + 3000];
+	struct vsw_net_hdr h = { 0 };
+	uint32_t id, len, at = 0;
+
+	frame(f, sizeof(f), 6);
+	frame(g, sizeof(g), 7);
+	rx_post(0, 0, 1, 1024);
+	switch_send(&h, f, sizeof(f));
+	switch_send(&h, g, sizeof(g));
+	usleep(100000);
+	cr_assert_eq(used_idx(0), 0, "3012 bytes wait: one 1 KiB buffer");
+	rx_post(0, 1, 3, 1024);
+	cr_assert(wait_used(0, 4), "the frame in 3 buffers, then the next");
+	for (unsigned i = 0; i < 3; i++) {
+		used_next(0, &id, &len);
+		cr_assert_eq(id, i);
+		cr_assert_eq(len, i < 2 ? 1024 : HDR + sizeof(f) - 2048);
+		memcpy(out + at, ram(buf(id), 1024), len);
+		at += len;
+	}
+	cr_assert_eq(bus_get(out + 10, 2), 3, "num_buffers");
+	cr_assert_arr_eq(out + HDR, f, sizeof(f));
+	used_next(0, &id, &len);
+	cr_assert_eq(len, HDR + sizeof(g));
+	cr_assert_eq(bus_get((uint8_t *)ram(buf(id), 1024) + 10, 2), 1);
+	cr_assert_arr_eq((uint8_t *)ram(buf(id), 1024) + HDR, g, sizeof(g));
+	cr_assert_eq(stats().errors, 0);
+	cr_assert_eq(stats().rx_ops, 2);
 }
