@@ -34,7 +34,7 @@
 
 TestSuite(xaccel, .timeout = 120);
 
-static struct vm_config cfg;
+static struct vm_config cfg, hcfg;
 
 static void
 need_kvm(void)
@@ -684,10 +684,43 @@ Test(xaccel, ap_pending_init_survives_bt_to_kvm)
 	vm_destroy(k);
 }
 
+/* What xa_kvm_cpu() changes in KVM's per-vCPU section. */
+struct xa_kvm_put {
+	uint32_t mp, sipi;
+	bool timer;		/* lvtt and the TSC-deadline MSR too */
+	uint32_t lvtt;
+	uint64_t deadline;
+};
+
+static void xa_kvm_cpu(struct vm *k, int id, const struct xa_kvm_put *p);
+
 /* Put KVM's section kvm.cpu.id back with another MP state and SIPI
  * vector, through KVM's own hook (KVM_SET_MP_STATE and friends). */
 static void
 xa_kvm_mp(struct vm *k, int id, uint32_t mp, uint32_t sipi)
+{
+	struct xa_kvm_put p = { .mp = mp, .sipi = sipi };
+
+	xa_kvm_cpu(k, id, &p);
+}
+
+/* The value of MSR idx in a kvm.cpu section's msrs blob (12 bytes per
+ * MSR: index, value); -1 if it is not there. */
+static int
+xa_msr_slot(const uint8_t *msrs, uint32_t n, uint32_t idx)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t v;
+
+		memcpy(&v, msrs + i * 12, 4);
+		if (v == idx)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void
+xa_kvm_cpu(struct vm *k, int id, const struct xa_kvm_put *p)
 {
 	static const char *const ev8[] = { "exc.injected", "exc.nr",
 	    "exc.has_error", "exc.pending", "intr.injected", "intr.nr",
@@ -697,7 +730,8 @@ xa_kvm_mp(struct vm *k, int id, uint32_t mp, uint32_t sipi)
 	static uint8_t xsave[4096], lapic[1024], msrs[64 * 12];
 	struct snap s, w, r;
 	char sec[32];
-	uint32_t v, n;
+	uint32_t v, n, mp = p->mp, sipi = p->sipi;
+	int slot;
 
 	snprintf(sec, sizeof(sec), "kvm.cpu.%d", id);
 	xa_save(k, &s);
@@ -706,6 +740,8 @@ xa_kvm_mp(struct vm *k, int id, uint32_t mp, uint32_t sipi)
 	cr_assert(xa_field(&s, sec, "xsave", xsave, sizeof(xsave)));
 	snap_bytes(&w, "xsave", xsave, sizeof(xsave));
 	cr_assert(xa_field(&s, sec, "lapic", lapic, sizeof(lapic)));
+	if (p->timer)
+		memcpy(lapic + 0x320, &p->lvtt, 4);
 	snap_bytes(&w, "lapic", lapic, sizeof(lapic));
 	for (size_t i = 0; i < sizeof(ev8) / sizeof(ev8[0]); i++) {
 		uint8_t b = (uint8_t)xa_u(&s, sec, ev8[i], 1);
@@ -719,6 +755,11 @@ xa_kvm_mp(struct vm *k, int id, uint32_t mp, uint32_t sipi)
 	n = (uint32_t)xa_u(&s, sec, "msrs.n", 4);
 	cr_assert_leq(n, 64);
 	cr_assert(xa_field(&s, sec, "msrs", msrs, n * 12));
+	if (p->timer) {
+		slot = xa_msr_slot(msrs, n, 0x6e0);
+		cr_assert_geq(slot, 0, "KVM keeps no TSC deadline here");
+		memcpy(msrs + slot * 12 + 4, &p->deadline, 8);
+	}
 	snap_u32(&w, "msrs.n", &n);
 	snap_bytes(&w, "msrs", msrs, n * 12);
 	snap_section_end(&w);
@@ -901,4 +942,84 @@ Test(xaccel, events_shadow_roundtrip)
 	    CPU_SHADOW_MOV_SS }, 0);
 	xa_events_roundtrip((struct cpu_events){ .interrupt_shadow =
 	    CPU_SHADOW_STI }, RFLAGS_IF);
+}
+
+/* --- 1, again: the TSC-deadline timer (helpers from 3) --- */
+
+/* TSC-deadline mode, KVM to KVM: the deadline is an absolute guest TSC
+ * and the TSC goes along, so what is left of it stays. */
+Test(xaccel, kvm_tsc_deadline_survives_kvm_to_kvm)
+{
+	struct vm *k, *k2;
+	struct snap s;
+	struct cpu_state st;
+	struct xa_kvm_put p = { .timer = true, .lvtt = 0x40031 };
+	uint8_t msrs[64 * 12], page[1024];
+	uint64_t dl, tsc;
+	uint32_t n, lvtt;
+	int err = 0, slot;
+
+	need_kvm();
+	vm_config_defaults(&cfg);
+	cfg.memory = MEM;
+	k = vm_create(&cfg, &kvm_accel_ops, &err);
+	k2 = vm_create(&cfg, &kvm_accel_ops, &err);
+	cr_assert(k && k2, "vm_create: %d", err);
+	cr_assert_eq(k->accel->get_state(k->vcpus[0], &st), 0);
+	{
+		uint32_t r[4];
+
+		k->accel->cpuid(k->vcpus[0], 1, 0, r);
+		if (!(r[2] & (1u << 24)))
+			cr_skip_test("KVM gives no TSC-deadline timer here");
+	}
+	p.deadline = st.msr.tsc + 50000000000ull;	/* far ahead */
+	xa_kvm_cpu(k, 0, &p);
+	xa_move(k, k2);
+	xa_save(k2, &s);
+	n = (uint32_t)xa_u(&s, "kvm.cpu.0", "msrs.n", 4);
+	cr_assert(xa_field(&s, "kvm.cpu.0", "msrs", msrs, n * 12));
+	cr_assert(xa_field(&s, "kvm.cpu.0", "lapic", page, sizeof(page)));
+	slot = xa_msr_slot(msrs, n, 0x6e0);
+	cr_assert_geq(slot, 0);
+	memcpy(&dl, msrs + slot * 12 + 4, 8);
+	memcpy(&lvtt, page + 0x320, 4);
+	tsc = xa_u(&s, "cpu.0", "tsc", 8);
+	cr_assert_eq((lvtt >> 17) & 3, 2, "LVT timer %#x: not TSC-deadline",
+	    lvtt);
+	cr_assert_eq(dl, p.deadline, "deadline %#llx, was %#llx",
+	    (unsigned long long)dl, (unsigned long long)p.deadline);
+	cr_assert(tsc >= st.msr.tsc && tsc < p.deadline);
+	snap_free(&s);
+	vm_destroy(k);
+	vm_destroy(k2);
+}
+
+/* A guest given the TSC-deadline timer under KVM cannot go to the
+ * software CPU (its LAPIC has none): refused by name before anything
+ * changes. */
+Test(xaccel, kvm_tsc_deadline_guest_refused_on_bt)
+{
+	struct vm *k, *b;
+	struct snap s, l;
+	uint32_t r[4];
+	int err = 0;
+
+	need_kvm();
+	/* Its own configuration: a VM keeps a pointer to it. */
+	vm_config_defaults(&hcfg);
+	hcfg.memory = MEM;
+	k = vm_create(&hcfg, &kvm_accel_ops, &err);
+	cr_assert_not_null(k, "vm_create: %d", err);
+	k->accel->cpuid(k->vcpus[0], 1, 0, r);
+	if (!(r[2] & (1u << 24)))
+		cr_skip_test("KVM gives no TSC-deadline timer here");
+	b = xa_vm(&bt_accel_ops, 1);
+	xa_save(k, &s);
+	snap_init_load(&l, s.buf, s.len);
+	cr_assert_neq(vmstate_load(b, &l), 0);
+	cr_assert(strstr(l.errmsg, "tsc_deadline") != NULL, "%s", l.errmsg);
+	snap_free(&s);
+	vm_destroy(k);
+	vm_destroy(b);
 }
