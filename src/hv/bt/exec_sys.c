@@ -563,8 +563,8 @@ void
 bt_x_sti(struct bt_cpu *c, const struct bt_insn *i)
 {
 	sys_if_check(c);
-	if (!(c->flags & RFLAGS_IF))
-		c->shadow = 1;
+	if (!(c->flags & RFLAGS_IF))	/* the kind matters to KVM */
+		c->shadow = CPU_SHADOW_STI;
 	c->flags |= RFLAGS_IF;
 }
 
