@@ -809,6 +809,38 @@ Test(xaccel, kvm_ap_sipi_received_runs_on_bt)
 	vm_destroy(b);
 }
 
+/* A halted AP stays halted both ways (it runs nothing on bt, and KVM
+ * gets it back as HALTED). */
+Test(xaccel, ap_halted_survives_kvm_bt_kvm)
+{
+	struct vm *k, *b, *k2;
+	struct cpu_state st;
+	struct tvm t;
+	struct snap s;
+
+	need_kvm();
+	k = xa_vm(&kvm_accel_ops, 2);
+	b = xa_vm(&bt_accel_ops, 2);
+	k2 = xa_vm(&kvm_accel_ops, 2);
+	memcpy(k->ram + 0x9000, rm_loop, sizeof(rm_loop));
+	xa_real_mode(&st, 0x900);
+	cr_assert_eq(k->accel->set_state(k->vcpus[1], &st), 0);
+	xa_kvm_mp(k, 1, 3, 0);			/* HALTED */
+	xa_move(k, b);
+	t = (struct tvm){ .vm = b, .vcpu = b->vcpus[1] };
+	cr_assert_eq(tvm_run(&t, 20), VM_EXIT_HLT);
+	cr_assert_eq(xa_rm_count(b), 0, "the halted AP ran on bt");
+	xa_move(b, k2);
+	xa_save(k2, &s);
+	cr_assert_eq(xa_u(&s, "kvm.cpu.1", "mp_state", 4), 3,
+	    "MP state %llu after KVM -> bt -> KVM, was HALTED",
+	    (unsigned long long)xa_u(&s, "kvm.cpu.1", "mp_state", 4));
+	snap_free(&s);
+	vm_destroy(k);
+	vm_destroy(b);
+	vm_destroy(k2);
+}
+
 /* --- 4. events KVM was delivering --- */
 
 /* 1: inc rax; jmp 1b */
