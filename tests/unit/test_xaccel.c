@@ -1055,3 +1055,49 @@ Test(xaccel, kvm_tsc_deadline_guest_refused_on_bt)
 	vm_destroy(k);
 	vm_destroy(b);
 }
+
+/* --- 5. ring-3 port I/O after KVM (which keeps no IOPL) --- */
+
+/*
+ * The software CPU lets ring 3 at a port its TSS's I/O bitmap allows
+ * even with IOPL 0 (what a guest's state under this host's KVM says),
+ * and raises #GP for one it does not.
+ */
+Test(xaccel, bt_ring3_io_follows_the_tss_bitmap)
+{
+	/* mov dx, 0x3f8; mov al, 'x'; out dx, al; mov byte [0x5200], 1;
+	 * inc dx; out dx, al; 1: jmp 1b */
+	static const uint8_t code[] = {
+		0x66, 0xba, 0xf8, 0x03, 0xb0, 0x78, 0xee,
+		0xc6, 0x04, 0x25, 0x00, 0x52, 0x00, 0x00, 0x01,
+		0x66, 0xff, 0xc2, 0xee, 0xeb, 0xfe,
+	};
+	struct vm *b = xa_vm(&bt_accel_ops, 1);
+	struct tvm t = { .vm = b, .vcpu = b->vcpus[0] };
+	struct cpu_state st;
+	uint8_t map[0x400 / 8 + 1];
+
+	tvm_long_mode(&t, &st, CODE);
+	tvm_put(&t, CODE, code, sizeof(code));
+	/* The I/O bitmap right after the TSS: 0x3f8 allowed, 0x3f9 not. */
+	memset(map, 0xff, sizeof(map));
+	map[0x3f8 / 8] = (uint8_t)~1u;
+	tvm_put(&t, 0x6068, map, sizeof(map));
+	b->ram[0x6066] = 0x68;
+	b->ram[0x6067] = 0;
+	st.seg[SEG_TR].limit = 0x68 + sizeof(map) - 1;
+	tvm_seg(&st.seg[SEG_CS], 0x2b, true, true, 3);
+	tvm_seg(&st.seg[SEG_SS], 0x23, false, false, 3);
+	st.rflags = RFLAGS_FIXED;		/* IOPL 0 */
+	cr_assert_eq(b->accel->set_state(b->vcpus[0], &st), 0);
+	b->ram[TVM_FAULT_VEC] = 0xee;
+	cr_assert_eq(tvm_run(&t, 50), VM_EXIT_HLT);
+	cr_assert_eq(b->ram[0x5200], 1, "OUT to an allowed port faulted");
+	cr_assert_eq(b->ram[TVM_FAULT_VEC], 13, "vector %d, not #GP",
+	    b->ram[TVM_FAULT_VEC]);
+	cr_assert_eq(b->accel->get_state(b->vcpus[0], &st), 0);
+	/* The frame: error code 0, then the RIP of the second OUT. */
+	cr_assert_eq(tvm_get64(&t, st.gpr[R_RSP]), 0);
+	cr_assert_eq(tvm_get64(&t, st.gpr[R_RSP] + 8), CODE + 18);
+	vm_destroy(b);
+}
