@@ -10,7 +10,9 @@
 #   - C on the port group captures to a pcap file with a BPF filter, C
 #     stops it, and tshark reads the frames back (only those filtered);
 #   - m with tcp:// asks the secret, X cancels the migration (the
-#     destination never answers): the row says "cancelled", the VM runs.
+#     destination never answers): the row says "cancelled", the VM runs;
+#   - a VM whose guest panicked shows "panicked", one in a state this
+#     version does not know shows that state (both fake control sockets).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/vswitch-lib.sh
@@ -85,6 +87,49 @@ held = []
 while True:
     held.append(s.accept()[0])
 ' "$XDG_RUNTIME_DIR/termvisor/zzhung.vswitch.ctl" &
+pids+=($!)
+
+# Two VMs whose control sockets are fakes: one says its guest panicked
+# (state and event, as a pvpanic device makes it), one a state this
+# dashboard does not know.
+for v in zz-panic zz-new; do
+	"$tv" vm create $v --memory 64M --kernel "$guest" >/dev/null ||
+		{ echo "FAIL vm create $v"; exit 1; }
+done
+fake_vm() {	# fake_vm NAME STATE
+	exec python3 - "$XDG_RUNTIME_DIR/termvisor/$1.sock" "$1" "$2" <<'EOF'
+import json, select, socket, sys
+path, name, state = sys.argv[1:]
+s = socket.socket(socket.AF_UNIX); s.bind(path); s.listen(4)
+conns = {}
+def send(c, o):
+    c.sendall((json.dumps(o) + "\n").encode())
+while True:
+    r, _, _ = select.select([s] + list(conns), [], [])
+    for c in r:
+        if c is s:
+            n, _ = s.accept()
+            conns[n] = b""
+            send(n, {"termvisor": {"version": "9.9", "protocol": 1},
+                     "vm": name, "state": state})
+            if state == "panicked":
+                send(n, {"event": "guest-panic"})
+            continue
+        d = c.recv(65536)
+        if not d:
+            del conns[c]; c.close(); continue
+        conns[c] += d
+        while b"\n" in conns[c]:
+            l, conns[c] = conns[c].split(b"\n", 1)
+            q = json.loads(l)
+            send(c, {"id": q.get("id"), "ok": True, "result": {
+                "name": name, "state": state, "memory": 64 << 20,
+                "uptime": 5.0, "vcpus": [], "devices": []}})
+EOF
+}
+fake_vm zz-panic panicked &
+pids+=($!)
+fake_vm zz-new hibernating &
 pids+=($!)
 
 t new-session -d -s tui -x 80 -y 24 -c "$tmp" \
@@ -167,7 +212,8 @@ print(s.getsockname()[1], flush=True)
 held = []
 while True:
     held.append(s.accept()[0])
-' >"$tmp/port" &
+    open(sys.argv[1], "w").write("accepted")
+' "$tmp/accepted" >"$tmp/port" &
 pids+=($!)
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 t send-keys -t tui m
@@ -177,13 +223,19 @@ expect "tcp:// asks the secret" 'Shared secret .* for t1: _'
 t send-keys -t tui -l 'sekrit-42'
 t send-keys -t tui Enter
 expect "the migration starts" 't1: migrate to tcp://127.0.0.1:[0-9]+\.\.\.'
-sleep 1
+# The VM connected: its migration waits for the destination's answer.
+for _ in $(seq 100); do [ -s "$tmp/accepted" ] && break; sleep 0.1; done
+[ -s "$tmp/accepted" ] && ok "the VM connects to the destination" ||
+	bad "the VM did not connect to the destination"
 t send-keys -t tui X
 expect "X: the row says cancelled" '^t1 +cancelled' 15
 expect "... the status line the outcome" 't1: (migration cancelled|migrate to .*: cancelled)' 15
 "$tv" vm status t1 2>&1 | grep -q 'state: *running' && ok "the source runs on" ||
 	bad "vm status: $("$tv" vm status t1 2>&1)"
 expect "the row goes back to running" '^t1 +running' 20
+expect "a panicked guest shows as such" '^zz-panic +panicked ' 10
+expect "a state this version does not know shows as the VM says" '^zz-new +hibernating ' 10
+
 t send-keys -t tui q
 for _ in $(seq 50); do [ -s "$tmp/rc" ] && break; sleep 0.1; done
 [ "$(cat "$tmp/rc" 2>/dev/null)" = 0 ] && ok "q quits with status 0" ||
