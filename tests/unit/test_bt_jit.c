@@ -1,7 +1,8 @@
 /*
  * The software CPU's code generator against its interpreter: random
  * 64-bit loops built from the instructions the generator compiles inline
- * (register ALU, MOV, LEA, compare-and-branch, loads and stores) mixed
+ * (register ALU, MOV, LEA, compare-and-branch, loads and stores, ALU
+ * with RAX or a register and an imm32, byte compares) mixed
  * with ones it calls handlers for (INC/DEC, shifts, PUSH/POP, faulting
  * and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
  * generator on, from the same state.  Registers, RIP, every flag (even
@@ -87,7 +88,47 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 24) {
+	switch (rnd(p) % 28) {
+	case 24: {			/* ALU r, imm32 (81) */
+		static const uint8_t op[] = { 0, 1, 4, 5, 7, 6 };
+
+		put(p, 3, rex(w, 0, r), 0x81, modrm(3, op[rnd(p) % 6], r));
+		put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p), (uint8_t)rnd(p),
+		    (uint8_t)rnd(p));
+		break;
+	}
+	case 25: {			/* CMP byte r/m, r or r, r/m; Jcc */
+		uint8_t op = rnd(p) & 1 ? 0x38 : 0x3a;
+
+		if (rnd(p) & 1) {	/* no REX: AH..BH for 4..7 */
+			put(p, 2, op, modrm(3, s & 7, r & 7));
+		} else if (rnd(p) & 1) {
+			put(p, 3, rex(false, s, r), op, modrm(3, s, r));
+		} else {
+			put(p, 2, rex(false, s, 15), op);
+			mem15(p, s, d8);
+		}
+		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	}
+	case 26:			/* CMP/TEST AL, imm8; Jcc */
+		put(p, 2, rnd(p) & 1 ? 0x3c : 0xa8, (uint8_t)rnd(p));
+		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	case 27: {			/* op rAX, imm32; Jcc */
+		static const uint8_t op[] = { 0x05, 0x0d, 0x25, 0x2d, 0x35,
+		    0x3d };
+
+		if (w)
+			put(p, 1, 0x48);
+		put(p, 5, op[rnd(p) % 6], (uint8_t)rnd(p), (uint8_t)rnd(p),
+		    (uint8_t)rnd(p), (uint8_t)rnd(p));
+		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	}
 	case 21:			/* MOV r, imm32/imm64 */
 		if (w) {
 			put(p, 2, rex(true, 0, r), (uint8_t)(0xb8 | (r & 7)));
@@ -248,7 +289,8 @@ struct result {
 };
 
 static void
-run(const struct prog *p, uint64_t seed, bool jit, struct result *r)
+run(const struct prog *p, uint64_t seed, bool jit, bool generic,
+    struct result *r)
 {
 	struct prog q = { .rng = seed * 31 + 7 };
 	struct tvm *t;
@@ -260,6 +302,7 @@ run(const struct prog *p, uint64_t seed, bool jit, struct result *r)
 	t = tvm_new(16 << 20);
 	unsetenv("TERMVISOR_BT_JIT");
 	cr_assert_eq(((struct bt_cpu *)t->vcpu->accel)->jit != NULL, jit);
+	((struct bt_cpu *)t->vcpu->accel)->generic = generic;
 	tvm_put(t, CODE, p->b, p->n);
 	for (int k = 0; k < 4096; k++)
 		t->vm->ram[DATA + k] = (uint8_t)rnd(&q);
@@ -278,15 +321,45 @@ run(const struct prog *p, uint64_t seed, bool jit, struct result *r)
 	tvm_free(t);
 }
 
+/* The generic handlers leave the flags they architecturally define
+ * as the specialized ones do; the undefined ones may differ. */
+static bool
+same_result(const struct result *g, const struct result *a)
+{
+	return g->k == a->k && g->vec == a->vec && g->st.rip == a->st.rip &&
+	    g->st.rflags == a->st.rflags &&
+	    memcmp(g->st.gpr, a->st.gpr, sizeof(g->st.gpr)) == 0 &&
+	    memcmp(g->data, a->data, sizeof(g->data)) == 0;
+}
+
 static bool
 same(uint64_t seed)
 {
 	static struct prog p;
-	static struct result a, b;
+	static struct result a, b, g;
 
 	gen(&p, seed);
-	run(&p, seed, false, &a);
-	run(&p, seed, true, &b);
+	run(&p, seed, false, false, &a);
+	run(&p, seed, true, false, &b);
+	run(&p, seed, false, true, &g);
+	if (!same_result(&g, &a)) {
+		fprintf(stderr, "bt jit: seed %llu: the specialized handlers "
+		    "differ from the generic ones (rip %llx/%llx rflags "
+		    "%llx/%llx vector %d/%d)\n", (unsigned long long)seed,
+		    (unsigned long long)g.st.rip, (unsigned long long)a.st.rip,
+		    (unsigned long long)g.st.rflags,
+		    (unsigned long long)a.st.rflags, g.vec, a.vec);
+		for (int k = 0; k < 16; k++)
+			if (a.st.gpr[k] != g.st.gpr[k])
+				fprintf(stderr, "  r%d %llx (generic) %llx\n",
+				    k, (unsigned long long)g.st.gpr[k],
+				    (unsigned long long)a.st.gpr[k]);
+		fprintf(stderr, "  code:");
+		for (size_t k = 0; k < p.n; k++)
+			fprintf(stderr, " %02x", p.b[k]);
+		fprintf(stderr, "\n");
+		return false;
+	}
 	if (a.k == b.k && a.vec == b.vec && a.st.rip == b.st.rip &&
 	    a.st.rflags == b.st.rflags &&
 	    memcmp(a.st.gpr, b.st.gpr, sizeof(a.st.gpr)) == 0 &&

@@ -5,7 +5,7 @@
  * PMOVMSKB, PSHUFD, MOVD/MOVQ, immediate shifts), register and memory
  * operands, aligned, misaligned (#GP for the aligned forms), across a
  * page, and through arbitrary registers (page faults, MMIO), run once
- * with every SSE instruction decoded as bt_x_simd (sse_generic) and once
+ * with every SSE instruction decoded as bt_x_simd (generic) and once
  * with the specialized handlers, from the same state; some runs start
  * with CR0.TS or CR4.OSFXSR clear (#NM, #UD).  Registers, XMM registers,
  * RIP, flags, the exception taken and the data pages must be identical.
@@ -205,7 +205,7 @@ run(const struct prog *p, uint64_t seed, bool generic, struct result *r)
 	struct prog q = { .rng = seed * 31 + 7 };
 	struct tvm *t = tvm_new(16 << 20);
 
-	((struct bt_cpu *)t->vcpu->accel)->sse_generic = generic;
+	((struct bt_cpu *)t->vcpu->accel)->generic = generic;
 	tvm_put(t, CODE, p->b, p->n);
 	for (int k = 0; k < NDATA; k++)
 		t->vm->ram[DATA + k] = (uint8_t)rnd(&q);
@@ -304,10 +304,10 @@ Test(bt_sse, common_forms_get_a_specialized_handler)
 		uint64_t lin;
 
 		tvm_put(t, CODE, code[k], sizeof(code[k]));
-		c->sse_generic = 0;
+		c->generic = 0;
 		cr_assert_eq(bt_decode(c, CODE, &i, &err, &lin), 0);
 		cr_assert_neq((void *)i.fn, (void *)bt_x_simd, "form %zu", k);
-		c->sse_generic = 1;
+		c->generic = 1;
 		cr_assert_eq(bt_decode(c, CODE, &i, &err, &lin), 0);
 		cr_assert_eq((void *)i.fn, (void *)bt_x_simd, "form %zu", k);
 	}

@@ -164,8 +164,8 @@ struct bt_cpu {
 	struct bt_block *jit_last;	/* block whose code just exited */
 	const uint32_t *reqp;		/* &vcpu->requests */
 	const uint32_t *inval_p;	/* &bvm->inval_gen */
-	uint8_t sse_generic;	/* decode SSE as bt_x_simd only (tests:
-				 * the reference for exec_sse.c) */
+	uint8_t generic;	/* no specialized handlers (tests: the
+				 * reference for exec_fast.c, exec_sse.c) */
 
 	/* Translation cache. */
 	struct bt_block **hash;

@@ -396,7 +396,7 @@ decode_simd(struct fetch *f, struct bt_insn *i, uint8_t rex, unsigned map,
 		i->imm = fetch_u8(f);
 		i->sop.imm8 = (uint8_t)i->imm;
 	}
-	if (!f->c->sse_generic)
+	if (!f->c->generic)
 		bt_sse_specialize(i);
 }
 

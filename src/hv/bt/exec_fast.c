@@ -375,6 +375,35 @@ fx_test_rr8(struct bt_cpu *c, const struct bt_insn *i)
 	    0, 0);
 }
 
+/* CMP r/m8, r8 (38) and CMP r8, r/m8 (3A): string and character-class
+ * loops compare bytes from memory all the time. */
+static void
+fx_cmp8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t r = *bt_breg(c, i, i->reg);
+	uint8_t m = (uint8_t)(i->mod == 3 ? *bt_breg(c, i, i->rm) :
+	    bt_read(c, bt_ea_lin(c, i), 1));
+	uint8_t a = i->opc == 0x3a ? r : m, b = i->opc == 0x3a ? m : r;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+}
+
+/* CMP AL, imm8 (3C) */
+static void
+fx_cmp_al(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t a = (uint8_t)c->gpr[R_RAX], b = (uint8_t)i->imm;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+}
+
+/* TEST AL, imm8 (A8) */
+static void
+fx_test_al(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 1, (uint8_t)c->gpr[R_RAX] & (uint8_t)i->imm, 0, 0);
+}
+
 /* ADD/OR/AND/SUB/XOR [mem], imm (81/83), 32 and 64 bits, not LOCKed. */
 #define FX_RMW_IMM(name, sz, T, expr, kind)				\
 static void								\
@@ -412,6 +441,11 @@ fx_specialize8(struct bt_insn *i)
 		i->fn = fx_test_rr8;
 		return;
 	}
+	switch (i->opc) {
+	case 0x38: case 0x3a: i->fn = fx_cmp8; return;
+	case 0x3c: i->fn = fx_cmp_al; return;
+	case 0xa8: i->fn = fx_test_al; return;
+	}
 	if (i->mod == 3)
 		return;
 	switch (i->opc) {
@@ -442,7 +476,9 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		switch (i->opc) {
 		case 0x50: case 0x51: case 0x52: case 0x53:
 		case 0x54: case 0x55: case 0x56: case 0x57:
-			if ((i->opc & 7) != R_RSP)
+			/* PUSH RSP pushes the old value: generic (R12,
+			 * a common callee-saved register, is fine). */
+			if ((i->opc & 7) != R_RSP || (i->rex & 1))
 				i->fn = fx_push64;
 			return;
 		case 0x58: case 0x59: case 0x5a: case 0x5b:
@@ -455,6 +491,16 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		}
 	}
 	switch (i->opc) {
+	case 0x05: case 0x25: case 0x2d: case 0x3d:
+		/* ADD/AND/SUB/CMP rAX, imm32: the register-immediate forms
+		 * with RAX as the register (so the JIT inlines them too). */
+		i->mod = 3;
+		i->rm = R_RAX;
+		i->fn = i->opc == 0x05 ? (w ? fx_addi64 : fx_addi32) :
+		    i->opc == 0x25 ? (w ? fx_andi64 : fx_andi32) :
+		    i->opc == 0x2d ? (w ? fx_subi64 : fx_subi32) :
+		    (w ? fx_cmpi64 : fx_cmpi32);
+		return;
 	case 0xff:
 		if (reg && (i->reg & 7) < 2)
 			i->fn = (i->reg & 7) ? (w ? fx_dec64 : fx_dec32) :
@@ -533,8 +579,6 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 				i->fn = f;
 			return;
 		}
-		if (i->opc == 0x81)
-			return;
 		switch (i->reg & 7) {
 		case 0: i->fn = w ? fx_addi64 : fx_addi32; break;
 		case 4: i->fn = w ? fx_andi64 : fx_andi32; break;

@@ -145,7 +145,8 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 				siglongjmp(c->jb, BT_JMP_ERROR);
 			bt_raise_pf(c, pflin, err);
 		}
-		bt_specialize(c, i);
+		if (!c->generic)
+			bt_specialize(c, i);
 		n++;
 		end = (c->segbase[SEG_CS] + pc + i->len - 1) & c->linmask;
 		if (((end ^ lin) & ~0xfffull) != 0 && b->page[1] == ~0u) {
