@@ -4,7 +4,8 @@
 # checksum it checks every 32 counts ("check N OK|BAD"), and dirties a
 # scratch area.  It moves over tcp:// from one termvisor process to
 # another under KVM, then (cpu = baseline) from KVM to the software
-# CPU and back: the counter goes on with no gap and no repeat, every check says
+# CPU and back, and the same with its local APIC timer ticking (in
+# ring 0, "timer" on its command line): the counter goes on with no gap and no repeat, every check says
 # OK (on the destination too, after the move), the source exits 0.
 # (That KVM keeps no IOPL for its guests, so on the software CPU the
 # guest's ring-3 OUT is allowed by its TSS's I/O bitmap.)
@@ -46,22 +47,23 @@ counts() { grep -ao '^count [0-9]*' "$1" | awk '{print $2}'; }
 "$tv" vm create g --memory 64M --kernel "$g" --accel kvm >/dev/null &&
 	"$tv" vm set g cpu=baseline >/dev/null || fail "vm create"
 
-# move FROM TO N: start g on accelerator FROM, let it count to N,
-# migrate it to a destination on TO.  2: the destination never counted.
+# move FROM TO N [VM]: start VM (default g) on accelerator FROM, let it
+# count to N, migrate it to a destination on TO.  2: the destination
+# never counted.  VM t counts timer ticks (no buffer checks).
 move() {
-	local from=$1 to=$2 n=$3 p src dst last first m
+	local from=$1 to=$2 n=$3 vm=${4:-g} p src dst last first m
 	p=$(port)
 	# Fresh files: a background job's redirection may come after the
 	# first look at them.
 	rm -f "$tmp"/src.* "$tmp"/dst.* "$tmp/m.out"
 	: >"$tmp/src.out"
 	: >"$tmp/dst.out"
-	"$tv" run --accel "$from" g </dev/null >"$tmp/src.out" 2>"$tmp/src.err" &
+	"$tv" run --accel "$from" "$vm" </dev/null >"$tmp/src.out" 2>"$tmp/src.err" &
 	src=$!
 	pids+=("$src")
 	wait_for "$tmp/src.out" "^count $n\$" 60 ||
 		fail "[$from -> $to] the guest did not count to $n: $(tail -n 3 "$tmp/src.out" "$tmp/src.err")"
-	"$tv" run --accel "$to" --incoming "tcp:$p" --secret-file "$tmp/secret" g \
+	"$tv" run --accel "$to" --incoming "tcp:$p" --secret-file "$tmp/secret" "$vm" \
 		</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
 	dst=$!
 	pids+=("$dst")
@@ -70,9 +72,9 @@ move() {
 		ss -ltn 2>/dev/null | grep -q ":$p " && break
 		sleep 0.2
 	done
-	timeout 60 "$tv" migrate -q g "tcp://127.0.0.1:$p" --secret-file "$tmp/secret" \
+	timeout 60 "$tv" migrate -q "$vm" "tcp://127.0.0.1:$p" --secret-file "$tmp/secret" \
 		>"$tmp/m.out" 2>&1 || fail "[$from -> $to] migration failed: $(cat "$tmp/m.out"; tail -n 3 "$tmp/src.err" "$tmp/dst.err")"
-	grep -q "^migrated g" "$tmp/m.out" || fail "[$from -> $to] no migrated line: $(cat "$tmp/m.out")"
+	grep -q "^migrated $vm" "$tmp/m.out" || fail "[$from -> $to] no migrated line: $(cat "$tmp/m.out")"
 	timeout 30 tail --pid="$src" -f /dev/null || fail "[$from -> $to] the source did not end"
 	wait "$src"
 	[ $? -eq 0 ] || fail "[$from -> $to] the source's exit status is not 0"
@@ -86,7 +88,8 @@ move() {
 	[ -n "$last" ] && [ -n "$first" ] ||
 		fail "[$from -> $to] no counts (source '$last', destination '$first'): $(tail -n 3 "$tmp/src.err" "$tmp/dst.err")"
 	m=$((first + 40))
-	wait_for "$tmp/dst.out" "^check [0-9]* " 60 && wait_for "$tmp/dst.out" "^count $m\$" 60 ||
+	{ [ "$vm" = t ] || wait_for "$tmp/dst.out" "^check [0-9]* " 60; } &&
+		wait_for "$tmp/dst.out" "^count $m\$" 60 ||
 		fail "[$from -> $to] the destination does not count on: $(tail -n 3 "$tmp/dst.out" "$tmp/dst.err")"
 	kill "$dst"
 	wait "$dst" 2>/dev/null
@@ -98,10 +101,11 @@ move() {
 		fail "[$from -> $to] a gap or a repeat where the source ($last) handed over to the destination ($first): $(tail -c 60 "$tmp/src.out" | tr '\n' '|') / $(head -c 60 "$tmp/dst.out" | tr '\n' '|')"
 	grep -aq "BAD" "$tmp/src.out" "$tmp/dst.out" &&
 		fail "[$from -> $to] the buffer's checksum went wrong: $(grep -a BAD "$tmp/src.out" "$tmp/dst.out" | head -3)"
-	grep -aq "^check [0-9]* OK" "$tmp/dst.out" || fail "[$from -> $to] no check on the destination"
+	[ "$vm" = t ] || grep -aq "^check [0-9]* OK" "$tmp/dst.out" ||
+		fail "[$from -> $to] no check on the destination"
 	grep -aq "^not ok" "$tmp/src.out" "$tmp/dst.out" &&
 		fail "[$from -> $to] $(grep -a "^not ok" "$tmp/src.out" "$tmp/dst.out")"
-	echo "ok $from -> $to: moved at count $first, $(grep -ac "^check [0-9]* OK" "$tmp/dst.out") checks OK after the move; $(cat "$tmp/m.out")"
+	echo "ok $from -> $to ($vm): moved at count $first, $(grep -ac "^check [0-9]* OK" "$tmp/dst.out") checks OK after the move; $(cat "$tmp/m.out")"
 	return 0
 }
 
@@ -119,4 +123,10 @@ try() {
 try kvm kvm 200
 try kvm bt 200
 try bt kvm 40
+# The LAPIC timer ticking in ring 0 (100 Hz) goes on after each move.
+"$tv" vm create t --memory 64M --kernel "$g" --append timer --accel kvm >/dev/null &&
+	"$tv" vm set t cpu=baseline >/dev/null || fail "vm create t"
+try kvm kvm 100 t
+try kvm bt 100 t
+try bt kvm 100 t
 echo "PASS: migrate-kvm-running"

@@ -10,6 +10,11 @@
  *                                checksum recomputed against the one
  *                                kept up to date as it was written
  *
+ * With "timer" on its command line it counts timer interrupts instead,
+ * in ring 0: the local APIC's periodic timer at 100 Hz (vector 0x40),
+ * "count N" at each tick, between them STI; HLT.  That one tests that
+ * the timer keeps ticking where the guest moved to.
+ *
  * Each pass rewrites one word of a 1 MiB buffer (keeping the running
  * checksum) and dirties a page of a 4 MiB scratch area, so a migration
  * always has pages to copy again.  A page the migration lost or sent
@@ -57,11 +62,21 @@ struct tss64 {
 
 static struct tss64 tss __attribute__((aligned(16)));
 static uint64_t gdt[9] __attribute__((aligned(16)));
-static uint64_t idt[2 * 20] __attribute__((aligned(16)));
+#define TICK_VEC	0x40
+static uint64_t idt[2 * (TICK_VEC + 1)] __attribute__((aligned(16)));
 static uint8_t kstack[8192] __attribute__((aligned(16)));
 static uint64_t pml4[512] __attribute__((aligned(4096)));
 static uint64_t pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pd[512] __attribute__((aligned(4096)));
+static uint64_t pd_apic[512] __attribute__((aligned(4096)));
+volatile uint32_t migcount_ticks;
+void migcount_tick(void);
+
+/* The timer's interrupt: count it, EOI, back (ring 0 to ring 0). */
+__asm__(".text\n.globl migcount_tick\nmigcount_tick:\n"
+    "\tpushq %rax\n\tlock incl migcount_ticks\n"
+    "\tmovabsq $0xfee000b0, %rax\n\tmovl $0, (%rax)\n"
+    "\tpopq %rax\n\tiretq\n");
 
 /* Every exception: which one, then stop (ring 0, so slow: fine). */
 #define STUB(n) \
@@ -141,6 +156,9 @@ static void migcount_tables(void)
 		    (h >> 16 & 0xffff) << 48;
 		idt[2 * v + 1] = h >> 32;
 	}
+	idt[2 * TICK_VEC] = ((uint64_t)migcount_tick & 0xffff) |
+	    0x08ull << 16 | 0x8eull << 40 |
+	    ((uint64_t)migcount_tick >> 16 & 0xffff) << 48;
 	d.limit = sizeof(gdt) - 1;
 	d.base = (uint64_t)gdt;
 	__asm__ volatile("lgdt %0" : : "m"(d));
@@ -159,47 +177,11 @@ static void migcount_paging(void)
 	for (uint64_t i = 0; i < 512; i++)
 		pd[i] = i << 21 | 0x87;		/* P, RW, US, 2 MiB */
 	pdpt[0] = (uint64_t)pd | 7;
+	/* The local APIC's page, uncached, supervisor only. */
+	pd_apic[0x1f7] = 0xfee00000ull | 0x9b;
+	pdpt[3] = (uint64_t)pd_apic | 3;
 	pml4[0] = (uint64_t)pdpt | 7;
 	__asm__ volatile("movq %0, %%cr3" : : "r"(pml4) : "memory");
-}
-
-void bzimage64_main(void *boot_params)
-{
-	(void)boot_params;
-	report_init();
-	report_printf("termvisor test guest: migcount\n");
-	migcount_tables();
-	migcount_paging();
-	/* SYSENTER_CS, IOPL 3 with IF clear, then SYSEXIT (REX.W: to
-	 * 64-bit ring 3 at RDX with RSP = RCX). */
-	__asm__ volatile("movl $0x174, %%ecx\nmovl $0x08, %%eax\n"
-	    "xorl %%edx, %%edx\nwrmsr\n"
-	    "pushq $0x3002\npopfq\n"
-	    "movq %0, %%rcx\nmovq %1, %%rdx\n"
-	    ".globl migcount_sysexit\nmigcount_sysexit:\nsysexitq"
-	    : : "r"(USTACK), "r"((uint64_t)migcount_user)
-	    : "rax", "rcx", "rdx", "memory");
-	for (;;)
-		;
-}
-
-static uint32_t rng = 0x2545f491u;
-
-static uint32_t migcount_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 17;
-	rng ^= rng << 5;
-	return rng;
-}
-
-static uint32_t migcount_sum(const volatile uint32_t *b)
-{
-	uint32_t s = 0;
-
-	for (uint32_t i = 0; i < BUF_WORDS; i++)
-		s += b[i] ^ i;
-	return s;
 }
 
 /*
@@ -233,6 +215,86 @@ static void user_puthex(uint32_t v)
 		b[k] = "0123456789abcdef"[v & 15];
 	b[8] = 0;
 	user_puts(b);
+}
+
+static int migcount_has(const char *s, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (; s != NULL && *s; s++)
+		if (memcmp(s, word, n) == 0)
+			return 1;
+	return 0;
+}
+
+static void apic_write(unsigned off, uint32_t v)
+{
+	*(volatile uint32_t *)(0xfee00000ull + off) = v;
+}
+
+/* Ring 0: count the local APIC timer's ticks (100 Hz: 1 GHz / 16 /
+ * 625000, as KVM's and the software LAPIC's timers both run). */
+static void __attribute__((noreturn)) migcount_timer(void)
+{
+	uint32_t seen = 0;
+
+	apic_write(0xf0, 0x1ff);		/* enabled */
+	apic_write(0x3e0, 0x3);			/* divide by 16 */
+	apic_write(0x320, 1u << 17 | TICK_VEC);	/* periodic */
+	apic_write(0x380, 625000);
+	for (;;) {
+		__asm__ volatile("sti; hlt; cli" : : : "memory");
+		while (seen != migcount_ticks) {
+			seen++;
+			user_puts("count ");
+			user_putu(seen);
+			user_puts("\n");
+		}
+	}
+}
+
+void bzimage64_main(void *boot_params)
+{
+	const uint8_t *bp = boot_params;
+	uint32_t cmd;
+
+	report_init();
+	report_printf("termvisor test guest: migcount\n");
+	migcount_tables();
+	migcount_paging();
+	memcpy(&cmd, bp + 0x228, 4);
+	if (migcount_has((const char *)(uint64_t)cmd, "timer"))
+		migcount_timer();
+	/* SYSENTER_CS, IOPL 3 with IF clear, then SYSEXIT (REX.W: to
+	 * 64-bit ring 3 at RDX with RSP = RCX). */
+	__asm__ volatile("movl $0x174, %%ecx\nmovl $0x08, %%eax\n"
+	    "xorl %%edx, %%edx\nwrmsr\n"
+	    "pushq $0x3002\npopfq\n"
+	    "movq %0, %%rcx\nmovq %1, %%rdx\n"
+	    ".globl migcount_sysexit\nmigcount_sysexit:\nsysexitq"
+	    : : "r"(USTACK), "r"((uint64_t)migcount_user)
+	    : "rax", "rcx", "rdx", "memory");
+	for (;;)
+		;
+}
+
+static uint32_t rng = 0x2545f491u;
+
+static uint32_t migcount_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static uint32_t migcount_sum(const volatile uint32_t *b)
+{
+	uint32_t s = 0;
+
+	for (uint32_t i = 0; i < BUF_WORDS; i++)
+		s += b[i] ^ i;
+	return s;
 }
 
 /* Ring 3 from here on. */
