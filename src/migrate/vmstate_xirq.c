@@ -29,7 +29,8 @@
 #include "hv/cpu_state.h"
 #include "migrate/snap.h"
 
-#define XIRQ_MP_INIT_RECEIVED	2	/* KVM_MP_STATE_* */
+#define XIRQ_MP_UNINITIALIZED	1	/* KVM_MP_STATE_* */
+#define XIRQ_MP_INIT_RECEIVED	2
 #define XIRQ_MP_SIPI_RECEIVED	4
 #define XIRQ_RW_WORD1		4	/* KVM's RW_STATE_WORD1 */
 #define XIRQ_RW_MSB		2
@@ -373,7 +374,7 @@ xirq_section(struct snap *w, const struct device_inst *d,
  * The software CPU's own section for vCPU id (bt.c's fields): whether
  * it waits for a start-up IPI follows KVM's MP state, not the mode its
  * registers are in (an AP started in real mode runs; one that got INIT
- * waits even if its registers were never reset by us).  Its TSC came
+ * waits, and so does one never started: KVM's UNINITIALIZED).  Its TSC came
  * with set_state, so no adjustment.
  */
 static void
@@ -383,8 +384,8 @@ xirq_bt_cpu(struct snap *w, struct vm *vm, int id, uint32_t mp)
 
 	snprintf(n, sizeof(n), "%s.cpu.%d", vm->accel->name, id);
 	snap_section_begin(w, n, 1);
-	xirq_u8(w, "wait_sipi", mp == XIRQ_MP_INIT_RECEIVED ||
-	    mp == XIRQ_MP_SIPI_RECEIVED);
+	xirq_u8(w, "wait_sipi", mp == XIRQ_MP_UNINITIALIZED ||
+	    mp == XIRQ_MP_INIT_RECEIVED || mp == XIRQ_MP_SIPI_RECEIVED);
 	xirq_u64(w, "tsc_adjust", 0);
 	snap_section_end(w);
 }

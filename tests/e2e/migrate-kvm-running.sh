@@ -7,6 +7,8 @@
 # CPU and back, and the same with its local APIC timer ticking (in
 # ring 0, "timer" on its command line): the counter goes on with no gap and no repeat, every check says
 # OK (on the destination too, after the move), the source exits 0.
+# The counting VM has a second vCPU the guest never starts: it has to
+# stay waiting for SIPI on every side (KVM: UNINITIALIZED).
 # (That KVM keeps no IOPL for its guests, so on the software CPU the
 # guest's ring-3 OUT is allowed by its TSS's I/O bitmap.)
 #
@@ -44,7 +46,7 @@ wait_for() {
 }
 counts() { grep -ao '^count [0-9]*' "$1" | awk '{print $2}'; }
 
-"$tv" vm create g --memory 64M --kernel "$g" --accel kvm >/dev/null &&
+"$tv" vm create g --memory 64M --cpus 2 --kernel "$g" --accel kvm >/dev/null &&
 	"$tv" vm set g cpu=baseline >/dev/null || fail "vm create"
 
 # move FROM TO N [VM]: start VM (default g) on accelerator FROM, let it

@@ -112,6 +112,8 @@ xa_kvm_run(struct vm *vm, int cpu, int ms)
 	return e.kind;
 }
 
+static void xa_kvm_mp(struct vm *k, int id, uint32_t mp, uint32_t sipi);
+
 /* Save a, give b a's RAM and load the state into it. */
 static void
 xa_move(struct vm *a, struct vm *b)
@@ -532,6 +534,30 @@ Test(xaccel, ap_waiting_for_sipi_survives)
 	cr_assert_eq(xa_u(&s, "bt.cpu.0", "wait_sipi", 1), 0);
 	snap_free(&s);
 	vm_destroy(a);
+	vm_destroy(k);
+	vm_destroy(b);
+}
+
+/* An AP KVM never started (KVM_MP_STATE_UNINITIALIZED, as KVM makes
+ * every AP) waits for SIPI on the software CPU: it must not run from
+ * the reset vector. */
+Test(xaccel, kvm_ap_never_started_waits_on_bt)
+{
+	struct vm *k, *b;
+	struct snap s;
+
+	need_kvm();
+	k = xa_vm(&kvm_accel_ops, 2);
+	b = xa_vm(&bt_accel_ops, 2);
+	xa_kvm_mp(k, 1, 1, 0);			/* UNINITIALIZED */
+	xa_save(k, &s);
+	cr_assert_eq(xa_u(&s, "kvm.cpu.1", "mp_state", 4), 1);
+	snap_free(&s);
+	xa_move(k, b);
+	xa_save(b, &s);
+	cr_assert_eq(xa_u(&s, "bt.cpu.1", "wait_sipi", 1), 1,
+	    "the AP KVM never started runs on bt");
+	snap_free(&s);
 	vm_destroy(k);
 	vm_destroy(b);
 }
