@@ -551,6 +551,22 @@ tui_vm_cancelled(struct tui_model *m, struct tui_vm *vm)
 	tui_vm_msg(m, "%s: migration cancelled; the VM runs here", vm->name);
 }
 
+/* {"event": "guest-panic", "kind", "action", "paused"} (pvpanic). */
+static void
+tui_vm_panic(struct tui_model *m, struct tui_vm *vm, json_t *j)
+{
+	const char *kind = json_string_value(json_object_get(j, "kind"));
+	const char *action = json_string_value(json_object_get(j, "action"));
+
+	if (kind != NULL && strcmp(kind, "crash-loaded") == 0)
+		tui_vm_msg(m, "%s: the guest panicked and loads a crash kernel",
+		    vm->name);
+	else
+		tui_vm_msg(m, "%s: THE GUEST PANICKED%s%s%s", vm->name,
+		    action != NULL ? " (on_panic: " : "", action != NULL ?
+		    action : "", action != NULL ? ")" : "");
+}
+
 static void
 tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 {
@@ -566,9 +582,8 @@ tui_vm_reply(struct tui_model *m, struct tui_vm *vm, json_t *j)
 			tui_vm_migration(m, vm, ev, j);
 		else if (strcmp(ev, "reset") == 0)
 			tui_vm_msg(m, "%s: the guest reset", vm->name);
-		else if (strcmp(ev, "guest-panic") == 0 ||
-		    strcmp(ev, "panic") == 0)
-			tui_vm_msg(m, "%s: THE GUEST PANICKED", vm->name);
+		else if (strcmp(ev, "guest-panic") == 0)
+			tui_vm_panic(m, vm, j);
 		else if (strcmp(ev, "state") == 0)
 			tui_vm_set_state_str(m, vm, json_string_value(
 			    json_object_get(j, "state")));

@@ -92,7 +92,7 @@ pids+=($!)
 # Two VMs whose control sockets are fakes: one says its guest panicked
 # (state and event, as a pvpanic device makes it), one a state this
 # dashboard does not know.
-for v in zz-panic zz-new; do
+for v in zz-panic zz-new zz-late; do
 	"$tv" vm create $v --memory 64M --kernel "$guest" >/dev/null ||
 		{ echo "FAIL vm create $v"; exit 1; }
 done
@@ -113,7 +113,8 @@ while True:
             send(n, {"termvisor": {"version": "9.9", "protocol": 1},
                      "vm": name, "state": state})
             if state == "panicked":
-                send(n, {"event": "guest-panic"})
+                send(n, {"event": "guest-panic", "kind": "panicked",
+                         "action": "pause", "paused": True})
             continue
         d = c.recv(65536)
         if not d:
@@ -234,6 +235,11 @@ expect "... the status line the outcome" 't1: (migration cancelled|migrate to .*
 	bad "vm status: $("$tv" vm status t1 2>&1)"
 expect "the row goes back to running" '^t1 +running' 20
 expect "a panicked guest shows as such" '^zz-panic +panicked ' 10
+# A guest that panics while we look: its event says so.
+fake_vm zz-late panicked &
+pids+=($!)
+expect "a guest-panic event goes on the status line" '^zz-late: THE GUEST PANICKED \(on_panic: pause\)' 10
+expect "... and the row" '^zz-late +panicked ' 10
 expect "a state this version does not know shows as the VM says" '^zz-new +hibernating ' 10
 
 t send-keys -t tui q
