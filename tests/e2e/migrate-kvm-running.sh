@@ -5,7 +5,8 @@
 # scratch area.  It moves over tcp:// from one termvisor process to
 # another under KVM, then (cpu = baseline) from KVM to the software
 # CPU and back, and the same with its local APIC timer ticking (in
-# ring 0, "timer" on its command line): the counter goes on with no gap and no repeat, every check says
+# ring 0, "timer" on its command line) or its PIT ("pit"): the counter
+# goes on with no gap and no repeat, every check says
 # OK (on the destination too, after the move), the source exits 0.
 # The counting VM has a second vCPU the guest never starts: it has to
 # stay waiting for SIPI on every side (KVM: UNINITIALIZED).
@@ -51,7 +52,7 @@ counts() { grep -ao '^count [0-9]*' "$1" | awk '{print $2}'; }
 
 # move FROM TO N [VM]: start VM (default g) on accelerator FROM, let it
 # count to N, migrate it to a destination on TO.  2: the destination
-# never counted.  VM t counts timer ticks (no buffer checks).
+# never counted.  VMs t and p count timer ticks (no buffer checks).
 move() {
 	local from=$1 to=$2 n=$3 vm=${4:-g} p src dst last first m
 	p=$(port)
@@ -90,7 +91,7 @@ move() {
 	[ -n "$last" ] && [ -n "$first" ] ||
 		fail "[$from -> $to] no counts (source '$last', destination '$first'): $(tail -n 3 "$tmp/src.err" "$tmp/dst.err")"
 	m=$((first + 40))
-	{ [ "$vm" = t ] || wait_for "$tmp/dst.out" "^check [0-9]* " 60; } &&
+	{ [ "$vm" != g ] || wait_for "$tmp/dst.out" "^check [0-9]* " 60; } &&
 		wait_for "$tmp/dst.out" "^count $m\$" 60 ||
 		fail "[$from -> $to] the destination does not count on: $(tail -n 3 "$tmp/dst.out" "$tmp/dst.err")"
 	kill "$dst"
@@ -103,7 +104,7 @@ move() {
 		fail "[$from -> $to] a gap or a repeat where the source ($last) handed over to the destination ($first): $(tail -c 60 "$tmp/src.out" | tr '\n' '|') / $(head -c 60 "$tmp/dst.out" | tr '\n' '|')"
 	grep -aq "BAD" "$tmp/src.out" "$tmp/dst.out" &&
 		fail "[$from -> $to] the buffer's checksum went wrong: $(grep -a BAD "$tmp/src.out" "$tmp/dst.out" | head -3)"
-	[ "$vm" = t ] || grep -aq "^check [0-9]* OK" "$tmp/dst.out" ||
+	[ "$vm" != g ] || grep -aq "^check [0-9]* OK" "$tmp/dst.out" ||
 		fail "[$from -> $to] no check on the destination"
 	grep -aq "^not ok" "$tmp/src.out" "$tmp/dst.out" &&
 		fail "[$from -> $to] $(grep -a "^not ok" "$tmp/src.out" "$tmp/dst.out")"
@@ -131,4 +132,10 @@ try bt kvm 40
 try kvm kvm 100 t
 try kvm bt 100 t
 try bt kvm 100 t
+# The PIT's channel 0 through the 8259 (the in-kernel PIT and PIC vs
+# the software ones): across accelerators.
+"$tv" vm create p --memory 64M --kernel "$g" --append pit --accel kvm >/dev/null &&
+	"$tv" vm set p cpu=baseline >/dev/null || fail "vm create p"
+try kvm bt 100 p
+try bt kvm 100 p
 echo "PASS: migrate-kvm-running"

@@ -13,7 +13,9 @@
  * With "timer" on its command line it counts timer interrupts instead,
  * in ring 0: the local APIC's periodic timer at 100 Hz (vector 0x40),
  * "count N" at each tick, between them STI; HLT.  That one tests that
- * the timer keeps ticking where the guest moved to.
+ * the timer keeps ticking where the guest moved to.  With "pit", the
+ * same with the PIT's channel 0 (mode 2, 100 Hz) through the 8259
+ * (IRQ0 at vector 0x20) and the LAPIC's LINT0 as ExtINT.
  *
  * Each pass rewrites one word of a 1 MiB buffer (keeping the running
  * checksum) and dirties a page of a 4 MiB scratch area, so a migration
@@ -63,6 +65,7 @@ struct tss64 {
 static struct tss64 tss __attribute__((aligned(16)));
 static uint64_t gdt[9] __attribute__((aligned(16)));
 #define TICK_VEC	0x40
+#define PIT_VEC		0x20
 static uint64_t idt[2 * (TICK_VEC + 1)] __attribute__((aligned(16)));
 static uint8_t kstack[8192] __attribute__((aligned(16)));
 static uint64_t pml4[512] __attribute__((aligned(4096)));
@@ -71,6 +74,13 @@ static uint64_t pd[512] __attribute__((aligned(4096)));
 static uint64_t pd_apic[512] __attribute__((aligned(4096)));
 volatile uint32_t migcount_ticks;
 void migcount_tick(void);
+void migcount_pit_tick(void);
+
+/* IRQ0 through the 8259: count it, EOI to the PIC. */
+__asm__(".text\n.globl migcount_pit_tick\nmigcount_pit_tick:\n"
+    "\tpushq %rax\n\tlock incl migcount_ticks\n"
+    "\tmovb $0x20, %al\n\toutb %al, $0x20\n"
+    "\tpopq %rax\n\tiretq\n");
 
 /* The timer's interrupt: count it, EOI, back (ring 0 to ring 0). */
 __asm__(".text\n.globl migcount_tick\nmigcount_tick:\n"
@@ -159,6 +169,9 @@ static void migcount_tables(void)
 	idt[2 * TICK_VEC] = ((uint64_t)migcount_tick & 0xffff) |
 	    0x08ull << 16 | 0x8eull << 40 |
 	    ((uint64_t)migcount_tick >> 16 & 0xffff) << 48;
+	idt[2 * PIT_VEC] = ((uint64_t)migcount_pit_tick & 0xffff) |
+	    0x08ull << 16 | 0x8eull << 40 |
+	    ((uint64_t)migcount_pit_tick >> 16 & 0xffff) << 48;
 	d.limit = sizeof(gdt) - 1;
 	d.base = (uint64_t)gdt;
 	__asm__ volatile("lgdt %0" : : "m"(d));
@@ -232,16 +245,34 @@ static void apic_write(unsigned off, uint32_t v)
 	*(volatile uint32_t *)(0xfee00000ull + off) = v;
 }
 
-/* Ring 0: count the local APIC timer's ticks (100 Hz: 1 GHz / 16 /
- * 625000, as KVM's and the software LAPIC's timers both run). */
-static void __attribute__((noreturn)) migcount_timer(void)
+/*
+ * Ring 0: count timer ticks at 100 Hz: the local APIC's (1 GHz / 16 /
+ * 625000, as KVM's and the software LAPIC's timers both run), or the
+ * PIT's through the 8259 (1193182 Hz / 11932).
+ */
+static void __attribute__((noreturn)) migcount_timer(int pit)
 {
 	uint32_t seen = 0;
 
 	apic_write(0xf0, 0x1ff);		/* enabled */
-	apic_write(0x3e0, 0x3);			/* divide by 16 */
-	apic_write(0x320, 1u << 17 | TICK_VEC);	/* periodic */
-	apic_write(0x380, 625000);
+	if (pit) {
+		/* The 8259 pair at vectors 0x20 and 0x28, only IRQ0 open,
+		 * reaching the CPU through LINT0 (ExtINT). */
+		outb(0x20, 0x11); outb(0x21, PIT_VEC); outb(0x21, 0x04);
+		outb(0x21, 0x01);
+		outb(0xa0, 0x11); outb(0xa1, PIT_VEC + 8); outb(0xa1, 0x02);
+		outb(0xa1, 0x01);
+		outb(0x21, 0xfe);
+		outb(0xa1, 0xff);
+		apic_write(0x350, 0x700);
+		outb(0x43, 0x34);		/* ch0, word, mode 2 */
+		outb(0x40, 11932 & 0xff);
+		outb(0x40, 11932 >> 8);
+	} else {
+		apic_write(0x3e0, 0x3);		/* divide by 16 */
+		apic_write(0x320, 1u << 17 | TICK_VEC);	/* periodic */
+		apic_write(0x380, 625000);
+	}
 	for (;;) {
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
 		while (seen != migcount_ticks) {
@@ -264,7 +295,9 @@ void bzimage64_main(void *boot_params)
 	migcount_paging();
 	memcpy(&cmd, bp + 0x228, 4);
 	if (migcount_has((const char *)(uint64_t)cmd, "timer"))
-		migcount_timer();
+		migcount_timer(0);
+	if (migcount_has((const char *)(uint64_t)cmd, "pit"))
+		migcount_timer(1);
 	/* SYSENTER_CS, IOPL 3 with IF clear, then SYSEXIT (REX.W: to
 	 * 64-bit ring 3 at RDX with RSP = RCX). */
 	__asm__ volatile("movl $0x174, %%ecx\nmovl $0x08, %%eax\n"
