@@ -79,7 +79,11 @@ kvm_vm_init(struct vm *vm)
 	struct kvm_vm *k = calloc(1, sizeof(*k));
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	uint64_t idmap = KVM_IDMAP_ADDR;
-	struct sigaction sa = { .sa_handler = kvm_sigusr1 };
+	/* SA_RESTART: the kick (and the assist stints' timer) must only
+	 * interrupt KVM_RUN, which returns EINTR anyway, never a device's
+	 * read or write on the vCPU thread. */
+	struct sigaction sa = { .sa_handler = kvm_sigusr1,
+	    .sa_flags = SA_RESTART };
 	int err;
 
 	if (k == NULL)
@@ -299,6 +303,7 @@ kvm_vcpu_fini(struct vcpu *vcpu)
 
 	if (d == NULL)
 		return;
+	kvm_stint_report(vcpu);
 	munmap(d->run, k->run_size);
 	close(d->fd);
 	free(d);
@@ -628,6 +633,24 @@ kvm_set_state(struct vcpu *vcpu, const struct cpu_state *st)
 	return kvm_set_state_tsc(vcpu, st, true);
 }
 
+bool
+kvm_stint_ready(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
+	struct kvm_sregs sr;
+
+	if (ioctl(d->fd, KVM_GET_MP_STATE, &mp) < 0 ||
+	    mp.mp_state != KVM_MP_STATE_RUNNABLE ||
+	    ioctl(d->fd, KVM_GET_SREGS, &sr) < 0 ||
+	    (sr.cs.selector & 3) != 0 || sr.ss.dpl != 0 || !(sr.cr0 & CR0_PE) ||
+	    ioctl(d->fd, KVM_GET_VCPU_EVENTS, &ev) < 0)
+		return false;
+	return !ev.exception.injected && !ev.exception.pending &&
+	    !ev.interrupt.injected && !ev.nmi.injected && !ev.nmi.pending;
+}
+
 int
 kvm_get_state_for_assist(struct vcpu *vcpu, struct cpu_state *st)
 {
@@ -676,6 +699,29 @@ kvm_handle_mmio(struct vcpu *vcpu, struct kvm_run *run)
 		memcpy(run->mmio.data, e.io.data, e.io.len);
 }
 
+/*
+ * After a port or MMIO exit: KVM completes the instruction (an IN's
+ * register, RIP) only at the next KVM_RUN, so enter with immediate_exit
+ * first, then see whether a stint can take the kernel on.
+ */
+static int
+kvm_stint_after_io(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_data *d = vcpu->accel;
+
+	if (!kvm_stint_on())
+		return 0;
+	d->run->immediate_exit = 1;
+	if (ioctl(d->fd, KVM_RUN, 0) == 0 || (errno != EINTR &&
+	    errno != EAGAIN)) {
+		/* An exit of its own: cannot happen with immediate_exit. */
+		d->run->immediate_exit = 0;
+		return -EIO;
+	}
+	d->run->immediate_exit = 0;
+	return kvm_stint(vcpu);
+}
+
 static int
 kvm_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 {
@@ -687,6 +733,7 @@ kvm_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 	if (!atomic_load(&d->thread_valid)) {
 		d->thread = pthread_self();
 		atomic_store(&d->thread_valid, true);
+		kvm_stint_thread();
 	}
 	for (;;) {
 		if (atomic_load(&vcpu->requests) & stop) {
@@ -696,6 +743,10 @@ kvm_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 		if (ioctl(d->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				run->immediate_exit = 0;
+				/* The stint timer's tick, not a kick? */
+				if (atomic_load(&vcpu->requests) == 0 &&
+				    kvm_stint(vcpu) >= 0)
+					continue;
 				exit->kind = VM_EXIT_INTR;
 				return 0;
 			}
@@ -704,9 +755,13 @@ kvm_vcpu_run(struct vcpu *vcpu, struct vm_exit *exit)
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO:
 			kvm_handle_pio(vcpu, run);
+			if (kvm_stint_after_io(vcpu) < 0)
+				return -EIO;
 			break;
 		case KVM_EXIT_MMIO:
 			kvm_handle_mmio(vcpu, run);
+			if (kvm_stint_after_io(vcpu) < 0)
+				return -EIO;
 			break;
 		case KVM_EXIT_HLT:
 			exit->kind = VM_EXIT_HLT;

@@ -1,6 +1,8 @@
 #ifndef TV_KVM_H
 #define TV_KVM_H
 
+#include <stdbool.h>
+
 struct vcpu;
 struct kvm_run;
 
@@ -19,5 +21,20 @@ struct cpu_state;
  */
 int kvm_get_state_for_assist(struct vcpu *vcpu, struct cpu_state *st);
 int kvm_set_state_for_assist(struct vcpu *vcpu, const struct cpu_state *st);
+
+/*
+ * Assist stints (kvm_assist.c): kvm_stint_thread() once on each vCPU
+ * thread arms the periodic interruption of KVM_RUN where stints are on;
+ * kvm_stint() after KVM_RUN returns moves ring-0 code to the software CPU:
+ * 1 if it ran some, 0 if not, -errno.  kvm_stint_ready(): the vCPU is
+ * in protected-mode ring 0, not halted, and KVM holds no event being
+ * injected (a stint would deliver it late); three cheap ioctls.
+ */
+void kvm_stint_thread(void);
+bool kvm_stint_on(void);
+int kvm_stint(struct vcpu *vcpu);
+bool kvm_stint_ready(struct vcpu *vcpu);
+/* Say (at -v) how much of the vCPU's kernel code stints ran. */
+void kvm_stint_report(const struct vcpu *vcpu);
 
 #endif

@@ -70,6 +70,8 @@ struct vcpu {
 	uint64_t exits[VM_EXIT_KINDS];	/* statistics by kind */
 	uint64_t pio_exits, mmio_exits;
 	uint64_t assists;	/* instructions KVM handed to the software CPU */
+	uint64_t stints;	/* KVM assist stints (kvm_assist.c) */
+	uint64_t stint_insns;	/* instructions run in them */
 };
 
 struct device_ops;

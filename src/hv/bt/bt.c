@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <x86intrin.h>
 
 #include "devices/irqchip.h"
 #include "hv/bt/bt_internal.h"
@@ -659,4 +660,82 @@ bt_assist_step(struct vcpu *vcpu, struct cpu_state *st)
 	st->ev.nmi_pending = ev.nmi_pending;
 	st->ev.nmi_masked = c->nmi_masked;
 	return 0;
+}
+
+/*
+ * A KVM assist stint: run the instruction KVM could not, then go on here
+ * while the guest stays in ring 0, for at most max instructions.  On a
+ * host whose KVM emulates guest kernel code one instruction at a time
+ * (this project's machines), that moves the kernel's work from KVM's
+ * emulator to the software CPU, while user mode still runs in KVM.  The
+ * stint stops before anything that belongs to KVM (bt_stint_deny, port
+ * and device-memory I/O), at a change of privilege level, at HLT, or when
+ * the vCPU has a request; the state then is that of the instruction KVM
+ * goes on with.  failed: the first instruction is one KVM could not
+ * run (so it runs here whatever it is).  Instructions are decoded afresh each time (bt_tc_step):
+ * guest code that KVM ran may have rewritten itself, unseen by the
+ * software CPU's code tracking.  Returns the instructions run, or -errno
+ * if the first one could not be.
+ */
+long
+bt_assist_stint(struct vcpu *vcpu, struct cpu_state *st, long max,
+    bool failed)
+{
+	struct bt_cpu *c = bt_assist_cpu(vcpu);
+	struct cpu_events ev = st->ev;
+	volatile long n = 0;
+	int r, err;
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->vcpu = vcpu;
+	bt_cpu_from_state(c, st);
+	bt_tsc_set(c, st->msr.tsc);
+	c->cr8 = st->cr8;
+	c->exc_depth = 0;
+	if (failed) {
+		if ((err = bt_assist_run(c)) < 0)
+			return err;
+		n = 1;
+	}
+	/* KVM's guest TSC is the host's plus an offset: follow it, so
+	 * time runs at one rate in and out of stints. */
+	c->stint_tsc = st->msr.tsc - __rdtsc();
+	c->stint = 1;
+	r = sigsetjmp(c->jb, 0);
+	if (r == BT_JMP_SHUTDOWN) {
+		c->stint = 0;
+		return -EFAULT;
+	}
+	if (r == BT_JMP_FAULT && c->pend_vec != EXC_PF) {
+		/* Only a page fault is the guest's business for sure: a
+		 * #UD or #GP may be a feature KVM has and the software CPU
+		 * lacks (FSGSBASE in CR4, an AMD-only instruction).  KVM
+		 * runs it, and raises the fault if it is one. */
+		r = BT_JMP_STOP;
+	} else if (r == BT_JMP_FAULT) {
+		bt_deliver(c, c->pend_vec, c->pend_err, false, c->rip);
+		n++;
+		r = 0;
+	}
+	if (r == 0) {
+		while (n < max && c->cpl == 0 && !c->halted &&
+		    atomic_load_explicit(&vcpu->requests,
+		    memory_order_relaxed) == 0) {
+			bt_tc_step(c);
+			if (c->smc_pend) {
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+				bt_code_invalidate(c, c->smc_pend - 1);
+				c->smc_pend = 0;
+			}
+			n++;
+		}
+	}
+	/* BT_JMP_STOP and BT_JMP_ERROR: KVM runs (or reports) it. */
+	c->stint = 0;
+	bt_cpu_to_state(c, st);
+	st->cr8 = c->cr8;
+	st->ev.nmi_pending = ev.nmi_pending;
+	st->ev.nmi_masked = c->nmi_masked;
+	return n;
 }

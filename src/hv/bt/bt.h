@@ -20,6 +20,10 @@ struct vcpu;
  * instruction cannot run here (code outside RAM).
  */
 int bt_assist_step(struct vcpu *vcpu, struct cpu_state *st);
+/* bt_assist_step, then on while in ring 0 (see bt.c).  Instructions run
+ * or -errno. */
+long bt_assist_stint(struct vcpu *vcpu, struct cpu_state *st, long max,
+    bool failed);
 
 struct vm;
 

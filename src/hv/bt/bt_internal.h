@@ -130,6 +130,9 @@ struct bt_cpu {
 	uint8_t irq_hint;	/* an interrupt waits for IF=1 */
 	uint8_t evpend;		/* halted | wait_sipi | nmi_pending */
 	uint8_t assist;		/* one-instruction KVM assist: no irqchip */
+	uint8_t stint;		/* KVM assist stint: stop before what KVM
+				 * must do itself (I/O, MSRs, HLT, CPUID) */
+	uint64_t stint_tsc;	/* in a stint: guest TSC - host TSC */
 	uint64_t cr8;		/* assist only: CR8 from the caller's state */
 	int exc_depth;		/* nesting while delivering exceptions */
 	uint8_t exc_vec;	/* vector being delivered (for #DF) */
@@ -665,5 +668,8 @@ void bt_pio_out(struct bt_cpu *c, uint16_t port, unsigned sz, uint64_t v);
 #define BT_JMP_FAULT 1
 #define BT_JMP_SHUTDOWN 2
 #define BT_JMP_ERROR 3
+/* A KVM assist stint reached an instruction KVM must run: the state is
+ * at its start. */
+#define BT_JMP_STOP 4
 
 #endif

@@ -4,6 +4,8 @@
  */
 #include "hv/bt/bt_internal.h"
 
+#include <x86intrin.h>
+
 #include "hv/vm.h"
 #include "util/evloop.h"
 
@@ -37,6 +39,8 @@ bt_cpu_update_mode(struct bt_cpu *c)
 uint64_t
 bt_tsc(struct bt_cpu *c)
 {
+	if (unlikely(c->stint))
+		return __rdtsc() + c->stint_tsc;
 	return vclock_ns() + __atomic_load_n(&c->bvm->tsc_offset,
 	    __ATOMIC_RELAXED) + c->tsc_adjust;
 }

@@ -16,6 +16,8 @@ bt_pio_in(struct bt_cpu *c, uint16_t port, unsigned sz)
 	struct vm_exit e = { .kind = VM_EXIT_PIO };
 	uint64_t v = 0;
 
+	if (unlikely(c->stint))
+		siglongjmp(c->jb, BT_JMP_STOP);
 	e.io.addr = port;
 	e.io.len = (uint8_t)sz;
 	e.io.write = false;
@@ -29,6 +31,8 @@ bt_pio_out(struct bt_cpu *c, uint16_t port, unsigned sz, uint64_t v)
 {
 	struct vm_exit e = { .kind = VM_EXIT_PIO };
 
+	if (unlikely(c->stint))
+		siglongjmp(c->jb, BT_JMP_STOP);
 	e.io.addr = port;
 	e.io.len = (uint8_t)sz;
 	e.io.write = true;

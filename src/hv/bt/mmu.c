@@ -79,6 +79,10 @@ mmu_mmio(struct bt_cpu *c, uint64_t gpa, unsigned sz, bool write, uint64_t v)
 {
 	struct vm_exit e = { .kind = VM_EXIT_MMIO };
 
+	/* A KVM assist stint leaves device memory to KVM: the in-kernel
+	 * LAPIC and IOAPIC are there, not on our bus. */
+	if (unlikely(c->stint))
+		siglongjmp(c->jb, BT_JMP_STOP);
 	e.io.addr = gpa;
 	e.io.len = (uint8_t)sz;
 	e.io.write = write;

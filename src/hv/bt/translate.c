@@ -220,6 +220,26 @@ bt_tc_lookup(struct bt_cpu *c)
 	return tc_translate(c, lin, gpa);
 }
 
+/*
+ * Instructions a KVM assist stint leaves to KVM: HLT (the in-kernel
+ * irqchip wakes it), MSRs and CPUID (KVM's values, the in-kernel x2APIC
+ * and TSC deadline), and 0F 01's VMX/SVM calls and MONITOR/MWAIT.  Port
+ * and device-memory accesses stop at bt_pio_in/out and mmu_mmio.
+ */
+static bool
+bt_stint_deny(const struct bt_insn *i)
+{
+	if (i->fn == bt_x_hlt || i->fn == bt_x_rdmsr || i->fn == bt_x_wrmsr ||
+	    i->fn == bt_x_cpuid || i->opc == 0x133 /* RDPMC */)
+		return true;
+	if (i->opc == 0x101 && i->mod == 3) {
+		unsigned rm = i->rm & 7;
+
+		return i->reg == 0 || i->reg == 3 || (i->reg == 1 && rm <= 1);
+	}
+	return false;
+}
+
 /* Execute one instruction at CS:RIP without caching it (KVM assist). */
 void
 bt_tc_step(struct bt_cpu *c)
@@ -236,6 +256,8 @@ bt_tc_step(struct bt_cpu *c)
 			siglongjmp(c->jb, BT_JMP_ERROR);
 		bt_raise_pf(c, pflin, err);
 	}
+	if (unlikely(c->stint) && bt_stint_deny(&insn))
+		siglongjmp(c->jb, BT_JMP_STOP);
 	c->npc = (c->rip + insn.len) & ipmask;
 	insn.fn(c, &insn);
 	c->rip = c->npc;
