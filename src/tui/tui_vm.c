@@ -481,9 +481,15 @@ tui_vm_migration(struct tui_model *m, struct tui_vm *vm, const char *ev,
 		    total > 0 && left >= 0 && left <= total ? (int)((total -
 		    left) * 100 / total) % 101 : 0);
 		vm->note_until = 0;
-	} else if (st != NULL && strcmp(st, "failed") == 0)
-		snprintf(vm->note, sizeof(vm->note), "%s", err != NULL &&
-		    strstr(err, "cancel") != NULL ? "cancelled" : "mig failed");
+	} else if (st != NULL && strcmp(st, "failed") == 0) {
+		/* A cancel was asked for here: its outcome stays on the
+		 * row.  Any other failure leaves the VM as it was, and
+		 * says why on the status line. */
+		if (err != NULL && strstr(err, "cancel") != NULL)
+			snprintf(vm->note, sizeof(vm->note), "cancelled");
+		else
+			vm->note[0] = '\0';
+	}
 	m->dirty = true;
 
 	if (st != NULL && strcmp(st, "failed") == 0 && err != NULL &&
