@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "tui/tui.h"
 
@@ -256,4 +258,119 @@ Test(tui_sw, capture_filter_may_be_empty)
 	    "no filter: every frame");
 	cr_assert_str_eq(p.text, "");
 	cr_assert(strstr(tui_prompt_label(TUI_PROMPT_SECRET), "not shown"));
+}
+
+/* The dashboard's end of a VM's control socket, greeted, with a NIC. */
+static void
+fake_vm(struct tui_model *m, int *peer)
+{
+	int sv[2];
+
+	memset(m, 0, sizeof(*m));
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	cr_assert_not_null(m->vms = calloc(1, sizeof(*m->vms)));
+	m->nvms = 1;
+	snprintf(m->vms[0].name, sizeof(m->vms[0].name), "web");
+	cr_assert_not_null(m->vms[0].buf = malloc(TUI_VM_BUF));
+	m->vms[0].fd = sv[0];
+	m->vms[0].job_fd = -1;
+	m->vms[0].greeted = true;
+	m->vms[0].state = TUI_VM_RUNNING;
+	m->vms[0].nnics = 1;
+	m->vms[0].nics[0].link = -1;
+	*peer = sv[1];
+}
+
+static void
+say(struct tui_model *m, int peer, const char *line)
+{
+	cr_assert_eq(write(peer, line, strlen(line)), (ssize_t)strlen(line));
+	tui_vm_input(m, &m->vms[0]);
+}
+
+/* The request the dashboard sent last, as JSON. */
+static json_t *
+heard(int peer)
+{
+	char buf[4096];
+	ssize_t n = read(peer, buf, sizeof(buf) - 1);
+	char *nl;
+
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_assert_not_null(nl = strrchr(buf, '\n'));
+	*nl = '\0';
+	nl = strrchr(buf, '\n');
+	return json_loads(nl != NULL ? nl + 1 : buf, 0, NULL);
+}
+
+Test(tui_sw, migration_notes_panic_and_link_over_a_socket)
+{
+	struct tui_model m;
+	struct tui_vm *vm;
+	char line[256];
+	json_t *q;
+	int peer;
+
+	fake_vm(&m, &peer);
+	vm = &m.vms[0];
+	say(&m, peer, "{\"event\": \"migration\", \"status\": \"active\", "
+	    "\"round\": 2, \"total_pages\": 1000, \"remaining_pages\": 250}\n");
+	cr_assert_str_eq(tui_vm_state_text(vm, tui_vm_now_ms()), "migr 75%");
+	/* a failure other than a cancel: the row is the VM's state again */
+	say(&m, peer, "{\"event\": \"migration\", \"status\": \"failed\", "
+	    "\"error\": \"connection reset\"}\n");
+	cr_assert_str_eq(tui_vm_state_text(vm, tui_vm_now_ms()), "running");
+	say(&m, peer, "{\"event\": \"migration\", \"status\": \"failed\", "
+	    "\"error\": \"cancelled\", \"outcome\": \"the VM keeps running "
+	    "here\"}\n");
+	cr_assert_str_eq(tui_vm_state_text(vm, tui_vm_now_ms()), "cancelled");
+	cr_assert_str_eq(m.msg, "web: migration cancelled; the VM keeps "
+	    "running here");
+
+	/* X: migrate-cancel, and its ok says the outcome at once */
+	vm->note[0] = '\0';
+	tui_vm_command(&m, vm, "migrate-cancel", false);
+	q = heard(peer);
+	cr_assert_str_eq(json_string_value(json_object_get(q, "cmd")),
+	    "migrate-cancel");
+	snprintf(line, sizeof(line), "{\"id\": %lld, \"ok\": true, "
+	    "\"result\": {}}\n", (long long)json_integer_value(
+	    json_object_get(q, "id")));
+	json_decref(q);
+	say(&m, peer, line);
+	cr_assert_str_eq(tui_vm_state_text(vm, tui_vm_now_ms()), "cancelled");
+	cr_assert_str_eq(m.msg, "web: migration cancelled; the VM runs here");
+
+	/* pvpanic: the event on the status line, the state on the row */
+	say(&m, peer, "{\"event\": \"guest-panic\", \"kind\": \"panicked\", "
+	    "\"action\": \"pause\", \"paused\": true}\n");
+	cr_assert_str_eq(m.msg, "web: THE GUEST PANICKED (on_panic: pause)");
+	say(&m, peer, "{\"event\": \"state\", \"state\": \"panicked\"}\n");
+	cr_assert_eq(vm->state, TUI_VM_PANICKED);
+	vm->note[0] = '\0';
+	cr_assert_str_eq(tui_vm_state_text(vm, 0), "panicked");
+	/* a state with control characters is shown tamed */
+	say(&m, peer, "{\"event\": \"state\", \"state\": \"odd\\u001b[2J\"}\n");
+	cr_assert_eq(vm->state, TUI_VM_OTHER);
+	cr_assert_str_eq(tui_vm_state_text(vm, 0), "odd?[2J");
+
+	/* l: nic-link with "up", and the reply sets the NIC's link */
+	tui_vm_nic_link(&m, vm, 0, false);
+	q = heard(peer);
+	cr_assert_str_eq(json_string_value(json_object_get(q, "cmd")),
+	    "nic-link");
+	cr_assert(json_is_false(json_object_get(json_object_get(q, "args"),
+	    "up")));
+	snprintf(line, sizeof(line), "{\"id\": %lld, \"ok\": true, "
+	    "\"result\": {\"nic\": 0, \"link\": false}}\n", (long long)
+	    json_integer_value(json_object_get(q, "id")));
+	json_decref(q);
+	say(&m, peer, line);
+	cr_assert_eq(vm->nics[0].link, 0);
+	cr_assert_str_eq(m.msg, "web: nic0 link down");
+	tui_vm_nic_link(&m, vm, 3, true);
+	cr_assert_str_eq(m.msg, "web has no nic3");
+	close(peer);
+	tui_vm_free(&m);
 }
