@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -158,11 +159,95 @@ blkdev_open_disk(struct blkdev **out, const struct vmcfg_disk *d, char *err,
 	    d->readonly ? BLKDEV_RDONLY : 0, err, errlen);
 }
 
+struct blkdev_dirty {
+	uint64_t *bits;
+	uint64_t chunks;
+	unsigned shift;
+	bool on;
+};
+
 void
 blkdev_close(struct blkdev *bd)
 {
-	if (bd != NULL)
-		bd->ops->close(bd);
+	if (bd == NULL)
+		return;
+	if (bd->dirty != NULL) {
+		free(bd->dirty->bits);
+		free(bd->dirty);
+	}
+	bd->ops->close(bd);
+}
+
+int
+blkdev_dirty_start(struct blkdev *bd, unsigned shift)
+{
+	struct blkdev_dirty *d = bd->dirty;
+	uint64_t chunks;
+
+	if (shift < 9 || shift > 30)
+		return -EINVAL;
+	chunks = (bd->length + (1ull << shift) - 1) >> shift;
+	if (d != NULL && d->shift != shift)
+		return -EINVAL;		/* one bitmap, one chunk size */
+	if (d == NULL) {
+		if ((d = calloc(1, sizeof(*d))) == NULL ||
+		    (d->bits = calloc((chunks + 63) / 64 + 1,
+		    sizeof(uint64_t))) == NULL) {
+			free(d);
+			return -ENOMEM;
+		}
+		d->chunks = chunks;
+		d->shift = shift;
+		__atomic_store_n(&bd->dirty, d, __ATOMIC_RELEASE);
+	}
+	for (uint64_t w = 0; w < (chunks + 63) / 64; w++)
+		__atomic_store_n(&d->bits[w], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->on, true, __ATOMIC_RELEASE);
+	return 0;
+}
+
+void
+blkdev_dirty_stop(struct blkdev *bd)
+{
+	if (bd->dirty != NULL)
+		__atomic_store_n(&bd->dirty->on, false, __ATOMIC_RELEASE);
+}
+
+uint64_t
+blkdev_dirty_chunks(const struct blkdev *bd)
+{
+	return bd->dirty != NULL ? bd->dirty->chunks : 0;
+}
+
+int64_t
+blkdev_dirty_fetch(struct blkdev *bd, uint64_t *out, size_t words)
+{
+	struct blkdev_dirty *d = bd->dirty;
+	int64_t n = 0;
+
+	if (d == NULL)
+		return -ENOENT;
+	if (words < (d->chunks + 63) / 64)
+		return -EINVAL;
+	for (uint64_t w = 0; w < (d->chunks + 63) / 64; w++) {
+		out[w] = __atomic_exchange_n(&d->bits[w], 0, __ATOMIC_ACQ_REL);
+		n += __builtin_popcountll(out[w]);
+	}
+	return n;
+}
+
+/* After a write to [off, off + len): mark its chunks, if tracking. */
+static void
+blkdev_dirty_mark(struct blkdev *bd, uint64_t off, uint64_t len)
+{
+	struct blkdev_dirty *d = __atomic_load_n(&bd->dirty, __ATOMIC_ACQUIRE);
+
+	if (d == NULL || len == 0 || !__atomic_load_n(&d->on, __ATOMIC_ACQUIRE))
+		return;
+	for (uint64_t c = off >> d->shift; c <= (off + len - 1) >> d->shift &&
+	    c < d->chunks; c++)
+		__atomic_fetch_or(&d->bits[c / 64], 1ull << (c % 64),
+		    __ATOMIC_RELEASE);
 }
 
 static int
@@ -192,7 +277,10 @@ blkdev_pwrite(struct blkdev *bd, const void *buf, size_t len, uint64_t off)
 		return ret;
 	if (bd->readonly)
 		return -EROFS;
-	return bd->ops->pwrite(bd, buf, len, off);
+	ret = bd->ops->pwrite(bd, buf, len, off);
+	/* Even a failed write may have changed part of the range. */
+	blkdev_dirty_mark(bd, off, len);
+	return ret;
 }
 
 int
@@ -212,7 +300,9 @@ blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len)
 		return ret;
 	if (bd->readonly)
 		return -EROFS;
-	return bd->ops->discard(bd, off, len);
+	ret = bd->ops->discard(bd, off, len);
+	blkdev_dirty_mark(bd, off, len);
+	return ret;
 }
 
 int
@@ -224,7 +314,9 @@ blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len)
 		return ret;
 	if (bd->readonly)
 		return -EROFS;
-	return bd->ops->write_zeroes(bd, off, len);
+	ret = bd->ops->write_zeroes(bd, off, len);
+	blkdev_dirty_mark(bd, off, len);
+	return ret;
 }
 
 uint64_t

@@ -47,12 +47,15 @@ struct blkdev_ops {
 	void (*close)(struct blkdev *bd);
 };
 
+struct blkdev_dirty;
+
 /* Every format's private state starts with this. */
 struct blkdev {
 	const struct blkdev_ops *ops;
 	char path[4096];
 	uint64_t length;
 	bool readonly;
+	struct blkdev_dirty *dirty;	/* blkdev_dirty_start(), or NULL */
 };
 
 /*
@@ -104,6 +107,28 @@ int blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len);
 int blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len);
 uint64_t blkdev_length(const struct blkdev *bd);
 void blkdev_info(struct blkdev *bd, struct blkdev_info *info);
+
+/*
+ * Dirty tracking, for copying a disk while its guest writes it (a
+ * migration that copies the storage too).  From blkdev_dirty_start() on,
+ * every write, discard and write-zeroes, once done, sets the bit of each
+ * chunk of 1 << shift bytes it touched (done first, then marked: a copier
+ * that fetched the bits and then read the chunk sees the write in its
+ * next fetch).  Any thread may write meanwhile.  Starting again clears
+ * the bitmap.  0, -EINVAL (shift not 9 to 30, or not the shift of an
+ * earlier start), -ENOMEM.
+ */
+int blkdev_dirty_start(struct blkdev *bd, unsigned shift);
+/* Stop marking (the bitmap stays allocated until blkdev_close). */
+void blkdev_dirty_stop(struct blkdev *bd);
+/* Chunks the bitmap covers (0 when never started). */
+uint64_t blkdev_dirty_chunks(const struct blkdev *bd);
+/*
+ * Move the bitmap into out (words: at least (chunks + 63) / 64) and
+ * clear it, word by word.  The number of dirty chunks, or -ENOENT when
+ * tracking was never started, -EINVAL when out is too small.
+ */
+int64_t blkdev_dirty_fetch(struct blkdev *bd, uint64_t *out, size_t words);
 
 /*
  * Lock the image open on fd the way QEMU does (see blkdev.c), so that
