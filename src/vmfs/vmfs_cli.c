@@ -427,11 +427,18 @@ vmfs_cli_create(const char *ds, int argc, char **argv)
 
 /* --- vm list / show --- */
 
+/*
+ * A VM's state for `vm list`: from its lock, and for a VM running on
+ * this host from its control socket's greeting (running, paused,
+ * panicked...), so a paused VM does not show as running.
+ */
 static void
-vmfs_cli_state(const char *dir, char *buf, size_t len)
+vmfs_cli_state(const char *dir, const char *name, char *buf, size_t len)
 {
 	struct vmfs_lock_holder h;
-	char who[512];
+	struct control_conn cc;
+	char who[512], host[256] = "", err[512];
+	const char *live = "running";
 	int r = vmfs_lock_query(dir, &h);
 
 	if (r <= 0) {
@@ -439,7 +446,27 @@ vmfs_cli_state(const char *dir, char *buf, size_t len)
 		return;
 	}
 	vmfs_lock_describe(&h, who, sizeof(who));
-	snprintf(buf, len, "%s (%s)", h.expired ? "stale lock" : "running", who);
+	if (h.expired) {
+		snprintf(buf, len, "stale lock (%s)", who);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	if (strcmp(host, h.host) != 0) {
+		snprintf(buf, len, "running (%s)", who);
+		return;
+	}
+	r = control_client_open(&cc, name, err, sizeof(err));
+	if (r == 0) {
+		const char *s = json_string_value(json_object_get(cc.greeting,
+		    "state"));
+
+		snprintf(buf, len, "%s (%s)", s != NULL ? s : live, who);
+		control_client_close(&cc);
+		return;
+	}
+	if (r == -EPROTO || r == -EAGAIN)
+		live = "unresponsive";
+	snprintf(buf, len, "%s (%s)", live, who);
 }
 
 static int
@@ -477,7 +504,7 @@ vmfs_cli_list(const char *ds)
 			free(names[i]);
 			continue;	/* not a VM directory */
 		}
-		vmfs_cli_state(dir, st, sizeof(st));
+		vmfs_cli_state(dir, names[i], st, sizeof(st));
 		if (vmfs_load_vm(ds, names[i], &c) == 0) {
 			vmfs_cli_human(c.memory, mem, sizeof(mem));
 			printf("%-24s %10s %5d %5d  %s\n", names[i], mem, c.cpus,
@@ -521,7 +548,7 @@ vmfs_cli_show(const char *ds, const char *name)
 	if (vmfs_load_vm(ds, name, &c) < 0)
 		return VMFS_CLI_FAIL;
 	vmfs_vm_dir(ds, name, dir, sizeof(dir));
-	vmfs_cli_state(dir, st, sizeof(st));
+	vmfs_cli_state(dir, name, st, sizeof(st));
 	vmfs_cli_human(c.memory, mem, sizeof(mem));
 	printf("name:     %s\nconfig:   %s/%s.vmx\nstate:    %s\n", c.name, dir,
 	    name, st);

@@ -80,6 +80,9 @@ expect 0 "vcpu" "$tv" vm stats web
 expect 0 "web: paused" "$tv" vm pause web
 expect 0 "state:   paused" "$tv" vm status web
 expect 1 "paused, not running" "$tv" vm pause web
+# vm list and vm show ask a VM running here for its live state.
+expect 0 "web .* paused (pid" "$tv" vm list
+expect 0 "state:    paused (pid" "$tv" vm show web
 # Paused vCPUs use no CPU time.
 "$tv" vm stats --json web >"$tmp/s1"; sleep 1
 "$tv" vm stats --json web >"$tmp/s2"
@@ -90,6 +93,7 @@ sys.exit(0 if b - a < 0.05 else 1)
 EOF
 expect 0 "web: running" "$tv" vm resume web
 expect 1 "running, not paused" "$tv" vm resume web
+expect 0 "web .* running (pid" "$tv" vm list
 
 # The raw protocol, as a client program would speak it.
 python3 - "$sock" <<'EOF' && ok "raw protocol" || bad "raw protocol"
