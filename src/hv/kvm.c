@@ -461,8 +461,9 @@ kvm_events_from(struct cpu_events *o, const struct kvm_vcpu_events *ev)
 
 /*
  * The neutral events into KVM's (ev holds KVM's own already), the
- * shadow as VM entry accepts it.  full: also the injected NMI and interrupt (the
- * KVM-assist path leaves those to KVM, which still holds them).
+ * shadow as VM entry accepts it.  full: also the injected NMI and
+ * interrupt (the KVM-assist path leaves those to KVM, which still
+ * holds them).
  */
 static void
 kvm_events_to(struct kvm_vcpu_events *ev, const struct cpu_state *st,
@@ -478,7 +479,8 @@ kvm_events_to(struct kvm_vcpu_events *ev, const struct cpu_state *st,
 	ev->interrupt.shadow = cpu_state_shadow(st);
 	ev->nmi.pending = e->nmi_pending;
 	ev->nmi.masked = e->nmi_masked;
-	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW;
+	ev->flags = KVM_VCPUEVENT_VALID_NMI_PENDING |
+	    KVM_VCPUEVENT_VALID_SHADOW;
 	if (!full)
 		return;
 	ev->nmi.injected = e->nmi_injected;
