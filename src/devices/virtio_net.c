@@ -606,6 +606,10 @@ vnet_rx_one(struct virtio_net *vn, uint8_t *h, const uint8_t *f,
 	if ((k = vnet_rx_chains(vn, q, total)) < 0)
 		return k;
 	bus_put(h + 10, 2, (uint64_t)k);	/* num_buffers */
+	/* Counted before the driver can see it (stats are read from any
+	 * thread, tests among them). */
+	vnet_count(&vn->rx_bytes, flen);
+	vnet_count(&vn->rx_frames, 1);
 	for (int i = 0; i < k; i++, off += n) {
 		struct vnet_held *hd = &vn->held[q / 2];
 		struct virtio_chain *c = &hd->c[hd->head];
@@ -614,8 +618,6 @@ vnet_rx_one(struct virtio_net *vn, uint8_t *h, const uint8_t *f,
 		vnet_rx_copy(c, h, f, off, n);
 		vnet_rx_push(vn, q, n);
 	}
-	vnet_count(&vn->rx_bytes, flen);
-	vnet_count(&vn->rx_frames, 1);
 	return (int)q;
 }
 

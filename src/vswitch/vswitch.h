@@ -31,7 +31,8 @@
  * frames never pause anyone (they are dropped for a full port, as
  * before); a paused source only waits for the ports it sends to; a full
  * port that takes nothing for VSW_STALL_NS (a dead or stopped guest) is
- * "stuck" (vsw_backlog_tick()): its sources resume and what its backlog
+ * "stuck" (vsw_backlog_tick(), from the server's 1 s tick, so after
+ * 0.5-1.5 s): its sources resume and what its backlog
  * cannot hold is dropped and counted (tx_full) until it drains.
  */
 #ifndef TV_VSWITCH_H
