@@ -104,16 +104,31 @@ gen_one(struct prog *p)
 			put(p, 2, op, modrm(3, s & 7, r & 7));
 		} else if (rnd(p) & 1) {
 			put(p, 3, rex(false, s, r), op, modrm(3, s, r));
-		} else {
+		} else if (rnd(p) & 1) {
 			put(p, 2, rex(false, s, 15), op);
 			mem15(p, s, d8);
+		} else {		/* [rip + d32]: a code byte nearby */
+			put(p, 3, rex(false, s, 0), op, modrm(0, s, 5));
+			put(p, 4, (uint8_t)(rnd(p) % 8), 0, 0, 0);
 		}
 		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
 		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
 		break;
 	}
-	case 26:			/* CMP/TEST AL, imm8; Jcc */
-		put(p, 2, rnd(p) & 1 ? 0x3c : 0xa8, (uint8_t)rnd(p));
+	case 26:			/* CMP/TEST AL or r8, imm8/r8; Jcc */
+		switch (rnd(p) % 4) {
+		case 0: case 1:
+			put(p, 2, rnd(p) & 1 ? 0x3c : 0xa8, (uint8_t)rnd(p));
+			break;
+		case 2:			/* TEST r8, r8 */
+			put(p, 3, rex(false, s, r), 0x84, modrm(3, s, r));
+			break;
+		default:		/* CMP r8, imm8 (AH..BH without REX) */
+			if (rnd(p) & 1)
+				put(p, 1, rex(false, 0, r));
+			put(p, 3, 0x80, modrm(3, 7, r), (uint8_t)rnd(p));
+			break;
+		}
 		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
 		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
 		break;

@@ -642,6 +642,139 @@ FX_FUSE(fj_and64, fx_and64)
 FX_FUSE(fj_add64, fx_add64)
 FX_FUSE(fj_subi64, fx_subi64)
 
+/* Condition cc after CMP a, b (bytes), straight from the operands. */
+static inline bool
+fj_cc_sub8(uint8_t a, uint8_t b, unsigned cc)
+{
+	uint8_t r = (uint8_t)(a - b);
+	bool v;
+
+	switch (cc >> 1) {
+	case 0: v = (((a ^ b) & (a ^ r)) >> 7) & 1; break;	/* O */
+	case 1: v = a < b; break;				/* B */
+	case 2: v = a == b; break;				/* Z */
+	case 3: v = a <= b; break;				/* BE */
+	case 4: v = r >> 7; break;				/* S */
+	case 5: v = !__builtin_parity(r); break;		/* P */
+	case 6: v = (int8_t)a < (int8_t)b; break;		/* L */
+	default: v = (int8_t)a <= (int8_t)b; break;		/* LE */
+	}
+	return v ^ (cc & 1);
+}
+
+/* Condition cc after TEST (result r; CF = OF = 0). */
+static inline bool
+fj_cc_logic8(uint8_t r, unsigned cc)
+{
+	bool v;
+
+	switch (cc >> 1) {
+	case 0: case 1: v = false; break;
+	case 2: case 3: v = r == 0; break;
+	case 4: case 6: v = r >> 7; break;
+	case 5: v = !__builtin_parity(r); break;
+	default: v = r == 0 || (r >> 7); break;
+	}
+	return v ^ (cc & 1);
+}
+
+/*
+ * Byte compares fused with the Jcc after them: the condition in imm2,
+ * the branch displacement in imm where the compare has no immediate
+ * (CMP r/m8, r8 may have a memory operand, so disp is taken), else in
+ * disp (the register and AL forms have no memory operand).
+ */
+static void
+fj_cmp8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t r = *bt_breg(c, i, i->reg);
+	uint8_t m = (uint8_t)(i->mod == 3 ? *bt_breg(c, i, i->rm) :
+	    bt_read(c, bt_ea_lin(c, i), 1));
+	uint8_t a = i->opc == 0x3a ? r : m, b = i->opc == 0x3a ? m : r;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+	if (fj_cc_sub8(a, b, i->imm2))
+		c->npc += i->imm;
+}
+
+static void
+fj_test8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t r = *bt_breg(c, i, i->rm) & *bt_breg(c, i, i->reg);
+
+	bt_cc(c, CC_LOGIC, 1, r, 0, 0);
+	if (fj_cc_logic8(r, i->imm2))
+		c->npc += i->imm;
+}
+
+static void
+fj_cmpi8(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t a = *bt_breg(c, i, i->rm), b = (uint8_t)i->imm;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+	if (fj_cc_sub8(a, b, i->imm2))
+		c->npc += (uint64_t)i->disp;
+}
+
+static void
+fj_cmp_al(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t a = (uint8_t)c->gpr[R_RAX], b = (uint8_t)i->imm;
+
+	bt_cc(c, CC_SUB, 1, (uint8_t)(a - b), a, b);
+	if (fj_cc_sub8(a, b, i->imm2))
+		c->npc += (uint64_t)i->disp;
+}
+
+static void
+fj_test_al(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint8_t r = (uint8_t)c->gpr[R_RAX] & (uint8_t)i->imm;
+
+	bt_cc(c, CC_LOGIC, 1, r, 0, 0);
+	if (fj_cc_logic8(r, i->imm2))
+		c->npc += (uint64_t)i->disp;
+}
+
+/* bt_fuse for the byte compares (see fj_cmp8). */
+static bool
+fj_fuse8(struct bt_insn *first, const struct bt_insn *jcc)
+{
+	bool in_imm;
+
+	/* RIP-relative addressing counts from the end of the compare,
+	 * which fusion would move past the Jcc. */
+	if (first->fn == fx_cmp8 && first->mod != 3 &&
+	    first->base == BT_RIPREL)
+		return false;
+	if (first->fn == fx_cmp8) {
+		first->fn = fj_cmp8;
+		in_imm = true;
+	} else if (first->fn == fx_test_rr8) {
+		first->fn = fj_test8;
+		in_imm = true;
+	} else if (first->fn == fx_cmpi8 && first->mod == 3) {
+		first->fn = fj_cmpi8;
+		in_imm = false;
+	} else if (first->fn == fx_cmp_al) {
+		first->fn = fj_cmp_al;
+		in_imm = false;
+	} else if (first->fn == fx_test_al) {
+		first->fn = fj_test_al;
+		in_imm = false;
+	} else {
+		return false;
+	}
+	first->imm2 = jcc->opc & 15;
+	if (in_imm)
+		first->imm = jcc->imm;
+	else
+		first->disp = (int64_t)jcc->imm;
+	first->len += jcc->len;
+	return true;
+}
+
 bool
 bt_fuse(struct bt_insn *first, const struct bt_insn *jcc)
 {
@@ -654,8 +787,11 @@ bt_fuse(struct bt_insn *first, const struct bt_insn *jcc)
 		{ fx_add64, fj_add64 }, { fx_subi64, fj_subi64 },
 	};
 
-	if (jcc->fn != fx_jcc64 || first->mod != 3 ||
-	    first->len + jcc->len > 255)
+	if (jcc->fn != fx_jcc64 || first->len + jcc->len > 255)
+		return false;
+	if (fj_fuse8(first, jcc))
+		return true;
+	if (first->mod != 3)
 		return false;
 	for (unsigned k = 0; k < sizeof(map) / sizeof(map[0]); k++) {
 		if (first->fn != map[k].from)
