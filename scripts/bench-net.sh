@@ -15,8 +15,10 @@
 #        on the wire are 64 + 42 bytes), and the share A sent that
 #        were lost on the way (the rate A sent at is shown too).
 #   cpu: CPU time the VM processes (and termvisor's switch) used per
-#        second during the tcp test (2.00: both host cores busy), so
-#        a ratio can be read as throughput per CPU on an idle host.
+#        second during the tcp test (2.00: both host cores busy), and
+#        the tcp Mbit/s per such core: on a host shared with other
+#        work, what each side got of the CPU varies from run to run,
+#        and this ratio varies less than the plain one.
 #   lo:  the tcp test over A's own loopback: no NIC, so this is the CPU
 #        (termvisor's bt vs TCG) and the guest's stack alone; the ratio
 #        of the tcp ratio to this one is what the NIC path costs.
@@ -282,6 +284,16 @@ printf '  %-22s %10s %10s %9s\n' "tcp 1 stream (Mbit/s)" "$(na "${R[tv.tcp]:-}")
 	"$(na "${R[qemu.tcp]:-}")" "$(ratio "${R[tv.tcp]:-}" "${R[qemu.tcp]:-}")"
 printf '  %-22s %10s %10s %9s\n' "tcp cpu (cores busy)" "$(na "${R[tv.cpu]:-}")" \
 	"$(na "${R[qemu.cpu]:-}")" "$(ratio "${R[tv.cpu]:-}" "${R[qemu.cpu]:-}")"
+per_core() {	# Mbit/s cores
+	if [[ "${1:-}" =~ ^[0-9.]+$ && "${2:-}" =~ ^[0-9.]+$ ]] &&
+		awk -v c="$2" 'BEGIN { exit !(c > 0) }'; then
+		awk -v m="$1" -v c="$2" 'BEGIN { printf "%.0f", m / c }'
+	fi
+}
+R[tv.pc]=$(per_core "${R[tv.tcp]:-}" "${R[tv.cpu]:-}")
+R[qemu.pc]=$(per_core "${R[qemu.tcp]:-}" "${R[qemu.cpu]:-}")
+printf '  %-22s %10s %10s %9s\n' "tcp per core (Mbit/s)" "$(na "${R[tv.pc]:-}")" \
+	"$(na "${R[qemu.pc]:-}")" "$(ratio "${R[tv.pc]:-}" "${R[qemu.pc]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s tx)" "$(na "${R[tv.sent]:-}")" \
