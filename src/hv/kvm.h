@@ -17,10 +17,12 @@ struct cpu_state;
 /*
  * get/set_state for the assist path: the same conversion, but the TSC
  * is neither read into nor written from st, so the guest's TSC keeps
- * running forward across an assisted instruction.
+ * running forward across an assisted instruction.  before, if not NULL,
+ * is st as it was read: only what changed since is written.
  */
 int kvm_get_state_for_assist(struct vcpu *vcpu, struct cpu_state *st);
-int kvm_set_state_for_assist(struct vcpu *vcpu, const struct cpu_state *st);
+int kvm_set_state_for_assist(struct vcpu *vcpu, const struct cpu_state *st,
+    const struct cpu_state *before);
 
 /*
  * Assist stints (kvm_assist.c): kvm_stint_thread() once on each vCPU

@@ -6,18 +6,23 @@
  * write the state back and re-enter KVM.  On any host it turns a class
  * of hard stops into working guests.
  *
- * Stints.  This project's machines have a /dev/kvm that runs guest user
- * mode natively but emulates guest kernel code one instruction at a time
- * (about 0.5 us each).  There the assist goes further: whenever the
- * vCPU is back from KVM_RUN in ring 0 (the failed instruction, a port or
- * MMIO exit, or a periodic timer that interrupts KVM_RUN) the kernel
- * goes on on the software CPU (bt_assist_stint) until it returns to user
- * mode, halts, or reaches something only KVM can do (its in-kernel LAPIC,
- * IOAPIC and PIT, MSRs, CPUID).  User mode keeps running in KVM.  Stints
- * are on where the host CPU shows neither VMX nor SVM (where KVM runs
- * kernel code natively they would only slow it down); the environment
- * variable TERMVISOR_KVM_STINT=0 turns them off, =N sets the longest
- * stint in instructions.
+ * Stints (experimental, off unless TERMVISOR_KVM_STINT=N asks for them,
+ * N the longest stint in instructions, e.g. 20000).  This project's
+ * machines have a /dev/kvm that runs guest user mode natively but
+ * emulates guest kernel code one instruction at a time (about 0.5 us
+ * each).  With stints, whenever the vCPU is back from KVM_RUN in ring 0
+ * (the failed instruction, a port or MMIO exit, or a 1 ms timer that
+ * interrupts KVM_RUN) the kernel goes on on the software CPU
+ * (bt_assist_stint) until it returns to user mode, halts, or reaches
+ * something only KVM can do (its in-kernel LAPIC, IOAPIC and PIT, MSRs,
+ * CPUID, SYSRET).  User mode keeps running in KVM.  Debian's kernel then
+ * reaches its /init in minutes instead of not at all, but it is not safe
+ * yet for guests that run user mode: this host's KVM shadows the guest's
+ * page tables and learns of changes to them only through guest writes it
+ * traps, and the software CPU's writes are not trapped.  What is missing:
+ * send stores to page-table pages (found by walking CR3) and INVLPG/MOV
+ * CR3 through KVM.  On a VMX/SVM host (two-dimensional paging) KVM runs
+ * kernel code natively and stints would only slow it down.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -33,9 +38,9 @@
 #include "hv/vm.h"
 #include "util/log.h"
 
-/* Longest stint: about a millisecond of kernel code on the software CPU,
- * so interrupts the in-kernel LAPIC holds wait no longer than that. */
-#define KVM_STINT_MAX		20000
+/* Longest stint allowed: interrupts the in-kernel LAPIC holds wait until
+ * a stint ends (20000 instructions are about a millisecond). */
+#define KVM_STINT_MAX		1000000
 /* How often KVM_RUN is interrupted to look for kernel code to move. */
 #define KVM_STINT_PERIOD_NS	1000000
 
@@ -70,10 +75,11 @@ kvm_stint_max(void)
 	if (v >= 0)
 		return v;
 	e = getenv("TERMVISOR_KVM_STINT");
-	if (e != NULL && *e != '\0')
-		v = strtol(e, NULL, 0) > 1 ? strtol(e, NULL, 0) : 0;
-	else
-		v = kvm_stint_host_emulates() ? KVM_STINT_MAX : 0;
+	v = e != NULL ? strtol(e, NULL, 0) : 0;
+	if (v <= 1 || !kvm_stint_host_emulates())
+		v = 0;
+	else if (v > KVM_STINT_MAX)
+		v = KVM_STINT_MAX;
 	__atomic_store_n(&kvm_stint_limit, v, __ATOMIC_RELAXED);
 	return v;
 }
@@ -115,7 +121,7 @@ kvm_stint_thread(void)
 int
 kvm_stint(struct vcpu *vcpu)
 {
-	struct cpu_state st;
+	struct cpu_state st, before;
 	long n;
 	int r;
 
@@ -124,12 +130,13 @@ kvm_stint(struct vcpu *vcpu)
 		return 0;
 	if ((r = kvm_get_state_for_assist(vcpu, &st)) < 0)
 		return r;
+	before = st;
 	n = bt_assist_stint(vcpu, &st, kvm_stint_max(), false);
 	if (n <= 0)
 		return (int)n;
 	vcpu->stint_insns += (uint64_t)n;
 	vcpu->stints++;
-	if ((r = kvm_set_state_for_assist(vcpu, &st)) < 0)
+	if ((r = kvm_set_state_for_assist(vcpu, &st, &before)) < 0)
 		return r;
 	return 1;
 }
@@ -144,6 +151,28 @@ kvm_stint_report(const struct vcpu *vcpu)
 		    (unsigned long long)vcpu->stint_insns);
 }
 
+/*
+ * kvm_pvm (this project's machines) reports the caller's ring-3 CS and SS
+ * after a SYSCALL while it runs the kernel's entry code.  A vCPU that KVM
+ * stopped in the kernel half of a long-mode address space with a ring-3
+ * CS is in that window: give it the segments SYSCALL loads (STAR), or the
+ * software CPU would run the entry code in ring 3 and fault.
+ */
+static void
+kvm_assist_fix_syscall(struct cpu_state *st)
+{
+	uint16_t sel = (uint16_t)((st->msr.star >> 32) & 0xfffc);
+
+	if (!(st->efer & EFER_LMA) || (st->seg[SEG_CS].sel & 3) != 3 ||
+	    st->rip < 0xffff800000000000ull || sel == 0)
+		return;
+	st->seg[SEG_CS] = (struct cpu_seg){ .sel = sel, .limit = 0xffffffff,
+	    .type = 0xb, .s = 1, .dpl = 0, .present = 1, .l = 1, .g = 1 };
+	st->seg[SEG_SS] = (struct cpu_seg){ .sel = (uint16_t)(sel + 8),
+	    .limit = 0xffffffff, .type = 0x3, .s = 1, .dpl = 0, .present = 1,
+	    .db = 1, .g = 1 };
+}
+
 int
 kvm_assist(struct vcpu *vcpu, struct kvm_run *run)
 {
@@ -156,6 +185,7 @@ kvm_assist(struct vcpu *vcpu, struct kvm_run *run)
 		return -ENOTSUP;
 	if ((r = kvm_get_state_for_assist(vcpu, &st)) < 0)
 		return r;
+	kvm_assist_fix_syscall(&st);
 	rip = st.rip;
 	if (kvm_stint_max() > 0 && !atomic_load_explicit(&vcpu->vm->dma_log,
 	    memory_order_relaxed) && kvm_stint_ready(vcpu)) {
@@ -176,5 +206,5 @@ kvm_assist(struct vcpu *vcpu, struct kvm_run *run)
 	vcpu->assists++;
 	log_guest_once("vcpu %d: KVM assist ran the instruction at %#llx on "
 	    "the software CPU", vcpu->id, (unsigned long long)rip);
-	return kvm_set_state_for_assist(vcpu, &st);
+	return kvm_set_state_for_assist(vcpu, &st, NULL);
 }

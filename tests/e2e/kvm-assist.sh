@@ -20,15 +20,17 @@ if ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
 	grep -q "KVM assist" <<<"$out" || { echo "FAIL: no assist reported"; exit 1; }
 fi
 
-# Stints: ring-0 work long enough for the stint timer to move it to the
-# software CPU (where KVM runs kernel code natively, it stays in KVM).
-# Its result must be the one the software CPU alone computes.
+# Stints (experimental, TERMVISOR_KVM_STINT): ring-0 work long enough
+# for the stint timer to move it to the software CPU (where KVM runs
+# kernel code natively, it stays in KVM).  Its result must be the one the
+# software CPU alone computes.
 gcc -m32 -nostdlib -static -Wl,-Ttext=0x100000 -Wl,--oformat=binary \
 	-o "$tmp/stint.bin" "$(dirname "$0")/kvm-assist/stint.S" || exit 1
 want=$(timeout 60 "$tv" run --accel bt --kernel "$tmp/stint.bin" --no-reboot \
 	--debug-exit --memory 16M </dev/null 2>/dev/null | grep '^stint ')
 [ -n "$want" ] || { echo "FAIL: the stint guest printed nothing on bt"; exit 1; }
-out=$(timeout 120 "$tv" run --accel kvm --kernel "$tmp/stint.bin" --no-reboot \
+out=$(TERMVISOR_KVM_STINT=20000 timeout 120 "$tv" run --accel kvm \
+	--kernel "$tmp/stint.bin" --no-reboot \
 	--debug-exit --memory 16M -v </dev/null 2>&1)
 rc=$?
 echo "$out" | tail -n 3

@@ -230,7 +230,8 @@ static bool
 bt_stint_deny(const struct bt_insn *i)
 {
 	if (i->fn == bt_x_hlt || i->fn == bt_x_rdmsr || i->fn == bt_x_wrmsr ||
-	    i->fn == bt_x_cpuid || i->opc == 0x133 /* RDPMC */)
+	    i->fn == bt_x_cpuid || i->opc == 0x133 /* RDPMC */ ||
+	    i->opc == 0x107 /* SYSRET */)
 		return true;
 	if (i->opc == 0x101 && i->mod == 3) {
 		unsigned rm = i->rm & 7;
