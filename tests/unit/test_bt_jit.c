@@ -88,7 +88,7 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 28) {
+	switch (rnd(p) % 30) {
 	case 24: {			/* ALU r, imm32 (81) */
 		static const uint8_t op[] = { 0, 1, 4, 5, 7, 6 };
 
@@ -142,6 +142,29 @@ gen_one(struct prog *p)
 		    (uint8_t)rnd(p), (uint8_t)rnd(p));
 		put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
 		put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		break;
+	}
+	case 28: {			/* JMP/CALL [r15 + d8] to what follows */
+		bool call = rnd(p) & 1;
+
+		put(p, 3, rex(true, r, 0), 0x8d, modrm(0, r, 5));
+		put(p, 4, 8, 0, 0, 0);		/* lea r, [after the JMP] */
+		put(p, 2, rex(true, r, 15), 0x89);
+		mem15(p, r, d8);
+		put(p, 2, 0x41, 0xff);
+		mem15(p, call ? 2 : 4, d8);
+		if (call)			/* drop the return address */
+			put(p, 2, rex(false, 0, t), (uint8_t)(0x58 | (t & 7)));
+		break;
+	}
+	case 29: {			/* JMP/CALL r to what follows */
+		bool call = rnd(p) & 1;
+
+		put(p, 3, rex(true, r, 0), 0x8d, modrm(0, r, 5));
+		put(p, 4, 3, 0, 0, 0);		/* lea r, [after the JMP] */
+		put(p, 3, rex(false, 0, r), 0xff, modrm(3, call ? 2 : 4, r));
+		if (call)
+			put(p, 2, rex(false, 0, t), (uint8_t)(0x58 | (t & 7)));
 		break;
 	}
 	case 21:			/* MOV r, imm32/imm64 */

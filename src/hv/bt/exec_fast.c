@@ -209,6 +209,27 @@ fx_call64(struct bt_cpu *c, const struct bt_insn *i)
 	c->npc += i->imm;
 }
 
+/* JMP r/m64 and CALL r/m64 (FF /4, /2): busybox's shell dispatches
+ * through tables of function pointers. */
+static void
+fx_jmp_ind64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->npc = i->mod == 3 ? c->gpr[i->rm] :
+	    bt_read(c, bt_ea_lin(c, i), 8);
+}
+
+static void
+fx_call_ind64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t t = i->mod == 3 ? c->gpr[i->rm] :
+	    bt_read(c, bt_ea_lin(c, i), 8);
+	uint64_t sp = c->gpr[R_RSP] - 8;
+
+	bt_write(c, sp, 8, c->npc);
+	c->gpr[R_RSP] = sp;
+	c->npc = t;
+}
+
 static void
 fx_ret64(struct bt_cpu *c, const struct bt_insn *i)
 {
@@ -505,6 +526,10 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		if (reg && (i->reg & 7) < 2)
 			i->fn = (i->reg & 7) ? (w ? fx_dec64 : fx_dec32) :
 			    (w ? fx_inc64 : fx_inc32);
+		else if (c->mode == BT_M64 && w && (i->reg & 7) == 4)
+			i->fn = fx_jmp_ind64;
+		else if (c->mode == BT_M64 && w && (i->reg & 7) == 2)
+			i->fn = fx_call_ind64;
 		return;
 	case 0x1af: case 0x69: case 0x6b:
 		i->fn = w ? fx_imul64 : fx_imul32;

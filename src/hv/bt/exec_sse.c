@@ -67,7 +67,7 @@ sse_wptr16(struct bt_cpu *c, uint64_t lin)
 
 /* The source operand (XMM register or 16 bytes of memory) into *v;
  * false when the generic path ran instead. */
-static inline bool
+static inline __attribute__((always_inline)) bool
 sse_src(struct bt_cpu *c, const struct bt_insn *i, __m128i *v)
 {
 	uint64_t lin;
