@@ -657,8 +657,12 @@ snapshot_wait_running(struct snapshot_ctx *x, pid_t pid, const char *log,
 		}
 		if (snapshot_running(x) && snapshot_call(x, "status", NULL,
 		    5000, &res) == 0) {
-			bool up = strcmp(snapshot_str(res, "state") ?
-			    snapshot_str(res, "state") : "", "running") == 0;
+			const char *st = snapshot_str(res, "state") ?
+			    snapshot_str(res, "state") : "";
+			/* A snapshot of a VM paused by a guest panic comes
+			 * back paused, as it was. */
+			bool up = strcmp(st, "running") == 0 ||
+			    strcmp(st, "panicked") == 0;
 
 			json_decref(res);
 			if (up)

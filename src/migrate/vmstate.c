@@ -34,7 +34,8 @@
 #include "util/evloop.h"
 
 #define VMSTATE_VERSION		1	/* of the "vmstate" section */
-#define VMSTATE_CPU_VERSION	1	/* of "cpu.N" */
+/* Of "cpu.N": the version of what cpu_state_snapshot() describes. */
+#define VMSTATE_CPU_VERSION	CPU_STATE_VERSION
 #define VMSTATE_END_VERSION	1
 
 /*
