@@ -3,7 +3,8 @@
  * vmx "vnc" specification (good and bad forms), the listening sockets
  * (TCP on loopback, auto, Unix with a stale socket and with something
  * else in the way), the password file and environment, and the same
- * settings through termvisor run's options and a VM's .vmx file.
+ * settings through termvisor run's options and a VM's .vmx file; a VM
+ * made from the defaults serves VNC on loopback unless it has no display.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "null_accel.h"
 #include "hv/vmconfig.h"
 #include "run.h"
 #include "vmfs/vmx.h"
@@ -216,6 +218,40 @@ Test(vnc_listen, auto_at_once_gets_distinct_displays)
 	for (int i = 0; i < RACERS; i++)
 		close(r[i].fd);
 	pthread_barrier_destroy(&go);
+}
+
+/* vnc_start for a VM made from the defaults with display d: the server
+ * (stopped again) and where it listened, or "" for none. */
+static void
+start_default(const char *d, char *addr, size_t len)
+{
+	static struct vm_config c;
+	struct vnc *v;
+	struct vm *vm;
+	int err;
+
+	vm_config_defaults(&c);
+	c.memory = 32u << 20;
+	snprintf(c.display, sizeof(c.display), "%s", d);
+	vm = vm_create(&c, &null_accel_ops, &err);
+	cr_assert_not_null(vm, "vm_create: %d", err);
+	v = vnc_start(vm, &err);
+	cr_assert_eq(err, 0, "vnc_start: %s", strerror(-err));
+	snprintf(addr, len, "%s", v != NULL ? vnc_address(v) : "");
+	vnc_stop(v);
+	vm_destroy(vm);
+}
+
+Test(vnc_listen, a_vm_serves_its_display_by_default)
+{
+	char addr[160];
+	int port;
+
+	start_default("std", addr, sizeof(addr));
+	cr_assert_eq(sscanf(addr, "127.0.0.1:%d", &port), 1, "'%s'", addr);
+	cr_assert(port >= 5900 && port < 5900 + VNC_AUTO_DISPLAYS, "%d", port);
+	start_default("none", addr, sizeof(addr));
+	cr_assert_str_eq(addr, "", "no display, no VNC");
 }
 
 static void
