@@ -524,7 +524,8 @@ tui_sw_scan(struct tui_model *m)
 		m->dirty = true;
 	}
 	m->nsws = j;
-	qsort(m->sws, (size_t)m->nsws, sizeof(*m->sws), tui_sw_cmp);
+	if (m->nsws > 1)	/* qsort wants a non-NULL array even of 0 */
+		qsort(m->sws, (size_t)m->nsws, sizeof(*m->sws), tui_sw_cmp);
 }
 
 static void

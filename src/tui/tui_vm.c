@@ -873,7 +873,8 @@ tui_vm_prune(struct tui_model *m)
 		}
 	}
 	m->nvms = j;
-	qsort(m->vms, (size_t)m->nvms, sizeof(*m->vms), tui_vm_cmp);
+	if (m->nvms > 1)
+		qsort(m->vms, (size_t)m->nvms, sizeof(*m->vms), tui_vm_cmp);
 }
 
 static void
