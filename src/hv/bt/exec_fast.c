@@ -237,6 +237,20 @@ fx_ret64(struct bt_cpu *c, const struct bt_insn *i)
 	c->gpr[R_RSP] += 8;
 }
 
+/* bt_cf() without the call for the kinds that need no arithmetic (a
+ * loop's INC after INC, or after TEST). */
+static inline bool
+fx_cf(struct bt_cpu *c)
+{
+	switch (c->cc_op >> 2) {
+	case CC_LOGIC:
+		return false;
+	case CC_EAGER: case CC_INC: case CC_DEC:
+		return c->flags & RFLAGS_CF;
+	}
+	return bt_cf(c);
+}
+
 /* INC/DEC r32/r64 (FF /0 /1): CF is kept, so it is carried over. */
 #define FX_INCDEC(name, sz, T, d, kind)					\
 static void								\
@@ -244,7 +258,7 @@ name(struct bt_cpu *c, const struct bt_insn *i)				\
 {									\
 	T a = (T)c->gpr[i->rm], r = (T)(a + (d));			\
 									\
-	c->flags = (c->flags & ~RFLAGS_CF) | (bt_cf(c) ? RFLAGS_CF : 0);\
+	c->flags = (c->flags & ~RFLAGS_CF) | (fx_cf(c) ? RFLAGS_CF : 0);\
 	c->gpr[i->rm] = r;						\
 	bt_cc(c, kind, sz, r, a, 1);					\
 }
