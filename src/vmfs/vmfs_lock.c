@@ -34,6 +34,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -50,6 +51,8 @@
 
 #define VMFS_LOCK_RENEW_MS	5000
 #define VMFS_LOCK_SETTLE_MS	200
+/* How long a lock held without a lease may be waited out. */
+#define VMFS_LOCK_TRANSIENT_MS	3000
 #define VMFS_LOCK_EXPIRY	3	/* renewal intervals */
 #define VMFS_NFS_MAGIC		0x6969
 
@@ -356,6 +359,18 @@ vmfs_lock_take(const char *vmdir, const struct vmfs_lock_opts *o,
 		return -ENOMEM;
 	vmfs_lock_init(l, vmdir, o);
 	ret = vmfs_lock_fcntl(l);
+	/*
+	 * The fcntl lock held but no lease: its holder is between taking
+	 * the lock and writing its lease, or between clearing the lease and
+	 * closing (a VM ending, e.g. stopped for a snapshot revert).  Both
+	 * are moments, longer on a loaded host: look again for a while
+	 * before calling it a concurrent start.
+	 */
+	for (int ms = 0; ret == -EAGAIN && ms < VMFS_LOCK_TRANSIENT_MS &&
+	    vmfs_lock_query(vmdir, &h) == 0 && !vmfs_lock_orphan(l); ms += 50) {
+		poll(NULL, 0, 50);
+		ret = vmfs_lock_fcntl(l);
+	}
 	if (ret == -EAGAIN && vmfs_lock_query(vmdir, &h) == 1 && !h.expired) {
 		vmfs_lock_describe(&h, who, sizeof(who));
 		snprintf(err, errlen, "%s: VM is locked by %s", vmdir, who);

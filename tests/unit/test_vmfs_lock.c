@@ -350,3 +350,34 @@ Test(lock, old_temporary_leases_swept)
 	cr_assert_eq(access(q, F_OK), 0, "a fresh one (a live taker's) removed");
 	vmfs_lock_release(l);
 }
+
+/*
+ * A holder between clearing its lease and closing (a VM ending, stopped
+ * for a snapshot revert): the fcntl lock is still held, no lease.  A
+ * start in that moment waits it out instead of reporting a concurrent
+ * start.
+ */
+Test(lock, ending_holder_waited_out)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct vmfs_lock *l;
+	char p[512], e[512];
+	pid_t pid;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/.lock", dir);
+	fd = open(p, O_RDWR | O_CREAT, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		usleep(400 * 1000);	/* an OFD lock goes with the last
+					 * descriptor: this one */
+		_exit(0);
+	}
+	close(fd);	/* now only the child holds it, for 400 ms */
+	cr_assert_eq(vmfs_lock_take(dir, NULL, &l, e, sizeof(e)), 0, "%s", e);
+	vmfs_lock_release(l);
+	waitpid(pid, NULL, 0);
+}
