@@ -356,12 +356,28 @@ migrate_src_ask(struct migrate_src *m, int req)
 {
 	int r;
 
+	/* A cancel ends waits for PAUSE and RELEASE; the outcome (DONE,
+	 * FAIL) must still reach the event thread, or the VM would go on
+	 * as if migrating (no "failed" event, migrate-cancel answering ok
+	 * for ever).  Only a VM being torn down gives up on it. */
+	bool outcome = req == MIGRATE_REQ_DONE || req == MIGRATE_REQ_FAIL;
+
 	pthread_mutex_lock(&m->mu);
 	m->req = req;
 	m->replied = false;
 	migrate_src_kick(m);
-	while (!m->replied && !atomic_load(&m->cancel))
-		pthread_cond_wait(&m->cv, &m->mu);
+	while (!m->replied && (outcome ? !atomic_load(&m->vm->exit_request) :
+	    !atomic_load(&m->cancel))) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+	}
 	r = m->replied ? m->reply : -ECANCELED;
 	if (!m->replied)
 		m->req = MIGRATE_REQ_NONE;
