@@ -16,12 +16,17 @@
  * (bt_assist_stint) until it returns to user mode, halts, or reaches
  * something only KVM can do (its in-kernel LAPIC, IOAPIC and PIT, MSRs,
  * CPUID, SYSRET).  User mode keeps running in KVM.  Debian's kernel then
- * reaches its /init in minutes instead of not at all, but it is not safe
- * yet for guests that run user mode: this host's KVM shadows the guest's
- * page tables and learns of changes to them only through guest writes it
- * traps, and the software CPU's writes are not trapped.  What is missing:
- * send stores to page-table pages (found by walking CR3) and INVLPG/MOV
- * CR3 through KVM.  On a VMX/SVM host (two-dimensional paging) KVM runs
+ * reaches its /init in minutes instead of not at all, but its first
+ * processes die at the SYSCALL entry (a page fault at entry_SYSCALL_64
+ * with a user CS), for a reason not found yet.  Stale shadow page tables
+ * are ruled out: dropping all of KVM's after every stint changed nothing.
+ * The suspects are this KVM's view of ring transitions it did not make
+ * itself (it cannot emulate IRET, and a vCPU given ring 3 by
+ * KVM_SET_SREGS sometimes never runs again).  A hazard remains besides:
+ * a KVM that shadows page tables learns of their changes only through
+ * writes it traps, and a stint's are not trapped; stores to page-table
+ * pages (found by walking CR3), INVLPG and MOV CR3 should go through
+ * KVM before stints are on by default.  On a VMX/SVM host (two-dimensional paging) KVM runs
  * kernel code natively and stints would only slow it down.
  */
 #include <errno.h>
