@@ -23,9 +23,10 @@ p = subprocess.Popen([tv, "run", "--accel", "bt", "--kernel", guest, "--memory",
                       "64M", "--vnc", "none", "--display", "none"],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
+import atexit
+atexit.register(p.kill)	# whatever happens below, the VM goes
 def fail(msg):
     print("FAIL:", msg)
-    p.kill()
     sys.exit(1)
 path = f"{rt}/termvisor/pid-{p.pid}.sock"
 for _ in range(200):
@@ -78,5 +79,4 @@ state = call("status").get("result", {}).get("state")
 if state != "running":
     fail(f"state {state} after the cancel")
 print("ok: the VM runs on")
-p.kill()
 PY
