@@ -588,7 +588,9 @@ bt_dma_invalidate(struct vm *vm, uint64_t gpa, uint64_t len)
 static __thread struct bt_cpu *assist_cpu;
 static __thread struct bt_vm *assist_bvm;
 
-static struct bt_cpu *
+/* Not inlined: its locals would live across bt_assist_stint's
+ * sigsetjmp. */
+static __attribute__((noinline)) struct bt_cpu *
 bt_assist_cpu(struct vcpu *vcpu)
 {
 	struct bt_cpu *c = assist_cpu;
@@ -642,24 +644,9 @@ bt_assist_run(struct bt_cpu *c)
 int
 bt_assist_step(struct vcpu *vcpu, struct cpu_state *st)
 {
-	struct bt_cpu *c = bt_assist_cpu(vcpu);
-	struct cpu_events ev = st->ev;
-	int err;
+	long n = bt_assist_stint(vcpu, st, 1, true);
 
-	if (c == NULL)
-		return -ENOMEM;
-	c->vcpu = vcpu;
-	bt_cpu_from_state(c, st);
-	bt_tsc_set(c, st->msr.tsc);
-	c->cr8 = st->cr8;
-	c->exc_depth = 0;
-	if ((err = bt_assist_run(c)) < 0)
-		return err;
-	bt_cpu_to_state(c, st);
-	st->cr8 = c->cr8;
-	st->ev.nmi_pending = ev.nmi_pending;
-	st->ev.nmi_masked = c->nmi_masked;
-	return 0;
+	return n < 0 ? (int)n : 0;
 }
 
 /*
@@ -672,9 +659,10 @@ bt_assist_step(struct vcpu *vcpu, struct cpu_state *st)
  * and device-memory I/O), at a change of privilege level, at HLT, or when
  * the vCPU has a request; the state then is that of the instruction KVM
  * goes on with.  failed: the first instruction is one KVM could not
- * run (so it runs here whatever it is).  Instructions are decoded afresh each time (bt_tc_step):
- * guest code that KVM ran may have rewritten itself, unseen by the
- * software CPU's code tracking.  Returns the instructions run, or -errno
+ * run (so it runs here whatever it is); max 1 with failed is the plain
+ * one-instruction assist.  Instructions are decoded afresh each time
+ * (bt_tc_step): guest code that KVM ran may have rewritten itself,
+ * unseen by the software CPU's code tracking.  Returns the instructions run, or -errno
  * if the first one could not be.
  */
 long
