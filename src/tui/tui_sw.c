@@ -26,6 +26,7 @@
 #include "control/control_stats.h"
 #include "vswitch/vswitch_capture.h"
 #include "vswitch/vswitch_conf.h"
+#include "util/sock.h"
 #include "vswitch/vswitch_server.h"
 
 #define TUI_SW_MAX	16	/* switches shown */
@@ -60,22 +61,15 @@ tui_sw_close(struct tui_sw_conn *c)
 static int
 tui_sw_connect(const char *name, struct tui_sw_conn *c)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd;
 
-	if (vsw_server_paths(name, sa.sun_path, sizeof(sa.sun_path), NULL, 0,
-	    NULL, 0) < 0)
+	if (vsw_server_paths(name, path, sizeof(path), NULL, 0, NULL, 0) < 0)
 		return -ENAMETOOLONG;
 	if (c->buf == NULL && (c->buf = malloc(TUI_SW_LINE)) == NULL)
 		return -ENOMEM;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+	if ((fd = sock_connect_unix(path)) < 0)
+		return fd;
 	c->fd = fd;
 	c->len = 0;
 	return 0;

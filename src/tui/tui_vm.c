@@ -25,6 +25,7 @@
 #include "control/control_client.h"
 #include "control/control_stats.h"
 #include "hv/vmconfig.h"
+#include "util/sock.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -170,24 +171,16 @@ tui_vm_disconnect(struct tui_vm *vm)
 static int
 tui_vm_connect(struct tui_vm *vm)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int fd;
 
-	if (control_socket_path(vm->name, sa.sun_path, sizeof(sa.sun_path),
-	    NULL, 0) < 0)
+	if (control_socket_path(vm->name, path, sizeof(path), NULL, 0) < 0)
 		return -ENAMETOOLONG;
 	if (vm->buf == NULL && (vm->buf = malloc(TUI_VM_BUF)) == NULL)
 		return -ENOMEM;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	/* On a Unix socket a non-blocking connect finishes at once or
-	 * fails with EAGAIN (a hung VM's full backlog): never waits. */
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
+	/* Never waits, even on a hung VM (sock_connect_unix). */
+	if ((fd = sock_connect_unix(path)) < 0)
+		return fd;
 	vm->fd = fd;
 	vm->greeted = false;
 	vm->len = 0;

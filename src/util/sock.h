@@ -1,6 +1,6 @@
 /*
- * Small helpers for the non-blocking stream sockets the control
- * servers (the VM's control socket, the switch's) write replies to.
+ * Small helpers for the non-blocking stream sockets of the control
+ * servers (the VM's control socket, the switch's) and their clients.
  */
 #ifndef TV_SOCK_H
 #define TV_SOCK_H
@@ -15,5 +15,13 @@
  * otherwise (*len is then what still waits for EPOLLOUT).
  */
 bool sock_flush(int fd, char *buf, size_t *len);
+
+/*
+ * A non-blocking, close-on-exec connection to the Unix stream socket at
+ * path.  On a Unix socket such a connect finishes at once or fails with
+ * EAGAIN (a hung server's full backlog): it never waits.  The socket,
+ * or -errno.
+ */
+int sock_connect_unix(const char *path);
 
 #endif
