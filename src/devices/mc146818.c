@@ -497,9 +497,15 @@ static int
 mc146818_snapshot(void *state, struct snap *s)
 {
 	struct mc146818 *r = state;
-	int64_t guest_ns = r->base_sec * (int64_t)NS_PER_SEC +
-	    (int64_t)mc146818_elapsed(r);
-	int64_t offset = guest_ns - mc146818_realtime_ns();
+	int64_t guest_ns, offset = 0;
+
+	/* Saturating: a guest may set the clock to the year 9999, whose
+	 * nanoseconds do not fit in 64 bits. */
+	if (snap_saving(s) && (__builtin_mul_overflow(r->base_sec,
+	    (int64_t)NS_PER_SEC, &guest_ns) || __builtin_add_overflow(guest_ns,
+	    (int64_t)mc146818_elapsed(r), &guest_ns) ||
+	    __builtin_sub_overflow(guest_ns, mc146818_realtime_ns(), &offset)))
+		offset = INT64_MAX;
 
 	snap_bytes(s, "cmos", r->cmos, sizeof(r->cmos));
 	snap_u8(s, "index", &r->index);
@@ -508,7 +514,10 @@ mc146818_snapshot(void *state, struct snap *s)
 	r->index &= 0x7f;	/* even from a refused stream: it indexes */
 	if (snap_saving(s) || snap_error(s))
 		return snap_error(s);
-	guest_ns = mc146818_realtime_ns() + offset;
+	/* A hostile stream's offset may not fit either: the latest time
+	 * there is, or the epoch. */
+	if (__builtin_add_overflow(mc146818_realtime_ns(), offset, &guest_ns))
+		guest_ns = offset > 0 ? INT64_MAX : 0;
 	if (guest_ns < 0)
 		guest_ns = 0;
 	mc146818_set_base(r, guest_ns / (int64_t)NS_PER_SEC,

@@ -294,3 +294,41 @@ Test(rtc, crafted_snapshot_index_stays_in_cmos)
 	cr_assert_eq(fake_in(vm, 0x71, 1), 0x3c, "index 0xff means 0x7f");
 	snap_free(&s);
 }
+
+/*
+ * The year 9999 (a guest may set it) does not fit in 64 bits of
+ * nanoseconds, nor does a crafted stream's offset: saving and loading
+ * saturate instead of overflowing (UBSan stops the test on overflow).
+ */
+Test(rtc, far_future_and_crafted_offsets_saturate)
+{
+	struct snap s, l;
+	void *r = fake_vm_device(vm, &mc146818_ops);
+	size_t i;
+
+	cmos_w(0x0b, 0x82);		/* SET, BCD, 24h */
+	cmos_w(9, 0x99);
+	cmos_w(0x32, 0x99);		/* century 99: 9999 */
+	cmos_w(0x0b, 0x02);
+	snap_init_save(&s);
+	snap_section_begin(&s, "rtc", 1);
+	mc146818_ops.snapshot(r, &s);
+	snap_section_end(&s);
+	cr_assert_eq(snap_error(&s), 0);
+	/* offset_ns := INT64_MAX, CRC fixed, as a crafted stream would. */
+	for (i = 0; i + 22 < s.len; i++)
+		if (s.buf[i] == 9 && memcmp(s.buf + i + 1, "offset_ns", 9) == 0)
+			break;
+	cr_assert_lt(i + 22, s.len);
+	for (int k = 0; k < 8; k++)	/* after the name and a u32 length */
+		s.buf[i + 14 + k] = k == 7 ? 0x7f : 0xff;
+	bus_put(s.buf + s.len - 4, 4, snap_crc32(s.buf, s.len - 4));
+	snap_init_load(&l, s.buf, s.len);
+	snap_section_begin(&l, "rtc", 1);
+	mc146818_ops.snapshot(r, &l);
+	snap_section_end(&l);
+	cr_assert_eq(snap_error(&l), 0, "%s", l.errmsg);
+	cr_assert_gt(rtc_time(false, false), (time_t)4000000000, "saturated "
+	    "late, not wrapped to the past");
+	snap_free(&s);
+}
