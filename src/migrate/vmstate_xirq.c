@@ -324,7 +324,9 @@ xirq_i8254_chan(struct snap *w, int i, const struct vmstate_xirq_pit *c)
 	XIRQ_C(xirq_u32, "next_count", 0);
 	XIRQ_C(xirq_u64, "next_at", 0);
 	XIRQ_C(xirq_u64, "skip", 0);
-	XIRQ_C(xirq_u64, "since", c->load_age < 0 ? (uint64_t)-c->load_age :
+	/* Negated as unsigned: a crafted stream's INT64_MIN has no
+	 * signed negation. */
+	XIRQ_C(xirq_u64, "since", c->load_age < 0 ? 0 - (uint64_t)c->load_age :
 	    0);
 #undef XIRQ_C
 }
@@ -589,7 +591,8 @@ xirq_get_i8254(struct snap *s, struct vmstate_xirq *x)
 			    bcd);
 		if (!loaded)
 			c->mode = 0xff;	/* KVM's "not programmed" */
-		c->load_age = -(int64_t)since;
+		c->load_age = since > (uint64_t)INT64_MAX ? -INT64_MAX :
+		    -(int64_t)since;
 	}
 	snap_u8(s, "port61", &port61);
 	if (snap_version(s) >= 2)
