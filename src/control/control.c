@@ -713,9 +713,16 @@ control_stop(struct control *c, int how, int status)
 	control_fini(c);
 	if (c->vm != NULL)	/* else control_reset left the loop */
 		evloop_del_fd(c->vm->loop, c->epfd);
+	/*
+	 * The name first, then the socket.  A migration's destination takes
+	 * the name over as soon as connecting fails: closed first, the
+	 * socket refused connections while its name still stood, and this
+	 * unlink could remove the destination's new socket (slow-migrate-ssh
+	 * then found no destination to ask).
+	 */
+	unlink(c->path);
 	close(c->epfd);
 	close(c->lfd);
-	unlink(c->path);
 	free(c->hist);
 	free(c);
 }
