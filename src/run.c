@@ -474,26 +474,6 @@ run_create_error(const struct vm_config *cfg, const struct accel_ops *a,
 		    strerror(-err));
 }
 
-/* Does the host CPU show VMX or SVM (so /dev/kvm runs guests natively)? */
-static bool
-run_host_has_hw_virt(void)
-{
-	char line[4096];
-	bool yes = false;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (f == NULL)
-		return true;	/* cannot tell: let KVM decide */
-	while (!yes && fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "flags", 5) != 0)
-			continue;
-		yes = strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL;
-		break;
-	}
-	fclose(f);
-	return yes;
-}
-
 /* Is err "this accelerator is not here", so auto may try the next? */
 static bool
 run_accel_absent(int err)
@@ -522,7 +502,7 @@ run_create(const struct vm_config *cfg)
 	 * thousands of times slower than the software CPU: auto takes KVM
 	 * only where the CPU shows hardware virtualization.
 	 */
-	if (run_host_has_hw_virt()) {
+	if (accel_host_has_hw_virt()) {
 		a = accel_find("kvm");
 		vm = vm_create(cfg, a, &err);
 		if (vm != NULL || !run_accel_absent(err)) {

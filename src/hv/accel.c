@@ -1,5 +1,6 @@
 #include "hv/accel.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static const struct accel_ops *const accel_list[] = {
@@ -14,4 +15,24 @@ accel_find(const char *name)
 		if (strcmp(accel_list[i]->name, name) == 0)
 			return accel_list[i];
 	return NULL;
+}
+
+/* Does the host CPU show VMX or SVM (so /dev/kvm runs guests natively)? */
+bool
+accel_host_has_hw_virt(void)
+{
+	char line[4096];
+	bool yes = false;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	if (f == NULL)
+		return true;	/* cannot tell: let KVM decide */
+	while (!yes && fgets(line, sizeof(line), f) != NULL) {
+		if (strncmp(line, "flags", 5) != 0)
+			continue;
+		yes = strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL;
+		break;
+	}
+	fclose(f);
+	return yes;
 }

@@ -70,5 +70,8 @@ extern const struct accel_ops bt_accel_ops;
 
 /* Find an accelerator by name ("kvm", "bt"); NULL if unknown. */
 const struct accel_ops *accel_find(const char *name);
+/* Does the host CPU show VMX or SVM (so /dev/kvm runs guests natively)?
+ * True when it cannot tell. */
+bool accel_host_has_hw_virt(void);
 
 #endif

@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hv/accel.h"
 #include "hv/bt/bt.h"
 #include "hv/kvm.h"
 #include "hv/vm.h"
@@ -52,25 +53,6 @@
 static long kvm_stint_limit = -1;	/* 0: stints off */
 static __thread bool kvm_stint_armed;
 
-static bool
-kvm_stint_host_emulates(void)
-{
-	char line[4096];
-	bool hw = true;
-	FILE *f = fopen("/proc/cpuinfo", "r");
-
-	if (f == NULL)
-		return false;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		if (strncmp(line, "flags", 5) != 0)
-			continue;
-		hw = strstr(line, " vmx") != NULL || strstr(line, " svm") != NULL;
-		break;
-	}
-	fclose(f);
-	return !hw;
-}
-
 static long
 kvm_stint_max(void)
 {
@@ -81,7 +63,7 @@ kvm_stint_max(void)
 		return v;
 	e = getenv("TERMVISOR_KVM_STINT");
 	v = e != NULL ? strtol(e, NULL, 0) : 0;
-	if (v <= 1 || !kvm_stint_host_emulates())
+	if (v <= 1 || accel_host_has_hw_virt())
 		v = 0;
 	else if (v > KVM_STINT_MAX)
 		v = KVM_STINT_MAX;
