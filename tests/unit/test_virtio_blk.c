@@ -437,6 +437,11 @@ run(uint32_t type, uint64_t sector, uint32_t len, bool data_write)
 {
 	kick(req(0, type, sector, len, data_write));
 	wait_used(1);
+	/* The event thread publishes the used entry, then signals, both
+	 * under the device lock: wait that out before callers look at
+	 * the interrupts. */
+	pthread_mutex_lock(&vm->devlock);
+	pthread_mutex_unlock(&vm->devlock);
 	return status(0);
 }
 

@@ -298,8 +298,14 @@ static bool
 wait_used(unsigned q, unsigned n)
 {
 	for (int i = 0; i < 5000; i++) {
-		if ((uint16_t)(used_idx(q) - used_seen[q]) >= n)
+		if ((uint16_t)(used_idx(q) - used_seen[q]) >= n) {
+			/* The event thread publishes used entries and then
+			 * signals, under the device lock: wait that out
+			 * before a caller counts interrupts. */
+			pthread_mutex_lock(&vm->devlock);
+			pthread_mutex_unlock(&vm->devlock);
 			return true;
+		}
 		usleep(1000);
 	}
 	return false;
