@@ -72,7 +72,9 @@ static const char run_usage[] =
 "      --datastore DIR   the datastore holding NAME\n"
 "      --incoming URI    receive a migrating VM instead of booting one:\n"
 "                        '-' (stdin/stdout, as termvisor migrate ssh://\n"
-"                        runs it) or tcp:[ADDR:]PORT (default 127.0.0.1)\n"
+"                        runs it) or tcp:[ADDR:]PORT (default 127.0.0.1);\n"
+"                        a NAME not in the datastore is created from the\n"
+"                        stream (termvisor migrate --copy-storage)\n"
 "      --secret-file FILE  the secret shared with the source (tcp:)\n"
 "      --restore FILE    resume the VM saved in snapshot FILE instead of\n"
 "                        booting it (same memory, vCPUs and devices)\n"
@@ -544,6 +546,33 @@ run_lock_lost(void *opaque)
 /* --incoming: the first run receives the VM instead of booting it. */
 static const struct run_args *run_incoming;
 static char run_vmdir[4096];
+/* Its secret (tcp:), and the stream when it was opened before the VM
+ * (the storage came with it: run_incoming_storage). */
+static char run_secret[256];
+static struct migrate_pre *run_pre;
+
+static int
+run_incoming_secret(const struct run_args *a)
+{
+	char err[512];
+
+	if (a->secret_file[0] == '\0' || run_secret[0] != '\0')
+		return 0;
+	if (migrate_secret_read(a->secret_file, run_secret,
+	    sizeof(run_secret), err, sizeof(err)) < 0) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* The VM could not be made from what the stream brought: undo it. */
+static void
+run_incoming_abort(const char *why)
+{
+	migrate_incoming_abort(run_pre, why);
+	run_pre = NULL;
+}
 
 /*
  * The ssh session that brought the VM ends with the source: let it go,
@@ -579,20 +608,16 @@ static int
 run_receive(struct vm *vm)
 {
 	struct migrate_incoming in = { .uri = run_incoming->incoming,
-	    .vmdir = run_vmdir[0] ? run_vmdir : NULL, .lockp = &run_lock };
-	char secret[256], err[512];
+	    .vmdir = run_vmdir[0] ? run_vmdir : NULL, .lockp = &run_lock,
+	    .pre = run_pre };
 	int r;
 
-	if (run_incoming->secret_file[0] != '\0') {
-		if (migrate_secret_read(run_incoming->secret_file, secret,
-		    sizeof(secret), err, sizeof(err)) < 0) {
-			log_warnx("%s", err);
-			return -1;
-		}
-		in.secret = secret;
-	}
+	run_pre = NULL;		/* migrate_incoming() frees it */
+	if (in.pre == NULL && run_incoming_secret(run_incoming) < 0)
+		return -1;
+	in.secret = run_secret;
 	r = migrate_incoming(vm, &in);
-	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(run_secret, sizeof(run_secret));
 	if (r == 0 && strcmp(in.uri, "-") == 0)
 		run_detach();
 	/* The source answers on the VM's control socket until it has told
@@ -623,8 +648,12 @@ run_once(const struct vm_config *cfg, int *status)
 	struct vm *vm;
 	int how, r;
 
-	if ((vm = run_create(cfg)) == NULL)
+	if ((vm = run_create(cfg)) == NULL) {
+		if (run_pre != NULL)
+			run_incoming_abort("cannot create the VM from the copied "
+			    "configuration (see the destination's log)");
 		return -1;
+	}
 	if (run_incoming != NULL) {
 		if (run_receive(vm) < 0) {
 			vm_destroy(vm);
@@ -688,6 +717,28 @@ loaded:
 	return how;
 }
 
+/*
+ * --incoming NAME where the datastore has no NAME: open the stream now,
+ * before the VM exists, and let it create the VM's directory (0 with
+ * run_pre set, or -errno).  0 at once when NAME is here (the VM is made
+ * first, and migrate_incoming() opens the stream).
+ */
+static int
+run_incoming_storage(const struct run_args *a)
+{
+	struct migrate_incoming in = { .uri = a->incoming, .vmdir = run_vmdir,
+	    .lockp = &run_lock };
+	char vmx[4200];
+
+	if (vmfs_vmx_path(a->datastore[0] ? a->datastore : NULL, a->name,
+	    vmx, sizeof(vmx)) < 0 || access(vmx, F_OK) == 0 || errno != ENOENT)
+		return 0;
+	if (run_incoming_secret(a) < 0)
+		return -EINVAL;
+	in.secret = run_secret;
+	return migrate_incoming_storage(&in, run_vmdir, &run_pre);
+}
+
 /* The datastore VM's configuration under the command line's options,
  * with its lock taken; 0, or the exit status. */
 static int
@@ -703,11 +754,16 @@ run_datastore_vm(struct vm_config *cfg, const struct run_args *a,
 	vmfs_vm_dir(a->datastore[0] ? a->datastore : NULL, a->name, run_vmdir,
 	    sizeof(run_vmdir));
 	/* An incoming VM runs elsewhere until the hand-over: its lock is
-	 * taken then (migrate_incoming), not now. */
-	if (a->incoming[0] != '\0')
-		r = vmfs_load_vm(a->datastore[0] ? a->datastore : NULL,
-		    a->name, vmcfg);
-	else
+	 * taken then (migrate_incoming), not now.  One that is not here
+	 * comes with its storage: the stream creates its directory. */
+	if (a->incoming[0] != '\0') {
+		if ((r = run_incoming_storage(a)) == 0)
+			r = vmfs_load_vm(a->datastore[0] ? a->datastore : NULL,
+			    a->name, vmcfg);
+		if (r < 0 && run_pre != NULL)
+			run_incoming_abort("cannot load the copied "
+			    "configuration (see the destination's log)");
+	} else
 		r = vmfs_start_vm(a->datastore[0] ? a->datastore : NULL,
 		    a->name, vmcfg, lock);
 	if (r < 0) {
@@ -716,6 +772,8 @@ run_datastore_vm(struct vm_config *cfg, const struct run_args *a,
 	}
 	if (run_merge(vmcfg, cfg, a, err, sizeof(err)) < 0) {
 		log_warnx("%s", err);
+		if (run_pre != NULL)
+			run_incoming_abort(err);
 		if (*lock != NULL)
 			vmfs_lock_release(*lock);
 		*lock = NULL;

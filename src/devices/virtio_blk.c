@@ -592,6 +592,27 @@ virtio_blk_snapshot(void *state, struct snap *s)
 	return virtio_dev_snapshot(&vb->vd, s);
 }
 
+static struct virtio_blk *
+virtio_blk_find(struct vm *vm, int index)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "virtio-blk%d", index);
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &virtio_blk_ops &&
+		    strcmp(vm->devices[i].name, name) == 0)
+			return vm->devices[i].state;
+	return NULL;
+}
+
+struct blkdev *
+virtio_blk_blkdev(struct vm *vm, int index)
+{
+	struct virtio_blk *vb = virtio_blk_find(vm, index);
+
+	return vb != NULL ? vb->bd : NULL;
+}
+
 /*
  * Snapshots of a running VM: from now on disk index reads and writes
  * path (an overlay over its current image).  The device is drained and

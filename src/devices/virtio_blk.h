@@ -73,5 +73,10 @@ struct vm;
 int virtio_blk_reopen(struct vm *vm, int index, const char *path,
     const char *format, char *oldpath, size_t oldlen, char *err,
     size_t errlen);
+struct blkdev;
+/* A migration that copies the storage reads (source) or writes (a
+ * destination not yet running) disk index through the device's own
+ * handle, whose caches a second handle would not see.  NULL if none. */
+struct blkdev *virtio_blk_blkdev(struct vm *vm, int index);
 
 #endif

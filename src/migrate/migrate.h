@@ -10,6 +10,7 @@
  *   migrate_net.c     URIs, TCP with HMAC-SHA256 challenge-response, ssh
  *   migrate_src.c     the source side inside the VM process
  *   migrate_dst.c     `termvisor run --incoming`: the destination side
+ *   migrate_disk.c    disk records: the storage copied with the VM
  *   migrate_cli.c     `termvisor migrate VM DEST`
  */
 #ifndef TV_MIGRATE_H
@@ -23,7 +24,11 @@
 #include <jansson.h>
 
 #define MIGRATE_MAGIC		"TVMIGR\r\n"	/* 8 bytes */
-#define MIGRATE_VERSION		1
+/* Version 2 adds the disk records (--copy-storage); a stream without
+ * them is still written as version 1, which older readers take. */
+#define MIGRATE_VERSION		2
+#define MIGRATE_VERSION_MIN	1
+#define MIGRATE_HELLO_DISKS	1u	/* hello flag: the storage comes too */
 #define MIGRATE_PAGE		4096u
 #define MIGRATE_BATCH_PAGES	256u		/* pages per 'R' record */
 /* Largest record payload: a full batch of pages, or the device state. */
@@ -48,6 +53,11 @@ enum {
 	MIGRATE_REC_READY = 'A',	/* dest: everything loaded */
 	MIGRATE_REC_GO = 'G',		/* dest: lock taken, running */
 	MIGRATE_REC_NACK = 'N',		/* dest: refused; payload says why */
+	/* Version 2, with MIGRATE_HELLO_DISKS (migrate_disk.c): */
+	MIGRATE_REC_CONFIG = 'V',	/* source: the VM's .vmx text */
+	MIGRATE_REC_DISK = 'D',		/* source: one disk's header */
+	MIGRATE_REC_BLOCKS = 'B',	/* source: chunks of one disk */
+	MIGRATE_REC_DISKS_DONE = 'F',	/* source: the first copy is done */
 };
 
 /* A byte channel: a socket (rfd == wfd) or a pair of pipes (ssh). */
@@ -84,6 +94,9 @@ struct migrate_hello {
 	uint64_t ram_size;
 	uint32_t nvcpus;
 	char name[64];
+	/* Version 2 (zero when a version 1 hello is read): */
+	uint32_t flags;			/* MIGRATE_HELLO_DISKS */
+	uint32_t ndisks;		/* disk headers that follow */
 };
 size_t migrate_hello_encode(const struct migrate_hello *h, uint8_t *buf,
     size_t len);
@@ -136,6 +149,13 @@ struct migrate_ram_ops {
 	void (*progress)(void *opaque, const struct migrate_ram *r);
 	/* Nonzero to give up (cancelled, VM stopped). */
 	bool (*cancelled)(void *opaque);
+	/*
+	 * May be NULL.  After each live round's pages (final false) and
+	 * after the last pages (final true): send what else is dirty (the
+	 * disks' chunks) and return what is still dirty, in pages'
+	 * worth of bytes (counted in the convergence rule), or -errno.
+	 */
+	int64_t (*extra)(void *opaque, bool final);
 	void *opaque;
 };
 
@@ -189,6 +209,121 @@ void migrate_ram_fini(struct migrate_ram *r);
 int migrate_ram_live(struct migrate_ram *r);
 /* With the guest stopped: the last dirty pages.  0/-errno. */
 int migrate_ram_final(struct migrate_ram *r);
+
+/* --- disks (migrate_disk.c): the storage copied with the VM --- */
+
+#define MIGRATE_MAX_DISKS	8
+#define MIGRATE_CHUNK_SHIFT	16	/* what the source sends: 64 KiB */
+#define MIGRATE_CHUNK_SHIFT_MIN	12
+#define MIGRATE_CHUNK_SHIFT_MAX	20
+#define MIGRATE_DISK_BATCH	16	/* chunks per 'B' record */
+/* Largest 'B' payload a reader takes: a full batch of the largest chunks. */
+#define MIGRATE_BLOCKS_MAX	(8u + MIGRATE_DISK_BATCH * \
+	(8u + (1u << MIGRATE_CHUNK_SHIFT_MAX)))
+#define MIGRATE_CONFIG_MAX	(256u << 10)	/* the 'V' record */
+#define MIGRATE_CHUNK_ZERO	1u	/* low bit of a chunk's offset */
+#define MIGRATE_DISK_HDR_LEN	(4 + 4 + 8 + 4 + 8 + 128)
+
+/* What a 'D' record says about disk index (its place in the config). */
+struct migrate_disk_hdr {
+	uint32_t index;
+	uint32_t chunk_shift;		/* chunk size: 1 << chunk_shift */
+	uint64_t virtual_size;		/* bytes the guest sees */
+	uint32_t cluster_size;		/* qcow2's, 0 for raw */
+	char format[8];			/* "raw", "qcow2" */
+	char file[128];			/* its file name at the destination */
+};
+size_t migrate_disk_hdr_encode(const struct migrate_disk_hdr *h,
+    uint8_t *buf, size_t len);
+/*
+ * Decode and check a 'D' payload: an index under MIGRATE_MAX_DISKS, a
+ * chunk shift in range, a size that is a whole number of 512-byte
+ * sectors, a known format, a plain file name (no '/', not "." or "..",
+ * not starting with '.').  0, or -EPROTO with the reason in err.
+ */
+int migrate_disk_hdr_decode(struct migrate_disk_hdr *h, const uint8_t *p,
+    size_t len, char *err, size_t errlen);
+
+struct blkdev;
+
+/* One disk as the loader writes it. */
+struct migrate_disk {
+	struct blkdev *bd;		/* NULL: no header seen for it */
+	uint64_t size;
+	uint32_t chunk_shift;
+	uint64_t chunks_written;
+};
+
+/*
+ * A 'B' record being built: u32 disk index, u32 count, then count
+ * chunks, each a u64 byte offset (a multiple of the chunk size) whose
+ * bit 0 says the chunk is all zeros (no data follows), else its bytes:
+ * the chunk size, or what is left of the disk for the last one.
+ */
+struct migrate_blocks {
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t index, count;
+};
+int migrate_blocks_init(struct migrate_blocks *b, unsigned chunk_shift);
+void migrate_blocks_free(struct migrate_blocks *b);
+void migrate_blocks_reset(struct migrate_blocks *b, uint32_t index);
+/* Add a chunk of len bytes at off (zero: flagged, data not copied). */
+void migrate_blocks_add(struct migrate_blocks *b, uint64_t off,
+    const uint8_t *data, size_t len, bool zero);
+/* Is data all zeros? */
+bool migrate_is_zero(const uint8_t *data, size_t len);
+/*
+ * Apply a 'B' payload to disks[0..n).  The whole record is checked first
+ * (a disk with a header, offsets aligned and inside the disk, sizes that
+ * add up); only then is anything written, through blkdev (zero chunks
+ * with blkdev_write_zeroes).  0, or -EPROTO / -errno with err set.
+ */
+int migrate_blocks_apply(struct migrate_disk *disks, int n,
+    const uint8_t *p, size_t len, char *err, size_t errlen);
+
+/* The source's side: the first copy, then the dirty chunks in rounds. */
+struct migrate_disk_src {
+	int n;
+	struct {
+		struct blkdev *bd;
+		struct migrate_disk_hdr hdr;
+		uint64_t chunks;
+		uint64_t *pending;	/* dirty, not yet sent again */
+		uint64_t *fetched;
+		bool tracked;		/* writable: blkdev_dirty_start()ed */
+	} d[MIGRATE_MAX_DISKS];
+	struct migrate_blocks blocks;
+	uint8_t *chunk;
+	struct migrate_chan *ch;
+	bool (*cancelled)(void *opaque);
+	void (*progress)(void *opaque);
+	void *opaque;
+	/* Progress: */
+	uint64_t total_bytes;		/* the disks' virtual sizes */
+	uint64_t copied_bytes;		/* first copy: bytes looked at */
+	uint64_t sent_chunks, zero_chunks, dirty_chunks, rounds;
+	uint64_t progress_ns;
+};
+/*
+ * Prepare to copy bds[0..n) (the VM's disks in config order; hdrs give
+ * each one's header, file and format; the sizes are the devices').
+ */
+int migrate_disk_src_init(struct migrate_disk_src *s, struct blkdev **bds,
+    const struct migrate_disk_hdr *hdrs, int n, struct migrate_chan *ch);
+void migrate_disk_src_fini(struct migrate_disk_src *s);
+/*
+ * Start tracking writes, send each disk's header and every chunk that is
+ * not all zeros (the guest runs meanwhile), then 'F'.  0/-errno.
+ */
+int migrate_disk_src_first(struct migrate_disk_src *s);
+/*
+ * A round: send the chunks written since the round before, then fetch
+ * what was written meanwhile.  Those chunks, still to send, in 4 KiB
+ * pages' worth; or -errno.  With final (guest stopped, requests
+ * drained): fetch, then send everything, and return 0.
+ */
+int64_t migrate_disk_src_round(struct migrate_disk_src *s, bool final);
 
 /* --- transports (migrate_net.c) --- */
 
@@ -244,6 +379,7 @@ struct migrate_params {
 	uint64_t max_downtime_ms;
 	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
 	uint64_t timeout_ms;		/* whole migration; 0: none */
+	bool copy_storage;		/* the disks go too (version 2) */
 };
 
 /*
@@ -278,11 +414,32 @@ struct migrate_incoming {
 	const char *vmdir;		/* the VM's directory: take its lock */
 	struct vmfs_lock **lockp;	/* gets the lock */
 	int timeout_ms;			/* silence from the source; 0: 60 s */
+	/* The stream opened before the VM, by migrate_incoming_storage(),
+	 * or NULL: migrate_incoming() opens it. */
+	struct migrate_pre *pre;
 };
+struct migrate_pre;
+
 /*
- * Receive a VM into vm (made by vm_create(), never run): RAM, then its
- * state, then the hand-over.  0 when vm may be run; -errno when it must
- * be destroyed (the reason is logged, and the source told).
+ * Before the VM exists (its directory is not in this datastore): open
+ * the channel and read the hello.  A stream that brings the storage
+ * (--copy-storage) creates vmdir: its .vmx (the source's, disk paths
+ * made file names in vmdir) and its disks, with their first copy, built
+ * in a hidden directory beside it and renamed to vmdir once complete.
+ * 0 with *pre for migrate_incoming() (in->pre); -errno, the source told
+ * and nothing left behind.
+ */
+int migrate_incoming_storage(const struct migrate_incoming *in,
+    const char *vmdir, struct migrate_pre **pre);
+/* The VM could not be made from pre: tell the source why, remove the
+ * directory that pre created, free pre. */
+void migrate_incoming_abort(struct migrate_pre *pre, const char *why);
+/*
+ * Receive a VM into vm (made by vm_create(), never run): RAM (and the
+ * disks' dirty chunks), then its state, then the hand-over.  0 when vm
+ * may be run; -errno when it must be destroyed (the reason is logged,
+ * the source told, and a directory in->pre created is removed).
+ * in->pre is freed either way.
  */
 int migrate_incoming(struct vm *vm, const struct migrate_incoming *in);
 /*

@@ -37,6 +37,9 @@ static const char migrate_cli_usage[] =
 "  -e, --ssh COMMAND       ssh command and options (default: ssh)\n"
 "      --remote-termvisor PATH  termvisor on the destination host\n"
 "  -t, --timeout SEC       give up (the VM keeps running here) after SEC\n"
+"  -c, --copy-storage      copy the VM's configuration and disks too, for\n"
+"                          a destination with its own datastore (the\n"
+"                          directory must not exist there)\n"
 "  -q, --quiet             no progress bar\n"
 "  -v, --verbose           at the end, where the downtime went\n"
 "  -h, --help              this help\n"
@@ -47,7 +50,7 @@ static const char migrate_cli_usage[] =
 struct migrate_cli_opts {
 	const char *vm, *dest, *secret_file, *ssh, *remote;
 	uint64_t downtime, bandwidth, timeout;
-	bool quiet, verbose;
+	bool quiet, verbose, copy_storage;
 };
 
 static int
@@ -61,6 +64,7 @@ migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		{ "ssh", required_argument, NULL, 'e' },
 		{ "remote-termvisor", required_argument, NULL, OPT_REMOTE },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "copy-storage", no_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -72,13 +76,14 @@ migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 	memset(o, 0, sizeof(*o));
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "s:d:b:e:t:qvh", opts, NULL))
+	while ((c = getopt_long(argc, argv, "s:d:b:e:t:cqvh", opts, NULL))
 	    != -1) {
 		switch (c) {
 		case 's': o->secret_file = optarg; break;
 		case 'e': o->ssh = optarg; break;
 		case OPT_REMOTE: o->remote = optarg; break;
 		case 'q': o->quiet = true; break;
+		case 'c': o->copy_storage = true; break;
 		case 'v': o->verbose = true; break;
 		case 'h':
 			fputs(migrate_cli_usage, stdout);
@@ -158,6 +163,8 @@ migrate_cli_args(const struct migrate_cli_opts *o)
 	if (o->bandwidth)
 		json_object_set_new(a, "bandwidth",
 		    json_integer((json_int_t)o->bandwidth));
+	if (o->copy_storage)
+		json_object_set_new(a, "copy_storage", json_true());
 	if (o->timeout)
 		json_object_set_new(a, "timeout_ms",
 		    json_integer((json_int_t)(o->timeout * 1000)));
@@ -183,7 +190,20 @@ migrate_cli_bar(json_t *ev, bool tty, int *last_round)
 	    sent = migrate_cli_int(ev, "pages_sent"),
 	    round = migrate_cli_int(ev, "round");
 	int pct = total > 0 ? (int)(sent * 100 / total) : 0, w = 30, fill;
-	char bar[64];
+	json_t *disk = json_object_get(ev, "disk");
+	char bar[64], dl[128] = "";
+
+	if (json_is_object(disk)) {
+		json_int_t dt = migrate_cli_int(disk, "total_bytes"),
+		    dc = migrate_cli_int(disk, "copied_bytes");
+
+		/* The first copy of the disks comes before any page. */
+		if (sent == 0 && dt > 0)
+			pct = (int)(dc * 100 / dt);
+		snprintf(dl, sizeof(dl), ", disks %.1f/%.1f MiB, %lld dirty "
+		    "chunks", (double)dc / 1048576.0, (double)dt / 1048576.0,
+		    (long long)migrate_cli_int(disk, "dirty_chunks"));
+	}
 
 	if (pct > 99)
 		pct = 99;	/* the last pages go after the pause */
@@ -191,17 +211,17 @@ migrate_cli_bar(json_t *ev, bool tty, int *last_round)
 	memset(bar, '#', (size_t)fill);
 	memset(bar + fill, '.', (size_t)(w - fill));
 	bar[w] = '\0';
-	if (!tty && round == *last_round)
+	if (!tty && round == *last_round && (dl[0] == '\0' || sent > 0))
 		return;
 	*last_round = (int)round;
 	printf("%s[%s] %3d%% %6.1f MiB sent, round %d, %.1f MiB dirty, "
-	    "dirty %.1f MiB/s, link %.1f MiB/s, downtime ~%lld ms%s",
+	    "dirty %.1f MiB/s, link %.1f MiB/s, downtime ~%lld ms%s%s",
 	    tty ? "\r" : "", bar, pct,
 	    (double)migrate_cli_int(ev, "bytes") / 1048576.0, (int)round,
 	    (double)migrate_cli_int(ev, "remaining_pages") * 4096 / 1048576.0,
 	    (double)migrate_cli_int(ev, "dirty_rate") / 1048576.0,
 	    (double)migrate_cli_int(ev, "bandwidth") / 1048576.0,
-	    (long long)migrate_cli_int(ev, "expected_downtime_ms"),
+	    (long long)migrate_cli_int(ev, "expected_downtime_ms"), dl,
 	    tty ? "\033[K" : "\n");
 	fflush(stdout);
 }

@@ -214,11 +214,20 @@ migrate_ram_send(struct migrate_ram *r, bool all)
 	return migrate_ram_flush(r);
 }
 
+/* What else is dirty (the disks), sent after the pages; see ops.extra. */
+static int64_t
+migrate_ram_extra(struct migrate_ram *r, bool final)
+{
+	if (r->ops.extra == NULL)
+		return 0;
+	return r->ops.extra(r->ops.opaque, final);
+}
+
 int
 migrate_ram_live(struct migrate_ram *r)
 {
 	uint64_t t0, bytes0;
-	int64_t dirty;
+	int64_t dirty, extra;
 	int err;
 	bool all = true;
 
@@ -233,8 +242,12 @@ migrate_ram_live(struct migrate_ram *r)
 		if ((err = migrate_ram_send(r, all)) < 0)
 			return err;
 		all = false;
+		if ((extra = migrate_ram_extra(r, false)) < 0)
+			return (int)extra;
 		if ((dirty = migrate_ram_harvest(r)) < 0)
 			return (int)dirty;
+		/* The disks' dirty chunks go in the switch-over too. */
+		dirty += extra;
 		r->dirty_pages = (uint64_t)dirty;
 		r->dirty_rate = (uint64_t)((double)dirty * 1e9 /
 		    (double)(migrate_ram_now() - t0 + 1));
@@ -283,6 +296,8 @@ migrate_ram_final(struct migrate_ram *r)
 	if (dirty < 0)
 		return (int)dirty;
 	err = migrate_ram_send(r, false);
+	if (err == 0 && (dirty = migrate_ram_extra(r, true)) < 0)
+		err = (int)dirty;
 	r->dirty_pages = 0;
 	return err;
 }

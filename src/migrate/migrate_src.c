@@ -47,11 +47,14 @@
 #include <linux/sockios.h>
 
 #include "control/control.h"
+#include "devices/virtio_blk.h"
 #include "hv/vm.h"
+#include "hv/vmconfig.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "vmfs/blkdev.h"
 #include "vmfs/vmfs_lock.h"
 
 /* What the migration thread asks of the event thread. */
@@ -80,6 +83,8 @@ struct migrate_src {
 	/* Only the migration thread touches these until it ends. */
 	struct migrate_chan ch;
 	struct migrate_ram ram;
+	struct migrate_disk_src disk;	/* with copy_storage */
+	bool disk_init;
 	/* The VM's region behind each of ram's (guest RAM only). */
 	int region[16];
 	struct snap state;
@@ -174,6 +179,18 @@ migrate_src_do_release(struct migrate_src *m)
 		m->lock_released = true;
 	}
 	return 0;
+}
+
+/*
+ * Is the lock the hand-over's arbiter?  Not when the storage is copied:
+ * the destination takes its own VM directory's lock, not ours, so ours
+ * says nothing about it, and the hand-over is the lockless one.
+ */
+static bool
+migrate_src_arbiter(const struct migrate_src *m)
+{
+	return migrate_lockp != NULL && *migrate_lockp != NULL &&
+	    !m->p.copy_storage;
 }
 
 static double
@@ -402,6 +419,13 @@ migrate_src_progress(void *opaque, const struct migrate_ram *r)
 	    "bandwidth", (json_int_t)r->conv.bandwidth,
 	    "expected_downtime_ms", (json_int_t)(down == UINT64_MAX ? -1 :
 	    (json_int_t)(down / 1000000)));
+	if (m->disk_init)
+		json_object_set_new(ev, "disk", json_pack("{s:I, s:I, s:I, "
+		    "s:I, s:I}", "total_bytes", (json_int_t)m->disk.total_bytes,
+		    "copied_bytes", (json_int_t)m->disk.copied_bytes,
+		    "sent_chunks", (json_int_t)m->disk.sent_chunks,
+		    "dirty_chunks", (json_int_t)m->disk.dirty_chunks,
+		    "chunk_size", (json_int_t)(1 << MIGRATE_CHUNK_SHIFT)));
 	pthread_mutex_lock(&m->mu);
 	if (m->progress != NULL)
 		json_decref(m->progress);
@@ -503,7 +527,8 @@ migrate_src_ssh_argv(struct migrate_src *m, const struct migrate_uri *u,
 	argv[n++] = m->p.remote_termvisor[0] ? m->p.remote_termvisor :
 	    "termvisor";
 	argv[n++] = "run";
-	if (migrate_datastore[0] != '\0') {
+	/* With the storage, the destination's own (default) datastore. */
+	if (migrate_datastore[0] != '\0' && !m->p.copy_storage) {
 		argv[n++] = "--datastore";
 		argv[n++] = migrate_datastore;
 	}
@@ -584,8 +609,11 @@ migrate_src_expect(struct migrate_src *m, int want, int timeout_ms,
 static int
 migrate_src_hello(struct migrate_src *m)
 {
-	struct migrate_hello h = { .version = MIGRATE_VERSION,
-	    .ram_size = m->vm->ram_size, .nvcpus = (uint32_t)m->vm->nvcpus };
+	/* Version 1 unless the disks come: older destinations read it. */
+	struct migrate_hello h = { .version = m->p.copy_storage ? 2 : 1,
+	    .ram_size = m->vm->ram_size, .nvcpus = (uint32_t)m->vm->nvcpus,
+	    .flags = m->p.copy_storage ? MIGRATE_HELLO_DISKS : 0,
+	    .ndisks = m->p.copy_storage ? (uint32_t)m->disk.n : 0 };
 	uint8_t buf[256];
 	size_t n;
 	int r;
@@ -622,7 +650,7 @@ migrate_src_commit(struct migrate_src *m)
 	uint64_t t0 = migrate_src_now();
 	int r;
 
-	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
+	if (migrate_src_arbiter(m) &&
 	    (r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
 		return r;
 	m->t.released = migrate_src_now();
@@ -705,8 +733,7 @@ migrate_src_switch(struct migrate_src *m)
 	 * lock only once loaded, and a refusal or silence is settled by
 	 * the lock as after any commit.  Without one, a commit must wait
 	 * for the ready, or a lost destination would leave us unsure. */
-	if (migrate_lockp != NULL && *migrate_lockp != NULL &&
-	    (r = migrate_src_commit(m)) < 0)
+	if (migrate_src_arbiter(m) && (r = migrate_src_commit(m)) < 0)
 		return r;
 	/* Loading is quick, but a destination may be slow to create the VM
 	 * (big memory, a slow disk to open). */
@@ -723,6 +750,127 @@ migrate_src_switch(struct migrate_src *m)
 	migrate_src_go_times(m, go, golen);
 	m->downtime_ns = m->t.go - m->pause_ns;
 	return 0;
+}
+
+/* --- the storage (copy_storage) --- */
+
+static bool
+migrate_src_disk_cancelled(void *opaque)
+{
+	return migrate_src_cancelled(opaque);
+}
+
+static void
+migrate_src_disk_progress(void *opaque)
+{
+	struct migrate_src *m = opaque;
+
+	migrate_src_progress(m, &m->ram);
+}
+
+static int64_t
+migrate_src_extra(void *opaque, bool final)
+{
+	struct migrate_src *m = opaque;
+
+	return migrate_disk_src_round(&m->disk, final);
+}
+
+/* Disk i's file name at the destination: its own, unless that is not a
+ * plain name or another disk's already. */
+static void
+migrate_src_disk_file(struct migrate_disk_hdr *hdrs, int i, const char *path)
+{
+	const char *base = strrchr(path, '/');
+	bool ok;
+
+	base = base != NULL ? base + 1 : path;
+	ok = base[0] != '\0' && base[0] != '.' &&
+	    strlen(base) < sizeof(hdrs[i].file) &&
+	    strcmp(base, "lease") != 0 && strchr(base, '\n') == NULL;
+	for (int k = 0; ok && k < i; k++)
+		ok = strcmp(hdrs[k].file, base) != 0;
+	if (ok)
+		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%s", base);
+	else
+		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%s-disk%d.%s",
+		    migrate_name, i, hdrs[i].format);
+}
+
+/* The VM's disks, as the device model has them open. */
+static int
+migrate_src_disks_init(struct migrate_src *m)
+{
+	struct migrate_disk_hdr hdrs[MIGRATE_MAX_DISKS];
+	struct blkdev *bds[MIGRATE_MAX_DISKS];
+	int n = m->vm->cfg->ndisks, r;
+
+	if (n > MIGRATE_MAX_DISKS) {
+		snprintf(m->err, sizeof(m->err), "%d disks: at most %d can be "
+		    "copied", n, MIGRATE_MAX_DISKS);
+		return -E2BIG;
+	}
+	memset(hdrs, 0, sizeof(hdrs));
+	for (int i = 0; i < n; i++) {
+		struct blkdev_info info;
+
+		if ((bds[i] = virtio_blk_blkdev(m->vm, i)) == NULL) {
+			snprintf(m->err, sizeof(m->err), "disk %d is not open",
+			    i);
+			return -ENOENT;
+		}
+		blkdev_info(bds[i], &info);
+		/* A qcow2 chain is read through: it arrives flattened into
+		 * one image of the same format and size. */
+		snprintf(hdrs[i].format, sizeof(hdrs[i].format), "%s",
+		    info.format);
+		hdrs[i].cluster_size = strcmp(info.format, "qcow2") == 0 ?
+		    info.cluster_size : 0;
+		migrate_src_disk_file(hdrs, i, bds[i]->path);
+	}
+	if ((r = migrate_disk_src_init(&m->disk, bds, hdrs, n, &m->ch)) < 0) {
+		snprintf(m->err, sizeof(m->err), "cannot copy the disks: %s",
+		    strerror(-r));
+		return r;
+	}
+	m->disk.cancelled = migrate_src_disk_cancelled;
+	m->disk.progress = migrate_src_disk_progress;
+	m->disk.opaque = m;
+	m->disk_init = true;
+	return 0;
+}
+
+/* The VM's .vmx, for a destination whose datastore has none. */
+static int
+migrate_src_config(struct migrate_src *m)
+{
+	char path[4200];
+	uint8_t *buf = malloc(MIGRATE_CONFIG_MAX);
+	size_t n = 0;
+	FILE *f;
+	int r;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "%s/%s.vmx", migrate_vmdir, migrate_name);
+	if ((f = fopen(path, "re")) == NULL) {
+		r = -errno;
+		snprintf(m->err, sizeof(m->err), "%.300s: %s", path,
+		    strerror(errno));
+		free(buf);
+		return r;
+	}
+	n = fread(buf, 1, MIGRATE_CONFIG_MAX, f);
+	r = ferror(f) || n == 0 || n == MIGRATE_CONFIG_MAX ? -EIO : 0;
+	fclose(f);
+	if (r < 0)
+		snprintf(m->err, sizeof(m->err), "%.300s: cannot read it, or "
+		    "too large", path);
+	else if ((r = migrate_rec_send(&m->ch, MIGRATE_REC_CONFIG, buf,
+	    n)) < 0)
+		snprintf(m->err, sizeof(m->err), "%s", m->ch.err);
+	free(buf);
+	return r;
 }
 
 /*
@@ -759,8 +907,14 @@ migrate_src_thread(void *arg)
 	int r;
 
 	migrate_src_mem(m, &mem);
+	if (m->p.copy_storage) {
+		ops.extra = migrate_src_extra;
+		if ((r = migrate_src_disks_init(m)) < 0)
+			goto fail;
+	}
 	if ((r = migrate_src_connect(m)) < 0 ||
-	    (r = migrate_src_hello(m)) < 0)
+	    (r = migrate_src_hello(m)) < 0 ||
+	    (m->p.copy_storage && (r = migrate_src_config(m)) < 0))
 		goto fail;
 	if ((r = migrate_ram_init(&m->ram, &mem, &ops, &m->ch)) < 0 ||
 	    (r = migrate_src_log(m, true)) < 0) {
@@ -768,6 +922,20 @@ migrate_src_thread(void *arg)
 		    "%s", strerror(-r));
 		goto fail;
 	}
+	/* The disks first, while the guest runs: the RAM rounds then
+	 * carry what it writes to them meanwhile. */
+	if (m->p.copy_storage && (r = migrate_disk_src_first(&m->disk)) < 0) {
+		if (m->err[0] == '\0')
+			snprintf(m->err, sizeof(m->err), "copying the disks: "
+			    "%.450s", m->ch.err);
+		goto fail;
+	}
+	/* The destination now makes the VM from what it got, which takes
+	 * a while: pages sent meanwhile would wait in the socket buffers
+	 * and be applied after the pause.  It says when it is ready. */
+	if (m->p.copy_storage && (r = migrate_src_expect(m,
+	    MIGRATE_REC_READY, 60000, NULL, NULL)) < 0)
+		goto fail;
 	m->ram.bandwidth_limit = m->p.bandwidth;
 	m->ram.conv.max_downtime_ns = m->p.max_downtime_ms * 1000000ull;
 	if ((r = migrate_ram_live(&m->ram)) < 0) {
@@ -778,6 +946,11 @@ migrate_src_thread(void *arg)
 	}
 	if ((r = migrate_src_switch(m)) < 0)
 		goto fail;
+	if (m->disk_init)
+		log_info("migration: disks copied: %llu chunks sent (%llu of "
+		    "zeros), %llu rounds", (unsigned long long)
+		    m->disk.sent_chunks, (unsigned long long)m->disk.zero_chunks,
+		    (unsigned long long)m->disk.rounds);
 	migrate_src_ask(m, MIGRATE_REQ_DONE);
 	migrate_chan_close(&m->ch);
 	return NULL;
@@ -807,6 +980,8 @@ migrate_src_free(struct migrate_src *m)
 	if (m->progress != NULL)
 		json_decref(m->progress);
 	migrate_ram_fini(&m->ram);
+	if (m->disk_init)
+		migrate_disk_src_fini(&m->disk);
 	if (m->state.buf != NULL)
 		snap_free(&m->state);
 	pthread_mutex_destroy(&m->mu);
@@ -845,6 +1020,11 @@ migrate_source_start(struct vm *vm, struct control *c,
 	}
 	if (vm->state != VM_RUNNING) {
 		snprintf(err, errlen, "the VM is not running");
+		return -EINVAL;
+	}
+	if (p->copy_storage && migrate_name[0] == '\0') {
+		snprintf(err, errlen, "--copy-storage needs a datastore VM (its "
+		    "configuration goes with it)");
 		return -EINVAL;
 	}
 	if (vm->accel->dirty_log == NULL) {
@@ -975,6 +1155,15 @@ migrate_params_parse(json_t *args, struct migrate_params *p, char *err,
 	    migrate_src_json_u64(args, "timeout_ms", &p->timeout_ms,
 	    86400000, err, errlen) < 0)
 		return -EINVAL;
+	if (json_object_get(args, "copy_storage") != NULL) {
+		if (!json_is_boolean(json_object_get(args, "copy_storage"))) {
+			snprintf(err, errlen, "\"copy_storage\" must be true "
+			    "or false");
+			return -EINVAL;
+		}
+		p->copy_storage = json_is_true(json_object_get(args,
+		    "copy_storage"));
+	}
 	if (migrate_uri_parse(p->uri, false, &u, err, errlen) < 0)
 		return -EINVAL;
 	if (u.kind == MIGRATE_URI_TCP && p->secret[0] == '\0') {

@@ -250,18 +250,25 @@ migrate_rec_recv(struct migrate_chan *ch, int *type, uint8_t **buf,
 /* --- hello --- */
 
 #define MIGRATE_HELLO_LEN	(4 + 8 + 4 + 64)
+#define MIGRATE_HELLO2_LEN	(MIGRATE_HELLO_LEN + 4 + 4)
 
 size_t
 migrate_hello_encode(const struct migrate_hello *h, uint8_t *buf, size_t len)
 {
-	if (len < MIGRATE_HELLO_LEN)
+	size_t n = h->version >= 2 ? MIGRATE_HELLO2_LEN : MIGRATE_HELLO_LEN;
+
+	if (len < n)
 		return 0;
-	memset(buf, 0, MIGRATE_HELLO_LEN);
+	memset(buf, 0, n);
 	migrate_put32(buf, h->version);
 	migrate_put64(buf + 4, h->ram_size);
 	migrate_put32(buf + 12, h->nvcpus);
 	memcpy(buf + 16, h->name, strnlen(h->name, sizeof(h->name) - 1));
-	return MIGRATE_HELLO_LEN;
+	if (h->version >= 2) {
+		migrate_put32(buf + MIGRATE_HELLO_LEN, h->flags);
+		migrate_put32(buf + MIGRATE_HELLO_LEN + 4, h->ndisks);
+	}
+	return n;
 }
 
 int
@@ -275,6 +282,13 @@ migrate_hello_decode(struct migrate_hello *h, const uint8_t *p, size_t len)
 	h->ram_size = migrate_get64(p + 4);
 	h->nvcpus = migrate_get32(p + 12);
 	memcpy(h->name, p + 16, sizeof(h->name) - 1);
+	if (h->version >= 2) {
+		/* Version 2 has them: without them it is not version 2. */
+		if (len < MIGRATE_HELLO2_LEN)
+			return -EPROTO;
+		h->flags = migrate_get32(p + MIGRATE_HELLO_LEN);
+		h->ndisks = migrate_get32(p + MIGRATE_HELLO_LEN + 4);
+	}
 	return 0;
 }
 

@@ -6,14 +6,18 @@
  * refuse it cleanly), and re-framed: read as (type, u16 length, payload)
  * triples that are written out as records with correct checksums after
  * a valid hello when the first byte is even, so that edits reach the
- * hello and page-batch parsers behind the checksums.  Whatever happens
- * the loader must return 0 or an error with a message, never crash or
- * touch memory outside the VM's RAM.
+ * hello and page-batch parsers behind the checksums.  When the first
+ * byte is 2 mod 4 the hello is version 2 with one disk (--copy-storage):
+ * the configuration, disk header and disk chunk records are then taken,
+ * against the VM's one small raw disk.  Whatever happens the loader must
+ * return 0 or an error with a message, never crash or touch memory
+ * outside the VM's RAM, or write outside its disk.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "hv/accel.h"
@@ -21,6 +25,7 @@
 #include "hv/vmconfig.h"
 #include "migrate/migrate.h"
 #include "util/log.h"
+#include "vmfs/raw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -60,7 +65,8 @@ fz_record(int type, const uint8_t *p, uint32_t n, size_t *len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct migrate_hello h = { MIGRATE_VERSION, FZ_MEM, 1, "fuzz" };
+	struct migrate_hello h = { .version = 1, .ram_size = FZ_MEM,
+	    .nvcpus = 1, .name = "fuzz" };
 	uint8_t hb[128];
 	char err[512];
 	size_t len = 0, off = 1;
@@ -71,6 +77,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		vm_config_defaults(&cfg);
 		cfg.memory = FZ_MEM;
 		snprintf(cfg.serial, sizeof(cfg.serial), "none");
+		/* A disk of 3 chunks and a half, for the disk records. */
+		snprintf(cfg.disks[0].path, sizeof(cfg.disks[0].path),
+		    "/tmp/fuzz_migrate.%d.img", (int)getpid());
+		snprintf(cfg.disks[0].format, sizeof(cfg.disks[0].format),
+		    "raw");
+		cfg.ndisks = 1;
+		unlink(cfg.disks[0].path);
+		if (raw_create(cfg.disks[0].path, (7ull << MIGRATE_CHUNK_SHIFT)
+		    / 2, err, sizeof(err)) < 0)
+			abort();
 		if ((vm = vm_create(&cfg, &bt_accel_ops, &err0)) == NULL)
 			abort();
 	}
@@ -79,6 +95,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    err[0] == '\0')
 		abort();	/* a refusal always says why */
 	fz_put(MIGRATE_MAGIC, 8, &len);
+	if (size > 0 && data[0] % 4 == 2) {
+		h.version = 2;
+		h.flags = MIGRATE_HELLO_DISKS;
+		h.ndisks = 1;
+	}
 	if (size > 0 && data[0] % 2 == 0)
 		fz_record(MIGRATE_REC_HELLO, hb,
 		    (uint32_t)migrate_hello_encode(&h, hb, sizeof(hb)), &len);

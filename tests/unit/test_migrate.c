@@ -520,7 +520,8 @@ static uint8_t *
 whole_stream(struct vm *vm, size_t *len)
 {
 	struct migrate_ram_ops ops = { .dirty = vm_dirty, .opaque = vm };
-	struct migrate_hello h = { MIGRATE_VERSION, MEM, 1, "t" };
+	struct migrate_hello h = { .version = 1, .ram_size = MEM, .nvcpus = 1,
+	    .name = "t" };
 	struct migrate_mem mem = { .nregions = vm->nregions };
 	struct migrate_ram r;
 	struct migrate_chan ch;
