@@ -17,17 +17,19 @@
  * something only KVM can do (its in-kernel LAPIC, IOAPIC and PIT, MSRs,
  * CPUID, SYSRET).  User mode keeps running in KVM.  Debian's kernel then
  * reaches its /init in minutes instead of not at all, but its first
- * processes die at the SYSCALL entry (a page fault at entry_SYSCALL_64
- * with a user CS), for a reason not found yet.  Stale shadow page tables
- * are ruled out: dropping all of KVM's after every stint changed nothing.
- * The suspects are this KVM's view of ring transitions it did not make
- * itself (it cannot emulate IRET, and a vCPU given ring 3 by
- * KVM_SET_SREGS sometimes never runs again).  A hazard remains besides:
- * a KVM that shadows page tables learns of their changes only through
- * writes it traps, and a stint's are not trapped; stores to page-table
- * pages (found by walking CR3), INVLPG and MOV CR3 should go through
- * KVM before stints are on by default.  On a VMX/SVM host (two-dimensional paging) KVM runs
- * kernel code natively and stints would only slow it down.
+ * processes die at their first system call, and no VMM can change that:
+ * on this KVM a guest's SYSCALL from ring 3 jumps to LSTAR without
+ * leaving ring 3 (the kernel's entry code then page-faults as user code;
+ * tests/e2e/guest-syscall.sh shows it with a test guest), and no exit
+ * reaches the VMM in between to repair it: that KVM honours neither
+ * hardware breakpoints nor single-stepping in guest user mode, and the
+ * fault goes straight to the guest.  A hazard remains besides: a KVM
+ * that shadows page tables learns of their changes only through writes
+ * it traps, and a stint's are not trapped; stores to page-table pages
+ * (found by walking CR3), INVLPG and MOV CR3 should go through KVM
+ * before stints are on by default.  On a VMX/SVM host (two-dimensional
+ * paging) KVM runs kernel code natively and stints would only slow it
+ * down.
  */
 #include <errno.h>
 #include <linux/kvm.h>

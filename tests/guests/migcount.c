@@ -17,6 +17,12 @@
  * same with the PIT's channel 0 (mode 2, 100 Hz) through the 8259
  * (IRQ0 at vector 0x20) and the LAPIC's LINT0 as ExtINT.
  *
+ * With "syscall", every pass also makes two system calls (SYSCALL to a
+ * ring-0 handler that counts them and returns by SYSRETQ) and the line
+ * reads "sys N count M" (N = 2M).  "iret" enters ring 3 by IRETQ
+ * rather than SYSEXIT, "linuxgdt" uses Linux's user segments (data
+ * 0x2b, 64-bit code 0x33).  tests/e2e/guest-syscall.sh runs them.
+ *
  * Each pass rewrites one word of a 1 MiB buffer (keeping the running
  * checksum) and dirties a page of a 4 MiB scratch area, so a migration
  * always has pages to copy again.  A page the migration lost or sent
@@ -73,6 +79,14 @@ static uint64_t pdpt[512] __attribute__((aligned(4096)));
 static uint64_t pd[512] __attribute__((aligned(4096)));
 static uint64_t pd_apic[512] __attribute__((aligned(4096)));
 volatile uint32_t migcount_ticks;
+volatile uint32_t migcount_syscalls;
+static int migcount_sc;
+void migcount_syscall_entry(void);
+
+/* SYSCALL from ring 3: count it, SYSRET back (RCX, R11 kept). */
+__asm__(".text\n.globl migcount_syscall_entry\nmigcount_syscall_entry:\n"
+    "\tlock incl migcount_syscalls\n"
+    "\tsysretq\n");
 void migcount_tick(void);
 void migcount_pit_tick(void);
 
@@ -106,8 +120,14 @@ extern char migcount_stub0[], migcount_stub1[], migcount_stub2[],
 extern char migcount_sysexit[];
 
 /* Into ring 3 by IRETQ (IOPL 3, IF clear). */
+static int migcount_linux_gdt;
+
 static void __attribute__((noreturn)) migcount_iret(void)
 {
+	if (migcount_linux_gdt)
+		__asm__ volatile("pushq $0x2b\npushq %0\npushq $0x3002\n"
+		    "pushq $0x33\npushq %1\niretq"
+		    : : "r"(USTACK), "r"((uint64_t)migcount_user) : "memory");
 	__asm__ volatile("pushq $0x33\npushq %0\npushq $0x3002\n"
 	    "pushq $0x2b\npushq %1\niretq"
 	    : : "r"(USTACK), "r"((uint64_t)migcount_user) : "memory");
@@ -298,6 +318,32 @@ void bzimage64_main(void *boot_params)
 		migcount_timer(0);
 	if (migcount_has((const char *)(uint64_t)cmd, "pit"))
 		migcount_timer(1);
+	if (migcount_has((const char *)(uint64_t)cmd, "linuxgdt")) {
+		/* Linux's user segments: 0x2b data, 0x33 64-bit code. */
+		uint64_t t = gdt[5];
+
+		gdt[5] = gdt[6];
+		gdt[6] = t;
+		migcount_linux_gdt = 1;
+	}
+	if (migcount_has((const char *)(uint64_t)cmd, "syscall")) {
+		/* EFER.SCE; STAR: kernel CS 0x08, SYSRET base 0x1b (CS
+		 * 0x2b, SS 0x23); LSTAR the entry; SFMASK clears IF. */
+		__asm__ volatile("movl $0xc0000080, %%ecx\nrdmsr\n"
+		    "orl $1, %%eax\nwrmsr\n"
+		    "movl $0xc0000081, %%ecx\nxorl %%eax, %%eax\n"
+		    "movl %1, %%edx\nwrmsr\n"
+		    "movl $0xc0000082, %%ecx\nmovq %0, %%rax\n"
+		    "movq %%rax, %%rdx\nshrq $32, %%rdx\nwrmsr\n"
+		    "movl $0xc0000084, %%ecx\nmovl $0x200, %%eax\n"
+		    "xorl %%edx, %%edx\nwrmsr"
+		    : : "r"((uint64_t)migcount_syscall_entry),
+		    "r"(migcount_linux_gdt ? 0x00230008u : 0x001b0008u)
+		    : "rax", "rcx", "rdx", "memory");
+		migcount_sc = 1;
+	}
+	if (migcount_has((const char *)(uint64_t)cmd, "iret"))
+		migcount_iret();
 	/* SYSENTER_CS, IOPL 3 with IF clear, then SYSEXIT (REX.W: to
 	 * 64-bit ring 3 at RDX with RSP = RCX). */
 	__asm__ volatile("movl $0x174, %%ecx\nmovl $0x08, %%eax\n"
@@ -352,6 +398,15 @@ void migcount_user(void)
 		buf[i] = v;
 		for (uint32_t k = 0; k < 1024; k++)
 			scratch[(n % SCRATCH_PAGES) * 1024 + k] = n + k;
+		if (migcount_sc) {
+			__asm__ volatile("syscall" : : : "rcx", "r11",
+			    "memory");
+			__asm__ volatile("syscall" : : : "rcx", "r11",
+			    "memory");
+			user_puts("sys ");
+			user_putu(migcount_syscalls);
+			user_puts(" ");
+		}
 		user_puts("count ");
 		user_putu(n);
 		user_puts("\n");
