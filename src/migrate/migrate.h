@@ -191,6 +191,7 @@ struct migrate_ram {
 	struct migrate_batch batch;
 	uint64_t bandwidth_limit;	/* bytes/s, 0: none */
 	uint64_t start_ns, progress_ns;
+	uint64_t start_sent;		/* ch->sent when the rounds began */
 	/* Progress, for events. */
 	uint64_t dirty_pages;		/* left after the last round */
 	uint64_t dirty_rate;		/* pages/s dirtied in the last round */
@@ -299,11 +300,12 @@ struct migrate_disk_src {
 	bool (*cancelled)(void *opaque);
 	void (*progress)(void *opaque);
 	void *opaque;
+	uint64_t bandwidth_limit;	/* bytes/s for the first copy, 0: none */
 	/* Progress: */
 	uint64_t total_bytes;		/* the disks' virtual sizes */
 	uint64_t copied_bytes;		/* first copy: bytes looked at */
 	uint64_t sent_chunks, zero_chunks, dirty_chunks, rounds;
-	uint64_t progress_ns;
+	uint64_t progress_ns, start_ns, start_sent;
 };
 /*
  * Prepare to copy bds[0..n) (the VM's disks in config order; hdrs give

@@ -349,6 +349,26 @@ migrate_disk_src_fini(struct migrate_disk_src *s)
 	migrate_blocks_free(&s->blocks);
 }
 
+/* The first copy keeps under the bandwidth limit: sleep off what it is
+ * ahead.  (The rounds' chunks go with the pages, which keep to it.) */
+static void
+migrate_disk_src_throttle(struct migrate_disk_src *s)
+{
+	uint64_t due, el;
+	struct timespec ts;
+
+	if (s->bandwidth_limit == 0 || s->start_ns == 0)
+		return;
+	due = (uint64_t)((double)(s->ch->sent - s->start_sent) * 1e9 /
+	    (double)s->bandwidth_limit);
+	el = migrate_disk_now() - s->start_ns;
+	if (due <= el)
+		return;
+	ts.tv_sec = (time_t)((due - el) / 1000000000ull);
+	ts.tv_nsec = (long)((due - el) % 1000000000ull);
+	nanosleep(&ts, NULL);
+}
+
 static int
 migrate_disk_src_flush(struct migrate_disk_src *s)
 {
@@ -359,6 +379,7 @@ migrate_disk_src_flush(struct migrate_disk_src *s)
 	r = migrate_rec_send(s->ch, MIGRATE_REC_BLOCKS, s->blocks.buf,
 	    s->blocks.len);
 	migrate_blocks_reset(&s->blocks, s->blocks.index);
+	migrate_disk_src_throttle(s);
 	if (s->progress != NULL &&
 	    migrate_disk_now() - s->progress_ns > 250000000ull) {
 		s->progress_ns = migrate_disk_now();
@@ -429,6 +450,8 @@ migrate_disk_src_first(struct migrate_disk_src *s)
 			s->d[i].tracked = true;
 		}
 	}
+	s->start_ns = migrate_disk_now();
+	s->start_sent = s->ch->sent;
 	for (int i = 0; i < s->n; i++) {
 		migrate_disk_hdr_encode(&s->d[i].hdr, hdr, sizeof(hdr));
 		if ((r = migrate_disk_src_flush(s)) < 0 ||
@@ -518,6 +541,7 @@ migrate_disk_src_round(struct migrate_disk_src *s, bool final)
 		s->dirty_chunks = 0;
 		return 0;
 	}
+	s->start_ns = 0;	/* the first copy's limit is done with */
 	if ((pending = migrate_disk_src_fetch(s)) < 0)
 		return pending;
 	s->dirty_chunks = (uint64_t)pending;

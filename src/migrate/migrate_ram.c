@@ -116,7 +116,9 @@ migrate_ram_throttle(struct migrate_ram *r)
 
 	if (r->bandwidth_limit == 0)
 		return;
-	due_ns = (uint64_t)((double)r->ch->sent * 1e9 /
+	/* Counted from the rounds' start: what went before them (the
+	 * disks' first copy) kept to the limit on its own. */
+	due_ns = (uint64_t)((double)(r->ch->sent - r->start_sent) * 1e9 /
 	    (double)r->bandwidth_limit);
 	el = migrate_ram_now() - r->start_ns;
 	if (due_ns <= el)
@@ -232,6 +234,7 @@ migrate_ram_live(struct migrate_ram *r)
 	bool all = true;
 
 	r->start_ns = migrate_ram_now();
+	r->start_sent = r->ch->sent;
 	/* Clear what was logged before: round 1 sends everything anyway. */
 	if ((dirty = migrate_ram_harvest(r)) < 0)
 		return (int)dirty;

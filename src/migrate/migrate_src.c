@@ -836,6 +836,7 @@ migrate_src_disks_init(struct migrate_src *m)
 	m->disk.cancelled = migrate_src_disk_cancelled;
 	m->disk.progress = migrate_src_disk_progress;
 	m->disk.opaque = m;
+	m->disk.bandwidth_limit = m->p.bandwidth;
 	m->disk_init = true;
 	return 0;
 }

@@ -1,0 +1,132 @@
+#!/bin/bash
+# migrate --copy-storage between two datastores on this host, with the
+# multiboot test guest (halted once it has reported) and two disks: a
+# qcow2 overlay over a backing file, and a raw image, both with data.
+#   1. into a datastore that has a VM of that name: refused, the source
+#      runs on;
+#   2. a destination killed (SIGKILL) in the middle of the disk copy, and
+#      one stopped (SIGTERM) there: the source runs on, and no VM
+#      directory is left on the destination's datastore;
+#   3. a good destination: the VM runs there from its own copy of the
+#      disks (the chain flattened into one qcow2), which qemu-img finds
+#      identical to the source's and clean; the source exits 0.
+set -u
+BUILD=${BUILD:-build}
+tv=$(readlink -f "$BUILD/termvisor")
+g=$(readlink -f "$BUILD/guests/multiboot.elf")
+[ -r "$g" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
+	{ echo "qemu-img/qemu-io missing (qemu-utils)"; exit 77; }
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	TERMVISOR_DATASTORE=$tmp/ds1 "$tv" vm stop --force g >/dev/null 2>&1
+	TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm stop --force g >/dev/null 2>&1
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() {
+	local n=$(($1 * 10)); shift
+	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+export XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds1
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+printf 'storage migration secret\n' >"$tmp/s"
+src_running() { "$tv" vm status g 2>/dev/null | grep -q "state: *running"; }
+no_vm_dir() { [ ! -e "$tmp/ds2/g" ]; }
+
+# The disks: 6 MiB of data in the backing file, some of it overwritten
+# (and some zeroed) in the overlay; 2 MiB in the raw image.
+qemu-img create -q -f qcow2 "$tmp/base.qcow2" 32M
+qemu-io -c "write -P 0x11 0 6M" "$tmp/base.qcow2" >/dev/null
+qemu-img create -q -f qcow2 -b "$tmp/base.qcow2" -F qcow2 "$tmp/top.qcow2"
+qemu-io -c "write -P 0x22 1M 1M" -c "write -z 3M 64k" -c "write -P 0x33 20M 512k" \
+	"$tmp/top.qcow2" >/dev/null
+qemu-img create -q -f raw "$tmp/data.img" 8M
+qemu-io -f raw -c "write -P 0x44 4M 2M" "$tmp/data.img" >/dev/null
+"$tv" vm create g --memory 32M --kernel "$g" --accel bt \
+	--disk "$tmp/top.qcow2,format=qcow2" --disk "$tmp/data.img,format=raw" \
+	>/dev/null || fail "vm create"
+"$tv" vm start g >/dev/null || fail "vm start"
+wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds1/g/g.log" ||
+	fail "the guest did not report: $(tail -n 5 "$tmp/ds1/g/g.log")"
+
+# 1. The destination's datastore has a VM of that name already.
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm create g --memory 32M --kernel "$g" --accel bt \
+	>/dev/null || fail "vm create in ds2"
+p=$(port)
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+	</dev/null >"$tmp/d1.out" 2>&1 &
+pids+=($!)
+sleep 0.5
+"$tv" migrate -q --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" >"$tmp/m1.out" 2>&1
+[ $? -eq 1 ] || fail "copying the storage over a VM did not fail: $(cat "$tmp/m1.out")"
+grep -q "has the VM's directory already" "$tmp/m1.out" || fail "no reason: $(cat "$tmp/m1.out")"
+src_running || fail "the source is not running after the refusal"
+[ "$(ls "$tmp/ds2/g")" = "g.vmx" ] || fail "the refusal touched ds2/g: $(ls "$tmp/ds2/g")"
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm rm g >/dev/null || fail "vm rm"
+echo "ok refused over an existing VM of the same name"
+
+# 2. Destinations that die during the disk copy (slowed to 2 MiB/s).
+for sig in KILL TERM; do
+	p=$(port)
+	TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+		</dev/null >"$tmp/d2$sig.out" 2>&1 &
+	d=$!
+	pids+=("$d")
+	sleep 0.5
+	"$tv" migrate --copy-storage --bandwidth 2M g "tcp://127.0.0.1:$p" \
+		--secret-file "$tmp/s" >"$tmp/m2$sig.out" 2>&1 &
+	m=$!
+	wait_for 20 grep -qs "disks [1-9]" "$tmp/m2$sig.out" ||
+		fail "no disk progress: $(cat "$tmp/m2$sig.out")"
+	ls -a "$tmp/ds2" | grep -q "^\.incoming-g-$d\$" ||
+		fail "no hidden directory while copying: $(ls -a "$tmp/ds2")"
+	kill -$sig "$d"
+	wait "$m"
+	[ $? -eq 1 ] || fail "SIG$sig: the migration did not fail: $(cat "$tmp/m2$sig.out")"
+	src_running || fail "SIG$sig: the source is not running"
+	no_vm_dir || fail "SIG$sig: $tmp/ds2/g left behind"
+	if [ $sig = TERM ]; then
+		wait "$d"
+		ls -a "$tmp/ds2" | grep -q "^\.incoming-g-$d\$" &&
+			fail "SIGTERM: the hidden directory was left: $(cat "$tmp/d2$sig.out")"
+	fi
+	echo "ok destination SIG$sig mid-copy: the source runs on, no VM directory there"
+done
+
+# 3. A good destination.
+p=$(port)
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+	</dev/null >"$tmp/d3.out" 2>&1 &
+dst=$!
+pids+=("$dst")
+sleep 0.5
+src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$')
+"$tv" migrate -q -v --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" \
+	>"$tmp/m3.out" 2>&1 || fail "the migration failed: $(cat "$tmp/m3.out") $(cat "$tmp/d3.out")"
+cat "$tmp/m3.out"
+wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
+export TERMVISOR_DATASTORE=$tmp/ds2
+wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
+	fail "the VM does not run at the destination"
+ls -a "$tmp/ds2" | grep -q '^\.incoming' && fail "a hidden directory is left: $(ls -a "$tmp/ds2")"
+"$tv" vm show g | grep -q "disk0: *$tmp/ds2/g/top.qcow2 (qcow2" ||
+	fail "disk0 is not the copy: $("$tv" vm show g)"
+"$tv" vm show g | grep -q "disk1: *$tmp/ds2/g/data.img (raw" ||
+	fail "disk1 is not the copy: $("$tv" vm show g)"
+"$tv" vm stop --force g >/dev/null
+wait_for 10 bash -c "! kill -0 $dst 2>/dev/null" || fail "the destination did not stop"
+qemu-img info "$tmp/ds2/g/top.qcow2" | grep -q "backing file" &&
+	fail "the copy still has a backing file"
+qemu-img compare "$tmp/top.qcow2" "$tmp/ds2/g/top.qcow2" || fail "disk0 differs"
+qemu-img compare -f raw -F raw "$tmp/data.img" "$tmp/ds2/g/data.img" || fail "disk1 differs"
+qemu-img check -q "$tmp/ds2/g/top.qcow2" || fail "qemu-img check: the copy is not clean"
+# The raw copy stays sparse: only the data was sent.
+[ "$(du -k "$tmp/ds2/g/data.img" | cut -f1)" -lt 4096 ] || fail "the raw copy is not sparse"
+echo "PASS: migrate-storage"
