@@ -3,7 +3,8 @@
  * qemu64 (AuthenticAMD family 6), which Linux 6.1 knows well: AMD keeps
  * it off the Meltdown list (no PTI) and away from Intel-only MSR pokes.
  * XSAVE/AVX, PCID, FSGSBASE, SMEP/SMAP, TSC-deadline, x2APIC, RDRAND and
- * MTRR are hidden; the hypervisor bit is set.
+ * MTRR are hidden; the hypervisor bit is set; of leaf 7, only the fast
+ * string bits (ERMS, FSRM) outside the baseline model.
  */
 #include "hv/bt/bt_internal.h"
 
@@ -54,6 +55,19 @@ bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 			r[2] = 1u << 31;
 		r[3] = edx1 | (ncpu > 1 ? 1u << 28 : 0);
 		break;
+	case 7:
+		/* ERMS and FSRM: Linux then copies to and from user space,
+		 * clears pages and runs memcpy/memset with REP MOVSB/STOSB,
+		 * which exec_str.c runs a page at a time on the host, where
+		 * its unrolled MOV loops cost a dispatch per 8 bytes.  Like
+		 * SSSE3 and CX16 they are left out of "baseline": a snapshot
+		 * of this model moves to KVM only on a host with both
+		 * (vmstate.c checks). */
+		if (sub == 0 && !bt_cpuid_baseline(c)) {
+			r[1] = 1u << 9;		/* ERMS */
+			r[3] = 1u << 4;		/* FSRM */
+		}
+		break;
 	case 0x40000000:
 		r[0] = 0x40000000;
 		memcpy(&r[1], "Term", 4);
@@ -91,5 +105,4 @@ bt_cpuid(struct bt_cpu *c, uint32_t leaf, uint32_t sub, uint32_t r[4])
 	default:
 		break;
 	}
-	(void)sub;
 }

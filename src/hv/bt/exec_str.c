@@ -216,6 +216,14 @@ bt_x_string(struct bt_cpu *c, const struct bt_insn *i)
 					    (int64_t)(k * i->osz));
 				str_adv(c, R_RCX, am, -(int64_t)k);
 				budget += (unsigned)k / 64 + 1;
+				/* Wrote over translated code: the run loop
+				 * invalidates that page (bt_ptr_rw) before the
+				 * next chunk can hit another one. */
+				if (c->smc_pend && (c->gpr[R_RCX] & am) != 0) {
+					c->npc = c->rip;
+					c->brk = 1;
+					return;
+				}
 				goto next;
 			}
 		}
