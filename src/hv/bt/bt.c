@@ -57,13 +57,22 @@ bt_vm_free(struct bt_vm *b)
 static int
 bt_vm_init(struct vm *vm)
 {
-	vm->accel_data = bt_vm_alloc(vm);
-	return vm->accel_data ? 0 : -ENOMEM;
+	struct bt_vm *b = bt_vm_alloc(vm);
+
+	vm->accel_data = b;
+	if (b == NULL)
+		return -ENOMEM;
+	b->prof = bt_prof_start(vm);
+	return 0;
 }
 
 static void
 bt_vm_fini(struct vm *vm)
 {
+	struct bt_vm *b = vm->accel_data;
+
+	if (b != NULL)
+		bt_prof_stop(b->prof);
 	bt_vm_free(vm->accel_data);
 	vm->accel_data = NULL;
 }

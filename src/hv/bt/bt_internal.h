@@ -196,7 +196,10 @@ struct bt_vm {
 	 * (-1: none yet), and the next free one. */
 	int64_t dev_page[16];
 	uint64_t dev_next;
+	struct bt_prof *prof;	/* TV_BT_PROF sampling (prof.c), or NULL */
 };
+struct bt_prof *bt_prof_start(struct vm *vm);
+void bt_prof_stop(struct bt_prof *p);
 #define BT_DEV_PAGES	(256ull << 20 >> 12)
 
 /* --- cpu.c: registers, modes --- */
