@@ -926,6 +926,25 @@ migrate_dst_bind_disks(struct migrate_load *l)
 	return 0;
 }
 
+/*
+ * The guest flushed its writes at the source; the copies here must be as
+ * durable before it runs here (a crash then must not lose them).
+ */
+static int
+migrate_dst_flush_disks(struct migrate_load *l)
+{
+	int r;
+
+	for (uint32_t i = 0; i < l->hello.ndisks; i++)
+		if (l->disks[i].bd != NULL &&
+		    (r = blkdev_flush(l->disks[i].bd)) < 0) {
+			snprintf(l->err, sizeof(l->err), "disk %u: flush: %s",
+			    i, strerror(-r));
+			return r;
+		}
+	return 0;
+}
+
 int
 migrate_incoming(struct vm *vm, const struct migrate_incoming *in)
 {
@@ -954,7 +973,8 @@ migrate_incoming(struct vm *vm, const struct migrate_incoming *in)
 		ch->timeout_ms = in->timeout_ms > 0 ? in->timeout_ms : 60000;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if ((r = migrate_dst_receive(l, ch, MIGRATE_LOAD_DONE)) < 0)
+	if ((r = migrate_dst_receive(l, ch, MIGRATE_LOAD_DONE)) < 0 ||
+	    (r = migrate_dst_flush_disks(l)) < 0)
 		goto fail_load;
 	if ((r = migrate_dst_handover(in, l, ch, err, sizeof(err))) < 0) {
 		log_warnx("incoming migration failed: %s", err);

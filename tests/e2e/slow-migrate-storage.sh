@@ -1,0 +1,106 @@
+#!/bin/bash
+# migrate --copy-storage with the reference guest writing its virtio-blk
+# disk all along: 40 writes of 64 KiB (each with its own pattern, synced),
+# one of them zeros over data the host put there, while the VM moves from
+# one datastore to another on the software CPU.  The destination must
+# end up with exactly what the guest wrote (the host replays the same
+# writes into a reference image: qemu-img compare), the guest's own
+# checksum of its disk must match the host's, the source's image and the
+# destination's must be identical once the guest stopped writing before
+# the switch-over (else the destination's holds the writes that came
+# after it), and qemu-img check finds the copy clean.
+set -u
+. "$(dirname "$0")/linux-lib.sh"
+need_guest
+command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
+	{ echo "qemu-img/qemu-io missing (qemu-utils)"; exit 77; }
+tv=$(readlink -f "$tv")
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	TERMVISOR_DATASTORE=$tmp/ds1 "$tv" vm stop --force g >/dev/null 2>&1
+	TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm stop --force g >/dev/null 2>&1
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# waitfile FILE PATTERN SECONDS
+waitfile() {
+	for ((i = 0; i < $3 * 2; i++)); do
+		grep -aq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.5
+	done
+	return 1
+}
+export XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds1
+mkdir -m 700 "$XDG_RUNTIME_DIR"
+printf 'storage migration secret\n' >"$tmp/s"
+
+N=40
+cmd='i=0; while [ $i -lt '$N' ]; do i=$((i+1)); yes "blk $i" | head -c 65536 >/tmp/p; dd if=/tmp/p of=/dev/vda bs=65536 seek=$(( (i*7) % 256 )) conv=fsync 2>/dev/null; if [ $i = 10 ]; then dd if=/dev/zero of=/dev/vda bs=65536 seek=200 count=1 conv=fsync 2>/dev/null; fi; echo "count $i"; usleep 250000; done; echo "writes done"; echo "disk-md5 $(md5sum </dev/vda)"; while :; do sleep 1; done'
+"$tv" vm create g --memory 128M --accel bt --kernel "$guest/vmlinuz" \
+	--initrd "$guest/initrd.img" \
+	--append "console=ttyS0 panic=-1 tv.quiet=1 tv.run=$(tv_enc "$cmd")" \
+	--new-disk 16M >/dev/null || fail "vm create"
+qemu-io -c "write -P 0x5a 12M 1M" "$tmp/ds1/g/g-disk0.qcow2" >/dev/null || fail "qemu-io"
+"$tv" vm start g >/dev/null || fail "vm start"
+LOG=$tmp/ds1/g/g.log
+waitfile "$LOG" "count 2" 180 || fail "the guest did not start writing"
+
+p=$(port)
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+	</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
+dst=$!
+pids+=("$dst")
+sleep 0.5
+src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$')
+at=$(grep -ao 'count [0-9]*' "$LOG" | tail -n 1)
+[ "$at" != "count $N" ] || fail "the guest was done writing before the migration began"
+timeout 300 "$tv" migrate -v --copy-storage --bandwidth 4M g "tcp://127.0.0.1:$p" \
+	--secret-file "$tmp/s" >"$tmp/m.out" 2>&1 ||
+	fail "the migration failed: $(tail -n 3 "$tmp/m.out"; cat "$tmp/dst.err")"
+grep -a "^migrated\|^downtime" "$tmp/m.out"
+echo "the migration began at guest $at"
+timeout 30 tail --pid="$src" -f /dev/null || fail "the source did not end"
+LOG=$tmp/dst.out
+# The guest's last words, on whichever side it was when it said them.
+cat "$tmp/ds1/g/g.log" "$tmp/dst.out" >"$tmp/both.out"
+grep -aq "disk-md5" "$tmp/both.out" || waitfile "$tmp/dst.out" "disk-md5" 180 ||
+	fail "the guest did not finish at the destination"
+cat "$tmp/ds1/g/g.log" "$tmp/dst.out" >"$tmp/both.out"
+export TERMVISOR_DATASTORE=$tmp/ds2
+"$tv" vm stop --force g >/dev/null
+timeout 30 tail --pid="$dst" -f /dev/null || fail "the destination did not stop"
+img=$tmp/ds2/g/g-disk0.qcow2
+
+# What the guest wrote, replayed by the host into a raw reference image.
+python3 - "$tmp/ref.img" "$N" <<'EOF'
+import sys
+img = bytearray(16 << 20)
+img[12 << 20:13 << 20] = b'\x5a' * (1 << 20)
+for i in range(1, int(sys.argv[2]) + 1):
+    pat = (("blk %d\n" % i).encode() * 65536)[:65536]
+    off = ((i * 7) % 256) * 65536
+    img[off:off + 65536] = pat
+    if i == 10:
+        img[200 * 65536:201 * 65536] = bytes(65536)
+open(sys.argv[1], "wb").write(img)
+EOF
+qemu-img compare -f raw "$tmp/ref.img" "$img" ||
+	fail "the destination's disk is not what the guest wrote"
+gsum=$(grep -ao 'disk-md5 [0-9a-f]*' "$tmp/both.out" | awk '{print $2}')
+hsum=$(md5sum <"$tmp/ref.img" | awk '{print $1}')
+[ "$gsum" = "$hsum" ] || fail "the guest's checksum $gsum is not the host's $hsum"
+echo "ok the destination's disk holds all $N writes (md5 $hsum, in the guest too)"
+qemu-img check "$img" || fail "qemu-img check: the copy is not clean"
+if grep -aq "writes done" "$tmp/ds1/g/g.log"; then
+	qemu-img compare "$tmp/ds1/g/g-disk0.qcow2" "$img" ||
+		fail "the source's and the destination's images differ"
+	echo "ok the source's and the destination's images are identical"
+else
+	last=$(grep -ao 'count [0-9]*' "$tmp/ds1/g/g.log" | tail -n 1)
+	echo "ok the switch-over came during the writes (source at $last): the images differ by design"
+fi
+echo "PASS: slow-migrate-storage"
