@@ -791,9 +791,9 @@ migrate_src_disk_file(struct migrate_disk_hdr *hdrs, int i, const char *path)
 	for (int k = 0; ok && k < i; k++)
 		ok = strcmp(hdrs[k].file, base) != 0;
 	if (ok)
-		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%s", base);
+		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%.127s", base);
 	else
-		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%s-disk%d.%s",
+		snprintf(hdrs[i].file, sizeof(hdrs[i].file), "%.63s-disk%d.%.7s",
 		    migrate_name, i, hdrs[i].format);
 }
 

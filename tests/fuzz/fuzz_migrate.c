@@ -36,6 +36,13 @@ static struct vm *vm;
 static uint8_t *buf;
 static size_t cap;
 
+/* The disk is the fuzzer's own: gone with the process. */
+static void
+fz_unlink(void)
+{
+	unlink(cfg.disks[0].path);
+}
+
 static void
 fz_put(const void *p, size_t n, size_t *len)
 {
@@ -87,6 +94,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (raw_create(cfg.disks[0].path, (7ull << MIGRATE_CHUNK_SHIFT)
 		    / 2, err, sizeof(err)) < 0)
 			abort();
+		atexit(fz_unlink);
 		if ((vm = vm_create(&cfg, &bt_accel_ops, &err0)) == NULL)
 			abort();
 	}
