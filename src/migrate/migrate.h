@@ -378,6 +378,7 @@ struct migrate_params {
 	char secret[256];
 	char ssh[512];			/* ssh command, split on blanks */
 	char remote_termvisor[512];	/* termvisor on the destination */
+	char remote_datastore[512];	/* ssh: its --datastore, "": default */
 	uint64_t max_downtime_ms;
 	uint64_t bandwidth;		/* bytes/s, 0: unlimited */
 	uint64_t timeout_ms;		/* whole migration; 0: none */

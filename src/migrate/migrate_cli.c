@@ -37,6 +37,9 @@ static const char migrate_cli_usage[] =
 "                          number is MiB/s (default: no limit)\n"
 "  -e, --ssh COMMAND       ssh command and options (default: ssh)\n"
 "      --remote-termvisor PATH  termvisor on the destination host\n"
+"      --remote-datastore DIR   the datastore on the destination host\n"
+"                          (ssh://; default: the source's, or with\n"
+"                          --copy-storage the destination's default)\n"
 "  -t, --timeout SEC       give up (the VM keeps running here) after SEC\n"
 "  -c, --copy-storage      copy the VM's configuration and disks too, for\n"
 "                          a destination with its own datastore (the\n"
@@ -49,7 +52,7 @@ static const char migrate_cli_usage[] =
 "migration failed (the VM runs here as before), 2 usage.\n";
 
 struct migrate_cli_opts {
-	const char *vm, *dest, *secret_file, *ssh, *remote;
+	const char *vm, *dest, *secret_file, *ssh, *remote, *remote_ds;
 	uint64_t downtime, bandwidth, timeout;
 	bool quiet, verbose, copy_storage;
 };
@@ -57,13 +60,14 @@ struct migrate_cli_opts {
 static int
 migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 {
-	enum { OPT_REMOTE = 256 };
+	enum { OPT_REMOTE = 256, OPT_REMOTE_DS };
 	static const struct option opts[] = {
 		{ "secret-file", required_argument, NULL, 's' },
 		{ "max-downtime", required_argument, NULL, 'd' },
 		{ "bandwidth", required_argument, NULL, 'b' },
 		{ "ssh", required_argument, NULL, 'e' },
 		{ "remote-termvisor", required_argument, NULL, OPT_REMOTE },
+		{ "remote-datastore", required_argument, NULL, OPT_REMOTE_DS },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "copy-storage", no_argument, NULL, 'c' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -83,6 +87,7 @@ migrate_cli_parse(int argc, char **argv, struct migrate_cli_opts *o)
 		case 's': o->secret_file = optarg; break;
 		case 'e': o->ssh = optarg; break;
 		case OPT_REMOTE: o->remote = optarg; break;
+		case OPT_REMOTE_DS: o->remote_ds = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'c': o->copy_storage = true; break;
 		case 'v': o->verbose = true; break;
@@ -158,6 +163,9 @@ migrate_cli_args(const struct migrate_cli_opts *o)
 	if (o->remote != NULL)
 		json_object_set_new(a, "remote_termvisor",
 		    json_string(o->remote));
+	if (o->remote_ds != NULL)
+		json_object_set_new(a, "remote_datastore",
+		    json_string(o->remote_ds));
 	if (o->downtime)
 		json_object_set_new(a, "max_downtime_ms",
 		    json_integer((json_int_t)o->downtime));

@@ -527,8 +527,12 @@ migrate_src_ssh_argv(struct migrate_src *m, const struct migrate_uri *u,
 	argv[n++] = m->p.remote_termvisor[0] ? m->p.remote_termvisor :
 	    "termvisor";
 	argv[n++] = "run";
-	/* With the storage, the destination's own (default) datastore. */
-	if (migrate_datastore[0] != '\0' && !m->p.copy_storage) {
+	/* The datastore both share, unless told; with the storage, the
+	 * destination's own (its default unless told). */
+	if (m->p.remote_datastore[0] != '\0') {
+		argv[n++] = "--datastore";
+		argv[n++] = m->p.remote_datastore;
+	} else if (migrate_datastore[0] != '\0' && !m->p.copy_storage) {
 		argv[n++] = "--datastore";
 		argv[n++] = migrate_datastore;
 	}
@@ -1149,6 +1153,8 @@ migrate_params_parse(json_t *args, struct migrate_params *p, char *err,
 	    errlen) < 0 ||
 	    migrate_src_json_str(args, "remote_termvisor", p->remote_termvisor,
 	    sizeof(p->remote_termvisor), err, errlen) < 0 ||
+	    migrate_src_json_str(args, "remote_datastore", p->remote_datastore,
+	    sizeof(p->remote_datastore), err, errlen) < 0 ||
 	    migrate_src_json_u64(args, "max_downtime_ms", &p->max_downtime_ms,
 	    3600000, err, errlen) < 0 ||
 	    migrate_src_json_u64(args, "bandwidth", &p->bandwidth,

@@ -9,7 +9,9 @@
 #      directory is left on the destination's datastore;
 #   3. a good destination: the VM runs there from its own copy of the
 #      disks (the chain flattened into one qcow2), which qemu-img finds
-#      identical to the source's and clean; the source exits 0.
+#      identical to the source's and clean; the source exits 0;
+#   4. (with openssh-server) on again over ssh:// through a private sshd
+#      into a third datastore (--remote-datastore).
 set -u
 BUILD=${BUILD:-build}
 tv=$(readlink -f "$BUILD/termvisor")
@@ -20,8 +22,10 @@ command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
-	TERMVISOR_DATASTORE=$tmp/ds1 "$tv" vm stop --force g >/dev/null 2>&1
-	TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm stop --force g >/dev/null 2>&1
+	for ds in ds1 ds2 ds3; do
+		TERMVISOR_DATASTORE=$tmp/$ds "$tv" vm stop --force g >/dev/null 2>&1
+	done
+	kill "$(cat "$tmp/sshd.pid" 2>/dev/null)" 2>/dev/null
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
@@ -129,4 +133,51 @@ qemu-img compare -f raw -F raw "$tmp/data.img" "$tmp/ds2/g/data.img" || fail "di
 qemu-img check -q "$tmp/ds2/g/top.qcow2" || fail "qemu-img check: the copy is not clean"
 # The raw copy stays sparse: only the data was sent.
 [ "$(du -k "$tmp/ds2/g/data.img" | cut -f1)" -lt 4096 ] || fail "the raw copy is not sparse"
+echo "ok migrated over tcp:// into another datastore"
+
+# 4. Over ssh://, from ds2 into ds3.
+if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
+	echo "PASS: migrate-storage (ssh:// skipped: openssh-server not installed)"
+	exit 0
+fi
+sport=$(port)
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey"
+ssh-keygen -q -t ed25519 -N '' -f "$tmp/id"
+cp "$tmp/id.pub" "$tmp/authorized_keys"
+cat >"$tmp/sshd_config" <<EOF
+Port $sport
+ListenAddress 127.0.0.1
+HostKey $tmp/hostkey
+AuthorizedKeysFile $tmp/authorized_keys
+PidFile $tmp/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AcceptEnv XDG_RUNTIME_DIR
+EOF
+mkdir -p /run/sshd
+/usr/sbin/sshd -f "$tmp/sshd_config" -E "$tmp/sshd.log" || fail "sshd did not start"
+sshcmd="ssh -F /dev/null -i $tmp/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$tmp/known -o StrictHostKeyChecking=accept-new -o SendEnv=XDG_RUNTIME_DIR"
+$sshcmd -p "$sport" "$(id -un)@127.0.0.1" true || fail "ssh does not work: $(tail -5 "$tmp/sshd.log")"
+"$tv" vm start g >/dev/null || fail "vm start in ds2"
+wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds2/g/g.log" ||
+	fail "the guest did not report in ds2"
+src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds2/g/lease" | grep -o '[0-9]*$')
+"$tv" migrate -q --copy-storage g "ssh://$(id -un)@127.0.0.1:$sport" --ssh "$sshcmd" \
+	--remote-termvisor "$tv" --remote-datastore "$tmp/ds3" >"$tmp/m4.out" 2>&1 ||
+	fail "the ssh:// migration failed: $(cat "$tmp/m4.out")"
+wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the ds2 source did not end"
+export TERMVISOR_DATASTORE=$tmp/ds3
+wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
+	fail "the VM does not run in ds3"
+dst=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds3/g/lease" | grep -o '[0-9]*$')
+[ -n "$dst" ] || fail "no lock holder in ds3"
+"$tv" vm stop --force g >/dev/null || fail "vm stop in ds3"
+wait_for 10 bash -c "! kill -0 $dst 2>/dev/null" || fail "the ds3 VM did not stop"
+qemu-img compare "$tmp/ds2/g/top.qcow2" "$tmp/ds3/g/top.qcow2" || fail "ssh: disk0 differs"
+qemu-img compare -f raw -F raw "$tmp/ds2/g/data.img" "$tmp/ds3/g/data.img" || fail "ssh: disk1 differs"
+echo "ok migrated over ssh:// into a third datastore"
 echo "PASS: migrate-storage"
+
