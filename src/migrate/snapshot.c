@@ -18,6 +18,7 @@
 #include "hv/vm.h"
 #include "hv/vmconfig.h"
 #include "devices/virtio_blk.h"
+#include "migrate/migrate.h"
 #include "migrate/snapfile.h"
 #include "util/evloop.h"
 #include "util/log.h"
@@ -233,6 +234,13 @@ snapshot_take_running(struct vm *vm, const char *path, const char *name,
 	int i, r = 0;
 
 	*paused_ns = 0;
+	/* A migration copying the storage reads the disks through their
+	 * handles, which the overlays would replace under it. */
+	if (n > 0 && migrate_source_active()) {
+		snprintf(err, errlen, "a migration is running: take the "
+		    "snapshot once it has ended");
+		return -EBUSY;
+	}
 	if (n != vm->cfg->ndisks) {
 		snprintf(err, errlen, "the VM has %d disks, %d overlays given",
 		    vm->cfg->ndisks, n);

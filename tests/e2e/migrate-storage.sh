@@ -7,6 +7,8 @@
 #   2. a destination killed (SIGKILL) in the middle of the disk copy, and
 #      one stopped (SIGTERM) there: the source runs on, and no VM
 #      directory is left on the destination's datastore;
+#   2b. one that refuses the state once it has made the directory: it
+#      removes it again;
 #   3. a good destination: the VM runs there from its own copy of the
 #      disks (the chain flattened into one qcow2), which qemu-img finds
 #      identical to the source's and clean; the source exits 0;
@@ -41,6 +43,8 @@ wait_for() {
 export XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds1
 mkdir -m 700 "$XDG_RUNTIME_DIR"
 printf 'storage migration secret\n' >"$tmp/s"
+# A destination is ready once it listens (it reads its datastore first).
+listening() { grep -qi ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp; }
 src_running() { "$tv" vm status g 2>/dev/null | grep -q "state: *running"; }
 no_vm_dir() { [ ! -e "$tmp/ds2/g" ]; }
 
@@ -67,7 +71,7 @@ p=$(port)
 TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
 	</dev/null >"$tmp/d1.out" 2>&1 &
 pids+=($!)
-sleep 0.5
+wait_for 20 listening "$p" || fail "the destination does not listen"
 "$tv" migrate -q --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" >"$tmp/m1.out" 2>&1
 [ $? -eq 1 ] || fail "copying the storage over a VM did not fail: $(cat "$tmp/m1.out")"
 grep -q "has the VM's directory already" "$tmp/m1.out" || fail "no reason: $(cat "$tmp/m1.out")"
@@ -83,7 +87,7 @@ for sig in KILL TERM; do
 		</dev/null >"$tmp/d2$sig.out" 2>&1 &
 	d=$!
 	pids+=("$d")
-	sleep 0.5
+	wait_for 20 listening "$p" || fail "the destination does not listen"
 	"$tv" migrate --copy-storage --bandwidth 2M g "tcp://127.0.0.1:$p" \
 		--secret-file "$tmp/s" >"$tmp/m2$sig.out" 2>&1 &
 	m=$!
@@ -104,13 +108,27 @@ for sig in KILL TERM; do
 	echo "ok destination SIG$sig mid-copy: the source runs on, no VM directory there"
 done
 
+# 2b. A destination that refuses the state (another device list: no
+# display) after it made the directory: it removes it again.
+p=$(port)
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --display none --incoming "tcp:$p" \
+	--secret-file "$tmp/s" g </dev/null >"$tmp/d2b.out" 2>&1 &
+pids+=($!)
+wait_for 20 listening "$p" || fail "the destination does not listen"
+"$tv" migrate -q --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" >"$tmp/m2b.out" 2>&1
+[ $? -eq 1 ] || fail "a refused state did not fail the migration: $(cat "$tmp/m2b.out")"
+grep -q "refused.*device" "$tmp/m2b.out" || fail "no reason: $(cat "$tmp/m2b.out")"
+src_running || fail "the source is not running after the refusal"
+no_vm_dir || fail "the refused destination left $tmp/ds2/g: $(ls -a "$tmp/ds2/g")"
+echo "ok refused at the state: the destination removed the directory it made"
+
 # 3. A good destination.
 p=$(port)
 TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
 	</dev/null >"$tmp/d3.out" 2>&1 &
 dst=$!
 pids+=("$dst")
-sleep 0.5
+wait_for 20 listening "$p" || fail "the destination does not listen"
 src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$')
 "$tv" migrate -q -v --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" \
 	>"$tmp/m3.out" 2>&1 || fail "the migration failed: $(cat "$tmp/m3.out") $(cat "$tmp/d3.out")"

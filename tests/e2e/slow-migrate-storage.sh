@@ -34,6 +34,8 @@ waitfile() {
 	done
 	return 1
 }
+# A destination is ready once it listens (it reads its datastore first).
+listening() { grep -qi ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp; }
 export XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds1
 mkdir -m 700 "$XDG_RUNTIME_DIR"
 printf 'storage migration secret\n' >"$tmp/s"
@@ -54,7 +56,7 @@ TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s
 	</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
 dst=$!
 pids+=("$dst")
-sleep 0.5
+for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
 src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$')
 at=$(grep -ao 'count [0-9]*' "$LOG" | tail -n 1)
 [ "$at" != "count $N" ] || fail "the guest was done writing before the migration began"
