@@ -223,6 +223,15 @@ migrate_cli_bar(json_t *ev, bool tty, int *last_round)
 	if (!tty && round == *last_round && (dl[0] == '\0' || sent > 0))
 		return;
 	*last_round = (int)round;
+	if (dl[0] != '\0' && sent == 0) {
+		/* The disks' first copy: no round of pages yet. */
+		printf("%s[%s] %3d%% %6.1f MiB sent, copying the disks%s%s",
+		    tty ? "\r" : "", bar, pct,
+		    (double)migrate_cli_int(ev, "bytes") / 1048576.0, dl,
+		    tty ? "\033[K" : "\n");
+		fflush(stdout);
+		return;
+	}
 	printf("%s[%s] %3d%% %6.1f MiB sent, round %d, %.1f MiB dirty, "
 	    "dirty %.1f MiB/s, link %.1f MiB/s, downtime ~%lld ms%s%s",
 	    tty ? "\r" : "", bar, pct,
