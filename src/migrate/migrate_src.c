@@ -963,8 +963,10 @@ fail:
 	if (m->err[0] == '\0')
 		snprintf(m->err, sizeof(m->err), "%s", strerror(-r));
 	migrate_src_log(m, false);
-	/* Tell the destination why, if it still listens (best effort). */
+	/* Tell the destination why, if it still listens (best effort; a
+	 * cancel must not stop this one write). */
 	m->ch.timeout_ms = 1000;
+	m->ch.cancel = NULL;
 	if (m->ch.wfd >= 0 && !m->committed)
 		migrate_rec_send(&m->ch, MIGRATE_REC_NACK, m->err,
 		    strlen(m->err));

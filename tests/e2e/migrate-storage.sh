@@ -9,6 +9,8 @@
 #      directory is left on the destination's datastore;
 #   2b. one that refuses the state once it has made the directory: it
 #      removes it again;
+#   2c. the source cancelled during the disk copy: the destination is
+#      told and removes what it made;
 #   3. a good destination: the VM runs there from its own copy of the
 #      disks (the chain flattened into one qcow2), which qemu-img finds
 #      identical to the source's and clean; the source exits 0;
@@ -121,6 +123,40 @@ grep -q "refused.*device" "$tmp/m2b.out" || fail "no reason: $(cat "$tmp/m2b.out
 src_running || fail "the source is not running after the refusal"
 no_vm_dir || fail "the refused destination left $tmp/ds2/g: $(ls -a "$tmp/ds2/g")"
 echo "ok refused at the state: the destination removed the directory it made"
+
+# 2c. The source cancels (migrate-cancel) during the disk copy: the
+# destination is told and removes what it made.
+p=$(port)
+TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+	</dev/null >"$tmp/d2c.out" 2>&1 &
+d=$!
+pids+=("$d")
+wait_for 20 listening "$p" || fail "the destination does not listen"
+"$tv" migrate --copy-storage --bandwidth 2M g "tcp://127.0.0.1:$p" \
+	--secret-file "$tmp/s" >"$tmp/m2c.out" 2>&1 &
+m=$!
+wait_for 20 grep -qs "disks [1-9]" "$tmp/m2c.out" || fail "no disk progress: $(cat "$tmp/m2c.out")"
+python3 - <<'EOF' || fail "migrate-cancel refused"
+import json, os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(os.environ["XDG_RUNTIME_DIR"] + "/termvisor/g.sock")
+f = s.makefile("rw")
+f.readline()
+f.write(json.dumps({"id": 1, "cmd": "migrate-cancel"}) + "\n")
+f.flush()
+while True:
+    r = json.loads(f.readline())
+    if r.get("id") == 1:
+        sys.exit(0 if r.get("ok") else 1)
+EOF
+wait "$m"
+[ $? -eq 1 ] || fail "the cancelled migration did not fail: $(cat "$tmp/m2c.out")"
+wait_for 10 bash -c "! kill -0 $d 2>/dev/null" || fail "the destination did not give up"
+grep -q "source gave up.*cancelled" "$tmp/d2c.out" || fail "the destination was not told: $(cat "$tmp/d2c.out")"
+src_running || fail "the source is not running after the cancel"
+ls -a "$tmp/ds2" | grep -q "^\.incoming-g-$d\$" && fail "the hidden directory was left"
+no_vm_dir || fail "the cancelled destination left $tmp/ds2/g"
+echo "ok cancelled during the disk copy: the destination removed what it made"
 
 # 3. A good destination.
 p=$(port)
