@@ -304,7 +304,10 @@ struct migrate_disk_src {
 	/* Progress: */
 	uint64_t total_bytes;		/* the disks' virtual sizes */
 	uint64_t copied_bytes;		/* first copy: bytes looked at */
-	uint64_t sent_chunks, zero_chunks, dirty_chunks, rounds;
+	uint64_t sent_chunks;		/* in 'B' records, zeros included */
+	uint64_t zero_chunks;		/* of those, flagged all zeros */
+	uint64_t skipped_chunks;	/* zeros the first copy left out */
+	uint64_t dirty_chunks, rounds;
 	uint64_t progress_ns, start_ns, start_sent;
 };
 /*

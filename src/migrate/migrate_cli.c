@@ -275,6 +275,25 @@ migrate_cli_parts(json_t *ev)
 	    migrate_cli_ms(p, "dest_lock"), migrate_cli_ms(p, "go_wait"));
 }
 
+/* With the storage: what the disks cost. */
+static void
+migrate_cli_disks(json_t *ev)
+{
+	json_t *d = json_object_get(ev, "disk");
+	json_int_t cs;
+
+	if (!json_is_object(d))
+		return;
+	cs = migrate_cli_int(d, "chunk_size");
+	printf("disks: %.1f MiB, %lld chunks of %lld KiB sent (%lld as zeros; "
+	    "%lld chunks of zeros left out), %lld rounds of writes\n",
+	    (double)migrate_cli_int(d, "total_bytes") / 1048576.0,
+	    (long long)migrate_cli_int(d, "sent_chunks"), (long long)(cs / 1024),
+	    (long long)migrate_cli_int(d, "zero_chunks"),
+	    (long long)migrate_cli_int(d, "skipped_chunks"),
+	    (long long)migrate_cli_int(d, "rounds"));
+}
+
 /* Follow events until the outcome; the exit status. */
 static int
 migrate_cli_follow(struct control_conn *cc, const struct migrate_cli_opts *o)
@@ -306,6 +325,7 @@ migrate_cli_follow(struct control_conn *cc, const struct migrate_cli_opts *o)
 			    (double)migrate_cli_int(ev, "total_ms") / 1000.0,
 			    (int)migrate_cli_int(ev, "rounds"),
 			    (long long)migrate_cli_int(ev, "downtime_ms"));
+			migrate_cli_disks(ev);
 			if (o->verbose)
 				migrate_cli_parts(ev);
 			json_decref(ev);

@@ -410,10 +410,11 @@ migrate_disk_src_chunk(struct migrate_disk_src *s, int i, uint64_t c,
 		return r;
 	}
 	zero = migrate_is_zero(s->chunk, len);
-	if (zero)
-		s->zero_chunks++;
-	if (zero && skip_zero)
+	if (zero && skip_zero) {
+		s->skipped_chunks++;
 		return 0;
+	}
+	s->zero_chunks += zero;
 	if (s->blocks.index != (uint32_t)i || s->blocks.count >=
 	    MIGRATE_DISK_BATCH) {
 		if ((r = migrate_disk_src_flush(s)) < 0)

@@ -249,6 +249,15 @@ migrate_src_do_done(struct migrate_src *m)
 	log_info("migrated to %s: %llu bytes, %d rounds, downtime %llu ms",
 	    m->p.uri, (unsigned long long)m->ch.sent, m->ram.conv.rounds,
 	    (unsigned long long)(m->downtime_ns / 1000000));
+	if (m->disk_init)
+		json_object_set_new(ev, "disk", json_pack("{s:I, s:I, s:I, "
+		    "s:I, s:I, s:I}", "total_bytes",
+		    (json_int_t)m->disk.total_bytes,
+		    "sent_chunks", (json_int_t)m->disk.sent_chunks,
+		    "zero_chunks", (json_int_t)m->disk.zero_chunks,
+		    "skipped_chunks", (json_int_t)m->disk.skipped_chunks,
+		    "rounds", (json_int_t)m->disk.rounds,
+		    "chunk_size", (json_int_t)(1 << MIGRATE_CHUNK_SHIFT)));
 	migrate_src_event(m, ev);
 	m->finished = true;
 	/* The guest lives on at the destination: this copy ends, status 0. */
@@ -953,8 +962,9 @@ migrate_src_thread(void *arg)
 		goto fail;
 	if (m->disk_init)
 		log_info("migration: disks copied: %llu chunks sent (%llu of "
-		    "zeros), %llu rounds", (unsigned long long)
+		    "zeros), %llu left out, %llu rounds", (unsigned long long)
 		    m->disk.sent_chunks, (unsigned long long)m->disk.zero_chunks,
+		    (unsigned long long)m->disk.skipped_chunks,
 		    (unsigned long long)m->disk.rounds);
 	migrate_src_ask(m, MIGRATE_REQ_DONE);
 	migrate_chan_close(&m->ch);

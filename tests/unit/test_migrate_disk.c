@@ -322,8 +322,10 @@ Test(migrate_disk, first_copy_and_dirty_rounds_make_an_identical_image)
 	cr_assert_eq(migrate_disk_src_init(&s, &src, &hdr, 1, &ch), 0);
 	cr_assert_eq(s.total_bytes, DSIZE);
 	cr_assert_eq(migrate_disk_src_first(&s), 0, "%s", ch.err);
-	/* Only the two chunks with data went. */
+	/* Only the two chunks with data went; the 8 of zeros did not. */
 	cr_assert_eq(s.sent_chunks, 2);
+	cr_assert_eq(s.skipped_chunks, 8);
+	cr_assert_eq(s.zero_chunks, 0);
 	cr_assert_eq(replay(fd, &pos, dst, &done), 1);
 	cr_assert_eq(done, 1);
 	cr_assert(same_disks(src, dstbd));
@@ -337,6 +339,9 @@ Test(migrate_disk, first_copy_and_dirty_rounds_make_an_identical_image)
 	left = migrate_disk_src_round(&s, false);
 	cr_assert_eq(left, 2 * (CHUNK / MIGRATE_PAGE), "%lld", (long long)left);
 	cr_assert_eq(migrate_disk_src_round(&s, false), 0);
+	/* The zeroed chunk went as a flag: it covers data there. */
+	cr_assert_eq(s.zero_chunks, 1);
+	cr_assert_eq(s.sent_chunks, 4);
 	replay(fd, &pos, dst, &done);
 	cr_assert(same_disks(src, dstbd));
 
