@@ -715,6 +715,13 @@ migrate_pre_config(struct migrate_pre *pre, const uint8_t *p, size_t len)
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return -ENOMEM;
 	r = vmx_to_config(&pre->vmx, pre->vmdir, cfg, err, sizeof(err));
+	/* Every disk it names is one that comes (and gets its path here):
+	 * none may point at a file of this host. */
+	if (r == 0 && (uint32_t)cfg->ndisks > pre->l.hello.ndisks) {
+		snprintf(err, sizeof(err), "%d disks, but %u come with it",
+		    cfg->ndisks, pre->l.hello.ndisks);
+		r = -EPROTO;
+	}
 	free(cfg);
 	if (r < 0) {
 		snprintf(pre->l.err, sizeof(pre->l.err), "the VM's "
