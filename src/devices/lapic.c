@@ -738,6 +738,35 @@ lapic_mmio(struct lapic *l, uint64_t off, uint8_t *data, unsigned len,
 	bus_put(data, len, v);
 }
 
+/*
+ * The software CPU's own path to its LAPIC (any thread, no lock held):
+ * an access at gpa in vcpu's APIC page is done under the irqchip lock
+ * alone.  The LAPIC needs no device lock (irqchip.h), and an EOI or a
+ * timer write going through vm->devlock waits whenever the event thread
+ * holds it for a device's pass (a NIC's sendmmsg, say).  False: gpa is
+ * not in vcpu's APIC page (the caller takes the bus path).
+ */
+bool
+lapic_cpu_mmio(struct vcpu *vcpu, uint64_t gpa, uint8_t *data, unsigned len,
+    bool is_write)
+{
+	struct lapic *l = vcpu->lapic;
+	bool hit;
+
+	/* A cheap miss for every other MMIO access; a window moved
+	 * meanwhile (INIT, reset) is caught by the check under the lock,
+	 * and a miss takes the bus path, which checks again. */
+	if (l == NULL || __atomic_load_n(&l->window, __ATOMIC_RELAXED) !=
+	    (gpa & ~0xfffull) || (gpa & 0xfff) + len > 0x1000)
+		return false;
+	irqchip_lock(l->ic);
+	hit = l->window == (gpa & ~0xfffull);
+	if (hit)
+		lapic_mmio(l, gpa & 0xfff, data, len, is_write);
+	irqchip_unlock(l->ic);
+	return hit;
+}
+
 /* --- the CPU side --- */
 
 static void

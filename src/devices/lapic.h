@@ -90,6 +90,10 @@ int lapic_ack(struct lapic *l);
 /* An xAPIC register access at off in the 4 KiB page. */
 void lapic_mmio(struct lapic *l, uint64_t off, uint8_t *data, unsigned len,
     bool is_write);
+/* The vCPU's own APIC page at gpa, without vm->devlock (takes the
+ * irqchip lock itself); false if gpa is not in it.  See lapic.c. */
+bool lapic_cpu_mmio(struct vcpu *vcpu, uint64_t gpa, uint8_t *data,
+    unsigned len, bool is_write);
 /* IA32_APIC_BASE write: 0, or -EINVAL for a value that #GPs. */
 int lapic_set_base(struct lapic *l, uint64_t value);
 void lapic_set_tpr(struct lapic *l, uint8_t tpr);

@@ -510,3 +510,35 @@ Test(lapic, snapshot_rearms_the_timer)
 	}
 	cr_assert_eq(n, 10);
 }
+
+/*
+ * The software CPU's own path (lapic_cpu_mmio): registers of the
+ * vCPU's APIC page without vm->devlock (held here by "the event
+ * thread"), the same registers the bus reaches; any other address, or
+ * a disabled APIC, is left to the bus.
+ */
+Test(lapic, cpu_path_needs_no_device_lock)
+{
+	struct vcpu *v = vm->vcpus[1];
+	uint8_t d[4];
+
+	th_apic_enable(vm, 1);
+	pthread_mutex_lock(&vm->devlock);
+	bus_put(d, 4, 0x30);
+	cr_assert(lapic_cpu_mmio(v, GPA_LAPIC + TPR, d, 4, true));
+	ipi(1, 1, 0x40061);
+	cr_assert_eq(irqchip_ack(v), 0x61);
+	cr_assert(vec_bit(1, ISR, 0x61));
+	bus_put(d, 4, 0);
+	cr_assert(lapic_cpu_mmio(v, GPA_LAPIC + EOI, d, 4, true));
+	cr_assert_not(vec_bit(1, ISR, 0x61), "EOI ended it");
+	cr_assert(lapic_cpu_mmio(v, GPA_LAPIC + ID, d, 4, false));
+	cr_assert_eq(bus_get(d, 4), 1u << 24);
+	cr_assert_not(lapic_cpu_mmio(v, GPA_LAPIC + 0x1000, d, 4, false));
+	cr_assert_not(lapic_cpu_mmio(v, 0xfec00000, d, 4, false));
+	pthread_mutex_unlock(&vm->devlock);
+	cr_assert_eq(th_apic_read(vm, 1, TPR), 0x30);
+	/* Globally disabled (APIC base bit 11 clear): no page at all. */
+	cr_assert_eq(irqchip_set_apic_base(v, GPA_LAPIC), 0);
+	cr_assert_not(lapic_cpu_mmio(v, GPA_LAPIC + ID, d, 4, false));
+}

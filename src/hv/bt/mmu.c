@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "devices/lapic.h"
 #include "hv/exit.h"
 #include "hv/vm.h"
 #include "util/log.h"
@@ -88,7 +89,10 @@ mmu_mmio(struct bt_cpu *c, uint64_t gpa, unsigned sz, bool write, uint64_t v)
 	e.io.write = write;
 	if (write)
 		memcpy(e.io.data, &v, sz);
-	vcpu_handle_exit(c->vcpu, &e);
+	/* The LAPIC (EOIs, timer writes: several per interrupt) without
+	 * waiting for the device lock the event thread may hold. */
+	if (!lapic_cpu_mmio(c->vcpu, gpa, e.io.data, sz, write))
+		vcpu_handle_exit(c->vcpu, &e);
 	v = 0;
 	if (!write)
 		memcpy(&v, e.io.data, sz);
