@@ -818,6 +818,9 @@ run_main(int argc, char **argv)
 	}
 	if (a.incoming[0] != '\0') {
 		run_incoming = &a;
+		/* The source runs the VM on the same images until the
+		 * hand-over; copied storage is ours already. */
+		cfg->disks_inactive = run_pre == NULL;
 		/* stdin and stdout carry the stream */
 		if (strcmp(a.incoming, "-") == 0)
 			snprintf(cfg->serial, sizeof(cfg->serial), "none");
@@ -830,6 +833,7 @@ run_main(int argc, char **argv)
 		run_name = a.name;
 		how = run_once(cfg, &status);
 		cfg->ram_file[0] = '\0';	/* a reboot boots afresh */
+		cfg->disks_inactive = false;
 		if (how < 0) {
 			status = 2;
 			break;

@@ -512,7 +512,10 @@ virtio_blk_new(struct vm *vm, int i, const struct vmcfg_disk *d)
 	pthread_cond_init(&vb->work, NULL);
 	pthread_cond_init(&vb->idle, NULL);
 	snprintf(vb->name, sizeof(vb->name), "virtio-blk%d", i);
-	if ((err = blkdev_open_disk(&vb->bd, d, msg, sizeof(msg))) < 0) {
+	if ((err = vm->cfg->disks_inactive ? blkdev_open(&vb->bd, d->path,
+	    d->format, (d->readonly ? BLKDEV_RDONLY : 0) | BLKDEV_NOLOCK, msg,
+	    sizeof(msg)) : blkdev_open_disk(&vb->bd, d, msg,
+	    sizeof(msg))) < 0) {
 		log_warnx("%s", msg);
 		vb->bd = NULL;
 		goto fail;
@@ -670,6 +673,76 @@ virtio_blk_reopen(struct vm *vm, int index, const char *path,
 		fatalx("%s: cannot open its image again: %s", vb->name, msg);
 	vb->bd = nb;
 	return r;
+}
+
+/*
+ * A live migration's hand-over of disks that both hosts open (see
+ * blkdev_unlock()).  Source, VM paused (vm_pause() drained the
+ * requests; any thread may call these then): virtio_blk_inactivate() flushes
+ * every disk and drops its image locks; virtio_blk_activate(vm, false)
+ * takes them again when the migration fails.  Destination, before the
+ * guest runs: virtio_blk_activate(vm, true) opens every disk afresh with
+ * its locks (the source wrote the images, metadata included, since they
+ * were opened) in place of the unlocked handle.  0 or -errno, err set;
+ * a failed activation changes nothing.
+ */
+int
+virtio_blk_inactivate(struct vm *vm, char *err, size_t errlen)
+{
+	struct virtio_blk *vb;
+	int r;
+
+	for (int i = 0; (vb = virtio_blk_find(vm, i)) != NULL; i++) {
+		if ((r = blkdev_flush(vb->bd)) < 0) {
+			snprintf(err, errlen, "%s: flush: %s", vb->bd->path,
+			    strerror(-r));
+			virtio_blk_activate(vm, false, NULL, 0);
+			return r;
+		}
+		blkdev_unlock(vb->bd);
+	}
+	return 0;
+}
+
+int
+virtio_blk_activate(struct vm *vm, bool reopen, char *err, size_t errlen)
+{
+	struct blkdev *nb[VMCFG_MAX_DISKS] = { NULL };
+	struct virtio_blk *vb;
+	char msg[512];
+	int i, n, r = 0;
+
+	for (n = 0; n < VMCFG_MAX_DISKS && virtio_blk_find(vm, n) != NULL; n++)
+		;
+	for (i = 0; i < n && r == 0; i++) {
+		vb = virtio_blk_find(vm, i);
+		if (!reopen)
+			r = blkdev_relock(vb->bd, msg, sizeof(msg));
+		else if ((r = blkdev_open_disk(&nb[i], &vm->cfg->disks[i], msg,
+		    sizeof(msg))) == 0 &&
+		    blkdev_length(nb[i]) / VIRTIO_BLK_SECTOR != vb->sectors) {
+			snprintf(msg, sizeof(msg), "%.400s: no longer the "
+			    "disk's size", nb[i]->path);
+			r = -EINVAL;
+		}
+	}
+	if (r < 0) {
+		if (err != NULL)
+			snprintf(err, errlen, "%s", msg);
+		/* All or nothing. */
+		for (int k = 0; k < i; k++) {
+			if (!reopen)
+				blkdev_unlock(virtio_blk_find(vm, k)->bd);
+			blkdev_close(nb[k]);
+		}
+		return r;
+	}
+	for (i = 0; reopen && i < n; i++) {
+		vb = virtio_blk_find(vm, i);
+		blkdev_close(vb->bd);
+		vb->bd = nb[i];
+	}
+	return 0;
 }
 
 static void

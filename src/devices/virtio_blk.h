@@ -13,6 +13,7 @@
 #ifndef TV_VIRTIO_BLK_H
 #define TV_VIRTIO_BLK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,5 +79,12 @@ struct blkdev;
  * destination not yet running) disk index through the device's own
  * handle, whose caches a second handle would not see.  NULL if none. */
 struct blkdev *virtio_blk_blkdev(struct vm *vm, int index);
+/* A live migration's hand-over of images both hosts open: the source
+ * (paused) lets go of them and takes them back on failure, the
+ * destination takes them, opened afresh (reopen), before the guest runs
+ * there.  0 or -errno, err set (may be NULL). */
+int virtio_blk_inactivate(struct vm *vm, char *err, size_t errlen);
+int virtio_blk_activate(struct vm *vm, bool reopen, char *err,
+    size_t errlen);
 
 #endif

@@ -54,6 +54,10 @@ struct vm_config {
 	 * a snapshot file is not changed after it is taken).  "": fresh. */
 	char ram_file[4096];
 	uint64_t ram_file_offset;
+	/* A migration's destination while the source still runs the VM on
+	 * the same images: its disks open without their image locks until
+	 * virtio_blk_activate() (see blkdev_unlock()). */
+	bool disks_inactive;
 	char display[8];	/* "std" (bochs-display + VGA text) or "none" */
 	char on_panic[8];	/* "pause", "stop", "reset", "none" (pvpanic.h) */
 	int verbose;

@@ -504,6 +504,39 @@ migrate_dst_lock(const struct migrate_incoming *in, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * The disks, opened without their image locks while the source ran the
+ * guest on them, are ours once the source (before COMMIT) let go: open
+ * them afresh, locked.  If that fails, give the lock back too, so that
+ * the source finds it free and resumes.
+ */
+static int
+migrate_dst_activate(const struct migrate_incoming *in,
+    const struct migrate_load *l, char *err, size_t errlen)
+{
+	char msg[512];
+	int r = 0;
+
+	if (!l->vm->cfg->disks_inactive)
+		return 0;
+	/* As for the lock: a network filesystem may show the release late. */
+	for (int i = 0; i < 20; i++) {
+		r = virtio_blk_activate(l->vm, true, msg, sizeof(msg));
+		if (r != -EBUSY)
+			break;
+		usleep(100000);
+	}
+	if (r < 0) {
+		snprintf(err, errlen, "cannot take the disks over: %.400s", msg);
+		if (in->lockp != NULL && *in->lockp != NULL) {
+			vmfs_lock_release(*in->lockp);
+			*in->lockp = NULL;
+		}
+		return r;
+	}
+	return 0;
+}
+
 static void
 migrate_dst_put32(uint8_t *p, uint64_t v)
 {
@@ -541,7 +574,8 @@ migrate_dst_handover(const struct migrate_incoming *in,
 		return -ECANCELED;
 	}
 	t0 = migrate_dst_now();
-	if ((r = migrate_dst_lock(in, err, errlen)) < 0) {
+	if ((r = migrate_dst_lock(in, err, errlen)) < 0 ||
+	    (r = migrate_dst_activate(in, l, err, errlen)) < 0) {
 		migrate_dst_nack(ch, err);
 		return r;
 	}

@@ -91,6 +91,7 @@ struct migrate_src {
 	bool paused;		/* we paused the guest (event thread) */
 	bool committed;		/* COMMIT sent: the destination may run */
 	bool lock_released;
+	bool disks_released;	/* image locks dropped for the destination */
 	uint64_t start_ns, pause_ns, downtime_ns;
 	/* When each step of the switch-over ended (migrate_src_now()), and
 	 * what the destination says its own steps took (the go record). */
@@ -309,6 +310,19 @@ migrate_src_do_fail(struct migrate_src *m)
 		what = "the destination may be running the VM: this copy stays "
 		    "paused (resume it only if the destination does not run it)";
 		m->paused = false;
+	}
+	if (m->paused && m->disks_released) {
+		char err[512];
+
+		/* Whoever holds the images now may run the guest. */
+		if (virtio_blk_activate(m->vm, false, err, sizeof(err)) < 0) {
+			log_warnx("migration: cannot take the disks back: %s",
+			    err);
+			what = "the destination holds the disks and may be "
+			    "running the VM: this copy stays paused";
+			m->paused = false;
+		} else
+			m->disks_released = false;
 	}
 	if (m->paused) {
 		vm_resume(m->vm);
@@ -663,6 +677,15 @@ migrate_src_commit(struct migrate_src *m)
 	uint64_t t0 = migrate_src_now();
 	int r;
 
+	/* Disks that both hosts open: flushed, and their image locks for
+	 * the destination to take (the guest is paused, its requests
+	 * drained).  Copied storage is the destination's own. */
+	if (!m->p.copy_storage && !m->disks_released) {
+		if ((r = virtio_blk_inactivate(m->vm, m->err,
+		    sizeof(m->err))) < 0)
+			return r;
+		m->disks_released = true;
+	}
 	if (migrate_src_arbiter(m) &&
 	    (r = migrate_src_ask(m, MIGRATE_REQ_RELEASE)) < 0)
 		return r;

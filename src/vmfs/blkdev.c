@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "hv/vmconfig.h"
+#include "util/log.h"
 #include "vmfs/qcow2.h"
 #include "vmfs/raw.h"
 
@@ -97,6 +98,35 @@ blkdev_lock_image(int fd, bool write, const char *path, char *err,
 busy:
 	return blkdev_err(-EBUSY, err, errlen, "%s: image is in use by another "
 	    "process (a running VM, or qemu?)", path);
+}
+
+int
+blkdev_unlock(struct blkdev *bd)
+{
+	struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET,
+	    .l_start = BLKDEV_LOCK_PERM,
+	    .l_len = BLKDEV_LOCK_SHARED + 100 - BLKDEV_LOCK_PERM };
+
+	if (!bd->locked)
+		return 0;
+	if (fcntl(bd->lock_fd, F_OFD_SETLK, &fl) < 0)
+		log_warn("%s: cannot drop the image's locks", bd->path);
+	bd->locked = false;
+	return 0;
+}
+
+int
+blkdev_relock(struct blkdev *bd, char *err, size_t errlen)
+{
+	int r;
+
+	if (bd->locked)
+		return 0;
+	if ((r = blkdev_lock_image(bd->lock_fd, !bd->readonly, bd->path, err,
+	    errlen)) < 0)
+		return r;
+	bd->locked = true;
+	return 0;
 }
 
 int

@@ -56,6 +56,8 @@ struct blkdev {
 	uint64_t length;
 	bool readonly;
 	struct blkdev_dirty *dirty;	/* blkdev_dirty_start(), or NULL */
+	int lock_fd;			/* the image's file (its locks) */
+	bool locked;			/* holds its image locks */
 };
 
 /*
@@ -83,6 +85,18 @@ struct vmcfg_disk;
 /* Open a VM's disk as configured (format, readonly).  Like blkdev_open. */
 int blkdev_open_disk(struct blkdev **out, const struct vmcfg_disk *d,
     char *err, size_t errlen);
+/*
+ * A live migration's hand-over of an image that both hosts see (QEMU's
+ * inactive images): the source, paused and flushed, drops its image
+ * locks so that the destination can take them, and takes them again if
+ * the migration fails.  The destination opens its disks with
+ * BLKDEV_NOLOCK and opens them afresh, locked, once the source let go.
+ * blkdev_unlock: 0.  blkdev_relock: 0, or -EBUSY with err set when
+ * another process took them meanwhile.  The backing files' shared read
+ * locks are kept: readers on both sides agree.
+ */
+int blkdev_unlock(struct blkdev *bd);
+int blkdev_relock(struct blkdev *bd, char *err, size_t errlen);
 /* Guess the format of path: "qcow2" or "raw" into fmt.  0/-errno. */
 int blkdev_probe(const char *path, char *fmt, size_t fmtlen);
 void blkdev_close(struct blkdev *bd);

@@ -1382,6 +1382,8 @@ qcow2_open(struct blkdev **out, const char *path, unsigned flags,
 	}
 	if ((ret = qcow2_open_fd(q, flags, up, err, errlen)) < 0)
 		goto fail;
+	q->bd.lock_fd = q->fd;
+	q->bd.locked = !(flags & BLKDEV_NOLOCK);
 	q->free_hint = 1;
 	*out = &q->bd;
 	return 0;

@@ -154,6 +154,8 @@ raw_open(struct blkdev **out, const char *path, unsigned flags, char *err,
 	r->bd.ops = &raw_ops;
 	r->bd.length = (uint64_t)st.st_size;
 	r->bd.readonly = ro;
+	r->bd.lock_fd = r->fd;
+	r->bd.locked = !(flags & BLKDEV_NOLOCK);
 	snprintf(r->bd.path, sizeof(r->bd.path), "%s", path);
 	*out = &r->bd;
 	return 0;

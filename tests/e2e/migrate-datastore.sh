@@ -6,6 +6,9 @@
 # (another device list: --display none) must leave the source running
 # with its lock taken back.  A good destination gets the lock and runs
 # the VM, the source exits 0, and migrate -v says where the downtime went.
+# The VM's writable qcow2 disk is in the datastore too: its image locks
+# go back to the source after the refusal and over to the destination
+# after the good migration (qemu-img info, which wants them, fails).
 set -u
 BUILD=${BUILD:-build}
 tv=$(readlink -f "$BUILD/termvisor")
@@ -35,7 +38,12 @@ wait_for() {
 	return 1
 }
 
-"$tv" vm create g --memory 64M --kernel "$g" --accel bt >/dev/null || fail "vm create"
+"$tv" vm create g --memory 64M --kernel "$g" --accel bt --new-disk 8M >/dev/null ||
+	fail "vm create"
+img=$tmp/ds/g/g-disk0.qcow2
+[ -f "$img" ] || fail "no disk image $img"
+locked() { ! qemu-img info "$img" >/dev/null 2>&1; }
+locked && fail "qemu-img info cannot read the image of a VM that is not running"
 "$tv" vm start g >/dev/null || fail "vm start"
 wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds/g/g.log" ||
 	fail "the guest did not report: $(tail -n 5 "$tmp/ds/g/g.log")"
@@ -53,6 +61,7 @@ sleep 1
 grep -q "refused.*device" "$tmp/m1.out" || fail "no reason: $(cat "$tmp/m1.out")"
 "$tv" vm status g | grep -q "state: *running" || fail "the source is not running after the refusal"
 [ "$(holder)" = "$src" ] || fail "the source does not hold the lock again (lease: $(cat "$lease"))"
+locked || fail "the source does not hold its disk's image locks again"
 echo "ok refused at load: the source runs on with its lock"
 
 # 2. A good destination.
@@ -71,5 +80,6 @@ wait_for 10 bash -c "[ \"\$(grep -ao 'pid[^0-9]*[0-9]*' '$lease' | grep -o '[0-9
 	fail "the destination does not hold the lock (lease: $(cat "$lease"))"
 wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
 	fail "the VM does not answer as running at the destination"
+locked || fail "the destination does not hold the disk's image locks"
 grep "^downtime parts" "$tmp/m2.out"
 echo "PASS: migrate-datastore"

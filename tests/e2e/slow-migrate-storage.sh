@@ -2,6 +2,10 @@
 # migrate --copy-storage with the reference guest writing its virtio-blk
 # disk: 40 writes of 64 KiB (each with its own pattern, synced), one of
 # them zeros over data the host put there.  On the software CPU:
+#   0. ds1 -> ds1 while it writes: a shared datastore, the disk not
+#      copied; the image locks go over with the VM (the source lets go
+#      of them before its commit, the destination opens the image afresh
+#      then), and the guest goes on writing at the destination;
 #   1. ds1 -> ds2 while it writes, at full speed, so that the switch-over
 #      comes in the middle of the writes (the last chunks go with the
 #      guest stopped); the guest goes on writing at the destination and
@@ -52,13 +56,34 @@ qemu-io -c "write -P 0x5a 12M 1M" "$tmp/ds1/g/g-disk0.qcow2" >/dev/null || fail 
 LOG=$tmp/ds1/g/g.log
 waitfile "$LOG" "count 2" 180 || fail "the guest did not start writing"
 
+# 0. ds1 -> ds1: the same images, their locks handed over.
+holder() { grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$'; }
+src=$(holder)
+p=$(port)
+"$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
+	</dev/null >"$tmp/dst0.out" 2>"$tmp/dst0.err" &
+dst0=$!
+pids+=("$dst0")
+for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
+timeout 300 "$tv" migrate -v g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" \
+	>"$tmp/m0.out" 2>&1 ||
+	fail "the shared-datastore migration failed: $(tail -n 3 "$tmp/m0.out"; cat "$tmp/dst0.err")"
+grep -a "^migrated" "$tmp/m0.out"
+timeout 30 tail --pid="$src" -f /dev/null || fail "the first source did not end"
+[ "$(holder)" = "$dst0" ] || fail "the destination does not hold the VM's lock"
+qemu-img info "$tmp/ds1/g/g-disk0.qcow2" >/dev/null 2>&1 &&
+	fail "the destination does not hold the image's lock"
+LOG=$tmp/dst0.out
+waitfile "$LOG" "^count [0-9]" 120 || fail "the guest does not write at the destination: $(cat "$tmp/dst0.err")"
+echo "ok ds1 -> ds1: the image locks went with the VM, the guest writes on ($(grep -ao '^count [0-9]*' "$LOG" | tail -n 1))"
+
 p=$(port)
 TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
 	</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
 dst=$!
 pids+=("$dst")
 for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
-src=$(grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$')
+src=$(holder)
 at=$(grep -ao 'count [0-9]*' "$LOG" | tail -n 1)
 [ "$at" != "count $N" ] || fail "the guest was done writing before the migration began"
 # 1. ds1 -> ds2 while the guest writes, at full speed: the switch-over
@@ -69,13 +94,13 @@ timeout 300 "$tv" migrate -v --copy-storage g "tcp://127.0.0.1:$p" \
 	fail "the migration failed: $(tail -n 3 "$tmp/m.out"; cat "$tmp/dst.err")"
 grep -a "^migrated\|^downtime" "$tmp/m.out"
 timeout 30 tail --pid="$src" -f /dev/null || fail "the source did not end"
-last=$(grep -ao 'count [0-9]*' "$tmp/ds1/g/g.log" | tail -n 1)
+last=$(grep -ao 'count [0-9]*' "$tmp/dst0.out" | tail -n 1)
 echo "ok ds1 -> ds2: the migration began at guest $at, switched over at $last of $N"
 LOG=$tmp/dst.out
 # The guest's last words, on whichever side it was when it said them
 # (anchored: the kernel's command line in the source's log has them too).
 for ((i = 0; i < 360; i++)); do
-	cat "$tmp/ds1/g/g.log" "$tmp/dst.out" >"$tmp/both.out"
+	cat "$tmp/ds1/g/g.log" "$tmp/dst0.out" "$tmp/dst.out" >"$tmp/both.out"
 	grep -aq "^disk-md5 " "$tmp/both.out" && break
 	sleep 0.5
 done
@@ -97,6 +122,8 @@ gsum=$(grep -ao '^disk-md5 [0-9a-f]*' "$tmp/both.out" | awk '{print $2}')
 hsum=$(md5sum <"$tmp/ref.img" | awk '{print $1}')
 [ "$gsum" = "$hsum" ] || fail "the guest's checksum $gsum of its disk is not the host's $hsum"
 echo "ok the guest read back all $N writes (md5 $hsum)"
+qemu-img check -q "$tmp/ds1/g/g-disk0.qcow2" ||
+	fail "qemu-img check: the image written by two processes in turn is not clean"
 
 # 2. ds2 -> ds3, the guest done writing: the source's disk and the copy
 # must be identical.

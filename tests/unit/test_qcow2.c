@@ -764,6 +764,56 @@ Test(qcow2, image_locks)
 	blkdev_close(o);
 }
 
+/* A live migration's hand-over: the source lets go of the image locks
+ * and takes them back; the destination, open without them, takes them
+ * with a fresh open; the base stays shared by both. */
+Test(qcow2, image_locks_handed_over)
+{
+	struct blkdev *src, *dst, *dst2;
+	char base[512], top[512], e[512];
+	uint8_t b[512];
+
+	snprintf(base, sizeof(base), "%s/hb.qcow2", dir);
+	snprintf(top, sizeof(top), "%s/ht.qcow2", dir);
+	cr_assert_eq(qcow2_create(base, 1 << 20, NULL, e, sizeof(e)), 0);
+	cr_assert_eq(sh("cd %s && qemu-img create -q -f qcow2 -b hb.qcow2 -F "
+	    "qcow2 ht.qcow2", dir), 0);
+	cr_assert_eq(blkdev_open(&src, top, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	cr_assert(src->locked);
+	cr_assert_eq(blkdev_open(&dst, top, NULL, BLKDEV_NOLOCK, e, sizeof(e)),
+	    0, "%s", e);
+	cr_assert_not(dst->locked);
+	cr_assert_eq(blkdev_open(&dst2, top, NULL, 0, e, sizeof(e)), -EBUSY);
+	/* The source writes on; then lets go. */
+	memset(b, 0x77, sizeof(b));
+	cr_assert_eq(blkdev_pwrite(src, b, sizeof(b), 4096), 0);
+	cr_assert_eq(blkdev_flush(src), 0);
+	cr_assert_eq(blkdev_unlock(src), 0);
+	cr_assert_not(src->locked);
+	cr_assert_eq(blkdev_open(&dst2, top, NULL, 0, e, sizeof(e)), 0, "%s", e);
+	cr_assert(dst2->locked);
+	/* A fresh open sees what the source wrote after the first one. */
+	memset(b, 0, sizeof(b));
+	cr_assert_eq(blkdev_pread(dst2, b, sizeof(b), 4096), 0);
+	cr_assert_eq(b[0], 0x77);
+	cr_assert_eq(b[511], 0x77);
+	/* Nor can the source take the image back now. */
+	cr_assert_eq(blkdev_relock(src, e, sizeof(e)), -EBUSY);
+	cr_assert_not_null(strstr(e, top), "%s", e);
+	cr_assert_not(src->locked);
+	blkdev_close(dst2);
+	blkdev_close(dst);
+	/* The destination failed and went: the source takes it back. */
+	cr_assert_eq(blkdev_relock(src, e, sizeof(e)), 0, "%s", e);
+	cr_assert(src->locked);
+	cr_assert_eq(blkdev_relock(src, e, sizeof(e)), 0, "twice is once");
+	cr_assert_eq(blkdev_open(&dst2, top, NULL, 0, e, sizeof(e)), -EBUSY);
+	cr_assert_neq(sh("qemu-img info %s >/dev/null 2>&1", top), 0);
+	cr_assert_eq(blkdev_unlock(src), 0);
+	cr_assert_eq(sh("qemu-img info %s >/dev/null 2>&1", top), 0);
+	blkdev_close(src);
+}
+
 /* What was flushed survives kill -9, even with writes still going on. */
 Test(qcow2, flushed_data_survives_kill9)
 {
