@@ -435,10 +435,47 @@ migrate_disk_src_cancelled(struct migrate_disk_src *s)
 	return true;
 }
 
+/* How far one block-status question looks (bounds the time the block
+ * layer's metadata lock is held). */
+#define MIGRATE_DISK_STATUS_MAX	(1ull << 30)
+
+/*
+ * Is chunk c of disk i a hole, as the block layer says without reading
+ * it (a sparse file's hole, a qcow2 cluster never written)?  *known:
+ * the end of the last answer's range, *zero: whether that was zeros;
+ * the block layer is asked again once c is past it.  A hole is skipped
+ * like a chunk read as zeros: the fresh copy reads zeros there, and a
+ * write since tracking began is sent in a round.  A block layer that
+ * cannot tell, or fails, means: read it.
+ */
+static bool
+migrate_disk_src_hole(struct migrate_disk_src *s, int i, uint64_t c,
+    uint64_t *known, bool *zero)
+{
+	uint64_t off = c << MIGRATE_CHUNK_SHIFT, size = s->d[i].hdr.virtual_size;
+	uint64_t end = size - off < (1u << MIGRATE_CHUNK_SHIFT) ? size :
+	    off + (1u << MIGRATE_CHUNK_SHIFT), n, len;
+	int st;
+
+	if (off >= *known) {
+		len = size - off < MIGRATE_DISK_STATUS_MAX ? size - off :
+		    MIGRATE_DISK_STATUS_MAX;
+		st = blkdev_block_status(s->d[i].bd, off, len, &n);
+		*zero = st == BLKDEV_STATUS_ZERO;
+		*known = st < 0 ? size : off + n;
+	}
+	if (!*zero || end > *known)
+		return false;	/* data, or zeros that end inside it */
+	s->skipped_chunks++;
+	return true;
+}
+
 int
 migrate_disk_src_first(struct migrate_disk_src *s)
 {
 	uint8_t hdr[MIGRATE_DISK_HDR_LEN];
+	uint64_t known;
+	bool zero;
 	int r;
 
 	for (int i = 0; i < s->n; i++) {
@@ -460,10 +497,13 @@ migrate_disk_src_first(struct migrate_disk_src *s)
 		    sizeof(hdr))) < 0)
 			return r;
 		migrate_blocks_reset(&s->blocks, (uint32_t)i);
+		known = 0;
+		zero = false;
 		for (uint64_t c = 0; c < s->d[i].chunks; c++) {
 			if (c % 256 == 0 && migrate_disk_src_cancelled(s))
 				return -ECANCELED;
-			if ((r = migrate_disk_src_chunk(s, i, c, true)) < 0)
+			if (!migrate_disk_src_hole(s, i, c, &known, &zero) &&
+			    (r = migrate_disk_src_chunk(s, i, c, true)) < 0)
 				return r;
 			s->copied_bytes += (uint64_t)1 << MIGRATE_CHUNK_SHIFT;
 		}

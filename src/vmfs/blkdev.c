@@ -355,6 +355,28 @@ blkdev_length(const struct blkdev *bd)
 	return bd->length;
 }
 
+int
+blkdev_block_status(struct blkdev *bd, uint64_t off, uint64_t len,
+    uint64_t *n)
+{
+	int ret = blkdev_check(bd, len, off);
+
+	*n = 0;
+	if (ret == 0 && len == 0)
+		ret = -EINVAL;
+	if (ret < 0)
+		return ret;
+	if (bd->ops->block_status == NULL) {
+		*n = len;
+		return BLKDEV_STATUS_UNKNOWN;
+	}
+	ret = bd->ops->block_status(bd, off, len, n);
+	if (ret >= 0 && (*n == 0 || *n > len))
+		fatalx("%s: block status answered for %llu bytes of %llu",
+		    bd->path, (unsigned long long)*n, (unsigned long long)len);
+	return ret;
+}
+
 void
 blkdev_info(struct blkdev *bd, struct blkdev_info *info)
 {

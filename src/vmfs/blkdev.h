@@ -43,6 +43,9 @@ struct blkdev_ops {
 	int (*flush)(struct blkdev *bd);
 	int (*discard)(struct blkdev *bd, uint64_t off, uint64_t len);
 	int (*write_zeroes)(struct blkdev *bd, uint64_t off, uint64_t len);
+	/* optional (NULL: unknown); see blkdev_block_status */
+	int (*block_status)(struct blkdev *bd, uint64_t off, uint64_t len,
+	    uint64_t *n);
 	void (*info)(struct blkdev *bd, struct blkdev_info *info);
 	void (*close)(struct blkdev *bd);
 };
@@ -120,6 +123,23 @@ int blkdev_discard(struct blkdev *bd, uint64_t off, uint64_t len);
 /* The range reads back as zeros afterwards.  0/-errno. */
 int blkdev_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len);
 uint64_t blkdev_length(const struct blkdev *bd);
+
+/*
+ * What [off, off + *n) holds, for len > 0 (QEMU's bdrv_block_status),
+ * so that a copier can skip holes without reading them:
+ * BLKDEV_STATUS_DATA: stored data (read it; it may still be zeros);
+ * BLKDEV_STATUS_ZERO: reads as zeros (a hole, a zero cluster, a qcow2
+ * cluster that is unallocated down the whole backing chain);
+ * BLKDEV_STATUS_UNKNOWN: the format cannot tell (treat as data).
+ * *n is at least 1 and at most len: the range the answer holds for
+ * (the next call continues at off + *n).  The status, or -errno.  A
+ * write racing with the call may or may not be seen, as with a read.
+ */
+#define BLKDEV_STATUS_UNKNOWN	0
+#define BLKDEV_STATUS_DATA	1
+#define BLKDEV_STATUS_ZERO	2
+int blkdev_block_status(struct blkdev *bd, uint64_t off, uint64_t len,
+    uint64_t *n);
 void blkdev_info(struct blkdev *bd, struct blkdev_info *info);
 
 /*

@@ -949,6 +949,68 @@ qcow2_write_zeroes(struct blkdev *bd, uint64_t off, uint64_t len)
 	return qcow2_unmap(bd, off, len, true);
 }
 
+/* What guest cluster vc is: data here, zeros, or up to the backing file. */
+#define QCOW2_ST_BACKING	(-1)
+static int
+qcow2_cluster_status(struct qcow2 *q, uint64_t vc, int *st)
+{
+	uint64_t e;
+	int ret;
+
+	if ((ret = qcow2_l2_get(q, vc, &e)) < 0)
+		return ret;
+	if (e & QCOW2_COMPRESSED)
+		*st = BLKDEV_STATUS_DATA;
+	else if (e & QCOW2_ZERO)
+		*st = BLKDEV_STATUS_ZERO;
+	else if (e & QCOW2_OFF_MASK)
+		*st = BLKDEV_STATUS_DATA;
+	else
+		*st = q->backing != NULL ? QCOW2_ST_BACKING : BLKDEV_STATUS_ZERO;
+	return 0;
+}
+
+/*
+ * From the L1/L2 tables (the cached, current ones): the run of clusters
+ * from off that are alike.  Unallocated clusters ask the backing file,
+ * past whose end they read as zeros, as pread does.
+ */
+static int
+qcow2_block_status(struct blkdev *bd, uint64_t off, uint64_t len,
+    uint64_t *n)
+{
+	struct qcow2 *q = (struct qcow2 *)bd;
+	uint64_t vc = off >> q->cluster_bits, end = off + len, run, blen;
+	int st, next, ret;
+
+	pthread_mutex_lock(&q->lock);
+	ret = qcow2_cluster_status(q, vc, &st);
+	run = (vc + 1) << q->cluster_bits;
+	while (ret == 0 && run < end) {
+		if ((ret = qcow2_cluster_status(q, run >> q->cluster_bits,
+		    &next)) < 0 || next != st)
+			break;
+		run += q->cs;
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (ret < 0)
+		return ret;
+	*n = (run < end ? run : end) - off;
+	if (st != QCOW2_ST_BACKING)
+		return st;
+	/* the backing file is read-only and has its own lock */
+	blen = blkdev_length(q->backing);
+	if (off >= blen)
+		return BLKDEV_STATUS_ZERO;
+	run = *n;
+	st = blkdev_block_status(q->backing, off, run < blen - off ? run :
+	    blen - off, n);
+	/* zeros up to the backing file's end go on past it */
+	if (st == BLKDEV_STATUS_ZERO && off + *n == blen)
+		*n = run;
+	return st;
+}
+
 static void
 qcow2_info(struct blkdev *bd, struct blkdev_info *info)
 {
@@ -1001,6 +1063,7 @@ static const struct blkdev_ops qcow2_ops = {
 	.flush = qcow2_flush,
 	.discard = qcow2_discard,
 	.write_zeroes = qcow2_write_zeroes,
+	.block_status = qcow2_block_status,
 	.info = qcow2_info,
 	.close = qcow2_close,
 };

@@ -88,6 +88,35 @@ raw_discard(struct blkdev *bd, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * The file's holes, as the filesystem knows them (SEEK_DATA/SEEK_HOLE).
+ * Where it cannot say (EINVAL, ENOTSUP: an old filesystem, some block
+ * devices), everything is data.  Past the file's end (a file truncated
+ * underneath) reads are zeros.
+ */
+static int
+raw_block_status(struct blkdev *bd, uint64_t off, uint64_t len, uint64_t *n)
+{
+	struct raw *r = (struct raw *)bd;
+	off_t d, h;
+
+	*n = len;
+	d = lseek(r->fd, (off_t)off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		return BLKDEV_STATUS_ZERO;	/* a hole up to the end */
+	if (d < 0)
+		return BLKDEV_STATUS_DATA;
+	if ((uint64_t)d > off) {
+		if ((uint64_t)d - off < len)
+			*n = (uint64_t)d - off;
+		return BLKDEV_STATUS_ZERO;
+	}
+	h = lseek(r->fd, (off_t)off, SEEK_HOLE);
+	if (h >= 0 && (uint64_t)h > off && (uint64_t)h - off < len)
+		*n = (uint64_t)h - off;
+	return BLKDEV_STATUS_DATA;
+}
+
 static void
 raw_info(struct blkdev *bd, struct blkdev_info *info)
 {
@@ -115,6 +144,7 @@ static const struct blkdev_ops raw_ops = {
 	.flush = raw_flush,
 	.discard = raw_discard,
 	.write_zeroes = raw_write_zeroes,
+	.block_status = raw_block_status,
 	.info = raw_info,
 	.close = raw_close,
 };
