@@ -1,7 +1,8 @@
 #!/bin/bash
 # Run every fuzz target for a bounded time: tests/fuzz/run.sh BUILD_DIR SECONDS
-# Seeds: the .vmx fixtures, and small qcow2 images made by qemu-img when it
-# is installed.  Exit 0 if nothing crashed, 1 otherwise (the crashing
+# Seeds: the .vmx fixtures, small qcow2 images made by qemu-img when it
+# is installed, and the test guests' kernels (bzImage, PVH ELF, multiboot)
+# when they are built.  Exit 0 if nothing crashed, 1 otherwise (the crashing
 # input is kept in BUILD_DIR/fuzz-artifacts/ and named in the output).
 set -u
 build=${1:-build-fuzz}
@@ -9,7 +10,10 @@ secs=${2:-5}
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$build/fuzz-artifacts" "$work/vmx" "$work/qcow2"
+mkdir -p "$build/fuzz-artifacts" "$work/vmx" "$work/qcow2" "$work/boot"
+for k in multiboot.elf pvh.elf bzimage64.bin; do
+	cp "$src/${BUILD:-build}/guests/$k" "$work/boot/" 2>/dev/null
+done
 
 cp "$src"/tests/fixtures/vmx/*.vmx "$work/vmx/" 2>/dev/null
 if command -v qemu-img >/dev/null; then
