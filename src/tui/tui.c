@@ -70,8 +70,8 @@ static const char *const tui_help[] = {
 	"  S  stop (the ACPI power button)    F  force stop: power off (y/n)",
 	"  p  pause, or resume a paused VM    r  reset (asks y/n)",
 	"  t  take a snapshot (asks its name; Esc cancels any question)",
-	"  m  migrate (asks ssh://HOST or tcp://HOST:PORT; tcp:// then asks",
-	"     the shared secret, never shown, or @FILE: a secret file)",
+	"  m  migrate: asks ssh://HOST or tcp://HOST:PORT, whether to copy the",
+	"     disks too (y/N), then for tcp:// the secret (hidden; @FILE: a file)",
 	"  X  cancel the VM's migration (until it switches over)",
 	"  l  toggle a NIC's link up/down (asks which, if it has several)",
 	"  Enter, d  its statistics, graphs and NICs (again or Esc: back)",
@@ -285,14 +285,59 @@ tui_prompt_run_secret(struct tui *t, struct tui_vm *vm)
 		close(pfd[1]);
 		file = "/dev/fd/3";
 	}
-	if (tui_prompt_migrate_argv(vm->name, p->ctx, file, argv, 16) < 0) {
+	if (tui_prompt_migrate_argv(vm->name, p->ctx, file, p->copy_storage,
+	    argv, 16) < 0) {
 		tui_vm_msg(&t->m, "%s: not a secret file: %s", vm->name, file);
 		if (pfd[0] >= 0)
 			close(pfd[0]);
 		return;
 	}
-	snprintf(what, sizeof(what), "migrate to %s", p->ctx);
+	snprintf(what, sizeof(what), "migrate to %s%s", p->ctx,
+	    p->copy_storage ? " with its disks" : "");
 	tui_vm_job_fd(&t->m, vm, what, argv, pfd[0]);
+}
+
+/* Open the next question of a migration: dest and the disks' answer go
+ * along. */
+static void
+tui_prompt_next(struct tui_prompt *p, int what, const char *dest,
+    bool copy_storage)
+{
+	char name[sizeof(p->vm)], ctx[sizeof(p->ctx)];
+
+	snprintf(ctx, sizeof(ctx), "%s", dest);
+	snprintf(name, sizeof(name), "%s", p->vm);
+	tui_prompt_clear(p);
+	tui_prompt_open(p, what, name);
+	snprintf(p->ctx, sizeof(p->ctx), "%s", ctx);
+	p->copy_storage = copy_storage;
+}
+
+/* The disks' answer: tcp:// asks for the secret next; ssh:// runs. */
+static bool
+tui_prompt_run_storage(struct tui *t, struct tui_vm *vm)
+{
+	struct tui_prompt *p = &t->prompt;
+	bool copy = p->len > 0;
+	const char *argv[16];
+	char what[300];
+
+	if (strncmp(p->ctx, "tcp://", 6) == 0) {
+		tui_prompt_next(p, TUI_PROMPT_SECRET, p->ctx, copy);
+		return false;
+	}
+	if (vm == NULL)
+		return true;
+	if (tui_prompt_migrate_argv(vm->name, p->ctx, NULL, copy, argv,
+	    16) < 0) {
+		tui_vm_msg(&t->m, "%s: not a destination: %s", vm->name,
+		    p->ctx);
+		return true;
+	}
+	snprintf(what, sizeof(what), "migrate to %s%s", p->ctx,
+	    copy ? " with its disks" : "");
+	tui_vm_job(&t->m, vm, what, argv);
+	return true;
 }
 
 static struct tui_sw *
@@ -344,18 +389,17 @@ tui_prompt_run(struct tui *t)
 			tui_sw_capture(&t->m, sw, p->ctx, p->ctx2, p->text);
 		return true;
 	case TUI_PROMPT_MIGRATE:
-		if (strncmp(p->text, "tcp://", 6) == 0) {
-			/* tcp:// needs the destination's secret. */
-			char name[sizeof(p->vm)];
-
-			snprintf(ctx, sizeof(ctx), "%s", p->text);
-			snprintf(name, sizeof(name), "%s", p->vm);
-			tui_prompt_clear(p);
-			tui_prompt_open(p, TUI_PROMPT_SECRET, name);
-			snprintf(p->ctx, sizeof(p->ctx), "%s", ctx);
-			return false;
+		/* Whether the disks go too; then, for tcp://, the secret. */
+		if (p->text[0] == '-') {
+			tui_vm_msg(&t->m, "%s: not a destination: %s", p->vm,
+			    p->text);
+			return true;
 		}
-		break;
+		snprintf(ctx, sizeof(ctx), "%s", p->text);
+		tui_prompt_next(p, TUI_PROMPT_STORAGE, ctx, false);
+		return false;
+	case TUI_PROMPT_STORAGE:
+		return tui_prompt_run_storage(t, vm);
 	}
 	if (tui_prompt_argv(p, t->m.ds, argv, 16) < 0) {
 		tui_vm_msg(&t->m, "%s: not a name or destination: %s",

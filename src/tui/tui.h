@@ -140,6 +140,7 @@ struct tui_model {
  * migration's destination. */
 enum { TUI_PROMPT_SNAPSHOT = 't', TUI_PROMPT_MIGRATE = 'm',
 	TUI_PROMPT_SECRET = 'K',	/* tcp:// migration's secret, not shown */
+	TUI_PROMPT_STORAGE = 'D',	/* copy the disks too? y/N */
 	TUI_PROMPT_NIC = 'l',		/* which NIC's link to toggle */
 	TUI_PROMPT_CAPFILE = 'C',	/* a capture's pcap file */
 	TUI_PROMPT_CAPFILTER = 'B' };	/* its BPF filter, may be empty */
@@ -152,11 +153,14 @@ struct tui_prompt {
 	/* The answers before this one: the migration's destination, or
 	 * the capture's target and file. */
 	char ctx[256], ctx2[PATH_MAX];
+	bool copy_storage;	/* the migration's y to TUI_PROMPT_STORAGE */
 };
 void tui_prompt_open(struct tui_prompt *p, int what, const char *vm);
 const char *tui_prompt_label(int what);
 /* Key ch (a getch() value) typed at the prompt: Enter with some text is
- * DONE, Esc (or ^G) CANCEL and closes it, anything else edits it. */
+ * DONE, Esc (or ^G) CANCEL and closes it, anything else edits it.  The
+ * y/N question takes one key: y or Y is yes (text "y"), n, N or Enter
+ * no (text ""), both DONE; other keys are ignored. */
 enum tui_prompt_res tui_prompt_key(struct tui_prompt *p, int ch);
 /* The command the answer runs, into argv (n entries, NULL-terminated):
  * its argc, or -EINVAL (no answer, or one that looks like an option),
@@ -166,10 +170,12 @@ int tui_prompt_argv(const struct tui_prompt *p, const char *ds,
 /* The secret prompt's answer: "@FILE" names a secret file (its path
  * into *file), anything else is the secret itself (*file NULL). */
 void tui_prompt_secret(const struct tui_prompt *p, const char **file);
-/* `termvisor migrate -q -s SECRET_FILE VM DEST` into argv (n entries):
- * its argc, or -EINVAL, -ENOSPC. */
+/* `termvisor migrate -q [-s SECRET_FILE] [--copy-storage] VM DEST` into
+ * argv (n entries; secret_file NULL: no -s): its argc, or -EINVAL,
+ * -ENOSPC. */
 int tui_prompt_migrate_argv(const char *vm, const char *dest,
-    const char *secret_file, const char **argv, size_t n);
+    const char *secret_file, bool copy_storage, const char **argv,
+    size_t n);
 /* Erase the prompt's text (a secret must not linger in memory). */
 void tui_prompt_clear(struct tui_prompt *p);
 

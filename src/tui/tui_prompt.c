@@ -18,6 +18,7 @@ tui_prompt_open(struct tui_prompt *p, int what, const char *vm)
 	p->text[0] = '\0';
 	p->len = 0;
 	p->ctx[0] = p->ctx2[0] = '\0';
+	p->copy_storage = false;
 }
 
 void
@@ -41,14 +42,45 @@ tui_prompt_label(int what)
 		return "Capture to pcap file";
 	case TUI_PROMPT_CAPFILTER:
 		return "BPF filter (Enter: every frame)";
+	case TUI_PROMPT_STORAGE:
+		return "Copy the disks too? (y/N)";
 	default:
 		return "Migrate to (ssh://HOST, tcp://HOST:PORT)";
+	}
+}
+
+/* The y/N question: one key answers it. */
+static enum tui_prompt_res
+tui_prompt_yes_no(struct tui_prompt *p, int ch)
+{
+	switch (ch) {
+	case 27:
+	case 7:
+		p->what = 0;
+		return TUI_PROMPT_CANCEL;
+	case 'y':
+	case 'Y':
+		snprintf(p->text, sizeof(p->text), "y");
+		p->len = 1;
+		return TUI_PROMPT_DONE;
+	case 'n':
+	case 'N':
+	case '\r':
+	case '\n':
+	case KEY_ENTER:
+		p->text[0] = '\0';
+		p->len = 0;
+		return TUI_PROMPT_DONE;
+	default:
+		return TUI_PROMPT_MORE;
 	}
 }
 
 enum tui_prompt_res
 tui_prompt_key(struct tui_prompt *p, int ch)
 {
+	if (p->what == TUI_PROMPT_STORAGE)
+		return tui_prompt_yes_no(p, ch);
 	switch (ch) {
 	case 27:	/* Esc */
 	case 7:		/* ^G, as in Emacs */
@@ -115,16 +147,28 @@ tui_prompt_secret(const struct tui_prompt *p, const char **file)
 
 int
 tui_prompt_migrate_argv(const char *vm, const char *dest,
-    const char *secret_file, const char **argv, size_t n)
+    const char *secret_file, bool copy_storage, const char **argv, size_t n)
 {
-	const char *src[] = { "termvisor", "migrate", "-q", "-s", secret_file,
-	    vm, dest, NULL };
-	size_t i;
+	const char *src[9];
+	size_t i, k = 0;
 
 	/* A leading '-' would be taken for an option. */
-	if (secret_file == NULL || secret_file[0] == '\0' ||
-	    secret_file[0] == '-' || dest[0] == '-' || dest[0] == '\0')
+	if ((secret_file != NULL && (secret_file[0] == '\0' ||
+	    secret_file[0] == '-')) || dest[0] == '-' || dest[0] == '\0' ||
+	    vm[0] == '-' || vm[0] == '\0')
 		return -EINVAL;
+	src[k++] = "termvisor";
+	src[k++] = "migrate";
+	src[k++] = "-q";
+	if (secret_file != NULL) {
+		src[k++] = "-s";
+		src[k++] = secret_file;
+	}
+	if (copy_storage)
+		src[k++] = "--copy-storage";
+	src[k++] = vm;
+	src[k++] = dest;
+	src[k] = NULL;
 	for (i = 0; src[i] != NULL; i++) {
 		if (i + 1 >= n)
 			return -ENOSPC;

@@ -116,6 +116,9 @@ t send-keys -t tui m
 expect "m asks for the destination" 'Migrate to .* for t1: _'
 t send-keys -t tui -l 'tcp://127.0.0.1:1'
 t send-keys -t tui Enter
+# then whether the disks go too (Enter: no)
+expect "m asks whether to copy the disks" 'Copy the disks too\? \(y/N\) for t1: _'
+t send-keys -t tui Enter
 # tcp:// asks for the shared secret, and never shows it.
 expect "tcp:// asks for the secret" 'Shared secret .* for t1: _'
 t send-keys -t tui -l 'hunter2-secret'

@@ -319,6 +319,50 @@ Test(tui, prompt_migrate_destination_to_command)
 	cr_assert_null(argv[5]);
 }
 
+/* After the destination: copy the disks too?  One key answers; the
+ * answer puts --copy-storage on the command line, with or without -s. */
+Test(tui, prompt_copy_storage_question)
+{
+	struct tui_prompt p;
+	const char *argv[16];
+
+	tui_prompt_open(&p, TUI_PROMPT_STORAGE, "db");
+	cr_assert(strstr(tui_prompt_label(TUI_PROMPT_STORAGE), "y/N"));
+	cr_assert_eq(tui_prompt_key(&p, 'x'), TUI_PROMPT_MORE, "not an answer");
+	cr_assert_eq(p.len, 0);
+	cr_assert_eq(tui_prompt_key(&p, 'Y'), TUI_PROMPT_DONE);
+	cr_assert_str_eq(p.text, "y");
+	tui_prompt_open(&p, TUI_PROMPT_STORAGE, "db");
+	cr_assert_eq(tui_prompt_key(&p, '\r'), TUI_PROMPT_DONE, "Enter: no");
+	cr_assert_eq(p.len, 0);
+	cr_assert_eq(tui_prompt_key(&p, 'n'), TUI_PROMPT_DONE);
+	cr_assert_eq(p.len, 0);
+	cr_assert_eq(tui_prompt_key(&p, 27), TUI_PROMPT_CANCEL);
+	cr_assert_eq(p.what, 0);
+	cr_assert_eq(p.copy_storage, false, "open starts with no");
+
+	cr_assert_eq(tui_prompt_migrate_argv("db", "ssh://h2", NULL, true, argv,
+	    16), 6);
+	cr_assert_str_eq(argv[2], "-q");
+	cr_assert_str_eq(argv[3], "--copy-storage");
+	cr_assert_str_eq(argv[4], "db");
+	cr_assert_str_eq(argv[5], "ssh://h2");
+	cr_assert_null(argv[6]);
+	cr_assert_eq(tui_prompt_migrate_argv("db", "ssh://h2", NULL, false,
+	    argv, 16), 5);
+	cr_assert_str_eq(argv[3], "db");
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:1", "/s", true,
+	    argv, 16), 8);
+	cr_assert_str_eq(argv[3], "-s");
+	cr_assert_str_eq(argv[4], "/s");
+	cr_assert_str_eq(argv[5], "--copy-storage");
+	cr_assert_str_eq(argv[7], "tcp://h2:1");
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:1", "/s", true,
+	    argv, 8), -ENOSPC);
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:1", "", true,
+	    argv, 16), -EINVAL);
+}
+
 Test(tui, prompt_esc_cancels_and_empty_enter_waits)
 {
 	struct tui_prompt p;

@@ -230,20 +230,20 @@ Test(tui_sw, secret_prompt)
 	type(&p, "@/etc/tv.secret\r");
 	tui_prompt_secret(&p, &file);
 	cr_assert_str_eq(file, "/etc/tv.secret");
-	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:4444", file, argv,
-	    16), 7);
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:4444", file, false,
+	    argv, 16), 7);
 	cr_assert_str_eq(argv[1], "migrate");
 	cr_assert_str_eq(argv[3], "-s");
 	cr_assert_str_eq(argv[4], "/etc/tv.secret");
 	cr_assert_str_eq(argv[5], "db");
 	cr_assert_str_eq(argv[6], "tcp://h2:4444");
 	cr_assert_null(argv[7]);
-	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:4444", file, argv,
-	    7), -ENOSPC);
-	cr_assert_eq(tui_prompt_migrate_argv("db", "-x", file, argv, 16),
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:4444", file, false,
+	    argv, 7), -ENOSPC);
+	cr_assert_eq(tui_prompt_migrate_argv("db", "-x", file, false, argv, 16),
 	    -EINVAL, "a destination taken for an option");
-	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:1", "-f", argv,
-	    16), -EINVAL);
+	cr_assert_eq(tui_prompt_migrate_argv("db", "tcp://h2:1", "-f", false,
+	    argv, 16), -EINVAL);
 }
 
 Test(tui_sw, capture_filter_may_be_empty)
