@@ -220,6 +220,8 @@ for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 t send-keys -t tui m
 t send-keys -t tui -l "tcp://127.0.0.1:$(cat "$tmp/port")"
 t send-keys -t tui Enter
+expect "m asks whether the disks go too" 'Copy the disks too\? \(y/N\) for t1: _'
+t send-keys -t tui n
 expect "tcp:// asks the secret" 'Shared secret .* for t1: _'
 t send-keys -t tui -l 'sekrit-42'
 t send-keys -t tui Enter
