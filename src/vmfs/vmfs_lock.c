@@ -165,15 +165,14 @@ vmfs_lock_describe(const struct vmfs_lock_holder *h, char *buf, size_t len)
 	    (long long)((vmfs_lock_now_ms() - h->renewed_ms) / 1000));
 }
 
-/* Write our lease: temporary file, then rename over VMDIR/lease. */
+/* Our lease, written and synced to its temporary file (not in place). */
 static int
-vmfs_lock_write(struct vmfs_lock *l, int64_t renewed)
+vmfs_lock_prepare(struct vmfs_lock *l, int64_t renewed)
 {
-	char tmp[4200], path[4200], buf[1024];
+	char tmp[4200], buf[1024];
 	int fd, n, ret = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
-	snprintf(path, sizeof(path), "%s/lease", l->dir);
 	n = snprintf(buf, sizeof(buf), "# termvisor VM lease, see "
 	    "termvisor.vmx(5)\nhost=%s\npid=%ld\ntoken=%s\nsince=%lld\n"
 	    "renewed=%lld\ninterval=%u\n", l->me.host, l->me.pid, l->me.token,
@@ -184,11 +183,43 @@ vmfs_lock_write(struct vmfs_lock *l, int64_t renewed)
 	if (write(fd, buf, (size_t)n) != n || fdatasync(fd) < 0)
 		ret = -EIO;
 	close(fd);
-	if (ret == 0 && rename(tmp, path) < 0)
-		ret = -errno;
 	if (ret < 0)
 		unlink(tmp);
 	return ret;
+}
+
+static void
+vmfs_lock_unprepare(struct vmfs_lock *l)
+{
+	char tmp[4200];
+
+	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
+	unlink(tmp);
+}
+
+/* The prepared lease becomes VMDIR/lease (an atomic rename). */
+static int
+vmfs_lock_commit(struct vmfs_lock *l)
+{
+	char tmp[4200], path[4200];
+	int ret = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
+	snprintf(path, sizeof(path), "%s/lease", l->dir);
+	if (rename(tmp, path) < 0) {
+		ret = -errno;
+		unlink(tmp);
+	}
+	return ret;
+}
+
+/* Write our lease: temporary file, then rename over VMDIR/lease. */
+static int
+vmfs_lock_write(struct vmfs_lock *l, int64_t renewed)
+{
+	int ret = vmfs_lock_prepare(l, renewed);
+
+	return ret < 0 ? ret : vmfs_lock_commit(l);
 }
 
 static void
@@ -257,28 +288,40 @@ vmfs_lock_needs_settle(const struct vmfs_lock *l, bool shared)
 	return statfs(l->dir, &sf) < 0 || sf.f_type == VMFS_NFS_MAGIC;
 }
 
-/* Read, decide, write, settle, verify; -EAGAIN: too slow, try again. */
+/*
+ * Prepare, read, decide, rename, settle, verify; -EAGAIN: too slow, try
+ * again.  The slow part (writing and syncing our lease) comes before the
+ * read, and the time from the read to the rename is checked before the
+ * rename: a taker that stalled there must not replace a lease that
+ * another taker wrote and has confirmed meanwhile.
+ */
 static int
 vmfs_lock_lease(struct vmfs_lock *l, bool settle, char *err, size_t errlen)
 {
 	struct vmfs_lock_holder h;
 	char who[512];
-	int64_t t0 = vmfs_lock_now_ms();
+	int64_t t0;
 	int have, ret;
 
+	if ((ret = vmfs_lock_prepare(l, vmfs_lock_now_ms())) < 0)
+		return ret;
+	t0 = vmfs_lock_now_ms();
 	if ((have = vmfs_lock_query(l->dir, &h)) < 0)
-		return have;
+		goto unprepare;
 	if (!vmfs_lock_can_replace(l, have, &h)) {
 		vmfs_lock_describe(&h, who, sizeof(who));
 		snprintf(err, errlen, "%s: VM is locked by %s", l->dir, who);
-		return -EBUSY;
+		have = -EBUSY;
+		goto unprepare;
 	}
-	if ((ret = vmfs_lock_write(l, vmfs_lock_now_ms())) < 0)
+	if (settle && vmfs_lock_now_ms() - t0 > l->settle_ms / 2) {
+		have = -EAGAIN;
+		goto unprepare;
+	}
+	if ((ret = vmfs_lock_commit(l)) < 0)
 		return ret;
 	if (!settle)
 		return 0;
-	if (vmfs_lock_now_ms() - t0 > l->settle_ms / 2)
-		return -EAGAIN;
 	vmfs_lock_sleep_ms(l->settle_ms);
 	if (vmfs_lock_query(l->dir, &h) == 1 && strcmp(h.token, l->me.token) == 0)
 		return 0;
@@ -286,6 +329,9 @@ vmfs_lock_lease(struct vmfs_lock *l, bool settle, char *err, size_t errlen)
 	snprintf(err, errlen, "%s: VM is locked by %s (lost a race to take it)",
 	    l->dir, who);
 	return -EBUSY;
+unprepare:
+	vmfs_lock_unprepare(l);
+	return have;
 }
 
 /*
