@@ -19,6 +19,11 @@
 #        the tcp Mbit/s per such core: on a host shared with other
 #        work, what each side got of the CPU varies from run to run,
 #        and this ratio varies less than the plain one.
+#   split: that CPU by thread kind: the guests' vCPU threads, the VM
+#        processes' main threads (termvisor's event loop, which moves
+#        the NIC's frames; QEMU's main loop), others (QEMU's helpers,
+#        VNC) and termvisor's switch: what a faster NIC path (shared
+#        memory rings instead of the socket) could save at most.
 #   lo:  the tcp test over A's own loopback: no NIC, so this is the CPU
 #        (termvisor's bt vs TCG) and the guest's stack alone; the ratio
 #        of the tcp ratio to this one is what the NIC path costs.
@@ -139,20 +144,49 @@ cpu_ticks() {
 	done
 	echo $t
 }
+# CPU ticks by thread kind: "vcpu main other extra" (extra: the extra
+# pids given, the switch).  A vCPU thread is a termvisor thread other
+# than the main one and VNC's, or a QEMU thread named "CPU n/..."
+# (debug-threads=on names them).
+split_ticks() {
+	local p t comm v kind vc=0 mn=0 ot=0 ex=0
+	for p in $(for q in "${pids[@]}"; do pgrep -P "$q"; done) "$@"; do
+		for t in /proc/"$p"/task/*; do
+			v=$(awk '{ print $14 + $15 }' "$t/stat" 2>/dev/null) || continue
+			comm=$(cat "$t/comm" 2>/dev/null)
+			if [[ " $* " == *" $p "* ]]; then kind=ex
+			elif [ "${t##*/}" = "$p" ]; then kind=mn
+			elif [[ "$comm" == CPU* ]] || [[ "$comm" == termvisor ]]; then kind=vc
+			else kind=ot; fi
+			case $kind in
+			vc) vc=$((vc + ${v:-0})) ;; mn) mn=$((mn + ${v:-0})) ;;
+			ot) ot=$((ot + ${v:-0})) ;; ex) ex=$((ex + ${v:-0})) ;;
+			esac
+		done
+	done
+	echo "$vc $mn $ot $ex"
+}
 # wait_done A_CONSOLE [EXTRA_PIDS]: until A's NET-A-DONE, A's exit or
 # the time limit.  Meanwhile CPU[tcp] is set to the CPU the VMs (and
 # extra pids) used per second of wall time during the TCP test: from
 # A's NET-A-TCP-START to its TCP result lines (sampled every 0.2 s).
 wait_done() {
-	local i st=0 c0=0 w0=0 hz
+	local i st=0 c0=0 w0=0 hz s0=""
 	hz=$(getconf CLK_TCK)
 	CPU[tcp]=
+	CPU[split]=
 	for ((i = 0; i < limit * 5; i++)); do
 		if [ $st = 0 ] && grep -aq '^NET-A-TCP-START' "$1" 2>/dev/null; then
 			c0=$(cpu_ticks "${@:2}"); w0=$(date +%s%N); st=1
+			s0=$(split_ticks "${@:2}")
 		elif [ $st = 1 ] && grep -aq '^TCP: ' "$1" 2>/dev/null; then
 			CPU[tcp]=$(awk -v c="$(( $(cpu_ticks "${@:2}") - c0 ))" -v hz="$hz" \
 				-v w="$(( $(date +%s%N) - w0 ))" 'BEGIN { if (w > 0) printf "%.2f", c / hz / (w / 1e9) }')
+			CPU[split]=$(echo "$s0 $(split_ticks "${@:2}")" | awk -v hz="$hz" \
+				-v w="$(( $(date +%s%N) - w0 ))" '{ if (w > 0)
+				printf "vcpu %.2f, main %.2f, other %.2f, switch %.2f",
+				($5 - $1) / hz / (w / 1e9), ($6 - $2) / hz / (w / 1e9),
+				($7 - $3) / hz / (w / 1e9), ($8 - $4) / hz / (w / 1e9) }')
 			st=2
 		fi
 		grep -aq '^NET-A-DONE' "$1" 2>/dev/null && return 0
@@ -228,6 +262,7 @@ for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && 
 tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
 wait_done "$tmp/tv-a.out" $(cat "$tmp"/run/termvisor/vswitch0.vswitch.lock 2>/dev/null)
 R[tv.cpu]=${CPU[tcp]}
+R[tv.split]=${CPU[split]}
 # Where frames were lost or held: the switch's per-port counters, summed.
 sw_drops=$(XDG_RUNTIME_DIR=$tmp/run "$tv" switch show --json 2>/dev/null |
 	python3 -c '
@@ -256,7 +291,7 @@ elif ! ip netns exec "$ns" sh -c 'ip link add br0 type bridge &&
 else
 	qvm() {	# CONSOLE TAP MAC COMMAND
 		ip netns exec "$ns" timeout -k 5 "$limit" "$qemu" -M pc -accel "$qaccel" \
-			-m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
+			-name "bench,debug-threads=on" -m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
 			-kernel "$kernel" -initrd "$initrd" -append "$(append "$4")" \
 			-netdev "tap,id=n0,ifname=$2,script=no,downscript=no" \
 			-device "virtio-net-pci,netdev=n0,mac=$3,romfile=" </dev/null >"$1" 2>&1 &
@@ -266,6 +301,8 @@ else
 	qvm "$tmp/q-a.out" tapa 52:54:00:77:00:01 "$cmd_a"
 	wait_done "$tmp/q-a.out"
 	R[qemu.cpu]=${CPU[tcp]}
+	R[qemu.split]=${CPU[split]% switch*}
+	R[qemu.split]=${R[qemu.split]%,}
 	stop_guests
 	parse qemu "$tmp/q-a.out"
 fi
@@ -294,6 +331,8 @@ R[tv.pc]=$(per_core "${R[tv.tcp]:-}" "${R[tv.cpu]:-}")
 R[qemu.pc]=$(per_core "${R[qemu.tcp]:-}" "${R[qemu.cpu]:-}")
 printf '  %-22s %10s %10s %9s\n' "tcp per core (Mbit/s)" "$(na "${R[tv.pc]:-}")" \
 	"$(na "${R[qemu.pc]:-}")" "$(ratio "${R[tv.pc]:-}" "${R[qemu.pc]:-}")"
+echo "  tcp cpu by thread (cores): termvisor $(na "${R[tv.split]:-}")"
+echo "                             qemu $(na "${R[qemu.split]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s tx)" "$(na "${R[tv.sent]:-}")" \
