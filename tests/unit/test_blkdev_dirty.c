@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "unit/scratch.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/qcow2.h"
 
@@ -34,10 +35,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 /* A fresh image of format fmt ("raw", "qcow2"), open read-write. */

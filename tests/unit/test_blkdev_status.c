@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "migrate/migrate.h"
+#include "unit/scratch.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/qcow2.h"
 #include "vmfs/raw.h"
@@ -35,27 +36,10 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(blkdev_status, .init = setup, .fini = teardown, .timeout = 120);
-
-static int __attribute__((format(printf, 1, 2)))
-sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void
 need_qemu(void)

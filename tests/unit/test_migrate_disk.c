@@ -20,6 +20,7 @@
 #include "migrate/migrate.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
+#include "unit/scratch.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/raw.h"
 
@@ -38,10 +39,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 static struct blkdev *

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "migrate/migrate.h"
+#include "unit/scratch.h"
 #include "util/log.h"
 
 #define SECRET	"storage test secret"
@@ -44,10 +45,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[256];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(migrate_storage, .init = setup, .fini = teardown);

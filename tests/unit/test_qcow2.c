@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unit/scratch.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/qcow2.h"
 #include "vmfs/raw.h"
@@ -33,28 +34,10 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(qcow2, .init = setup, .fini = teardown, .timeout = 120);
-
-/* Run a shell command; its exit status. */
-static int __attribute__((format(printf, 1, 2)))
-sh(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static uint64_t
 rnd(uint64_t *s)

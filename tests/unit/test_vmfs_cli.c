@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "unit/scratch.h"
 #include "vmfs/vmfs.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -32,10 +33,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(cli, .init = setup, .fini = teardown, .timeout = 60);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unit/scratch.h"
 #include "util/evloop.h"
 #include "vmfs/vmfs_lock.h"
 
@@ -30,10 +31,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 }
 
 TestSuite(lock, .init = setup, .fini = teardown, .timeout = 120);

@@ -22,6 +22,7 @@
 #include "null_accel.h"
 #include "hv/vmconfig.h"
 #include "run.h"
+#include "unit/scratch.h"
 #include "vmfs/vmx.h"
 #include "vnc/vnc.h"
 #include "vnc/vnc_int.h"
@@ -38,10 +39,7 @@ setup(void)
 static void
 teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	cr_assert_eq(system(cmd), 0);
+	scratch_remove(dir);
 	strcpy(dir, "/tmp/tv-vnc-listen-XXXXXX");
 }
 
