@@ -17,6 +17,7 @@
 #   4. (with openssh-server) on again over ssh:// through a private sshd
 #      into a third datastore (--remote-datastore).
 set -u
+. "$(dirname "$0")/sshd-lib.sh"
 BUILD=${BUILD:-build}
 tv=$(readlink -f "$BUILD/termvisor")
 g=$(readlink -f "$BUILD/guests/multiboot.elf")
@@ -195,26 +196,8 @@ if [ ! -x /usr/sbin/sshd ] || ! command -v ssh-keygen >/dev/null; then
 	exit 0
 fi
 sport=$(port)
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/id"
-cp "$tmp/id.pub" "$tmp/authorized_keys"
-cat >"$tmp/sshd_config" <<EOF
-Port $sport
-ListenAddress 127.0.0.1
-HostKey $tmp/hostkey
-AuthorizedKeysFile $tmp/authorized_keys
-PidFile $tmp/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-AcceptEnv XDG_RUNTIME_DIR
-EOF
-mkdir -p /run/sshd
-/usr/sbin/sshd -f "$tmp/sshd_config" -E "$tmp/sshd.log" || fail "sshd did not start"
-sshcmd="ssh -F /dev/null -i $tmp/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$tmp/known -o StrictHostKeyChecking=accept-new -o SendEnv=XDG_RUNTIME_DIR"
-$sshcmd -p "$sport" "$(id -un)@127.0.0.1" true || fail "ssh does not work: $(tail -5 "$tmp/sshd.log")"
+sshd_start "$tmp" "$sport" -o SendEnv=XDG_RUNTIME_DIR ||
+	fail "the private sshd does not work"
 "$tv" vm start g >/dev/null || fail "vm start in ds2"
 wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds2/g/g.log" ||
 	fail "the guest did not report in ds2"

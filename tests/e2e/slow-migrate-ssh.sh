@@ -9,6 +9,7 @@
 # to the destination process.
 set -u
 . "$(dirname "$0")/migrate-lib.sh"
+. "$(dirname "$0")/sshd-lib.sh"
 need_guest
 [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null ||
 	{ echo "openssh-server not installed"; exit 77; }
@@ -19,25 +20,7 @@ tva=$(readlink -f "$tv")
 ds=$tmp/ds
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/hostkey"
-ssh-keygen -q -t ed25519 -N '' -f "$tmp/id"
-cp "$tmp/id.pub" "$tmp/authorized_keys"
-cat >"$tmp/sshd_config" <<EOF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $tmp/hostkey
-AuthorizedKeysFile $tmp/authorized_keys
-PidFile $tmp/sshd.pid
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-EOF
-mkdir -p /run/sshd
-/usr/sbin/sshd -f "$tmp/sshd_config" -E "$tmp/sshd.log" || fail "sshd did not start"
-sshcmd="ssh -F /dev/null -i $tmp/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$tmp/known -o StrictHostKeyChecking=accept-new"
-$sshcmd -p "$port" "$(id -un)@127.0.0.1" true || fail "ssh to the private sshd does not work: $(tail -5 "$tmp/sshd.log")"
+sshd_start "$tmp" "$port" || fail "the private sshd does not work"
 
 name=mig$$
 "$tv" vm --datastore "$ds" create "$name" --memory 128M --accel bt \
