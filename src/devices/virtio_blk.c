@@ -629,17 +629,12 @@ virtio_blk_reopen(struct vm *vm, int index, const char *path,
     size_t errlen)
 {
 	struct vmcfg_disk old, d;
-	struct virtio_blk *vb = NULL;
+	struct virtio_blk *vb = virtio_blk_find(vm, index);
 	struct blkdev_info info;
 	struct blkdev *nb = NULL;
-	char name[32], msg[512];
+	char msg[512];
 	int r;
 
-	snprintf(name, sizeof(name), "virtio-blk%d", index);
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &virtio_blk_ops &&
-		    strcmp(vm->devices[i].name, name) == 0)
-			vb = vm->devices[i].state;
 	if (vb == NULL || vb->bd == NULL) {
 		snprintf(err, errlen, "no disk %d", index);
 		return -ENOENT;
@@ -710,10 +705,9 @@ virtio_blk_activate(struct vm *vm, bool reopen, char *err, size_t errlen)
 	struct blkdev *nb[VMCFG_MAX_DISKS] = { NULL };
 	struct virtio_blk *vb;
 	char msg[512];
-	int i, n, r = 0;
+	int i, n = vm->cfg->ndisks, r = 0;
 
-	for (n = 0; n < VMCFG_MAX_DISKS && virtio_blk_find(vm, n) != NULL; n++)
-		;
+	/* One device per configured disk (virtio_blk_create). */
 	for (i = 0; i < n && r == 0; i++) {
 		vb = virtio_blk_find(vm, i);
 		if (!reopen)

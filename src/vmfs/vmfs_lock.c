@@ -165,6 +165,13 @@ vmfs_lock_describe(const struct vmfs_lock_holder *h, char *buf, size_t len)
 	    (long long)((vmfs_lock_now_ms() - h->renewed_ms) / 1000));
 }
 
+/* Where our lease is written before it is renamed into place. */
+static void
+vmfs_lock_tmp_path(const struct vmfs_lock *l, char *tmp, size_t len)
+{
+	snprintf(tmp, len, "%s/.lease.%s", l->dir, l->me.token);
+}
+
 /* Our lease, written and synced to its temporary file (not in place). */
 static int
 vmfs_lock_prepare(struct vmfs_lock *l, int64_t renewed)
@@ -172,7 +179,7 @@ vmfs_lock_prepare(struct vmfs_lock *l, int64_t renewed)
 	char tmp[4200], buf[1024];
 	int fd, n, ret = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
+	vmfs_lock_tmp_path(l, tmp, sizeof(tmp));
 	n = snprintf(buf, sizeof(buf), "# termvisor VM lease, see "
 	    "termvisor.vmx(5)\nhost=%s\npid=%ld\ntoken=%s\nsince=%lld\n"
 	    "renewed=%lld\ninterval=%u\n", l->me.host, l->me.pid, l->me.token,
@@ -193,7 +200,7 @@ vmfs_lock_unprepare(struct vmfs_lock *l)
 {
 	char tmp[4200];
 
-	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
+	vmfs_lock_tmp_path(l, tmp, sizeof(tmp));
 	unlink(tmp);
 }
 
@@ -204,7 +211,7 @@ vmfs_lock_commit(struct vmfs_lock *l)
 	char tmp[4200], path[4200];
 	int ret = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s/.lease.%s", l->dir, l->me.token);
+	vmfs_lock_tmp_path(l, tmp, sizeof(tmp));
 	snprintf(path, sizeof(path), "%s/lease", l->dir);
 	if (rename(tmp, path) < 0) {
 		ret = -errno;
