@@ -75,7 +75,7 @@ qemu-img info "$tmp/ds1/g/g-disk0.qcow2" >/dev/null 2>&1 &&
 	fail "the destination does not hold the image's lock"
 LOG=$tmp/dst0.out
 waitfile "$LOG" "^count [0-9]" 120 || fail "the guest does not write at the destination: $(cat "$tmp/dst0.err")"
-echo "ok ds1 -> ds1: the image locks went with the VM, the guest writes on ($(grep -ao '^count [0-9]*' "$LOG" | tail -n 1))"
+echo "ok ds1 -> ds1: the image locks went with the VM, the guest writes on ($(grep -ao '^count [0-9][0-9]*' "$LOG" | tail -n 1))"
 
 p=$(port)
 TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
@@ -84,7 +84,7 @@ dst=$!
 pids+=("$dst")
 for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
 src=$(holder)
-at=$(grep -ao 'count [0-9]*' "$LOG" | tail -n 1)
+at=$(grep -ao 'count [0-9][0-9]*' "$LOG" | tail -n 1)
 [ "$at" != "count $N" ] || fail "the guest was done writing before the migration began"
 # 1. ds1 -> ds2 while the guest writes, at full speed: the switch-over
 # normally comes in the middle of the writes, the last chunks going with
@@ -94,7 +94,7 @@ timeout 300 "$tv" migrate -v --copy-storage g "tcp://127.0.0.1:$p" \
 	fail "the migration failed: $(tail -n 3 "$tmp/m.out"; cat "$tmp/dst.err")"
 grep -a "^migrated\|^downtime" "$tmp/m.out"
 timeout 30 tail --pid="$src" -f /dev/null || fail "the source did not end"
-last=$(grep -ao 'count [0-9]*' "$tmp/dst0.out" | tail -n 1)
+last=$(grep -ao 'count [0-9][0-9]*' "$tmp/dst0.out" | tail -n 1)
 echo "ok ds1 -> ds2: the migration began at guest $at, switched over at $last of $N"
 LOG=$tmp/dst.out
 # The guest's last words, on whichever side it was when it said them
