@@ -18,6 +18,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/device.h"
 #include "devices/display.h"
+#include "devices/virtio_blk.h"
 #include "devices/virtio_net.h"
 #include "hv/console.h"
 #include "hv/exit.h"
@@ -202,10 +203,27 @@ control_cmd_do_pause(struct vm *vm)
 	return vm_pause(vm, 5000);
 }
 
-static void
-control_cmd_do_resume(struct vm *vm)
+/*
+ * Let a paused VM run again.  A migration source that sent COMMIT and
+ * lost its destination stays paused without its disks' image locks (the
+ * destination may run the guest on the same images): before it runs
+ * here, it takes them back, and it stays paused if another process
+ * holds them.  (A VM that kept its locks gets them as they are.)
+ */
+static int
+control_cmd_do_resume(struct vm *vm, struct control_err *e)
 {
+	char err[512];
+
+	if (virtio_blk_activate(vm, false, err, sizeof(err)) < 0) {
+		e->code = "disks-busy";
+		snprintf(e->msg, sizeof(e->msg), "the VM stays paused: its "
+		    "disks are in use elsewhere (a migration's destination "
+		    "may run it): %.100s", err);
+		return -EBUSY;
+	}
 	vm_resume(vm);
+	return 0;
 }
 
 static json_t *
@@ -225,7 +243,8 @@ control_cmd_resume(struct control *c, json_t *args, struct control_err *e)
 {
 	if (c->vm->state != VM_PAUSED)
 		return control_cmd_wrong_state(c, e, "paused");
-	control_cmd_do_resume(c->vm);
+	if (control_cmd_do_resume(c->vm, e) < 0)
+		return NULL;
 	c->panicked = false;	/* the operator lets it go on */
 	control_event_state(c);
 	return json_pack("{s:s}", "state", "running");
@@ -283,7 +302,8 @@ control_cmd_stop(struct control *c, json_t *args, struct control_err *e)
 		    "power button: stop it with \"force\": true");
 	/* A parked guest cannot see the button. */
 	if (c->vm->state == VM_PAUSED) {
-		control_cmd_do_resume(c->vm);
+		if (control_cmd_do_resume(c->vm, e) < 0)
+			return NULL;
 		c->panicked = false;
 	}
 	acpi_pm_power_button(pm);

@@ -19,10 +19,12 @@
 #include "control/control.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
+#include "devices/virtio_blk.h"
 #include "control/control_client.h"
 #include "hv/console.h"
 #include "hv/exit.h"
 #include "util/evloop.h"
+#include "vmfs/blkdev.h"
 
 static struct vm_config cfg;
 static struct vm *vm;
@@ -207,6 +209,53 @@ Test(control, stop_of_a_paused_vm_resumes_it_for_the_guest)
 	json_decref(req_ok("{\"cmd\": \"stop\"}"));
 	cr_assert_eq(atomic_load(&vm->vcpus[0]->requests) & VCPU_REQ_PAUSE, 0);
 	cr_assert_eq(vm->state, VM_STOPPING);
+}
+
+/*
+ * A migration source that lost its destination past the hand-over stays
+ * paused without its disks' image locks: resuming it (or a graceful
+ * stop, which resumes it for the guest) must take them back first, and
+ * refuse while another process holds them.
+ */
+Test(control, resume_takes_the_image_locks_back_or_stays_paused)
+{
+	char img[] = "/tmp/tv-ctl-disk-XXXXXX", e[512];
+	struct blkdev *other;
+	int fd = mkstemp(img), err;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 1 << 20), 0);
+	close(fd);
+	control_fini(&ctl);
+	vm_destroy(vm);
+	vm_config_defaults(&cfg);
+	cfg.memory = 64 << 20;
+	cfg.cpus = 1;
+	cfg.ndisks = 1;
+	snprintf(cfg.disks[0].path, sizeof(cfg.disks[0].path), "%s", img);
+	snprintf(cfg.disks[0].format, sizeof(cfg.disks[0].format), "raw");
+	vm = vm_create(&cfg, &null_accel_ops, &err);
+	cr_assert_not_null(vm, "vm_create: %s", strerror(-err));
+	vm->state = VM_RUNNING;
+	control_init(&ctl, vm, "t1");
+
+	json_decref(req_ok("{\"cmd\": \"pause\"}"));
+	cr_assert_eq(virtio_blk_inactivate(vm, e, sizeof(e)), 0, "%s", e);
+	/* The destination opened the image meanwhile. */
+	cr_assert_eq(blkdev_open(&other, img, NULL, 0, e, sizeof(e)), 0, "%s",
+	    e);
+	req_err("{\"cmd\": \"resume\"}", "disks-busy");
+	cr_assert_eq(vm->state, VM_PAUSED);
+	cr_assert(atomic_load(&vm->vcpus[0]->requests) & VCPU_REQ_PAUSE);
+	req_err("{\"cmd\": \"stop\"}", "disks-busy");
+	cr_assert_eq(vm->state, VM_PAUSED);
+	/* It went away: this copy may run, with its locks. */
+	blkdev_close(other);
+	json_decref(req_ok("{\"cmd\": \"resume\"}"));
+	cr_assert_eq(vm->state, VM_RUNNING);
+	cr_assert_eq(blkdev_open(&other, img, NULL, 0, e, sizeof(e)), -EBUSY,
+	    "the running copy holds the image");
+	unlink(img);
 }
 
 Test(control, stop_arguments_are_checked)
