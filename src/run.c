@@ -42,6 +42,7 @@
 #define RUN_OPT_SECRET_FILE	0x1001
 #define RUN_OPT_RESTORE	0x1002	/* getopt value of --restore */
 #define RUN_OPT_DISPLAY	0x1003	/* getopt value of --display */
+#define RUN_OPT_RNG	0x1004	/* getopt value of --rng */
 /* The crypto self-tests cost 5 s of a 16 s boot on the software CPU; the
  * test suite keeps them on (they check the CPU), an interactive run skips. */
 #define RUN_DEFAULT_APPEND "console=ttyS0 panic=-1 cryptomgr.notests=1"
@@ -86,6 +87,8 @@ static const char run_usage[] =
 "      --display std|none  the display: a bochs-display PCI device with VGA\n"
 "                        text mode, whose framebuffer Linux is told of\n"
 "                        (std, the default), or none\n"
+"      --rng on|off      a virtio-rng device feeding the guest's kernel\n"
+"                        entropy from the host (on, the default)\n"
 "      --bzimage-entry   boot a bzImage through its own decompressor instead\n"
 "                        of unpacking it on the host (the default when its\n"
 "                        kernel has a PVH entry)\n"
@@ -198,6 +201,7 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 		{ "secret-file", required_argument, NULL, RUN_OPT_SECRET_FILE },
 		{ "restore", required_argument, NULL, RUN_OPT_RESTORE },
 		{ "display", required_argument, NULL, RUN_OPT_DISPLAY },
+		{ "rng", required_argument, NULL, RUN_OPT_RNG },
 		{ "bzimage-entry", no_argument, NULL, OPT_BZIMAGE_ENTRY },
 		{ "vnc", required_argument, NULL, OPT_VNC },
 		{ "vnc-password-file", required_argument, NULL,
@@ -338,6 +342,16 @@ run_parse_args(int argc, char **argv, struct vm_config *cfg,
 			    optarg);
 			a->set |= RUN_SET_DISPLAY;
 			break;
+		case RUN_OPT_RNG:
+			if (strcmp(optarg, "on") != 0 &&
+			    strcmp(optarg, "off") != 0) {
+				snprintf(err, errlen, "--rng %s: expected on "
+				    "or off", optarg);
+				return -1;
+			}
+			snprintf(cfg->rng, sizeof(cfg->rng), "%s", optarg);
+			a->set |= RUN_SET_RNG;
+			break;
 		case OPT_VNC: {
 			struct vnc_listen l;
 
@@ -423,6 +437,8 @@ run_merge(struct vm_config *vm, const struct vm_config *cmd,
 		memcpy(vm->display, cmd->display, sizeof(vm->display));
 	if (a->set & RUN_SET_ON_PANIC)
 		memcpy(vm->on_panic, cmd->on_panic, sizeof(vm->on_panic));
+	if (a->set & RUN_SET_RNG)
+		memcpy(vm->rng, cmd->rng, sizeof(vm->rng));
 	if (a->set & RUN_SET_DEBUG_EXIT) {
 		vm->debug_exit = cmd->debug_exit;
 		vm->debug_exit_port = cmd->debug_exit_port;

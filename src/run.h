@@ -23,6 +23,7 @@ enum {
 	RUN_SET_NO_REBOOT = 1 << 6, RUN_SET_DEBUG_EXIT = 1 << 7,
 	RUN_SET_VNC = 1 << 8, RUN_SET_VNC_PASSWORD = 1 << 9,
 	RUN_SET_DISPLAY = 1 << 10, RUN_SET_ON_PANIC = 1 << 11,
+	RUN_SET_RNG = 1 << 12,
 };
 
 /*

@@ -19,6 +19,7 @@
 #include "devices/virtio_blk.h"
 #include "devices/virtio_input.h"
 #include "devices/virtio_net.h"
+#include "devices/virtio_rng.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "util/log.h"
@@ -37,6 +38,8 @@ const struct device_ops *const device_table[] = {
 	&virtio_input_ops,	/* the VNC pointer, when --vnc */
 	&virtio_net_ops,	/* one per --nic */
 	&display_ops,		/* bochs-display + VGA text, unless --display none */
+	&virtio_rng_ops,	/* unless --rng off; last, so the others keep
+				 * their PCI slots */
 	NULL	/* sentinel: keep last */
 };
 const int device_table_len =

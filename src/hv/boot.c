@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@
 #define HDR_RELOCATABLE		0x234
 #define HDR_XLOADFLAGS		0x236
 #define HDR_CMDLINE_SIZE	0x238
+#define HDR_SETUP_DATA		0x250	/* protocol 2.09+ */
 #define HDR_PREF_ADDRESS	0x258
 #define HDR_INIT_SIZE		0x260
 #define BP_ACPI_RSDP_ADDR	0x070
@@ -54,6 +56,17 @@
 #define CAN_USE_HEAP		0x80
 #define XLF_KERNEL_64		0x01
 #define REALMODE_HEAP_END	0xe000u
+
+/*
+ * The RNG seed, a setup_data entry (struct setup_data: le64 next, le32
+ * type, le32 len, then len bytes) in the page between the zeropage and
+ * the page tables, which no loader uses: below 1 MiB, away from where a
+ * kernel decompresses itself, and reserved by the kernel until it has
+ * read the seed (early in setup_arch(), which then zeroes it).
+ */
+#define BOOT_SEED_ADDR		(BOOT_ZEROPAGE_ADDR + BP_SIZE)
+#define BOOT_SEED_LEN		32
+#define SETUP_RNG_SEED		9
 
 static int
 boot_err(char *err, size_t n, int code, const char *fmt, ...)
@@ -338,6 +351,41 @@ boot_fill_e820(const struct vm *vm, uint8_t *bp)
 	}
 }
 
+/*
+ * Hand the kernel BOOT_SEED_LEN bytes of the host's entropy as a
+ * SETUP_RNG_SEED setup_data entry, so that its CRNG is ready before
+ * userspace starts (as QEMU does since 7.1): the software CPU hides
+ * RDRAND, and jitter entropy takes seconds.  hdr is the setup header as
+ * it will reach the guest (offsets as in boot_params).  Only protocol
+ * 2.09 and later have the setup_data field.
+ */
+static void
+boot_rng_seed(struct vm *vm, int ver, uint8_t *hdr)
+{
+	uint8_t sd[16 + BOOT_SEED_LEN] = { 0 };
+	size_t got = 0;
+
+	if (ver < 0x209)
+		return;
+	while (got < BOOT_SEED_LEN) {
+		ssize_t r = getrandom(sd + 16 + got, BOOT_SEED_LEN - got, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_warn("getrandom: the guest gets no RNG seed");
+			return;
+		}
+		got += (size_t)r;
+	}
+	/* next stays 0: the only entry (the kernel's own header has none). */
+	wr32(sd + 8, SETUP_RNG_SEED);
+	wr32(sd + 12, BOOT_SEED_LEN);
+	if (vm_write(vm, BOOT_SEED_ADDR, sd, sizeof(sd)) < 0)
+		return;
+	wr64(hdr + HDR_SETUP_DATA, BOOT_SEED_ADDR);
+}
+
 /* Validate the setup header; returns the protocol version or -errno. */
 static int
 boot_linux_check(const struct boot_file *k, size_t *setup_size, char *err,
@@ -386,6 +434,7 @@ boot_zeropage64(struct vm *vm, const struct vm_config *cfg, const uint8_t *h,
 	wr32(bp + HDR_RAMDISK_IMAGE, (uint32_t)rdaddr);
 	wr32(bp + HDR_RAMDISK_SIZE, (uint32_t)rdsize);
 	wr32(bp + BP_EXT_RAMDISK_IMAGE, (uint32_t)(rdaddr >> 32));
+	boot_rng_seed(vm, ver, bp);
 	wr32(bp + HDR_CMD_LINE_PTR, BOOT_CMDLINE_ADDR);
 	vm_write(vm, BOOT_CMDLINE_ADDR, cfg->append, strlen(cfg->append) + 1);
 	if (ver >= 0x20e)
@@ -462,6 +511,7 @@ boot_linux(struct vm *vm, const struct vm_config *cfg,
 		    "large (%zu bytes)", setup_size);
 	bp[HDR_LOADFLAGS] |= CAN_USE_HEAP;
 	wr16(bp + HDR_HEAP_END_PTR, REALMODE_HEAP_END - 0x200);
+	boot_rng_seed(vm, ver, bp);
 	wr32(bp + HDR_CMD_LINE_PTR, BOOT_REALMODE_ADDR + REALMODE_HEAP_END);
 	vm_write(vm, BOOT_REALMODE_ADDR, h, setup_size);
 	vm_write(vm, BOOT_REALMODE_ADDR + HDR_SETUP_SECTS, bp + HDR_SETUP_SECTS,
@@ -515,6 +565,9 @@ boot_vmlinux64(struct vm *vm, const struct vm_config *cfg,
  * entered there (see boot_unpack.c); any other goes through its own
  * decompressor.  With a display, a 64-bit kernel's vmlinux is entered at
  * its 64-bit entry instead, so that screen_info reaches it.
+ * PVH's start_info has no setup_data list, so a PVH boot carries no RNG
+ * seed (boot_rng_seed()): there the guest's CRNG is fed by virtio-rng
+ * once its driver loads.
  */
 static int
 boot_bzimage(struct vm *vm, const struct vm_config *cfg,

@@ -15,4 +15,5 @@ vm_config_defaults(struct vm_config *c)
 	snprintf(c->serial, sizeof(c->serial), "none");
 	snprintf(c->display, sizeof(c->display), "std");
 	snprintf(c->on_panic, sizeof(c->on_panic), "pause");
+	snprintf(c->rng, sizeof(c->rng), "on");
 }

@@ -60,6 +60,7 @@ struct vm_config {
 	bool disks_inactive;
 	char display[8];	/* "std" (bochs-display + VGA text) or "none" */
 	char on_panic[8];	/* "pause", "stop", "reset", "none" (pvpanic.h) */
+	char rng[4];		/* virtio-rng: "on" (the default) or "off" */
 	int verbose;
 };
 

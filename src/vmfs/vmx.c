@@ -613,6 +613,12 @@ vmx_apply(struct vm_config *c, const char *k, const char *v,
 		return vmx_apply_str(c->display, sizeof(c->display), v, err,
 		    errlen);
 	}
+	if (strcasecmp(k, "rng") == 0) {
+		if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+			return vmx_err(err, errlen, "expected on or off, got "
+			    "'%s'", v);
+		return vmx_apply_str(c->rng, sizeof(c->rng), v, err, errlen);
+	}
 	if (strcasecmp(k, "on_panic") == 0) {
 		if (pvpanic_parse_action(v) < 0)
 			return vmx_err(err, errlen, "expected pause, stop, reset "
@@ -779,6 +785,8 @@ vmx_from_config(struct vmx_doc *doc, const struct vm_config *c)
 	    "vnc.passwordFile", c->vnc_password_file)) < 0) ||
 	    (strcmp(c->display, "none") == 0 &&
 	    (ret = vmx_set(doc, "display", "none")) < 0) ||
+	    (strcmp(c->rng, "off") == 0 &&
+	    (ret = vmx_set(doc, "rng", "off")) < 0) ||
 	    (c->on_panic[0] && strcmp(c->on_panic, "pause") != 0 &&
 	    (ret = vmx_set(doc, "on_panic", c->on_panic)) < 0) ||
 	    (c->serial[0] && strcmp(c->serial, "none") != 0 &&
