@@ -230,6 +230,8 @@ pci_bar_unmap(struct pci_dev *d, int i)
 		return;
 	bus_unregister(pci_bar_bus(d, i), d->bar[i].mapped);
 	d->bar[i].is_mapped = false;
+	if (d->bar_change != NULL)
+		d->bar_change(d, i);
 }
 
 /*
@@ -264,6 +266,8 @@ pci_update_bars(struct pci_dev *d)
 		}
 		b->mapped = addr;
 		b->is_mapped = true;
+		if (d->bar_change != NULL)
+			d->bar_change(d, i);
 	}
 }
 

@@ -104,6 +104,9 @@ struct pci_dev {
 	 */
 	void (*cfg_read)(struct pci_dev *d, unsigned off, unsigned len);
 	void (*cfg_write)(struct pci_dev *d, unsigned off, unsigned len);
+	/* Optional: BAR bar was just mapped, moved or unmapped on its bus
+	 * (bar[bar].is_mapped and .mapped say where it is now). */
+	void (*bar_change)(struct pci_dev *d, int bar);
 	void *opaque;			/* the device's own state */
 
 	/* Owned by pci.c. */

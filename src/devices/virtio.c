@@ -8,9 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "hv/vm.h"
 #include "migrate/snap.h"
+#include "util/evloop.h"
 #include "util/log.h"
 
 /* Split ring layout (virtio 1.1, 2.6). */
@@ -52,6 +55,8 @@ virtio_st16_rel(uint8_t *p, uint16_t v)
 {
 	__atomic_store_n((uint16_t *)(void *)p, v, __ATOMIC_RELEASE);
 }
+
+static void virtio_ioev_sync(struct virtio_dev *vd);
 
 /* --- interrupts --- */
 
@@ -370,6 +375,7 @@ virtio_dev_reset(struct virtio_dev *vd)
 	vd->queue_sel = 0;
 	for (unsigned q = 0; q < vd->nqueues; q++)
 		virtq_reset(&vd->vq[q]);
+	virtio_ioev_sync(vd);
 	pci_irq_set(&vd->pci, 0);
 }
 
@@ -447,6 +453,7 @@ virtio_queue_enable(struct virtio_dev *vd, struct virtq *vq, uint16_t v)
 		return;
 	}
 	vq->enabled = true;
+	virtio_ioev_sync(vd);
 }
 
 static void
@@ -612,6 +619,125 @@ virtio_bar_io(struct vcpu *vcpu, uint64_t off, uint8_t *data, unsigned len,
 	}
 }
 
+/* --- ioeventfd ---
+ *
+ * Each queue's eventfd is registered at its notify address while the
+ * queue is enabled and BAR4 decodes; virtio_ioev_sync() makes the
+ * registrations match that after anything that changes it (BAR moves,
+ * queue enables, resets, state loads, teardown).
+ */
+
+static void
+virtio_ioev_ready(void *opaque, int fd)
+{
+	struct virtio_dev *vd = opaque;
+	uint64_t n;
+
+	if (read(fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	/* Paused (snapshot, migration): the device must not move; the
+	 * kick is not lost, vm_resume() kicks every queue again. */
+	if (vd->vm->pause_depth > 0)
+		return;
+	for (unsigned q = 0; q < vd->nqueues; q++)
+		if (vd->ioev_fd[q] == fd && vd->ioev_at[q] != 0) {
+			virtio_notify_io(vd, VIRTIO_NOTIFY_MULT * q);
+			return;
+		}
+}
+
+/* Where queue q's eventfd belongs now, or 0 for nowhere. */
+static uint64_t
+virtio_ioev_where(const struct virtio_dev *vd, unsigned q)
+{
+	const struct pci_bar *b = &vd->pci.bar[VIRTIO_BAR];
+
+	if (vd->ioev_fd[q] < 0 || !b->is_mapped || !vd->vq[q].enabled)
+		return 0;
+	return b->mapped + VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * q;
+}
+
+static void
+virtio_ioev_unregister(struct virtio_dev *vd, unsigned q)
+{
+	if (vd->ioev_at[q] == 0)
+		return;
+	vm_ioeventfd_del(vd->vm, vd->ioev_at[q], 0, vd->ioev_fd[q]);
+	evloop_del_fd(vd->vm->loop, vd->ioev_fd[q]);
+	vd->ioev_at[q] = 0;
+}
+
+/* Any width: a driver's 2-byte write (Linux's iowrite16) or another
+ * one kicks the queue, as through the bus.  On failure the bus path
+ * stays. */
+static void
+virtio_ioev_register(struct virtio_dev *vd, unsigned q, uint64_t gpa)
+{
+	int err;
+
+	if ((err = evloop_add_fd(vd->vm->loop, vd->ioev_fd[q],
+	    virtio_ioev_ready, vd)) < 0)
+		goto fail;
+	if ((err = vm_ioeventfd_add(vd->vm, gpa, 0, vd->ioev_fd[q])) < 0) {
+		evloop_del_fd(vd->vm->loop, vd->ioev_fd[q]);
+		goto fail;
+	}
+	vd->ioev_at[q] = gpa;
+	return;
+fail:
+	log_debug("virtio %s: queue %u kicks through the bus: %s",
+	    vd->pci.name, q, strerror(-err));
+}
+
+static void
+virtio_ioev_sync(struct virtio_dev *vd)
+{
+	for (unsigned q = 0; q < vd->nqueues; q++) {
+		uint64_t where = virtio_ioev_where(vd, q);
+
+		if (vd->ioev_at[q] == where)
+			continue;
+		virtio_ioev_unregister(vd, q);
+		if (where != 0)
+			virtio_ioev_register(vd, q, where);
+	}
+}
+
+static void
+virtio_bar_change(struct pci_dev *d, int bar)
+{
+	if (bar == VIRTIO_BAR)
+		virtio_ioev_sync(d->opaque);
+}
+
+/* One eventfd per queue, unless turned off or there is no event loop. */
+static int
+virtio_ioev_open(struct virtio_dev *vd)
+{
+	for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		vd->ioev_fd[q] = -1;
+	if (!vm_ioeventfd_enabled() || vd->vm->loop == NULL)
+		return 0;
+	for (unsigned q = 0; q < vd->nqueues; q++)
+		if ((vd->ioev_fd[q] = eventfd(0, EFD_NONBLOCK |
+		    EFD_CLOEXEC)) < 0)
+			return -errno;
+	vd->pci.bar_change = virtio_bar_change;
+	return 0;
+}
+
+/* After the BAR is off the bus: no vCPU can reach the eventfds. */
+static void
+virtio_ioev_close(struct virtio_dev *vd)
+{
+	for (unsigned q = 0; q < vd->nqueues; q++) {
+		virtio_ioev_unregister(vd, q);
+		if (vd->ioev_fd[q] >= 0)
+			close(vd->ioev_fd[q]);
+		vd->ioev_fd[q] = -1;
+	}
+}
+
 /* --- setup --- */
 
 static int
@@ -756,10 +882,12 @@ virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const char *name,
 	    (err = pci_msix_init(&vd->pci, nqueues + 1, VIRTIO_MSIX_BAR,
 	    0, 0x800)) < 0)
 		return err;
-	if ((err = pci_register_device(vm, &vd->pci, -1)) < 0)
+	if ((err = virtio_ioev_open(vd)) < 0 ||
+	    (err = pci_register_device(vm, &vd->pci, -1)) < 0)
 		goto fail;
 	return 0;
 fail:
+	virtio_ioev_close(vd);
 	free(vd->pci.msix.table);
 	free(vd->pci.msix.pba);
 	vd->pci.msix.table = vd->pci.msix.pba = NULL;
@@ -770,9 +898,27 @@ void
 virtio_dev_fini(struct virtio_dev *vd)
 {
 	pci_unregister_device(&vd->pci);
+	virtio_ioev_close(vd);
 }
 
 /* --- state --- */
+
+/*
+ * After a load: register what the loaded state enables, and kick each
+ * registered queue once, since a kick the source's eventfd held when
+ * its VM paused is not in the stream (a spurious kick is harmless).
+ */
+static void
+virtio_ioev_loaded(struct virtio_dev *vd)
+{
+	virtio_ioev_sync(vd);
+	for (unsigned q = 0; q < vd->nqueues; q++)
+		if (vd->ioev_at[q] != 0 &&
+		    write(vd->ioev_fd[q], &(uint64_t){ 1 }, 8) < 0 &&
+		    errno != EAGAIN)
+			log_debug("virtio %s: queue %u eventfd: %s",
+			    vd->pci.name, q, strerror(errno));
+}
 
 /* Field names carry the queue number: "q0.size". */
 static const char *
@@ -837,5 +983,7 @@ virtio_dev_snapshot(struct virtio_dev *vd, struct snap *s)
 			vd->vq[q].vector = virtio_check_vector(vd,
 			    vd->vq[q].vector);
 	}
+	if (!snap_saving(s))
+		virtio_ioev_loaded(vd);
 	return snap_error(s);
 }

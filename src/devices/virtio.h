@@ -26,6 +26,14 @@
  * VIRTIO_F_RING_EVENT_IDX is offered (used_event / avail_event);
  * without it the avail ring's NO_INTERRUPT flag is honoured.
  *
+ * Queue notifications use ioeventfd (vm_ioeventfd_add) where they can:
+ * each enabled queue's notify address, while BAR4 decodes, signals an
+ * eventfd that the event loop serves by calling ops->notify, with the
+ * device lock held as for any kick, but without the vCPU waiting for
+ * that lock (or, on KVM, even leaving the kernel).  Kicks that fire
+ * while the VM is paused are dropped: vm_resume() kicks every queue once.
+ * TERMVISOR_IOEVENTFD=0 turns this off.
+ *
  * Not implemented: packed rings, notification data, legacy I/O.
  *
  * All calls with the device lock held.
@@ -165,6 +173,11 @@ struct virtio_dev {
 	uint8_t pcicfg;			/* PCI_CFG capability offset */
 	unsigned nqueues;
 	struct virtq vq[VIRTIO_MAX_QUEUES];
+	/* Owned by virtio.c: each queue's ioeventfd (-1: none, the kick
+	 * then goes through the bus) and the address it is registered at
+	 * (0: not registered). */
+	int ioev_fd[VIRTIO_MAX_QUEUES];
+	uint64_t ioev_at[VIRTIO_MAX_QUEUES];
 };
 
 /*

@@ -51,6 +51,13 @@ struct accel_ops {
 	int (*msi)(struct vm *vm, uint64_t addr, uint32_t data);
 	/* Fetch-and-clear the dirty bitmap (one bit per 4 KiB page). */
 	int (*dirty_log)(struct vm *vm, struct mem_region *r, uint64_t *bitmap);
+	/*
+	 * Signal eventfd fd on a guest MMIO write of len bytes (0: any
+	 * width) at gpa inside the accelerator (assign), or stop doing so.
+	 * NULL, or -errno: vm_ioeventfd.c's own table serves the write.
+	 */
+	int (*ioeventfd)(struct vm *vm, uint64_t gpa, unsigned len, int fd,
+	    bool assign);
 
 	/*
 	 * Snapshots (src/migrate/vmstate.c): what the accelerator keeps

@@ -1112,6 +1112,33 @@ kvm_cpuid_of(struct vcpu *vcpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 		r[2] |= 1u << 31;		/* hypervisor */
 }
 
+/*
+ * KVM_IOEVENTFD on MMIO.  Any width (len 0) needs
+ * KVM_CAP_IOEVENTFD_ANY_LENGTH; without it, each width is its own entry.
+ */
+static int
+kvm_ioeventfd(struct vm *vm, uint64_t gpa, unsigned len, int fd, bool assign)
+{
+	struct kvm_vm *k = vm->accel_data;
+	struct kvm_ioeventfd io = { .addr = gpa, .len = len, .fd = fd,
+	    .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN };
+	static const unsigned widths[] = { 1, 2, 4, 8 };
+	int err = 0;
+
+	if (ioctl(k->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) <= 0)
+		return -ENOTSUP;
+	if (len != 0 || ioctl(k->vm_fd, KVM_CHECK_EXTENSION,
+	    KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0)
+		return kvm_ioctl_err(k->vm_fd, KVM_IOEVENTFD, &io);
+	for (unsigned i = 0; i < 4 && err == 0; i++) {
+		io.len = widths[i];
+		err = kvm_ioctl_err(k->vm_fd, KVM_IOEVENTFD, &io);
+	}
+	if (err < 0 && assign)
+		kvm_ioeventfd(vm, gpa, 0, fd, false);	/* the ones taken */
+	return err;
+}
+
 const struct accel_ops kvm_accel_ops = {
 	.name = "kvm",
 	.kernel_irqchip = true,
@@ -1128,6 +1155,7 @@ const struct accel_ops kvm_accel_ops = {
 	.irq_line = kvm_irq_line,
 	.msi = kvm_msi,
 	.dirty_log = kvm_dirty_log,
+	.ioeventfd = kvm_ioeventfd,
 	.vcpu_snapshot = kvm_vcpu_snapshot,
 	.vm_snapshot = kvm_vm_snapshot,
 	.cpuid = kvm_cpuid_of,

@@ -219,6 +219,11 @@ vm_exit_io(struct vcpu *vcpu, struct vm_exit *e)
 		vcpu->pio_exits++;
 	else
 		vcpu->mmio_exits++;
+	/* A queue kick: signal its eventfd, and leave the device lock to
+	 * whoever holds it (the event thread, mid-batch). */
+	if (e->kind == VM_EXIT_MMIO && e->io.write &&
+	    vm_ioeventfd_signal(vm, e->io.addr, e->io.len))
+		return VMEXIT_CONTINUE;
 	pthread_mutex_lock(&vm->devlock);
 	bus_access(b, vcpu, e->io.addr, e->io.data, e->io.len, e->io.write);
 	pthread_mutex_unlock(&vm->devlock);
@@ -435,6 +440,8 @@ vm_pause(struct vm *vm, int timeout_ms)
 		for (int i = 0; i < vm->nvcpus; i++)
 			vcpu_unpause(vm->vcpus[i]);
 		vm->pause_depth--;
+		/* Kicks seen while we were pausing were dropped. */
+		vm_ioeventfd_signal_all(vm);
 		return -ETIMEDOUT;
 	}
 	devices_pause(vm);
@@ -451,6 +458,9 @@ vm_resume(struct vm *vm)
 	if (--vm->pause_depth > 0)
 		return;
 	devices_resume(vm);
+	/* Devices drop queue kicks that arrive while the VM is paused
+	 * (their eventfds may fire then): kick every queue once now. */
+	vm_ioeventfd_signal_all(vm);
 	if (vm->state == VM_PAUSED)
 		vm->state = vm->state_before_pause == VM_PAUSED ?
 		    VM_RUNNING : vm->state_before_pause;

@@ -17,6 +17,7 @@
 #define VM_MAX_VCPUS	64
 #define VM_MAX_REGIONS	16
 #define VM_MAX_DEVICES	64
+#define VM_MAX_IOEVENTFDS 128
 
 /* Guest-physical layout (PC-like). */
 #define GPA_LOW_RAM_END		0xc0000000ull	/* RAM below the 32-bit hole */
@@ -77,6 +78,14 @@ struct vcpu {
 struct device_ops;
 struct bus;
 
+/* A guest write that only signals an eventfd (vm_ioeventfd.c). */
+struct vm_ioeventfd {
+	uint64_t gpa;
+	uint32_t len;		/* 1, 2, 4 or 8; 0 matches any width */
+	int fd;
+	bool in_accel;		/* the accelerator signals it itself */
+};
+
 struct device_inst {
 	const struct device_ops *ops;
 	void *state;
@@ -122,6 +131,12 @@ struct vm {
 	 * or a debug-exit status (>= 0x100 means "exit with status-0x100"). */
 	_Atomic int exit_request;
 	int exit_status;
+	/* MMIO writes that only signal an eventfd: vCPU threads read the
+	 * table with no lock (a seqlock: ioev_seq is odd while it
+	 * changes), changed only with the device lock held. */
+	atomic_uint ioev_seq;
+	unsigned ioev_n;
+	struct vm_ioeventfd ioev[VM_MAX_IOEVENTFDS];
 };
 
 /*
@@ -209,5 +224,30 @@ void vm_dma_log_stop(struct vm *vm);
  */
 void vm_dma_log_fetch(struct vm *vm, const struct mem_region *r,
     uint64_t *bitmap);
+
+/*
+ * ioeventfd (vm_ioeventfd.c): a guest MMIO write of len bytes (1, 2, 4 or
+ * 8; 0: any width) at exactly gpa signals eventfd fd instead of reaching
+ * the bus, with no device lock taken and, where the accelerator can
+ * (KVM_IOEVENTFD), without leaving it.  Reads and writes of other widths
+ * or addresses still reach the bus, as does bus_access() itself.  fd must
+ * stay open while vCPUs run: a vCPU that looked the table up just before
+ * a _del may still signal it once.  Device lock held.  0 or -errno
+ * (-EEXIST: gpa taken, -ENOSPC: table full, -ENOENT: no such entry).
+ */
+int vm_ioeventfd_add(struct vm *vm, uint64_t gpa, unsigned len, int fd);
+int vm_ioeventfd_del(struct vm *vm, uint64_t gpa, unsigned len, int fd);
+/*
+ * The lock-free lookup: if a write of len bytes at gpa is registered,
+ * signal its eventfd and return true.  Any thread, no lock.
+ */
+bool vm_ioeventfd_signal(struct vm *vm, uint64_t gpa, unsigned len);
+/* Signal every registered eventfd once.  vm_resume() (and a vm_pause()
+ * that failed) call it, so an eventfd's owner may drop what fires while
+ * vm->pause_depth > 0: no kick is lost, a spurious one is harmless. */
+void vm_ioeventfd_signal_all(struct vm *vm);
+/* False when TERMVISOR_IOEVENTFD is 0, off or no (A/B measurements):
+ * devices then leave every write to the bus. */
+bool vm_ioeventfd_enabled(void);
 
 #endif

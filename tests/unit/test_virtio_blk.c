@@ -1232,3 +1232,153 @@ Test(virtio_blk, random_rings)
 	}
 	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
 }
+
+/* --- kicks through ioeventfd --- */
+
+/* A vCPU's MMIO write as the software CPU and KVM's own MMIO exits hand
+ * it over: vcpu_handle_exit(). */
+static void *
+exit_write(void *arg)
+{
+	struct vm_exit e = { .kind = VM_EXIT_MMIO };
+
+	e.io.addr = *(uint64_t *)arg;
+	e.io.len = 2;
+	e.io.write = true;
+	vcpu_handle_exit(vm->vcpus[0], &e);
+	return NULL;
+}
+
+/*
+ * Write the notify register at addr from a "vCPU" thread while this
+ * thread holds the device lock (as the event thread does for a batch).
+ * True if the write completed while the lock was held.
+ */
+static bool
+exit_kick_locked(uint64_t addr)
+{
+	struct timespec ts;
+	pthread_t t;
+	bool done;
+
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_eq(pthread_create(&t, NULL, exit_write, &addr), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	done = pthread_timedjoin_np(t, NULL, &ts) == 0;
+	pthread_mutex_unlock(&vm->devlock);
+	if (!done)
+		pthread_join(t, NULL);
+	return done;
+}
+
+/* Queue a request and kick it the way a vCPU does; its status. */
+static uint8_t
+run_exit(uint32_t type, uint64_t sector, uint32_t len, bool data_write,
+    bool *lockfree)
+{
+	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
+	uint16_t head = req(0, type, sector, len, data_write);
+
+	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
+	avail_idx++;
+	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
+	*lockfree = exit_kick_locked(notify);
+	wait_used(1);
+	pthread_mutex_lock(&vm->devlock);
+	pthread_mutex_unlock(&vm->devlock);
+	return status(0);
+}
+
+Test(virtio_blk, kick_through_ioeventfd_without_the_device_lock)
+{
+	bool lockfree;
+
+	cr_assert_eq(vm->ioev_n, 1, "queue 0's notify address registered");
+	cr_assert_eq(vm->ioev[0].gpa, notify);
+	pattern(data(0), 4096, 3);
+	cr_assert_eq(run_exit(VIRTIO_BLK_T_OUT, 20, 4096, false, &lockfree),
+	    VIRTIO_BLK_S_OK);
+	cr_assert(lockfree, "the kick did not wait for the device lock");
+	memset(data(0), 0, 4096);
+	cr_assert_eq(run_exit(VIRTIO_BLK_T_IN, 20, 4096, true, &lockfree),
+	    VIRTIO_BLK_S_OK);
+	cr_assert(lockfree);
+	for (unsigned i = 0; i < 4096; i++)
+		cr_assert_eq(data(0)[i], (uint8_t)(i * 7 + 3 + (i >> 9)));
+	/* The same kick through the bus (a test's or the PCI_CFG
+	 * window's) still works, synchronously. */
+	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
+}
+
+static void
+setup_no_ioeventfd(void)
+{
+	vm_down();
+	setenv("TERMVISOR_IOEVENTFD", "0", 1);
+	vm_up("raw", false);
+}
+
+Test(virtio_blk, ioeventfd_turned_off_kicks_through_the_bus,
+    .init = setup_no_ioeventfd)
+{
+	bool lockfree;
+
+	cr_assert_eq(vm->ioev_n, 0);
+	cr_assert_eq(run_exit(VIRTIO_BLK_T_FLUSH, 0, 0, false, &lockfree),
+	    VIRTIO_BLK_S_OK);
+	cr_assert_not(lockfree, "without ioeventfd a kick takes the lock");
+}
+
+/* Moved with BAR4, gone while decoding is off and after a reset. */
+Test(virtio_blk, ioeventfd_follows_bar4)
+{
+	uint64_t bar = bar_addr(VIRTIO_BAR), nb = 0xe0000000ull;
+	uint16_t cmd = (uint16_t)cfg_rd(PCI_COMMAND, 2);
+	bool lockfree;
+
+	cr_assert_neq(bar, nb);
+	cr_assert_eq(vm->ioev_n, 1);
+	cfg_wr(PCI_COMMAND, 2, cmd & ~PCI_CMD_MEM);
+	cr_assert_eq(vm->ioev_n, 0, "decoding off: no ioeventfd");
+	cfg_wr(PCI_BAR0 + 4 * VIRTIO_BAR, 4, (uint32_t)nb);
+	cfg_wr(PCI_BAR0 + 4 * VIRTIO_BAR + 4, 4, (uint32_t)(nb >> 32));
+	cr_assert_eq(vm->ioev_n, 0);
+	cfg_wr(PCI_COMMAND, 2, cmd);
+	cr_assert_eq(vm->ioev_n, 1);
+	cr_assert_eq(vm->ioev[0].gpa, nb + (notify - bar));
+	/* The old address is nobody's now. */
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_not(vm_ioeventfd_signal(vm, notify, 2));
+	pthread_mutex_unlock(&vm->devlock);
+	notify = nb + (notify - bar);
+	common = nb + (common - bar);
+	cr_assert_eq(run_exit(VIRTIO_BLK_T_FLUSH, 0, 0, false, &lockfree),
+	    VIRTIO_BLK_S_OK);
+	cr_assert(lockfree);
+	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
+	cr_assert_eq(vm->ioev_n, 0, "reset: queues disabled, no ioeventfd");
+}
+
+/* A kick that fired while the VM was paused is held back, then given
+ * to the device when it resumes. */
+Test(virtio_blk, kick_while_paused_runs_on_resume)
+{
+	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
+	uint16_t head = req(0, VIRTIO_BLK_T_FLUSH, 0, 0, false);
+
+	pthread_mutex_lock(&vm->devlock);
+	cr_assert_eq(vm_pause(vm, 1000), 0);
+	pthread_mutex_unlock(&vm->devlock);
+	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
+	avail_idx++;
+	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
+	cr_assert(exit_kick_locked(notify));
+	usleep(100000);		/* the event thread sees the eventfd */
+	cr_assert_eq(used_idx(), used_seen, "nothing done while paused");
+	pthread_mutex_lock(&vm->devlock);
+	vm_resume(vm);
+	pthread_mutex_unlock(&vm->devlock);
+	wait_used(1);
+	cr_assert_eq(status(0), VIRTIO_BLK_S_OK);
+}
