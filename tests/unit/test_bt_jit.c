@@ -2,9 +2,10 @@
  * The software CPU's code generator against its interpreter: random
  * 64-bit loops built from the instructions the generator compiles inline
  * (register ALU, MOV, LEA, compare-and-branch, loads and stores, ALU
- * with RAX or a register and an imm32, byte compares) mixed
- * with ones it calls handlers for (INC/DEC, shifts, PUSH/POP, faulting
- * and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
+ * with RAX or a register and an imm32, byte compares, shifts and
+ * rotates by a constant, IMUL, CMOVcc, SETcc, with flags that die or
+ * are read) mixed with ones it calls handlers for (INC/DEC, ADC,
+ * PUSH/POP, faulting and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
  * generator on, from the same state.  Registers, RIP, every flag (even
  * the undefined ones: both sides are ours), the exception taken and the
  * data page must be identical.
@@ -88,7 +89,72 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 30) {
+	switch (rnd(p) % 36) {
+	case 30: {			/* ROL/ROR r, imm8 or 1 */
+		static const uint8_t n[] = { 1, 2, 31, 32, 63, 0 };
+
+		if (rnd(p) % 4 == 0) {
+			put(p, 3, rex(w, 0, r), 0xd1, modrm(3, rnd(p) & 1, r));
+			break;
+		}
+		put(p, 4, rex(w, 0, r), 0xc1, modrm(3, rnd(p) & 1, r),
+		    rnd(p) & 1 ? n[rnd(p) % 6] : (uint8_t)rnd(p));
+		break;
+	}
+	case 31:			/* IMUL r, r (, imm8 / imm32) */
+		switch (rnd(p) % 3) {
+		case 0:
+			put(p, 4, rex(w, r, s), 0x0f, 0xaf, modrm(3, r, s));
+			break;
+		case 1:
+			put(p, 4, rex(w, r, s), 0x6b, modrm(3, r, s),
+			    (uint8_t)rnd(p));
+			break;
+		default:
+			put(p, 3, rex(w, r, s), 0x69, modrm(3, r, s));
+			put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p),
+			    (uint8_t)rnd(p), (uint8_t)rnd(p));
+			break;
+		}
+		break;
+	case 32:			/* SETcc r8 (AH..BH without REX) */
+		if (rnd(p) & 1)
+			put(p, 1, rex(false, 0, r));
+		put(p, 3, 0x0f, (uint8_t)(0x90 | rnd(p) % 16),
+		    modrm(3, 0, r));
+		break;
+	case 33: case 34: case 35: {	/* shift/rotate/IMUL, then a flag
+					 * reader or writer */
+		static const uint8_t grp2[] = { 0, 1, 4, 5, 7 };
+		unsigned k = rnd(p) % 6;
+
+		if (k == 5)
+			put(p, 4, rex(w, t, s), 0x0f, 0xaf, modrm(3, t, s));
+		else
+			put(p, 4, rex(w, 0, t), 0xc1, modrm(3, grp2[k], t),
+			    (uint8_t)(1 + rnd(p) % 63));
+		switch (rnd(p) % 5) {
+		case 0:			/* Jcc over an ADD */
+			put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+			put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+			break;
+		case 1:			/* CMOVcc */
+			put(p, 4, rex(w, r, s), 0x0f,
+			    (uint8_t)(0x40 | rnd(p) % 16), modrm(3, r, s));
+			break;
+		case 2:			/* SETcc */
+			put(p, 4, rex(false, 0, r), 0x0f,
+			    (uint8_t)(0x90 | rnd(p) % 16), modrm(3, 0, r));
+			break;
+		case 3:			/* ADC r, r */
+			put(p, 3, rex(w, s, r), 0x11, modrm(3, s, r));
+			break;
+		default:		/* a writer: these flags die */
+			put(p, 3, rex(w, s, r), 0x29, modrm(3, s, r));
+			break;
+		}
+		break;
+	}
 	case 24: {			/* ALU r, imm32 (81) */
 		static const uint8_t op[] = { 0, 1, 4, 5, 7, 6 };
 
@@ -436,6 +502,154 @@ Test(bt_jit, random_loops_match_the_interpreter)
 			bad++;
 	}
 	cr_assert_eq(bad, 0, "%d programs differ (see stderr)", bad);
+}
+
+/*
+ * The inline shifts, rotates and IMUL over edge values: mov rax, a;
+ * mov rcx, b; the form (on eax/rax, with ecx/rcx as a source); eight
+ * SETcc (conditions base..base+7) into dl, bl, sil, dil, r8b..r11b,
+ * then a Jcc over an INC r12 and HLT.  The SETcc read the flags inline
+ * (from the form's lazy state or through bt_cond), the end state reads
+ * them from the lazy state.
+ */
+static const uint64_t edge_val[] = { 0, 1, 0x7fffffff, 0x80000000,
+    0xffffffff, 0x7fffffffffffffffull, 0x8000000000000000ull, ~0ull,
+    0x123456789abcdef0ull, 0xc0000001 };
+#define NEDGE (sizeof(edge_val) / sizeof(edge_val[0]))
+
+static void
+gen_edge(struct prog *p, const uint8_t *form, size_t flen, uint64_t a,
+    uint64_t b, unsigned base)
+{
+	static const uint8_t setr[8] = { 2, 3, 6, 7, 8, 9, 10, 11 };
+
+	p->n = 0;
+	put(p, 2, 0x48, 0xb8);
+	memcpy(p->b + p->n, &a, 8);
+	p->n += 8;
+	put(p, 2, 0x48, 0xb9);
+	memcpy(p->b + p->n, &b, 8);
+	p->n += 8;
+	memcpy(p->b + p->n, form, flen);
+	p->n += flen;
+	for (unsigned k = 0; k < 8; k++)
+		put(p, 4, rex(false, 0, setr[k]), 0x0f,
+		    (uint8_t)(0x90 | (base + k)), modrm(3, 0, setr[k]));
+	put(p, 2, (uint8_t)(0x70 | ((base + 3) & 15)), 3);
+	put(p, 3, 0x49, 0xff, 0xc4);		/* inc r12 */
+	put(p, 1, 0xf4);
+}
+
+/* Interpreter and JIT on one edge program; false (and a note) if they
+ * differ. */
+static bool
+edge_same(const uint8_t *form, size_t flen, uint64_t a, uint64_t b)
+{
+	static struct prog p;
+	static struct result x, y;
+
+	for (unsigned base = 0; base < 16; base += 8) {
+		gen_edge(&p, form, flen, a, b, base);
+		run(&p, 5, false, false, &x);
+		run(&p, 5, true, false, &y);
+		if (x.k == y.k && x.st.rip == y.st.rip &&
+		    x.st.rflags == y.st.rflags &&
+		    memcmp(x.st.gpr, y.st.gpr, sizeof(x.st.gpr)) == 0)
+			continue;
+		fprintf(stderr, "bt jit edge: a %llx b %llx rflags %llx "
+		    "(interpreter) %llx (jit), form", (unsigned long long)a,
+		    (unsigned long long)b, (unsigned long long)x.st.rflags,
+		    (unsigned long long)y.st.rflags);
+		for (size_t k = 0; k < flen; k++)
+			fprintf(stderr, " %02x", form[k]);
+		fprintf(stderr, "\n");
+		for (int k = 0; k < 16; k++)
+			if (x.st.gpr[k] != y.st.gpr[k])
+				fprintf(stderr, "  r%d %llx (interpreter) %llx "
+				    "(jit)\n", k,
+				    (unsigned long long)x.st.gpr[k],
+				    (unsigned long long)y.st.gpr[k]);
+		return false;
+	}
+	return true;
+}
+
+Test(bt_jit, shifts_and_rotates_at_edge_counts)
+{
+	static const uint8_t grp2[] = { 0, 1, 4, 5, 7 };
+	static const uint8_t cnt[] = { 0, 1, 2, 31, 32, 63 };
+	int bad = 0;
+
+	for (int w = 0; w < 2; w++)
+		for (unsigned o = 0; o < 5; o++)
+			for (unsigned c = 0; c <= 6; c++) {
+				uint8_t f[8] = { rex(w, 0, 0), 0xc1,
+				    modrm(3, grp2[o], 0), c < 6 ? cnt[c] : 0 };
+				size_t n = 4;
+
+				if (c == 6) {		/* D1: by one */
+					f[1] = 0xd1;
+					n = 3;
+				}
+				for (unsigned v = 0; v < NEDGE && bad < 5; v++)
+					bad += !edge_same(f, n, edge_val[v],
+					    edge_val[(v + 3) % NEDGE]);
+			}
+	cr_assert_eq(bad, 0, "shift forms differ (see stderr)");
+}
+
+Test(bt_jit, rotates_keep_the_earlier_flags)
+{
+	static const uint8_t cnt[] = { 1, 7, 31 };
+	int bad = 0;
+
+	/* CMP rcx, rax (or ADD) leaves lazy flags the rotate must keep
+	 * all but CF and OF of. */
+	for (int w = 0; w < 2; w++)
+		for (unsigned o = 0; o < 2; o++)
+			for (unsigned c = 0; c < 3; c++)
+				for (unsigned v = 0; v < NEDGE && bad < 5;
+				    v++) {
+					uint8_t f[7] = { 0x48, v & 1 ? 0x01 :
+					    0x39, 0xc1, rex(w, 0, 0), 0xc1,
+					    modrm(3, o, 0), cnt[c] };
+
+					bad += !edge_same(f, 7, edge_val[v],
+					    edge_val[(v + 5) % NEDGE]);
+				}
+	cr_assert_eq(bad, 0, "rotate forms differ (see stderr)");
+}
+
+Test(bt_jit, imul_at_edge_values)
+{
+	static const uint32_t imm[] = { 0x7f, 0x80, 0xff, 2, 0x7fffffff,
+	    0x80000000, 0xffffffff, 0x10001 };
+	int bad = 0;
+
+	for (int w = 0; w < 2; w++) {
+		for (unsigned v = 0; v < NEDGE; v++)
+			for (unsigned u = 0; u < NEDGE && bad < 5; u++) {
+				/* imul eax/rax, ecx/rcx */
+				uint8_t f[4] = { rex(w, 0, 1), 0x0f, 0xaf,
+				    modrm(3, 0, 1) };
+
+				bad += !edge_same(f, 4, edge_val[v],
+				    edge_val[u]);
+			}
+		for (unsigned m = 0; m < 8; m++)
+			for (unsigned v = 0; v < NEDGE && bad < 5; v++) {
+				/* imul eax/rax, ecx/rcx, imm8 / imm32 */
+				uint8_t f[7] = { rex(w, 0, 1), m < 4 ? 0x6b :
+				    0x69, modrm(3, 0, 1) };
+				size_t n = 4;
+
+				memcpy(f + 3, &imm[m], 4);
+				if (m >= 4)
+					n = 7;
+				bad += !edge_same(f, n, 0, edge_val[v]);
+			}
+	}
+	cr_assert_eq(bad, 0, "IMUL forms differ (see stderr)");
 }
 
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)

@@ -520,7 +520,7 @@ bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
 /* What an inline-compilable fast handler does (for jit.c). */
 enum { BT_FD_MOV = 1, BT_FD_ALU, BT_FD_LEA, BT_FD_LOAD, BT_FD_STORE,
        BT_FD_PUSH, BT_FD_POP, BT_FD_CALL, BT_FD_RET, BT_FD_LALU,
-       BT_FD_JCC };
+       BT_FD_JCC, BT_FD_SHIFT, BT_FD_IMUL, BT_FD_CMOV, BT_FD_SETCC };
 struct bt_fdesc {
 	uint8_t kind;		/* BT_FD_* */
 	uint8_t op;		/* ALU: x86 group-1 index (0 ADD .. 7 CMP),
@@ -534,6 +534,9 @@ struct bt_fdesc {
 	uint8_t hi;		/* byte register AH..BH: byte 1 of dst/src */
 	uint8_t amem;		/* LALU: the memory operand is the first
 				 * (else the second, after register dst) */
+	uint8_t n;		/* SHIFT: the count (1..size-1, op is the
+				 * group-2 index: 0 ROL 1 ROR 4 SHL 5 SHR
+				 * 7 SAR); CMOV, SETCC: the condition */
 };
 bool bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d);
 /* True if the instruction ends a block. */

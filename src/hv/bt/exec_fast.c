@@ -333,6 +333,28 @@ FX_ROT(fx_ror64, 8, uint64_t, 0)
 FX_ROT(fx_rol32, 4, uint32_t, 1)
 FX_ROT(fx_ror32, 4, uint32_t, 0)
 
+/* CMOVcc r, r (0F 40-4F) and SETcc r8 (0F 90-9F): the 32-bit CMOV
+ * clears the upper half whether or not it moves. */
+static void
+fx_cmov64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	if (bt_cond_fast(c, i->opc & 15))
+		c->gpr[i->reg] = c->gpr[i->rm];
+}
+
+static void
+fx_cmov32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = (uint32_t)c->gpr[bt_cond_fast(c, i->opc & 15) ?
+	    i->rm : i->reg];
+}
+
+static void
+fx_setcc_r(struct bt_cpu *c, const struct bt_insn *i)
+{
+	*bt_breg(c, i, i->rm) = bt_cond_fast(c, i->opc & 15);
+}
+
 /* MOV [mem], imm (C7 /0) and MOV byte loads/stores (88/8A/C6). */
 static void
 fm_store_imm64(struct bt_cpu *c, const struct bt_insn *i)
@@ -481,6 +503,10 @@ fx_specialize8(struct bt_insn *i)
 	case 0x3c: i->fn = fx_cmp_al; return;
 	case 0xa8: i->fn = fx_test_al; return;
 	}
+	if (i->opc >= 0x190 && i->opc <= 0x19f && i->mod == 3) {
+		i->fn = fx_setcc_r;
+		return;
+	}
 	if (i->mod == 3)
 		return;
 	switch (i->opc) {
@@ -544,6 +570,13 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 			i->fn = fx_jmp_ind64;
 		else if (c->mode == BT_M64 && w && (i->reg & 7) == 2)
 			i->fn = fx_call_ind64;
+		return;
+	case 0x140: case 0x141: case 0x142: case 0x143:
+	case 0x144: case 0x145: case 0x146: case 0x147:
+	case 0x148: case 0x149: case 0x14a: case 0x14b:
+	case 0x14c: case 0x14d: case 0x14e: case 0x14f:
+		if (reg)
+			i->fn = w ? fx_cmov64 : fx_cmov32;
 		return;
 	case 0x1af: case 0x69: case 0x6b:
 		i->fn = w ? fx_imul64 : fx_imul32;
@@ -918,6 +951,54 @@ jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	return false;
 }
 
+/* Shifts and rotates by a known count, IMUL, CMOVcc and SETcc on
+ * registers. */
+static bool
+jit_reg_desc(const struct bt_insn *i, struct bt_fdesc *d)
+{
+	static const struct { bt_fn *fn; uint8_t op, sz; } sh[] = {
+		{ fx_rol64, 0, 8 }, { fx_ror64, 1, 8 }, { fx_shl64, 4, 8 },
+		{ fx_shr64, 5, 8 }, { fx_sar64, 7, 8 },
+		{ fx_rol32, 0, 4 }, { fx_ror32, 1, 4 }, { fx_shl32, 4, 4 },
+		{ fx_shr32, 5, 4 }, { fx_sar32, 7, 4 },
+	};
+
+	for (unsigned k = 0; k < sizeof(sh) / sizeof(sh[0]); k++) {
+		if (i->fn != sh[k].fn)
+			continue;
+		d->kind = BT_FD_SHIFT;
+		d->op = sh[k].op;
+		d->sz = sh[k].sz;
+		d->dst = i->rm;
+		d->n = (uint8_t)i->imm;
+		return true;
+	}
+	if ((i->fn == fx_imul64 || i->fn == fx_imul32) && i->mod == 3) {
+		d->kind = BT_FD_IMUL;
+		d->sz = i->fn == fx_imul64 ? 8 : 4;
+		d->dst = i->reg;
+		d->src = i->rm;
+		d->imm = i->opc != 0x1af;
+		return true;
+	}
+	if (i->fn == fx_cmov64 || i->fn == fx_cmov32) {
+		d->kind = BT_FD_CMOV;
+		d->sz = i->fn == fx_cmov64 ? 8 : 4;
+		d->dst = i->reg;
+		d->src = i->rm;
+		d->n = i->opc & 15;
+		return true;
+	}
+	if (i->fn == fx_setcc_r) {
+		d->kind = BT_FD_SETCC;
+		d->sz = 1;
+		fd_breg(i, i->rm, &d->dst, &d->hi);
+		d->n = i->opc & 15;
+		return true;
+	}
+	return false;
+}
+
 /*
  * What the JIT may compile inline: the register-only fast handlers, whose
  * effects (a register, the lazy flags, maybe a branch) are described
@@ -946,6 +1027,8 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	};
 
 	memset(d, 0, sizeof(*d));
+	if (jit_reg_desc(i, d))
+		return true;
 	if (i->fn == fx_mov_rr64 || i->fn == fx_mov_rr32) {
 		d->kind = BT_FD_MOV;
 		d->sz = i->fn == fx_mov_rr64 ? 8 : 4;

@@ -1,9 +1,15 @@
 /*
  * Host code for 64-bit blocks: a small x86-64 code generator on top of
  * the pre-decoded blocks.  Each instruction becomes either inline host
- * code (register MOV/ALU/LEA and compare-and-branch, which cannot fault)
- * or a direct call of its pre-decoded handler with RIP and the next RIP
- * stored first, exactly as bt_tc_run would have them.  That keeps every
+ * code (register MOV/ALU/LEA, shifts and rotates by a constant, IMUL,
+ * CMOVcc, SETcc and compare-and-branch, which cannot fault; loads and
+ * stores with the soft TLB inline) or a direct call of its pre-decoded
+ * handler with RIP and the next RIP stored first, exactly as bt_tc_run
+ * would have them.  Inline ops record the lazy flags as their handlers
+ * do, unless a later op of the block overwrites them before anything
+ * can read them (dead flags: nothing between may fault or call out);
+ * flag readers take the host flags from the lazy state an inline op of
+ * the block left, else call bt_cond.  That keeps every
  * exception precise (a faulting handler longjmps out with c->rip at the
  * instruction, as in the interpreter) and leaves the semantics in one
  * place: the generated code only replaces the dispatch loop and the
@@ -290,12 +296,22 @@ jit_lg(unsigned sz)
  * if write; host flags left as the guest's (for a following branch). */
 static void
 jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
-    unsigned dst)
+    unsigned dst, bool dead)
 {
 	/* CMP as SUB, TEST as AND: same flags, result unused */
 	static const uint8_t opc[9] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31,
 	    0x29, 0x21 };
 
+	if (dead) {		/* flags overwritten before any read */
+		if (!write)
+			return;
+		if (sz == 8)
+			e1(x, 0x48);
+		e1(x, (uint8_t)(sz == 1 ? opc[op] - 1 : opc[op]));
+		e1(x, 0xc8);
+		e_st(x, true, RAX, GPR(dst));
+		return;
+	}
 	if (op == 8) {		/* TEST records no operands */
 		e_st_imm(x, true, OFF(cc_a), 0);
 		e_st_imm(x, true, OFF(cc_b), 0);
@@ -315,16 +331,19 @@ jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
 
 /* Inline register ALU op. */
 static void
-jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d)
+jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d,
+    bool dead)
 {
 	bool w = d->sz == 8;
 
+	if (dead && !d->write)
+		return;		/* a CMP or TEST nobody reads */
 	e_ld(x, w, RAX, GPR(d->dst));
 	if (d->imm)
 		e_mov_imm64(x, RCX, w ? i->imm : (uint32_t)i->imm);
 	else
 		e_ld(x, w, RCX, GPR(d->src));
-	jit_alu_tail(x, d->op, d->sz, d->write, d->dst);
+	jit_alu_tail(x, d->op, d->sz, d->write, d->dst, dead);
 }
 
 /* The host flags again from the lazy state an inline ALU op of this
@@ -358,6 +377,201 @@ jit_cmov_rip(struct jx *x, unsigned cc, int64_t next, int64_t target)
 	e1(x, (uint8_t)(0x40 | cc));
 	e1(x, 0xc1);	/* cmovcc rax, rcx */
 	e_st(x, true, RAX, OFF(rip));
+}
+
+/* What the flags of this block are known to be at a point: FOP_NONE
+ * (whatever the lazy state in memory says), an ALU op index 0..8 (the
+ * lazy state an inline op of that kind left), or FOP_RES (a shift's:
+ * ZF, SF and PF follow cc_res, the others need flags.c). */
+enum { FOP_NONE = -1, FOP_RES = 16 };
+
+/* mov rdi, rbx (c as the first argument) */
+static void
+e_arg_c(struct jx *x)
+{
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);
+}
+
+/* Host flags such that host condition (the return value) is the guest's
+ * condition cc: from the lazy state an inline op of this block left,
+ * else from bt_cond (no RIP needed: it cannot fault). */
+static unsigned
+jit_cond(struct jx *x, unsigned cc, int fop, unsigned fsz)
+{
+	unsigned k = cc >> 1;
+
+	if (fop >= 0 && fop <= 8) {
+		jit_flags(x, (unsigned)fop, fsz);
+		return cc;
+	}
+	if (fop == FOP_RES && (k == 2 || k == 4 || k == 5)) {
+		jit_flags(x, 8, fsz);	/* test res, res */
+		return cc;
+	}
+	e_arg_c(x);
+	e1(x, 0xbe); e4(x, cc);			/* mov esi, cc */
+	e_call(x, (const void *)bt_cond);
+	e1(x, 0x84); e1(x, 0xc0);		/* test al, al */
+	return 5;				/* nz */
+}
+
+/* The lazy flags into c->flags unless already eager (ROL/ROR keep all
+ * but CF and OF). */
+static void
+jit_flags_eager(struct jx *x)
+{
+	uint8_t *skip;
+
+	e1(x, 0x83);				/* cmp dword [cc_op], 0 */
+	e_mem(x, 7, OFF(cc_op));
+	e1(x, 0);
+	e1(x, 0x74);				/* je skip */
+	skip = x->p;
+	e1(x, 0);
+	e_arg_c(x);
+	e_call(x, (const void *)bt_flags_get);
+	*skip = (uint8_t)(x->p - (skip + 1));
+}
+
+/* SHL/SHR/SAR/ROL/ROR r, n as fx_shl64.. and fx_rol64.. do it; dead:
+ * the flags are overwritten before anything reads them. */
+static void
+jit_shift(struct jx *x, const struct bt_fdesc *d, bool dead)
+{
+	bool w = d->sz == 8, rot = d->op < 2;
+	unsigned bits = d->sz * 8u;
+
+	if (rot && !dead)
+		jit_flags_eager(x);
+	e_ld(x, w, RAX, GPR(d->dst));
+	if (!rot && !dead)
+		e_st(x, true, RAX, OFF(cc_a));
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0xc1); e1(x, (uint8_t)(0xc0 | d->op << 3)); e1(x, d->n);
+	e_st(x, true, RAX, GPR(d->dst));
+	if (dead)
+		return;
+	if (!rot) {
+		unsigned kind = d->op == 4 ? CC_SHL : d->op == 5 ? CC_SHR :
+		    CC_SAR;
+
+		e_st(x, true, RAX, OFF(cc_res));
+		e_st_imm(x, true, OFF(cc_b), d->n);
+		e_st_imm(x, false, OFF(cc_op), kind * 4 + jit_lg(d->sz));
+		return;
+	}
+	/* ecx = the top bit of the result */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);		/* mov rcx, rax */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, (uint8_t)(bits - 1));
+	if (d->op == 0) {	/* ROL: CF = bit 0, OF = top ^ CF */
+		e1(x, 0x89); e1(x, 0xc2);		/* mov edx, eax */
+		e1(x, 0x83); e1(x, 0xe2); e1(x, 1);	/* and edx, 1 */
+		e1(x, 0x31); e1(x, 0xd1);		/* xor ecx, edx */
+		/* now CF in edx, OF in ecx: swap into CF ecx, OF edx */
+		e1(x, 0x87); e1(x, 0xd1);		/* xchg ecx, edx */
+	} else {		/* ROR: CF = top, OF = top ^ next */
+		e1(x, 0x48); e1(x, 0x89); e1(x, 0xc2);	/* mov rdx, rax */
+		e1(x, 0x48); e1(x, 0xc1); e1(x, 0xea);	/* shr rdx, */
+		e1(x, (uint8_t)(bits - 2));
+		e1(x, 0x83); e1(x, 0xe2); e1(x, 1);	/* and edx, 1 */
+		e1(x, 0x31); e1(x, 0xca);		/* xor edx, ecx */
+	}
+	e_ld(x, true, RSI, OFF(flags));
+	e1(x, 0x48); e1(x, 0x81); e1(x, 0xe6);		/* and rsi, */
+	e4(x, (uint32_t)~(RFLAGS_CF | RFLAGS_OF));
+	e1(x, 0x48); e1(x, 0x83); e1(x, 0xce); e1(x, RFLAGS_FIXED);
+	e1(x, 0x48); e1(x, 0x09); e1(x, 0xce);		/* or rsi, rcx */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe2); e1(x, 11);	/* shl rdx */
+	e1(x, 0x48); e1(x, 0x09); e1(x, 0xd6);		/* or rsi, rdx */
+	e_st(x, true, RSI, OFF(flags));
+}
+
+/* IMUL r, r (, imm) as fx_imul64/32: CF = OF = truncation, the other
+ * flags as a logic op on the low half. */
+static void
+jit_imul(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d,
+    bool dead)
+{
+	bool w = d->sz == 8;
+	uint8_t *skip;
+
+	e_ld(x, w, RAX, GPR(d->src));
+	if (w)
+		e1(x, 0x48);
+	if (d->imm) {
+		e1(x, 0x69); e1(x, 0xc0);	/* imul eax/rax, itself, imm32 */
+		e4(x, (uint32_t)(int32_t)i->imm);
+	} else {
+		e1(x, 0x0f); e1(x, 0xaf);	/* imul eax/rax, [dst] */
+		e_mem(x, RAX, GPR(d->dst));
+	}
+	e_st(x, true, RAX, GPR(d->dst));
+	if (dead)
+		return;
+	e_st(x, true, RAX, OFF(cc_res));
+	e_st_imm(x, true, OFF(cc_a), 0);
+	e_st_imm(x, true, OFF(cc_b), 0);
+	e_st_imm(x, false, OFF(cc_op), CC_LOGIC * 4 + jit_lg(d->sz));
+	e1(x, 0x71);				/* jno skip */
+	skip = x->p;
+	e1(x, 0);
+	e_arg_c(x);
+	e_call(x, (const void *)bt_flags_get);
+	e1(x, 0x81);				/* or dword [flags], CF|OF */
+	e_mem(x, 1, OFF(flags));
+	e4(x, RFLAGS_CF | RFLAGS_OF);
+	*skip = (uint8_t)(x->p - (skip + 1));
+}
+
+/* CMOVcc r, r and SETcc r8. */
+static void
+jit_cmov_setcc(struct jx *x, const struct bt_fdesc *d, int fop,
+    unsigned fsz)
+{
+	unsigned h = jit_cond(x, d->n, fop, fsz);
+	bool w = d->sz == 8;
+
+	if (d->kind == BT_FD_SETCC) {
+		e1(x, 0x0f); e1(x, (uint8_t)(0x90 | h)); e1(x, 0xc0);
+		e_rm(x, false, 0x88, RAX, GPR(d->dst) + d->hi);
+		return;
+	}
+	e_ld(x, w, RAX, GPR(d->dst));	/* 32-bit: cleared upper half */
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0x0f); e1(x, (uint8_t)(0x40 | h));
+	e_mem(x, RAX, GPR(d->src));
+	e_st(x, true, RAX, GPR(d->dst));
+}
+
+/* How an instruction treats the arithmetic flags, for the dead-flag
+ * pass: FL_READ also for anything that may leave the block before its
+ * end (a fault or a handler's brk), where the flags must be exact. */
+enum { FL_NONE, FL_WRITE, FL_READ, FL_KEEP };
+
+static unsigned
+jit_fclass(const struct bt_insn *i)
+{
+	struct bt_fdesc d;
+
+	if ((i->fn == bt_x_mov_rimm && i->opc >= 0xb8) ||
+	    (i->fn == bt_x_movsxd && i->mod == 3))
+		return FL_NONE;		/* inline or a handler that cannot
+					 * fault */
+	if (!bt_fast_desc(i, &d))
+		return FL_READ;
+	switch (d.kind) {
+	case BT_FD_MOV: case BT_FD_LEA:
+		return FL_NONE;
+	case BT_FD_ALU:
+		return d.branch ? FL_READ : FL_WRITE;
+	case BT_FD_SHIFT:	/* a rotate keeps all but CF and OF */
+		return d.op < 2 ? FL_KEEP : FL_WRITE;
+	case BT_FD_IMUL:
+		return FL_WRITE;
+	}
+	return FL_READ;
 }
 
 /* LEA r64, [base + index * scale + disp] (64-bit addressing). */
@@ -395,6 +609,7 @@ struct jstub {
 	int64_t off, next;
 	uint16_t k;		/* instruction index in the block */
 	bool store, last;
+	bool dead;		/* LALU: its flags are never read */
 };
 
 _Static_assert(sizeof(struct bt_tlb) == 48, "jit_tlb scales by 48");
@@ -528,7 +743,7 @@ jit_mem(struct jx *x, struct jstub *st)
 		} else {
 			e_ld(x, d->sz == 8, RCX, GPR(d->src));
 		}
-		jit_alu_tail(x, d->op, d->sz, d->write, d->dst);
+		jit_alu_tail(x, d->op, d->sz, d->write, d->dst, st->dead);
 		return false;
 	case BT_FD_LOAD:
 		if (d->op)	/* mov [gpr + hi], al */
@@ -793,12 +1008,24 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	uint8_t *ex_at[24];
 	unsigned nex = 0, nstub = 0, fsz = 0;
 	struct jstub stubs[64];
-	int fop = -1;		/* inline op whose flags are current */
+	int fop = FOP_NONE;	/* inline op whose flags are current */
+	bool dead[64], live = true;
 
 	b->jit = NULL;
 	if (j == NULL || b->mode != BT_M64 || n == 0 || n > 64 ||
 	    j->used + JIT_BLOCK_MAX > j->size)
 		return;
+	/* Dead flags: an op whose flags a later one overwrites before
+	 * anything reads them (or the block may be left) records none. */
+	for (unsigned k = n; k-- > 0;) {
+		unsigned fc = jit_fclass(&b->insn[k]);
+
+		dead[k] = !live;
+		if (fc == FL_WRITE)
+			live = false;
+		else if (fc == FL_READ)
+			live = true;
+	}
 	start = x.p = j->rw + j->used;
 	x.j = j;
 	/* mov r12, [rbx + rip]; c->cur = b */
@@ -821,13 +1048,11 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		}
 		fast = bt_fast_desc(i, &d);
 		if (fast && d.kind == BT_FD_JCC) {
-			/* A Jcc whose flags an inline op of this block set:
-			 * the host flags again, then as a fused branch. */
-			if (last && fop >= 0 &&
-			    jit_fits(next + (int64_t)i->imm)) {
-				jit_flags(&x, (unsigned)fop, fsz);
-				jit_cmov_rip(&x, i->opc & 15, next,
-				    next + (int64_t)i->imm);
+			/* The host flags again (from an inline op of this
+			 * block, else bt_cond), then as a fused branch. */
+			if (last && jit_fits(next + (int64_t)i->imm)) {
+				jit_cmov_rip(&x, jit_cond(&x, i->opc & 15,
+				    fop, fsz), next, next + (int64_t)i->imm);
 				rip_done = true;
 				last_call = false;
 				off = next;
@@ -835,16 +1060,35 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			}
 			fast = false;
 		}
-		if (fast && d.kind >= BT_FD_LOAD && nstub < 64 &&
+		if (fast && d.kind >= BT_FD_SHIFT) {
+			if (d.kind == BT_FD_SHIFT) {
+				jit_shift(&x, &d, dead[k]);
+				/* a rotate leaves the flags eager */
+				fop = d.op >= 4 && !dead[k] ? FOP_RES :
+				    FOP_NONE;
+				fsz = d.sz;
+			} else if (d.kind == BT_FD_IMUL) {
+				jit_imul(&x, i, &d, dead[k]);
+				fop = FOP_NONE;
+			} else {
+				jit_cmov_setcc(&x, &d, fop, fsz);
+			}
+			last_call = false;
+			off = next;
+			continue;
+		}
+		if (fast && d.kind >= BT_FD_LOAD && d.kind <= BT_FD_LALU &&
+		    nstub < 64 &&
 		    (d.kind != BT_FD_CALL ||
 		    jit_fits(next + (int64_t)i->imm))) {
 			struct jstub *st = &stubs[nstub++];
 
 			*st = (struct jstub){ .i = i, .d = d, .off = off,
-			    .next = next, .k = (uint16_t)k, .last = last };
+			    .next = next, .k = (uint16_t)k, .last = last,
+			    .dead = dead[k] };
 			rip_done = jit_mem(&x, st);
 			if (d.kind == BT_FD_LALU) {
-				fop = d.op;
+				fop = dead[k] ? FOP_NONE : d.op;
 				fsz = d.sz;
 			}
 			last_call = false;
@@ -858,8 +1102,8 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			} else if (d.kind == BT_FD_LEA) {
 				jit_lea(&x, i, next);
 			} else {
-				jit_alu(&x, i, &d);
-				fop = d.op;
+				jit_alu(&x, i, &d, dead[k] && !d.branch);
+				fop = dead[k] ? FOP_NONE : d.op;
 				fsz = d.sz;
 			}
 			if (d.branch) {
@@ -871,7 +1115,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			off = next;
 			continue;
 		}
-		fop = -1;	/* a handler may change the flags */
+		fop = FOP_NONE;	/* a handler may change the flags */
 		e_lea_rip(&x, RAX, off);
 		e_st(&x, true, RAX, OFF(rip));
 		e_lea_rip(&x, RAX, next);
