@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "null_accel.h"
+#include "run.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/virtio.h"
@@ -416,6 +417,35 @@ Test(virtio_rng, vmx_key)
 	vmx_free(&doc);
 	cr_assert_neq(vmx_check("rng", "maybe", e, sizeof(e)), 0);
 	cr_assert(strstr(e, "on or off") != NULL, "%s", e);
+}
+
+/* termvisor run --rng, alone and over a datastore VM's configuration. */
+Test(virtio_rng, run_option)
+{
+	char *on[] = { "run", "--kernel", "/k", "--rng", "on", NULL };
+	char *off[] = { "run", "--kernel", "/k", "--rng", "off", NULL };
+	char *bad[] = { "run", "--kernel", "/k", "--rng", "yes", NULL };
+	char *none[] = { "run", "--kernel", "/k", NULL };
+	struct vm_config c, vmc;
+	struct run_args a;
+	char e[256];
+
+	cr_assert_eq(run_parse_args(3, none, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert(virtio_rng_wanted(&c), "on by default");
+	cr_assert_eq(run_parse_args(5, on, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert(virtio_rng_wanted(&c));
+	cr_assert_eq(run_parse_args(5, bad, &c, &a, e, sizeof(e)), -1);
+	cr_assert(strstr(e, "--rng yes") != NULL, "%s", e);
+	cr_assert_eq(run_parse_args(5, off, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert_not(virtio_rng_wanted(&c));
+	/* Over a configuration that has it: the option wins ... */
+	vm_config_defaults(&vmc);
+	cr_assert_eq(run_merge(&vmc, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert_not(virtio_rng_wanted(&vmc));
+	/* ... and without the option, the configuration's rng stays. */
+	cr_assert_eq(run_parse_args(3, none, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert_eq(run_merge(&vmc, &c, &a, e, sizeof(e)), 0, "%s", e);
+	cr_assert_not(virtio_rng_wanted(&vmc));
 }
 
 /* --- whole-VM state, on the software CPU (vmstate reads its vCPUs) --- */
