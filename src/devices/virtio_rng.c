@@ -1,11 +1,13 @@
 /*
  * virtio-rng on the virtio transport (virtio.c).  See virtio_rng.h.
  *
- * Requests are served on the vCPU's kick, with the device lock held:
- * Linux's driver posts one small buffer at a time (tens of bytes), and
- * getrandom(2) never blocks once the host's own CRNG is ready, so the
- * work is a bounded copy.  A request gets at most VIRTIO_RNG_REQ_MAX
- * bytes, so that a guest posting huge buffers only slows itself.
+ * Requests are served where the transport delivers the kick (the event
+ * loop through the queue's ioeventfd, or the vCPU's exit), with the
+ * device lock held: Linux's driver posts one small buffer at a time (at
+ * most a few hundred bytes), and getrandom(2) never blocks once the
+ * host's own CRNG is ready, so the work is a bounded copy.  A request
+ * gets at most VIRTIO_RNG_REQ_MAX bytes, so that a guest posting huge
+ * buffers only slows itself.
  */
 #include "devices/virtio_rng.h"
 
