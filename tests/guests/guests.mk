@@ -107,4 +107,5 @@ $(GUEST_OUT)/bzimage64.bin: $(GUEST_OUT)/bzimage64.elf
 	$(GUEST_OBJCOPY) -O binary $< $@
 
 include $(GUEST_SRC)/smpstress.mk
+include $(GUEST_SRC)/virtiokick.mk
 -include $(wildcard $(GUEST_OUT)/o*/*.d)
