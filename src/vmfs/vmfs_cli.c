@@ -563,6 +563,7 @@ vmfs_cli_show(const char *ds, const char *name)
 	vmfs_cli_show_devices(&c);
 	printf("vnc:      %s\nserial:   %s\n", c.vnc, c.serial);
 	printf("display:  %s\n", c.display[0] ? c.display : "std");
+	printf("rng:      %s\n", c.rng);
 	return VMFS_CLI_OK;
 }
 

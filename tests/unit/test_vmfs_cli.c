@@ -102,6 +102,10 @@ Test(cli, create_show_list)
 	cr_assert_not_null(strstr(out, "(qcow2, read-only)"), "%s", out);
 	cr_assert_not_null(strstr(out, "mac 52:54:00:00:00:01"), "%s", out);
 	cr_assert_not_null(strstr(out, "state:    stopped"), "%s", out);
+	cr_assert_not_null(strstr(out, "rng:      on"), "%s", out);
+	cr_assert_eq(run(vmfs_cli_vm, "set web rng=off"), 0, "%s", out);
+	cr_assert_eq(run(vmfs_cli_vm, "show web"), 0, "%s", out);
+	cr_assert_not_null(strstr(out, "rng:      off"), "%s", out);
 	cr_assert_eq(run(vmfs_cli_vm, "create db"), 0, "%s", out);
 	cr_assert_eq(run(vmfs_cli_vm, "list"), 0, "%s", out);
 	cr_assert(strstr(out, "db") && strstr(out, "web") &&
