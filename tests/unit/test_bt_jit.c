@@ -652,6 +652,76 @@ Test(bt_jit, imul_at_edge_values)
 	cr_assert_eq(bad, 0, "IMUL forms differ (see stderr)");
 }
 
+/*
+ * Jump caches and chains survive an INVLPG that cannot remap code, so
+ * one that can must still reach the new code: call a function at
+ * 0x400000 twice (chained, cached), point its 2 MiB page elsewhere,
+ * INVLPG one 4K page inside it (off: any one of them drops the whole
+ * large page) and call it again.  r13 = the first two results' sum,
+ * rbx = the third.
+ */
+static void
+remap_run(bool jit, uint32_t off, struct cpu_state *st)
+{
+	static const uint8_t f1[] = { 0xb8, 1, 0, 0, 0, 0xc3 };
+	static const uint8_t f2[] = { 0xb8, 2, 0, 0, 0, 0xc3 };
+	struct prog p = { .n = 0 };
+	struct tvm *t;
+	int32_t rel;
+
+	put(&p, 6, 0x41, 0xbc, 2, 0, 0, 0);		/* mov r12d, 2 */
+	put(&p, 1, 0xe8);				/* top: call f */
+	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
+	memcpy(p.b + p.n, &rel, 4);
+	p.n += 4;
+	put(&p, 3, 0x49, 0x01, 0xc5);			/* add r13, rax */
+	put(&p, 3, 0x41, 0xff, 0xcc);			/* dec r12d */
+	put(&p, 2, 0x75, (uint8_t)-13);			/* jnz top */
+	put(&p, 5, 0xb8, (TVM_PD + 16) & 0xff, ((TVM_PD + 16) >> 8) & 0xff,
+	    (TVM_PD + 16) >> 16, 0);		/* mov eax, &PD[2] */
+	put(&p, 7, 0x48, 0xc7, 0x00, 0x87, 0x00, 0x60, 0x00);	/* ->6M */
+	put(&p, 1, 0xb9);				/* mov ecx, lin */
+	put(&p, 4, (0x400000 + off) & 0xff, ((0x400000 + off) >> 8) & 0xff,
+	    (0x400000 + off) >> 16, 0);
+	put(&p, 3, 0x0f, 0x01, 0x39);			/* invlpg [rcx] */
+	put(&p, 1, 0xe8);				/* call f */
+	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
+	memcpy(p.b + p.n, &rel, 4);
+	p.n += 4;
+	put(&p, 3, 0x48, 0x89, 0xc3);			/* mov rbx, rax */
+	put(&p, 1, 0xf4);
+	if (jit)
+		unsetenv("TERMVISOR_BT_JIT");
+	else
+		setenv("TERMVISOR_BT_JIT", "0", 1);
+	t = tvm_new(16 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	tvm_put(t, CODE, p.b, p.n);
+	tvm_put(t, 0x400000, f1, sizeof(f1));
+	tvm_put(t, 0x600000, f2, sizeof(f2));
+	tvm_long_mode(t, st, CODE);
+	st->gpr[R_R13] = 0;
+	bt_accel_ops.set_state(t->vcpu, st);
+	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, st);
+	tvm_free(t);
+}
+
+Test(bt_jit, invlpg_of_a_code_page_reaches_the_new_code)
+{
+	static const uint32_t off[] = { 0, 0x1000, 0x1ff000 };
+	struct cpu_state st;
+
+	for (int jit = 0; jit < 2; jit++)
+		for (unsigned k = 0; k < 3; k++) {
+			remap_run(jit, off[k], &st);
+			cr_assert_eq(st.gpr[R_R13], 2, "jit %d off %#x", jit,
+			    off[k]);
+			cr_assert_eq(st.gpr[R_RBX], 2, "jit %d off %#x: the "
+			    "old code ran", jit, off[k]);
+		}
+}
+
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 {
 	struct tvm *t;

@@ -142,7 +142,13 @@ struct bt_cpu {
 	struct bt_tlb *tlbc;			/* tlb[cpl == 3] */
 	uint8_t tlb_large;			/* a large page was cached */
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
-	uint32_t tlb_epoch;			/* bumped by every flush */
+	uint32_t tlb_epoch;			/* bumped by every flush
+						 * that may remap code */
+	/* Where code was fetched from since the epoch began: bit
+	 * (lin >> 21) % 256 of x2m, (lin >> 30) % 64 of x1g.  An INVLPG
+	 * elsewhere cannot remap a block the jump caches and chains hold,
+	 * so it leaves the epoch alone (see bt_tlb_flush_page). */
+	uint64_t x2m[4], x1g;
 	uint32_t seen_dirty_epoch;		/* write tags dropped for it */
 	int in_run;				/* inside vcpu_run (atomic) */
 	uint32_t tc_epoch;			/* bumped by every TC flush */
@@ -376,6 +382,33 @@ enum { BT_WALK_GLOBAL = 1, BT_WALK_LARGE = 2, BT_WALK_DIRTY_W = 4 };
 uint64_t bt_sys_read(struct bt_cpu *c, uint64_t lin, unsigned sz);
 void bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v);
 void bt_tlb_flush(struct bt_cpu *c, bool global);
+
+/* Code at lin was fetched through the TLB (bt_tc_lookup). */
+static inline void
+bt_xmark(struct bt_cpu *c, uint64_t lin)
+{
+	c->x2m[(lin >> 27) & 3] |= 1ull << ((lin >> 21) & 63);
+	c->x1g |= 1ull << ((lin >> 30) & 63);
+}
+
+/* Could an INVLPG of lin (a 4K, 2M or 1G page) remap code fetched
+ * since the epoch began? */
+static inline bool
+bt_xmark_test(const struct bt_cpu *c, uint64_t lin)
+{
+	return (c->x2m[(lin >> 27) & 3] >> ((lin >> 21) & 63) & 1) ||
+	    (c->tlb_large && (c->x1g >> ((lin >> 30) & 63) & 1));
+}
+
+/* A new TLB epoch: every jump cache entry and chain made before is
+ * stale. */
+static inline void
+bt_tlb_epoch_bump(struct bt_cpu *c)
+{
+	c->tlb_epoch++;
+	memset(c->x2m, 0, sizeof(c->x2m));
+	c->x1g = 0;
+}
 void bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin);
 /* Make every later store take the slow path (dirty log, new code). */
 void bt_tlb_drop_writes(struct bt_cpu *c);

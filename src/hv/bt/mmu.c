@@ -473,8 +473,8 @@ bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v)
 	bt_phys_write(c, bt_translate(c, lin, BT_ACC_W, false), sz, v);
 }
 
-void
-bt_tlb_flush(struct bt_cpu *c, bool global)
+static void
+mmu_flush_entries(struct bt_cpu *c, bool global)
 {
 	for (int u = 0; u < 2; u++)
 		for (int k = 0; k < BT_TLB_SIZE; k++) {
@@ -486,7 +486,13 @@ bt_tlb_flush(struct bt_cpu *c, bool global)
 		}
 	if (global)
 		c->tlb_large = 0;
-	c->tlb_epoch++;
+}
+
+void
+bt_tlb_flush(struct bt_cpu *c, bool global)
+{
+	mmu_flush_entries(c, global);
+	bt_tlb_epoch_bump(c);
 }
 
 void
@@ -500,11 +506,13 @@ bt_tlb_drop_writes(struct bt_cpu *c)
 void
 bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 {
+	/* The kernel's fixmap and vmalloc flushes never touch code. */
+	if (bt_xmark_test(c, lin))
+		bt_tlb_epoch_bump(c);
 	if (c->tlb_large) {
-		bt_tlb_flush(c, true);
+		mmu_flush_entries(c, true);
 		return;
 	}
-	c->tlb_epoch++;
 	for (int u = 0; u < 2; u++) {
 		struct bt_tlb *e = &c->tlb[u][(lin >> 12) & (BT_TLB_SIZE - 1)];
 

@@ -208,6 +208,7 @@ bt_tc_lookup(struct bt_cpu *c)
 		gpa = e->gpa | (lin & 0xfff);
 	else
 		gpa = bt_translate(c, lin, BT_ACC_X, c->cpl == 3);
+	bt_xmark(c, lin);
 	for (pp = &c->hash[tc_hash(gpa, c->mode)]; (b = *pp) != NULL;
 	    pp = &b->hnext) {
 		if (b->gpa != gpa || b->mode != c->mode)
