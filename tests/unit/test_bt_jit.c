@@ -722,6 +722,75 @@ Test(bt_jit, invlpg_of_a_code_page_reaches_the_new_code)
 		}
 }
 
+/*
+ * MOV CR3 keeps chains and cached blocks of globally mapped code but not
+ * of the rest: the caller (global, at CODE) calls 0x400000 twice, then
+ * switches to page tables where 0x400000 is other code and calls it
+ * again.
+ */
+static void
+cr3_run(bool jit, struct cpu_state *st)
+{
+	static const uint8_t f1[] = { 0xb8, 1, 0, 0, 0, 0xc3 };
+	static const uint8_t f2[] = { 0xb8, 2, 0, 0, 0, 0xc3 };
+	const uint64_t pml4 = 0x13000, pdpt = 0x14000, pd = 0x15000;
+	struct prog p = { .n = 0 };
+	struct tvm *t;
+	int32_t rel;
+
+	put(&p, 6, 0x41, 0xbc, 2, 0, 0, 0);		/* mov r12d, 2 */
+	put(&p, 1, 0xe8);				/* top: call f */
+	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
+	memcpy(p.b + p.n, &rel, 4);
+	p.n += 4;
+	put(&p, 3, 0x49, 0x01, 0xc5);			/* add r13, rax */
+	put(&p, 3, 0x41, 0xff, 0xcc);			/* dec r12d */
+	put(&p, 2, 0x75, (uint8_t)-13);			/* jnz top */
+	put(&p, 5, 0xb8, 0x00, 0x30, 0x01, 0);		/* mov eax, pml4 */
+	put(&p, 3, 0x0f, 0x22, 0xd8);			/* mov cr3, rax */
+	put(&p, 1, 0xe8);				/* call f */
+	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
+	memcpy(p.b + p.n, &rel, 4);
+	p.n += 4;
+	put(&p, 3, 0x48, 0x89, 0xc3);			/* mov rbx, rax */
+	put(&p, 1, 0xf4);
+	if (jit)
+		unsetenv("TERMVISOR_BT_JIT");
+	else
+		setenv("TERMVISOR_BT_JIT", "0", 1);
+	t = tvm_new(16 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	tvm_put(t, CODE, p.b, p.n);
+	tvm_put(t, 0x400000, f1, sizeof(f1));
+	tvm_put(t, 0x600000, f2, sizeof(f2));
+	tvm_long_mode(t, st, CODE);
+	/* The second address space: the same, but 0x400000 -> 0x600000. */
+	tvm_set64(t, pml4, pdpt | 7);
+	tvm_set64(t, pdpt, pd | 7);
+	for (uint64_t k = 0; k < 512; k++)
+		tvm_set64(t, pd + k * 8, (k << 21) | 0x87);
+	tvm_set64(t, pd + 16, 0x600000 | 0x87);
+	/* The caller's page is global in both. */
+	tvm_set64(t, TVM_PD + 8, 0x200000 | 0x187);
+	tvm_set64(t, pd + 8, 0x200000 | 0x187);
+	st->gpr[R_R13] = 0;
+	bt_accel_ops.set_state(t->vcpu, st);
+	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, st);
+	tvm_free(t);
+}
+
+Test(bt_jit, mov_cr3_reaches_the_other_address_spaces_code)
+{
+	struct cpu_state st;
+
+	for (int jit = 0; jit < 2; jit++) {
+		cr3_run(jit, &st);
+		cr_assert_eq(st.gpr[R_R13], 2, "jit %d", jit);
+		cr_assert_eq(st.gpr[R_RBX], 2, "jit %d: the old code ran", jit);
+	}
+}
+
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 {
 	struct tvm *t;

@@ -477,18 +477,21 @@ bt_next_block(struct bt_cpu *c)
 		if (k >= 0 && (b = p->link[k]) != NULL && b->mode == c->mode &&
 		    (p->link_inval[k] == inval || bt_tc_valid(c, b))) {
 			p->link_inval[k] = inval;
+			c->xglobal = 0;
 			goto out;
 		}
 	}
 	j = &c->jc[(lin ^ (lin >> 12)) & 4095];
-	if (j->b != NULL && j->lin == lin && j->tlb == c->tlb_epoch &&
+	if (j->b != NULL && j->lin == lin && bt_tlb_current(c, j->tlb) &&
 	    j->tc == c->tc_epoch && j->b->mode == c->mode &&
 	    (j->inval == inval || bt_tc_valid(c, j->b))) {
 		b = j->b;
 		j->inval = inval;
+		c->xglobal = j->tlb != c->tlb_epoch;
 	} else {
 		b = bt_tc_lookup(c);
-		*j = (struct bt_jc){ lin, b, c->tlb_epoch, c->tc_epoch, inval,
+		*j = (struct bt_jc){ lin, b, c->xglobal ? bt_tlb_gtag(c) :
+		    c->tlb_epoch, c->tc_epoch, inval,
 		    b->mode == BT_M64 ? b->jit : NULL };
 	}
 	if (chain && c->prev_tc == c->tc_epoch) {

@@ -144,6 +144,11 @@ struct bt_cpu {
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
 	uint32_t tlb_epoch;			/* bumped by every flush
 						 * that may remap code */
+	uint32_t tlb_gepoch;			/* the same for globally
+						 * mapped code (not MOV CR3) */
+	uint8_t xglobal;			/* bt_tc_lookup's block was
+						 * fetched through a global
+						 * mapping */
 	/* Where code was fetched from since the epoch began: bit
 	 * (lin >> 21) % 256 of x2m, (lin >> 30) % 64 of x1g.  An INVLPG
 	 * elsewhere cannot remap a block the jump caches and chains hold,
@@ -400,12 +405,34 @@ bt_xmark_test(const struct bt_cpu *c, uint64_t lin)
 	    (c->tlb_large && (c->x1g >> ((lin >> 30) & 63) & 1));
 }
 
-/* A new TLB epoch: every jump cache entry and chain made before is
- * stale. */
-static inline void
-bt_tlb_epoch_bump(struct bt_cpu *c)
+/*
+ * A new TLB epoch: every jump cache entry and chain made before is stale
+ * (global: also those for code fetched through global mappings, which a
+ * MOV CR3 keeps).  A jump cache entry or chain slot holds the epoch it
+ * was made under: tlb_epoch (below 2^31), or bt_tlb_gtag(c) for code
+ * mapped globally.
+ */
+#define BT_GTAG 0x80000000u
+
+static inline uint32_t
+bt_tlb_gtag(const struct bt_cpu *c)
 {
-	c->tlb_epoch++;
+	return c->tlb_gepoch | BT_GTAG;
+}
+
+static inline bool
+bt_tlb_current(const struct bt_cpu *c, uint32_t tag)
+{
+	return tag == c->tlb_epoch || tag == bt_tlb_gtag(c);
+}
+
+static inline void
+bt_tlb_epoch_bump(struct bt_cpu *c, bool global)
+{
+	c->tlb_epoch = (c->tlb_epoch + 1) & ~BT_GTAG;
+	if (!global)
+		return;		/* the marks stay: global code stays */
+	c->tlb_gepoch = (c->tlb_gepoch + 1) & ~BT_GTAG;
 	memset(c->x2m, 0, sizeof(c->x2m));
 	c->x1g = 0;
 }

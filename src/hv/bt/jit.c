@@ -906,7 +906,7 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 		e1(x, 0x48); e1(x, 0x39); e1(x, 0xc8);	/* cmp rax, rcx */
 		miss = e_jmp(x, 5, NULL);
 		e1(x, 0x81);			/* cmp dword [rbx+tlb_epoch] */
-		e1(x, 0xbb);
+		e1(x, 0xbb);		/* (or tlb_gepoch: bt_jit_link) */
 		e4(x, (uint32_t)OFF(tlb_epoch));
 		e4(x, 0);		/* +25: TLB epoch */
 		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
@@ -940,10 +940,19 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 	e1(x, (uint8_t)offsetof(struct bt_jc, code));
 	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc9);	/* test rcx, rcx */
 	ex_at[(*nex)++] = e_jmp(x, 4, NULL);
-	e_ld(x, false, RAX, OFF(tlb_epoch));
-	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+tlb] */
+	/* the entry's epoch: tlb_epoch, or tlb_gepoch | BT_GTAG */
+	e1(x, 0x8b); e1(x, 0x42);		/* mov eax, [rdx+tlb] */
 	e1(x, (uint8_t)offsetof(struct bt_jc, tlb));
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+	e_rm(x, false, 0x3b, RAX, OFF(tlb_epoch));	/* cmp eax, epoch */
+	e1(x, 0x74);				/* je +n */
+	{
+		uint8_t *skip = x->p++;
+
+		e1(x, 0x35); e4(x, BT_GTAG);	/* xor eax, BT_GTAG */
+		e_rm(x, false, 0x3b, RAX, OFF(tlb_gepoch));
+		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
+		*skip = (uint8_t)(x->p - (skip + 1));
+	}
 	e_ld(x, false, RAX, OFF(tc_epoch));
 	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+tc] */
 	e1(x, (uint8_t)offsetof(struct bt_jc, tc));
@@ -989,6 +998,17 @@ bt_jit_link(struct bt_cpu *c, struct bt_block *from, struct bt_block *to)
 		k = free_k >= 0 ? free_k : (int)((rip >> 2) & 1);
 	s = j->rw + from->jslot[k];
 	memcpy(s + SLOT_RIP, &rip, 8);
+	/* Code mapped globally stays chained across MOV CR3. */
+	if (c->xglobal) {
+		int32_t disp = OFF(tlb_gepoch);
+
+		tlb = c->tlb_gepoch;
+		memcpy(s + SLOT_TLB - 4, &disp, 4);
+	} else {
+		int32_t disp = OFF(tlb_epoch);
+
+		memcpy(s + SLOT_TLB - 4, &disp, 4);
+	}
 	memcpy(s + SLOT_TLB, &tlb, 4);
 	memcpy(s + SLOT_INVAL, &inval, 4);
 	s[SLOT_CPL] = c->cpl;
@@ -1005,7 +1025,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	bool last_call = false, rip_done = false;
 	unsigned n = b->ninsn, nbrk = 0;
 	uint16_t brk_k[128];
-	uint8_t *ex_at[24];
+	uint8_t *ex_at[32];
 	unsigned nex = 0, nstub = 0, fsz = 0;
 	struct jstub stubs[64];
 	int fop = FOP_NONE;	/* inline op whose flags are current */

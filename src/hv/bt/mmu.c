@@ -492,7 +492,7 @@ void
 bt_tlb_flush(struct bt_cpu *c, bool global)
 {
 	mmu_flush_entries(c, global);
-	bt_tlb_epoch_bump(c);
+	bt_tlb_epoch_bump(c, global);
 }
 
 void
@@ -508,7 +508,7 @@ bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 {
 	/* The kernel's fixmap and vmalloc flushes never touch code. */
 	if (bt_xmark_test(c, lin))
-		bt_tlb_epoch_bump(c);
+		bt_tlb_epoch_bump(c, true);
 	if (c->tlb_large) {
 		mmu_flush_entries(c, true);
 		return;

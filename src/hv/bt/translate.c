@@ -209,6 +209,7 @@ bt_tc_lookup(struct bt_cpu *c)
 	else
 		gpa = bt_translate(c, lin, BT_ACC_X, c->cpl == 3);
 	bt_xmark(c, lin);
+	c->xglobal = e->tag_x == (lin & ~0xfffull) && e->global;
 	for (pp = &c->hash[tc_hash(gpa, c->mode)]; (b = *pp) != NULL;
 	    pp = &b->hnext) {
 		if (b->gpa != gpa || b->mode != c->mode)
