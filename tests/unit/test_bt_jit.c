@@ -89,7 +89,43 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 36) {
+	switch (rnd(p) % 38) {
+	case 36:			/* TEST r, imm32 / TEST rAX, imm32 /
+					 * MOV r, imm32 (C7) */
+		switch (rnd(p) % 3) {
+		case 0:
+			put(p, 3, rex(w, 0, r), 0xf7, modrm(3, 0, r));
+			break;
+		case 1:
+			put(p, 2, rex(w, 0, 0), 0xa9);
+			break;
+		default:
+			put(p, 3, rex(w, 0, r), 0xc7, modrm(3, 0, r));
+			break;
+		}
+		put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p), (uint8_t)rnd(p),
+		    (uint8_t)rnd(p));
+		break;
+	case 37:			/* byte CMP/TEST alone, then SETcc */
+		switch (rnd(p) % 4) {
+		case 0:
+			put(p, 2, rnd(p) & 1 ? 0x3c : 0xa8, (uint8_t)rnd(p));
+			break;
+		case 1:			/* AH..BH without REX */
+			put(p, 2, rnd(p) & 1 ? 0x84 : 0x38,
+			    modrm(3, s & 7, r & 7));
+			break;
+		case 2:
+			put(p, 3, rex(false, s, r), rnd(p) & 1 ? 0x84 : 0x3a,
+			    modrm(3, s, r));
+			break;
+		default:
+			put(p, 3, 0x80, modrm(3, 7, r & 7), (uint8_t)rnd(p));
+			break;
+		}
+		put(p, 4, rex(false, 0, t), 0x0f,
+		    (uint8_t)(0x90 | rnd(p) % 16), modrm(3, 0, t));
+		break;
 	case 30: {			/* ROL/ROR r, imm8 or 1 */
 		static const uint8_t n[] = { 1, 2, 31, 32, 63, 0 };
 

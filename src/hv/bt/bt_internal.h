@@ -589,14 +589,16 @@ struct bt_fdesc {
 	uint8_t dst, src;	/* register numbers */
 	uint8_t imm;		/* source is i->imm */
 	uint8_t write;		/* result goes to dst */
-	uint8_t branch;		/* fused Jcc: condition in i->scale,
-				 * displacement in i->disp */
+	uint8_t branch;		/* fused Jcc: condition in n,
+				 * displacement in rel */
 	uint8_t hi;		/* byte register AH..BH: byte 1 of dst/src */
+	uint8_t shi;		/* ALU on bytes: the same for src */
 	uint8_t amem;		/* LALU: the memory operand is the first
 				 * (else the second, after register dst) */
 	uint8_t n;		/* SHIFT: the count (1..size-1, op is the
 				 * group-2 index: 0 ROL 1 ROR 4 SHL 5 SHR
 				 * 7 SAR); CMOV, SETCC: the condition */
+	int64_t rel;		/* fused Jcc: from the next RIP */
 };
 bool bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d);
 /* True if the instruction ends a block. */

@@ -121,6 +121,19 @@ FX_IMM(fx_addi32, 4, uint32_t, a + b, CC_ADD, 1)
 FX_IMM(fx_subi32, 4, uint32_t, a - b, CC_SUB, 1)
 FX_IMM(fx_cmpi32, 4, uint32_t, a - b, CC_SUB, 0)
 FX_IMM(fx_andi32, 4, uint32_t, a & b, CC_LOGIC, 1)
+FX_IMM(fx_ori64, 8, uint64_t, a | b, CC_LOGIC, 1)
+FX_IMM(fx_xori64, 8, uint64_t, a ^ b, CC_LOGIC, 1)
+FX_IMM(fx_testi64, 8, uint64_t, a & b, CC_LOGIC, 0)
+FX_IMM(fx_ori32, 4, uint32_t, a | b, CC_LOGIC, 1)
+FX_IMM(fx_xori32, 4, uint32_t, a ^ b, CC_LOGIC, 1)
+FX_IMM(fx_testi32, 4, uint32_t, a & b, CC_LOGIC, 0)
+
+/* MOV r, imm32 (C7 /0 on a register; sign-extended in 64 bits) */
+static void
+fx_mov_ri(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->rm] = i->osz == 8 ? i->imm : (uint32_t)i->imm;
+}
 
 static void
 fx_jcc64(struct bt_cpu *c, const struct bt_insn *i)
@@ -553,13 +566,18 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	}
 	switch (i->opc) {
 	case 0x05: case 0x25: case 0x2d: case 0x3d:
-		/* ADD/AND/SUB/CMP rAX, imm32: the register-immediate forms
-		 * with RAX as the register (so the JIT inlines them too). */
+	case 0x0d: case 0x35: case 0xa9:
+		/* ADD/AND/SUB/CMP/OR/XOR/TEST rAX, imm32: the register-
+		 * immediate forms with RAX as the register (so the JIT
+		 * inlines them too). */
 		i->mod = 3;
 		i->rm = R_RAX;
 		i->fn = i->opc == 0x05 ? (w ? fx_addi64 : fx_addi32) :
 		    i->opc == 0x25 ? (w ? fx_andi64 : fx_andi32) :
 		    i->opc == 0x2d ? (w ? fx_subi64 : fx_subi32) :
+		    i->opc == 0x0d ? (w ? fx_ori64 : fx_ori32) :
+		    i->opc == 0x35 ? (w ? fx_xori64 : fx_xori32) :
+		    i->opc == 0xa9 ? (w ? fx_testi64 : fx_testi32) :
 		    (w ? fx_cmpi64 : fx_cmpi32);
 		return;
 	case 0xff:
@@ -632,11 +650,14 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 			i->fn = w ? fm_test64 : fm_test32;
 		return;
 	case 0xc7:
-		if (!reg && (i->reg & 7) == 0)
-			i->fn = w ? fm_store_imm64 : fm_store_imm32;
+		if ((i->reg & 7) == 0)
+			i->fn = reg ? fx_mov_ri : w ? fm_store_imm64 :
+			    fm_store_imm32;
 		return;
 	case 0xf7:
-		if (!reg && (i->reg & 7) == 0 && !w)
+		if (reg && (i->reg & 7) == 0)
+			i->fn = w ? fx_testi64 : fx_testi32;
+		else if (!reg && (i->reg & 7) == 0 && !w)
 			i->fn = fm_testi32;
 		return;
 	case 0x81: case 0x83:
@@ -653,6 +674,8 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		}
 		switch (i->reg & 7) {
 		case 0: i->fn = w ? fx_addi64 : fx_addi32; break;
+		case 1: i->fn = w ? fx_ori64 : fx_ori32; break;
+		case 6: i->fn = w ? fx_xori64 : fx_xori32; break;
 		case 4: i->fn = w ? fx_andi64 : fx_andi32; break;
 		case 5: i->fn = w ? fx_subi64 : fx_subi32; break;
 		case 7: i->fn = w ? fx_cmpi64 : fx_cmpi32; break;
@@ -951,6 +974,53 @@ jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	return false;
 }
 
+/* Byte CMP and TEST on registers (AL, imm8 included), alone or with
+ * the Jcc fused (fj_cmp8 has the displacement in imm, the others in
+ * disp; the condition in imm2). */
+static bool
+jit_byte_desc(const struct bt_insn *i, struct bt_fdesc *d)
+{
+	bool fused = i->fn == fj_cmp8 || i->fn == fj_test8 ||
+	    i->fn == fj_cmpi8 || i->fn == fj_cmp_al || i->fn == fj_test_al;
+	unsigned a, b;
+
+	if (i->fn == fx_cmp8 || i->fn == fj_cmp8) {
+		if (i->mod != 3)
+			return false;
+		a = i->opc == 0x3a ? i->reg : i->rm;
+		b = i->opc == 0x3a ? i->rm : i->reg;
+		d->op = 7;
+	} else if (i->fn == fx_test_rr8 || i->fn == fj_test8) {
+		a = i->rm;
+		b = i->reg;
+		d->op = 8;
+	} else if (i->fn == fx_cmpi8 || i->fn == fj_cmpi8) {
+		if (i->mod != 3)
+			return false;
+		a = b = i->rm;
+		d->op = 7;
+		d->imm = 1;
+	} else if (i->fn == fx_cmp_al || i->fn == fj_cmp_al ||
+	    i->fn == fx_test_al || i->fn == fj_test_al) {
+		a = b = R_RAX;
+		d->op = i->fn == fx_cmp_al || i->fn == fj_cmp_al ? 7 : 8;
+		d->imm = 1;
+	} else {
+		return false;
+	}
+	d->kind = BT_FD_ALU;
+	d->sz = 1;
+	fd_breg(i, a, &d->dst, &d->hi);
+	fd_breg(i, b, &d->src, &d->shi);
+	if (fused) {
+		d->branch = 1;
+		d->n = (uint8_t)i->imm2;
+		d->rel = i->fn == fj_cmp8 || i->fn == fj_test8 ?
+		    (int64_t)i->imm : i->disp;
+	}
+	return true;
+}
+
 /* Shifts and rotates by a known count, IMUL, CMOVcc and SETcc on
  * registers. */
 static bool
@@ -989,6 +1059,8 @@ jit_reg_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->n = i->opc & 15;
 		return true;
 	}
+	if (jit_byte_desc(i, d))
+		return true;
 	if (i->fn == fx_setcc_r) {
 		d->kind = BT_FD_SETCC;
 		d->sz = 1;
@@ -1024,11 +1096,21 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		{ fj_test64, 8, 8, 2, 0 }, { fj_test32, 8, 4, 2, 0 },
 		{ fj_sub64, 5, 8, 2, 1 }, { fj_and64, 4, 8, 2, 1 },
 		{ fj_add64, 0, 8, 2, 1 }, { fj_subi64, 5, 8, 3, 1 },
+		{ fx_ori64, 1, 8, 1, 1 }, { fx_xori64, 6, 8, 1, 1 },
+		{ fx_ori32, 1, 4, 1, 1 }, { fx_xori32, 6, 4, 1, 1 },
+		{ fx_testi64, 8, 8, 1, 0 }, { fx_testi32, 8, 4, 1, 0 },
 	};
 
 	memset(d, 0, sizeof(*d));
 	if (jit_reg_desc(i, d))
 		return true;
+	if (i->fn == fx_mov_ri) {
+		d->kind = BT_FD_MOV;
+		d->sz = i->osz;
+		d->dst = i->rm;
+		d->imm = 1;
+		return true;
+	}
 	if (i->fn == fx_mov_rr64 || i->fn == fx_mov_rr32) {
 		d->kind = BT_FD_MOV;
 		d->sz = i->fn == fx_mov_rr64 ? 8 : 4;
@@ -1053,6 +1135,8 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->write = t[k].write;
 		d->imm = (t[k].form & 1) != 0;
 		d->branch = (t[k].form & 2) != 0;
+		d->n = i->scale;
+		d->rel = i->disp;
 		if (d->imm) {
 			d->dst = i->rm;
 		} else {

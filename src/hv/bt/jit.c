@@ -338,6 +338,18 @@ jit_alu(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d,
 
 	if (dead && !d->write)
 		return;		/* a CMP or TEST nobody reads */
+	if (d->sz == 1) {	/* CMP/TEST: movzx both operands */
+		e1(x, 0x0f); e1(x, 0xb6);
+		e_mem(x, RAX, GPR(d->dst) + d->hi);
+		if (d->imm) {
+			e_mov_imm64(x, RCX, (uint8_t)i->imm);
+		} else {
+			e1(x, 0x0f); e1(x, 0xb6);
+			e_mem(x, RCX, GPR(d->src) + d->shi);
+		}
+		jit_alu_tail(x, d->op, 1, false, d->dst, dead);
+		return;
+	}
 	e_ld(x, w, RAX, GPR(d->dst));
 	if (d->imm)
 		e_mov_imm64(x, RCX, w ? i->imm : (uint32_t)i->imm);
@@ -1115,9 +1127,14 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			off = next;
 			continue;
 		}
-		if (fast && d.kind <= BT_FD_LEA && (!d.branch || last)) {
+		if (fast && d.kind <= BT_FD_LEA && (!d.branch ||
+		    (last && jit_fits(next + d.rel)))) {
 			if (d.kind == BT_FD_MOV) {
-				e_ld(&x, d.sz == 8, RAX, GPR(d.src));
+				if (d.imm)
+					e_mov_imm64(&x, RAX, d.sz == 8 ?
+					    i->imm : (uint32_t)i->imm);
+				else
+					e_ld(&x, d.sz == 8, RAX, GPR(d.src));
 				e_st(&x, true, RAX, GPR(d.dst));
 			} else if (d.kind == BT_FD_LEA) {
 				jit_lea(&x, i, next);
@@ -1127,8 +1144,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 				fsz = d.sz;
 			}
 			if (d.branch) {
-				jit_cmov_rip(&x, i->scale, next,
-				    next + i->disp);
+				jit_cmov_rip(&x, d.n, next, next + d.rel);
 				rip_done = true;
 			}
 			last_call = false;
