@@ -145,6 +145,11 @@ bt_vcpu_fini(struct vcpu *vcpu)
 	    (unsigned long long)c->rip, c->mode, (unsigned long long)c->cr0,
 	    (unsigned long long)c->gpr[R_RSP],
 	    (unsigned long long)bt_flags_get(c));
+	/* The RIP sampler reads every vCPU: it stops before one goes. */
+	if (c->bvm != NULL && c->bvm->prof != NULL) {
+		bt_prof_stop(c->bvm->prof);
+		c->bvm->prof = NULL;
+	}
 	bt_tc_fini(c);
 	free(c);
 	vcpu->accel = NULL;
