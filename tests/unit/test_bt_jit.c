@@ -89,7 +89,38 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 38) {
+	switch (rnd(p) % 40) {
+	case 38: {			/* ADC/SBB r, r / r, imm8 / imm32 */
+		uint8_t op = (uint8_t)(0x11 + (rnd(p) % 4 == 0 ? 2 : 0) +
+		    (rnd(p) & 1 ? 8 : 0));
+
+		switch (rnd(p) % 3) {
+		case 0:			/* the destination is r either way */
+			if (op & 2)
+				put(p, 3, rex(w, r, s), op, modrm(3, r, s));
+			else
+				put(p, 3, rex(w, s, r), op, modrm(3, s, r));
+			break;
+		case 1:
+			put(p, 4, rex(w, 0, r), 0x83,
+			    modrm(3, 2 + (rnd(p) & 1), r), (uint8_t)rnd(p));
+			break;
+		default:
+			put(p, 3, rex(w, 0, r), 0x81,
+			    modrm(3, 2 + (rnd(p) & 1), r));
+			put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p),
+			    (uint8_t)rnd(p), (uint8_t)rnd(p));
+			break;
+		}
+		break;
+	}
+	case 39:			/* NOP, XCHG AX, AX, XCHG r8, rax */
+		switch (rnd(p) % 3) {
+		case 0: put(p, 1, 0x90); break;
+		case 1: put(p, 2, 0x66, 0x90); break;
+		default: put(p, 2, 0x49, 0x90); break;
+		}
+		break;
 	case 36:			/* TEST r, imm32 / TEST rAX, imm32 /
 					 * MOV r, imm32 (C7) */
 		switch (rnd(p) % 3) {
@@ -554,6 +585,17 @@ static const uint64_t edge_val[] = { 0, 1, 0x7fffffff, 0x80000000,
 #define NEDGE (sizeof(edge_val) / sizeof(edge_val[0]))
 
 static void
+put_form(uint8_t *b, size_t *n, int k, ...)
+{
+	va_list ap;
+
+	va_start(ap, k);
+	while (k-- > 0)
+		b[(*n)++] = (uint8_t)va_arg(ap, int);
+	va_end(ap);
+}
+
+static void
 gen_edge(struct prog *p, const uint8_t *form, size_t flen, uint64_t a,
     uint64_t b, unsigned base)
 {
@@ -654,6 +696,46 @@ Test(bt_jit, rotates_keep_the_earlier_flags)
 					    edge_val[(v + 5) % NEDGE]);
 				}
 	cr_assert_eq(bad, 0, "rotate forms differ (see stderr)");
+}
+
+Test(bt_jit, adc_sbb_at_edge_values)
+{
+	int bad = 0;
+
+	/* CMP rcx, rax sets CF (or a TEST clears it), then ADC/SBB in
+	 * each form; both the inline carry and bt_cf's (after a shift). */
+	for (int w = 0; w < 2; w++)
+		for (unsigned f = 0; f < 12; f++)
+			for (unsigned v = 0; v < NEDGE && bad < 5; v++) {
+				static const uint8_t pre[3][3] = {
+				    { 0x48, 0x39, 0xc1 }, { 0x48, 0x85, 0xc1 },
+				    { 0x48, 0xd1, 0xe9 } };	/* shr rcx */
+				uint8_t b[12];
+				size_t n = 3;
+
+				memcpy(b, pre[f % 3], 3);
+				switch (f / 3) {
+				case 0:		/* adc eax/rax, ecx/rcx */
+					put_form(b, &n, 3, rex(w, 0, 0), 0x11,
+					    0xc8);
+					break;
+				case 1:		/* sbb ecx/rcx, eax/rax */
+					put_form(b, &n, 3, rex(w, 0, 0), 0x1b,
+					    0xc8);
+					break;
+				case 2:		/* adc eax/rax, imm8 (-1) */
+					put_form(b, &n, 4, rex(w, 0, 0), 0x83,
+					    0xd0, 0xff);
+					break;
+				default:	/* sbb eax/rax, imm32 */
+					put_form(b, &n, 7, rex(w, 0, 0), 0x81,
+					    0xd8, 0, 0, 0, 0x80);
+					break;
+				}
+				bad += !edge_same(b, n, edge_val[v],
+				    edge_val[(v + 4) % NEDGE]);
+			}
+	cr_assert_eq(bad, 0, "ADC/SBB forms differ (see stderr)");
 }
 
 Test(bt_jit, imul_at_edge_values)

@@ -280,6 +280,29 @@ FX_INCDEC(fx_dec64, 8, uint64_t, -1, CC_DEC)
 FX_INCDEC(fx_inc32, 4, uint32_t, 1, CC_INC)
 FX_INCDEC(fx_dec32, 4, uint32_t, -1, CC_DEC)
 
+/* ADC/SBB r, r (11 13 19 1B) and r, imm (81/83 /2 /3), 32 and 64 bits:
+ * checksum loops chain ADCs on registers. */
+#define FX_ADC(name, sz, T, is_sub, is_imm)					\
+static void								\
+name(struct bt_cpu *c, const struct bt_insn *i)				\
+{									\
+	unsigned d = (is_imm || !(i->opc & 2)) ? i->rm : i->reg;		\
+	T a = (T)c->gpr[d];						\
+	T b = is_imm ? (T)i->imm : (T)c->gpr[(i->opc & 2) ? i->rm : i->reg];\
+	T r = is_sub ? (T)(a - b - fx_cf(c)) : (T)(a + b + fx_cf(c));	\
+									\
+	bt_cc(c, is_sub ? CC_SUB : CC_ADD, sz, r, a, b);			\
+	c->gpr[d] = r;							\
+}
+FX_ADC(fx_adc64, 8, uint64_t, 0, 0)
+FX_ADC(fx_sbb64, 8, uint64_t, 1, 0)
+FX_ADC(fx_adc32, 4, uint32_t, 0, 0)
+FX_ADC(fx_sbb32, 4, uint32_t, 1, 0)
+FX_ADC(fx_adci64, 8, uint64_t, 0, 1)
+FX_ADC(fx_sbbi64, 8, uint64_t, 1, 1)
+FX_ADC(fx_adci32, 4, uint32_t, 0, 1)
+FX_ADC(fx_sbbi32, 4, uint32_t, 1, 1)
+
 /* ALU Gv,[mem] (03 0B 23 2B 33 3B), 32 and 64 bits. */
 #define FX_ALU_LOAD(name, sz, T, expr, kind, write)			\
 static void								\
@@ -675,6 +698,8 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		switch (i->reg & 7) {
 		case 0: i->fn = w ? fx_addi64 : fx_addi32; break;
 		case 1: i->fn = w ? fx_ori64 : fx_ori32; break;
+		case 2: i->fn = w ? fx_adci64 : fx_adci32; break;
+		case 3: i->fn = w ? fx_sbbi64 : fx_sbbi32; break;
 		case 6: i->fn = w ? fx_xori64 : fx_xori32; break;
 		case 4: i->fn = w ? fx_andi64 : fx_andi32; break;
 		case 5: i->fn = w ? fx_subi64 : fx_subi32; break;
@@ -691,6 +716,16 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 
 		if (f != NULL)
 			i->fn = f;
+		return;
+	}
+	if ((i->opc == 0x11 || i->opc == 0x13 || i->opc == 0x19 ||
+	    i->opc == 0x1b) && reg) {
+		i->fn = i->opc < 0x18 ? (w ? fx_adc64 : fx_adc32) :
+		    (w ? fx_sbb64 : fx_sbb32);
+		return;
+	}
+	if (i->opc == 0x90 && !(i->rex & 1)) {
+		i->fn = bt_x_nop;	/* XCHG eAX, eAX (66 90 too) */
 		return;
 	}
 	if (i->opc < 0x40 && (i->opc & 7) <= 3 && (i->opc & 5) == 1 && reg) {
@@ -1099,6 +1134,10 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		{ fx_ori64, 1, 8, 1, 1 }, { fx_xori64, 6, 8, 1, 1 },
 		{ fx_ori32, 1, 4, 1, 1 }, { fx_xori32, 6, 4, 1, 1 },
 		{ fx_testi64, 8, 8, 1, 0 }, { fx_testi32, 8, 4, 1, 0 },
+		{ fx_adc64, 2, 8, 0, 1 }, { fx_sbb64, 3, 8, 0, 1 },
+		{ fx_adc32, 2, 4, 0, 1 }, { fx_sbb32, 3, 4, 0, 1 },
+		{ fx_adci64, 2, 8, 1, 1 }, { fx_sbbi64, 3, 8, 1, 1 },
+		{ fx_adci32, 2, 4, 1, 1 }, { fx_sbbi32, 3, 4, 1, 1 },
 	};
 
 	memset(d, 0, sizeof(*d));

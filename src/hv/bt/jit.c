@@ -282,8 +282,10 @@ bt_jit_room(struct bt_cpu *c)
 	return c->jit == NULL || c->jit->used + JIT_BLOCK_MAX <= c->jit->size;
 }
 
-static const uint8_t jit_kind[9] = { CC_ADD, CC_LOGIC, 0, 0, CC_LOGIC,
-    CC_SUB, CC_LOGIC, CC_SUB, CC_LOGIC };
+/* The lazy-flag kind of each ALU op (ADC/SBB: the carry-in is folded
+ * into the result, so jit_flags cannot redo them; see jit_carry). */
+static const uint8_t jit_kind[9] = { CC_ADD, CC_LOGIC, CC_ADD, CC_SUB,
+    CC_LOGIC, CC_SUB, CC_LOGIC, CC_SUB, CC_LOGIC };
 
 static unsigned
 jit_lg(unsigned sz)
@@ -299,8 +301,8 @@ jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
     unsigned dst, bool dead)
 {
 	/* CMP as SUB, TEST as AND: same flags, result unused */
-	static const uint8_t opc[9] = { 0x01, 0x09, 0, 0, 0x21, 0x29, 0x31,
-	    0x29, 0x21 };
+	static const uint8_t opc[9] = { 0x01, 0x09, 0x11, 0x19, 0x21, 0x29,
+	    0x31, 0x29, 0x21 };
 
 	if (dead) {		/* flags overwritten before any read */
 		if (!write)
@@ -402,6 +404,20 @@ static void
 e_arg_c(struct jx *x)
 {
 	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);
+}
+
+/* Host CF = the guest's CF (for ADC/SBB), from the lazy state an inline
+ * op of this block left, else from bt_cf. */
+static void
+jit_carry(struct jx *x, int fop, unsigned fsz)
+{
+	if (fop >= 0 && fop <= 8 && fop != 2 && fop != 3) {
+		jit_flags(x, (unsigned)fop, fsz);
+		return;
+	}
+	e_arg_c(x);
+	e_call(x, (const void *)bt_cf);
+	e1(x, 0x0f); e1(x, 0xba); e1(x, 0xe0); e1(x, 0);	/* bt eax, 0 */
 }
 
 /* Host flags such that host condition (the return value) is the guest's
@@ -568,7 +584,7 @@ jit_fclass(const struct bt_insn *i)
 	struct bt_fdesc d;
 
 	if ((i->fn == bt_x_mov_rimm && i->opc >= 0xb8) ||
-	    (i->fn == bt_x_movsxd && i->mod == 3))
+	    (i->fn == bt_x_movsxd && i->mod == 3) || i->fn == bt_x_nop)
 		return FL_NONE;		/* inline or a handler that cannot
 					 * fault */
 	if (!bt_fast_desc(i, &d))
@@ -576,8 +592,9 @@ jit_fclass(const struct bt_insn *i)
 	switch (d.kind) {
 	case BT_FD_MOV: case BT_FD_LEA:
 		return FL_NONE;
-	case BT_FD_ALU:
-		return d.branch ? FL_READ : FL_WRITE;
+	case BT_FD_ALU:		/* ADC/SBB read CF */
+		return d.branch || d.op == 2 || d.op == 3 ? FL_READ :
+		    FL_WRITE;
 	case BT_FD_SHIFT:	/* a rotate keeps all but CF and OF */
 		return d.op < 2 ? FL_KEEP : FL_WRITE;
 	case BT_FD_IMUL:
@@ -845,6 +862,8 @@ jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
 {
 	unsigned r = (i->opc & 7) | ((i->rex & 1) << 3);
 
+	if (i->fn == bt_x_nop)
+		return true;
 	if (i->fn == bt_x_jmp && i->osz == 8 && last &&
 	    jit_fits(next + (int64_t)i->imm)) {
 		e_lea_rip(x, RAX, next + (int64_t)i->imm);
@@ -1138,6 +1157,11 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 				e_st(&x, true, RAX, GPR(d.dst));
 			} else if (d.kind == BT_FD_LEA) {
 				jit_lea(&x, i, next);
+			} else if (d.op == 2 || d.op == 3) {	/* ADC/SBB */
+				jit_carry(&x, fop, fsz);
+				jit_alu(&x, i, &d, dead[k]);
+				fop = dead[k] ? FOP_NONE : FOP_RES;
+				fsz = d.sz;
 			} else {
 				jit_alu(&x, i, &d, dead[k] && !d.branch);
 				fop = dead[k] ? FOP_NONE : d.op;
