@@ -89,7 +89,25 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 40) {
+	switch (rnd(p) % 42) {
+	case 40:			/* NOT/NEG r, TEST r8, imm8 */
+		switch (rnd(p) % 3) {
+		case 0: case 1:
+			put(p, 3, rex(w, 0, r), 0xf7,
+			    modrm(3, 2 + (rnd(p) & 1), r));
+			break;
+		default:		/* AH..BH without REX */
+			if (rnd(p) & 1)
+				put(p, 1, rex(false, 0, r));
+			put(p, 3, 0xf6, modrm(3, 0, r & 7), (uint8_t)rnd(p));
+			break;
+		}
+		break;
+	case 41:			/* LEA r32, [s + t * k + d8] */
+		put(p, 5, rex(false, r, s) | (t >= 8 ? 2 : 0), 0x8d,
+		    modrm(1, r, 4), (uint8_t)((rnd(p) % 4) << 6 |
+		    (t & 7) << 3 | (s & 7)), (uint8_t)rnd(p));
+		break;
 	case 38: {			/* ADC/SBB r, r / r, imm8 / imm32 */
 		uint8_t op = (uint8_t)(0x11 + (rnd(p) % 4 == 0 ? 2 : 0) +
 		    (rnd(p) & 1 ? 8 : 0));

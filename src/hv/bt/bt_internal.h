@@ -583,11 +583,12 @@ bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
 /* What an inline-compilable fast handler does (for jit.c). */
 enum { BT_FD_MOV = 1, BT_FD_ALU, BT_FD_LEA, BT_FD_LOAD, BT_FD_STORE,
        BT_FD_PUSH, BT_FD_POP, BT_FD_CALL, BT_FD_RET, BT_FD_LALU,
-       BT_FD_JCC, BT_FD_SHIFT, BT_FD_IMUL, BT_FD_CMOV, BT_FD_SETCC };
+       BT_FD_JCC, BT_FD_SHIFT, BT_FD_IMUL, BT_FD_CMOV, BT_FD_SETCC,
+       BT_FD_UNARY };
 struct bt_fdesc {
 	uint8_t kind;		/* BT_FD_* */
 	uint8_t op;		/* ALU: x86 group-1 index (0 ADD .. 7 CMP),
-				 * 8 TEST */
+				 * 8 TEST; UNARY: group 3 (2 NOT, 3 NEG) */
 	uint8_t sz;		/* 4 or 8 */
 	uint8_t dst, src;	/* register numbers */
 	uint8_t imm;		/* source is i->imm */

@@ -128,6 +128,44 @@ FX_IMM(fx_ori32, 4, uint32_t, a | b, CC_LOGIC, 1)
 FX_IMM(fx_xori32, 4, uint32_t, a ^ b, CC_LOGIC, 1)
 FX_IMM(fx_testi32, 4, uint32_t, a & b, CC_LOGIC, 0)
 
+/* NOT/NEG r (F7 /2 /3), TEST r8, imm8 (F6 /0) and 32-bit LEA. */
+static void
+fx_not(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->rm] = i->osz == 8 ? ~c->gpr[i->rm] :
+	    (uint32_t)~c->gpr[i->rm];
+}
+
+static void
+fx_neg64(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint64_t a = c->gpr[i->rm];
+
+	bt_cc(c, CC_SUB, 8, 0 - a, 0, a);
+	c->gpr[i->rm] = 0 - a;
+}
+
+static void
+fx_neg32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	uint32_t a = (uint32_t)c->gpr[i->rm];
+
+	bt_cc(c, CC_SUB, 4, (uint32_t)(0 - a), 0, a);
+	c->gpr[i->rm] = (uint32_t)(0 - a);
+}
+
+static void
+fx_testi8_r(struct bt_cpu *c, const struct bt_insn *i)
+{
+	bt_cc(c, CC_LOGIC, 1, *bt_breg(c, i, i->rm) & (uint8_t)i->imm, 0, 0);
+}
+
+static void
+fx_lea32(struct bt_cpu *c, const struct bt_insn *i)
+{
+	c->gpr[i->reg] = (uint32_t)bt_ea(c, i);
+}
+
 /* MOV r, imm32 (C7 /0 on a register; sign-extended in 64 bits) */
 static void
 fx_mov_ri(struct bt_cpu *c, const struct bt_insn *i)
@@ -539,6 +577,10 @@ fx_specialize8(struct bt_insn *i)
 	case 0x3c: i->fn = fx_cmp_al; return;
 	case 0xa8: i->fn = fx_test_al; return;
 	}
+	if (i->opc == 0xf6 && i->mod == 3 && (i->reg & 7) == 0) {
+		i->fn = fx_testi8_r;
+		return;
+	}
 	if (i->opc >= 0x190 && i->opc <= 0x19f && i->mod == 3) {
 		i->fn = fx_setcc_r;
 		return;
@@ -663,8 +705,8 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 			i->fn = fx_movzx16_load;
 		return;
 	case 0x8d:
-		if (!reg && c->mode == BT_M64 && i->asz == 8 && w)
-			i->fn = fx_lea64;
+		if (!reg && c->mode == BT_M64 && i->asz == 8)
+			i->fn = w ? fx_lea64 : fx_lea32;
 		return;
 	case 0x85:
 		if (reg)
@@ -680,6 +722,10 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	case 0xf7:
 		if (reg && (i->reg & 7) == 0)
 			i->fn = w ? fx_testi64 : fx_testi32;
+		else if (reg && (i->reg & 7) == 2)
+			i->fn = fx_not;
+		else if (reg && (i->reg & 7) == 3)
+			i->fn = w ? fx_neg64 : fx_neg32;
 		else if (!reg && (i->reg & 7) == 0 && !w)
 			i->fn = fm_testi32;
 		return;
@@ -1029,11 +1075,12 @@ jit_byte_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		a = i->rm;
 		b = i->reg;
 		d->op = 8;
-	} else if (i->fn == fx_cmpi8 || i->fn == fj_cmpi8) {
+	} else if (i->fn == fx_cmpi8 || i->fn == fj_cmpi8 ||
+	    i->fn == fx_testi8_r) {
 		if (i->mod != 3)
 			return false;
 		a = b = i->rm;
-		d->op = 7;
+		d->op = i->fn == fx_testi8_r ? 8 : 7;
 		d->imm = 1;
 	} else if (i->fn == fx_cmp_al || i->fn == fj_cmp_al ||
 	    i->fn == fx_test_al || i->fn == fj_test_al) {
@@ -1096,6 +1143,13 @@ jit_reg_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	}
 	if (jit_byte_desc(i, d))
 		return true;
+	if (i->fn == fx_not || i->fn == fx_neg64 || i->fn == fx_neg32) {
+		d->kind = BT_FD_UNARY;
+		d->op = i->fn == fx_not ? 2 : 3;
+		d->sz = i->osz;
+		d->dst = i->rm;
+		return true;
+	}
 	if (i->fn == fx_setcc_r) {
 		d->kind = BT_FD_SETCC;
 		d->sz = 1;
@@ -1159,9 +1213,9 @@ bt_fast_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	}
 	if (jit_mem_desc(i, d))
 		return true;
-	if (i->fn == fx_lea64) {
+	if (i->fn == fx_lea64 || i->fn == fx_lea32) {
 		d->kind = BT_FD_LEA;
-		d->sz = 8;
+		d->sz = i->fn == fx_lea64 ? 8 : 4;
 		d->dst = i->reg;
 		return true;
 	}

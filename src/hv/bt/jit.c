@@ -552,6 +552,25 @@ jit_imul(struct jx *x, const struct bt_insn *i, const struct bt_fdesc *d,
 	*skip = (uint8_t)(x->p - (skip + 1));
 }
 
+/* NOT r (no flags) and NEG r (flags as SUB 0, r). */
+static void
+jit_unary(struct jx *x, const struct bt_fdesc *d, bool dead)
+{
+	bool w = d->sz == 8;
+
+	if (d->op == 2) {
+		e_ld(x, w, RAX, GPR(d->dst));
+		if (w)
+			e1(x, 0x48);
+		e1(x, 0xf7); e1(x, 0xd0);		/* not eax/rax */
+		e_st(x, true, RAX, GPR(d->dst));
+		return;
+	}
+	e1(x, 0x31); e1(x, 0xc0);			/* xor eax, eax */
+	e_ld(x, w, RCX, GPR(d->dst));
+	jit_alu_tail(x, 5, d->sz, true, d->dst, dead);
+}
+
 /* CMOVcc r, r and SETcc r8. */
 static void
 jit_cmov_setcc(struct jx *x, const struct bt_fdesc *d, int fop,
@@ -599,13 +618,15 @@ jit_fclass(const struct bt_insn *i)
 		return d.op < 2 ? FL_KEEP : FL_WRITE;
 	case BT_FD_IMUL:
 		return FL_WRITE;
+	case BT_FD_UNARY:	/* NOT keeps the flags */
+		return d.op == 2 ? FL_NONE : FL_WRITE;
 	}
 	return FL_READ;
 }
 
-/* LEA r64, [base + index * scale + disp] (64-bit addressing). */
+/* LEA r64/r32, [base + index * scale + disp] (64-bit addressing). */
 static void
-jit_lea(struct jx *x, const struct bt_insn *i, int64_t next)
+jit_lea(struct jx *x, const struct bt_insn *i, int64_t next, unsigned sz)
 {
 	if (i->base == BT_RIPREL)
 		e_lea_rip(x, RAX, next + i->disp);
@@ -623,6 +644,9 @@ jit_lea(struct jx *x, const struct bt_insn *i, int64_t next)
 		/* lea rax, [rax + rcx * scale] */
 		e1(x, 0x48); e1(x, 0x8d); e1(x, 0x04);
 		e1(x, (uint8_t)(i->scale << 6 | RCX << 3 | RAX));
+	}
+	if (sz == 4) {
+		e1(x, 0x89); e1(x, 0xc0);		/* mov eax, eax */
 	}
 	e_st(x, true, RAX, GPR(i->reg));
 }
@@ -1121,6 +1145,12 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			} else if (d.kind == BT_FD_IMUL) {
 				jit_imul(&x, i, &d, dead[k]);
 				fop = FOP_NONE;
+			} else if (d.kind == BT_FD_UNARY) {
+				jit_unary(&x, &d, dead[k]);
+				if (d.op == 3) {	/* NEG: as SUB 0, r */
+					fop = dead[k] ? FOP_NONE : 5;
+					fsz = d.sz;
+				}
 			} else {
 				jit_cmov_setcc(&x, &d, fop, fsz);
 			}
@@ -1156,7 +1186,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 					e_ld(&x, d.sz == 8, RAX, GPR(d.src));
 				e_st(&x, true, RAX, GPR(d.dst));
 			} else if (d.kind == BT_FD_LEA) {
-				jit_lea(&x, i, next);
+				jit_lea(&x, i, next, d.sz);
 			} else if (d.op == 2 || d.op == 3) {	/* ADC/SBB */
 				jit_carry(&x, fop, fsz);
 				jit_alu(&x, i, &d, dead[k]);
