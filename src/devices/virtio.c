@@ -281,7 +281,8 @@ virtq_pop(struct virtio_dev *vd, unsigned q, struct virtio_chain *c)
 }
 
 void
-virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head, uint32_t len)
+virtq_fill(struct virtio_dev *vd, unsigned q, uint16_t head, uint32_t len,
+    uint16_t ahead)
 {
 	struct virtq *vq = &vd->vq[q];
 	uint8_t *e;
@@ -289,16 +290,32 @@ virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head, uint32_t len)
 
 	if (q >= vd->nqueues || !vq->enabled)
 		return;
-	off = VIRTQ_USED_RING + VIRTQ_USED_ELEM * (uint64_t)(vq->used_idx %
-	    vq->size);
+	off = VIRTQ_USED_RING + VIRTQ_USED_ELEM *
+	    (uint64_t)((uint16_t)(vq->used_idx + ahead) % vq->size);
 	e = vq->used_p + off;
 	memcpy(e, &(uint32_t){ head }, 4);
 	memcpy(e + 4, &len, 4);
-	vq->used_idx++;
-	virtio_st16_rel(vq->used_p + 2, vq->used_idx);
 	/* The software CPU may have translated code in what we wrote. */
 	vm_dma_written(vd->vm, vq->used + off, VIRTQ_USED_ELEM);
+}
+
+void
+virtq_flush(struct virtio_dev *vd, unsigned q, uint16_t n)
+{
+	struct virtq *vq = &vd->vq[q];
+
+	if (q >= vd->nqueues || !vq->enabled)
+		return;
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
+	virtio_st16_rel(vq->used_p + 2, vq->used_idx);
 	vm_dma_written(vd->vm, vq->used + 2, 2);
+}
+
+void
+virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head, uint32_t len)
+{
+	virtq_fill(vd, q, head, len, 0);
+	virtq_flush(vd, q, 1);
 }
 
 uint32_t

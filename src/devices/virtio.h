@@ -210,6 +210,13 @@ int virtq_pop(struct virtio_dev *vd, unsigned q, struct virtio_chain *c);
 /* Put chain head on queue q's used ring with len bytes written. */
 void virtq_push(struct virtio_dev *vd, unsigned q, uint16_t head,
     uint32_t len);
+/* The same in two steps, for buffers the driver must see together (a
+ * mergeable receive frame's, virtio 1.1 5.1.6.4): virtq_fill writes the
+ * entry ahead slots past the used index without publishing it;
+ * virtq_flush publishes n filled entries at once. */
+void virtq_fill(struct virtio_dev *vd, unsigned q, uint16_t head,
+    uint32_t len, uint16_t ahead);
+void virtq_flush(struct virtio_dev *vd, unsigned q, uint16_t n);
 /* Interrupt the driver for queue q, unless it asked not to be (call once
  * after pushing a batch). */
 void virtq_notify(struct virtio_dev *vd, unsigned q);

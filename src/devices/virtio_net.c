@@ -572,15 +572,16 @@ vnet_rx_copy(struct virtio_chain *c, const uint8_t *h, const uint8_t *f,
 		    VIRTIO_NET_HDR_LEN), n);
 }
 
-/* Push the oldest held chain of q with len bytes written. */
+/* Fill the oldest held chain of q, len bytes written, into the used
+ * ring ahead entries past its index (published by virtq_flush). */
 static void
-vnet_rx_push(struct virtio_net *vn, unsigned q, uint32_t len)
+vnet_rx_fill(struct virtio_net *vn, unsigned q, uint32_t len, uint16_t ahead)
 {
 	struct vnet_held *hd = &vn->held[q / 2];
 	struct virtio_chain *c = &hd->c[hd->head];
 
 	vnet_rx_written(vn, c, len);
-	virtq_push(&vn->vd, q, c->head, len);
+	virtq_fill(&vn->vd, q, c->head, len, ahead);
 	hd->head = (hd->head + 1) % VNET_HOLD;
 	hd->n--;
 }
@@ -643,8 +644,12 @@ vnet_rx_one(struct virtio_net *vn, uint8_t *h, const uint8_t *f,
 
 		n = c->in_len < total - off ? c->in_len : total - off;
 		vnet_rx_copy(c, h, f, off, n);
-		vnet_rx_push(vn, q, n);
+		vnet_rx_fill(vn, q, n, (uint16_t)i);
 	}
+	/* All of the frame's buffers at once: a driver that saw the
+	 * first (num_buffers = k) before the others would drop the frame
+	 * ("buffers missing"), and TCP would resend a whole GSO burst. */
+	virtq_flush(&vn->vd, q, (uint16_t)k);
 	return (int)q;
 }
 
