@@ -13,7 +13,9 @@
  * Loading walks the whole stream first (framing, checksums, versions of
  * the sections this build knows), then checks the header against the
  * VM, then reads every vCPU's state into scratch, and only then starts
- * changing the VM.  A failure after that point (a device refusing a
+ * changing the VM.  The VM may have gained virtio devices at the end of
+ * its list since the save: they have no section and are put in reset
+ * state (vmstate_may_be_absent).  A failure after that point (a device refusing a
  * value) leaves the VM unfit to run: vmstate_load() then also asks the
  * VM to exit, so that even a caller that forgot to destroy it runs no
  * guest code.
@@ -27,11 +29,17 @@
 #include <string.h>
 
 #include "devices/device.h"
+#include "devices/pci.h"
+#include "devices/virtio_blk.h"
+#include "devices/virtio_input.h"
+#include "devices/virtio_net.h"
+#include "devices/virtio_rng.h"
 #include "hv/cpu_state.h"
 #include "hv/vm.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate_xirq.h"
 #include "util/evloop.h"
+#include "util/log.h"
 
 #define VMSTATE_VERSION		1	/* of the "vmstate" section */
 /* Of "cpu.N": the version of what cpu_state_snapshot() describes. */
@@ -212,11 +220,46 @@ vmstate_cross(struct vm *vm, const struct vmstate_hdr *h)
 	    strcmp(vm->accel->name, "kvm") == 0;
 }
 
-/* The same devices in the same order; across accelerators, without
- * the software interrupt controllers (KVM has them in the kernel). */
+/*
+ * The devices a VM may have gained since its state was saved, which
+ * then keep their power-on state (QEMU's rule for a device without a
+ * section): the virtio PCI functions.  The guest finds one only by
+ * scanning PCI configuration space, which it did before the save, so it
+ * holds no belief about it to contradict; a rescan finds a function in
+ * reset, as after a hot-plug.  Because they come last in creation order
+ * and take the first free slot, the functions the saved VM had keep
+ * their slots and interrupt pins.  Everything else is refused: the
+ * chips at fixed ports and addresses (the serial port, RTC, i8042, ACPI,
+ * pvpanic, the interrupt controllers, the PCI host) and the display,
+ * whose VGA text and framebuffer the boot protocol told the kernel
+ * about, were probed at boot; a guest that found nothing there could
+ * not be trusted to stay away.
+ */
+static const struct device_ops *const vmstate_addable[] = {
+	&virtio_blk_ops, &virtio_input_ops, &virtio_net_ops, &virtio_rng_ops,
+};
+
+static bool
+vmstate_may_be_absent(const struct device_inst *d)
+{
+	for (size_t i = 0; i < sizeof(vmstate_addable) /
+	    sizeof(vmstate_addable[0]); i++)
+		if (d->ops == vmstate_addable[i])
+			return true;
+	return false;
+}
+
+/*
+ * The same devices in the same order; across accelerators, without
+ * the software interrupt controllers (KVM has them in the kernel).  The
+ * saved list may be a prefix of vm's when what follows may be absent
+ * (vmstate_may_be_absent); *nsaved is then where vm's devices stop
+ * having a section.  A device the saved VM had and vm lacks is refused
+ * (its state would be lost), as is any other order or device.
+ */
 static int
 vmstate_devices_check(struct vm *vm, const struct vmstate_hdr *h,
-    struct snap *s)
+    struct snap *s, int *nsaved)
 {
 	bool cross = strcmp(h->accel, vm->accel->name) != 0;
 	uint32_t i = 0;
@@ -229,24 +272,33 @@ vmstate_devices_check(struct vm *vm, const struct vmstate_hdr *h,
 		while (cross && i < h->ndevices &&
 		    vmstate_xirq_soft_name(h->devices[i]))
 			i++;
-		if (i >= h->ndevices && k >= vm->ndevices)
-			return 0;
-		if (i >= h->ndevices || k >= vm->ndevices ||
-		    strcmp(h->devices[i], vm->devices[k].name) != 0)
+		if (i >= h->ndevices)
 			break;
+		if (k >= vm->ndevices ||
+		    strcmp(h->devices[i], vm->devices[k].name) != 0)
+			goto fail;
 		i++;
 		k++;
 	}
+	*nsaved = k;
+	for (; k < vm->ndevices; k++)
+		if (!vmstate_may_be_absent(&vm->devices[k])) {
+			snap_fail(s, -EINVAL, "device %u is (none) in the saved "
+			    "VM but %s here (only virtio devices can be added "
+			    "to a VM with saved state)", i, vm->devices[k].name);
+			return snap_error(s);
+		}
+	return 0;
+fail:
 	snap_fail(s, -EINVAL, "device %u is %s in the saved VM but %s here", i,
-	    i < h->ndevices ? h->devices[i] : "(none)", k < vm->ndevices ?
-	    vm->devices[k].name : "(none)");
+	    h->devices[i], k < vm->ndevices ? vm->devices[k].name : "(none)");
 	return snap_error(s);
 }
 
 /* Is the saved VM the same shape as vm, and can vm's CPU run it? */
 static int
 vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
-    struct snap *s)
+    struct snap *s, int *nsaved)
 {
 	struct vmstate_hdr mine;
 	char missing[512] = "";
@@ -289,7 +341,7 @@ vmstate_hdr_check(struct vm *vm, const struct vmstate_hdr *h,
 		    "cannot be loaded under %s yet", h->accel, mine.accel);
 		return snap_error(s);
 	}
-	return vmstate_devices_check(vm, h, s);
+	return vmstate_devices_check(vm, h, s, nsaved);
 }
 
 /* The highest version this build reads of section name, 0 if it does
@@ -461,7 +513,8 @@ vmstate_load_accel(struct vm *vm, struct snap *s, const char *writer,
  * are read for the interrupt controllers, the other devices load as
  * they are. */
 static void
-vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st)
+vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st,
+    int nsaved)
 {
 	struct vmstate_xirq *x = calloc(1, sizeof(*x));
 
@@ -471,7 +524,7 @@ vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st)
 	}
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)
 		vmstate_xirq_kvm_cpu(s, i, x);
-	for (int i = 0; i < vm->ndevices && snap_error(s) == 0; i++) {
+	for (int i = 0; i < nsaved && snap_error(s) == 0; i++) {
 		struct device_inst *d = &vm->devices[i];
 
 		if (vmstate_xirq_soft(d))
@@ -490,7 +543,8 @@ vmstate_load_cross(struct vm *vm, struct snap *s, const struct cpu_state *st)
  * controllers' sections are read and given to KVM; the vCPUs waiting
  * for a start-up IPI wait in KVM too. */
 static void
-vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st)
+vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st,
+    int nsaved)
 {
 	struct vmstate_xirq *x = calloc(1, sizeof(*x));
 	char name[64], n[32];
@@ -518,7 +572,7 @@ vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st)
 			vmstate_xirq_read_soft(s, name, x, vm->nvcpus);
 			continue;
 		}
-		if (k >= vm->ndevices) {
+		if (k >= nsaved) {
 			snap_fail(s, -EINVAL, "unexpected section %s", name);
 			break;
 		}
@@ -528,6 +582,11 @@ vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st)
 			d->ops->snapshot(d->state, s);
 		snap_section_end(s);
 	}
+	/* A device the header listed but the stream lacks: the same
+	 * "expected section" refusal as on the other paths. */
+	if (snap_error(s) == 0 && k < nsaved)
+		snap_section_begin(s, vm->devices[k].name,
+		    vm->devices[k].ops->snapshot_version);
 	if (snap_error(s) == 0 && snap_peek_section(s, name, sizeof(name)) &&
 	    strcmp(name, "bt.vm") == 0)
 		vmstate_skip(s, name);	/* the TSC came with each vCPU */
@@ -536,12 +595,72 @@ vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st)
 	free(x);
 }
 
+/* Devices [0, nsaved) from their sections, in list order; the rest
+ * have none (vmstate_devices_check). */
+static int
+vmstate_load_devices(struct vm *vm, struct snap *s, int nsaved)
+{
+	for (int i = 0; i < nsaved && snap_error(s) == 0; i++) {
+		struct device_inst *d = &vm->devices[i];
+
+		if (d->ops->snapshot == NULL) {
+			snap_fail(s, -ENOTSUP, "device %s cannot be "
+			    "snapshotted", d->name);
+			break;
+		}
+		if (snap_section_begin(s, d->name, d->ops->snapshot_version)
+		    == 0)
+			d->ops->snapshot(d->state, s);
+		snap_section_end(s);
+	}
+	return snap_error(s);
+}
+
+/*
+ * Put the devices the saved VM lacked, [nsaved, ndevices), at power-on,
+ * before any device loads.  vm_create() placed their BARs as firmware
+ * would, beside BARs placed without them in the saved VM: left there,
+ * they could hold an address a loaded BAR must take.  The PCI host's
+ * reset takes every function's PCI part to power-on (decoding off, BARs
+ * 0); the functions with a section then get theirs back from it, and
+ * each absent one's own reset does the rest.  No BARs are assigned
+ * afterwards: in the saved VM firmware had run without the device, and
+ * assigning would also move any BAR a loaded function has at 0.  A
+ * guest that rescans assigns them, as for a hot-plugged function.
+ */
+static void
+vmstate_reset_absent(struct vm *vm, int nsaved)
+{
+	for (int i = 0; i < vm->ndevices; i++)
+		if (vm->devices[i].ops == &pci_host_ops &&
+		    vm->devices[i].ops->reset != NULL)
+			vm->devices[i].ops->reset(vm->devices[i].state);
+	for (int i = nsaved; i < vm->ndevices; i++)
+		if (vm->devices[i].ops->reset != NULL)
+			vm->devices[i].ops->reset(vm->devices[i].state);
+}
+
+/* Say which devices came up in reset state (after a load that worked). */
+static void
+vmstate_log_absent(struct vm *vm, int nsaved)
+{
+	char names[256] = "";
+
+	for (int i = nsaved; i < vm->ndevices; i++) {
+		size_t used = strlen(names);
+
+		snprintf(names + used, sizeof(names) - used, "%s%s",
+		    used ? ", " : "", vm->devices[i].name);
+	}
+	log_info("the saved VM had no %s: left in reset state", names);
+}
+
 int
 vmstate_load(struct vm *vm, struct snap *s)
 {
 	struct vmstate_hdr *h = calloc(1, sizeof(*h));
 	struct cpu_state *st = calloc(VM_MAX_VCPUS, sizeof(*st));
-	int err;
+	int err, nsaved = 0;
 
 	if (h == NULL || st == NULL) {
 		snap_fail(s, -ENOMEM, "out of memory");
@@ -550,7 +669,7 @@ vmstate_load(struct vm *vm, struct snap *s)
 	if (vmstate_scan(vm, s) < 0)
 		goto out;
 	vmstate_hdr_snap(s, h);
-	if (snap_error(s) != 0 || vmstate_hdr_check(vm, h, s) < 0)
+	if (snap_error(s) != 0 || vmstate_hdr_check(vm, h, s, &nsaved) < 0)
 		goto out;
 	if (vmstate_load_cpus(vm, s, st) < 0)
 		goto out;
@@ -564,22 +683,26 @@ vmstate_load(struct vm *vm, struct snap *s)
 			goto out;
 		}
 	}
+	if (nsaved < vm->ndevices)
+		vmstate_reset_absent(vm, nsaved);
 	if (strcmp(h->accel, vm->accel->name) != 0) {
 		if (vm->accel->kernel_irqchip)
-			vmstate_load_to_kvm(vm, s, st);
+			vmstate_load_to_kvm(vm, s, st, nsaved);
 		else
-			vmstate_load_cross(vm, s, st);
+			vmstate_load_cross(vm, s, st, nsaved);
 		goto end;
 	}
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)
 		vmstate_load_accel(vm, s, h->accel, vm->vcpus[i]);
 	if (snap_error(s) == 0)
-		devices_snapshot(vm, s);
+		vmstate_load_devices(vm, s, nsaved);
 	if (snap_error(s) == 0)
 		vmstate_load_accel(vm, s, h->accel, NULL);
 end:
 	snap_section_begin(s, "end", VMSTATE_END_VERSION);
 	snap_section_end(s);
+	if (snap_error(s) == 0 && nsaved < vm->ndevices)
+		vmstate_log_absent(vm, nsaved);
 out:
 	vclock_hold(false);
 	free(h);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bt/harness.h"
+#include "devices/bus.h"
 #include "hv/vmconfig.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
@@ -490,4 +491,255 @@ Test(vmstate, bt_guest_resumes_under_kvm)
 	snap_free(&s);
 	vm_destroy(a);
 	vm_destroy(b);
+}
+
+/* --- a VM that has gained a device since its state was saved --- */
+
+static struct vm_config gcfg[4];
+static int ngcfg;
+
+/* A VM on accel with the rng and display settings given. */
+static struct vm *
+vm_with(const struct accel_ops *accel, const char *rng, const char *display)
+{
+	struct vm_config *c = &gcfg[ngcfg++ % 4];
+	struct vm *vm;
+	int err = 0;
+
+	vm_config_defaults(c);
+	c->memory = MEM;
+	snprintf(c->cpu, sizeof(c->cpu), "baseline");
+	snprintf(c->rng, sizeof(c->rng), "%s", rng);
+	snprintf(c->display, sizeof(c->display), "%s", display);
+	/* A VNC pointer (virtio-input) even without a display; nothing
+	 * listens until run starts the server. */
+	snprintf(c->vnc, sizeof(c->vnc), "127.0.0.1:99");
+	vm = vm_create(c, accel, &err);
+	cr_assert_not_null(vm, "vm_create: %d", err);
+	return vm;
+}
+
+static uint32_t
+pci_rd(struct vm *vm, int slot, unsigned reg)
+{
+	uint8_t d[4];
+
+	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | reg);
+	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
+	bus_access(vm->pio, NULL, 0xcfc, d, 4, false);
+	return (uint32_t)bus_get(d, 4);
+}
+
+/* What the guest sees of bus 0: command and BARs of every function. */
+struct pci_view {
+	uint32_t id[32], cmd[32], bar[32][6];
+};
+
+static void
+pci_view(struct vm *vm, struct pci_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	pthread_mutex_lock(&vm->devlock);
+	for (int s = 0; s < 32; s++) {
+		v->id[s] = pci_rd(vm, s, 0);
+		if (v->id[s] == 0xffffffffu)
+			continue;
+		v->cmd[s] = pci_rd(vm, s, 4) & 0xffff;
+		for (int b = 0; b < 6; b++)
+			v->bar[s][b] = pci_rd(vm, s, 0x10 + 4 * b);
+	}
+	pthread_mutex_unlock(&vm->devlock);
+}
+
+/* The slot of virtio-rng (1af4:1044), or -1. */
+static int
+rng_slot(const struct pci_view *v)
+{
+	for (int s = 0; s < 32; s++)
+		if (v->id[s] == 0x10441af4u)
+			return s;
+	return -1;
+}
+
+/* Memory BAR b of slot s decodes where the guest put it, in vm as in
+ * the saved VM sv: the same function's range is there in both. */
+static void
+bar_decodes(struct vm *sv, struct vm *vm, const struct pci_view *v, int s,
+    int b)
+{
+	uint32_t lo = v->bar[s][b];
+	uint64_t addr;
+	const char *want, *name;
+
+	if ((lo & 1) || (lo & ~0xfu) == 0)
+		return;		/* I/O, or not implemented */
+	addr = lo & ~0xfull;
+	if ((lo & 6) == 4)
+		addr |= (uint64_t)v->bar[s][b + 1] << 32;
+	want = bus_lookup_name(sv->mmio, addr);
+	name = bus_lookup_name(vm->mmio, addr);
+	cr_assert(want != NULL && strstr(want, "-bar") != NULL,
+	    "slot %d BAR%d: %s", s, b, want);
+	cr_assert(name != NULL && strcmp(name, want) == 0, "%s: slot %d BAR%d "
+	    "at %#llx is %s, not %s", vm->accel->name, s, b,
+	    (unsigned long long)addr, name ? name : "nothing", want);
+}
+
+/*
+ * Save a counting guest on accel `from` without the rng, load it on
+ * `to` with it: the guest counts on from where it was, every function
+ * the saved VM had decodes at the saved addresses, and the rng is at
+ * power-on (decoding off, BARs 0) though vm_create placed it.
+ */
+static void
+gained_rng(const struct accel_ops *from, const struct accel_ops *to)
+{
+	/* No display, whose creation places the BARs before the rng
+	 * exists: vm_create() then places the rng's 16 KiB BAR where the
+	 * saved VM has virtio-input's 4 KiB one. */
+	struct vm *a = vm_with(from, "off", "none"), *b;
+	struct pci_view va, vb;
+	struct snap s, l;
+	struct cpu_state st;
+	struct tvm t = { .vm = a, .vcpu = a->vcpus[0] };
+	uint64_t count;
+	int rs;
+
+	tvm_long_mode(&t, &st, CODE);
+	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
+	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	run_for(a, 100);
+	count = reg(a, R_RAX);
+	cr_assert_gt(count, 0, "the guest did not count");
+	pci_view(a, &va);
+	cr_assert_eq(rng_slot(&va), -1);
+	snap_init_save(&s);
+	cr_assert_eq(vmstate_save(a, &s), 0, "%s", s.errmsg);
+
+	b = vm_with(to, "on", "none");
+	pci_view(b, &vb);
+	rs = rng_slot(&vb);
+	cr_assert_geq(rs, 0, "no virtio-rng on the loading VM");
+	cr_assert_neq(vb.cmd[rs] & 2, 0, "vm_create placed the rng's BARs");
+	memcpy(b->ram, a->ram, MEM);
+	snap_init_load(&l, s.buf, s.len);
+	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
+	cr_assert_eq(l.pos, l.len, "the whole stream was read");
+	cr_assert_eq(atomic_load(&b->exit_request), 0);
+
+	pci_view(b, &vb);
+	for (int sl = 0; sl < 32; sl++) {
+		if (va.id[sl] == 0xffffffffu)
+			continue;
+		cr_assert_eq(vb.id[sl], va.id[sl], "slot %d", sl);
+		cr_assert_eq(vb.cmd[sl], va.cmd[sl], "slot %d command", sl);
+		cr_assert_eq(memcmp(vb.bar[sl], va.bar[sl], sizeof(va.bar[sl])),
+		    0, "slot %d BARs", sl);
+		for (int i = 0; i < 6; i++)
+			bar_decodes(a, b, &vb, sl, i);
+	}
+	cr_assert_eq(rng_slot(&vb), rs, "the rng keeps its slot");
+	cr_assert_eq(vb.cmd[rs] & 7, 0, "rng command %#x", vb.cmd[rs]);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(vb.bar[rs][i] & ~0xfu, 0, "rng BAR%d %#x", i,
+		    vb.bar[rs][i]);
+
+	cr_assert_eq(reg(b, R_RAX), count);
+	run_for(b, 100);
+	cr_assert_gt(reg(b, R_RAX), count);
+	cr_assert_gt(counter(b), count);
+	snap_free(&s);
+	vm_destroy(a);
+	vm_destroy(b);
+}
+
+Test(vmstate, gained_rng_is_in_reset_state)
+{
+	gained_rng(&bt_accel_ops, &bt_accel_ops);
+}
+
+/* The same on the two paths between accelerators and under KVM. */
+Test(vmstate, gained_rng_is_in_reset_state_across_accels)
+{
+	if (access("/dev/kvm", R_OK | W_OK) != 0)
+		cr_skip_test("no /dev/kvm");
+	gained_rng(&kvm_accel_ops, &kvm_accel_ops);
+	gained_rng(&bt_accel_ops, &kvm_accel_ops);
+	gained_rng(&kvm_accel_ops, &bt_accel_ops);
+}
+
+/* Load s into b: refused, with what in the message, nothing changed. */
+static void
+refused(struct vm *b, const struct snap *s, const char *what)
+{
+	struct snap l;
+
+	snap_init_load(&l, s->buf, s->len);
+	cr_assert_eq(vmstate_load(b, &l), -EINVAL, "%s", l.errmsg);
+	cr_assert_not_null(strstr(l.errmsg, what), "%s", l.errmsg);
+	cr_assert_eq(reg(b, R_RAX), 0, "refused before any change");
+	vm_destroy(b);
+}
+
+/* Offset of header field name's value in buf (after its length). */
+static size_t
+hdr_field(uint8_t *buf, size_t len, const char *name)
+{
+	size_t nl = strlen(name) + 1;
+	char key[40];
+	uint8_t *p;
+
+	key[0] = (char)(nl - 1);
+	memcpy(key + 1, name, nl - 1);
+	p = memmem(buf, len, key, nl);
+	cr_assert_not_null(p, "no header field %s", name);
+	return (size_t)(p - buf) + nl + 4;
+}
+
+Test(vmstate, lost_added_or_reordered_devices_are_refused)
+{
+	struct vm *a = vm_with(&bt_accel_ops, "on", "std");
+	struct snap s, o;
+	char n1[32], n2[32], tmp[32];
+	size_t f1, f2;
+	long off;
+
+	guest_vm(a);
+	snap_init_save(&s);
+	cr_assert_eq(vmstate_save(a, &s), 0, "%s", s.errmsg);
+	/* The saved VM's rng would be lost. */
+	refused(vm_with(&bt_accel_ops, "off", "std"), &s,
+	    "virtio-rng0 in the saved VM but (none) here");
+	/* A display is probed at boot: it may not appear afterwards. */
+	snap_init_save(&o);
+	vm_destroy(a);
+	a = vm_with(&bt_accel_ops, "off", "none");
+	cr_assert_eq(vmstate_save(a, &o), 0, "%s", o.errmsg);
+	refused(vm_with(&bt_accel_ops, "off", "std"), &o,
+	    "is (none) in the saved VM but display here (only virtio");
+	/* Nor before a device that may be added (the rng after it). */
+	refused(vm_with(&bt_accel_ops, "on", "std"), &o,
+	    "is (none) in the saved VM but display here (only virtio");
+	snap_free(&o);
+
+	/* Two devices swapped in the saved list. */
+	off = find_section(s.buf, s.len, "vmstate");
+	cr_assert_geq(off, 0);
+	f1 = hdr_field(s.buf, s.len, "device1");
+	f2 = hdr_field(s.buf, s.len, "device2");
+	memcpy(n1, s.buf + f1, 32);
+	memcpy(n2, s.buf + f2, 32);
+	memcpy(s.buf + f1, n2, 32);
+	memcpy(s.buf + f2, n1, 32);
+	reseal(s.buf, off);
+	snprintf(tmp, sizeof(tmp), "device 1 is %s", n2);
+	refused(vm_with(&bt_accel_ops, "on", "std"), &s, tmp);
+	/* A device this VM does not have at all. */
+	memcpy(s.buf + f1, n1, 32);
+	memcpy(s.buf + f2, "nosuchchip", 11);
+	reseal(s.buf, off);
+	refused(vm_with(&bt_accel_ops, "on", "std"), &s,
+	    "device 2 is nosuchchip in the saved VM");
+	snap_free(&s);
+	vm_destroy(a);
 }
