@@ -599,3 +599,80 @@ Test(bt, ssse3_pshufb_palignr_and_cpuid_bit)
 	cr_assert(st.gpr[R_RCX] & (1u << 9), "CPUID.1:ECX.SSSE3");
 	tvm_free(t);
 }
+
+/*
+ * Runs the code at 0x200000 (ring 0) with the 2 MiB page at 4M made
+ * supervisor-only and kern at 0x400000; entered at rip.  Expects a
+ * ring-3 instruction fetch #PF at 0x400000 + off.
+ */
+static void
+user_fetch_of_kernel_page(const uint8_t *code, size_t n, const uint8_t *kern,
+    size_t kn, uint64_t rip, uint64_t off)
+{
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, n);
+	tvm_put(t, 0x400000, kern, kn);
+	tvm_long_mode(t, &st, rip);
+	tvm_set64(t, TVM_PD + 2 * 8, (2ull << 21) | 0x83);	/* U=0 */
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT, "halts in the #PF stub");
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14, "#PF, not vector %d",
+	    t->vm->ram[TVM_FAULT_VEC]);
+	cr_assert_eq(st.cr2, 0x400000 + off);
+	cr_assert_eq(st.gpr[R_RSP], 0x70000 - 48, "from ring 3 (RSP0)");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x15, "P|U|I/D, got %#lx",
+	    (unsigned long)tvm_get64(t, st.gpr[R_RSP]));
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x400000 + off, "RIP");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 16), 0x2b, "CS: ring 3");
+	tvm_free(t);
+}
+
+/* The jump cache holds the kernel's block from a ring-0 call; the same
+ * linear RIP from ring 3 must still be fetch-checked as a user access
+ * (in the JIT's inline probe and in bt_next_block). */
+Test(bt, ring3_jump_to_a_cached_kernel_block_faults)
+{
+	static const uint8_t code[0x110] = {
+	    0xb8, 0x00, 0x00, 0x40, 0x00,	/* mov eax, 0x400000 */
+	    0xff, 0xd0,				/* call rax (ring 0) */
+	    0x6a, 0x23,				/* push 0x23: SS */
+	    0x68, 0x00, 0x00, 0x09, 0x00,	/* push 0x90000: RSP */
+	    0x6a, 0x02,				/* push 2: RFLAGS */
+	    0x6a, 0x2b,				/* push 0x2b: CS */
+	    0x68, 0x00, 0x01, 0x20, 0x00,	/* push 0x200100: RIP */
+	    0x48, 0xcf,				/* iretq */
+	    [0x100] = 0xb8, 0x00, 0x00, 0x40, 0x00,	/* mov eax, 0x400000 */
+	    0xff, 0xe0 };			/* jmp rax (ring 3) */
+	static const uint8_t kern[] = { 0xc3 };	/* ret */
+
+	user_fetch_of_kernel_page(code, sizeof(code), kern, sizeof(kern),
+	    0x200000, 0);
+}
+
+/* An IRETQ block on a supervisor page linked to a block on the same
+ * page while at ring 0: the same link must not be followed into ring 3. */
+Test(bt, iret_to_ring3_on_a_kernel_page_does_not_follow_its_link)
+{
+	static const uint8_t kern[0x120] = {
+	    0x6a, 0x10,				/* push 0x10: SS */
+	    0x68, 0x00, 0x00, 0x08, 0x00,	/* push 0x80000: RSP */
+	    0x6a, 0x02,				/* push 2 */
+	    0x6a, 0x08,				/* push 0x08: CS, ring 0 */
+	    0x68, 0x00, 0x01, 0x40, 0x00,	/* push 0x400100 */
+	    0xe9, 0x6b, 0x00, 0x00, 0x00,	/* jmp 0x400080 */
+	    [0x80] = 0x48, 0xcf,		/* iretq */
+	    [0x100] = 0x6a, 0x23,		/* push 0x23 */
+	    0x68, 0x00, 0x00, 0x09, 0x00,	/* push 0x90000 */
+	    0x6a, 0x02,				/* push 2 */
+	    0x6a, 0x2b,				/* push 0x2b: CS, ring 3 */
+	    0x68, 0x00, 0x01, 0x40, 0x00,	/* push 0x400100 */
+	    0xe9, 0x6b, 0xff, 0xff, 0xff };	/* jmp 0x400080 */
+	static const uint8_t hlt[] = { 0xf4 };
+
+	user_fetch_of_kernel_page(hlt, sizeof(hlt), kern, sizeof(kern),
+	    0x400000, 0x100);
+}

@@ -471,8 +471,12 @@ bt_next_block(struct bt_cpu *c)
 	uint32_t inval = __atomic_load_n(&c->bvm->inval_gen, __ATOMIC_RELAXED);
 	struct bt_block *p = c->prev, *b;
 	struct bt_jc *j;
+	/* A link stays on its block's page, whose fetch was checked at
+	 * the previous block's CPL: only good at the same CPL (an IRET
+	 * to ring 3 on a supervisor page must still raise #PF). */
 	bool chain = p != NULL && c->prev_tlb == c->tlb_epoch &&
-	    c->prev_tc == c->tc_epoch && ((lin ^ c->prev_lin) & ~0xfffull) == 0;
+	    c->prev_tc == c->tc_epoch && c->prev_cpl == c->cpl &&
+	    ((lin ^ c->prev_lin) & ~0xfffull) == 0;
 	int k = -1;
 
 	/* A link or jump-cache entry made since the last code
@@ -487,7 +491,10 @@ bt_next_block(struct bt_cpu *c)
 		}
 	}
 	j = &c->jc[(lin ^ (lin >> 12)) & 4095];
-	if (j->b != NULL && j->lin == lin && bt_tlb_current(c, j->tlb) &&
+	/* The entry's fetch was permission-checked at j->cpl: a ring-3
+	 * jump to a kernel address must not find the kernel's block. */
+	if (j->b != NULL && j->lin == lin && j->cpl == c->cpl &&
+	    bt_tlb_current(c, j->tlb) &&
 	    j->tc == c->tc_epoch && j->b->mode == c->mode &&
 	    (j->inval == inval || bt_tc_valid(c, j->b))) {
 		b = j->b;
@@ -496,7 +503,7 @@ bt_next_block(struct bt_cpu *c)
 	} else {
 		b = bt_tc_lookup(c);
 		*j = (struct bt_jc){ lin, b, c->xglobal ? bt_tlb_gtag(c) :
-		    c->tlb_epoch, c->tc_epoch, inval,
+		    c->tlb_epoch, c->tc_epoch, inval, c->cpl,
 		    b->mode == BT_M64 ? b->jit : NULL };
 	}
 	if (chain && c->prev_tc == c->tc_epoch) {
@@ -512,6 +519,7 @@ out:
 	c->prev_lin = lin;
 	c->prev_tlb = c->tlb_epoch;
 	c->prev_tc = c->tc_epoch;
+	c->prev_cpl = c->cpl;
 	return b;
 }
 

@@ -171,10 +171,12 @@ struct bt_cpu {
 		uint64_t lin;
 		struct bt_block *b;
 		uint32_t tlb, tc, inval;
+		uint32_t cpl;	/* the fetch was checked at this CPL */
 		void *code;	/* b->jit if a 64-bit block (jit.c) */
 	} jc[4096];
 	uint64_t prev_lin;
 	uint32_t prev_tlb, prev_tc;
+	uint8_t prev_cpl;	/* CPL c->prev ran at */
 
 	/* Host code generation (jit.c); NULL when off. */
 	struct bt_jit *jit;

@@ -995,6 +995,12 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 	e1(x, (uint8_t)offsetof(struct bt_jc, code));
 	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc9);	/* test rcx, rcx */
 	ex_at[(*nex)++] = e_jmp(x, 4, NULL);
+	/* the CPL the entry's fetch was checked at */
+	e1(x, 0x0f); e1(x, 0xb6);		/* movzx eax, byte cpl */
+	e_mem(x, RAX, OFF(cpl));
+	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+cpl] */
+	e1(x, (uint8_t)offsetof(struct bt_jc, cpl));
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
 	/* the entry's epoch: tlb_epoch, or tlb_gepoch | BT_GTAG */
 	e1(x, 0x8b); e1(x, 0x42);		/* mov eax, [rdx+tlb] */
 	e1(x, (uint8_t)offsetof(struct bt_jc, tlb));
