@@ -700,7 +700,7 @@ Test(vmstate, lost_added_or_reordered_devices_are_refused)
 {
 	struct vm *a = vm_with(&bt_accel_ops, "on", "std");
 	struct snap s, o;
-	char n1[32], n2[32], tmp[32];
+	char n1[32], n2[32], tmp[64];
 	size_t f1, f2;
 	long off;
 
