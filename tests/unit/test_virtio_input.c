@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "null_accel.h"
+#include "virtio_harness.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/virtio.h"
@@ -21,96 +22,16 @@
 #define Q_USED		0x102000ull
 #define EVBUF		0x110000ull	/* 8-byte event buffers */
 
-static struct vm *vm;
+static const struct vh_ring eq = { Q_DESC, Q_AVAIL, Q_USED, QSIZE };
 static struct vm_config cfg;
-static int slot;
-static uint64_t common, devcfg, notify;
-static uint32_t notify_mult;
 static uint16_t avail_idx, used_seen;
-
-static uint64_t
-mmio_rd(uint64_t addr, unsigned len)
-{
-	uint8_t d[8] = { 0 };
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return bus_get(d, len);
-}
-
-static void
-mmio_wr(uint64_t addr, unsigned len, uint64_t v)
-{
-	uint8_t d[8];
-
-	bus_put(d, len, v);
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static uint32_t
-cfg_rd(unsigned reg, unsigned len)
-{
-	uint8_t d[4];
-
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
-	return (uint32_t)bus_get(d, len);
-}
-
-static void
-cfg_wr(unsigned reg, unsigned len, uint32_t v)
-{
-	uint8_t d[4];
-
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_put(d, len, v);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
-}
-
-static uint64_t
-bar_addr(int bar)
-{
-	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
-
-	if ((lo & 6) == 4)
-		lo |= (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar + 4, 4) << 32;
-	return lo & ~0xfull;
-}
 
 static void
 probe(void)
 {
-	for (slot = 1; slot < 32; slot++)
-		if (cfg_rd(0, 4) == ((0x1040u + VIRTIO_ID_INPUT) << 16 | 0x1af4))
-			break;
-	cr_assert_lt(slot, 32, "no virtio-input on bus 0");
+	vh_probe(VIRTIO_ID_INPUT, false);
 	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 2, 1), 0x09, "input class");
-	for (unsigned cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0;
-	    cap = cfg_rd(cap + 1, 1)) {
-		unsigned type = cfg_rd(cap + 3, 1);
-		uint64_t at;
-
-		if (cfg_rd(cap, 1) != PCI_CAP_ID_VENDOR ||
-		    type == VIRTIO_PCI_CAP_PCI_CFG)
-			continue;
-		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
-			common = at;
-		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
-			devcfg = at;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
-			notify = at;
-			notify_mult = cfg_rd(cap + 16, 4);
-		}
-	}
-	cr_assert(common && devcfg && notify);
-	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
-	    PCI_CMD_MASTER);
+	cr_assert(devcfg);
 }
 
 static void
@@ -205,50 +126,23 @@ Test(virtio_input, config_space_describes_a_tablet)
 static void
 driver_init(void)
 {
-	uint32_t f1;
-
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER);
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
-	f1 = (uint32_t)mmio_rd(common + VIRTIO_COMMON_DF, 4);
-	cr_assert(f1 & 1, "VERSION_1");
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+	cr_assert(device_features() >> VIRTIO_F_VERSION_1 & 1, "VERSION_1");
+	vh_negotiate(1ull << VIRTIO_F_VERSION_1);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 2);
-	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
-	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
-	memset(vm_gpa_to_hva(vm, Q_DESC, 0x3000), 0, 0x3000);
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 4, (uint32_t)Q_DESC);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 4, (uint32_t)Q_AVAIL);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED, 4, (uint32_t)Q_USED);
-	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+	vh_queue_setup(0, &eq, VIRTIO_NO_VECTOR);
+	vh_driver_ok();
 }
 
 /* Post n event buffers (descriptor i -> EVBUF + 8 i) and kick. */
 static void
 post(unsigned n)
 {
-	uint8_t *a = vm_gpa_to_hva(vm, Q_AVAIL, 4 + 2 * QSIZE);
-
 	for (unsigned k = 0; k < n; k++) {
-		uint16_t i = avail_idx % QSIZE, flags = VIRTQ_DESC_F_WRITE;
-		uint64_t addr = EVBUF + 8u * i;
-		uint32_t len = 8;
-		uint8_t *d = vm_gpa_to_hva(vm, Q_DESC + 16u * i, 16);
+		uint16_t i = avail_idx % QSIZE;
 
-		memcpy(d, &addr, 8);
-		memcpy(d + 8, &len, 4);
-		memcpy(d + 12, &flags, 2);
-		memcpy(a + 4 + 2 * i, &i, 2);
-		avail_idx++;
+		vh_desc(&eq, i, EVBUF + 8u * i, 8, VIRTQ_DESC_F_WRITE, 0);
+		vh_avail(&eq, &avail_idx, i);
 	}
-	__atomic_store_n((uint16_t *)(void *)(a + 2), avail_idx,
-	    __ATOMIC_RELEASE);
 	mmio_wr(notify, 2, 0);
 }
 
@@ -256,17 +150,14 @@ post(unsigned n)
 static bool
 next_event(uint16_t *type, uint16_t *code, int32_t *value)
 {
-	uint8_t *u = vm_gpa_to_hva(vm, Q_USED, 4 + 8 * QSIZE), *ev;
-	uint16_t idx;
+	uint8_t *ev;
 	uint32_t id, len;
 
-	memcpy(&idx, u + 2, 2);
-	if (idx == used_seen)
+	if (vh_used_idx(&eq) == used_seen)
 		return false;
-	memcpy(&id, u + 4 + 8 * (used_seen % QSIZE), 4);
-	memcpy(&len, u + 8 + 8 * (used_seen % QSIZE), 4);
+	vh_used_elem(&eq, used_seen, &id, &len);
 	cr_assert_eq(len, 8);
-	ev = vm_gpa_to_hva(vm, EVBUF + 8 * id, 8);
+	ev = ram(EVBUF + 8 * id, 8);
 	memcpy(type, ev, 2);
 	memcpy(code, ev + 2, 2);
 	memcpy(value, ev + 4, 4);

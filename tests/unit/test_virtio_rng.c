@@ -14,6 +14,7 @@
 
 #include "null_accel.h"
 #include "run.h"
+#include "virtio_harness.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/virtio.h"
@@ -30,102 +31,21 @@
 #define Q_USED		0x102000ull
 #define BUF		0x200000ull	/* request buffers from here */
 
-static struct vm *vm;
+static const struct vh_ring rq = { Q_DESC, Q_AVAIL, Q_USED, QSIZE };
 static struct vm_config cfg;
-static int slot;
-static uint64_t common, notify;
-static bool has_devcfg;
 static uint16_t avail_idx, used_seen;
-
-static uint64_t
-mmio_rd(uint64_t addr, unsigned len)
-{
-	uint8_t d[8] = { 0 };
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return bus_get(d, len);
-}
-
-static void
-mmio_wr(uint64_t addr, unsigned len, uint64_t v)
-{
-	uint8_t d[8];
-
-	bus_put(d, len, v);
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static uint32_t
-cfg_rd(unsigned reg, unsigned len)
-{
-	uint8_t d[4];
-
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
-	return (uint32_t)bus_get(d, len);
-}
-
-static void
-cfg_wr(unsigned reg, unsigned len, uint32_t v)
-{
-	uint8_t d[4];
-
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_put(d, len, v);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
-}
-
-static uint64_t
-bar_addr(int bar)
-{
-	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
-
-	if ((lo & 6) == 4)
-		lo |= (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar + 4, 4) << 32;
-	return lo & ~0xfull;
-}
 
 /* Find the function as the PCI core does; false if there is none. */
 static bool
 find(void)
 {
-	for (slot = 1; slot < 32; slot++)
-		if (cfg_rd(0, 4) == ((0x1040u + VIRTIO_ID_RNG) << 16 | 0x1af4))
-			return true;
-	return false;
+	return vh_find(VIRTIO_ID_RNG);
 }
 
 static void
 probe(void)
 {
-	cr_assert(find(), "no virtio-rng (1af4:1044) on bus 0");
-	common = notify = 0;
-	has_devcfg = false;
-	for (unsigned cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0;
-	    cap = cfg_rd(cap + 1, 1)) {
-		unsigned type = cfg_rd(cap + 3, 1);
-		uint64_t at;
-
-		if (cfg_rd(cap, 1) != PCI_CAP_ID_VENDOR ||
-		    type == VIRTIO_PCI_CAP_PCI_CFG)
-			continue;
-		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
-			common = at;
-		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
-			has_devcfg = true;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG)
-			notify = at;
-	}
-	cr_assert(common && notify);
-	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
-	    PCI_CMD_MASTER);
+	vh_probe(VIRTIO_ID_RNG, false);
 }
 
 static void
@@ -149,60 +69,30 @@ teardown(void)
 
 TestSuite(virtio_rng, .init = setup, .fini = teardown, .timeout = 30);
 
-static uint8_t
-dev_status(void)
-{
-	return (uint8_t)mmio_rd(common + VIRTIO_COMMON_STATUS, 1);
-}
-
 /* Reset, VERSION_1, the request queue, DRIVER_OK. */
 static void
 driver_init(void)
 {
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER);
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
-	cr_assert(mmio_rd(common + VIRTIO_COMMON_DF, 4) & 1, "VERSION_1");
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
+	cr_assert(device_features() >> VIRTIO_F_VERSION_1 & 1, "VERSION_1");
+	vh_negotiate(1ull << VIRTIO_F_VERSION_1);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 1,
 	    "one queue, requestq");
-	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
-	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
-	memset(vm_gpa_to_hva(vm, Q_DESC, 0x3000), 0, 0x3000);
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 4, (uint32_t)Q_DESC);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 4, (uint32_t)Q_AVAIL);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED, 4, (uint32_t)Q_USED);
-	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+	vh_queue_setup(0, &rq, VIRTIO_NO_VECTOR);
+	vh_driver_ok();
 	avail_idx = used_seen = 0;
 }
 
 static void
 desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-	uint8_t *d = vm_gpa_to_hva(vm, Q_DESC + 16u * i, 16);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vh_desc(&rq, i, addr, len, flags, next);
 }
 
 /* Make head available and kick. */
 static void
 kick(uint16_t head)
 {
-	uint8_t *a = vm_gpa_to_hva(vm, Q_AVAIL, 4 + 2 * QSIZE);
-
-	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(void *)(a + 2), avail_idx,
-	    __ATOMIC_RELEASE);
+	vh_avail(&rq, &avail_idx, head);
 	mmio_wr(notify, 2, 0);
 }
 
@@ -210,16 +100,11 @@ kick(uint16_t head)
 static int64_t
 used(uint16_t head)
 {
-	uint8_t *u = vm_gpa_to_hva(vm, Q_USED, 4 + 8 * QSIZE);
-	uint16_t idx;
 	uint32_t id, len;
 
-	memcpy(&idx, u + 2, 2);
-	if (idx == used_seen)
+	if (vh_used_idx(&rq) == used_seen)
 		return -1;
-	memcpy(&id, u + 4 + 8 * (used_seen % QSIZE), 4);
-	memcpy(&len, u + 8 + 8 * (used_seen % QSIZE), 4);
-	used_seen++;
+	vh_used_elem(&rq, used_seen++, &id, &len);
 	cr_assert_eq(id, head, "used id %u, posted %u", id, head);
 	return len;
 }
@@ -253,7 +138,7 @@ Test(virtio_rng, looks_like_virtio_rng)
 	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 2, 1), 0x00, "class");
 	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 1, 1), 0xff, "subclass");
 	cr_assert_eq(cfg_rd(PCI_REVISION, 1), 1, "modern-only");
-	cr_assert_not(has_devcfg, "virtio-rng has no configuration");
+	cr_assert_not(devcfg, "virtio-rng has no configuration");
 	cr_assert_not_null(virtio_rng_find(vm));
 }
 
