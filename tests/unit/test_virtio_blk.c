@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "null_accel.h"
+#include "virtio_harness.h"
 #include "devices/bus.h"
 #include "devices/device.h"
 #include "devices/pci.h"
@@ -37,7 +38,6 @@
 #define HDRS		0x110000ull	/* request headers, 16 bytes each */
 #define STATUS		0x120000ull	/* status bytes, one per request */
 #define DATA		0x200000ull	/* data buffers */
-#define MSI_ADDR	0xfee00000ull
 
 /* --- a VM with RAM whose accelerator records interrupts --- */
 
@@ -48,8 +48,10 @@ static int gsi_level[32];
 static int
 rec_msi(struct vm *v, uint64_t addr, uint32_t data)
 {
-	if (addr == MSI_ADDR && data >= 0x40 && data < 0x48)
-		__atomic_fetch_add(&msis[data - 0x40], 1, __ATOMIC_SEQ_CST);
+	if (addr == VH_MSI_ADDR && data >= VH_MSI_DATA &&
+	    data < VH_MSI_DATA + 8)
+		__atomic_fetch_add(&msis[data - VH_MSI_DATA], 1,
+		    __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -61,17 +63,12 @@ rec_irq(struct vm *v, unsigned gsi, int level)
 	return 0;
 }
 
-static struct vm *vm;
+static const struct vh_ring rq = { Q_DESC, Q_AVAIL, Q_USED, QSIZE };
 static struct vm_config cfg;
 static pthread_t loop_thread;
 static char img_path[] = "/tmp/tv-vblk-XXXXXX";
 static char img2_path[64];
 
-/* Where the driver found things. */
-static int slot;
-static uint64_t common, isr, devcfg, notify;
-static uint32_t notify_mult;
-static uint64_t msix_table;
 static int vcpus = 1;		/* cfg.cpus: the number of request queues */
 static uint16_t used_seen;	/* used entries consumed */
 static uint16_t avail_idx;
@@ -83,139 +80,14 @@ loop_main(void *arg)
 	return NULL;
 }
 
-/* Every device access goes through the bus under the device lock, as
- * a vCPU's exit would. */
-static uint64_t
-mmio_rd(uint64_t addr, unsigned len)
-{
-	uint8_t d[8] = { 0 };
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return bus_get(d, len);
-}
-
-static void
-mmio_wr(uint64_t addr, unsigned len, uint64_t v)
-{
-	uint8_t d[8];
-
-	bus_put(d, len, v);
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static uint32_t
-cfg_rd(unsigned reg, unsigned len)
-{
-	uint8_t d[4];
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return (uint32_t)bus_get(d, len);
-}
-
-static void
-cfg_wr(unsigned reg, unsigned len, uint32_t v)
-{
-	uint8_t d[4];
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_put(d, len, v);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static void *
-ram(uint64_t gpa, uint64_t len)
-{
-	void *p = vm_gpa_to_hva(vm, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
-}
-
-static uint64_t
-bar_addr(int bar)
-{
-	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
-
-	if ((lo & 6) == 4)
-		return (lo & ~0xfull) | (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar +
-		    4, 4) << 32;
-	return lo & ~0xfull;
-}
-
 /* Find the device and its structures as virtio_pci_modern_probe does. */
 static void
 probe(void)
 {
-	unsigned cap;
-
-	for (slot = 1; slot < 32; slot++)
-		if (cfg_rd(0, 4) == (0x1042u << 16 | 0x1af4))
-			break;
-	cr_assert_lt(slot, 32, "no virtio-blk on bus 0");
+	vh_probe(VIRTIO_ID_BLOCK, true);
 	cr_assert_eq(cfg_rd(PCI_REVISION, 1), 1, "modern device: revision 1");
 	cr_assert(cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
-	for (cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0; cap = cfg_rd(cap + 1, 1)) {
-		unsigned id = cfg_rd(cap, 1), type = cfg_rd(cap + 3, 1);
-		uint64_t at;
-
-		if (id == PCI_CAP_ID_MSIX) {
-			uint32_t t = cfg_rd(cap + 4, 4);
-
-			msix_table = bar_addr(t & 7) + (t & ~7u);
-			/* Enable MSI-X as the PCI core does. */
-			cfg_wr(cap + 2, 2, cfg_rd(cap + 2, 2) | 0x8000);
-			continue;
-		}
-		if (id != PCI_CAP_ID_VENDOR || type == VIRTIO_PCI_CAP_PCI_CFG)
-			continue;
-		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
-		cr_assert_neq(at, 0, "BAR assigned");
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
-			common = at;
-		else if (type == VIRTIO_PCI_CAP_ISR_CFG)
-			isr = at;
-		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
-			devcfg = at;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
-			notify = at;
-			notify_mult = cfg_rd(cap + 16, 4);
-		}
-	}
-	cr_assert(common && isr && devcfg && notify && msix_table);
-	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
-	    PCI_CMD_MASTER);
-}
-
-static void
-msix_vector(unsigned v)
-{
-	uint64_t e = msix_table + 16 * v;
-
-	mmio_wr(e, 4, (uint32_t)MSI_ADDR);
-	mmio_wr(e + 4, 4, 0);
-	mmio_wr(e + 8, 4, 0x40 + v);
-	mmio_wr(e + 12, 4, 0);		/* unmask */
-}
-
-static uint64_t
-device_features(void)
-{
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 0);
-	uint64_t f = mmio_rd(common + VIRTIO_COMMON_DF, 4);
-
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
-	return f | mmio_rd(common + VIRTIO_COMMON_DF, 4) << 32;
+	cr_assert(isr && devcfg && msix_table);
 }
 
 /* Reset, negotiate, set queue 0 up, DRIVER_OK: vp_modern's order. */
@@ -232,14 +104,7 @@ driver_init(bool use_msix)
 	f = device_features();
 	cr_assert(f >> VIRTIO_F_VERSION_1 & 1);
 	cr_assert(f >> VIRTIO_F_RING_INDIRECT_DESC & 1);
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 0);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)f);
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)(f >> 32));
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
-	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
-	    VIRTIO_S_FEATURES_OK);
+	vh_negotiate(f);
 	if (use_msix) {
 		msix_vector(0);
 		msix_vector(1);
@@ -250,23 +115,8 @@ driver_init(bool use_msix)
 	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 0);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_SIZE, 2),
 	    VIRTIO_QUEUE_MAX);
-	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
-	if (use_msix) {
-		mmio_wr(common + VIRTIO_COMMON_Q_MSIX, 2, 1);
-		cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_MSIX, 2), 1);
-	}
-	memset(ram(Q_DESC, 0x3000), 0, 0x3000);
-	/* 64-bit addresses as two halves, as vp_iowrite64_twopart. */
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 4, (uint32_t)Q_DESC);
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC + 4, 4, 0);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 4, (uint32_t)Q_AVAIL);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL + 4, 4, 0);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED, 4, (uint32_t)Q_USED);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED + 4, 4, 0);
-	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
-	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_ENABLE, 2), 1);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+	vh_queue_setup(0, &rq, use_msix ? 1 : VIRTIO_NO_VECTOR);
+	vh_driver_ok();
 	used_seen = avail_idx = 0;
 }
 
@@ -340,56 +190,33 @@ setup(void)
 
 /* --- the driver's side of the ring --- */
 
-static void
-desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	uint8_t *d = ram(Q_DESC + 16 * i, 16);
-
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
-}
-
+/* Make head available and kick. */
 static void
 kick(uint16_t head)
 {
-	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
-
-	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
-	mmio_wr(notify + 0 * notify_mult, 2, 0);
+	vh_avail(&rq, &avail_idx, head);
+	vh_notify(0);
 }
 
 static uint16_t
 used_idx(void)
 {
-	return __atomic_load_n((uint16_t *)ram(Q_USED + 2, 2),
-	    __ATOMIC_ACQUIRE);
+	return vh_used_idx(&rq);
 }
 
 /* Wait (at most 10 s) for n more used entries. */
 static void
 wait_used(unsigned n)
 {
-	for (int i = 0; i < 10000; i++) {
-		if ((uint16_t)(used_idx() - used_seen) >= n) {
-			used_seen += n;
-			return;
-		}
-		usleep(1000);
-	}
-	cr_assert_fail("device did not complete %u requests", n);
+	if (!vh_wait_used(&rq, used_seen, n, 10000))
+		cr_assert_fail("device did not complete %u requests", n);
+	used_seen += n;
 }
 
 static void
 used_elem(unsigned k, uint32_t *id, uint32_t *len)
 {
-	uint8_t *e = ram(Q_USED + 4 + 8 * (k % QSIZE), 8);
-
-	memcpy(id, e, 4);
-	memcpy(len, e + 4, 4);
+	vh_used_elem(&rq, k, id, len);
 }
 
 /*
@@ -409,13 +236,15 @@ req(unsigned rslot, uint32_t type, uint64_t sector, uint32_t len,
 	memcpy(h + 8, &sector, 8);
 	*(uint8_t *)ram(STATUS + rslot, 1) = 0xee;
 	if (len == 0) {
-		desc(d0, HDRS + 16 * rslot, 16, VIRTQ_DESC_F_NEXT, d0 + 2);
+		vh_desc(&rq, d0, HDRS + 16 * rslot, 16, VIRTQ_DESC_F_NEXT,
+		    d0 + 2);
 	} else {
-		desc(d0, HDRS + 16 * rslot, 16, VIRTQ_DESC_F_NEXT, d0 + 1);
-		desc(d0 + 1, data, len, VIRTQ_DESC_F_NEXT |
+		vh_desc(&rq, d0, HDRS + 16 * rslot, 16, VIRTQ_DESC_F_NEXT,
+		    d0 + 1);
+		vh_desc(&rq, d0 + 1, data, len, VIRTQ_DESC_F_NEXT |
 		    (data_write ? VIRTQ_DESC_F_WRITE : 0), d0 + 2);
 	}
-	desc(d0 + 2, STATUS + rslot, 1, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, d0 + 2, STATUS + rslot, 1, VIRTQ_DESC_F_WRITE, 0);
 	return d0;
 }
 
@@ -705,7 +534,7 @@ Test(virtio_blk, indirect_descriptors)
 		memcpy(t + 16 * i + 14, &next, 2);
 	}
 	memset(data(0), 0, 2048);
-	desc(10, table, 48, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 10, table, 48, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(10);
 	wait_used(1);
 	cr_assert_eq(status(0), VIRTIO_BLK_S_OK);
@@ -803,12 +632,6 @@ Test(virtio_blk, qcow2_image, .init = setup_qcow2)
 
 /* --- the hostile driver --- */
 
-static uint8_t
-dev_status(void)
-{
-	return (uint8_t)mmio_rd(common + VIRTIO_COMMON_STATUS, 1);
-}
-
 /* The device gave up on the queue, told the driver, and recovers after
  * a reset. */
 static void
@@ -830,11 +653,12 @@ expect_needs_reset(const char *what)
 Test(virtio_blk, buffer_past_ram)
 {
 	(void)req(0, VIRTIO_BLK_T_IN, 0, 512, true);
-	desc(1, RAM - 256, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	vh_desc(&rq, 1, RAM - 256, 512, VIRTQ_DESC_F_NEXT |
+	    VIRTQ_DESC_F_WRITE, 2);
 	kick(0);
 	expect_needs_reset("a buffer crossing the end of RAM");
 	(void)req(0, VIRTIO_BLK_T_IN, 0, 512, true);
-	desc(1, UINT64_MAX - 255, 512, VIRTQ_DESC_F_NEXT |
+	vh_desc(&rq, 1, UINT64_MAX - 255, 512, VIRTQ_DESC_F_NEXT |
 	    VIRTQ_DESC_F_WRITE, 2);
 	kick(0);
 	expect_needs_reset("an address that wraps");
@@ -843,7 +667,7 @@ Test(virtio_blk, buffer_past_ram)
 Test(virtio_blk, descriptor_loop)
 {
 	(void)req(0, VIRTIO_BLK_T_IN, 0, 512, true);
-	desc(2, STATUS, 1, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
+	vh_desc(&rq, 2, STATUS, 1, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
 	kick(0);
 	expect_needs_reset("a descriptor loop");
 }
@@ -865,7 +689,7 @@ Test(virtio_blk, indirect_loop_and_nesting)
 		memcpy(t + 16 * i + 12, &f, 2);
 		memcpy(t + 16 * i + 14, &next, 2);
 	}
-	desc(0, table, 32, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 0, table, 32, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(0);
 	expect_needs_reset("a loop inside an indirect table");
 	/* An indirect table that points at itself (nesting). */
@@ -875,7 +699,7 @@ Test(virtio_blk, indirect_loop_and_nesting)
 	memcpy(t + 8, &l, 4);
 	memcpy(t + 12, &f, 2);
 	memcpy(t + 14, &zero, 2);
-	desc(0, table, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 0, table, 16, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(0);
 	expect_needs_reset("a nested indirect table");
 }
@@ -898,14 +722,14 @@ Test(virtio_blk, lengths_that_overflow)
 	}
 	f = VIRTQ_DESC_F_WRITE;
 	memcpy(t + 16 * (QSIZE - 1) + 12, &f, 2);
-	desc(0, table, 16 * QSIZE, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 0, table, 16 * QSIZE, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(0);
 	expect_needs_reset("a chain of more than 4 GiB");
 	/* An indirect table of length 0 and one not a multiple of 16. */
-	desc(0, table, 0, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 0, table, 0, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(0);
 	expect_needs_reset("an empty indirect table");
-	desc(0, table, 24, VIRTQ_DESC_F_INDIRECT, 0);
+	vh_desc(&rq, 0, table, 24, VIRTQ_DESC_F_INDIRECT, 0);
 	kick(0);
 	expect_needs_reset("an indirect table of 1.5 descriptors");
 }
@@ -915,7 +739,7 @@ Test(virtio_blk, indexes_beyond_the_queue)
 	uint16_t next = 5000;
 
 	(void)req(0, VIRTIO_BLK_T_IN, 0, 512, true);
-	desc(0, HDRS, 16, VIRTQ_DESC_F_NEXT, next);
+	vh_desc(&rq, 0, HDRS, 16, VIRTQ_DESC_F_NEXT, next);
 	kick(0);
 	expect_needs_reset("a next index past the table");
 	kick(QSIZE + 3);
@@ -942,7 +766,7 @@ Test(virtio_blk, rings_outside_ram_refused)
 
 Test(virtio_blk, request_without_status_byte)
 {
-	desc(0, HDRS, 16, 0, 0);
+	vh_desc(&rq, 0, HDRS, 16, 0, 0);
 	kick(0);
 	expect_needs_reset("a request with no writable byte");
 }
@@ -952,12 +776,10 @@ Test(virtio_blk, request_without_status_byte)
 Test(virtio_blk, snapshot_round_trip)
 {
 	struct snap s, l;
-	void *st = NULL;
+	void *st;
 
 	cr_assert_eq(run(VIRTIO_BLK_T_FLUSH, 0, 0, false), VIRTIO_BLK_S_OK);
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &virtio_blk_ops)
-			st = vm->devices[i].state;
+	st = devices_find(vm, &virtio_blk_ops);
 	cr_assert_not_null(st);
 	snap_init_save(&s);
 	pthread_mutex_lock(&vm->devlock);
@@ -1079,11 +901,9 @@ Test(virtio_blk, snapshot_with_bad_queue_refused)
 {
 	struct virtio_dev *vd = NULL;
 	struct snap s, l;
-	void *st = NULL;
+	void *st;
 
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &virtio_blk_ops)
-			st = vm->devices[i].state;
+	st = devices_find(vm, &virtio_blk_ops);
 	vd = st;	/* struct virtio_blk starts with its virtio_dev */
 	for (int bad = 0; bad < 2; bad++) {
 		pthread_mutex_lock(&vm->devlock);
@@ -1120,23 +940,16 @@ setup_mq(void)
 
 Test(virtio_blk, multiqueue, .init = setup_mq)
 {
-	uint64_t d = 0x180000, a = 0x181000, u = 0x182000;
+	const struct vh_ring q1 = { 0x180000, 0x181000, 0x182000, 16 };
 	uint8_t *hdr = ram(0x183000, 16), *st = ram(0x183010, 1);
-	uint16_t head = 0, one = 1;
+	uint16_t idx1 = 0;
 	uint32_t type = VIRTIO_BLK_T_GET_ID;
 
 	cr_assert(device_features() >> VIRTIO_BLK_F_MQ & 1);
 	cr_assert_eq(mmio_rd(devcfg + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 2);
 	/* Queue 1 at its own rings, vector 2. */
 	msix_vector(2);
-	memset(ram(d, 0x3000), 0, 0x3000);
-	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, 1);
-	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, 16);
-	mmio_wr(common + VIRTIO_COMMON_Q_MSIX, 2, 2);
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 8, d);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 8, a);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED, 8, u);
-	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
+	vh_queue_setup(1, &q1, 2);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_NOFF, 2), 1);
 	/* GET_ID on queue 1: header, 20 bytes of ID, status. */
 	memset(hdr, 0, 16);
@@ -1147,28 +960,16 @@ Test(virtio_blk, multiqueue, .init = setup_mq)
 		uint16_t fl[3] = { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_NEXT |
 		    VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_WRITE };
 
-		for (uint16_t i = 0; i < 3; i++) {
-			uint8_t *e = ram(d + 16 * i, 16);
-			uint16_t next = (uint16_t)(i + 1);
-
-			memcpy(e, &addr[i], 8);
-			memcpy(e + 8, &len[i], 4);
-			memcpy(e + 12, &fl[i], 2);
-			memcpy(e + 14, &next, 2);
-		}
+		for (uint16_t i = 0; i < 3; i++)
+			vh_desc(&q1, i, addr[i], len[i], fl[i], i + 1);
 	}
 	*st = 0xee;
-	memcpy(ram(a + 4, 2), &head, 2);
-	__atomic_store_n((uint16_t *)ram(a + 2, 2), one, __ATOMIC_RELEASE);
+	vh_avail(&q1, &idx1, 0);
 	mmio_wr(notify + 1 * notify_mult, 2, 1);
-	for (int i = 0; i < 5000 && __atomic_load_n((uint16_t *)ram(u + 2, 2),
-	    __ATOMIC_ACQUIRE) != 1; i++)
-		usleep(1000);
-	cr_assert_eq(*(uint16_t *)ram(u + 2, 2), 1, "queue 1 completed");
+	cr_assert(vh_wait_used(&q1, 0, 1, 5000), "queue 1 completed");
+	cr_assert_eq(vh_used_idx(&q1), 1);
 	cr_assert_eq(*st, VIRTIO_BLK_S_OK);
 	cr_assert_str_eq((char *)ram(0x183100, 20), "TV-SERIAL-0042");
-	pthread_mutex_lock(&vm->devlock);
-	pthread_mutex_unlock(&vm->devlock);
 	cr_assert_eq(msis[2], 1, "queue 1's vector");
 	cr_assert_eq(used_idx(), 0, "queue 0 untouched");
 	/* Queue 0 still works beside it. */
@@ -1211,7 +1012,7 @@ Test(virtio_blk, random_rings)
 		unsigned n = 1 + (unsigned)rand() % 8;
 
 		for (unsigned i = 0; i < QSIZE; i++)
-			desc(i, pick_addr(), pick_len(),
+			vh_desc(&rq, i, pick_addr(), pick_len(),
 			    (uint16_t)(rand() % 8),
 			    (uint16_t)(rand() % (QSIZE + 8)));
 		for (unsigned i = 0; i < 4; i++) {
@@ -1219,7 +1020,7 @@ Test(virtio_blk, random_rings)
 
 			memset(h, 0, 16);
 			h[0] = (uint8_t)(rand() % 16);
-			desc(i, HDRS + 16 * i, 16, VIRTQ_DESC_F_NEXT |
+			vh_desc(&rq, i, HDRS + 16 * i, 16, VIRTQ_DESC_F_NEXT |
 			    (rand() % 4 == 0 ? VIRTQ_DESC_F_INDIRECT : 0),
 			    (uint16_t)(rand() % (QSIZE + 2)));
 		}
@@ -1235,58 +1036,14 @@ Test(virtio_blk, random_rings)
 
 /* --- kicks through ioeventfd --- */
 
-/* A vCPU's MMIO write as the software CPU and KVM's own MMIO exits hand
- * it over: vcpu_handle_exit(). */
-static void *
-exit_write(void *arg)
-{
-	struct vm_exit e = { .kind = VM_EXIT_MMIO };
-
-	e.io.addr = *(uint64_t *)arg;
-	e.io.len = 2;
-	e.io.write = true;
-	vcpu_handle_exit(vm->vcpus[0], &e);
-	return NULL;
-}
-
-/*
- * Write the notify register at addr from a "vCPU" thread while this
- * thread holds the device lock (as the event thread does for a batch).
- * True if the write completed while the lock was held.
- */
-static bool
-exit_kick_locked(uint64_t addr)
-{
-	struct timespec ts;
-	pthread_t t;
-	bool done;
-
-	pthread_mutex_lock(&vm->devlock);
-	cr_assert_eq(pthread_create(&t, NULL, exit_write, &addr), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 2;
-	done = pthread_timedjoin_np(t, NULL, &ts) == 0;
-	pthread_mutex_unlock(&vm->devlock);
-	if (!done)
-		pthread_join(t, NULL);
-	return done;
-}
-
 /* Queue a request and kick it the way a vCPU does; its status. */
 static uint8_t
 run_exit(uint32_t type, uint64_t sector, uint32_t len, bool data_write,
     bool *lockfree)
 {
-	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
-	uint16_t head = req(0, type, sector, len, data_write);
-
-	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
-	*lockfree = exit_kick_locked(notify);
+	vh_avail(&rq, &avail_idx, req(0, type, sector, len, data_write));
+	*lockfree = vh_exit_kick_locked(notify, 0);
 	wait_used(1);
-	pthread_mutex_lock(&vm->devlock);
-	pthread_mutex_unlock(&vm->devlock);
 	return status(0);
 }
 
@@ -1364,16 +1121,13 @@ Test(virtio_blk, ioeventfd_follows_bar4)
  * to the device when it resumes. */
 Test(virtio_blk, kick_while_paused_runs_on_resume)
 {
-	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
 	uint16_t head = req(0, VIRTIO_BLK_T_FLUSH, 0, 0, false);
 
 	pthread_mutex_lock(&vm->devlock);
 	cr_assert_eq(vm_pause(vm, 1000), 0);
 	pthread_mutex_unlock(&vm->devlock);
-	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
-	cr_assert(exit_kick_locked(notify));
+	vh_avail(&rq, &avail_idx, head);
+	cr_assert(vh_exit_kick_locked(notify, 0));
 	usleep(100000);		/* the event thread sees the eventfd */
 	cr_assert_eq(used_idx(), used_seen, "nothing done while paused");
 	pthread_mutex_lock(&vm->devlock);
@@ -1390,21 +1144,16 @@ Test(virtio_blk, kick_while_paused_runs_on_resume)
  */
 Test(virtio_blk, kick_pending_at_save_served_after_load)
 {
-	uint8_t *a = ram(Q_AVAIL, 4 + 2 * QSIZE);
 	uint16_t head = req(0, VIRTIO_BLK_T_FLUSH, 0, 0, false);
 	struct snap s, l;
-	void *st = NULL;
+	void *st;
 
-	for (int i = 0; i < vm->ndevices; i++)
-		if (vm->devices[i].ops == &virtio_blk_ops)
-			st = vm->devices[i].state;
+	st = devices_find(vm, &virtio_blk_ops);
 	cr_assert_not_null(st);
 	snap_init_save(&s);
 	pthread_mutex_lock(&vm->devlock);
 	/* Queued (the kick "lost" in the source's eventfd), then saved. */
-	memcpy(a + 4 + 2 * (avail_idx % QSIZE), &head, 2);
-	avail_idx++;
-	__atomic_store_n((uint16_t *)(a + 2), avail_idx, __ATOMIC_RELEASE);
+	vh_avail(&rq, &avail_idx, head);
 	cr_assert_eq(snap_section_begin(&s, "virtio-blk0", 1), 0);
 	cr_assert_eq(virtio_blk_ops.snapshot(st, &s), 0);
 	cr_assert_eq(snap_section_end(&s), 0);

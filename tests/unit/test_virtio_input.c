@@ -126,6 +126,7 @@ Test(virtio_input, config_space_describes_a_tablet)
 static void
 driver_init(void)
 {
+	vh_begin();
 	cr_assert(device_features() >> VIRTIO_F_VERSION_1 & 1, "VERSION_1");
 	vh_negotiate(1ull << VIRTIO_F_VERSION_1);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 2);

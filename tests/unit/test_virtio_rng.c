@@ -73,6 +73,7 @@ TestSuite(virtio_rng, .init = setup, .fini = teardown, .timeout = 30);
 static void
 driver_init(void)
 {
+	vh_begin();
 	cr_assert(device_features() >> VIRTIO_F_VERSION_1 & 1, "VERSION_1");
 	vh_negotiate(1ull << VIRTIO_F_VERSION_1);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), 1,
@@ -82,18 +83,12 @@ driver_init(void)
 	avail_idx = used_seen = 0;
 }
 
-static void
-desc(unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-	vh_desc(&rq, i, addr, len, flags, next);
-}
-
 /* Make head available and kick. */
 static void
 kick(uint16_t head)
 {
 	vh_avail(&rq, &avail_idx, head);
-	mmio_wr(notify, 2, 0);
+	vh_notify(0);
 }
 
 /* The next used element's length (its id must be head); -1 if none. */
@@ -128,7 +123,7 @@ all(const uint8_t *p, size_t n, uint8_t v)
 static int64_t
 request(uint64_t off, uint32_t len)
 {
-	desc(0, BUF + off, len, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, BUF + off, len, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	return used(0);
 }
@@ -167,9 +162,10 @@ Test(virtio_rng, only_writable_buffers_are_written)
 	driver_init();
 	memset(buf(0, 4096), 0, 4096);
 	memset(buf(0, 32), 0xaa, 32);
-	desc(0, BUF, 32, VIRTQ_DESC_F_NEXT, 1);
-	desc(1, BUF + 512, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
-	desc(2, BUF + 1024, 48, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, BUF, 32, VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(&rq, 1, BUF + 512, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+	    2);
+	vh_desc(&rq, 2, BUF + 1024, 48, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	cr_assert_eq(used(0), 64, "16 + 48 writable bytes");
 	cr_assert(all(buf(0, 32), 32, 0xaa), "a read-only buffer was written");
@@ -183,7 +179,7 @@ Test(virtio_rng, read_only_request_gets_nothing)
 {
 	driver_init();
 	memset(buf(0, 64), 0x55, 64);
-	desc(0, BUF, 64, 0, 0);
+	vh_desc(&rq, 0, BUF, 64, 0, 0);
 	kick(0);
 	cr_assert_eq(used(0), 0);
 	cr_assert(all(buf(0, 64), 64, 0x55));
@@ -204,9 +200,9 @@ Test(virtio_rng, huge_request_is_bounded)
 	    big - VIRTIO_RNG_REQ_MAX, 0), "wrote past the bound");
 	/* Split over a chain, the bound is for the request. */
 	memset(buf(0, big), 0, big);
-	desc(0, BUF, VIRTIO_RNG_REQ_MAX - 100, VIRTQ_DESC_F_WRITE |
+	vh_desc(&rq, 0, BUF, VIRTIO_RNG_REQ_MAX - 100, VIRTQ_DESC_F_WRITE |
 	    VIRTQ_DESC_F_NEXT, 1);
-	desc(1, BUF + VIRTIO_RNG_REQ_MAX, 1000, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 1, BUF + VIRTIO_RNG_REQ_MAX, 1000, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	cr_assert_eq(used(0), VIRTIO_RNG_REQ_MAX);
 	cr_assert(all(buf(VIRTIO_RNG_REQ_MAX + 100, 900), 900, 0));
@@ -226,17 +222,17 @@ Test(virtio_rng, buffers_outside_ram_are_refused)
 {
 	driver_init();
 	/* Straddling the end of RAM. */
-	desc(0, RAM - 8, 64, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, RAM - 8, 64, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	expect_needs_reset("across the end of RAM");
 	/* Far outside, and a length that wraps the address. */
-	desc(0, 0xfffffffff0000000ull, 4096, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, 0xfffffffff0000000ull, 4096, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	expect_needs_reset("outside RAM");
-	desc(0, BUF, 0xffffffffu, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, BUF, 0xffffffffu, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	expect_needs_reset("4 GiB in 32 MiB of RAM");
-	desc(0, 0xfffffffffffff000ull, 0x2000, VIRTQ_DESC_F_WRITE, 0);
+	vh_desc(&rq, 0, 0xfffffffffffff000ull, 0x2000, VIRTQ_DESC_F_WRITE, 0);
 	kick(0);
 	expect_needs_reset("an address that wraps");
 }
@@ -244,11 +240,12 @@ Test(virtio_rng, buffers_outside_ram_are_refused)
 Test(virtio_rng, descriptor_loop_is_refused)
 {
 	driver_init();
-	desc(0, BUF, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
-	desc(1, BUF + 8, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
+	vh_desc(&rq, 0, BUF, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+	vh_desc(&rq, 1, BUF + 8, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 0);
 	kick(0);
 	expect_needs_reset("a loop");
-	desc(0, BUF, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, QSIZE + 3);
+	vh_desc(&rq, 0, BUF, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+	    QSIZE + 3);
 	kick(0);
 	expect_needs_reset("next out of the table");
 }
@@ -410,7 +407,8 @@ Test(virtio_rng, snapshot_without_the_device_leaves_it_in_reset)
 	cr_assert_eq(cfg_rd(PCI_COMMAND, 2) & (PCI_CMD_IO | PCI_CMD_MEM |
 	    PCI_CMD_MASTER), 0);
 	for (int i = 0; i < 6; i++)
-		cr_assert_eq(cfg_rd(PCI_BAR0 + 4 * i, 4) & ~0xfu, 0, "BAR%d", i);
+		cr_assert_eq(cfg_rd(PCI_BAR0 + 4 * i, 4) & ~0xfu, 0, "BAR%d",
+		    i);
 	/* A rescan assigns its BARs; the driver finds it fresh. */
 	pthread_mutex_lock(&vm->devlock);
 	cr_assert_eq(pci_assign_bars(vm), 0);

@@ -195,16 +195,20 @@ device_features(void)
 	return f | mmio_rd(common + VIRTIO_COMMON_DF, 4) << 32;
 }
 
-/*
- * The start of every driver's probe: reset, ACKNOWLEDGE, DRIVER, the
- * driver's features f (both halves), FEATURES_OK, which must stick.
- */
+/* The start of every driver's probe: reset, ACKNOWLEDGE and DRIVER. */
 static inline void
-vh_negotiate(uint64_t f)
+vh_begin(void)
 {
 	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
 	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
 	    VIRTIO_S_DRIVER);
+}
+
+/* Then the driver's features f (both halves) and FEATURES_OK, which
+ * must stick. */
+static inline void
+vh_negotiate(uint64_t f)
+{
 	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 0);
 	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)f);
 	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
@@ -278,6 +282,13 @@ vh_avail(const struct vh_ring *r, uint16_t *idx, uint16_t head)
 	memcpy(a + 4 + 2 * (*idx % r->size), &head, 2);
 	(*idx)++;
 	__atomic_store_n((uint16_t *)(void *)(a + 2), *idx, __ATOMIC_RELEASE);
+}
+
+/* Kick queue q: its notify address, with its index as the value. */
+static inline void
+vh_notify(unsigned q)
+{
+	mmio_wr(notify + q * notify_mult, 2, q);
 }
 
 static inline uint16_t
