@@ -357,14 +357,23 @@ run_for(struct vm *vm, int ms)
 	cr_assert_eq(e.kind, VM_EXIT_INTR);
 }
 
+/* b, loaded from a guest saved at count, counts on from there (about
+ * ms milliseconds), in its registers and in memory. */
+static void
+resumes_counting(struct vm *b, uint64_t count, int ms)
+{
+	cr_assert_eq(reg(b, R_RAX), count);
+	run_for(b, ms);
+	cr_assert_gt(reg(b, R_RAX), count);
+	cr_assert_gt(counter(b), count);
+}
+
 /* The same round trip under KVM: its own sections (XSAVE, LAPIC,
  * events, MSRs, the in-kernel PIC, IOAPIC, PIT and clock) go along. */
 Test(vmstate, kvm_guest_resumes_from_the_saved_count)
 {
 	struct vm *a, *b;
 	struct snap s, l;
-	struct tvm t;
-	struct cpu_state st;
 	uint64_t count;
 	int err = 0;
 
@@ -375,10 +384,7 @@ Test(vmstate, kvm_guest_resumes_from_the_saved_count)
 	a = vm_create(&cfg, &kvm_accel_ops, &err);
 	b = vm_create(&cfg, &kvm_accel_ops, &err);
 	cr_assert(a != NULL && b != NULL, "vm_create on KVM: %d", err);
-	t = (struct tvm){ .vm = a, .vcpu = a->vcpus[0] };
-	tvm_long_mode(&t, &st, CODE);
-	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
-	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	guest_vm(a);
 	run_for(a, 300);
 	count = reg(a, R_RAX);
 	cr_assert_gt(count, 0, "the guest did not count under KVM");
@@ -388,10 +394,7 @@ Test(vmstate, kvm_guest_resumes_from_the_saved_count)
 	memcpy(b->ram, a->ram, MEM);
 	snap_init_load(&l, s.buf, s.len);
 	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
-	cr_assert_eq(reg(b, R_RAX), count);
-	run_for(b, 300);
-	cr_assert_gt(reg(b, R_RAX), count);
-	cr_assert_gt(counter(b), count);
+	resumes_counting(b, count, 300);
 	snap_free(&s);
 	vm_destroy(a);
 	vm_destroy(b);
@@ -405,7 +408,6 @@ Test(vmstate, kvm_guest_resumes_on_the_software_cpu)
 	struct vm *a, *b;
 	struct snap s, l;
 	struct tvm t;
-	struct cpu_state st;
 	uint64_t count;
 	int err = 0;
 
@@ -417,10 +419,7 @@ Test(vmstate, kvm_guest_resumes_on_the_software_cpu)
 	a = vm_create(&cfg, &kvm_accel_ops, &err);
 	b = vm_create(&cfg, &bt_accel_ops, &err);
 	cr_assert(a != NULL && b != NULL, "vm_create: %d", err);
-	t = (struct tvm){ .vm = a, .vcpu = a->vcpus[0] };
-	tvm_long_mode(&t, &st, CODE);
-	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
-	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	t = guest_vm(a);
 	run_for(a, 300);
 	count = reg(a, R_RAX);
 	cr_assert_gt(count, 0);
@@ -459,7 +458,6 @@ Test(vmstate, bt_guest_resumes_under_kvm)
 	struct vm *a, *b;
 	struct snap s, l;
 	struct tvm t;
-	struct cpu_state st;
 	uint64_t count;
 	int err = 0;
 
@@ -471,10 +469,7 @@ Test(vmstate, bt_guest_resumes_under_kvm)
 	a = vm_create(&cfg, &bt_accel_ops, &err);
 	b = vm_create(&cfg, &kvm_accel_ops, &err);
 	cr_assert(a != NULL && b != NULL, "vm_create: %d", err);
-	t = (struct tvm){ .vm = a, .vcpu = a->vcpus[0] };
-	tvm_long_mode(&t, &st, CODE);
-	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
-	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	t = guest_vm(a);
 	cr_assert_eq(tvm_run(&t, 50), VM_EXIT_INTR);
 	count = reg(a, R_RAX);
 	cr_assert_gt(count, 0);
@@ -484,10 +479,7 @@ Test(vmstate, bt_guest_resumes_under_kvm)
 	snap_init_load(&l, s.buf, s.len);
 	cr_assert_eq(vmstate_load(b, &l), 0, "%s", l.errmsg);
 	cr_assert_eq(l.pos, l.len);
-	cr_assert_eq(reg(b, R_RAX), count);
-	run_for(b, 300);
-	cr_assert_gt(reg(b, R_RAX), count);
-	cr_assert_gt(counter(b), count);
+	resumes_counting(b, count, 300);
 	snap_free(&s);
 	vm_destroy(a);
 	vm_destroy(b);
@@ -600,14 +592,10 @@ gained_rng(const struct accel_ops *from, const struct accel_ops *to)
 	struct vm *a = vm_with(from, "off", "none"), *b;
 	struct pci_view va, vb;
 	struct snap s, l;
-	struct cpu_state st;
-	struct tvm t = { .vm = a, .vcpu = a->vcpus[0] };
 	uint64_t count;
 	int rs;
 
-	tvm_long_mode(&t, &st, CODE);
-	tvm_put(&t, CODE, count_loop, sizeof(count_loop));
-	cr_assert_eq(a->accel->set_state(a->vcpus[0], &st), 0);
+	guest_vm(a);
 	run_for(a, 100);
 	count = reg(a, R_RAX);
 	cr_assert_gt(count, 0, "the guest did not count");
@@ -644,10 +632,7 @@ gained_rng(const struct accel_ops *from, const struct accel_ops *to)
 		cr_assert_eq(vb.bar[rs][i] & ~0xfu, 0, "rng BAR%d %#x", i,
 		    vb.bar[rs][i]);
 
-	cr_assert_eq(reg(b, R_RAX), count);
-	run_for(b, 100);
-	cr_assert_gt(reg(b, R_RAX), count);
-	cr_assert_gt(counter(b), count);
+	resumes_counting(b, count, 100);
 	snap_free(&s);
 	vm_destroy(a);
 	vm_destroy(b);
