@@ -3,8 +3,8 @@
  * 64-bit loops built from the instructions the generator compiles inline
  * (register ALU, MOV, LEA, compare-and-branch, loads and stores, ALU
  * with RAX or a register and an imm32, byte compares, shifts and
- * rotates by a constant, IMUL, CMOVcc, SETcc, with flags that die or
- * are read) mixed with ones it calls handlers for (INC/DEC, ADC,
+ * rotates by a constant, IMUL, CMOVcc, SETcc, MOVZX/MOVSX on registers,
+ * CMP with a memory operand, with flags that die or are read) mixed with ones it calls handlers for (INC/DEC, ADC,
  * PUSH/POP, faulting and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
  * generator on, from the same state.  Registers, RIP, every flag (even
  * the undefined ones: both sides are ours), the exception taken and the
@@ -89,7 +89,59 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 42) {
+	switch (rnd(p) % 45) {
+	case 42: {			/* MOVZX/MOVSX r, r8/r16 */
+		static const uint8_t op[] = { 0xb6, 0xb7, 0xbe, 0xbf };
+		uint8_t o = op[rnd(p) % 4];
+
+		if (!(o & 1) && rnd(p) % 3 == 0)	/* AH..BH, no REX */
+			put(p, 3, 0x0f, o, modrm(3, r & 7, s & 7));
+		else
+			put(p, 4, rex(w, r, s), 0x0f, o, modrm(3, r, s));
+		break;
+	}
+	case 43:			/* CMP [mem], r / word [mem], imm;
+					 * then SETcc or Jcc */
+		switch (rnd(p) % 4) {
+		case 0:
+			put(p, 2, rex(w, s, 15), 0x39);
+			mem15(p, s, d8);
+			break;
+		case 1:			/* through any register (may fault
+					 * or reach MMIO) */
+			put(p, 3, rex(w, r, s), 0x39, modrm(0, r, s));
+			if ((s & 7) == 4 || (s & 7) == 5)
+				p->b[p->n - 1] = modrm(0, r, 6);
+			break;
+		case 2:
+			put(p, 3, 0x66, rex(false, 0, 15), 0x83);
+			mem15(p, 7, d8);
+			put(p, 1, (uint8_t)rnd(p));
+			break;
+		default:
+			put(p, 3, 0x66, rex(false, 0, 15), 0x81);
+			mem15(p, 7, d8);
+			put(p, 2, (uint8_t)rnd(p), (uint8_t)rnd(p));
+			break;
+		}
+		if (rnd(p) & 1) {
+			put(p, 4, rex(false, 0, t), 0x0f,
+			    (uint8_t)(0x90 | rnd(p) % 16), modrm(3, 0, t));
+		} else {
+			put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+			put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+		}
+		break;
+	case 44:			/* MOV word [mem], r16; MOVSXD r64,
+					 * [mem] */
+		if (rnd(p) & 1) {
+			put(p, 3, 0x66, rex(false, s, 15), 0x89);
+			mem15(p, s, d8);
+		} else {
+			put(p, 2, rex(true, r, 15), 0x63);
+			mem15(p, r, d8);
+		}
+		break;
 	case 40:			/* NOT/NEG r, TEST r8, imm8 */
 		switch (rnd(p) % 3) {
 		case 0: case 1:
@@ -789,15 +841,62 @@ Test(bt_jit, imul_at_edge_values)
 }
 
 /*
- * Jump caches and chains survive an INVLPG that cannot remap code, so
- * one that can must still reach the new code: call a function at
- * 0x400000 twice (chained, cached), point its 2 MiB page elsewhere,
- * INVLPG one 4K page inside it (off: any one of them drops the whole
- * large page) and call it again.  r13 = the first two results' sum,
- * rbx = the third.
+ * The memory-operand forms over edge values: the value in rax is stored
+ * to [r15] first (a zero-extended word of it for the 16-bit forms), then
+ * compared with rcx, an immediate or loaded back (MOVSXD), and the MOVZX/
+ * MOVSX register forms from cl/cx/ch.
+ */
+Test(bt_jit, memory_compares_and_extensions_at_edge_values)
+{
+	static const uint8_t forms[][12] = {
+	    /* mov [r15], rax; cmp [r15], ecx / rcx */
+	    { 7, 0x49, 0x89, 0x07, 0x41, 0x39, 0x0f },
+	    { 7, 0x49, 0x89, 0x07, 0x49, 0x39, 0x0f },
+	    /* mov [r15], ax; cmp word [r15], imm8 (-1, 0x7f, 0x80: -128) */
+	    { 9, 0x66, 0x41, 0x89, 0x07, 0x66, 0x41, 0x83, 0x3f, 0xff },
+	    { 9, 0x66, 0x41, 0x89, 0x07, 0x66, 0x41, 0x83, 0x3f, 0x7f },
+	    { 9, 0x66, 0x41, 0x89, 0x07, 0x66, 0x41, 0x83, 0x3f, 0x80 },
+	    /* cmp word [r15], imm16 (0x8000, 0x7fff) */
+	    { 10, 0x66, 0x41, 0x89, 0x07, 0x66, 0x41, 0x81, 0x3f, 0x00,
+		0x80 },
+	    { 10, 0x66, 0x41, 0x89, 0x07, 0x66, 0x41, 0x81, 0x3f, 0xff,
+		0x7f },
+	    /* mov [r15], ecx; mov word [r15], ax; movsxd rdx, [r15] */
+	    { 11, 0x41, 0x89, 0x0f, 0x66, 0x41, 0x89, 0x07, 0x49, 0x63,
+		0x17 },
+	    /* movzx eax, cl / movsx eax, cl / movsx rax, cx / movzx eax,
+	     * cx / movsx eax, ch; then a CMP so the flags say something */
+	    { 6, 0x0f, 0xb6, 0xc1, 0x48, 0x39, 0xc8 },
+	    { 6, 0x0f, 0xbe, 0xc1, 0x48, 0x39, 0xc8 },
+	    { 7, 0x48, 0x0f, 0xbf, 0xc1, 0x48, 0x39, 0xc8 },
+	    { 6, 0x0f, 0xb7, 0xc1, 0x48, 0x39, 0xc8 },
+	    { 7, 0x48, 0x0f, 0xbe, 0xc5, 0x48, 0x39, 0xc8 },
+	};
+	static const uint64_t val16[] = { 0x8000, 0x7fff, 0xffff, 0x80,
+	    0x7f, 0xff7f };
+	int bad = 0;
+
+	for (unsigned f = 0; f < sizeof(forms) / sizeof(forms[0]); f++)
+		for (unsigned v = 0; v < NEDGE + 6 && bad < 5; v++) {
+			uint64_t a = v < NEDGE ? edge_val[v] :
+			    val16[v - NEDGE];
+
+			bad += !edge_same(forms[f] + 1, forms[f][0], a,
+			    edge_val[(v + 3) % NEDGE]);
+			bad += !edge_same(forms[f] + 1, forms[f][0], a, a);
+		}
+	cr_assert_eq(bad, 0, "memory forms differ (see stderr)");
+}
+
+/*
+ * Code that calls a function at 0x400000 twice (chained, cached), runs
+ * mid (which may point 0x400000 elsewhere: f2 at 0x600000) and calls
+ * it again; r13 = the first two results' sum, rbx = the third.  setup
+ * (may be NULL) edits the VM before it runs.
  */
 static void
-remap_run(bool jit, uint32_t off, struct cpu_state *st)
+callf_run(bool jit, const struct prog *mid, void (*setup)(struct tvm *),
+    struct cpu_state *st)
 {
 	static const uint8_t f1[] = { 0xb8, 1, 0, 0, 0, 0xc3 };
 	static const uint8_t f2[] = { 0xb8, 2, 0, 0, 0, 0xc3 };
@@ -813,13 +912,8 @@ remap_run(bool jit, uint32_t off, struct cpu_state *st)
 	put(&p, 3, 0x49, 0x01, 0xc5);			/* add r13, rax */
 	put(&p, 3, 0x41, 0xff, 0xcc);			/* dec r12d */
 	put(&p, 2, 0x75, (uint8_t)-13);			/* jnz top */
-	put(&p, 5, 0xb8, (TVM_PD + 16) & 0xff, ((TVM_PD + 16) >> 8) & 0xff,
-	    (TVM_PD + 16) >> 16, 0);		/* mov eax, &PD[2] */
-	put(&p, 7, 0x48, 0xc7, 0x00, 0x87, 0x00, 0x60, 0x00);	/* ->6M */
-	put(&p, 1, 0xb9);				/* mov ecx, lin */
-	put(&p, 4, (0x400000 + off) & 0xff, ((0x400000 + off) >> 8) & 0xff,
-	    (0x400000 + off) >> 16, 0);
-	put(&p, 3, 0x0f, 0x01, 0x39);			/* invlpg [rcx] */
+	memcpy(p.b + p.n, mid->b, mid->n);
+	p.n += mid->n;
 	put(&p, 1, 0xe8);				/* call f */
 	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
 	memcpy(p.b + p.n, &rel, 4);
@@ -836,11 +930,34 @@ remap_run(bool jit, uint32_t off, struct cpu_state *st)
 	tvm_put(t, 0x400000, f1, sizeof(f1));
 	tvm_put(t, 0x600000, f2, sizeof(f2));
 	tvm_long_mode(t, st, CODE);
+	if (setup != NULL)
+		setup(t);
 	st->gpr[R_R13] = 0;
 	bt_accel_ops.set_state(t->vcpu, st);
 	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT);
 	bt_accel_ops.get_state(t->vcpu, st);
 	tvm_free(t);
+}
+
+/*
+ * Jump caches and chains survive an INVLPG that cannot remap code, so
+ * one that can must still reach the new code: between the calls, point
+ * 0x400000's 2 MiB page elsewhere and INVLPG one 4K page inside it
+ * (off: any one of them drops the whole large page).
+ */
+static void
+remap_run(bool jit, uint32_t off, struct cpu_state *st)
+{
+	struct prog mid = { .n = 0 };
+
+	put(&mid, 5, 0xb8, (TVM_PD + 16) & 0xff, ((TVM_PD + 16) >> 8) & 0xff,
+	    (TVM_PD + 16) >> 16, 0);		/* mov eax, &PD[2] */
+	put(&mid, 7, 0x48, 0xc7, 0x00, 0x87, 0x00, 0x60, 0x00);	/* ->6M */
+	put(&mid, 1, 0xb9);				/* mov ecx, lin */
+	put(&mid, 4, (0x400000 + off) & 0xff, ((0x400000 + off) >> 8) & 0xff,
+	    (0x400000 + off) >> 16, 0);
+	put(&mid, 3, 0x0f, 0x01, 0x39);			/* invlpg [rcx] */
+	callf_run(jit, &mid, NULL, st);
 }
 
 Test(bt_jit, invlpg_of_a_code_page_reaches_the_new_code)
@@ -858,62 +975,35 @@ Test(bt_jit, invlpg_of_a_code_page_reaches_the_new_code)
 		}
 }
 
-/*
- * MOV CR3 keeps chains and cached blocks of globally mapped code but not
- * of the rest: the caller (global, at CODE) calls 0x400000 twice, then
- * switches to page tables where 0x400000 is other code and calls it
- * again.
- */
+/* The second address space of cr3_run: the same, but 0x400000 ->
+ * 0x600000; the caller's page is global in both. */
 static void
-cr3_run(bool jit, struct cpu_state *st)
+cr3_setup(struct tvm *t)
 {
-	static const uint8_t f1[] = { 0xb8, 1, 0, 0, 0, 0xc3 };
-	static const uint8_t f2[] = { 0xb8, 2, 0, 0, 0, 0xc3 };
 	const uint64_t pml4 = 0x13000, pdpt = 0x14000, pd = 0x15000;
-	struct prog p = { .n = 0 };
-	struct tvm *t;
-	int32_t rel;
 
-	put(&p, 6, 0x41, 0xbc, 2, 0, 0, 0);		/* mov r12d, 2 */
-	put(&p, 1, 0xe8);				/* top: call f */
-	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
-	memcpy(p.b + p.n, &rel, 4);
-	p.n += 4;
-	put(&p, 3, 0x49, 0x01, 0xc5);			/* add r13, rax */
-	put(&p, 3, 0x41, 0xff, 0xcc);			/* dec r12d */
-	put(&p, 2, 0x75, (uint8_t)-13);			/* jnz top */
-	put(&p, 5, 0xb8, 0x00, 0x30, 0x01, 0);		/* mov eax, pml4 */
-	put(&p, 3, 0x0f, 0x22, 0xd8);			/* mov cr3, rax */
-	put(&p, 1, 0xe8);				/* call f */
-	rel = (int32_t)(0x400000 - (CODE + p.n + 4));
-	memcpy(p.b + p.n, &rel, 4);
-	p.n += 4;
-	put(&p, 3, 0x48, 0x89, 0xc3);			/* mov rbx, rax */
-	put(&p, 1, 0xf4);
-	if (jit)
-		unsetenv("TERMVISOR_BT_JIT");
-	else
-		setenv("TERMVISOR_BT_JIT", "0", 1);
-	t = tvm_new(16 << 20);
-	unsetenv("TERMVISOR_BT_JIT");
-	tvm_put(t, CODE, p.b, p.n);
-	tvm_put(t, 0x400000, f1, sizeof(f1));
-	tvm_put(t, 0x600000, f2, sizeof(f2));
-	tvm_long_mode(t, st, CODE);
-	/* The second address space: the same, but 0x400000 -> 0x600000. */
 	tvm_set64(t, pml4, pdpt | 7);
 	tvm_set64(t, pdpt, pd | 7);
 	for (uint64_t k = 0; k < 512; k++)
 		tvm_set64(t, pd + k * 8, (k << 21) | 0x87);
 	tvm_set64(t, pd + 16, 0x600000 | 0x87);
-	/* The caller's page is global in both. */
 	tvm_set64(t, TVM_PD + 8, 0x200000 | 0x187);
 	tvm_set64(t, pd + 8, 0x200000 | 0x187);
-	st->gpr[R_R13] = 0;
-	bt_accel_ops.set_state(t->vcpu, st);
-	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT);
-	bt_accel_ops.get_state(t->vcpu, st);
-	tvm_free(t);
+}
+
+/*
+ * MOV CR3 keeps chains and cached blocks of globally mapped code but not
+ * of the rest: the caller (global, at CODE) switches between the calls
+ * to page tables where 0x400000 is other code.
+ */
+static void
+cr3_run(bool jit, struct cpu_state *st)
+{
+	struct prog mid = { .n = 0 };
+
+	put(&mid, 5, 0xb8, 0x00, 0x30, 0x01, 0);	/* mov eax, pml4 */
+	put(&mid, 3, 0x0f, 0x22, 0xd8);			/* mov cr3, rax */
+	callf_run(jit, &mid, cr3_setup, st);
 }
 
 Test(bt_jit, mov_cr3_reaches_the_other_address_spaces_code)

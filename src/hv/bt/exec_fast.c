@@ -608,6 +608,11 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 		fx_specialize8(i);
 		return;
 	}
+	if (i->opc == 0x90 && !(i->rex & 1)) {
+		i->fn = bt_x_nop;	/* XCHG eAX, eAX: 66 90 is the
+					 * kernel's 2-byte NOP */
+		return;
+	}
 	if (sz != 4 && sz != 8)
 		return;
 	if (c->mode == BT_M64 && sz == 8 && !i->p66) {
@@ -768,10 +773,6 @@ bt_specialize(struct bt_cpu *c, struct bt_insn *i)
 	    i->opc == 0x1b) && reg) {
 		i->fn = i->opc < 0x18 ? (w ? fx_adc64 : fx_adc32) :
 		    (w ? fx_sbb64 : fx_sbb32);
-		return;
-	}
-	if (i->opc == 0x90 && !(i->rex & 1)) {
-		i->fn = bt_x_nop;	/* XCHG eAX, eAX (66 90 too) */
 		return;
 	}
 	if (i->opc < 0x40 && (i->opc & 7) <= 3 && (i->opc & 5) == 1 && reg) {
@@ -989,6 +990,46 @@ fd_breg(const struct bt_insn *i, unsigned r, uint8_t *reg, uint8_t *hi)
 	*reg = (uint8_t)(*hi ? r - 4 : r);
 }
 
+/* Memory forms still run by the generic handlers that the JIT can do
+ * with the soft TLB inline: CMP [mem], r (39), CMP word [mem], imm
+ * (81/83 /7), MOV word [mem], r (89) and MOVSXD r64, [mem]. */
+static bool
+jit_generic_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
+{
+	if (i->fn == bt_x_alu && i->opc == 0x39 &&
+	    (i->osz == 4 || i->osz == 8)) {
+		d->kind = BT_FD_LALU;
+		d->op = 7;
+		d->sz = i->osz;
+		d->amem = 1;
+		d->dst = d->src = i->reg;
+		return true;
+	}
+	if (i->fn == bt_x_alu_imm && (i->opc == 0x81 || i->opc == 0x83) &&
+	    (i->reg & 7) == 7 && i->osz == 2) {
+		d->kind = BT_FD_LALU;
+		d->op = 7;
+		d->sz = 2;
+		d->amem = 1;
+		d->imm = 1;
+		return true;
+	}
+	if (i->fn == bt_x_mov && i->opc == 0x89 && i->osz == 2) {
+		d->kind = BT_FD_STORE;
+		d->sz = 2;
+		d->dst = d->src = i->reg;
+		return true;
+	}
+	if (i->fn == bt_x_movsxd && i->osz == 8) {
+		d->kind = BT_FD_LOAD;
+		d->sz = 4;
+		d->n = 1;		/* sign-extend to 64 bits */
+		d->dst = d->src = i->reg;
+		return true;
+	}
+	return false;
+}
+
 /* Loads, stores and the 64-bit stack operations. */
 static bool
 jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
@@ -1024,6 +1065,8 @@ jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->kind = BT_FD_JCC;
 		return true;
 	}
+	if (i->mod != 3 && !i->lock && jit_generic_mem_desc(i, d))
+		return true;
 	for (unsigned k = 0; k < sizeof(a) / sizeof(a[0]); k++) {
 		if (i->fn != a[k].fn || i->mod == 3)
 			continue;
@@ -1148,6 +1191,19 @@ jit_reg_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->op = i->fn == fx_not ? 2 : 3;
 		d->sz = i->osz;
 		d->dst = i->rm;
+		return true;
+	}
+	if (i->fn == fx_movzx8_rr || (i->fn == bt_x_movx && i->mod == 3 &&
+	    (i->osz == 4 || i->osz == 8))) {
+		d->kind = BT_FD_MOVX;
+		d->sz = i->osz;
+		d->n = (i->opc & 1) ? 2 : 1;
+		d->op = i->opc >= 0x1be;	/* sign-extend */
+		d->dst = i->reg;
+		if (d->n == 1)
+			fd_breg(i, i->rm, &d->src, &d->shi);
+		else
+			d->src = i->rm;
 		return true;
 	}
 	if (i->fn == fx_setcc_r) {

@@ -307,6 +307,8 @@ jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
 	if (dead) {		/* flags overwritten before any read */
 		if (!write)
 			return;
+		if (sz == 2)
+			e1(x, 0x66);
 		if (sz == 8)
 			e1(x, 0x48);
 		e1(x, (uint8_t)(sz == 1 ? opc[op] - 1 : opc[op]));
@@ -321,6 +323,8 @@ jit_alu_tail(struct jx *x, unsigned op, unsigned sz, bool write,
 		e_st(x, true, RAX, OFF(cc_a));
 		e_st(x, true, RCX, OFF(cc_b));
 	}
+	if (sz == 2)		/* the upper bits of rax stay 0 */
+		e1(x, 0x66);
 	if (sz == 8)
 		e1(x, 0x48);
 	e1(x, (uint8_t)(sz == 1 ? opc[op] - 1 : opc[op]));
@@ -369,6 +373,8 @@ jit_flags(struct jx *x, unsigned op, unsigned sz)
 
 	if (jit_kind[op] == CC_LOGIC) {
 		e_ld(x, true, RAX, OFF(cc_res));
+		if (sz == 2)
+			e1(x, 0x66);
 		if (w)
 			e1(x, 0x48);
 		e1(x, sz == 1 ? 0x84 : 0x85);
@@ -376,7 +382,9 @@ jit_flags(struct jx *x, unsigned op, unsigned sz)
 		return;
 	}
 	e_ld(x, true, RAX, OFF(cc_a));
-	/* add/cmp al/eax/rax, [cc_b] */
+	/* add/cmp al/ax/eax/rax, [cc_b] */
+	if (sz == 2)
+		e1(x, 0x66);
 	e_rm(x, w, (uint8_t)((op == 0 ? 0x03 : 0x3b) - (sz == 1)), RAX,
 	    OFF(cc_b));
 }
@@ -571,6 +579,19 @@ jit_unary(struct jx *x, const struct bt_fdesc *d, bool dead)
 	jit_alu_tail(x, 5, d->sz, true, d->dst, dead);
 }
 
+/* MOVZX/MOVSX r32/r64, r8/r16. */
+static void
+jit_movx(struct jx *x, const struct bt_fdesc *d)
+{
+	/* movzx/movsx eax (rax if sign-extending to 64), byte/word */
+	if (d->op && d->sz == 8)
+		e1(x, 0x48);
+	e1(x, 0x0f);
+	e1(x, (uint8_t)((d->op ? 0xbe : 0xb6) | (d->n == 2)));
+	e_mem(x, RAX, GPR(d->src) + d->shi);
+	e_st(x, true, RAX, GPR(d->dst));
+}
+
 /* CMOVcc r, r and SETcc r8. */
 static void
 jit_cmov_setcc(struct jx *x, const struct bt_fdesc *d, int fop,
@@ -620,6 +641,8 @@ jit_fclass(const struct bt_insn *i)
 		return FL_WRITE;
 	case BT_FD_UNARY:	/* NOT keeps the flags */
 		return d.op == 2 ? FL_NONE : FL_WRITE;
+	case BT_FD_MOVX:
+		return FL_NONE;
 	}
 	return FL_READ;
 }
@@ -792,13 +815,17 @@ jit_mem(struct jx *x, struct jstub *st)
 			e_ld(x, d->sz == 8, RAX, GPR(d->dst));
 		} else if (d->imm) {
 			e_mov_imm64(x, RCX, d->sz == 8 ? i->imm : d->sz == 4 ?
-			    (uint32_t)i->imm : (uint8_t)i->imm);
+			    (uint32_t)i->imm : d->sz == 2 ?
+			    (uint16_t)i->imm : (uint8_t)i->imm);
 		} else {
 			e_ld(x, d->sz == 8, RCX, GPR(d->src));
 		}
 		jit_alu_tail(x, d->op, d->sz, d->write, d->dst, st->dead);
 		return false;
 	case BT_FD_LOAD:
+		if (d->n) {	/* movsxd rax, eax */
+			e1(x, 0x48); e1(x, 0x63); e1(x, 0xc0);
+		}
 		if (d->op)	/* mov [gpr + hi], al */
 			e_rm(x, false, 0x88, RAX, GPR(d->dst) + d->hi);
 		else
@@ -1128,6 +1155,12 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			continue;
 		}
 		fast = bt_fast_desc(i, &d);
+		if (fast && d.kind == BT_FD_MOVX) {
+			jit_movx(&x, &d);
+			last_call = false;
+			off = next;
+			continue;
+		}
 		if (fast && d.kind == BT_FD_JCC) {
 			/* The host flags again (from an inline op of this
 			 * block, else bt_cond), then as a fused branch. */
