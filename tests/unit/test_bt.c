@@ -676,3 +676,49 @@ Test(bt, iret_to_ring3_on_a_kernel_page_does_not_follow_its_link)
 	user_fetch_of_kernel_page(hlt, sizeof(hlt), kern, sizeof(kern),
 	    0x400000, 0x100);
 }
+
+/*
+ * Data translations cached from 2 MiB pages: an INVLPG of another 4K
+ * page inside the large page still drops them (the TLB looks at the
+ * large page's whole region), and MOV CR3 drops the non-global ones.
+ */
+Test(bt, invlpg_in_a_large_page_and_mov_cr3_drop_data_translations)
+{
+	static const uint8_t code[] = {
+	    0x48, 0x8b, 0x1c, 0x25, 0x00, 0x00, 0x40, 0x00, /* rbx = [4M] */
+	    0xb8, 0x10, 0x20, 0x01, 0x00,		/* eax = &PD[2] */
+	    0x48, 0xc7, 0x00, 0x87, 0x00, 0x60, 0x00,	/* PD[2] -> 6M */
+	    0xb9, 0x00, 0x10, 0x40, 0x00,		/* ecx = 4M + 4K */
+	    0x0f, 0x01, 0x39,				/* invlpg [rcx] */
+	    0x48, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x40, 0x00, /* rdx = [4M] */
+	    0xb8, 0x00, 0x30, 0x01, 0x00,		/* eax = 0x13000 */
+	    0x0f, 0x22, 0xd8,				/* mov cr3, rax */
+	    0x48, 0x8b, 0x34, 0x25, 0x00, 0x00, 0x40, 0x00, /* rsi = [4M] */
+	    0xf4 };
+	const uint64_t pml4 = 0x13000, pdpt = 0x14000, pd = 0x15000;
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, 0x400000, 0x1111);
+	tvm_set64(t, 0x600000, 0x2222);
+	tvm_set64(t, 0x800000, 0x3333);
+	/* the other address space: 4M -> 8M */
+	tvm_set64(t, pml4, pdpt | 7);
+	tvm_set64(t, pdpt, pd | 7);
+	for (uint64_t k = 0; k < 512; k++)
+		tvm_set64(t, pd + k * 8, (k << 21) | 0x87);
+	tvm_set64(t, pd + 16, 0x800000 | 0x87);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	cr_assert_eq(st.gpr[R_RBX], 0x1111);
+	cr_assert_eq(st.gpr[R_RDX], 0x2222, "stale after INVLPG: %#lx",
+	    (unsigned long)st.gpr[R_RDX]);
+	cr_assert_eq(st.gpr[R_RSI], 0x3333, "stale after MOV CR3: %#lx",
+	    (unsigned long)st.gpr[R_RSI]);
+	tvm_free(t);
+}

@@ -326,6 +326,10 @@ mmu_fill(struct bt_cpu *c, struct bt_tlb *tlb, uint64_t lin, uint64_t gpa,
 	}
 	e->tag_r = page;
 	e->global = !!(info & BT_WALK_GLOBAL);
+	if (!e->listed) {
+		e->listed = 1;
+		c->tlb_live[c->tlb_nlive++] = (uint16_t)(e - c->tlb[0]);
+	}
 	if (info & BT_WALK_LARGE)
 		c->tlb_large = 1;
 	if (acc == BT_ACC_X)
@@ -473,25 +477,54 @@ bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v)
 	bt_phys_write(c, bt_translate(c, lin, BT_ACC_W, false), sz, v);
 }
 
+/* Every entry, listed or not (the TLB may hold anything before the
+ * first flush). */
 static void
-mmu_flush_entries(struct bt_cpu *c, bool global)
+mmu_flush_all(struct bt_cpu *c)
 {
 	for (int u = 0; u < 2; u++)
 		for (int k = 0; k < BT_TLB_SIZE; k++) {
 			struct bt_tlb *e = &c->tlb[u][k];
 
-			if (global || !e->global)
-				e->tag_r = e->tag_w = e->tag_x =
-				    BT_TLB_INVALID;
+			e->tag_r = e->tag_w = e->tag_x = BT_TLB_INVALID;
+			e->listed = 0;
 		}
-	if (global)
-		c->tlb_large = 0;
+	c->tlb_nlive = 0;
+	c->tlb_large = 0;
+}
+
+/* The listed entries that are not global (all if global), or only
+ * those inside the naturally aligned region of mask + 1 bytes at base
+ * (mask 0: anywhere). */
+static void
+mmu_flush_entries(struct bt_cpu *c, bool global, uint64_t base,
+    uint64_t mask)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < c->tlb_nlive; k++) {
+		uint16_t ix = c->tlb_live[k];
+		struct bt_tlb *e = &c->tlb[0][ix];
+
+		if ((global || !e->global) && (mask == 0 ||
+		    (e->tag_r != BT_TLB_INVALID &&
+		    (e->tag_r & ~mask) == base))) {
+			e->tag_r = e->tag_w = e->tag_x = BT_TLB_INVALID;
+			e->listed = 0;
+		} else {
+			c->tlb_live[n++] = ix;
+		}
+	}
+	c->tlb_nlive = n;
 }
 
 void
 bt_tlb_flush(struct bt_cpu *c, bool global)
 {
-	mmu_flush_entries(c, global);
+	if (global)
+		mmu_flush_all(c);
+	else
+		mmu_flush_entries(c, false, 0, 0);
 	bt_tlb_epoch_bump(c, global);
 }
 
@@ -510,7 +543,10 @@ bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 	if (bt_xmark_test(c, lin))
 		bt_tlb_epoch_bump(c, true);
 	if (c->tlb_large) {
-		mmu_flush_entries(c, true);
+		/* An entry cached from a large page holding lin has its
+		 * tag in lin's 1 GiB (a 2 MiB page's region is inside). */
+		mmu_flush_entries(c, true, lin & ~((1ull << 30) - 1),
+		    (1ull << 30) - 1);
 		return;
 	}
 	for (int u = 0; u < 2; u++) {
