@@ -722,3 +722,37 @@ Test(bt, invlpg_in_a_large_page_and_mov_cr3_drop_data_translations)
 	    (unsigned long)st.gpr[R_RSI]);
 	tvm_free(t);
 }
+
+/* A TLB entry first filled from a global page, then from a non-global
+ * one 8 MiB away (the same entry): MOV CR3 must still drop it. */
+Test(bt, mov_cr3_drops_an_entry_a_global_page_used_before)
+{
+	static const uint8_t code[] = {
+	    0x48, 0x8b, 0x1c, 0x25, 0x00, 0x00, 0x40, 0x00, /* rbx = [4M] */
+	    0x48, 0x8b, 0x0c, 0x25, 0x00, 0x00, 0xc0, 0x00, /* rcx = [12M] */
+	    0xb8, 0x30, 0x20, 0x01, 0x00,		/* eax = &PD[6] */
+	    0x48, 0xc7, 0x00, 0x87, 0x00, 0xe0, 0x00,	/* PD[6] -> 14M */
+	    0x0f, 0x20, 0xd8,				/* mov rax, cr3 */
+	    0x0f, 0x22, 0xd8,				/* mov cr3, rax */
+	    0x48, 0x8b, 0x14, 0x25, 0x00, 0x00, 0xc0, 0x00, /* rdx = [12M] */
+	    0xf4 };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, TVM_PD + 2 * 8, (2ull << 21) | 0x187);	/* global */
+	tvm_set64(t, 0x400000, 0x1111);
+	tvm_set64(t, 0xc00000, 0x2222);
+	tvm_set64(t, 0xe00000, 0x3333);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	cr_assert_eq(st.gpr[R_RBX], 0x1111);
+	cr_assert_eq(st.gpr[R_RCX], 0x2222);
+	cr_assert_eq(st.gpr[R_RDX], 0x3333, "stale after MOV CR3: %#lx",
+	    (unsigned long)st.gpr[R_RDX]);
+	tvm_free(t);
+}

@@ -82,7 +82,8 @@ struct bt_tlb {
 	uintptr_t addend;		/* host = linear + addend */
 	uint64_t gpa;			/* page-aligned guest physical */
 	uint8_t global;
-	uint8_t listed;			/* in bt_cpu.tlb_live */
+	uint8_t listed;			/* in bt_cpu.tlb_live[0] (bit 0:
+					 * non-global), [1] (bit 1) */
 };
 
 /* 2048: a guest-loopback iperf3 walked the page tables 3.9M times with
@@ -144,11 +145,12 @@ struct bt_cpu {
 
 	struct bt_tlb tlb[2][BT_TLB_SIZE];	/* [0] supervisor, [1] user */
 	struct bt_tlb *tlbc;			/* tlb[cpl == 3] */
-	/* Every entry filled since the last full flush (u << 11 | k):
-	 * MOV CR3 and INVLPG under large pages look at these only, not
-	 * at all 4096. */
-	uint16_t tlb_live[2 * BT_TLB_SIZE];
-	uint32_t tlb_nlive;
+	/* The entries filled since the last full flush (u << 11 | k),
+	 * non-global ones in [0], global ones in [0] or [1]: MOV CR3
+	 * looks at [0] only, INVLPG under large pages at both, instead
+	 * of all 4096. */
+	uint16_t tlb_live[2][2 * BT_TLB_SIZE];
+	uint32_t tlb_nlive[2];
 	uint8_t tlb_large;			/* a large page was cached */
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
 	uint32_t tlb_epoch;			/* bumped by every flush

@@ -326,9 +326,10 @@ mmu_fill(struct bt_cpu *c, struct bt_tlb *tlb, uint64_t lin, uint64_t gpa,
 	}
 	e->tag_r = page;
 	e->global = !!(info & BT_WALK_GLOBAL);
-	if (!e->listed) {
-		e->listed = 1;
-		c->tlb_live[c->tlb_nlive++] = (uint16_t)(e - c->tlb[0]);
+	if (!(e->listed & (1u << e->global))) {
+		e->listed |= (uint8_t)(1u << e->global);
+		c->tlb_live[e->global][c->tlb_nlive[e->global]++] =
+		    (uint16_t)(e - c->tlb[0]);
 	}
 	if (info & BT_WALK_LARGE)
 		c->tlb_large = 1;
@@ -489,33 +490,40 @@ mmu_flush_all(struct bt_cpu *c)
 			e->tag_r = e->tag_w = e->tag_x = BT_TLB_INVALID;
 			e->listed = 0;
 		}
-	c->tlb_nlive = 0;
+	c->tlb_nlive[0] = c->tlb_nlive[1] = 0;
 	c->tlb_large = 0;
 }
 
-/* The listed entries that are not global (all if global), or only
+/* The entries of list g that are not global (all if global), or only
  * those inside the naturally aligned region of mask + 1 bytes at base
- * (mask 0: anywhere). */
+ * (mask 0: anywhere).  An entry left in one list may still be in the
+ * other with its tags dropped: harmless. */
 static void
-mmu_flush_entries(struct bt_cpu *c, bool global, uint64_t base,
+mmu_flush_list(struct bt_cpu *c, int g, bool global, uint64_t base,
     uint64_t mask)
 {
+	uint16_t *live = c->tlb_live[g];
 	uint32_t n = 0;
 
-	for (uint32_t k = 0; k < c->tlb_nlive; k++) {
-		uint16_t ix = c->tlb_live[k];
-		struct bt_tlb *e = &c->tlb[0][ix];
+	for (uint32_t k = 0; k < c->tlb_nlive[g]; k++) {
+		struct bt_tlb *e = &c->tlb[0][live[k]];
 
-		if ((global || !e->global) && (mask == 0 ||
-		    (e->tag_r != BT_TLB_INVALID &&
-		    (e->tag_r & ~mask) == base))) {
+		if (!global && e->global) {
+			/* refilled global since it was listed here */
+			if (!(e->listed & 2)) {
+				e->listed |= 2;
+				c->tlb_live[1][c->tlb_nlive[1]++] = live[k];
+			}
+			e->listed &= (uint8_t)~1u;
+		} else if (mask == 0 || (e->tag_r != BT_TLB_INVALID &&
+		    (e->tag_r & ~mask) == base)) {
 			e->tag_r = e->tag_w = e->tag_x = BT_TLB_INVALID;
-			e->listed = 0;
+			e->listed &= (uint8_t)~(1u << g);
 		} else {
-			c->tlb_live[n++] = ix;
+			live[n++] = live[k];
 		}
 	}
-	c->tlb_nlive = n;
+	c->tlb_nlive[g] = n;
 }
 
 void
@@ -524,7 +532,7 @@ bt_tlb_flush(struct bt_cpu *c, bool global)
 	if (global)
 		mmu_flush_all(c);
 	else
-		mmu_flush_entries(c, false, 0, 0);
+		mmu_flush_list(c, 0, false, 0, 0);
 	bt_tlb_epoch_bump(c, global);
 }
 
@@ -545,8 +553,9 @@ bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 	if (c->tlb_large) {
 		/* An entry cached from a large page holding lin has its
 		 * tag in lin's 1 GiB (a 2 MiB page's region is inside). */
-		mmu_flush_entries(c, true, lin & ~((1ull << 30) - 1),
-		    (1ull << 30) - 1);
+		for (int g = 0; g < 2; g++)
+			mmu_flush_list(c, g, true,
+			    lin & ~((1ull << 30) - 1), (1ull << 30) - 1);
 		return;
 	}
 	for (int u = 0; u < 2; u++) {
