@@ -3,12 +3,13 @@
  * 64-bit loops built from the instructions the generator compiles inline
  * (register ALU, MOV, LEA, compare-and-branch, loads and stores, ALU
  * with RAX or a register and an imm32, byte compares, shifts and
- * rotates by a constant, IMUL, CMOVcc, SETcc, MOVZX/MOVSX on registers,
- * CMP with a memory operand, with flags that die or are read) mixed with ones it calls handlers for (INC/DEC, ADC,
- * PUSH/POP, faulting and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once with the
- * generator on, from the same state.  Registers, RIP, every flag (even
- * the undefined ones: both sides are ours), the exception taken and the
- * data page must be identical.
+ * rotates by a constant or CL, IMUL, CMOVcc, SETcc, MOVZX/MOVSX on
+ * registers, CMP with a memory operand, with flags that die or are read)
+ * mixed with ones it calls handlers for (INC/DEC, ADC, PUSH/POP,
+ * faulting and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once
+ * with the generator on, from the same state.  Registers, RIP, every
+ * flag (even the undefined ones: both sides are ours), the exception
+ * taken and the data page must be identical.
  *
  * BT_JIT_ITERS=N runs N programs (soak); BT_JIT_SEED=S replays one.
  */
@@ -89,7 +90,35 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 45) {
+	switch (rnd(p) % 47) {
+	case 45: case 46: {		/* SHL/SHR/SAR r, CL (a count of 0,
+					 * 1, 31, 32, 63, 64 or any), then
+					 * a flag reader or writer */
+		static const uint8_t op[] = { 4, 5, 7 };
+		static const uint8_t cnt[] = { 0, 1, 31, 32, 63, 64 };
+
+		if (rnd(p) & 1)
+			put(p, 5, 0xb9, rnd(p) & 1 ? cnt[rnd(p) % 6] :
+			    (uint8_t)rnd(p), 0, 0, 0);	/* mov ecx, n */
+		put(p, 3, rex(w, 0, r), 0xd3, modrm(3, op[rnd(p) % 3], r));
+		switch (rnd(p) % 4) {
+		case 0:			/* Jcc over an ADD */
+			put(p, 2, (uint8_t)(0x70 | rnd(p) % 16), 3);
+			put(p, 3, rex(true, s, t), 0x01, modrm(3, s, t));
+			break;
+		case 1:			/* SETcc */
+			put(p, 4, rex(false, 0, t), 0x0f,
+			    (uint8_t)(0x90 | rnd(p) % 16), modrm(3, 0, t));
+			break;
+		case 2:			/* ADC r, r */
+			put(p, 3, rex(w, s, t), 0x11, modrm(3, s, t));
+			break;
+		default:		/* a writer */
+			put(p, 3, rex(w, s, t), 0x29, modrm(3, s, t));
+			break;
+		}
+		break;
+	}
 	case 42: {			/* MOVZX/MOVSX r, r8/r16 */
 		static const uint8_t op[] = { 0xb6, 0xb7, 0xbe, 0xbf };
 		uint8_t o = op[rnd(p) % 4];
@@ -838,6 +867,29 @@ Test(bt_jit, imul_at_edge_values)
 			}
 	}
 	cr_assert_eq(bad, 0, "IMUL forms differ (see stderr)");
+}
+
+/* SHL/SHR/SAR eax/rax, cl after a CMP or an ADD (whose flags a count of
+ * 0 keeps): cl from the edge values covers 0, 1, 31 and 63. */
+Test(bt_jit, shifts_by_cl_at_edge_values)
+{
+	static const uint8_t op[] = { 4, 5, 7 };
+	int bad = 0;
+
+	for (int w = 0; w < 2; w++)
+		for (unsigned o = 0; o < 3; o++)
+			for (unsigned v = 0; v < NEDGE && bad < 5; v++)
+				for (unsigned u = 0; u < NEDGE; u++) {
+					uint8_t f[6] = { 0x48, u & 1 ? 0x01 :
+					    0x39, 0xc1, rex(w, 0, 0), 0xd3,
+					    modrm(3, op[o], 0) };
+
+					bad += !edge_same(f + 3, 3,
+					    edge_val[v], edge_val[u]);
+					bad += !edge_same(f, 6, edge_val[v],
+					    edge_val[u]);
+				}
+	cr_assert_eq(bad, 0, "shift-by-CL forms differ (see stderr)");
 }
 
 /*

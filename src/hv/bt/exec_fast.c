@@ -1193,6 +1193,15 @@ jit_reg_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->dst = i->rm;
 		return true;
 	}
+	if (i->fn == bt_x_shift && i->opc == 0xd3 && i->mod == 3 &&
+	    (i->osz == 4 || i->osz == 8) && ((i->reg & 7) == 4 ||
+	    (i->reg & 7) == 5 || (i->reg & 7) == 7)) {
+		d->kind = BT_FD_SHIFTCL;
+		d->op = i->reg & 7;
+		d->sz = i->osz;
+		d->dst = i->rm;
+		return true;
+	}
 	if (i->fn == fx_movzx8_rr || (i->fn == bt_x_movx && i->mod == 3 &&
 	    (i->osz == 4 || i->osz == 8))) {
 		d->kind = BT_FD_MOVX;

@@ -579,6 +579,37 @@ jit_unary(struct jx *x, const struct bt_fdesc *d, bool dead)
 	jit_alu_tail(x, 5, d->sz, true, d->dst, dead);
 }
 
+/* SHL/SHR/SAR r, CL as bt_x_shift: a masked count of 0 changes no
+ * flag (but a 32-bit register is still zero-extended). */
+static void
+jit_shift_cl(struct jx *x, const struct bt_fdesc *d, bool dead)
+{
+	bool w = d->sz == 8;
+	unsigned kind = d->op == 4 ? CC_SHL : d->op == 5 ? CC_SHR : CC_SAR;
+	uint8_t *skip;
+
+	e_ld(x, w, RAX, GPR(d->dst));
+	e1(x, 0x0f); e1(x, 0xb6);		/* movzx ecx, cl */
+	e_mem(x, RCX, GPR(R_RCX));
+	e1(x, 0x83); e1(x, 0xe1); e1(x, w ? 63 : 31);	/* and ecx, mask */
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc2);	/* mov rdx, rax */
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0xd3); e1(x, (uint8_t)(0xc0 | d->op << 3));	/* op eax, cl */
+	e_st(x, true, RAX, GPR(d->dst));
+	if (dead)
+		return;
+	e1(x, 0x85); e1(x, 0xc9);		/* test ecx, ecx */
+	e1(x, 0x74);				/* jz skip */
+	skip = x->p;
+	e1(x, 0);
+	e_st(x, true, RDX, OFF(cc_a));
+	e_st(x, true, RAX, OFF(cc_res));
+	e_st(x, true, RCX, OFF(cc_b));
+	e_st_imm(x, false, OFF(cc_op), kind * 4 + jit_lg(d->sz));
+	*skip = (uint8_t)(x->p - (skip + 1));
+}
+
 /* MOVZX/MOVSX r32/r64, r8/r16. */
 static void
 jit_movx(struct jx *x, const struct bt_fdesc *d)
@@ -643,6 +674,8 @@ jit_fclass(const struct bt_insn *i)
 		return d.op == 2 ? FL_NONE : FL_WRITE;
 	case BT_FD_MOVX:
 		return FL_NONE;
+	case BT_FD_SHIFTCL:	/* a count of 0 keeps them all */
+		return FL_KEEP;
 	}
 	return FL_READ;
 }
@@ -1155,6 +1188,13 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			continue;
 		}
 		fast = bt_fast_desc(i, &d);
+		if (fast && d.kind == BT_FD_SHIFTCL) {
+			jit_shift_cl(&x, &d, dead[k]);
+			fop = FOP_NONE;
+			last_call = false;
+			off = next;
+			continue;
+		}
 		if (fast && d.kind == BT_FD_MOVX) {
 			jit_movx(&x, &d);
 			last_call = false;
