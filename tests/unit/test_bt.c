@@ -756,3 +756,61 @@ Test(bt, mov_cr3_drops_an_entry_a_global_page_used_before)
 	    (unsigned long)st.gpr[R_RDX]);
 	tvm_free(t);
 }
+
+/* 1 GiB at 1 GiB -> 0 (PDPT[1], a 1 GiB page); runs code at 0x200000
+ * and expects a #PF at 0x40400000 with error code err. */
+static void
+huge_page_run(const uint8_t *code, size_t n, uint32_t err)
+{
+	static const uint8_t f[] = { 0xb8, 1, 0, 0, 0, 0xc3 };	/* eax=1 */
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, n);
+	tvm_put(t, 0x400000, f, sizeof(f));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, TVM_PDPT + 8, 0x87);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	st.gpr[R_RBX] = 0;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14, "no #PF (vector %d), "
+	    "rbx %#lx: a stale translation was used",
+	    t->vm->ram[TVM_FAULT_VEC], (unsigned long)st.gpr[R_RBX]);
+	cr_assert_eq(st.cr2, 0x40400000);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), err, "error code");
+	tvm_free(t);
+}
+
+/* An INVLPG anywhere in a 1 GiB page drops what was cached through it,
+ * data (another 2 MiB of it) and code (jump caches, chains). */
+Test(bt, invlpg_in_a_1g_page_drops_its_data_and_code)
+{
+	static const uint8_t data[] = {
+	    0x48, 0x8b, 0x1c, 0x25, 0x00, 0x00, 0x40, 0x40, /* rbx = [..] */
+	    0x48, 0xc7, 0x04, 0x25, 0x08, 0x10, 0x01, 0x00, /* PDPT[1] = 0 */
+	    0x00, 0x00, 0x00, 0x00,
+	    0xb8, 0x00, 0x10, 0x00, 0x40,		/* eax = 1G + 4K */
+	    0x0f, 0x01, 0x38,				/* invlpg [rax] */
+	    0x48, 0x8b, 0x14, 0x25, 0x00, 0x00, 0x40, 0x40, /* #PF */
+	    0xf4 };
+	static const uint8_t code[] = {
+	    0x41, 0xbc, 0x02, 0x00, 0x00, 0x00,		/* r12d = 2 */
+	    0xb8, 0x00, 0x00, 0x40, 0x40,		/* top: eax = f */
+	    0xff, 0xd0,					/* call rax */
+	    0x49, 0x01, 0xc5,				/* add r13, rax */
+	    0x41, 0xff, 0xcc,				/* dec r12d */
+	    0x75, 0xf1,					/* jnz top */
+	    0x48, 0xc7, 0x04, 0x25, 0x08, 0x10, 0x01, 0x00, /* PDPT[1] = 0 */
+	    0x00, 0x00, 0x00, 0x00,
+	    0xb8, 0x00, 0x00, 0x00, 0x40,		/* eax = 1G */
+	    0x0f, 0x01, 0x38,				/* invlpg [rax] */
+	    0xb8, 0x00, 0x00, 0x40, 0x40,		/* eax = f */
+	    0xff, 0xd0,					/* call rax: #PF */
+	    0x48, 0x89, 0xc3,				/* rbx = rax */
+	    0xf4 };
+
+	huge_page_run(data, sizeof(data), 0);
+	huge_page_run(code, sizeof(code), 0x10);	/* I/D */
+}

@@ -151,7 +151,9 @@ struct bt_cpu {
 	 * of all 4096. */
 	uint16_t tlb_live[2][2 * BT_TLB_SIZE];
 	uint32_t tlb_nlive[2];
-	uint8_t tlb_large;			/* a large page was cached */
+	uint8_t tlb_large;			/* a large page was cached
+						 * (bit 0), one above 2 MiB
+						 * (bit 1) */
 	uint32_t tlb_code_gen;			/* last seen vm code gen */
 	uint32_t tlb_epoch;			/* bumped by every flush
 						 * that may remap code */
@@ -395,7 +397,8 @@ uint64_t bt_translate(struct bt_cpu *c, uint64_t lin, int acc, bool user);
  * error code in *err.  info (may be NULL) gets BT_WALK_* bits. */
 int bt_walk(struct bt_cpu *c, uint64_t lin, int acc, bool user,
     uint64_t *gpa, unsigned *info, uint32_t *err);
-enum { BT_WALK_GLOBAL = 1, BT_WALK_LARGE = 2, BT_WALK_DIRTY_W = 4 };
+enum { BT_WALK_GLOBAL = 1, BT_WALK_LARGE = 2, BT_WALK_DIRTY_W = 4,
+       BT_WALK_HUGE = 16 /* 1 GiB, or 4 MiB without PAE */ };
 /* Supervisor-implicit accesses (descriptor tables, TSS, IDT). */
 uint64_t bt_sys_read(struct bt_cpu *c, uint64_t lin, unsigned sz);
 void bt_sys_write(struct bt_cpu *c, uint64_t lin, unsigned sz, uint64_t v);
@@ -415,7 +418,7 @@ static inline bool
 bt_xmark_test(const struct bt_cpu *c, uint64_t lin)
 {
 	return (c->x2m[(lin >> 27) & 3] >> ((lin >> 21) & 63) & 1) ||
-	    (c->tlb_large && (c->x1g >> ((lin >> 30) & 63) & 1));
+	    ((c->tlb_large & 2) && (c->x1g >> ((lin >> 30) & 63) & 1));
 }
 
 /*

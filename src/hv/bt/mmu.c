@@ -255,6 +255,8 @@ bt_walk(struct bt_cpu *c, uint64_t lin, int acc, bool user, uint64_t *gpa,
 				    ((e >> 13) & 0xff) << 32;
 			}
 			*info |= BT_WALK_LARGE;
+			if (pgmask > 0x1fffff)
+				*info |= BT_WALK_HUGE;
 			break;
 		}
 		base = pae ? e & ADDR_MASK : e & 0xfffff000;
@@ -332,7 +334,7 @@ mmu_fill(struct bt_cpu *c, struct bt_tlb *tlb, uint64_t lin, uint64_t gpa,
 		    (uint16_t)(e - c->tlb[0]);
 	}
 	if (info & BT_WALK_LARGE)
-		c->tlb_large = 1;
+		c->tlb_large |= (info & BT_WALK_HUGE) ? 3 : 1;
 	if (acc == BT_ACC_X)
 		e->tag_x = page;
 	pg = bt_ram_page(c->vm, gpa);
@@ -552,10 +554,13 @@ bt_tlb_flush_page(struct bt_cpu *c, uint64_t lin)
 		bt_tlb_epoch_bump(c, true);
 	if (c->tlb_large) {
 		/* An entry cached from a large page holding lin has its
-		 * tag in lin's 1 GiB (a 2 MiB page's region is inside). */
+		 * tag in that page: in lin's 2 MiB if no larger page was
+		 * seen, else in its 1 GiB (a 4 MiB page's too). */
+		uint64_t mask = (c->tlb_large & 2) ? (1ull << 30) - 1 :
+		    (1ull << 21) - 1;
+
 		for (int g = 0; g < 2; g++)
-			mmu_flush_list(c, g, true,
-			    lin & ~((1ull << 30) - 1), (1ull << 30) - 1);
+			mmu_flush_list(c, g, true, lin & ~mask, mask);
 		return;
 	}
 	for (int u = 0; u < 2; u++) {
