@@ -90,7 +90,16 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 47) {
+	switch (rnd(p) % 48) {
+	case 47:			/* CWDE/CDQE, BSWAP, a fence */
+		switch (rnd(p) % 3) {
+		case 0: put(p, 2, rex(w, 0, 0), 0x98); break;
+		case 1: put(p, 3, rex(w, 0, r), 0x0f,
+		    (uint8_t)(0xc8 | (r & 7))); break;
+		default: put(p, 3, 0x0f, 0xae,
+		    (uint8_t)(0xe8 + 8 * (rnd(p) % 3))); break;
+		}
+		break;
 	case 45: case 46: {		/* SHL/SHR/SAR r, CL (a count of 0,
 					 * 1, 31, 32, 63, 64 or any), then
 					 * a flag reader or writer */
@@ -896,7 +905,7 @@ Test(bt_jit, shifts_by_cl_at_edge_values)
  * The memory-operand forms over edge values: the value in rax is stored
  * to [r15] first (a zero-extended word of it for the 16-bit forms), then
  * compared with rcx, an immediate or loaded back (MOVSXD), and the MOVZX/
- * MOVSX register forms from cl/cx/ch.
+ * MOVSX register forms from cl/cx/ch, CWDE, CDQE and BSWAP.
  */
 Test(bt_jit, memory_compares_and_extensions_at_edge_values)
 {
@@ -923,6 +932,11 @@ Test(bt_jit, memory_compares_and_extensions_at_edge_values)
 	    { 7, 0x48, 0x0f, 0xbf, 0xc1, 0x48, 0x39, 0xc8 },
 	    { 6, 0x0f, 0xb7, 0xc1, 0x48, 0x39, 0xc8 },
 	    { 7, 0x48, 0x0f, 0xbe, 0xc5, 0x48, 0x39, 0xc8 },
+	    /* cwde / cdqe / bswap eax / bswap rax, then the CMP */
+	    { 4, 0x98, 0x48, 0x39, 0xc8 },
+	    { 5, 0x48, 0x98, 0x48, 0x39, 0xc8 },
+	    { 5, 0x0f, 0xc8, 0x48, 0x39, 0xc8 },
+	    { 6, 0x48, 0x0f, 0xc8, 0x48, 0x39, 0xc8 },
 	};
 	static const uint64_t val16[] = { 0x8000, 0x7fff, 0xffff, 0x80,
 	    0x7f, 0xff7f };

@@ -655,7 +655,9 @@ jit_fclass(const struct bt_insn *i)
 	struct bt_fdesc d;
 
 	if ((i->fn == bt_x_mov_rimm && i->opc >= 0xb8) ||
-	    (i->fn == bt_x_movsxd && i->mod == 3) || i->fn == bt_x_nop)
+	    (i->fn == bt_x_movsxd && i->mod == 3) || i->fn == bt_x_nop ||
+	    (i->fn == bt_x_cbw && i->osz >= 4) ||
+	    (i->fn == bt_x_bswap && i->osz >= 4))
 		return FL_NONE;		/* inline or a handler that cannot
 					 * fault */
 	if (!bt_fast_desc(i, &d))
@@ -938,8 +940,9 @@ jit_fits(int64_t v)
 	return v >= INT32_MIN && v <= INT32_MAX;
 }
 
-/* JMP rel, MOV r32/r64, imm and MOVSXD r64, r32: emitted inline if i is
- * one of them (true; *rip_done when it set c->rip). */
+/* JMP rel, MOV r32/r64, imm, MOVSXD r64, r32, CWDE/CDQE, BSWAP and the
+ * fences: emitted inline if i is one of them (true; *rip_done when it
+ * set c->rip). */
 static bool
 jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
     bool *rip_done)
@@ -958,6 +961,29 @@ jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
 	if (i->fn == bt_x_mov_rimm && i->opc >= 0xb8 &&
 	    (i->osz == 8 || i->osz == 4)) {
 		e_mov_imm64(x, RAX, i->osz == 8 ? i->imm : (uint32_t)i->imm);
+		e_st(x, true, RAX, GPR(r));
+		return true;
+	}
+	if (i->fn == bt_x_grp15 && i->mod == 3 && (i->reg & 7) >= 5 &&
+	    !i->rep) {
+		e1(x, 0x0f); e1(x, 0xae); e1(x, 0xf0);	/* mfence, as it */
+		return true;
+	}
+	if (i->fn == bt_x_cbw && (i->osz == 8 || i->osz == 4)) {
+		if (i->osz == 8)	/* movsxd rax, dword [rax] (CDQE) */
+			e_rm(x, true, 0x63, RAX, GPR(R_RAX));
+		else {			/* movsx eax, word [rax] (CWDE) */
+			e1(x, 0x0f); e1(x, 0xbf);
+			e_mem(x, RAX, GPR(R_RAX));
+		}
+		e_st(x, true, RAX, GPR(R_RAX));
+		return true;
+	}
+	if (i->fn == bt_x_bswap && (i->osz == 8 || i->osz == 4)) {
+		e_ld(x, i->osz == 8, RAX, GPR(r));
+		if (i->osz == 8)
+			e1(x, 0x48);
+		e1(x, 0x0f); e1(x, 0xc8);		/* bswap eax/rax */
 		e_st(x, true, RAX, GPR(r));
 		return true;
 	}
