@@ -814,3 +814,40 @@ Test(bt, invlpg_in_a_1g_page_drops_its_data_and_code)
 	huge_page_run(data, sizeof(data), 0);
 	huge_page_run(code, sizeof(code), 0x10);	/* I/D */
 }
+
+/* A block decoded in ring 0 whose last instruction spills onto a
+ * supervisor page: run from ring 3, that instruction's fetch faults
+ * (and the ones before it run). */
+Test(bt, ring3_block_spilling_onto_a_kernel_page_faults)
+{
+	static const uint8_t code[0x110] = {
+	    0xb8, 0xf8, 0xff, 0x3f, 0x00,	/* mov eax, 0x3ffff8 */
+	    0xff, 0xd0,				/* call rax (ring 0) */
+	    0x6a, 0x23, 0x68, 0x00, 0x00, 0x09, 0x00, 0x6a, 0x02,
+	    0x6a, 0x2b, 0x68, 0x00, 0x01, 0x20, 0x00,
+	    0x48, 0xcf,				/* iretq to 0x200100 */
+	    [0x100] = 0xb8, 0xf8, 0xff, 0x3f, 0x00,	/* mov eax, .. */
+	    0xff, 0xe0 };			/* jmp rax (ring 3) */
+	/* six NOPs, then mov eax, imm32 across 0x400000, then ret */
+	static const uint8_t f[] = { 0x90, 0x90, 0x90, 0x90, 0x90, 0x90,
+	    0xb8, 0x11, 0x22, 0x33, 0x44, 0xc3 };
+	struct tvm *t = tvm_new(16 << 20);
+	struct cpu_state st;
+
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_put(t, 0x3ffff8, f, sizeof(f));
+	tvm_long_mode(t, &st, 0x200000);
+	tvm_set64(t, TVM_PD + 2 * 8, (2ull << 21) | 0x83);	/* U=0 */
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	run_ok(t, 2000);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14, "#PF, not vector %d",
+	    t->vm->ram[TVM_FAULT_VEC]);
+	cr_assert_eq(st.cr2, 0x400000, "cr2 %#lx", (unsigned long)st.cr2);
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x15, "P|U|I/D");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x3ffffe,
+	    "RIP of the spilling instruction");
+	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 16), 0x2b, "from ring 3");
+	tvm_free(t);
+}

@@ -196,6 +196,27 @@ bt_tc_valid(struct bt_cpu *c, const struct bt_block *b)
 	return true;
 }
 
+/*
+ * A block whose last instruction spills onto the next page fits this
+ * lookup only if that page maps, for this CPL, to the page it was
+ * decoded from: it may not be executable from ring 3, or lin may be
+ * another mapping of the first page with something else after it.
+ */
+static bool
+tc_next_page_fits(struct bt_cpu *c, const struct bt_block *b, uint64_t lin)
+{
+	uint64_t l2 = ((lin & ~0xfffull) + 0x1000) & c->linmask, g;
+	struct bt_tlb *e = &c->tlbc[(l2 >> 12) & (BT_TLB_SIZE - 1)];
+	uint32_t err;
+
+	bt_xmark(c, l2);	/* an INVLPG there must drop the block too */
+	if (e->tag_x == l2)
+		g = e->gpa;
+	else if (bt_walk(c, l2, BT_ACC_X, c->cpl == 3, &g, NULL, &err) != 0)
+		return false;
+	return bt_ram_page(c->vm, g) == (int64_t)b->page[1];
+}
+
 /* The block at CS:RIP, decoding it if needed.  May raise #PF. */
 struct bt_block *
 bt_tc_lookup(struct bt_cpu *c)
@@ -214,8 +235,13 @@ bt_tc_lookup(struct bt_cpu *c)
 	    pp = &b->hnext) {
 		if (b->gpa != gpa || b->mode != c->mode)
 			continue;
-		if (likely(bt_tc_valid(c, b)))
-			return b;
+		if (likely(bt_tc_valid(c, b))) {
+			if (likely(b->page[1] == ~0u) ||
+			    tc_next_page_fits(c, b, lin))
+				return b;
+			continue;	/* decode anew (the new block, ending
+					 * before the spill, goes first) */
+		}
 		*pp = b->hnext;		/* stale: drop and decode again */
 		break;
 	}
