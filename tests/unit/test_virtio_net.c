@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "null_accel.h"
+#include "virtio_harness.h"
 #include "devices/bus.h"
 #include "devices/device.h"
 #include "devices/pci.h"
@@ -38,7 +39,6 @@
 #define QBASE		0x100000ull	/* queue q's rings at QBASE + q * QSTRIDE */
 #define QSTRIDE		0x4000ull
 #define BUFS		0x400000ull	/* buffers, 4 KiB each */
-#define MSI_ADDR	0xfee00000ull
 #define NQ		5		/* 2 pairs and the control queue */
 #define CTRLQ		4
 #define HDR		VIRTIO_NET_HDR_LEN
@@ -51,21 +51,19 @@ static int msis[16];
 static int
 rec_msi(struct vm *v, uint64_t addr, uint32_t data)
 {
-	if (addr == MSI_ADDR && data >= 0x40 && data < 0x50)
-		__atomic_fetch_add(&msis[data - 0x40], 1, __ATOMIC_SEQ_CST);
+	if (addr == VH_MSI_ADDR && data >= VH_MSI_DATA &&
+	    data < VH_MSI_DATA + 16)
+		__atomic_fetch_add(&msis[data - VH_MSI_DATA], 1,
+		    __ATOMIC_SEQ_CST);
 	return 0;
 }
 
-static struct vm *vm;
 static struct vm_config cfg;
 static pthread_t loop_thread;
 static char rundir[64];
 static int lfd = -1, sw = -1;	/* the fake switch: listener, port */
 static struct vsw_hello hello;
 
-static int slot;
-static uint64_t common, devcfg, notify, msix_table;
-static uint32_t notify_mult;
 static uint16_t avail_idx[NQ], used_seen[NQ];
 
 static void *
@@ -75,134 +73,12 @@ loop_main(void *arg)
 	return NULL;
 }
 
-/* --- bus access as a vCPU exit makes it --- */
-
-static uint64_t
-mmio_rd(uint64_t addr, unsigned len)
-{
-	uint8_t d[8] = { 0 };
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return bus_get(d, len);
-}
-
-static void
-mmio_wr(uint64_t addr, unsigned len, uint64_t v)
-{
-	uint8_t d[8];
-
-	bus_put(d, len, v);
-	pthread_mutex_lock(&vm->devlock);
-	bus_access(vm->mmio, NULL, addr, d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static uint32_t
-cfg_rd(unsigned reg, unsigned len)
-{
-	uint8_t d[4];
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, false);
-	pthread_mutex_unlock(&vm->devlock);
-	return (uint32_t)bus_get(d, len);
-}
-
-static void
-cfg_wr(unsigned reg, unsigned len, uint32_t v)
-{
-	uint8_t d[4];
-
-	pthread_mutex_lock(&vm->devlock);
-	bus_put(d, 4, 0x80000000u | (unsigned)slot << 11 | (reg & 0xfc));
-	bus_access(vm->pio, NULL, 0xcf8, d, 4, true);
-	bus_put(d, len, v);
-	bus_access(vm->pio, NULL, 0xcfc + (reg & 3), d, len, true);
-	pthread_mutex_unlock(&vm->devlock);
-}
-
-static void *
-ram(uint64_t gpa, uint64_t len)
-{
-	void *p = vm_gpa_to_hva(vm, gpa, len);
-
-	cr_assert_not_null(p);
-	return p;
-}
-
-static uint64_t
-bar_addr(int bar)
-{
-	uint64_t lo = cfg_rd(PCI_BAR0 + 4 * bar, 4);
-
-	if ((lo & 6) == 4)
-		return (lo & ~0xfull) | (uint64_t)cfg_rd(PCI_BAR0 + 4 * bar +
-		    4, 4) << 32;
-	return lo & ~0xfull;
-}
-
 static void
 probe(void)
 {
-	unsigned cap;
-
-	for (slot = 1; slot < 32; slot++)
-		if (cfg_rd(0, 4) == (0x1041u << 16 | 0x1af4))
-			break;
-	cr_assert_lt(slot, 32, "no virtio-net on bus 0");
+	vh_probe(VIRTIO_ID_NET, true);
 	cr_assert_eq(cfg_rd(PCI_CLASS_PROG + 2, 1), 0x02, "network class");
-	for (cap = cfg_rd(PCI_CAP_PTR, 1); cap != 0; cap = cfg_rd(cap + 1, 1)) {
-		unsigned id = cfg_rd(cap, 1), type = cfg_rd(cap + 3, 1);
-		uint64_t at;
-
-		if (id == PCI_CAP_ID_MSIX) {
-			uint32_t t = cfg_rd(cap + 4, 4);
-
-			msix_table = bar_addr(t & 7) + (t & ~7u);
-			cfg_wr(cap + 2, 2, cfg_rd(cap + 2, 2) | 0x8000);
-			continue;
-		}
-		if (id != PCI_CAP_ID_VENDOR || type == VIRTIO_PCI_CAP_PCI_CFG)
-			continue;
-		at = bar_addr(cfg_rd(cap + 4, 1)) + cfg_rd(cap + 8, 4);
-		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
-			common = at;
-		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
-			devcfg = at;
-		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
-			notify = at;
-			notify_mult = cfg_rd(cap + 16, 4);
-		}
-	}
-	cr_assert(common && devcfg && notify && msix_table);
-	cfg_wr(PCI_COMMAND, 2, cfg_rd(PCI_COMMAND, 2) | PCI_CMD_MEM |
-	    PCI_CMD_MASTER);
-}
-
-static void
-msix_vector(unsigned v)
-{
-	uint64_t e = msix_table + 16 * v;
-
-	mmio_wr(e, 4, (uint32_t)MSI_ADDR);
-	mmio_wr(e + 4, 4, 0);
-	mmio_wr(e + 8, 4, 0x40 + v);
-	mmio_wr(e + 12, 4, 0);
-}
-
-static uint64_t
-device_features(void)
-{
-	uint64_t f;
-
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 0);
-	f = mmio_rd(common + VIRTIO_COMMON_DF, 4);
-	mmio_wr(common + VIRTIO_COMMON_DFSELECT, 4, 1);
-	return f | mmio_rd(common + VIRTIO_COMMON_DF, 4) << 32;
+	cr_assert(devcfg && msix_table);
 }
 
 static uint64_t
@@ -211,20 +87,20 @@ rings(unsigned q)
 	return QBASE + q * QSTRIDE;
 }
 
+/* Queue q's rings: the descriptors, then avail and used a page apart. */
+static struct vh_ring
+ring(unsigned q)
+{
+	return (struct vh_ring){ rings(q), rings(q) + 0x1000,
+	    rings(q) + 0x2000, QSIZE };
+}
+
 static void
 queue_setup(unsigned q)
 {
-	uint64_t d = rings(q), a = d + 0x1000, u = d + 0x2000;
+	struct vh_ring r = ring(q);
 
-	mmio_wr(common + VIRTIO_COMMON_Q_SELECT, 2, q);
-	mmio_wr(common + VIRTIO_COMMON_Q_SIZE, 2, QSIZE);
-	mmio_wr(common + VIRTIO_COMMON_Q_MSIX, 2, q + 1);
-	memset(ram(d, QSTRIDE), 0, QSTRIDE);
-	mmio_wr(common + VIRTIO_COMMON_Q_DESC, 8, d);
-	mmio_wr(common + VIRTIO_COMMON_Q_AVAIL, 8, a);
-	mmio_wr(common + VIRTIO_COMMON_Q_USED, 8, u);
-	mmio_wr(common + VIRTIO_COMMON_Q_ENABLE, 2, 1);
-	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_Q_ENABLE, 2), 1);
+	vh_queue_setup(q, &r, (uint16_t)(q + 1));
 	avail_idx[q] = used_seen[q] = 0;
 }
 
@@ -234,26 +110,16 @@ driver_init(uint64_t drop)
 {
 	uint64_t f;
 
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, 0);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER);
+	vh_begin();
 	f = device_features() & ~drop;
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 0);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)f);
-	mmio_wr(common + VIRTIO_COMMON_GFSELECT, 4, 1);
-	mmio_wr(common + VIRTIO_COMMON_GF, 4, (uint32_t)(f >> 32));
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK);
-	cr_assert(mmio_rd(common + VIRTIO_COMMON_STATUS, 1) &
-	    VIRTIO_S_FEATURES_OK);
+	vh_negotiate(f);
 	for (unsigned v = 0; v <= NQ; v++)
 		msix_vector(v);
 	mmio_wr(common + VIRTIO_COMMON_MSIX, 2, 0);
 	cr_assert_eq(mmio_rd(common + VIRTIO_COMMON_NUMQ, 2), NQ);
 	for (unsigned q = 0; q < NQ; q++)
 		queue_setup(q);
-	mmio_wr(common + VIRTIO_COMMON_STATUS, 1, VIRTIO_S_ACKNOWLEDGE |
-	    VIRTIO_S_DRIVER | VIRTIO_S_FEATURES_OK | VIRTIO_S_DRIVER_OK);
+	vh_driver_ok();
 }
 
 /* --- the driver's side of the rings --- */
@@ -262,53 +128,41 @@ static void
 desc(unsigned q, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
     uint16_t next)
 {
-	uint8_t *d = ram(rings(q) + 16 * i, 16);
+	struct vh_ring r = ring(q);
 
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &len, 4);
-	memcpy(d + 12, &flags, 2);
-	memcpy(d + 14, &next, 2);
+	vh_desc(&r, i, addr, len, flags, next);
 }
 
 static void
 avail_add(unsigned q, uint16_t head)
 {
-	uint8_t *a = ram(rings(q) + 0x1000, 4 + 2 * QSIZE);
+	struct vh_ring r = ring(q);
 
-	memcpy(a + 4 + 2 * (avail_idx[q] % QSIZE), &head, 2);
-	avail_idx[q]++;
-	__atomic_store_n((uint16_t *)(a + 2), avail_idx[q], __ATOMIC_RELEASE);
+	vh_avail(&r, &avail_idx[q], head);
 }
 
 static void
 kick(unsigned q)
 {
-	mmio_wr(notify + q * notify_mult, 2, q);
+	vh_notify(q);
 }
 
 static uint16_t
 used_idx(unsigned q)
 {
-	return __atomic_load_n((uint16_t *)ram(rings(q) + 0x2002, 2),
-	    __ATOMIC_ACQUIRE);
+	struct vh_ring r = ring(q);
+
+	return vh_used_idx(&r);
 }
 
-/* Wait (at most 5 s) for n more used entries of queue q. */
+/* Wait (at most 5 s) for n more used entries of queue q, and for the
+ * interrupts that go with them. */
 static bool
 wait_used(unsigned q, unsigned n)
 {
-	for (int i = 0; i < 5000; i++) {
-		if ((uint16_t)(used_idx(q) - used_seen[q]) >= n) {
-			/* The event thread publishes used entries and then
-			 * signals, under the device lock: wait that out
-			 * before a caller counts interrupts. */
-			pthread_mutex_lock(&vm->devlock);
-			pthread_mutex_unlock(&vm->devlock);
-			return true;
-		}
-		usleep(1000);
-	}
-	return false;
+	struct vh_ring r = ring(q);
+
+	return vh_wait_used(&r, used_seen[q], n, 5000);
 }
 
 /* Wait (at most 2 s) for the device to ask for a reset: transmit
@@ -329,11 +183,9 @@ wait_needs_reset(void)
 static void
 used_next(unsigned q, uint32_t *id, uint32_t *len)
 {
-	uint8_t *e = ram(rings(q) + 0x2004 + 8 * (used_seen[q] % QSIZE), 8);
+	struct vh_ring r = ring(q);
 
-	memcpy(id, e, 4);
-	memcpy(len, e + 4, 4);
-	used_seen[q]++;
+	vh_used_elem(&r, used_seen[q]++, id, len);
 }
 
 static uint64_t
@@ -1442,46 +1294,13 @@ Test(virtio_net, receive_refills_kick_only_when_short)
 
 /* --- kicks through ioeventfd --- */
 
-struct exit_kick {
-	uint64_t addr;
-	uint16_t q;
-};
-
-/* A vCPU's notify write as both accelerators hand it over. */
-static void *
-exit_kick_thread(void *arg)
-{
-	struct exit_kick *k = arg;
-	struct vm_exit e = { .kind = VM_EXIT_MMIO };
-
-	e.io.addr = k->addr;
-	e.io.len = 2;
-	e.io.write = true;
-	bus_put(e.io.data, 2, k->q);
-	vcpu_handle_exit(vm->vcpus[0], &e);
-	return NULL;
-}
-
 /* Kick q from a "vCPU" thread while this one holds the device lock (as
  * the event thread does while it sends a batch); true if the kick
  * returned before the lock was let go. */
 static bool
 exit_kick_locked(unsigned q)
 {
-	struct exit_kick k = { notify + q * notify_mult, (uint16_t)q };
-	struct timespec ts;
-	pthread_t t;
-	bool done;
-
-	pthread_mutex_lock(&vm->devlock);
-	cr_assert_eq(pthread_create(&t, NULL, exit_kick_thread, &k), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 2;
-	done = pthread_timedjoin_np(t, NULL, &ts) == 0;
-	pthread_mutex_unlock(&vm->devlock);
-	if (!done)
-		pthread_join(t, NULL);
-	return done;
+	return vh_exit_kick_locked(notify + q * notify_mult, (uint16_t)q);
 }
 
 Test(virtio_net, kicks_through_ioeventfd_without_the_device_lock)
