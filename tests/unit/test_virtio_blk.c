@@ -41,19 +41,8 @@
 
 /* --- a VM with RAM whose accelerator records interrupts --- */
 
-static struct accel_ops rec_ops;
-static int msis[8];		/* per vector (data - 0x40) */
+static struct accel_ops rec_ops;	/* records MSIs (vh_rec_msi) */
 static int gsi_level[32];
-
-static int
-rec_msi(struct vm *v, uint64_t addr, uint32_t data)
-{
-	if (addr == VH_MSI_ADDR && data >= VH_MSI_DATA &&
-	    data < VH_MSI_DATA + 8)
-		__atomic_fetch_add(&msis[data - VH_MSI_DATA], 1,
-		    __ATOMIC_SEQ_CST);
-	return 0;
-}
 
 static int
 rec_irq(struct vm *v, unsigned gsi, int level)
@@ -72,13 +61,6 @@ static char img2_path[64];
 static int vcpus = 1;		/* cfg.cpus: the number of request queues */
 static uint16_t used_seen;	/* used entries consumed */
 static uint16_t avail_idx;
-
-static void *
-loop_main(void *arg)
-{
-	evloop_run(arg);
-	return NULL;
-}
 
 /* Find the device and its structures as virtio_pci_modern_probe does. */
 static void
@@ -128,7 +110,7 @@ vm_up(const char *format, bool readonly)
 	memset(msis, 0, sizeof(msis));
 	memset(gsi_level, 0, sizeof(gsi_level));
 	rec_ops = null_accel_ops;
-	rec_ops.msi = rec_msi;
+	rec_ops.msi = vh_rec_msi;
 	rec_ops.irq_line = rec_irq;
 	vm_config_defaults(&cfg);
 	cfg.memory = RAM;
@@ -143,8 +125,8 @@ vm_up(const char *format, bool readonly)
 	cfg.disks[0].readonly = readonly;
 	vm = vm_create(&cfg, &rec_ops, &err);
 	cr_assert_not_null(vm, "vm_create: %s", strerror(-err));
-	cr_assert_eq(pthread_create(&loop_thread, NULL, loop_main, vm->loop),
-	    0);
+	cr_assert_eq(pthread_create(&loop_thread, NULL, vh_loop_main,
+	    vm->loop), 0);
 	probe();
 	driver_init(true);
 }

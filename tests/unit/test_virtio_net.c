@@ -45,18 +45,7 @@
 
 static const uint8_t test_mac[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
 
-static struct accel_ops rec_ops;
-static int msis[16];
-
-static int
-rec_msi(struct vm *v, uint64_t addr, uint32_t data)
-{
-	if (addr == VH_MSI_ADDR && data >= VH_MSI_DATA &&
-	    data < VH_MSI_DATA + 16)
-		__atomic_fetch_add(&msis[data - VH_MSI_DATA], 1,
-		    __ATOMIC_SEQ_CST);
-	return 0;
-}
+static struct accel_ops rec_ops;	/* records MSIs (vh_rec_msi) */
 
 static struct vm_config cfg;
 static pthread_t loop_thread;
@@ -65,13 +54,6 @@ static int lfd = -1, sw = -1;	/* the fake switch: listener, port */
 static struct vsw_hello hello;
 
 static uint16_t avail_idx[NQ], used_seen[NQ];
-
-static void *
-loop_main(void *arg)
-{
-	evloop_run(arg);
-	return NULL;
-}
 
 static void
 probe(void)
@@ -329,7 +311,7 @@ vm_up(void)
 
 	memset(msis, 0, sizeof(msis));
 	rec_ops = null_accel_ops;
-	rec_ops.msi = rec_msi;
+	rec_ops.msi = vh_rec_msi;
 	vm_config_defaults(&cfg);
 	snprintf(cfg.name, sizeof(cfg.name), "vnet-test");
 	cfg.memory = RAM;
@@ -341,8 +323,8 @@ vm_up(void)
 	cfg.nics[0].mac_set = true;
 	vm = vm_create(&cfg, &rec_ops, &err);
 	cr_assert_not_null(vm, "vm_create: %s", strerror(-err));
-	cr_assert_eq(pthread_create(&loop_thread, NULL, loop_main, vm->loop),
-	    0);
+	cr_assert_eq(pthread_create(&loop_thread, NULL, vh_loop_main,
+	    vm->loop), 0);
 	probe();
 }
 

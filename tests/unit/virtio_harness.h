@@ -25,6 +25,7 @@
 #include "devices/pci.h"
 #include "devices/virtio.h"
 #include "hv/vm.h"
+#include "util/evloop.h"
 
 /* Where the MSI-X vectors the tests program send: vector v as data
  * VH_MSI_DATA + v. */
@@ -327,6 +328,32 @@ vh_wait_used(const struct vh_ring *r, uint16_t seen, unsigned n, int ms)
 		usleep(1000);
 	}
 	return false;
+}
+
+/* --- the VM's event thread and the interrupts it sends --- */
+
+#define VH_NVEC		16
+
+/* MSIs received per vector (data - VH_MSI_DATA), by vh_rec_msi. */
+static int msis[VH_NVEC];
+
+/* An accelerator's msi hook that counts what msix_vector() programmed. */
+static inline int
+vh_rec_msi(struct vm *v, uint64_t addr, uint32_t data)
+{
+	if (addr == VH_MSI_ADDR && data >= VH_MSI_DATA &&
+	    data < VH_MSI_DATA + VH_NVEC)
+		__atomic_fetch_add(&msis[data - VH_MSI_DATA], 1,
+		    __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* The VM's event thread (completions, backends), for pthread_create. */
+static inline void *
+vh_loop_main(void *arg)
+{
+	evloop_run(arg);
+	return NULL;
 }
 
 /* --- kicks as a vCPU makes them (ioeventfd) --- */
