@@ -4,10 +4,11 @@
  * (register ALU, MOV, LEA, compare-and-branch, loads and stores, ALU
  * with RAX or a register and an imm32, byte compares, shifts and
  * rotates by a constant or CL, IMUL, CMOVcc, SETcc, MOVZX/MOVSX on
- * registers, CMP with a memory operand, with flags that die or are read)
- * mixed with ones it calls handlers for (INC/DEC, ADC, PUSH/POP,
- * faulting and MMIO accesses), run once with TERMVISOR_BT_JIT=0 and once
- * with the generator on, from the same state.  Registers, RIP, every
+ * registers, CMP and ALU/INC/DEC with a memory operand, with flags that
+ * die or are read) mixed with ones it calls handlers for (INC/DEC r,
+ * ADC, PUSH/POP, faulting and MMIO accesses), run once with
+ * TERMVISOR_BT_JIT=0 and once with the generator on, from the same
+ * state.  Registers, RIP, every
  * flag (even the undefined ones: both sides are ours), the exception
  * taken and the data page must be identical.
  *
@@ -90,7 +91,54 @@ gen_one(struct prog *p)
 
 	if (s == 4)
 		s = 0;
-	switch (rnd(p) % 48) {
+	switch (rnd(p) % 51) {
+	case 48: case 49: case 50: {	/* op [mem], r / imm, INC/DEC [mem]
+					 * (after a CF setter), then a flag
+					 * reader */
+		static const uint8_t op[] = { 0, 1, 4, 5, 6 };
+		unsigned o = op[rnd(p) % 5];
+
+		if (rnd(p) & 1)		/* CMP: CF for INC/DEC to keep */
+			put(p, 3, rex(w, s, r), 0x39, modrm(3, s, r));
+		switch (rnd(p) % 5) {
+		case 0:
+			put(p, 2, rex(w, s, 15), (uint8_t)(o << 3 | 1));
+			mem15(p, s, d8);
+			break;
+		case 1:
+			put(p, 2, rex(w, 0, 15), 0x83);
+			mem15(p, o, d8);
+			put(p, 1, (uint8_t)rnd(p));
+			break;
+		case 2:
+			put(p, 2, rex(w, 0, 15), 0x81);
+			mem15(p, o, d8);
+			put(p, 4, (uint8_t)rnd(p), (uint8_t)rnd(p),
+			    (uint8_t)rnd(p), (uint8_t)rnd(p));
+			break;
+		case 3:
+			put(p, 2, rex(w, 0, 15), 0xff);
+			mem15(p, rnd(p) & 1, d8);
+			break;
+		default: {		/* INC/DEC [abs32]: the data page, or
+					 * unmapped (#PF; never code or page
+					 * tables: the result would depend
+					 * on TLB state) */
+			uint32_t a = rnd(p) & 1 ? (uint32_t)DATA + d8 :
+			    0x7fff0000u;
+
+			put(p, 4, rex(w, 0, 0), 0xff,
+			    modrm(0, rnd(p) & 1, 4), 0x25);
+			put(p, 4, a & 0xff, (a >> 8) & 0xff, (a >> 16) & 0xff,
+			    a >> 24);
+			break;
+		}
+		}
+		if (rnd(p) & 1)
+			put(p, 4, rex(false, 0, t), 0x0f,
+			    (uint8_t)(0x90 | rnd(p) % 16), modrm(3, 0, t));
+		break;
+	}
 	case 47:			/* CWDE/CDQE, BSWAP, a fence */
 		switch (rnd(p) % 3) {
 		case 0: put(p, 2, rex(w, 0, 0), 0x98); break;
@@ -905,11 +953,12 @@ Test(bt_jit, shifts_by_cl_at_edge_values)
  * The memory-operand forms over edge values: the value in rax is stored
  * to [r15] first (a zero-extended word of it for the 16-bit forms), then
  * compared with rcx, an immediate or loaded back (MOVSXD), and the MOVZX/
- * MOVSX register forms from cl/cx/ch, CWDE, CDQE and BSWAP.
+ * MOVSX register forms from cl/cx/ch, CWDE, CDQE and BSWAP, and
+ * ADD/SUB/XOR/INC/DEC on [r15] (INC/DEC keeping a CMP's carry).
  */
 Test(bt_jit, memory_compares_and_extensions_at_edge_values)
 {
-	static const uint8_t forms[][12] = {
+	static const uint8_t forms[][14] = {
 	    /* mov [r15], rax; cmp [r15], ecx / rcx */
 	    { 7, 0x49, 0x89, 0x07, 0x41, 0x39, 0x0f },
 	    { 7, 0x49, 0x89, 0x07, 0x49, 0x39, 0x0f },
@@ -932,6 +981,19 @@ Test(bt_jit, memory_compares_and_extensions_at_edge_values)
 	    { 7, 0x48, 0x0f, 0xbf, 0xc1, 0x48, 0x39, 0xc8 },
 	    { 6, 0x0f, 0xb7, 0xc1, 0x48, 0x39, 0xc8 },
 	    { 7, 0x48, 0x0f, 0xbe, 0xc5, 0x48, 0x39, 0xc8 },
+	    /* mov [r15], rax; add/sub/xor [r15], ecx/rcx; add dword
+	     * [r15], -1; sub qword [r15], 0x80; and dword [r15], imm32;
+	     * rax = the result */
+	    { 10, 0x49, 0x89, 0x07, 0x41, 0x01, 0x0f, 0x49, 0x8b, 0x07 },
+	    { 10, 0x49, 0x89, 0x07, 0x49, 0x29, 0x0f, 0x49, 0x8b, 0x07 },
+	    { 10, 0x49, 0x89, 0x07, 0x41, 0x31, 0x0f, 0x49, 0x8b, 0x07 },
+	    { 11, 0x49, 0x89, 0x07, 0x41, 0x83, 0x07, 0xff, 0x49, 0x8b,
+		0x07 },
+	    { 11, 0x49, 0x89, 0x07, 0x49, 0x83, 0x2f, 0x80, 0x49, 0x8b,
+		0x07 },
+	    /* cmp rcx, rax (CF); inc dword / dec qword [r15] */
+	    { 9, 0x49, 0x89, 0x07, 0x48, 0x39, 0xc1, 0x41, 0xff, 0x07 },
+	    { 9, 0x49, 0x89, 0x07, 0x48, 0x39, 0xc1, 0x49, 0xff, 0x0f },
 	    /* cwde / cdqe / bswap eax / bswap rax, then the CMP */
 	    { 4, 0x98, 0x48, 0x39, 0xc8 },
 	    { 5, 0x48, 0x98, 0x48, 0x39, 0xc8 },

@@ -597,7 +597,7 @@ bool bt_fuse(struct bt_insn *first, const struct bt_insn *jcc);
 enum { BT_FD_MOV = 1, BT_FD_ALU, BT_FD_LEA, BT_FD_LOAD, BT_FD_STORE,
        BT_FD_PUSH, BT_FD_POP, BT_FD_CALL, BT_FD_RET, BT_FD_LALU,
        BT_FD_JCC, BT_FD_SHIFT, BT_FD_IMUL, BT_FD_CMOV, BT_FD_SETCC,
-       BT_FD_UNARY, BT_FD_MOVX, BT_FD_SHIFTCL };
+       BT_FD_UNARY, BT_FD_MOVX, BT_FD_SHIFTCL, BT_FD_RMW };
 struct bt_fdesc {
 	uint8_t kind;		/* BT_FD_* */
 	uint8_t op;		/* ALU: x86 group-1 index (0 ADD .. 7 CMP),
@@ -617,6 +617,7 @@ struct bt_fdesc {
 				 * 7 SAR); CMOV, SETCC: the condition;
 				 * MOVX: the source size (op: sign-extend);
 				 * SHIFTCL: op as SHIFT, the count in CL;
+				 * RMW: 1 = INC (op 0) / DEC (op 1);
 				 * LOAD: 1 = sign-extend 32 to 64 bits */
 	int64_t rel;		/* fused Jcc: from the next RIP */
 };

@@ -992,7 +992,8 @@ fd_breg(const struct bt_insn *i, unsigned r, uint8_t *reg, uint8_t *hi)
 
 /* Memory forms still run by the generic handlers that the JIT can do
  * with the soft TLB inline: CMP [mem], r (39), CMP word [mem], imm
- * (81/83 /7), MOV word [mem], r (89) and MOVSXD r64, [mem]. */
+ * (81/83 /7), ADD/OR/AND/SUB/XOR [mem], r / imm, INC/DEC [mem], MOV
+ * word [mem], r (89) and MOVSXD r64, [mem]. */
 static bool
 jit_generic_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 {
@@ -1012,6 +1013,27 @@ jit_generic_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 		d->sz = 2;
 		d->amem = 1;
 		d->imm = 1;
+		return true;
+	}
+	if ((i->osz == 4 || i->osz == 8) && ((i->fn == bt_x_alu &&
+	    (i->opc == 0x01 || i->opc == 0x09 || i->opc == 0x21 ||
+	    i->opc == 0x29 || i->opc == 0x31)) ||
+	    (i->fn == bt_x_alu_imm && (i->opc == 0x81 || i->opc == 0x83) &&
+	    (i->reg & 7) != 2 && (i->reg & 7) != 3 && (i->reg & 7) != 7) ||
+	    (i->fn == bt_x_grp5 && (i->reg & 7) < 2))) {
+		/* op [mem], r / imm; INC/DEC [mem] */
+		d->kind = BT_FD_RMW;
+		d->sz = i->osz;
+		if (i->fn == bt_x_grp5) {
+			d->n = 1;
+			d->op = i->reg & 7;
+		} else if (i->fn == bt_x_alu) {
+			d->op = (uint8_t)(i->opc >> 3);
+			d->src = i->reg;
+		} else {
+			d->op = i->reg & 7;
+			d->imm = 1;
+		}
 		return true;
 	}
 	if (i->fn == bt_x_mov && i->opc == 0x89 && i->osz == 2) {
@@ -1067,6 +1089,21 @@ jit_mem_desc(const struct bt_insn *i, struct bt_fdesc *d)
 	}
 	if (i->mod != 3 && !i->lock && jit_generic_mem_desc(i, d))
 		return true;
+	static const struct { bt_fn *fn; uint8_t op, sz; } rmw[] = {
+		{ fm_addi64, 0, 8 }, { fm_ori64, 1, 8 }, { fm_andi64, 4, 8 },
+		{ fm_subi64, 5, 8 }, { fm_addi32, 0, 4 }, { fm_ori32, 1, 4 },
+		{ fm_andi32, 4, 4 }, { fm_subi32, 5, 4 },
+	};
+
+	for (unsigned k = 0; k < sizeof(rmw) / sizeof(rmw[0]); k++) {
+		if (i->fn != rmw[k].fn)
+			continue;
+		d->kind = BT_FD_RMW;
+		d->op = rmw[k].op;
+		d->sz = rmw[k].sz;
+		d->imm = 1;
+		return true;
+	}
 	for (unsigned k = 0; k < sizeof(a) / sizeof(a[0]); k++) {
 		if (i->fn != a[k].fn || i->mod == 3)
 			continue;

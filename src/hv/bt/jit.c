@@ -720,7 +720,8 @@ struct jstub {
 	int64_t off, next;
 	uint16_t k;		/* instruction index in the block */
 	bool store, last;
-	bool dead;		/* LALU: its flags are never read */
+	bool dead;		/* LALU, RMW: its flags are never read */
+	bool rmw;		/* the slow path is the handler itself */
 };
 
 _Static_assert(sizeof(struct bt_tlb) == 48, "jit_tlb scales by 48");
@@ -889,9 +890,73 @@ jit_mem(struct jx *x, struct jstub *st)
 	}
 }
 
+/*
+ * ADD/OR/AND/SUB/XOR [mem], r / imm and INC/DEC [mem] with the write
+ * tag's hit inline, flags recorded as the handlers record them (INC/DEC
+ * first put the current CF in c->flags, as alu_inc does); a miss runs
+ * the whole instruction through its handler (jit_stub).
+ */
+static void
+jit_rmw(struct jx *x, struct jstub *st, int fop, unsigned fsz)
+{
+	const struct bt_fdesc *d = &st->d;
+	const struct bt_insn *i = st->i;
+	bool w = d->sz == 8;
+
+	st->store = st->rmw = true;
+	if (d->n && !st->dead) {
+		jit_carry(x, fop, fsz);			/* host CF = CF */
+		e1(x, 0x0f); e1(x, 0x92); e1(x, 0xc0);	/* setc al */
+		e1(x, 0x0f); e1(x, 0xb6); e1(x, 0xc0);	/* movzx eax, al */
+		e1(x, 0x48); e1(x, 0x83);		/* and qword [flags], */
+		e_mem(x, 4, OFF(flags));
+		e1(x, 0xfe);				/* ~CF */
+		e_rm(x, true, 0x09, RAX, OFF(flags));	/* or [flags], rax */
+	}
+	jit_ea(x, i, st->next);
+	jit_tlb(x, (int32_t)offsetof(struct bt_tlb, tag_w), d->sz, st);
+	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc6);	/* mov rsi, rax */
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0x8b); e1(x, 0x06);		/* mov eax/rax, [rsi] */
+	if (d->n) {
+		if (!st->dead)
+			e_st(x, true, RAX, OFF(cc_a));
+		if (w)
+			e1(x, 0x48);
+		e1(x, 0xff); e1(x, (uint8_t)(0xc0 | d->op << 3));
+		if (!st->dead) {
+			e_st(x, true, RAX, OFF(cc_res));
+			e_st_imm(x, true, OFF(cc_b), 1);
+			e_st_imm(x, false, OFF(cc_op),
+			    (d->op ? CC_DEC : CC_INC) * 4 + jit_lg(d->sz));
+		}
+	} else {
+		if (d->imm)
+			e_mov_imm64(x, RCX, w ? i->imm : (uint32_t)i->imm);
+		else
+			e_ld(x, w, RCX, GPR(d->src));
+		if (st->dead) {		/* op eax/rax, ecx/rcx */
+			static const uint8_t opc[7] = { 0x01, 0x09, 0, 0,
+			    0x21, 0x29, 0x31 };
+
+			if (w)
+				e1(x, 0x48);
+			e1(x, opc[d->op]); e1(x, 0xc8);
+		} else {
+			jit_alu_tail(x, d->op, d->sz, false, 0, false);
+		}
+	}
+	if (w)
+		e1(x, 0x48);
+	e1(x, 0x89); e1(x, 0x06);		/* mov [rsi], eax/rax */
+	st->back = x->p;
+}
+
 /* The slow path: the access through bt_read_slow/bt_write_slow with RIP
- * set (they may fault, or reach MMIO); a store into code may ask to
- * leave the block (brk), which *brk_at gets to patch. */
+ * set (they may fault, or reach MMIO), or for RMW the handler; a store
+ * into code may ask to leave the block (brk), which *brk_at gets to
+ * patch. */
 static void
 jit_stub(struct jx *x, const struct jstub *st, uint8_t **brk_at)
 {
@@ -902,6 +967,20 @@ jit_stub(struct jx *x, const struct jstub *st, uint8_t **brk_at)
 	e_st(x, true, RSI, OFF(rip));
 	e_lea_rip(x, RSI, st->next);
 	e_st(x, true, RSI, OFF(npc));
+	if (st->rmw) {
+		e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);	/* mov rdi, rbx */
+		e_mov_imm64(x, RSI, (uint64_t)(uintptr_t)st->i);
+		e_call(x, (const void *)st->i->fn);
+		*brk_at = NULL;
+		if (!st->last) {
+			e1(x, 0x80);		/* cmp byte [rbx+brk], 0 */
+			e_mem(x, 7, OFF(brk));
+			e1(x, 0);
+			*brk_at = e_jmp(x, 5, NULL);
+		}
+		e_jmp(x, -1, st->back);
+		return;
+	}
 	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc6);	/* mov rsi, rax */
 	e1(x, 0x48); e1(x, 0x89); e1(x, 0xdf);	/* mov rdi, rbx */
 	e1(x, 0xba); e4(x, st->d.sz);		/* mov edx, sz */
@@ -1214,6 +1293,19 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			continue;
 		}
 		fast = bt_fast_desc(i, &d);
+		if (fast && d.kind == BT_FD_RMW && nstub < 64) {
+			struct jstub *st = &stubs[nstub++];
+
+			*st = (struct jstub){ .i = i, .d = d, .off = off,
+			    .next = next, .k = (uint16_t)k, .last = last,
+			    .dead = dead[k] };
+			jit_rmw(&x, st, fop, fsz);
+			fop = dead[k] || d.n ? FOP_NONE : d.op;
+			fsz = d.sz;
+			last_call = false;
+			off = next;
+			continue;
+		}
 		if (fast && d.kind == BT_FD_SHIFTCL) {
 			jit_shift_cl(&x, &d, dead[k]);
 			fop = FOP_NONE;
