@@ -32,8 +32,9 @@ int vmstate_save(struct vm *vm, struct snap *s);
 
 /*
  * Load what vmstate_save() wrote into vm: a VM made by vm_create() from
- * the same configuration, paused or not yet started, whose RAM already
- * holds the guest's memory.  Everything is checked before the first
+ * the same configuration (or one that adds virtio devices after the
+ * saved VM's last one: they stay in reset state, as if hot-plugged),
+ * paused or not yet started, whose RAM already holds the guest's memory.  Everything is checked before the first
  * change where it can be; on any failure the VM must not be run (the
  * caller destroys it) and s->errmsg says what was wrong.  0 or -errno.
  */
