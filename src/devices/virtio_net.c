@@ -56,6 +56,8 @@
 				 * 64 KiB frame in 1518-byte mergeable ones */
 #define VNET_RX_ROUNDS	4	/* recvmmsg calls per readable event */
 #define VNET_RETRY_NS	200000	/* full socket: look again after 200 us */
+#define VNET_TX_IRQ_NS	200000	/* a transmit completion's interrupt waits
+				 * at most this long (see vnet_tx_irq_hold) */
 #define VNET_ETH_HLEN	14
 #define VNET_MAX_SEGS	192	/* a 64 KiB GSO frame at a 536-byte MSS */
 #define VNET_MTU	1500
@@ -78,6 +80,7 @@ struct vnet_held {
 struct vnet_tx {
 	unsigned q;			/* queue the batch came from */
 	unsigned n, sent;
+	bool bulk;			/* it holds a GSO frame */
 	struct virtio_chain *c;		/* VNET_BATCH */
 	uint8_t hdr[VNET_BATCH][VIRTIO_NET_HDR_LEN];
 	struct mmsghdr msg[VNET_BATCH];
@@ -101,6 +104,8 @@ struct virtio_net {
 	struct vnet_tx tx;
 	uint32_t tx_kicked;		/* transmit queues with work left */
 	struct vtimer tx_timer;
+	uint32_t tx_irq_held;		/* queues whose interrupt is held */
+	struct vtimer tx_irq_timer;
 	uint8_t *rxbuf;			/* VNET_BATCH * VSW_MAX_MSG */
 	struct mmsghdr rxmsg[VNET_BATCH];
 	struct iovec rxiov[VNET_BATCH];
@@ -236,6 +241,8 @@ vnet_tx_prepare(struct virtio_net *vn, unsigned i)
 	virtio_chain_copy(c, false, 0, t->hdr[i], VIRTIO_NET_HDR_LEN);
 	if (!vnet_tx_header(vn, t->hdr[i], flen))
 		return false;
+	if (t->hdr[i][1] != 0)		/* gso_type */
+		t->bulk = true;
 	iov[0] = (struct iovec){ t->hdr[i], VIRTIO_NET_HDR_LEN };
 	for (unsigned k = 0; k < c->niov; k++) {
 		struct virtio_iov *v = &c->iov[k];
@@ -255,6 +262,51 @@ vnet_tx_prepare(struct virtio_net *vn, unsigned i)
 	return true;
 }
 
+/*
+ * Interrupt moderation for transmit completions, as a physical NIC's
+ * (e1000's ITR, ixgbe's): the used entries are published at once, but
+ * whether the driver wants an interrupt for them is decided at the
+ * driver's next kick or VNET_TX_IRQ_NS later, whichever comes first.
+ * A driver that keeps transmitting reclaims its buffers itself before
+ * each kick (Linux's start_xmit does) and moves used_event past them,
+ * so the decision at the kick is "no": a stream of small frames costs
+ * the guest one interrupt per VNET_TX_IRQ_NS rather than one per pass
+ * (iperf3 -u -l 64 on the software CPU: one interrupt per 22 frames
+ * instead of per 2, a fifth less host CPU per frame).  A driver that
+ * stops gets its interrupt within the bound.
+ * Not for a batch with a GSO frame: TCP's small queues (TSQ) hold a
+ * bulk sender until its few 64 KiB frames are reclaimed, so there the
+ * interrupt is what lets the stream go on, and one per 64 KiB is cheap.
+ * Deciding late is the device's right: it is as if it took that long
+ * between writing the used index and reading used_event, which the
+ * driver's protocol (enable, then look again) already allows for.
+ */
+static void
+vnet_tx_irq_hold(struct virtio_net *vn, unsigned q)
+{
+	vn->tx_irq_held |= 1u << q;
+	if (!vtimer_armed(&vn->tx_irq_timer))
+		vtimer_arm(&vn->tx_irq_timer, vclock_ns() + VNET_TX_IRQ_NS);
+}
+
+/* Decide now for every held queue. */
+static void
+vnet_tx_irq_release(struct virtio_net *vn)
+{
+	while (vn->tx_irq_held != 0) {
+		unsigned q = (unsigned)__builtin_ctz(vn->tx_irq_held);
+
+		vn->tx_irq_held &= ~(1u << q);
+		virtq_notify(&vn->vd, q);
+	}
+}
+
+static void
+virtio_net_tx_irq_timer(void *opaque)
+{
+	vnet_tx_irq_release(opaque);
+}
+
 /* Give the whole batch back to the driver (sent or dropped). */
 static void
 vnet_tx_complete(struct virtio_net *vn)
@@ -263,8 +315,12 @@ vnet_tx_complete(struct virtio_net *vn)
 
 	for (unsigned i = 0; i < t->n; i++)
 		virtq_push(&vn->vd, t->q, t->c[i].head, 0);
-	if (t->n > 0)
+	if (t->n > 0 && t->bulk) {
+		vn->tx_irq_held &= ~(1u << t->q);
 		virtq_notify(&vn->vd, t->q);
+	} else if (t->n > 0) {
+		vnet_tx_irq_hold(vn, t->q);
+	}
 	t->n = t->sent = 0;
 }
 
@@ -311,6 +367,7 @@ vnet_tx_fill(struct virtio_net *vn, unsigned q)
 
 	t->q = q;
 	t->sent = 0;
+	t->bulk = false;
 	while (n < VNET_BATCH && virtq_pop(&vn->vd, q, &t->c[n]) == 1) {
 		if (up && vnet_tx_prepare(vn, n)) {
 			n++;
@@ -322,7 +379,7 @@ vnet_tx_fill(struct virtio_net *vn, unsigned q)
 		dropped = true;
 	}
 	if (dropped)
-		virtq_notify(&vn->vd, q);
+		vnet_tx_irq_hold(vn, q);
 	t->n = n;
 	return n;
 }
@@ -356,6 +413,9 @@ virtio_net_tx_run(struct virtio_net *vn)
 
 	if (vn->paused)
 		return;
+	/* A kick (or a look after one): the driver has just reclaimed
+	 * what it could, so its used_event is as fresh as it gets. */
+	vnet_tx_irq_release(vn);
 	if (vn->tx.n > 0 && !vnet_tx_flush(vn))
 		goto later;
 	for (unsigned p = 0; p < vn->max_pairs; p++) {
@@ -397,9 +457,15 @@ vnet_tx_abandon(struct virtio_net *vn, bool push)
 	if (push) {
 		vnet_count(&vn->dropped, vn->tx.n - vn->tx.sent);
 		vnet_tx_complete(vn);
+		/* Nothing held across a pause or into a saved state. */
+		vnet_tx_irq_release(vn);
 	}
 	vn->tx.n = vn->tx.sent = 0;
 	vtimer_cancel(&vn->tx_timer);
+	/* Without push the rings are not the driver's any more (reset,
+	 * or replaced by a loaded state): nothing to tell it. */
+	vn->tx_irq_held = 0;
+	vtimer_cancel(&vn->tx_irq_timer);
 }
 
 /* --- receive --- */
@@ -1102,6 +1168,7 @@ virtio_net_free(struct virtio_net *vn)
 {
 	netdev_vsw_fini(&vn->be);
 	vtimer_cancel(&vn->tx_timer);
+	vtimer_cancel(&vn->tx_irq_timer);
 	vtimer_cancel(&vn->rx_timer);
 	for (unsigned p = 0; p < VIRTIO_NET_MAX_PAIRS; p++)
 		free(vn->held[p].c);
@@ -1203,6 +1270,7 @@ virtio_net_new(struct vm *vm, int i, const struct vmcfg_nic *n)
 	else
 		vnet_default_mac(vm->cfg, i, vn->mac);
 	vtimer_init(&vn->tx_timer, vm->loop, virtio_net_tx_timer, vn);
+	vtimer_init(&vn->tx_irq_timer, vm->loop, virtio_net_tx_irq_timer, vn);
 	vtimer_init(&vn->rx_timer, vm->loop, virtio_net_rx_timer, vn);
 	if ((err = vnet_alloc(vn)) < 0)
 		goto fail;
