@@ -9,23 +9,14 @@
 # A refused revert is refused before the running VM is stopped: it goes
 # on running as it was.
 set -u
+. "$(dirname "$0")/linux-lib.sh"
 build=${BUILD:-build}
 tv=$(realpath "$build/termvisor")
 kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
 [ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
 [ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force g >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox g
 log=$tmp/ds/g/g.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # wait_log PATTERN SECONDS
 wait_log() {

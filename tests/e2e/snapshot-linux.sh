@@ -10,18 +10,8 @@ here=$(dirname "$0")
 . "$here/linux-lib.sh"
 need_guest
 tv=$(realpath "$tv")
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force sn >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox sn
 log=$tmp/ds/sn/sn.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # The last "count N" in the log from byte offset $1 (0: none yet).
 last_count() {

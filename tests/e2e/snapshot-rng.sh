@@ -13,18 +13,8 @@ here=$(dirname "$0")
 need_guest
 tv=$(realpath "$tv")
 accel=bt
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force rg >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox rg
 log=$tmp/ds/rg/rg.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # Lines "count N pci=P hw=H" from byte offset $1: the last or first N.
 counts() { tail -c +"$1" "$log" 2>/dev/null | tr -d '\r' | grep '^count [0-9]* pci='; }
