@@ -9,6 +9,8 @@
  * keeps the batch (and the rest in the ring) and resumes when the socket
  * has room (POLLOUT) rather than dropping it, so a fast sender is
  * slowed, not punished with retransmissions; a link that is down drops.
+ * The interrupt for a pass's completions is moderated: decided at the
+ * driver's next kick or VNET_TX_IRQ_NS later (vnet_tx_irq_hold).
  *
  * Receive: the socket is watched only while some receive queue has
  * buffers (otherwise the switch holds the excess and pauses the
