@@ -19,6 +19,18 @@ run_ok(struct tvm *t, int ms)
 	    (int)t->nout, t->out);
 }
 
+/* Run st on t until it halts, from a clean fault marker, and read st
+ * back: the vector the guest's fault stub recorded, 0xff for none. */
+static uint8_t
+run_fault_vec(struct tvm *t, struct cpu_state *st)
+{
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, st), 0);
+	run_ok(t, 2000);
+	bt_accel_ops.get_state(t->vcpu, st);
+	return t->vm->ram[TVM_FAULT_VEC];
+}
+
 static void
 rm_pm(uint16_t cs, uint16_t ip)
 {
@@ -710,11 +722,7 @@ Test(bt, invlpg_in_a_large_page_and_mov_cr3_drop_data_translations)
 	for (uint64_t k = 0; k < 512; k++)
 		tvm_set64(t, pd + k * 8, (k << 21) | 0x87);
 	tvm_set64(t, pd + 16, 0x800000 | 0x87);
-	t->vm->ram[TVM_FAULT_VEC] = 0xff;
-	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
-	run_ok(t, 2000);
-	bt_accel_ops.get_state(t->vcpu, &st);
-	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	cr_assert_eq(run_fault_vec(t, &st), 0xff, "no fault");
 	cr_assert_eq(st.gpr[R_RBX], 0x1111);
 	cr_assert_eq(st.gpr[R_RDX], 0x2222, "stale after INVLPG: %#lx",
 	    (unsigned long)st.gpr[R_RDX]);
@@ -745,11 +753,7 @@ Test(bt, mov_cr3_drops_an_entry_a_global_page_used_before)
 	tvm_set64(t, 0x400000, 0x1111);
 	tvm_set64(t, 0xc00000, 0x2222);
 	tvm_set64(t, 0xe00000, 0x3333);
-	t->vm->ram[TVM_FAULT_VEC] = 0xff;
-	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
-	run_ok(t, 2000);
-	bt_accel_ops.get_state(t->vcpu, &st);
-	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0xff, "no fault");
+	cr_assert_eq(run_fault_vec(t, &st), 0xff, "no fault");
 	cr_assert_eq(st.gpr[R_RBX], 0x1111);
 	cr_assert_eq(st.gpr[R_RCX], 0x2222);
 	cr_assert_eq(st.gpr[R_RDX], 0x3333, "stale after MOV CR3: %#lx",
@@ -765,19 +769,17 @@ huge_page_run(const uint8_t *code, size_t n, uint32_t err)
 	static const uint8_t f[] = { 0xb8, 1, 0, 0, 0, 0xc3 };	/* eax=1 */
 	struct tvm *t = tvm_new(16 << 20);
 	struct cpu_state st;
+	uint8_t vec;
 
 	tvm_put(t, 0x200000, code, n);
 	tvm_put(t, 0x400000, f, sizeof(f));
 	tvm_long_mode(t, &st, 0x200000);
 	tvm_set64(t, TVM_PDPT + 8, 0x87);
-	t->vm->ram[TVM_FAULT_VEC] = 0xff;
 	st.gpr[R_RBX] = 0;
-	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
-	run_ok(t, 2000);
-	bt_accel_ops.get_state(t->vcpu, &st);
-	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14, "no #PF (vector %d), "
+	vec = run_fault_vec(t, &st);
+	cr_assert_eq(vec, 14, "no #PF (vector %d), "
 	    "rbx %#lx: a stale translation was used",
-	    t->vm->ram[TVM_FAULT_VEC], (unsigned long)st.gpr[R_RBX]);
+	    vec, (unsigned long)st.gpr[R_RBX]);
 	cr_assert_eq(st.cr2, 0x40400000);
 	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), err, "error code");
 	tvm_free(t);
@@ -833,17 +835,14 @@ Test(bt, ring3_block_spilling_onto_a_kernel_page_faults)
 	    0xb8, 0x11, 0x22, 0x33, 0x44, 0xc3 };
 	struct tvm *t = tvm_new(16 << 20);
 	struct cpu_state st;
+	uint8_t vec;
 
 	tvm_put(t, 0x200000, code, sizeof(code));
 	tvm_put(t, 0x3ffff8, f, sizeof(f));
 	tvm_long_mode(t, &st, 0x200000);
 	tvm_set64(t, TVM_PD + 2 * 8, (2ull << 21) | 0x83);	/* U=0 */
-	t->vm->ram[TVM_FAULT_VEC] = 0xff;
-	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
-	run_ok(t, 2000);
-	bt_accel_ops.get_state(t->vcpu, &st);
-	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 14, "#PF, not vector %d",
-	    t->vm->ram[TVM_FAULT_VEC]);
+	vec = run_fault_vec(t, &st);
+	cr_assert_eq(vec, 14, "#PF, not vector %d", vec);
 	cr_assert_eq(st.cr2, 0x400000, "cr2 %#lx", (unsigned long)st.cr2);
 	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x15, "P|U|I/D");
 	cr_assert_eq(tvm_get64(t, st.gpr[R_RSP] + 8), 0x3ffffe,
