@@ -291,16 +291,20 @@ vnet_tx_irq_hold(struct virtio_net *vn, unsigned q)
 		vtimer_arm(&vn->tx_irq_timer, vclock_ns() + VNET_TX_IRQ_NS);
 }
 
+/* Decide now for queue q. */
+static void
+vnet_tx_irq_now(struct virtio_net *vn, unsigned q)
+{
+	vn->tx_irq_held &= ~(1u << q);
+	virtq_notify(&vn->vd, q);
+}
+
 /* Decide now for every held queue. */
 static void
 vnet_tx_irq_release(struct virtio_net *vn)
 {
-	while (vn->tx_irq_held != 0) {
-		unsigned q = (unsigned)__builtin_ctz(vn->tx_irq_held);
-
-		vn->tx_irq_held &= ~(1u << q);
-		virtq_notify(&vn->vd, q);
-	}
+	while (vn->tx_irq_held != 0)
+		vnet_tx_irq_now(vn, (unsigned)__builtin_ctz(vn->tx_irq_held));
 }
 
 static void
@@ -317,12 +321,10 @@ vnet_tx_complete(struct virtio_net *vn)
 
 	for (unsigned i = 0; i < t->n; i++)
 		virtq_push(&vn->vd, t->q, t->c[i].head, 0);
-	if (t->n > 0 && t->bulk) {
-		vn->tx_irq_held &= ~(1u << t->q);
-		virtq_notify(&vn->vd, t->q);
-	} else if (t->n > 0) {
+	if (t->n > 0 && t->bulk)
+		vnet_tx_irq_now(vn, t->q);
+	else if (t->n > 0)
 		vnet_tx_irq_hold(vn, t->q);
-	}
 	t->n = t->sent = 0;
 }
 
