@@ -66,5 +66,8 @@ void devices_resume(struct vm *vm);
 void *devices_find(struct vm *vm, const struct device_ops *ops);
 /* Save or load every instance, each as its own named section. */
 int devices_snapshot(struct vm *vm, struct snap *s);
+/* The same for the first n instances only (a load into a VM that has
+ * gained devices since the save: vmstate.c). */
+int devices_snapshot_n(struct vm *vm, struct snap *s, int n);
 
 #endif

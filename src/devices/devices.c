@@ -132,7 +132,13 @@ devices_find(struct vm *vm, const struct device_ops *ops)
 int
 devices_snapshot(struct vm *vm, struct snap *s)
 {
-	for (int i = 0; i < vm->ndevices; i++) {
+	return devices_snapshot_n(vm, s, vm->ndevices);
+}
+
+int
+devices_snapshot_n(struct vm *vm, struct snap *s, int n)
+{
+	for (int i = 0; i < n && i < vm->ndevices; i++) {
 		struct device_inst *d = &vm->devices[i];
 
 		if (d->ops->snapshot == NULL) {

@@ -595,27 +595,6 @@ vmstate_load_to_kvm(struct vm *vm, struct snap *s, const struct cpu_state *st,
 	free(x);
 }
 
-/* Devices [0, nsaved) from their sections, in list order; the rest
- * have none (vmstate_devices_check). */
-static int
-vmstate_load_devices(struct vm *vm, struct snap *s, int nsaved)
-{
-	for (int i = 0; i < nsaved && snap_error(s) == 0; i++) {
-		struct device_inst *d = &vm->devices[i];
-
-		if (d->ops->snapshot == NULL) {
-			snap_fail(s, -ENOTSUP, "device %s cannot be "
-			    "snapshotted", d->name);
-			break;
-		}
-		if (snap_section_begin(s, d->name, d->ops->snapshot_version)
-		    == 0)
-			d->ops->snapshot(d->state, s);
-		snap_section_end(s);
-	}
-	return snap_error(s);
-}
-
 /*
  * Put the devices the saved VM lacked, [nsaved, ndevices), at power-on,
  * before any device loads.  vm_create() placed their BARs as firmware
@@ -695,7 +674,7 @@ vmstate_load(struct vm *vm, struct snap *s)
 	for (int i = 0; i < vm->nvcpus && snap_error(s) == 0; i++)
 		vmstate_load_accel(vm, s, h->accel, vm->vcpus[i]);
 	if (snap_error(s) == 0)
-		vmstate_load_devices(vm, s, nsaved);
+		devices_snapshot_n(vm, s, nsaved);
 	if (snap_error(s) == 0)
 		vmstate_load_accel(vm, s, h->accel, NULL);
 end:
