@@ -2,6 +2,7 @@
 # command in it (the guest's tv.run), capturing the serial console.
 guest=${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest
 tv=${BUILD:-build}/termvisor
+. "$(dirname "${BASH_SOURCE[0]}")/sandbox-lib.sh"
 
 need_guest() {
 	[ -r "$guest/vmlinuz" ] && [ -r "$guest/initrd.img" ] ||
@@ -34,22 +35,3 @@ tmux_wait() {
 	tmux capture-pane -t "$1" -p | tail -n 15
 	return 1
 }
-
-# A private datastore and runtime directory in a new $tmp for a test's
-# VMs NAME...: they are stopped and $tmp removed when the script exits.
-# Sets tmp and fails; ok and bad report a check and count failures.
-vm_sandbox() {
-	tmp=$(mktemp -d)
-	sandbox_vms="$*"
-	trap vm_sandbox_cleanup EXIT
-	export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-	mkdir -m 700 "$XDG_RUNTIME_DIR"
-	fails=0
-}
-vm_sandbox_cleanup() {
-	local v
-	for v in $sandbox_vms; do "$tv" vm stop --force "$v" >/dev/null 2>&1; done
-	rm -rf "$tmp"
-}
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }

@@ -18,15 +18,9 @@ tv=$(realpath "$BUILD/termvisor")
 g=$(realpath "$BUILD/guests/migcount.bin" 2>/dev/null)
 [ -r "$g" ] || { echo "test guests not built (make test-guests)"; exit 77; }
 [ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force g >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/sandbox-lib.sh"
+vm_sandbox g
 fail() { echo "FAIL: $*"; exit 1; }
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
 log=$tmp/ds/g/g.log
 
 # The "count N" lines of the log from byte offset $1 on, but the last
@@ -36,20 +30,13 @@ counts_from() {
 		grep -ao '^count [0-9]*$' | awk '{print $2}'
 }
 last_count() { counts_from 0 | tail -n 1; }
-
-# wait_count FROM N SECONDS: N complete counts after byte FROM.
-wait_count() {
-	for ((i = 0; i < $3 * 5; i++)); do
-		[ "$(counts_from "$1" | wc -l)" -ge "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
+# How many complete counts after byte $1 (for wait_count).
+ncounts_from() { counts_from "$1" | wc -l; }
 
 "$tv" vm create g --memory 64M --cpus 2 --kernel "$g" --accel kvm >/dev/null &&
 	"$tv" vm set g cpu=baseline >/dev/null || fail "vm create"
 "$tv" vm start g >/dev/null || fail "vm start"
-wait_count 0 100 60 || fail "the guest does not count under KVM: $(tail -3 "$log")"
+wait_count ncounts_from 0 100 60 || fail "the guest does not count under KVM: $(tail -3 "$log")"
 
 # revert_to FROM TO SNAP: snapshot under FROM, revert under TO; the guest
 # goes on from the snapshot's count.
@@ -59,7 +46,7 @@ revert_to() {
 	"$tv" snapshot take g "$s" >"$tmp/out" 2>&1 || fail "take under $from: $(cat "$tmp/out")"
 	after=$(last_count)
 	# Let it count well past the snapshot, so a revert is visible.
-	wait_count "$(stat -c %s "$log")" 20 60 || fail "no counting after the snapshot under $from"
+	wait_count ncounts_from "$(stat -c %s "$log")" 20 60 || fail "no counting after the snapshot under $from"
 	"$tv" vm set g accel="$to" >/dev/null || fail "vm set accel=$to"
 	for try in 1 2; do
 		off=$(stat -c %s "$log")
@@ -69,13 +56,13 @@ revert_to() {
 		# The old process may have printed a little more: the new
 		# one starts at its first message (mid-line, maybe).
 		off=$(grep -abo "termvisor: VNC server" "$log" | tail -n 1 | cut -d: -f1)
-		wait_count "$off" 40 60 && break
-		[ "$to" = kvm ] && [ "$try" = 1 ] && [ "$(counts_from "$off" | wc -l)" -eq 0 ] ||
+		wait_count ncounts_from "$off" 40 60 && break
+		[ "$to" = kvm ] && [ "$try" = 1 ] && [ "$(ncounts_from "$off")" -eq 0 ] ||
 			fail "$from -> $to: the guest does not count on after the revert: $(tail -c 200 "$log")"
 		echo "note: the reverted vCPU (CPL 3) never ran under KVM (this KVM's quirk); once more"
 	done
 	first=$(counts_from "$off" | head -n 1)
-	n=$(counts_from "$off" | wc -l)
+	n=$(ncounts_from "$off")
 	# Where the snapshot caught it: after the last count seen before
 	# the take, before the second one after it (the line it cut ends
 	# after the revert, not a complete "count N" line there).
@@ -87,7 +74,7 @@ revert_to() {
 		fail "$from -> $to: the guest booted again"
 	tail -c +"$((off + 1))" "$log" | grep -aq "BAD\|^not ok" &&
 		fail "$from -> $to: $(tail -c +"$((off + 1))" "$log" | grep -a "BAD\|^not ok" | head -3)"
-	wait_count "$off" 40 60 && tail -c +"$((off + 1))" "$log" | grep -aq "^check [0-9]* OK" ||
+	wait_count ncounts_from "$off" 40 60 && tail -c +"$((off + 1))" "$log" | grep -aq "^check [0-9]* OK" ||
 		fail "$from -> $to: no check of the buffer after the revert"
 	echo "ok $from -> $to: snapshot between counts $before and $after, counting on at $first ($n counts, buffer checks OK)"
 }

@@ -22,14 +22,6 @@ first_count() {
 	tail -c +"$1" "$log" 2>/dev/null | tr -d '\r' |
 		sed -n 's/^count \([0-9][0-9]*\)$/\1/p' | head -n 1 | grep . || echo 0
 }
-# wait_count FROM N SECONDS: until the count from offset FROM reaches N.
-wait_count() {
-	for ((i = 0; i < $3 * 5; i++)); do
-		[ "$(last_count "$1")" -ge "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
 
 cmd='i=0; while true; do i=$((i+1)); echo "count $i"; sleep 0.2; done'
 "$tv" vm create sn --memory 128M --accel bt --new-disk 8M --kernel "$guest/vmlinuz" \
@@ -37,7 +29,7 @@ cmd='i=0; while true; do i=$((i+1)); echo "count $i"; sleep 0.2; done'
 	--append "console=ttyS0 panic=-1 tv.quiet=1 tv.run=$(tv_enc "$cmd")" \
 	>/dev/null || { echo "vm create failed"; exit 1; }
 "$tv" vm start sn >/dev/null || { echo "vm start failed"; tail "$log"; exit 1; }
-wait_count 1 3 120 || { echo "FAIL: the guest never counted"; tail -n 20 "$log"; exit 1; }
+wait_count last_count 1 3 120 || { echo "FAIL: the guest never counted"; tail -n 20 "$log"; exit 1; }
 
 # The guest runs on while its RAM is written: the snapshot's count is
 # between the ones printed before and after the take.
@@ -51,7 +43,7 @@ disk=$(sed -n 's/^disk0.path = "\(.*\)"$/\1/p' "$tmp/ds/sn/sn.vmx")
 	qemu-img info -U "$tmp/ds/sn/$disk" | grep -q "backing file: sn-disk0.qcow2" &&
 	ok "the running VM's disk moved onto an overlay ($disk)" ||
 	bad "disk after take: $disk"
-wait_count 1 $((at + 10)) 60 || bad "the guest stopped counting after the snapshot"
+wait_count last_count 1 $((at + 10)) 60 || bad "the guest stopped counting after the snapshot"
 later=$(last_count 1)
 "$tv" snapshot list sn | grep -q '^\*s1 .*running' && ok "list marks s1 current" ||
 	bad "snapshot list: $("$tv" snapshot list sn)"
@@ -88,7 +80,7 @@ for ((i = 0; i < 300; i++)); do	# until the VM's process has ended
 done
 from=$(($(stat -c %s "$log") + 1))
 "$tv" snapshot revert sn s1 >"$tmp/out" 2>&1 || { bad "revert"; cat "$tmp/out"; }
-wait_count "$from" 1 60 || bad "no count after the revert"
+wait_count last_count "$from" 1 60 || bad "no count after the revert"
 first=$(first_count "$from")
 if [ "$first" -gt "$before" ] && [ "$first" -le $((at + 1)) ] && [ "$first" -lt "$later" ]; then
 	ok "revert resumes the counter at $first (snapshot between $before and $at, it had reached $later)"
@@ -96,7 +88,7 @@ else
 	bad "after the revert the counter is at $first (snapshot between $before and $at, later $later)"
 	tail -c +"$from" "$log" | head -n 20
 fi
-wait_count "$from" $((first + 5)) 60 && ok "and it keeps counting" || bad "stopped after the revert"
+wait_count last_count "$from" $((first + 5)) 60 && ok "and it keeps counting" || bad "stopped after the revert"
 "$tv" snapshot delete sn s1 >/dev/null && [ ! -e "$mem" ] &&
 	ok "delete removes the memory file" || bad "snapshot delete"
 

@@ -20,14 +20,6 @@ log=$tmp/ds/rg/rg.log
 counts() { tail -c +"$1" "$log" 2>/dev/null | tr -d '\r' | grep '^count [0-9]* pci='; }
 last_count() { counts "$1" | tail -n 1 | cut -d' ' -f2 | grep . || echo 0; }
 first_count() { counts "$1" | head -n 1 | cut -d' ' -f2 | grep . || echo 0; }
-# wait_count FROM N SECONDS: until the count from offset FROM reaches N.
-wait_count() {
-	for ((i = 0; i < $3 * 5; i++)); do
-		[ "$(last_count "$1")" -ge "$2" ] && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # wait_line FROM REGEX SECONDS: until a count line from FROM matches.
 wait_line() {
 	for ((i = 0; i < $3 * 5; i++)); do
@@ -58,14 +50,14 @@ cmd=$(tr '\n' ' ' <<<"$cmd")
 	>/dev/null && "$tv" vm set rg rng=off display=none >/dev/null ||
 	{ echo "FAIL: vm create"; exit 1; }
 "$tv" vm start rg >/dev/null || { echo "FAIL: vm start"; tail "$log"; exit 1; }
-wait_count 1 3 90 || { echo "FAIL: the guest never counted"; tail -n 20 "$log"; exit 1; }
+wait_count last_count 1 3 90 || { echo "FAIL: the guest never counted"; tail -n 20 "$log"; exit 1; }
 counts 1 | tail -n 1 | grep -q 'pci=0 hw=0$' && ok "rng off: no virtio-rng, no /dev/hwrng" ||
 	bad "rng off: $(counts 1 | tail -n 1)"
 
 before=$(last_count 1)
 "$tv" snapshot take rg s1 >"$tmp/out" 2>&1 || { bad "snapshot take"; cat "$tmp/out"; }
 at=$(last_count 1)
-wait_count 1 $((at + 5)) 30 || bad "the guest stopped counting after the take"
+wait_count last_count 1 $((at + 5)) 30 || bad "the guest stopped counting after the take"
 later=$(last_count 1)
 
 stopped
@@ -74,7 +66,7 @@ from=$(($(stat -c %s "$log") + 1))
 "$tv" snapshot revert rg s1 >"$tmp/out" 2>&1 &&
 	ok "a snapshot without the rng reverts with it on" ||
 	{ bad "revert with the rng on"; cat "$tmp/out"; tail -n 5 "$log"; }
-wait_count "$from" 1 30 || bad "no count after the revert"
+wait_count last_count "$from" 1 30 || bad "no count after the revert"
 first=$(first_count "$from")
 if [ "$first" -gt "$before" ] && [ "$first" -le $((at + 1)) ] && [ "$first" -lt "$later" ]; then
 	ok "the guest resumes at $first (snapshot between $before and $at, it had reached $later)"
@@ -100,7 +92,7 @@ rc=$?
 if [ $rc -ne 0 ] && grep -q "virtio-rng0 in the saved VM but (none) here" "$tmp/out"; then
 	ok "a snapshot with the rng is refused without it: $(grep -o 'device [0-9]* is.*' "$tmp/out" | head -n 1)"
 	n=$(last_count "$from")
-	wait_count "$from" $((n + 2)) 20 && ok "and the VM runs on" || bad "the refused revert stopped the VM"
+	wait_count last_count "$from" $((n + 2)) 20 && ok "and the VM runs on" || bad "the refused revert stopped the VM"
 else
 	bad "revert of s2 with the rng off: exit $rc"; cat "$tmp/out"
 fi

@@ -1,0 +1,37 @@
+# Shared by the e2e tests that run VMs (linux-lib.sh sources it; tests
+# that do not boot the reference guest source it alone): a private
+# datastore and runtime directory, and the ok/bad report lines.
+
+# vm_sandbox NAME...: a new $tmp holding TERMVISOR_DATASTORE and
+# XDG_RUNTIME_DIR for the test's VMs NAME...  When the script exits the
+# VMs are stopped, then sandbox_hook runs if the script defines one
+# (for what else it started: background pids, a tmux server, a switch),
+# then $tmp is removed (kept and named with KEEP=1).  Sets tmp and fails.
+vm_sandbox() {
+	tmp=$(mktemp -d)
+	sandbox_vms="$*"
+	trap vm_sandbox_cleanup EXIT
+	export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+	mkdir -m 700 "$XDG_RUNTIME_DIR"
+	fails=0
+}
+vm_sandbox_cleanup() {
+	local v
+	for v in $sandbox_vms; do "$tv" vm stop --force "$v" >/dev/null 2>&1; done
+	declare -F sandbox_hook >/dev/null && sandbox_hook
+	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+# ok WHAT and bad WHAT report a check; bad counts it in $fails.
+ok() { echo "ok $*"; }
+bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# wait_count PARSER FROM N SECONDS: poll until `PARSER FROM` (the test's
+# reading of its guest's log from byte offset FROM) prints N or more.
+wait_count() {
+	local i
+	for ((i = 0; i < $4 * 5; i++)); do
+		[ "$("$1" "$2")" -ge "$3" ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
