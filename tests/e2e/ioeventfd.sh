@@ -7,25 +7,11 @@
 # take the user-space table (the unit tests show it skips the device lock);
 # here every request must still complete, with it on and off.
 set -u
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/virtiokick.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-cleanup() {
-	for n in "$TERMVISOR_DATASTORE"/*/; do
-		[ -d "$n" ] && "$tv" vm stop --force "$(basename "$n")" >/dev/null 2>&1
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest virtiokick.elf
+vm_sandbox vk-bt-1 vk-bt-0 vk-kvm-1 vk-kvm-0	# run's vk-ACCEL-IOEVENTFD
 truncate -s 1M "$tmp/disk.raw"
 N=2000
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # run ACCEL IOEVENTFD: prints the VM's MMIO exits once the guest is done,
 # and the guest's TSC ticks per request (kick to completion).

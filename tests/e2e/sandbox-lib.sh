@@ -2,6 +2,14 @@
 # that do not boot the reference guest source it alone): a private
 # datastore and runtime directory, and the ok/bad report lines.
 
+# need_test_guest FILE: sets tv to the termvisor binary and kernel to the
+# test guest FILE (make test-guests) in $BUILD, or skips the test.
+need_test_guest() {
+	tv=$(realpath "${BUILD:-build}/termvisor")
+	kernel=$(realpath "${BUILD:-build}/guests/$1" 2>/dev/null)
+	[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+}
+
 # vm_sandbox NAME...: a new $tmp holding TERMVISOR_DATASTORE and
 # XDG_RUNTIME_DIR for the test's VMs NAME...  When the script exits the
 # VMs are stopped, then sandbox_hook runs if the script defines one

@@ -13,12 +13,9 @@
 # when nothing counts for 20 s after such a revert the test says so and
 # reverts once more.
 set -u
-BUILD=${BUILD:-build}
-tv=$(realpath "$BUILD/termvisor")
-g=$(realpath "$BUILD/guests/migcount.bin" 2>/dev/null)
-[ -r "$g" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-[ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
 . "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest migcount.bin
+[ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
 vm_sandbox g
 fail() { echo "FAIL: $*"; exit 1; }
 log=$tmp/ds/g/g.log
@@ -33,7 +30,7 @@ last_count() { counts_from 0 | tail -n 1; }
 # How many complete counts after byte $1 (for wait_count).
 ncounts_from() { counts_from "$1" | wc -l; }
 
-"$tv" vm create g --memory 64M --cpus 2 --kernel "$g" --accel kvm >/dev/null &&
+"$tv" vm create g --memory 64M --cpus 2 --kernel "$kernel" --accel kvm >/dev/null &&
 	"$tv" vm set g cpu=baseline >/dev/null || fail "vm create"
 "$tv" vm start g >/dev/null || fail "vm start"
 wait_count ncounts_from 0 100 60 || fail "the guest does not count under KVM: $(tail -3 "$log")"

@@ -10,10 +10,7 @@
 # on running as it was.
 set -u
 . "$(dirname "$0")/linux-lib.sh"
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+need_test_guest multiboot.elf
 [ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
 vm_sandbox g
 log=$tmp/ds/g/g.log

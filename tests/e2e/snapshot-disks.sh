@@ -4,20 +4,12 @@
 # qemu-io writes and reads the images, qemu-img checks them), delete
 # keeps what other snapshots still read and removes the rest.
 set -u
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest multiboot.elf
 command -v qemu-io >/dev/null && command -v qemu-img >/dev/null ||
 	{ echo "qemu-io/qemu-img not installed (qemu-utils)"; exit 77; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox	# d1 is never started
 dir=$tmp/ds/d1
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 disk() { sed -n 's/^disk0.path = "\(.*\)"$/\1/p' "$dir/d1.vmx"; }
 # put BYTE: fill the first 64 KiB of the VM's current disk with BYTE
 put() { qemu-io -f qcow2 -c "write -P $1 0 64k" "$dir/$(disk)" >/dev/null; }

@@ -4,22 +4,10 @@
 # file, answering before and after), an attached vm console stays attached
 # and shows both boots, and console history spans the reset.
 set -u
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force mb >/dev/null 2>&1
-	[ -n "${conpid:-}" ] && kill "$conpid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest multiboot.elf
+vm_sandbox mb
+sandbox_hook() { [ -n "${conpid:-}" ] && kill "$conpid" 2>/dev/null; }
 sock=$XDG_RUNTIME_DIR/termvisor/mb.sock
 boots() { grep -c "checks [0-9]* passed" "$1" 2>/dev/null; }
 

@@ -4,21 +4,9 @@
 # datastore: start returns once the VM runs, a second start is refused,
 # console with stdin from a pipe shows the guest's output, stop ends it.
 set -u
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force mb >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest multiboot.elf
+vm_sandbox mb
 
 # expect STATUS TEXT CMD...: exit status and a piece of the output
 expect() {

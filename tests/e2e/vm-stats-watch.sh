@@ -4,22 +4,10 @@
 # a line a second without a terminal until SIGINT (exit 0), a top-like
 # screen in a terminal (tmux), and the end of the VM ends the watch.
 set -u
-build=${BUILD:-build}
-tv=$(realpath "$build/termvisor")
-kernel=$(realpath "$build/guests/multiboot.elf" 2>/dev/null)
-[ -r "$kernel" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force st >/dev/null 2>&1
-	tmux -S "$tmp/tmux" kill-server 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest multiboot.elf
+vm_sandbox st
+sandbox_hook() { tmux -S "$tmp/tmux" kill-server 2>/dev/null; }
 
 "$tv" vm create st --memory 64M --kernel "$kernel" --vnc "unix:$tmp/vnc" \
 	>/dev/null && "$tv" vm start st >"$tmp/out" || { echo "FAIL vm start"; exit 1; }
