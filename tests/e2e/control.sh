@@ -10,19 +10,11 @@ tv=$(realpath "${BUILD:-build}/termvisor")
 guest=${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest
 [ -r "$guest/vmlinuz" ] || { echo "reference guest not built (make guest)"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
-tmp=$(mktemp -d)
+. "$(dirname "$0")/sandbox-lib.sh"
 pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox	# its VM (web) runs under `tv run`: killed by pid, in pids
+sandbox_hook() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
 sock="$XDG_RUNTIME_DIR/termvisor/web.sock"
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # expect STATUS TEXT CMD...: exit status and a piece of the output
 expect() {

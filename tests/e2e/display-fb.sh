@@ -14,27 +14,8 @@ here=$(dirname "$0")
 need_guest
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 tv=$(realpath "$tv")
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force fb >/dev/null 2>&1
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox fb
 log=$tmp/ds/fb/fb.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-# wait_log TEXT SECONDS
-wait_log() {
-	for ((i = 0; i < $2 * 5; i++)); do
-		grep -q "^$1" "$log" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
-}
 
 # A line of 512 pixels of (R,G,B) ff,80,40 then 512 of 10,20,f0 (the
 # framebuffer is XRGB8888: bytes B, G, R, X), on lines 700-767.  Then the
@@ -141,7 +122,7 @@ EOF
 # then a line on the serial console lets the guest go on (it waits for
 # it with read, so a slow host never misses a step).
 shot() {
-	if ! wait_log "$2" 120; then
+	if ! wait_log "^$2" 120; then
 		bad "the guest never said $2"; tail -n 20 "$log"; return 1
 	fi
 	"$tv" vm screenshot fb "$tmp/$1.png" >"$tmp/out" 2>&1 &&

@@ -12,19 +12,9 @@ set -u
 need_guest
 tv=$(realpath "$tv")
 command -v python3 >/dev/null || { echo "python3 missing"; exit 77; }
-tmp=$(mktemp -d)
 pids=()
-cleanup() {
-	for vm in pa pr; do "$tv" vm stop --force "$vm" >/dev/null 2>&1; done
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
+vm_sandbox pa pr
+sandbox_hook() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; }
 sock() { echo "$XDG_RUNTIME_DIR/termvisor/$1.sock"; }
 
 # listen VM: every line the VM's control socket sends, into $tmp/VM.ev.

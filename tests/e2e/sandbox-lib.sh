@@ -43,3 +43,13 @@ wait_count() {
 	done
 	return 1
 }
+
+# wait_log REGEX SECONDS: poll until a line of $log (the VM's) matches.
+wait_log() {
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		grep -q -- "$1" "$log" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}

@@ -12,26 +12,8 @@ here=$(dirname "$0")
 need_guest
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 tv=$(realpath "$tv")
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force bo >/dev/null 2>&1
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox bo
 log=$tmp/ds/bo/bo.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
-
-wait_log() {
-	for ((i = 0; i < $2 * 5; i++)); do
-		grep -q "^$1" "$log" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
-}
 
 # 400 pixels of (R,G,B) ff,80,40 then 400 of 10,20,f0 on lines 500-599
 # (XRGB8888: bytes B, G, R, X; the driver's stride is 3200 bytes),
@@ -88,7 +70,7 @@ assert not bad, 'pattern differs at %s: %s' % (bad[0], px(*bad[0]))
 print('lines 500-599 hold the pattern')
 EOF
 
-if ! wait_log FB-PATTERN 600; then
+if ! wait_log ^FB-PATTERN 600; then
 	echo "FAIL: the guest never wrote its pattern"; tail -n 30 "$log"; exit 1
 fi
 # A line of its own: the kernel's "Command line:" quotes the command.

@@ -15,15 +15,6 @@ need_test_guest multiboot.elf
 vm_sandbox g
 log=$tmp/ds/g/g.log
 
-# wait_log PATTERN SECONDS
-wait_log() {
-	for ((i = 0; i < $2 * 5; i++)); do
-		grep -q -- "$1" "$log" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
-}
-
 # still_runs FROM TO: after a refused revert, the VM runs on as before.
 still_runs() {
 	"$tv" vm status g 2>/dev/null | grep -q "accel: *$1" &&

@@ -5,27 +5,20 @@
 # died as stale, and quit with status 0.  Without a terminal, `termvisor`
 # alone still prints its usage and exits 2.
 set -u
+. "$(dirname "$0")/sandbox-lib.sh"
 cd "$(dirname "$0")/../.."
 tv=$(realpath "${BUILD:-build}/termvisor")
 guest=$(realpath "${BUILD:-build}/guests/multiboot.elf" 2>/dev/null)
 command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 [ -r "$guest" ] || { echo "multiboot test guest not built"; exit 77; }
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox t1
 t() { tmux -S "$tmp/tmux" "$@"; }
-cleanup() {
-	"$tv" vm stop --force t1 >/dev/null 2>&1
+sandbox_hook() {
 	[ -n "${vmpid:-}" ] && kill -9 "$vmpid" 2>/dev/null
 	[ -n "${hungpid:-}" ] && kill "$hungpid" 2>/dev/null
 	t kill-server 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # screen: the pane's text now
 screen() { t capture-pane -p -t tui 2>/dev/null; }
