@@ -8,16 +8,9 @@ set -u
 need_guest
 command -v tmux >/dev/null || { echo "tmux is not installed"; exit 77; }
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox g
 t() { tmux -S "$tmp/tmux" "$@"; }
-cleanup() {
-	t kill-server 2>/dev/null
-	"$tvabs" vm stop --force g >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+sandbox_hook() { t kill-server 2>/dev/null; }
 screen() { t capture-pane -p -t tui 2>/dev/null; }
 # wait_for REGEX SECONDS: the pane shows a line matching REGEX
 wait_for() {

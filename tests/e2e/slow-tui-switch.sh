@@ -16,22 +16,18 @@ for c in tmux tshark python3; do
 	command -v $c >/dev/null || { echo "$c is not installed"; exit 77; }
 done
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run" TERMVISOR_BIN=$tvabs
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox ga gb
+export TERMVISOR_BIN=$tvabs
 t() { tmux -S "$tmp/tmux" "$@"; }
-cleanup() {
+# The dashboard's tmux, and the switch by the pid in its lock file.
+sandbox_hook() {
 	local f
 
 	t kill-server 2>/dev/null
-	"$tvabs" vm stop --force ga >/dev/null 2>&1
-	"$tvabs" vm stop --force gb >/dev/null 2>&1
 	for f in "$XDG_RUNTIME_DIR"/termvisor/*.vswitch.lock; do
 		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 	done
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
 screen() { t capture-pane -p -t tui 2>/dev/null; }
 # wait_for REGEX SECONDS: the pane shows a line matching REGEX
 wait_for() {

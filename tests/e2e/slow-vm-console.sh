@@ -10,15 +10,8 @@ need_guest
 command -v tmux >/dev/null || { echo "tmux is not installed"; exit 77; }
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
 s=tv-vmcon-$$
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-cleanup() {
-	tmux kill-session -t $s 2>/dev/null
-	"$tvabs" vm stop --force g >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+vm_sandbox g
+sandbox_hook() { tmux kill-session -t $s 2>/dev/null; }
 "$tvabs" vm create g --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" \
 	--append "console=ttyS0 cryptomgr.notests=1 tv.quiet=1" --accel bt \
 	>/dev/null || fail "vm create"

@@ -7,14 +7,7 @@ set -u
 . "$(dirname "$0")/linux-lib.sh"
 need_guest
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-cleanup() {
-	"$tvabs" vm stop --force g >/dev/null 2>&1
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+vm_sandbox g
 "$tvabs" vm create g --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" \
 	--append "console=ttyS0 cryptomgr.notests=1 tv.quiet=1" --accel bt \
 	>/dev/null || fail "vm create"

@@ -20,18 +20,9 @@ done
 [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null ||
 	{ echo "chromium is missing"; exit 77; }
 tv=$(realpath "$tv")
-tmp=$(mktemp -d)
-cleanup() {
-	"$tv" vm stop --force nv >/dev/null 2>&1
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run" HOME="$tmp"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+vm_sandbox nv
+export HOME="$tmp"
 log=$tmp/ds/nv/nv.log
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 
 # The picture (novnc_check.py knows it): band i of four is LEFT on its
 # left half and RIGHT on its right.  Pixels are XRGB8888 (bytes B, G, R,
