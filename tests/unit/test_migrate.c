@@ -21,6 +21,7 @@
 #include "migrate/migrate.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
+#include "unit/migrate_stream.h"
 
 /* --- a fake guest: two regions, a dirty log it keeps itself --- */
 
@@ -495,67 +496,28 @@ static struct vm_config cfg;
 static struct vm *
 new_vm(void)
 {
-	struct vm *vm;
-	int err = 0;
-
-	vm_config_defaults(&cfg);
-	cfg.memory = MEM;
-	cfg.cpus = 1;
-	snprintf(cfg.serial, sizeof(cfg.serial), "none");
-	vm = vm_create(&cfg, &bt_accel_ops, &err);
-	cr_assert_not_null(vm, "vm_create: %d", err);
-	return vm;
-}
-
-static int
-vm_dirty(void *opaque, int region, uint64_t *bitmap)
-{
-	struct vm *vm = opaque;
-
-	return vm->accel->dirty_log(vm, &vm->regions[region], bitmap);
+	ms_config(&cfg, MEM);
+	return ms_vm_create(&cfg);
 }
 
 /* The stream a source would send for vm (never run), in memory. */
 static uint8_t *
 whole_stream(struct vm *vm, size_t *len)
 {
-	struct migrate_ram_ops ops = { .dirty = vm_dirty, .opaque = vm };
+	struct migrate_ram_ops ops = { .dirty = ms_vm_dirty, .opaque = vm };
 	struct migrate_hello h = { .version = 1, .ram_size = MEM, .nvcpus = 1,
 	    .name = "t" };
-	struct migrate_mem mem = { .nregions = vm->nregions };
+	struct migrate_mem mem;
 	struct migrate_ram r;
 	struct migrate_chan ch;
-	uint8_t hb[128], *buf;
-	struct snap s;
-	FILE *tmp = tmpfile();
-	long n;
+	FILE *f = ms_begin(&ch, &h);
 
-	for (int i = 0; i < vm->nregions; i++) {
-		mem.r[i].gpa = vm->regions[i].gpa;
-		mem.r[i].size = vm->regions[i].size;
-		mem.r[i].hva = vm->regions[i].hva;
-	}
-	migrate_chan_init(&ch, -1, fileno(tmp));
-	cr_assert_eq(migrate_chan_write(&ch, MIGRATE_MAGIC, 8), 0);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_HELLO, hb,
-	    migrate_hello_encode(&h, hb, sizeof(hb))), 0);
+	ms_vm_mem(vm, &mem);
 	cr_assert_eq(migrate_ram_init(&r, &mem, &ops, &ch), 0);
 	cr_assert_eq(migrate_ram_live(&r), 0);
 	cr_assert_eq(migrate_ram_final(&r), 0);
 	migrate_ram_fini(&r);
-	snap_init_save(&s);
-	cr_assert_eq(vmstate_save(vm, &s), 0, "%s", s.errmsg);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_STATE, s.buf, s.len), 0);
-	snap_free(&s);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_END, NULL, 0), 0);
-	fflush(tmp);
-	n = ftell(tmp);
-	rewind(tmp);
-	buf = malloc((size_t)n);
-	cr_assert_eq(fread(buf, 1, (size_t)n, tmp), (size_t)n);
-	fclose(tmp);
-	*len = (size_t)n;
-	return buf;
+	return ms_end(&ch, f, vm, len);
 }
 
 Test(migrate, a_whole_stream_loads_and_damage_is_refused)

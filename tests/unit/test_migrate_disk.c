@@ -20,6 +20,7 @@
 #include "migrate/migrate.h"
 #include "migrate/snap.h"
 #include "migrate/vmstate.h"
+#include "unit/migrate_stream.h"
 #include "unit/scratch.h"
 #include "vmfs/blkdev.h"
 #include "vmfs/raw.h"
@@ -369,14 +370,9 @@ static struct vm_config cfg;
 static struct vm *
 vm_with_disk(const char *name)
 {
-	struct vm *vm;
 	char err[512];
-	int e = 0;
 
-	vm_config_defaults(&cfg);
-	cfg.memory = MEM;
-	cfg.cpus = 1;
-	snprintf(cfg.serial, sizeof(cfg.serial), "none");
+	ms_config(&cfg, MEM);
 	snprintf(cfg.disks[0].path, sizeof(cfg.disks[0].path), "%s/%s", dir,
 	    name);
 	snprintf(cfg.disks[0].format, sizeof(cfg.disks[0].format), "raw");
@@ -384,17 +380,7 @@ vm_with_disk(const char *name)
 	if (access(cfg.disks[0].path, F_OK) != 0)
 		cr_assert_eq(raw_create(cfg.disks[0].path, DSIZE, err,
 		    sizeof(err)), 0, "%s", err);
-	vm = vm_create(&cfg, &bt_accel_ops, &e);
-	cr_assert_not_null(vm, "vm_create: %d", e);
-	return vm;
-}
-
-static int
-vm_dirty(void *opaque, int region, uint64_t *bitmap)
-{
-	struct vm *vm = opaque;
-
-	return vm->accel->dirty_log(vm, &vm->regions[region], bitmap);
+	return ms_vm_create(&cfg);
 }
 
 struct both {
@@ -413,7 +399,7 @@ both_extra(void *opaque, bool final)
 static int
 both_dirty(void *opaque, int region, uint64_t *bitmap)
 {
-	return vm_dirty(((struct both *)opaque)->vm, region, bitmap);
+	return ms_vm_dirty(((struct both *)opaque)->vm, region, bitmap);
 }
 
 static uint8_t *
@@ -423,28 +409,18 @@ disk_stream(struct vm *vm, size_t *len)
 	struct migrate_disk_hdr hdr = { .format = "raw", .file = "t.img" };
 	struct migrate_hello h = { 2, MEM, 1, "t", MIGRATE_HELLO_DISKS, 1 };
 	struct blkdev *bd = virtio_blk_blkdev(vm, 0);
-	struct migrate_mem mem = { .nregions = vm->nregions };
+	struct migrate_mem mem;
 	struct migrate_disk_src ds;
 	struct both b = { vm, &ds };
 	struct migrate_ram_ops ops = { .dirty = both_dirty,
 	    .extra = both_extra, .opaque = &b };
 	struct migrate_ram r;
 	struct migrate_chan ch;
-	uint8_t hb[128], *buf, *data = malloc(CHUNK);
-	struct snap s;
-	FILE *tmp = tmpfile();
-	long n;
+	uint8_t *data = malloc(CHUNK);
+	FILE *f = ms_begin(&ch, &h);
 
 	cr_assert_not_null(bd);
-	for (int i = 0; i < vm->nregions; i++) {
-		mem.r[i].gpa = vm->regions[i].gpa;
-		mem.r[i].size = vm->regions[i].size;
-		mem.r[i].hva = vm->regions[i].hva;
-	}
-	migrate_chan_init(&ch, -1, fileno(tmp));
-	cr_assert_eq(migrate_chan_write(&ch, MIGRATE_MAGIC, 8), 0);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_HELLO, hb,
-	    migrate_hello_encode(&h, hb, sizeof(hb))), 0);
+	ms_vm_mem(vm, &mem);
 	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_CONFIG, vmx,
 	    sizeof(vmx) - 1), 0);
 	cr_assert_eq(migrate_disk_src_init(&ds, &bd, &hdr, 1, &ch), 0);
@@ -458,20 +434,8 @@ disk_stream(struct vm *vm, size_t *len)
 	cr_assert_eq(migrate_ram_final(&r), 0);
 	migrate_ram_fini(&r);
 	migrate_disk_src_fini(&ds);
-	snap_init_save(&s);
-	cr_assert_eq(vmstate_save(vm, &s), 0, "%s", s.errmsg);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_STATE, s.buf, s.len), 0);
-	snap_free(&s);
-	cr_assert_eq(migrate_rec_send(&ch, MIGRATE_REC_END, NULL, 0), 0);
-	fflush(tmp);
-	n = ftell(tmp);
-	rewind(tmp);
-	buf = malloc((size_t)n);
-	cr_assert_eq(fread(buf, 1, (size_t)n, tmp), (size_t)n);
-	fclose(tmp);
 	free(data);
-	*len = (size_t)n;
-	return buf;
+	return ms_end(&ch, f, vm, len);
 }
 
 Test(migrate_disk, a_version_2_stream_carries_the_disk)
