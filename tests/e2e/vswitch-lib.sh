@@ -4,24 +4,18 @@ tv=$(realpath "${BUILD:-build}/termvisor")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -x "$tv" ] || { echo "termvisor is not built"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
-tmp=$(mktemp -d)
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
+. "$here/sandbox-lib.sh"
+vm_sandbox
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
 vsw_cleanup_hooks=()
-vsw_cleanup() {
+sandbox_hook() {
 	local h f
 	for h in "${vsw_cleanup_hooks[@]}"; do eval "$h"; done
 	# Every switch this test started: by the pid in its lock file.
 	for f in "$tmp"/run*/termvisor/*.vswitch.lock; do
 		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 	done
-	rm -rf "$tmp"
 }
-trap vsw_cleanup EXIT
-fails=0
-ok() { echo "ok $*"; }
-bad() { echo "FAIL $*"; fails=$((fails + 1)); }
 finish() {
 	[ $fails -eq 0 ] || { echo "$fails failed"; exit 1; }
 	exit 0
