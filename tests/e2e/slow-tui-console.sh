@@ -5,22 +5,14 @@
 # pane, Ctrl-] goes back to the list with the VM still running.
 set -u
 . "$(dirname "$0")/linux-lib.sh"
+. "$(dirname "$0")/tui-lib.sh"
 need_guest
 command -v tmux >/dev/null || { echo "tmux is not installed"; exit 77; }
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
 vm_sandbox g
-t() { tmux -S "$tmp/tmux" "$@"; }
 sandbox_hook() { t kill-server 2>/dev/null; }
-screen() { t capture-pane -p -t tui 2>/dev/null; }
-# wait_for REGEX SECONDS: the pane shows a line matching REGEX
-wait_for() {
-	for ((i = 0; i < $2 * 2; i++)); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.5
-	done
-	screen | sed 's/^/	| /'
-	return 1
-}
+# wait_for REGEX SECONDS: the pane shows a line matching REGEX; or show it.
+wait_for() { wait_screen "$1" "$2" || { show_screen; return 1; }; }
 "$tvabs" vm create g --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" \
 	--append "console=ttyS0 cryptomgr.notests=1 tv.quiet=1" --accel bt \
 	>/dev/null || fail "vm create"

@@ -11,6 +11,7 @@
 #     its pings stop reaching gb), l again brings it back.
 set -u
 . "$(dirname "$0")/linux-lib.sh"
+. "$(dirname "$0")/tui-lib.sh"
 need_guest
 for c in tmux tshark python3; do
 	command -v $c >/dev/null || { echo "$c is not installed"; exit 77; }
@@ -18,7 +19,6 @@ done
 tvabs=$(cd "$(dirname "$tv")" && pwd)/$(basename "$tv")
 vm_sandbox ga gb
 export TERMVISOR_BIN=$tvabs
-t() { tmux -S "$tmp/tmux" "$@"; }
 # The dashboard's tmux, and the switch by the pid in its lock file.
 sandbox_hook() {
 	local f
@@ -28,16 +28,8 @@ sandbox_hook() {
 		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 	done
 }
-screen() { t capture-pane -p -t tui 2>/dev/null; }
-# wait_for REGEX SECONDS: the pane shows a line matching REGEX
-wait_for() {
-	for ((i = 0; i < $2 * 2; i++)); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.5
-	done
-	screen | sed 's/^/	| /'
-	return 1
-}
+# wait_for REGEX SECONDS: the pane shows a line matching REGEX; or show it.
+wait_for() { wait_screen "$1" "$2" || { show_screen; return 1; }; }
 # log_wait VM PATTERN SECONDS: the VM's console (its log) has PATTERN
 log_wait() {
 	for ((i = 0; i < $3 * 2; i++)); do

@@ -6,24 +6,15 @@
 # file, flattened; a raw image), which qemu-img finds identical.
 set -u
 . "$(dirname "$0")/storage-lib.sh"
+. "$(dirname "$0")/tui-lib.sh"
 cd "$(dirname "$0")/../.."
 command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
 stor_sandbox
-t() { tmux -S "$tmp/tmux" "$@"; }
 stor_hook() { t kill-server 2>/dev/null; }
 fail() {
 	echo "FAIL: $*"
-	t capture-pane -p -t tui 2>/dev/null | sed 's/^/	| /'
+	show_screen
 	exit 1
-}
-screen() { t capture-pane -p -t tui 2>/dev/null; }
-# wait_screen REGEX [SECONDS]
-wait_screen() {
-	for _ in $(seq $((${2:-10} * 10))); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 printf 'dashboard storage secret\n' >"$tmp/s"

@@ -16,32 +16,16 @@
 set -u
 cd "$(dirname "$0")/../.."
 . tests/e2e/vswitch-lib.sh
+. tests/e2e/tui-lib.sh
 guest=$(realpath "${BUILD:-build}/guests/multiboot.elf" 2>/dev/null)
 command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
 command -v tshark >/dev/null || { echo "tshark not installed"; exit 77; }
 [ -r "$guest" ] || { echo "multiboot test guest not built"; exit 77; }
 export TERMVISOR_BIN=$tv
-t() { tmux -S "$tmp/tmux" "$@"; }
 pids=()
 vsw_cleanup_hooks+=('"$tv" vm stop --force t1 >/dev/null 2>&1'
 	'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done'
 	't kill-server 2>/dev/null')
-screen() { t capture-pane -p -t tui 2>/dev/null; }
-wait_for() {
-	for _ in $(seq $((${2:-10} * 10))); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-expect() {
-	if wait_for "$2" "${3:-10}"; then
-		ok "$1"
-	else
-		bad "$1: no line matching '$2' on the screen:"
-		screen | sed 's/^/	| /'
-	fi
-}
 # nic_link: what the VM's control socket says of nic0's link
 nic_link() {
 	python3 - "$XDG_RUNTIME_DIR/termvisor/t1.sock" <<'EOF'

@@ -6,6 +6,7 @@
 # alone still prints its usage and exits 2.
 set -u
 . "$(dirname "$0")/sandbox-lib.sh"
+. "$(dirname "$0")/tui-lib.sh"
 cd "$(dirname "$0")/../.."
 tv=$(realpath "${BUILD:-build}/termvisor")
 guest=$(realpath "${BUILD:-build}/guests/multiboot.elf" 2>/dev/null)
@@ -13,31 +14,10 @@ command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
 [ -r "$guest" ] || { echo "multiboot test guest not built"; exit 77; }
 vm_sandbox t1
-t() { tmux -S "$tmp/tmux" "$@"; }
 sandbox_hook() {
 	[ -n "${vmpid:-}" ] && kill -9 "$vmpid" 2>/dev/null
 	[ -n "${hungpid:-}" ] && kill "$hungpid" 2>/dev/null
 	t kill-server 2>/dev/null
-}
-
-# screen: the pane's text now
-screen() { t capture-pane -p -t tui 2>/dev/null; }
-# wait_for REGEX [SECONDS]: the pane shows a line matching REGEX
-wait_for() {
-	for _ in $(seq $((${2:-10} * 10))); do
-		screen | grep -Eq -- "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-# expect WHAT REGEX [SECONDS]
-expect() {
-	if wait_for "$2" "${3:-10}"; then
-		ok "$1"
-	else
-		bad "$1: no line matching '$2' on the screen:"
-		screen | sed 's/^/	| /'
-	fi
 }
 
 out=$("$tv" </dev/null 2>&1)
