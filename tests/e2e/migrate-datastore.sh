@@ -10,42 +10,28 @@
 # go back to the source after the refusal and over to the destination
 # after the good migration (qemu-img info, which wants them, fails).
 set -u
-BUILD=${BUILD:-build}
-tv=$(readlink -f "$BUILD/termvisor")
-g=$(readlink -f "$BUILD/guests/multiboot.elf")
-[ -r "$g" ] || { echo "test guests not built (make test-guests)"; exit 77; }
-tmp=$(mktemp -d)
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest multiboot.elf
 pids=()
-cleanup() {
-	"$tv" vm stop --force g >/dev/null 2>&1
+vm_sandbox g
+sandbox_hook() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	rm -rf "$tmp"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-export TERMVISOR_DATASTORE=$tmp/ds XDG_RUNTIME_DIR=$tmp/run
-mkdir -m 700 "$XDG_RUNTIME_DIR"
 printf 'datastore migration secret\n' >"$tmp/s"
 lease=$tmp/ds/g/lease
 # The pid in the VM's lease file: who holds the lock.
 holder() { grep -ao 'pid[^0-9]*[0-9]*' "$lease" 2>/dev/null | grep -o '[0-9]*$'; }
-# wait_for SECONDS COMMAND...: until COMMAND succeeds.
-wait_for() {
-	local n=$(($1 * 10)); shift
-	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
 
-"$tv" vm create g --memory 64M --kernel "$g" --accel bt --new-disk 8M >/dev/null ||
+"$tv" vm create g --memory 64M --kernel "$kernel" --accel bt --new-disk 8M >/dev/null ||
 	fail "vm create"
 img=$tmp/ds/g/g-disk0.qcow2
 [ -f "$img" ] || fail "no disk image $img"
 locked() { ! qemu-img info "$img" >/dev/null 2>&1; }
 locked && fail "qemu-img info cannot read the image of a VM that is not running"
 "$tv" vm start g >/dev/null || fail "vm start"
-wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds/g/g.log" ||
+wait_until 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds/g/g.log" ||
 	fail "the guest did not report: $(tail -n 5 "$tmp/ds/g/g.log")"
 src=$(holder)
 [ -n "$src" ] && kill -0 "$src" || fail "no lock holder in $lease: $(cat "$lease")"
@@ -75,10 +61,10 @@ sleep 1
 grep -q "^migrated g" "$tmp/m2.out" || fail "no migrated line: $(cat "$tmp/m2.out")"
 grep -q "^downtime parts (ms): .*destination lock" "$tmp/m2.out" ||
 	fail "migrate -v gave no breakdown: $(cat "$tmp/m2.out")"
-wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
-wait_for 10 bash -c "[ \"\$(grep -ao 'pid[^0-9]*[0-9]*' '$lease' | grep -o '[0-9]*$')\" = $dst ]" ||
+wait_until 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
+wait_until 10 bash -c "[ \"\$(grep -ao 'pid[^0-9]*[0-9]*' '$lease' | grep -o '[0-9]*$')\" = $dst ]" ||
 	fail "the destination does not hold the lock (lease: $(cat "$lease"))"
-wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
+wait_until 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
 	fail "the VM does not answer as running at the destination"
 locked || fail "the destination does not hold the disk's image locks"
 grep "^downtime parts" "$tmp/m2.out"

@@ -18,37 +18,22 @@
 # guest: when a destination shows no count at all for 20 s the test says
 # so and tries that migration once more.  KEEP=1 keeps the outputs.
 set -u
-BUILD=${BUILD:-build}
-tv=$(realpath "$BUILD/termvisor")
-g=$(realpath "$BUILD/guests/migcount.bin" 2>/dev/null)
-[ -r "$g" ] || { echo "test guests not built (make test-guests)"; exit 77; }
+. "$(dirname "$0")/sandbox-lib.sh"
+need_test_guest migcount.bin
 [ -w /dev/kvm ] || { echo "no /dev/kvm"; exit 77; }
-tmp=$(mktemp -d)
 pids=()
-cleanup() {
+vm_sandbox	# its VMs run under `tv run`, ended by pid
+sandbox_hook() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
-trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-export TERMVISOR_DATASTORE="$tmp/ds" XDG_RUNTIME_DIR="$tmp/run"
-mkdir -m 700 "$XDG_RUNTIME_DIR"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 printf 'migcount secret\n' >"$tmp/secret"
 
-# wait_for FILE PATTERN SECONDS
-wait_for() {
-	for ((i = 0; i < $3 * 5; i++)); do
-		grep -aq -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
-}
 # (A count needs a digit: the source's output may end mid-line.)
 counts() { grep -ao '^count [0-9][0-9]*' "$1" | awk '{print $2}'; }
 
-"$tv" vm create g --memory 64M --cpus 2 --kernel "$g" --accel kvm >/dev/null &&
+"$tv" vm create g --memory 64M --cpus 2 --kernel "$kernel" --accel kvm >/dev/null &&
 	"$tv" vm set g cpu=baseline >/dev/null || fail "vm create"
 
 # move FROM TO N [VM]: start VM (default g) on accelerator FROM, let it
@@ -65,7 +50,7 @@ move() {
 	"$tv" run --accel "$from" "$vm" </dev/null >"$tmp/src.out" 2>"$tmp/src.err" &
 	src=$!
 	pids+=("$src")
-	wait_for "$tmp/src.out" "^count $n\$" 60 ||
+	wait_file "$tmp/src.out" "^count $n\$" 60 ||
 		fail "[$from -> $to] the guest did not count to $n: $(tail -n 3 "$tmp/src.out" "$tmp/src.err")"
 	"$tv" run --accel "$to" --incoming "tcp:$p" --secret-file "$tmp/secret" "$vm" \
 		</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
@@ -82,7 +67,7 @@ move() {
 	timeout 30 tail --pid="$src" -f /dev/null || fail "[$from -> $to] the source did not end"
 	wait "$src"
 	[ $? -eq 0 ] || fail "[$from -> $to] the source's exit status is not 0"
-	if ! wait_for "$tmp/dst.out" "^count " 20; then
+	if ! wait_file "$tmp/dst.out" "^count " 20; then
 		kill "$dst"
 		wait "$dst" 2>/dev/null
 		return 2
@@ -92,8 +77,8 @@ move() {
 	[ -n "$last" ] && [ -n "$first" ] ||
 		fail "[$from -> $to] no counts (source '$last', destination '$first'): $(tail -n 3 "$tmp/src.err" "$tmp/dst.err")"
 	m=$((first + 40))
-	{ [ "$vm" != g ] || wait_for "$tmp/dst.out" "^check [0-9]* " 60; } &&
-		wait_for "$tmp/dst.out" "^count $m\$" 60 ||
+	{ [ "$vm" != g ] || wait_file "$tmp/dst.out" "^check [0-9]* " 60; } &&
+		wait_file "$tmp/dst.out" "^count $m\$" 60 ||
 		fail "[$from -> $to] the destination does not count on: $(tail -n 3 "$tmp/dst.out" "$tmp/dst.err")"
 	kill "$dst"
 	wait "$dst" 2>/dev/null
@@ -128,14 +113,14 @@ try kvm kvm 200
 try kvm bt 200
 try bt kvm 40
 # The LAPIC timer ticking in ring 0 (100 Hz) goes on after each move.
-"$tv" vm create t --memory 64M --kernel "$g" --append timer --accel kvm >/dev/null &&
+"$tv" vm create t --memory 64M --kernel "$kernel" --append timer --accel kvm >/dev/null &&
 	"$tv" vm set t cpu=baseline >/dev/null || fail "vm create t"
 try kvm kvm 100 t
 try kvm bt 100 t
 try bt kvm 100 t
 # The PIT's channel 0 through the 8259 (the in-kernel PIT and PIC vs
 # the software ones): across accelerators.
-"$tv" vm create p --memory 64M --kernel "$g" --append pit --accel kvm >/dev/null &&
+"$tv" vm create p --memory 64M --kernel "$kernel" --append pit --accel kvm >/dev/null &&
 	"$tv" vm set p cpu=baseline >/dev/null || fail "vm create p"
 try kvm bt 100 p
 try bt kvm 100 p

@@ -19,6 +19,7 @@
 set -u
 . "$(dirname "$0")/sshd-lib.sh"
 . "$(dirname "$0")/storage-lib.sh"
+need_test_guest multiboot.elf
 stor_sandbox
 stor_hook() { kill "$(cat "$tmp/sshd.pid" 2>/dev/null)" 2>/dev/null; }
 fail() { echo "FAIL: $*"; exit 1; }
@@ -55,7 +56,7 @@ for sig in KILL TERM; do
 	"$tv" migrate --copy-storage --bandwidth 2M g "tcp://127.0.0.1:$p" \
 		--secret-file "$tmp/s" >"$tmp/m2$sig.out" 2>&1 &
 	m=$!
-	wait_for 20 grep -qs "disks [1-9]" "$tmp/m2$sig.out" ||
+	wait_until 20 grep -qs "disks [1-9]" "$tmp/m2$sig.out" ||
 		fail "no disk progress: $(cat "$tmp/m2$sig.out")"
 	ls -a "$tmp/ds2" | grep -q "^\.incoming-g-$d\$" ||
 		fail "no hidden directory while copying: $(ls -a "$tmp/ds2")"
@@ -88,7 +89,7 @@ stor_dst "$tmp/d2c.out"
 "$tv" migrate --copy-storage --bandwidth 2M g "tcp://127.0.0.1:$p" \
 	--secret-file "$tmp/s" >"$tmp/m2c.out" 2>&1 &
 m=$!
-wait_for 20 grep -qs "disks [1-9]" "$tmp/m2c.out" || fail "no disk progress: $(cat "$tmp/m2c.out")"
+wait_until 20 grep -qs "disks [1-9]" "$tmp/m2c.out" || fail "no disk progress: $(cat "$tmp/m2c.out")"
 python3 - <<'EOF' || fail "migrate-cancel refused"
 import json, os, socket, sys
 s = socket.socket(socket.AF_UNIX)
@@ -104,7 +105,7 @@ while True:
 EOF
 wait "$m"
 [ $? -eq 1 ] || fail "the cancelled migration did not fail: $(cat "$tmp/m2c.out")"
-wait_for 10 bash -c "! kill -0 $d 2>/dev/null" || fail "the destination did not give up"
+wait_until 10 bash -c "! kill -0 $d 2>/dev/null" || fail "the destination did not give up"
 grep -q "source gave up.*cancelled" "$tmp/d2c.out" || fail "the destination was not told: $(cat "$tmp/d2c.out")"
 src_running || fail "the source is not running after the cancel"
 ls -a "$tmp/ds2" | grep -q "^\.incoming-g-$d\$" && fail "the hidden directory was left"
@@ -118,7 +119,7 @@ src=$(stor_holder ds1)
 "$tv" migrate -q -v --copy-storage g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" \
 	>"$tmp/m3.out" 2>&1 || fail "the migration failed: $(cat "$tmp/m3.out") $(cat "$tmp/d3.out")"
 cat "$tmp/m3.out"
-wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
+wait_until 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
 export TERMVISOR_DATASTORE=$tmp/ds2
 stor_runs_from_copies "at the destination"
 ls -a "$tmp/ds2" | grep -q '^\.incoming' && fail "a hidden directory is left: $(ls -a "$tmp/ds2")"
@@ -134,20 +135,20 @@ sport=$(port)
 sshd_start "$tmp" "$sport" -o SendEnv=XDG_RUNTIME_DIR ||
 	fail "the private sshd does not work"
 "$tv" vm start g >/dev/null || fail "vm start in ds2"
-wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds2/g/g.log" ||
+wait_until 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds2/g/g.log" ||
 	fail "the guest did not report in ds2"
 src=$(stor_holder ds2)
 "$tv" migrate -q --copy-storage g "ssh://$(id -un)@127.0.0.1:$sport" --ssh "$sshcmd" \
 	--remote-termvisor "$tv" --remote-datastore "$tmp/ds3" >"$tmp/m4.out" 2>&1 ||
 	fail "the ssh:// migration failed: $(cat "$tmp/m4.out")"
-wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the ds2 source did not end"
+wait_until 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the ds2 source did not end"
 export TERMVISOR_DATASTORE=$tmp/ds3
-wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
+wait_until 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
 	fail "the VM does not run in ds3"
 dst=$(stor_holder ds3)
 [ -n "$dst" ] || fail "no lock holder in ds3"
 "$tv" vm stop --force g >/dev/null || fail "vm stop in ds3"
-wait_for 10 bash -c "! kill -0 $dst 2>/dev/null" || fail "the ds3 VM did not stop"
+wait_until 10 bash -c "! kill -0 $dst 2>/dev/null" || fail "the ds3 VM did not stop"
 qemu-img compare "$tmp/ds2/g/top.qcow2" "$tmp/ds3/g/top.qcow2" || fail "ssh: disk0 differs"
 qemu-img compare -f raw -F raw "$tmp/ds2/g/data.img" "$tmp/ds3/g/data.img" || fail "ssh: disk1 differs"
 echo "ok migrated over ssh:// into a third datastore"

@@ -44,12 +44,28 @@ wait_count() {
 	return 1
 }
 
-# wait_log REGEX SECONDS: poll until a line of $log (the VM's) matches.
-wait_log() {
+# wait_file FILE REGEX SECONDS: poll until a line of FILE matches REGEX.
+wait_file() {
 	local i
-	for ((i = 0; i < $2 * 5; i++)); do
-		grep -q -- "$1" "$log" 2>/dev/null && return 0
+	for ((i = 0; i < $3 * 5; i++)); do
+		grep -aq -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.2
 	done
 	return 1
 }
+# wait_log REGEX SECONDS: the same on $log, the VM's.
+wait_log() { wait_file "$log" "$1" "$2"; }
+
+# wait_until SECONDS CMD...: poll until CMD succeeds, ten times a second.
+wait_until() {
+	local n=$(($1 * 10)) i
+	shift
+	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
+	return 1
+}
+
+# port: a free TCP port on the loopback; listening PORT: something
+# listens there now (a migration's destination, once it has read its
+# datastore).
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+listening() { grep -qi ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp; }

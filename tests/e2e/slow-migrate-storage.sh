@@ -16,33 +16,9 @@
 set -u
 . "$(dirname "$0")/linux-lib.sh"
 need_guest
-command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
-	{ echo "qemu-img/qemu-io missing (qemu-utils)"; exit 77; }
 tv=$(readlink -f "$tv")
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	TERMVISOR_DATASTORE=$tmp/ds1 "$tv" vm stop --force g >/dev/null 2>&1
-	TERMVISOR_DATASTORE=$tmp/ds2 "$tv" vm stop --force g >/dev/null 2>&1
-	TERMVISOR_DATASTORE=$tmp/ds3 "$tv" vm stop --force g >/dev/null 2>&1
-	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	if [ -n "${KEEP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# waitfile FILE PATTERN SECONDS
-waitfile() {
-	for ((i = 0; i < $3 * 2; i++)); do
-		grep -aq -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.5
-	done
-	return 1
-}
-# A destination is ready once it listens (it reads its datastore first).
-listening() { grep -qi ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp; }
-export XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds1
-mkdir -m 700 "$XDG_RUNTIME_DIR"
+. "$(dirname "$0")/storage-lib.sh"
+stor_sandbox
 printf 'storage migration secret\n' >"$tmp/s"
 
 N=40
@@ -54,27 +30,26 @@ cmd='i=0; while [ $i -lt '$N' ]; do i=$((i+1)); yes "blk $i" | head -c 65536 >/t
 qemu-io -c "write -P 0x5a 12M 1M" "$tmp/ds1/g/g-disk0.qcow2" >/dev/null || fail "qemu-io"
 "$tv" vm start g >/dev/null || fail "vm start"
 LOG=$tmp/ds1/g/g.log
-waitfile "$LOG" "count 2" 180 || fail "the guest did not start writing"
+wait_file "$LOG" "count 2" 180 || fail "the guest did not start writing"
 
 # 0. ds1 -> ds1: the same images, their locks handed over.
-holder() { grep -ao 'pid[^0-9]*[0-9]*' "$tmp/ds1/g/lease" | grep -o '[0-9]*$'; }
-src=$(holder)
+src=$(stor_holder ds1)
 p=$(port)
 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s" g \
 	</dev/null >"$tmp/dst0.out" 2>"$tmp/dst0.err" &
 dst0=$!
 pids+=("$dst0")
-for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
+wait_until 10 listening "$p"
 timeout 300 "$tv" migrate -v g "tcp://127.0.0.1:$p" --secret-file "$tmp/s" \
 	>"$tmp/m0.out" 2>&1 ||
 	fail "the shared-datastore migration failed: $(tail -n 3 "$tmp/m0.out"; cat "$tmp/dst0.err")"
 grep -a "^migrated" "$tmp/m0.out"
 timeout 30 tail --pid="$src" -f /dev/null || fail "the first source did not end"
-[ "$(holder)" = "$dst0" ] || fail "the destination does not hold the VM's lock"
+[ "$(stor_holder ds1)" = "$dst0" ] || fail "the destination does not hold the VM's lock"
 qemu-img info "$tmp/ds1/g/g-disk0.qcow2" >/dev/null 2>&1 &&
 	fail "the destination does not hold the image's lock"
 LOG=$tmp/dst0.out
-waitfile "$LOG" "^count [0-9]" 120 || fail "the guest does not write at the destination: $(cat "$tmp/dst0.err")"
+wait_file "$LOG" "^count [0-9]" 120 || fail "the guest does not write at the destination: $(cat "$tmp/dst0.err")"
 echo "ok ds1 -> ds1: the image locks went with the VM, the guest writes on ($(grep -ao '^count [0-9][0-9]*' "$LOG" | tail -n 1))"
 
 p=$(port)
@@ -82,8 +57,8 @@ TERMVISOR_DATASTORE=$tmp/ds2 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s
 	</dev/null >"$tmp/dst.out" 2>"$tmp/dst.err" &
 dst=$!
 pids+=("$dst")
-for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
-src=$(holder)
+wait_until 10 listening "$p"
+src=$(stor_holder ds1)
 at=$(grep -ao 'count [0-9][0-9]*' "$LOG" | tail -n 1)
 [ "$at" != "count $N" ] || fail "the guest was done writing before the migration began"
 # 1. ds1 -> ds2 while the guest writes, at full speed: the switch-over
@@ -132,7 +107,7 @@ TERMVISOR_DATASTORE=$tmp/ds3 "$tv" run --incoming "tcp:$p" --secret-file "$tmp/s
 	</dev/null >"$tmp/dst3.out" 2>"$tmp/dst3.err" &
 dst3=$!
 pids+=("$dst3")
-for ((i = 0; i < 100; i++)); do listening "$p" && break; sleep 0.1; done
+wait_until 10 listening "$p"
 export TERMVISOR_DATASTORE=$tmp/ds2
 timeout 300 "$tv" migrate -q -v --copy-storage g "tcp://127.0.0.1:$p" \
 	--secret-file "$tmp/s" >"$tmp/m3.out" 2>&1 ||

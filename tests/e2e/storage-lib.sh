@@ -1,17 +1,18 @@
 # Shared by the storage-migration tests (migrate-storage.sh,
-# tui-migrate-storage.sh): the multiboot test guest as VM g in datastore
-# ds1 of a sandbox, on two disks of data the test makes ($tmp/top.qcow2,
-# a qcow2 overlay over a backing file, and $tmp/data.img, raw), migrated
-# with its disks into ds2 (and ds3); the checks that the destination runs
-# from copies of its own, flattened, identical, clean and sparse.
+# tui-migrate-storage.sh, slow-migrate-storage.sh): VM g in datastore
+# ds1 of a sandbox, migrated with its disks into ds2 and ds3. For the
+# multiboot test guest (need_test_guest multiboot.elf) on two disks of
+# data the test makes ($tmp/top.qcow2, a qcow2 overlay over a backing
+# file, and $tmp/data.img, raw): its start, a destination in ds2, and
+# the checks that the destination runs from copies of its own,
+# flattened, identical, clean and sparse.
 # The test defines fail; stor_hook, if it has one, runs at the end (after
 # g is stopped everywhere, before the destinations in pids are killed).
 . "$(dirname "${BASH_SOURCE[0]}")/sandbox-lib.sh"
 
-# stor_sandbox: tv, kernel (or a skip), vm_sandbox with ds1 current and
-# an empty pids; needs qemu-img, qemu-io and python3 or skips.
+# stor_sandbox: vm_sandbox with ds1 current and an empty pids; needs
+# qemu-img, qemu-io and python3 or skips.
 stor_sandbox() {
-	need_test_guest multiboot.elf
 	command -v qemu-img >/dev/null && command -v qemu-io >/dev/null ||
 		{ echo "qemu-img/qemu-io missing (qemu-utils)"; exit 77; }
 	command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
@@ -30,17 +31,6 @@ sandbox_hook() {
 	wait 2>/dev/null
 }
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-# A destination is ready once it listens (it reads its datastore first).
-listening() { grep -qi ":$(printf %04X "$1") 00000000:0000 0A" /proc/net/tcp; }
-# wait_for SECONDS CMD...: poll until CMD succeeds, ten times a second.
-wait_for() {
-	local n=$(($1 * 10)) i
-	shift
-	for ((i = 0; i < n; i++)); do "$@" && return 0; sleep 0.1; done
-	return 1
-}
-
 # stor_holder DS: the pid that holds g's lease in datastore DS.
 stor_holder() { grep -ao 'pid[^0-9]*[0-9]*' "$tmp/$1/g/lease" | grep -o '[0-9]*$'; }
 
@@ -50,7 +40,7 @@ stor_start_g() {
 		--disk "$tmp/top.qcow2,format=qcow2" --disk "$tmp/data.img,format=raw" \
 		>/dev/null || fail "vm create"
 	"$tv" vm start g >/dev/null || fail "vm start"
-	wait_for 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds1/g/g.log" ||
+	wait_until 60 grep -q "checks [0-9]* passed, 0 failed" "$tmp/ds1/g/g.log" ||
 		fail "the guest did not report: $(tail -n 5 "$tmp/ds1/g/g.log")"
 }
 
@@ -65,13 +55,13 @@ stor_dst() {
 		--secret-file "$tmp/s" g </dev/null >"$out" 2>&1 &
 	d=$!
 	pids+=("$d")
-	wait_for 20 listening "$p" || fail "the destination does not listen"
+	wait_until 20 listening "$p" || fail "the destination does not listen"
 }
 
 # stor_runs_from_copies WHERE: g runs (in the current datastore, ds2)
 # from ds2's copies of its disks; WHERE names the place in the failure.
 stor_runs_from_copies() {
-	wait_for 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
+	wait_until 10 bash -c "'$tv' vm status g | grep -q 'state: *running'" ||
 		fail "the VM does not run $1"
 	"$tv" vm show g | grep -q "disk0: *$tmp/ds2/g/top.qcow2 (qcow2" ||
 		fail "disk0 is not the copy: $("$tv" vm show g)"
@@ -84,7 +74,7 @@ stor_runs_from_copies() {
 # stays sparse (under KIB KiB: only the data was sent).
 stor_same_copies() {
 	"$tv" vm stop --force g >/dev/null
-	wait_for 10 bash -c "! kill -0 $1 2>/dev/null" || fail "the destination did not stop"
+	wait_until 10 bash -c "! kill -0 $1 2>/dev/null" || fail "the destination did not stop"
 	qemu-img info "$tmp/ds2/g/top.qcow2" | grep -q "backing file" &&
 		fail "the copy still has a backing file"
 	qemu-img compare "$tmp/top.qcow2" "$tmp/ds2/g/top.qcow2" || fail "disk0 differs"

@@ -9,6 +9,7 @@ set -u
 . "$(dirname "$0")/tui-lib.sh"
 cd "$(dirname "$0")/../.."
 command -v tmux >/dev/null || { echo "tmux not installed"; exit 77; }
+need_test_guest multiboot.elf
 stor_sandbox
 stor_hook() { t kill-server 2>/dev/null; }
 fail() {
@@ -47,9 +48,9 @@ t send-keys -t tui Enter
 wait_screen "g: (migrate to tcp://127.0.0.1:$p with its disks: done|migrated)" 60 ||
 	fail "the dashboard's migration did not finish: $(cat "$tmp/dst.out")"
 echo "ok the dashboard migrated g with its disks"
-wait_for 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
+wait_until 10 bash -c "! kill -0 $src 2>/dev/null" || fail "the source did not end"
 t send-keys -t tui q
-wait_for 5 test -s "$tmp/rc" && [ "$(cat "$tmp/rc")" = 0 ] || fail "q: no exit 0"
+wait_until 5 test -s "$tmp/rc" && [ "$(cat "$tmp/rc")" = 0 ] || fail "q: no exit 0"
 
 export TERMVISOR_DATASTORE=$tmp/ds2
 stor_runs_from_copies "in ds2"
