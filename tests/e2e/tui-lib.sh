@@ -26,3 +26,16 @@ expect() {
 		show_screen
 	fi
 }
+
+# hung_socket PATH: a Unix socket at PATH that accepts connections and
+# never answers (a hung VM or switch), in the background: $! is its pid.
+hung_socket() {
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(8)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$1" &
+}

@@ -63,14 +63,7 @@ while True:
 EOF
 pids+=($!)
 # A switch whose control socket accepts and never answers.
-python3 -c '
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.bind(sys.argv[1]); s.listen(8)
-held = []
-while True:
-    held.append(s.accept()[0])
-' "$XDG_RUNTIME_DIR/termvisor/zzhung.vswitch.ctl" &
+hung_socket "$XDG_RUNTIME_DIR/termvisor/zzhung.vswitch.ctl"
 pids+=($!)
 
 # Two VMs whose control sockets are fakes: one says its guest panicked

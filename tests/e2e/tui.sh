@@ -42,14 +42,7 @@ cp "$guest" "$tmp/gone.elf"
 	{ echo "FAIL vm create"; exit 1; }
 rm "$tmp/gone.elf"
 mkdir -p -m 700 "$XDG_RUNTIME_DIR/termvisor"
-python3 -c '
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.bind(sys.argv[1]); s.listen(8)
-held = []
-while True:
-    held.append(s.accept()[0])
-' "$XDG_RUNTIME_DIR/termvisor/zz-hung.sock" &
+hung_socket "$XDG_RUNTIME_DIR/termvisor/zz-hung.sock"
 hungpid=$!
 t new-session -d -s tui -x 80 -y 24 \
 	"env TERM=vt100 NO_COLOR=1 '$tv'; echo \$? >'$tmp/rc'; sleep 600"

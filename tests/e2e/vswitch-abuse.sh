@@ -5,7 +5,6 @@
 # other ports, and counts what it dropped.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 
 "$tv" switch run --daemon || bad "switch run"
 python3 - <<'EOF' || fails=$((fails + 1))

@@ -6,7 +6,6 @@
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
 command -v tshark >/dev/null || { echo "tshark not installed (apt-get install tshark)"; exit 77; }
-export tv
 
 "$tv" switch run --daemon || bad "switch run"
 python3 - "$tmp" <<'EOF' || fails=$((fails + 1))

@@ -5,7 +5,6 @@
 # show` and its JSON, and the socket's permissions.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 
 "$tv" switch create sw1 || bad "switch create"
 "$tv" switch portgroup add sw1 lan || bad "portgroup add lan"

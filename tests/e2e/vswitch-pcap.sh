@@ -7,7 +7,6 @@
 # the wire (the switch finishes them: a wire takes no offloads).
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces, packet capture)"; exit 77; }
 na=tv-pca-$$ nb=tv-pcb-$$
 ip netns add "$na" && ip netns add "$nb" || { echo "cannot make network namespaces"; exit 77; }
@@ -24,16 +23,7 @@ ip -n "$nb" link set lo up
 "$tv" switch portgroup add vswitch0 other --vlan 5 || bad "portgroup other"
 "$tv" switch set vswitch0 uplink=pcap:tvpa uplink.portgroup=lan || bad "set uplink"
 ip netns exec "$na" "$tv" switch run --daemon || bad "switch run in $na"
-ip netns exec "$nb" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.1", 7777))
-while True:
-    d, a = s.recvfrom(2048)
-    s.sendto(b"echo:" + d, a)
-' &
-echo_pid=$!
-vsw_cleanup_hooks+=("kill $echo_pid 2>/dev/null")
+vsw_udp_echo "$nb" 10.77.0.1 7777
 sleep 0.5
 
 python3 - <<'EOF' || fails=$((fails + 1))

@@ -5,7 +5,6 @@
 # next one takes over; two switches started at once end as one.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 
 "$tv" switch run --daemon || bad "switch run"
 python3 - <<'EOF' || fails=$((fails + 1))

@@ -8,7 +8,6 @@
 # does not reach the host.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces, TAP)"; exit 77; }
 [ -c /dev/net/tun ] || { echo "no /dev/net/tun"; exit 77; }
 ns=tv-tap-$$
@@ -23,16 +22,7 @@ ip netns exec "$ns" "$tv" switch run --daemon || bad "switch run in $ns"
 ip -n "$ns" addr add 10.77.0.1/24 dev tvup0 || bad "address on the TAP"
 ip -n "$ns" link show tvup0 | grep -q "UP" && ok "the switch brought tvup0 up" ||
 	bad "tvup0 is not up"
-ip netns exec "$ns" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("10.77.0.1", 7777))
-while True:
-    d, a = s.recvfrom(2048)
-    s.sendto(b"echo:" + d, a)
-' &
-echo_pid=$!
-vsw_cleanup_hooks+=("kill $echo_pid 2>/dev/null")
+vsw_udp_echo "$ns" 10.77.0.1 7777
 sleep 0.5
 
 python3 - <<'EOF' || fails=$((fails + 1))

@@ -8,7 +8,6 @@
 # kernel's address over VNI 10.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
-export tv
 [ "$(id -u)" -eq 0 ] || { echo "needs root (network namespaces)"; exit 77; }
 na=tv-vxa-$$ nb=tv-vxb-$$ va=tvxa$$ vb=tvxb$$
 ip netns add "$na" && ip netns add "$nb" || { echo "cannot make network namespaces"; exit 77; }
