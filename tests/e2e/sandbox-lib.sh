@@ -29,6 +29,17 @@ vm_sandbox_cleanup() {
 	declare -F sandbox_hook >/dev/null && sandbox_hook
 	[ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
+# vm_stop_ended NAME: stop VM NAME by force and wait (up to 30 s) until
+# no process of the sandbox's datastore is left, so that nothing the old
+# one still prints is read as coming from the next.
+vm_stop_ended() {
+	local i
+	"$tv" vm stop --force "$1" >/dev/null 2>&1
+	for ((i = 0; i < 300; i++)); do
+		pgrep -f -- "$tmp/ds" >/dev/null || break
+		sleep 0.1
+	done
+}
 # ok WHAT and bad WHAT report a check; bad counts it in $fails.
 ok() { echo "ok $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }

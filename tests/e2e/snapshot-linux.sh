@@ -73,11 +73,7 @@ cp --sparse=always "$tmp/good" "$mem"
 # The revert: the same process continues from the snapshot's count.  The
 # old VM is stopped first, so that nothing it prints after `from` (a
 # loaded host may take a while to stop it) is read as the new count.
-"$tv" vm stop --force sn >/dev/null 2>&1
-for ((i = 0; i < 300; i++)); do	# until the VM's process has ended
-	pgrep -f -- "$tmp/ds" >/dev/null || break
-	sleep 0.1
-done
+vm_stop_ended sn
 from=$(($(stat -c %s "$log") + 1))
 "$tv" snapshot revert sn s1 >"$tmp/out" 2>&1 || { bad "revert"; cat "$tmp/out"; }
 wait_count last_count "$from" 1 60 || bad "no count after the revert"

@@ -28,14 +28,6 @@ wait_line() {
 	done
 	return 1
 }
-# stopped: the old VM process has ended (nothing it prints is read as new).
-stopped() {
-	"$tv" vm stop --force rg >/dev/null 2>&1
-	for ((i = 0; i < 300; i++)); do
-		pgrep -f -- "$tmp/ds" >/dev/null || break
-		sleep 0.1
-	done
-}
 
 # Each pass: rescan the bus, count virtio-rng functions (1af4:1044) and
 # read 16 bytes of /dev/hwrng (0 while there is no rng).
@@ -60,7 +52,7 @@ at=$(last_count 1)
 wait_count last_count 1 $((at + 5)) 30 || bad "the guest stopped counting after the take"
 later=$(last_count 1)
 
-stopped
+vm_stop_ended rg
 "$tv" vm set rg rng=on >/dev/null || bad "vm set rng=on"
 from=$(($(stat -c %s "$log") + 1))
 "$tv" snapshot revert rg s1 >"$tmp/out" 2>&1 &&
