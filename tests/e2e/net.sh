@@ -13,21 +13,17 @@ set -u
 . "$(dirname "$0")/linux-lib.sh"
 need_guest
 command -v python3 >/dev/null || { echo "python3 is missing"; exit 77; }
-W=$(mktemp -d)
-LOG=$W/console
-export XDG_RUNTIME_DIR=$W/run
-mkdir -m 700 -p "$XDG_RUNTIME_DIR/termvisor"
-sock=$XDG_RUNTIME_DIR/termvisor/vswitch0.vswitch
 swpid=
 vmpid=
-cleanup() {
+vm_sandbox	# the VM runs under `tv run`: vmpid
+mkdir -m 700 "$XDG_RUNTIME_DIR/termvisor"
+LOG=$tmp/console
+sock=$XDG_RUNTIME_DIR/termvisor/vswitch0.vswitch
+sandbox_hook() {
 	[ -n "$vmpid" ] && kill "$vmpid" 2>/dev/null
 	[ -n "$swpid" ] && kill "$swpid" 2>/dev/null
 	wait 2>/dev/null
-	rm -rf "$W"
 }
-trap cleanup EXIT
-[ -n "${KEEP:-}" ] && trap - EXIT
 switch_up() {
 	python3 "$(dirname "$0")/net-test-switch.py" "$sock" \
 		--host lan:10.0.0.254 &
@@ -83,8 +79,8 @@ wait_for ADMIN-DOWN=0 30
 wait_for PING3-OK 60
 "$tv" vm nic-link "pid-$vmpid" 3 down >/dev/null 2>&1 && fail "nic-link of a NIC the VM lacks"
 
-"$tv" vm stats --json "pid-$vmpid" >"$W/stats" || fail "vm stats"
-python3 - "$W/stats" <<'EOF' || fail "NIC counters in stats"
+"$tv" vm stats --json "pid-$vmpid" >"$tmp/stats" || fail "vm stats"
+python3 - "$tmp/stats" <<'EOF' || fail "NIC counters in stats"
 import json, sys
 d = [x for x in json.load(open(sys.argv[1]))["devices"] if x["kind"] == "net"]
 assert len(d) == 1 and d[0]["name"] == "net0", d

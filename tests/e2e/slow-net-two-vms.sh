@@ -18,12 +18,13 @@ for t in python3 tshark; do
 	command -v "$t" >/dev/null || { echo "$t is missing"; exit 77; }
 done
 tv=$(realpath "$tv")
-W=$(mktemp -d)
-export XDG_RUNTIME_DIR=$W/run TERMVISOR_DATASTORE=$W/ds TERMVISOR_BIN=$tv
-mkdir -m 700 -p "$XDG_RUNTIME_DIR/termvisor"
-LOG=$W/a.console
 pids=()
-cleanup() {
+vm_sandbox	# the VMs run under `tv run`, in pids
+export TERMVISOR_BIN=$tv
+mkdir -m 700 "$XDG_RUNTIME_DIR/termvisor"
+LOG=$tmp/a.console
+# The VMs, then the switch their NICs started (by its lock file's pid).
+sandbox_hook() {
 	local f
 
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -32,9 +33,7 @@ cleanup() {
 		[ -e "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
 	done
 	wait 2>/dev/null
-	rm -rf "$W"
 }
-trap cleanup EXIT
 # wait_for FILE PATTERN SECONDS: a line of FILE starts with PATTERN (the
 # kernel echoes its command line, which holds the patterns too).
 wait_for() {
@@ -74,34 +73,34 @@ a="$a for i in \$(seq 300); do [ \$(c) = 1 ] && break; sleep 0.2; done; echo SW-
 a="$a for i in \$(seq 60); do echo bye-after-restart | nc 10.0.0.2 5001 && break; sleep 1; done;"
 a="$a echo A-DONE"
 
-vm "$W/b.console" "$b" lan,mac=52:54:00:00:00:0b pgb,mac=52:54:00:00:01:0b
+vm "$tmp/b.console" "$b" lan,mac=52:54:00:00:00:0b pgb,mac=52:54:00:00:01:0b
 bpid=${pids[0]}
 # B's NIC started the switch: capture "lan" before A talks.
 sock=$XDG_RUNTIME_DIR/termvisor/vswitch0.vswitch
 for ((i = 0; i < 100; i++)); do [ -S "$sock" ] && break; sleep 0.1; done
-[ -S "$sock" ] || LOG=$W/b.console fail "the NIC did not start the switch"
+[ -S "$sock" ] || LOG=$tmp/b.console fail "the NIC did not start the switch"
 for ((i = 0; i < 50; i++)); do
 	"$tv" switch show --json 2>/dev/null | grep -q '"lan"' && break
 	sleep 0.2
 done
-"$tv" switch capture lan -w "$W/lan.pcap" >"$W/capture.log" 2>&1 &
+"$tv" switch capture lan -w "$tmp/lan.pcap" >"$tmp/capture.log" 2>&1 &
 cpid=$!
 pids+=($cpid)
 vm "$LOG" "$a" lan,mac=52:54:00:00:00:0a pga,mac=52:54:00:00:01:0a
 apid=${pids[2]}
 
-wait_for "$W/b.console" B-READY 300
+wait_for "$tmp/b.console" B-READY 300
 wait_for "$LOG" PING-OK 300
 wait_for "$LOG" NC-DONE 120
-wait_for "$W/b.console" B-SUM 60
+wait_for "$tmp/b.console" B-SUM 60
 asum=$(grep '^A-SUM' "$LOG" | cut -d' ' -f2)
-bsum=$(grep '^B-SUM' "$W/b.console" | cut -d' ' -f2)
+bsum=$(grep '^B-SUM' "$tmp/b.console" | cut -d' ' -f2)
 [ -n "$asum" ] && [ "$asum" = "$bsum" ] ||
 	fail "file differs: sent $asum, received $bsum"
 wait_for "$LOG" ISOLATED 60
 
-"$tv" vm stats --json "pid-$bpid" >"$W/stats" || fail "vm stats"
-python3 - "$W/stats" <<'EOF' || fail "B's NIC counters"
+"$tv" vm stats --json "pid-$bpid" >"$tmp/stats" || fail "vm stats"
+python3 - "$tmp/stats" <<'EOF' || fail "B's NIC counters"
 import json, sys
 d = {x["name"]: x for x in json.load(open(sys.argv[1]))["devices"]
      if x["kind"] == "net"}
@@ -113,16 +112,16 @@ EOF
 # End the capture (SIGINT: the switch completes the file) and read it.
 kill -INT "$cpid"
 for ((i = 0; i < 50; i++)); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.2; done
-[ -s "$W/lan.pcap" ] || { cat "$W/capture.log"; fail "no capture file"; }
-echo_req=$(tshark -r "$W/lan.pcap" -Y 'icmp.type == 8 && ip.src == 10.0.0.1 && ip.dst == 10.0.0.2' 2>/dev/null | wc -l)
-echo_rep=$(tshark -r "$W/lan.pcap" -Y 'icmp.type == 0 && ip.src == 10.0.0.2' 2>/dev/null | wc -l)
-tcp=$(tshark -r "$W/lan.pcap" -Y 'tcp.dstport == 5000 && ip.dst == 10.0.0.2' -T fields -e tcp.len 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
-other=$(tshark -r "$W/lan.pcap" -Y 'ip.addr == 10.9.0.0/24' 2>/dev/null | wc -l)
+[ -s "$tmp/lan.pcap" ] || { cat "$tmp/capture.log"; fail "no capture file"; }
+echo_req=$(tshark -r "$tmp/lan.pcap" -Y 'icmp.type == 8 && ip.src == 10.0.0.1 && ip.dst == 10.0.0.2' 2>/dev/null | wc -l)
+echo_rep=$(tshark -r "$tmp/lan.pcap" -Y 'icmp.type == 0 && ip.src == 10.0.0.2' 2>/dev/null | wc -l)
+tcp=$(tshark -r "$tmp/lan.pcap" -Y 'tcp.dstport == 5000 && ip.dst == 10.0.0.2' -T fields -e tcp.len 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+other=$(tshark -r "$tmp/lan.pcap" -Y 'ip.addr == 10.9.0.0/24' 2>/dev/null | wc -l)
 [ "$echo_req" -ge 3 ] && [ "$echo_rep" -ge 3 ] ||
 	fail "pcap: $echo_req echo requests, $echo_rep replies"
 [ "$tcp" -ge $((300 * 1024)) ] || fail "pcap: $tcp TCP payload bytes to port 5000"
 [ "$other" -eq 0 ] || fail "pcap: $other frames of the other port groups on lan"
-biggest=$(tshark -r "$W/lan.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
+biggest=$(tshark -r "$tmp/lan.pcap" -T fields -e frame.len 2>/dev/null | sort -n | tail -1)
 echo "ok: file $asum through the switch; pcap: $echo_req echo requests," \
 	"$echo_rep replies, $tcp TCP bytes, none of the other port groups;" \
 	"largest frame $biggest bytes"
@@ -132,8 +131,8 @@ echo "ok: file $asum through the switch; pcap: $echo_req echo requests," \
 wait_for "$LOG" SW-DOWN=0 60
 "$tv" switch run --daemon || fail "switch run"
 wait_for "$LOG" SW-UP=1 60
-wait_for "$W/b.console" "B-BYE bye-after-restart" 120
+wait_for "$tmp/b.console" "B-BYE bye-after-restart" 120
 wait "$apid" || LOG=$LOG fail "A exited with $?"
-wait "$bpid" || LOG=$W/b.console fail "B exited with $?"
+wait "$bpid" || LOG=$tmp/b.console fail "B exited with $?"
 pids=()
 exit 0
