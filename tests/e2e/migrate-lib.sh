@@ -13,15 +13,6 @@ mig_cleanup() {
 	[ -n "${tmp:-}" ] && rm -rf "$tmp"
 }
 
-# mig_wait FILE PATTERN SECONDS: 0 once PATTERN is in FILE.
-mig_wait() {
-	for ((i = 0; i < $3 * 2; i++)); do
-		grep -aq -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.5
-	done
-	return 1
-}
-
 # The counts in FILE, one per line.  (A count needs a digit: the serial
 # stream can stop mid-line, after "count " or part of the number.)
 mig_counts() { grep -ao 'count [0-9][0-9]*' "$1" | awk '{print $2}'; }

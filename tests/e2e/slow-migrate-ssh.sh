@@ -30,7 +30,7 @@ name=mig$$
 src=$!
 mig_pids+=("$src")
 LOG=$tmp/src.out
-mig_wait "$tmp/src.out" "count 5" 120 || fail "the guest did not start counting"
+wait_file "$tmp/src.out" "count 5" 120 || fail "the guest did not start counting"
 grep -q "pid $src\|\"pid\": *$src\|^pid=$src\|$src" "$ds/$name/lease" || fail "the source does not hold the lease"
 
 timeout 180 "$tv" migrate "$name" "ssh://$(id -un)@127.0.0.1:$port" --ssh "$sshcmd" \

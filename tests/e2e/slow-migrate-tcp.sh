@@ -13,14 +13,13 @@ tmp=$(mktemp -d)
 trap mig_cleanup EXIT
 printf 'a secret for this test only\n' >"$tmp/secret"
 printf 'another secret\n' >"$tmp/wrong"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 vmargs=(--accel bt -m 128M --kernel "$guest/vmlinuz" --initrd "$guest/initrd.img" --append "$mig_append")
 
 "$tv" run "${vmargs[@]}" </dev/null >"$tmp/src.out" 2>"$tmp/src.err" &
 src=$!
 mig_pids+=("$src")
 LOG=$tmp/src.out
-mig_wait "$tmp/src.out" "count 5" 120 || fail "the guest did not start counting"
+wait_file "$tmp/src.out" "count 5" 120 || fail "the guest did not start counting"
 
 # 1. The destination knows another secret: refused, source untouched.
 p=$(port)
@@ -44,12 +43,12 @@ sleep 1
 timeout 60 "$tv" migrate "pid-$src" "tcp://127.0.0.1:$p" --secret-file "$tmp/secret" \
 	--bandwidth 4M >"$tmp/m2.out" 2>&1 &
 m2=$!
-mig_wait "$tmp/m2.out" "MiB sent, round 1" 30 || fail "no progress: $(cat "$tmp/m2.out")"
+wait_file "$tmp/m2.out" "MiB sent, round 1" 30 || fail "no progress: $(cat "$tmp/m2.out")"
 kill -9 "$d2"
 wait "$m2"
 [ $? -eq 1 ] || fail "the migration did not fail when the destination died: $(cat "$tmp/m2.out")"
 n=$(mig_counts "$tmp/src.out" | tail -n 1)
-mig_wait "$tmp/src.out" "count $((n + 3))" 60 || fail "the source stopped counting after the failure"
+wait_file "$tmp/src.out" "count $((n + 3))" 60 || fail "the source stopped counting after the failure"
 kill -0 "$src" || fail "the source died"
 
 # 3. A good destination: the VM moves.
@@ -67,6 +66,6 @@ wait "$src"
 [ $? -eq 0 ] || fail "the source's exit status is not 0"
 LOG=$tmp/dst.out
 first=$(mig_counts "$tmp/dst.out" | head -n 1)
-mig_wait "$tmp/dst.out" "count $((${first:-0} + 25))" 90 || fail "the destination does not count on"
+wait_file "$tmp/dst.out" "count $((${first:-0} + 25))" 90 || fail "the destination does not count on"
 mig_check "$tmp/src.out" "$tmp/dst.out"
 echo "PASS: slow-migrate-tcp"
