@@ -1,6 +1,7 @@
 # Shared by the e2e tests that run VMs (linux-lib.sh sources it; tests
-# that do not boot the reference guest source it alone): a private
-# datastore and runtime directory, and the ok/bad report lines.
+# that do not boot the reference guest source it alone): the test
+# guests, a private datastore and runtime directory cleaned up at exit,
+# the ok/bad report lines, and the polls the tests wait with.
 
 # need_test_guest FILE: sets tv to the termvisor binary and kernel to the
 # test guest FILE (make test-guests) in $BUILD, or skips the test.
