@@ -1226,6 +1226,61 @@ Test(bt_jit, mov_cr3_reaches_the_other_address_spaces_code)
 	}
 }
 
+/*
+ * Chains within one page skip the TLB epoch (bt_jit_link's local slots):
+ * code at 8 MiB points its own 2 MiB page elsewhere, INVLPGs it and
+ * jumps 0x20 bytes on.  The first pass maps the same page again (and
+ * jumps to r11++, which chains back), the second maps the copy at
+ * 10 MiB, whose code at +0x20 is other: mov eax, 0x2222; hlt.  A chain
+ * kept from the first pass would loop there for ever.
+ */
+static void
+own_page_run(bool jit, struct cpu_state *st)
+{
+	static const uint8_t head[] = {
+		0x4c, 0x89, 0x0b,		/* mov [rbx], r9: PD[4] */
+		0x0f, 0x01, 0x3a,		/* invlpg [rdx] */
+		0xeb, 0x18 };			/* jmp +0x20 */
+	static const uint8_t same[] = {
+		0x41, 0xff, 0xc3,		/* inc r11d */
+		0x4d, 0x89, 0xd1,		/* mov r9, r10 */
+		0xeb, 0xd8 };			/* jmp +0 */
+	static const uint8_t other[] = { 0xb8, 0x22, 0x22, 0, 0, 0xf4 };
+	struct tvm *t;
+
+	if (jit)
+		unsetenv("TERMVISOR_BT_JIT");
+	else
+		setenv("TERMVISOR_BT_JIT", "0", 1);
+	t = tvm_new(16 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	for (uint64_t pa = 0x800000; pa <= 0xa00000; pa += 0x200000)
+		tvm_put(t, pa, head, sizeof(head));
+	tvm_put(t, 0x800020, same, sizeof(same));
+	tvm_put(t, 0xa00020, other, sizeof(other));
+	tvm_long_mode(t, st, 0x800000);
+	st->gpr[R_RBX] = TVM_PD + 4 * 8;
+	st->gpr[R_RDX] = 0x800000;
+	st->gpr[R_R9] = 0x800000 | 0x87;
+	st->gpr[R_R10] = 0xa00000 | 0x87;
+	st->gpr[R_R11] = 0;
+	bt_accel_ops.set_state(t->vcpu, st);
+	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT, "jit %d: no end", jit);
+	bt_accel_ops.get_state(t->vcpu, st);
+	tvm_free(t);
+}
+
+Test(bt_jit, a_block_that_remaps_its_own_page_reaches_the_new_code)
+{
+	struct cpu_state st;
+
+	for (int jit = 0; jit < 2; jit++) {
+		own_page_run(jit, &st);
+		cr_assert_eq(st.gpr[R_R11], 1, "jit %d", jit);
+		cr_assert_eq((uint32_t)st.gpr[R_RAX], 0x2222, "jit %d", jit);
+	}
+}
+
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 {
 	struct tvm *t;

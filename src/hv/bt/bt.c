@@ -485,8 +485,14 @@ bt_next_block(struct bt_cpu *c)
 		k = p->link_lin[0] == lin ? 0 : p->link_lin[1] == lin ? 1 : -1;
 		if (k >= 0 && (b = p->link[k]) != NULL && b->mode == c->mode &&
 		    (p->link_inval[k] == inval || bt_tc_valid(c, b))) {
+			struct bt_tlb *e = &c->tlbc[(lin >> 12) &
+			    (BT_TLB_SIZE - 1)];
+
 			p->link_inval[k] = inval;
-			c->xglobal = 0;
+			/* Code mapped globally: the JIT's chain to it may
+			 * outlive MOV CR3 (as after bt_tc_lookup). */
+			c->xglobal = e->tag_x == (lin & ~0xfffull) &&
+			    e->global;
 			goto out;
 		}
 	}
@@ -571,6 +577,7 @@ bt_cpuid_of(struct vcpu *vcpu, uint32_t leaf, uint32_t sub, uint32_t r[4])
 const struct accel_ops bt_accel_ops = {
 	.name = "bt",
 	.kernel_irqchip = false,
+	.kicks_on_vcpu = true,
 	.vm_init = bt_vm_init,
 	.vm_fini = bt_vm_fini,
 	.map_mem = bt_map_mem,

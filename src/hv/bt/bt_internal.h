@@ -445,6 +445,11 @@ bt_tlb_current(const struct bt_cpu *c, uint32_t tag)
 static inline void
 bt_tlb_epoch_bump(struct bt_cpu *c, bool global)
 {
+	/* Leave the block after this instruction: the run loop and the
+	 * JIT's local chain slots take the page the block was entered at
+	 * as still mapped to the block's page while no brk was seen. */
+	if (c->cur != NULL)
+		c->brk = 1;
 	c->tlb_epoch = (c->tlb_epoch + 1) & ~BT_GTAG;
 	if (!global)
 		return;		/* the marks stay: global code stays */

@@ -24,11 +24,16 @@
  * executable at another, so no page is ever writable and executable at
  * the same address.  TERMVISOR_BT_JIT=0 turns the generator off (the
  * interpreter alone runs; the tests run both).
+ *
+ * TV_BT_PERFMAP=1 writes /tmp/perf-PID.map, one line per block ("host
+ * address, size, bt_<guest linear RIP>"), so that perf report names the
+ * guest code the host time goes to.
  */
 #include "hv/bt/bt_internal.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -46,6 +51,7 @@ struct bt_jit {
 	size_t used, size;
 	int fd;
 	size_t entry, exit;	/* trampoline offsets */
+	FILE *perfmap;		/* TV_BT_PERFMAP: perf's JIT symbol map */
 };
 
 /* The code being emitted. */
@@ -236,6 +242,15 @@ bt_jit_init(struct bt_cpu *c)
 	if (j->rw == MAP_FAILED || j->rx == MAP_FAILED)
 		goto fail;
 	jit_trampolines(j);
+	if (getenv("TV_BT_PERFMAP") != NULL) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+		if ((j->perfmap = fopen(path, "a")) == NULL)
+			log_warn("software CPU: %s", path);
+		else	/* whole lines, even if we are killed */
+			setvbuf(j->perfmap, NULL, _IOLBF, 0);
+	}
 	c->jit = j;
 	c->jit_last = NULL;
 	c->reqp = (const uint32_t *)&c->vcpu->requests;
@@ -261,6 +276,8 @@ bt_jit_fini(struct bt_cpu *c)
 
 	if (j == NULL)
 		return;
+	if (j->perfmap != NULL)
+		fclose(j->perfmap);
 	munmap(j->rw, j->size);
 	munmap(j->rx, j->size);
 	close(j->fd);
@@ -1197,6 +1214,33 @@ _Static_assert(sizeof(struct bt_jc) == 40, "jit_chain scales by 40");
 enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
        SLOT_JMP = 68 };
 
+/* cmp dword [rbx + disp], tlb at a slot's epoch test. */
+static void
+jit_slot_epoch(uint8_t *s, int32_t disp, uint32_t tlb)
+{
+	s[SLOT_TLB - 6] = 0x81;
+	s[SLOT_TLB - 5] = 0xbb;
+	memcpy(s + SLOT_TLB - 4, &disp, 4);
+	memcpy(s + SLOT_TLB, &tlb, 4);
+}
+
+/*
+ * A local slot: to starts at rip on the physical page from starts on,
+ * and fits in it.  At run time its RIP test is followed by a test that
+ * RIP is on the page of the RIP from was entered at (r12) instead of the
+ * TLB epoch: that page mapped to from's page when from was entered, and
+ * still does when from ends without a brk (every epoch change sets one),
+ * so RIP maps to to's first byte under any CR3 — as the run loop's
+ * same-page links (bt_next_block), which outlive MOV CR3 the same way.
+ */
+static bool
+jit_local(const struct bt_block *from, const struct bt_block *to,
+    uint64_t rip)
+{
+	return to->page[1] == ~0u &&
+	    to->gpa == ((from->gpa & ~0xfffull) | (rip & 0xfff));
+}
+
 void
 bt_jit_link(struct bt_cpu *c, struct bt_block *from, struct bt_block *to)
 {
@@ -1224,18 +1268,22 @@ bt_jit_link(struct bt_cpu *c, struct bt_block *from, struct bt_block *to)
 		k = free_k >= 0 ? free_k : (int)((rip >> 2) & 1);
 	s = j->rw + from->jslot[k];
 	memcpy(s + SLOT_RIP, &rip, 8);
-	/* Code mapped globally stays chained across MOV CR3. */
-	if (c->xglobal) {
+	if (jit_local(from, to, rip)) {
+		/* mov rdx, r12; xor rdx, rax; shr rdx, 12: the jne after
+		 * it leaves unless RIP is on the entry RIP's page */
+		static const uint8_t page[10] = { 0x4c, 0x89, 0xe2, 0x48,
+		    0x31, 0xc2, 0x48, 0xc1, 0xea, 0x0c };
+
+		memcpy(s + SLOT_TLB - 6, page, sizeof(page));
+	} else if (c->xglobal) {
+		/* Code mapped globally stays chained across MOV CR3. */
 		int32_t disp = OFF(tlb_gepoch);
 
 		tlb = c->tlb_gepoch;
-		memcpy(s + SLOT_TLB - 4, &disp, 4);
+		jit_slot_epoch(s, disp, tlb);
 	} else {
-		int32_t disp = OFF(tlb_epoch);
-
-		memcpy(s + SLOT_TLB - 4, &disp, 4);
+		jit_slot_epoch(s, OFF(tlb_epoch), tlb);
 	}
-	memcpy(s + SLOT_TLB, &tlb, 4);
 	memcpy(s + SLOT_INVAL, &inval, 4);
 	s[SLOT_CPL] = c->cpl;
 	jit_patch(s + SLOT_JMP, (uint8_t *)to->jit - j->rx + j->rw);
@@ -1251,7 +1299,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	bool last_call = false, rip_done = false;
 	unsigned n = b->ninsn, nbrk = 0;
 	uint16_t brk_k[128];
-	uint8_t *ex_at[32];
+	uint8_t *ex_at[32], *nolink_at = NULL;
 	unsigned nex = 0, nstub = 0, fsz = 0;
 	struct jstub stubs[64];
 	int fop = FOP_NONE;	/* inline op whose flags are current */
@@ -1429,14 +1477,19 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			e_lea_rip(&x, RAX, off);
 		e_st(&x, true, RAX, OFF(rip));
 	}
-	if (last_call || nstub > 0) {	/* a brk from the last one is spent */
-		e1(&x, 0xc6);
-		e_mem(&x, 0, OFF(brk));
-		e1(&x, 0);
-	}
 	e1(&x, 0x48); e1(&x, 0x81);	/* add qword [rbx + ninsns], n */
 	e_mem(&x, 0, OFF(ninsns));
 	e4(&x, n);
+	/* A brk from the last instruction (or a slow path) ends the block
+	 * anyway, but it also says the TLB epoch may have moved since the
+	 * block was entered (bt_tlb_epoch_bump): no chaining then, as
+	 * local slots do not compare the epoch (bt_jit_link). */
+	if (last_call || nstub > 0) {
+		e1(&x, 0x80);			/* cmp byte [rbx+brk], 0 */
+		e_mem(&x, 7, OFF(brk));
+		e1(&x, 0);
+		nolink_at = e_jmp(&x, 5, NULL);
+	}
 	jit_chain(&x, b, ex_at, &nex);
 	for (unsigned k = 0; k < nstub; k++) {
 		uint8_t *at;
@@ -1471,6 +1524,15 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		e_st_imm(&x, true, OFF(cur), 0);
 		e_jmp(&x, -1, j->rw + j->exit);
 	}
+	/* The last instruction asked to leave (RIP is set): no link. */
+	if (nolink_at != NULL) {
+		jit_patch(nolink_at, x.p);
+		e1(&x, 0xc6);			/* mov byte [rbx+brk], 0 */
+		e_mem(&x, 0, OFF(brk));
+		e1(&x, 0);
+		e_st_imm(&x, true, OFF(cur), 0);
+		e_jmp(&x, -1, j->rw + j->exit);
+	}
 	/* Leaving to the run loop: it may link this block to the next. */
 	for (unsigned k = 0; k < nex; k++)
 		jit_patch(ex_at[k], x.p);
@@ -1481,6 +1543,11 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	if ((size_t)(x.p - start) > JIT_BLOCK_MAX)
 		abort();	/* our own bug: the bound above is wrong */
 	b->jit = (void *)jit_rx(j, start);
+	if (j->perfmap != NULL)	/* c->rip is the block's first RIP */
+		fprintf(j->perfmap, "%lx %lx bt_%llx\n",
+		    (unsigned long)(uintptr_t)b->jit,
+		    (unsigned long)(x.p - start), (unsigned long long)
+		    ((c->segbase[SEG_CS] + c->rip) & c->linmask));
 	j->used = ((size_t)(x.p - j->rw) + 15) & ~(size_t)15;
 }
 
