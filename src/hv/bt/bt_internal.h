@@ -657,6 +657,7 @@ H(bt_x_grp6); H(bt_x_grp7); H(bt_x_movcr); H(bt_x_movdr); H(bt_x_clts);
 H(bt_x_rdmsr); H(bt_x_wrmsr); H(bt_x_rdtsc); H(bt_x_cpuid);
 H(bt_x_syscall); H(bt_x_sysret); H(bt_x_sysenter); H(bt_x_sysexit);
 H(bt_x_lar); H(bt_x_lsl); H(bt_x_cli); H(bt_x_sti); H(bt_x_grp15);
+H(bt_x_sti_paired);
 H(bt_x_invd);
 /* exec_simd.c */
 H(bt_x_simd);

@@ -568,6 +568,16 @@ bt_x_sti(struct bt_cpu *c, const struct bt_insn *i)
 	c->flags |= RFLAGS_IF;
 }
 
+/* STI with the instruction it shields in its block, which ends after
+ * that one (tc_translate): interrupts are looked at between blocks
+ * only, so no shadow is needed. */
+void
+bt_x_sti_paired(struct bt_cpu *c, const struct bt_insn *i)
+{
+	sys_if_check(c);
+	c->flags |= RFLAGS_IF;
+}
+
 /* XSAVE/XRSTOR of the x87 and SSE components only (used by the KVM
  * assist path; XSAVE is not advertised to bt guests). */
 static void

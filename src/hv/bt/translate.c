@@ -108,6 +108,7 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 	uint64_t pc = c->rip, ipmask;	/* offset in CS; lin includes the base */
 	unsigned n = 0;
 	unsigned h;
+	bool sti = false;	/* an STI took the next instruction in */
 
 	if (c->arena_used + need > c->arena_size || !bt_jit_room(c))
 		bt_tc_flush(c);
@@ -170,12 +171,23 @@ tc_translate(struct bt_cpu *c, uint64_t lin, uint64_t gpa)
 			n--;
 			break;	/* the Jcc ended the block */
 		}
-		if (bt_insn_ends_block(i))
+		if (sti)
+			break;		/* the instruction after STI */
+		if (i->fn == bt_x_sti && n < TC_MAX_INSNS) {
+			/* Its shadow covers the next instruction: run that
+			 * one in this block, then end it (the run loop, or
+			 * the JIT's chain test, takes a waiting interrupt). */
+			i->fn = bt_x_sti_paired;
+			sti = true;
+		} else if (bt_insn_ends_block(i)) {
 			break;
+		}
 		pc = (pc + i->len) & ipmask;
 		if ((((c->segbase[SEG_CS] + pc) ^ lin) & ~0xfffull) != 0)
 			break;
 	}
+	if (b->insn[n - 1].fn == bt_x_sti_paired)
+		b->insn[n - 1].fn = bt_x_sti;	/* alone at the end after all */
 	b->ninsn = (uint16_t)n;
 	c->arena_used += (sizeof(struct bt_block) + n *
 	    sizeof(struct bt_insn) + 15) & ~(size_t)15;
