@@ -507,7 +507,11 @@ bt_next_block(struct bt_cpu *c)
 		j->inval = inval;
 		c->xglobal = j->tlb != c->tlb_epoch;
 	} else {
-		b = bt_tc_lookup(c);
+		/* An entry for this RIP made before the last TLB flush
+		 * (user code after MOV CR3, mostly): still the block if
+		 * RIP still maps to its page, which the lookup checks. */
+		b = bt_tc_lookup(c, j->lin == lin && j->cpl == c->cpl &&
+		    j->tc == c->tc_epoch ? j->b : NULL);
 		*j = (struct bt_jc){ lin, b, c->xglobal ? bt_tlb_gtag(c) :
 		    c->tlb_epoch, c->tc_epoch, inval, c->cpl,
 		    b->mode == BT_M64 ? b->jit : NULL };

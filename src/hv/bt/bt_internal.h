@@ -683,8 +683,9 @@ void bt_set_cr3(struct bt_cpu *c, uint64_t v);
 int bt_tc_init(struct bt_cpu *c);
 void bt_tc_fini(struct bt_cpu *c);
 void bt_tc_flush(struct bt_cpu *c);
-/* The block at CS:RIP (decoded on first use); may raise #PF. */
-struct bt_block *bt_tc_lookup(struct bt_cpu *c);
+/* The block at CS:RIP (decoded on first use); may raise #PF.  hint
+ * (or NULL): a block that may be it, tried before the hash table. */
+struct bt_block *bt_tc_lookup(struct bt_cpu *c, struct bt_block *hint);
 /* Still current (no store hit its pages since it was decoded)? */
 bool bt_tc_valid(struct bt_cpu *c, const struct bt_block *b);
 /* Execute exactly one instruction without caching it. */

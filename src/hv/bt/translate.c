@@ -231,7 +231,7 @@ tc_next_page_fits(struct bt_cpu *c, const struct bt_block *b, uint64_t lin)
 
 /* The block at CS:RIP, decoding it if needed.  May raise #PF. */
 struct bt_block *
-bt_tc_lookup(struct bt_cpu *c)
+bt_tc_lookup(struct bt_cpu *c, struct bt_block *hint)
 {
 	uint64_t lin = (c->segbase[SEG_CS] + c->rip) & c->linmask, gpa;
 	struct bt_tlb *e = &c->tlbc[(lin >> 12) & (BT_TLB_SIZE - 1)];
@@ -243,6 +243,11 @@ bt_tc_lookup(struct bt_cpu *c)
 		gpa = bt_translate(c, lin, BT_ACC_X, c->cpl == 3);
 	bt_xmark(c, lin);
 	c->xglobal = e->tag_x == (lin & ~0xfffull) && e->global;
+	/* The hint passes the tests the hash chain's blocks pass. */
+	if (hint != NULL && hint->gpa == gpa && hint->mode == c->mode &&
+	    bt_tc_valid(c, hint) && (hint->page[1] == ~0u ||
+	    tc_next_page_fits(c, hint, lin)))
+		return hint;
 	for (pp = &c->hash[tc_hash(gpa, c->mode)]; (b = *pp) != NULL;
 	    pp = &b->hnext) {
 		if (b->gpa != gpa || b->mode != c->mode)
