@@ -26,8 +26,9 @@
  * interpreter alone runs; the tests run both).
  *
  * TV_BT_PERFMAP=1 writes /tmp/perf-PID.map, one line per block ("host
- * address, size, bt_<guest linear RIP>"), so that perf report names the
- * guest code the host time goes to.
+ * address, size, bt_<guest linear RIP>"); tests/bt/jitprof.py turns perf
+ * script's samples into host time per guest function with it (perf
+ * report does not apply the map to this memfd mapping).
  */
 #include "hv/bt/bt_internal.h"
 
