@@ -1285,6 +1285,80 @@ Test(bt_jit, a_block_that_remaps_its_own_page_reaches_the_new_code)
 	}
 }
 
+/*
+ * Loads, stores and ADD [mem] crossing from a 4K page whose TLB entry is
+ * warm (the inline path's) into the next linear page, which maps to RAM
+ * elsewhere (7 MiB): the bytes past the boundary must come from there,
+ * never from the host memory after the first page.
+ */
+static void
+cross_run(bool jit, struct cpu_state *st, struct tvm **tp)
+{
+	static const uint8_t code[] = {
+		0x48, 0x8b, 0x06,		/* mov rax, [rsi]: warm */
+		0x48, 0x8b, 0x56, 0x0d,		/* mov rdx, [rsi+0xd] */
+		0x48, 0x89, 0x4e, 0x0e,		/* mov [rsi+0xe], rcx */
+		0x01, 0x7e, 0x0e,		/* add [rsi+0xe], edi */
+		0x0f, 0xb7, 0x46, 0x0f,		/* movzx eax, word [rsi+0xf] */
+		0xf4 };
+	const uint64_t pt = 0x16000;
+	struct tvm *t;
+
+	if (jit)
+		unsetenv("TERMVISOR_BT_JIT");
+	else
+		setenv("TERMVISOR_BT_JIT", "0", 1);
+	t = tvm_new(16 << 20);
+	unsetenv("TERMVISOR_BT_JIT");
+	tvm_put(t, CODE, code, sizeof(code));
+	tvm_long_mode(t, st, CODE);
+	/* 4 MiB..6 MiB through a page table: 0x400000 -> itself,
+	 * 0x401000 -> 0x700000 */
+	tvm_set64(t, TVM_PD + 2 * 8, pt | 3);
+	tvm_set64(t, pt, 0x400000 | 3);
+	tvm_set64(t, pt + 8, 0x700000 | 3);
+	for (int k = 0; k < 16; k++) {
+		t->vm->ram[0x400ff0 + k] = (uint8_t)(0xa0 + k);
+		t->vm->ram[0x401000 + k] = 0xee;	/* the wrong bytes */
+		t->vm->ram[0x700000 + k] = (uint8_t)(0xb0 + k);
+	}
+	st->gpr[R_RSI] = 0x400ff0;
+	st->gpr[R_RCX] = 0x1122334455667788ull;
+	st->gpr[R_RDI] = 0x01010101;
+	bt_accel_ops.set_state(t->vcpu, st);
+	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT, "jit %d", jit);
+	bt_accel_ops.get_state(t->vcpu, st);
+	*tp = t;
+}
+
+Test(bt_jit, accesses_crossing_into_the_next_page_go_there)
+{
+	struct cpu_state st;
+	struct tvm *t;
+
+	for (int jit = 0; jit < 2; jit++) {
+		const uint8_t *lo, *hi;
+
+		cross_run(jit, &st, &t);
+		lo = t->vm->ram + 0x400ff0;
+		hi = t->vm->ram + 0x700000;
+		/* rdx: 0x400ffd..fff then 0x700000..004, as loaded */
+		cr_assert_eq(st.gpr[R_RDX], 0xb4b3b2b1b0afaeadull, "jit %d: "
+		    "%#llx", jit, (unsigned long long)st.gpr[R_RDX]);
+		/* rcx stored at 0x400ffe: 88 77 | 66 55 44 33 22 11, then
+		 * edi added there: 88 77 | 66 55 + 01 01 | 01 01 */
+		cr_assert(lo[13] == 0xad && lo[14] == 0x89 && lo[15] == 0x78,
+		    "jit %d: %02x %02x %02x", jit, lo[13], lo[14], lo[15]);
+		cr_assert(hi[0] == 0x67 && hi[1] == 0x56 && hi[5] == 0x11 &&
+		    hi[6] == 0xb6, "jit %d: %02x %02x", jit, hi[0], hi[1]);
+		cr_assert_eq(t->vm->ram[0x401000], 0xee, "jit %d", jit);
+		/* ax: 0x400fff (0x78) and 0x700000 (0x67) */
+		cr_assert_eq(st.gpr[R_RAX], 0x6778, "jit %d: %#llx", jit,
+		    (unsigned long long)st.gpr[R_RAX]);
+		tvm_free(t);
+	}
+}
+
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 {
 	struct tvm *t;

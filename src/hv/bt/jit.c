@@ -785,17 +785,15 @@ jit_tlb(struct jx *x, int32_t tag, unsigned sz, struct jstub *st)
 	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x0c); e1(x, 0x49); /* rcx*3 */
 	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe1); e1(x, 4);	/* shl rcx,4 */
 	e1(x, 0x48); e1(x, 0x01); e1(x, 0xca);	/* add rdx, rcx */
-	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
+	/* The page of the last byte against the tag of the first byte's
+	 * entry: an access crossing into the next page finds that page's
+	 * tag only in the next entry, so it never matches here. */
+	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x48);	/* lea rcx, [rax+sz-1] */
+	e1(x, (uint8_t)(sz - 1));
 	e1(x, 0x48); e1(x, 0x81); e1(x, 0xe1); e4(x, 0xfffff000u);
 	e1(x, 0x48); e1(x, 0x3b); e1(x, 0x4a); e1(x, (uint8_t)tag);
 	st->from[0] = e_jmp(x, 5, NULL);	/* jne slow */
 	st->from[1] = NULL;
-	if (sz > 1) {
-		e1(x, 0x89); e1(x, 0xc1);		/* mov ecx, eax */
-		e1(x, 0x81); e1(x, 0xe1); e4(x, 0xfff);	/* and ecx, 0xfff */
-		e1(x, 0x81); e1(x, 0xf9); e4(x, 0x1000 - sz);	/* cmp ecx */
-		st->from[1] = e_jmp(x, 7, NULL);	/* ja slow */
-	}
 	e1(x, 0x48); e1(x, 0x03); e1(x, 0x42);	/* add rax, [rdx+addend] */
 	e1(x, (uint8_t)offsetof(struct bt_tlb, addend));
 }
