@@ -111,6 +111,62 @@ Test(bt_irq, sti_hlt_wakes_on_a_pending_interrupt)
 	irq_tvm_free(t);
 }
 
+static void
+irq_raise_on_out(struct tvm *t, uint64_t v)
+{
+	cr_assert_eq(irqchip_msi(t->vm, GPA_LAPIC, 0x1f), 0);
+}
+
+/*
+ * The same boundary with warm chains: three passes of cli; sti; nop;
+ * inc esi; ... and an interrupt raised (port 0xea) with IF=0 during the
+ * second.  The third pass must take it right after its NOP although the
+ * generated code of that block already jumps straight to the next one
+ * (jit_chain's irq_hint & IF test).
+ */
+Test(bt_irq, interrupt_waiting_for_sti_stops_a_warm_chain)
+{
+	static const uint8_t code[] = {
+		0xb9, 3, 0, 0, 0,	/* mov ecx, 3 */
+		0xfa, 0xfb, 0x90,	/* top: cli; sti; nop */
+		0xff, 0xc6,		/* inc esi */
+		0xfa,			/* cli */
+		0x83, 0xf9, 0x02,	/* cmp ecx, 2 */
+		0x75, 0x02,		/* jne +2 */
+		0xe6, 0xea,		/* out 0xea, al: raise it */
+		0xff, 0xc9,		/* dec ecx */
+		0x75, 0xef,		/* jnz top */
+		0xf4 };
+
+	for (int jit = 0; jit < 2; jit++) {
+		struct tvm *t;
+		struct cpu_state st;
+
+		if (jit)
+			unsetenv("TERMVISOR_BT_JIT");
+		else
+			setenv("TERMVISOR_BT_JIT", "0", 1);
+		t = irq_tvm(1);
+		unsetenv("TERMVISOR_BT_JIT");
+		t->on_out = irq_raise_on_out;
+		tvm_put(t, 0x200000, code, sizeof(code));
+		tvm_long_mode(t, &st, 0x200000);
+		st.gpr[R_RSI] = 0;
+		t->vm->ram[TVM_FAULT_VEC] = 0xff;
+		cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+		apic_write(t->vm, 0, 0xf0, 0x1ff);
+		cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+		bt_accel_ops.get_state(t->vcpu, &st);
+		cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0x1f, "jit %d: not "
+		    "taken", jit);
+		cr_assert_eq(tvm_get64(t, st.gpr[R_RSP]), 0x200008,
+		    "jit %d: taken at %#llx", jit, (unsigned long long)
+		    tvm_get64(t, st.gpr[R_RSP]));
+		cr_assert_eq(st.gpr[R_RSI], 2, "jit %d", jit);
+		irq_tvm_free(t);
+	}
+}
+
 /*
  * An AP's TSC is the VM's clock: INIT, seconds after boot, must not
  * restart it from 0 (Linux measured that as a warp between CPUs and

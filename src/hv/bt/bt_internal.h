@@ -108,7 +108,12 @@ struct bt_cpu {
 	uint64_t cc_res, cc_a, cc_b;
 	uint32_t cc_op;
 
+	/* What the JIT's block end tests in one 32-bit load (jit_chain):
+	 * keep these four together and in this order. */
+	_Alignas(4) uint8_t evpend;	/* halted | wait_sipi | nmi_pending */
+	uint8_t shadow;		/* interrupt shadow for the next insn */
 	uint8_t mode;		/* BT_M16/32/64 */
+	uint8_t irq_hint;	/* an interrupt waits for IF=1 */
 	uint8_t cpl;
 	uint8_t ss32;		/* stack uses ESP (else SP); RSP in 64-bit */
 	uint8_t brk;		/* leave the block after this instruction */
@@ -125,15 +130,12 @@ struct bt_cpu {
 				 * writes to the TSC MSR) */
 	struct cpu_fpu fpu;
 
-	uint8_t shadow;		/* interrupt shadow for the next insn */
 	uint8_t halted;
 	uint8_t nmi_masked, nmi_pending;
 	uint8_t wait_sipi;	/* AP before its first SIPI */
 	/* An event another accelerator was delivering when its state was
 	 * taken (set_state): delivered first on the next run. */
 	struct cpu_events inj;
-	uint8_t irq_hint;	/* an interrupt waits for IF=1 */
-	uint8_t evpend;		/* halted | wait_sipi | nmi_pending */
 	uint8_t assist;		/* one-instruction KVM assist: no irqchip */
 	uint8_t stint;		/* KVM assist stint: stop before what KVM
 				 * must do itself (I/O, MSRs, HLT, CPUID) */

@@ -1094,15 +1094,6 @@ jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
 	return false;
 }
 
-/* movzx ecx, byte [rbx + disp]; or eax, ecx */
-static void
-e_or_byte(struct jx *x, int32_t disp)
-{
-	e1(x, 0x0f); e1(x, 0xb6);
-	e_mem(x, RCX, disp);
-	e1(x, 0x09); e1(x, 0xc8);
-}
-
 /*
  * A block's normal end: if nothing waits for the run loop (the test
  * bt_vcpu_loop makes before each block, plus the interrupt shadow and
@@ -1116,21 +1107,19 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 {
 	e_ld(x, true, RAX, OFF(reqp));
 	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
-	e_or_byte(x, OFF(evpend));
-	e_or_byte(x, OFF(shadow));
-	/* (irq_hint & IF) | TF, from RFLAGS bits 9 and 8 */
+	/* evpend, shadow, mode ^ BT_M64, and irq_hint if IF: ecx */
+	e_ld(x, false, RCX, OFF(evpend));
+	e1(x, 0x81); e1(x, 0xf1); e4(x, BT_M64 << 16);	/* xor ecx, imm */
 	e_ld(x, false, RDX, OFF(flags));
-	e1(x, 0xc1); e1(x, 0xea); e1(x, 8);	/* shr edx, 8 */
-	e1(x, 0x0f); e1(x, 0xb6);		/* movzx ecx, byte irq_hint */
-	e_mem(x, RCX, OFF(irq_hint));
-	e1(x, 0x01); e1(x, 0xc9);		/* add ecx, ecx */
-	e1(x, 0x83); e1(x, 0xc9); e1(x, 1);	/* or ecx, 1 */
+	e1(x, 0xc1); e1(x, 0xe2); e1(x, 22);	/* shl edx, 22: IF -> 31 */
+	e1(x, 0xc1); e1(x, 0xfa); e1(x, 7);	/* sar edx, 7: IF -> 31..24 */
+	e1(x, 0x81); e1(x, 0xca); e4(x, 0x00ffffff);	/* or edx, imm */
 	e1(x, 0x21); e1(x, 0xd1);		/* and ecx, edx */
 	e1(x, 0x09); e1(x, 0xc8);		/* or eax, ecx */
-	e1(x, 0x0f); e1(x, 0xb6);		/* movzx ecx, byte mode */
-	e_mem(x, RCX, OFF(mode));
-	e1(x, 0x83); e1(x, 0xf1); e1(x, BT_M64);	/* xor ecx, 2 */
-	e1(x, 0x09); e1(x, 0xc8);		/* or eax, ecx */
+	ex_at[(*nex)++] = e_jmp(x, 5, NULL);	/* jnz exit */
+	e1(x, 0xf6);			/* test byte [rbx+flags+1], 1: TF */
+	e_mem(x, 0, OFF(flags) + 1);
+	e1(x, 1);
 	ex_at[(*nex)++] = e_jmp(x, 5, NULL);	/* jnz exit */
 	e_ld(x, true, RAX, OFF(rip));
 	for (int k = 0; k < 2; k++) {
@@ -1208,6 +1197,10 @@ jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
 }
 
 _Static_assert(sizeof(struct bt_jc) == 40, "jit_chain scales by 40");
+_Static_assert(offsetof(struct bt_cpu, shadow) == OFF(evpend) + 1 &&
+    offsetof(struct bt_cpu, mode) == OFF(evpend) + 2 &&
+    offsetof(struct bt_cpu, irq_hint) == OFF(evpend) + 3 &&
+    OFF(evpend) % 4 == 0, "jit_chain loads these four as one");
 
 /* Offsets inside a chain slot (see jit_chain). */
 enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
