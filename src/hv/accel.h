@@ -22,6 +22,12 @@ struct accel_ops {
 	 * accelerator (KVM's in-kernel irqchip): the VMM then does not
 	 * create its software i8259/i8254/IOAPIC/LAPIC models. */
 	bool kernel_irqchip;
+	/* True when every guest MMIO write leaves guest code for the VMM
+	 * on the vCPU's own thread anyway (the software CPU), and an idle
+	 * vCPU returns VM_EXIT_HLT: a device may then do a kick's short,
+	 * non-blocking work right there (virtio_kick_inline) rather than
+	 * pay a wake of the event thread for it. */
+	bool kicks_on_vcpu;
 
 	/* Probe/open the accelerator for vm; -errno (ENODEV: not here). */
 	int (*vm_init)(struct vm *vm);
