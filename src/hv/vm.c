@@ -21,6 +21,7 @@
 #include "hv/vmconfig.h"
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/thread_policy.h"
 
 /* --- guest memory --- */
 
@@ -238,6 +239,9 @@ vm_exit_hlt(struct vcpu *vcpu, struct vm_exit *e)
 	const unsigned wake = VCPU_REQ_IRQ | VCPU_REQ_STOP | VCPU_REQ_PAUSE |
 	    VCPU_REQ_RESET | VCPU_REQ_STATE;
 
+	/* An idle guest may wait for what a lazy timer holds back (a
+	 * moderated interrupt): the loop must not sleep past it now. */
+	evloop_flush_lazy(vcpu->vm->loop);
 	pthread_mutex_lock(&vcpu->lock);
 	while ((atomic_load(&vcpu->requests) & wake) == 0)
 		pthread_cond_wait(&vcpu->wake, &vcpu->lock);
@@ -669,6 +673,9 @@ vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* After the vCPU threads exist, so they keep the default policy:
+	 * a kick or a frame must not preempt the vCPU that made it. */
+	thread_policy_batch("event thread");
 	if (atomic_load(&vm->exit_request) == 0)
 		evloop_run(vm->loop);
 	for (int i = 0; i < vm->nvcpus; i++)

@@ -22,9 +22,16 @@ struct evloop_fd {
 struct evloop {
 	int epfd, wakefd;
 	pthread_mutex_t *devlock;
-	pthread_mutex_t tlock;		/* protects the heap */
+	pthread_mutex_t tlock;		/* protects the heap and sleep_until */
 	struct vtimer **heap;
 	int nheap, capheap;
+	/* When the loop next looks at the heap by itself (the timeout of
+	 * its current or coming sleep): a timer armed for then or later
+	 * needs no wake. */
+	uint64_t sleep_until;
+	/* A lazily armed timer is due before sleep_until, and nobody has
+	 * woken the loop for it yet (vtimer_arm_lazy). */
+	atomic_bool lazy_due;
 	struct evloop_fd fds[EVLOOP_MAX_FDS];
 	atomic_bool stop;
 };
@@ -212,11 +219,14 @@ vtimer_init(struct vtimer *t, struct evloop *l, void (*fn)(void *),
 	t->heap_idx = -1;
 }
 
-void
-vtimer_arm(struct vtimer *t, uint64_t deadline)
+/* Put t in the heap at deadline; true when the loop sleeps past it.
+ * With wake, the caller wakes the loop then, and the loop's sleep is
+ * taken as ending at deadline. */
+static bool
+vtimer_insert(struct vtimer *t, uint64_t deadline, bool wake)
 {
 	struct evloop *l = t->loop;
-	bool first;
+	bool early;
 
 	pthread_mutex_lock(&l->tlock);
 	heap_remove(l, t);
@@ -233,9 +243,32 @@ vtimer_arm(struct vtimer *t, uint64_t deadline)
 	t->heap_idx = l->nheap;
 	l->heap[l->nheap++] = t;
 	heap_up(l, t->heap_idx);
-	first = t->heap_idx == 0;
+	early = deadline < l->sleep_until;
+	if (early && wake)
+		l->sleep_until = deadline;
 	pthread_mutex_unlock(&l->tlock);
-	if (first)
+	return early;
+}
+
+void
+vtimer_arm(struct vtimer *t, uint64_t deadline)
+{
+	if (vtimer_insert(t, deadline, true))
+		evloop_wake(t->loop);
+}
+
+void
+vtimer_arm_lazy(struct vtimer *t, uint64_t deadline)
+{
+	if (vtimer_insert(t, deadline, false))
+		atomic_store(&t->loop->lazy_due, true);
+}
+
+void
+evloop_flush_lazy(struct evloop *l)
+{
+	if (l != NULL && atomic_load(&l->lazy_due) &&
+	    atomic_exchange(&l->lazy_due, false))
 		evloop_wake(l);
 }
 
@@ -271,6 +304,10 @@ evloop_run_timers(struct evloop *l)
 	}
 	if (l->nheap > 0)
 		next = l->heap[0]->deadline;
+	/* What the caller sleeps to, if it is the loop; lazy timers are
+	 * in the heap, so this covers them. */
+	l->sleep_until = next;
+	atomic_store(&l->lazy_due, false);
 	pthread_mutex_unlock(&l->tlock);
 	return next;
 }

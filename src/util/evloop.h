@@ -47,8 +47,22 @@ int evloop_del_fd(struct evloop *l, int fd);
 
 void vtimer_init(struct vtimer *t, struct evloop *l, void (*fn)(void *),
     void *opaque);
-/* (Re)arm t to fire at absolute time deadline; thread-safe. */
+/* (Re)arm t to fire at absolute time deadline; thread-safe.  Wakes the
+ * loop only if it would otherwise sleep past deadline. */
 void vtimer_arm(struct vtimer *t, uint64_t deadline);
+/*
+ * Arm t without waking the loop: t fires at deadline or at the loop's
+ * next wake for anything else, whichever is later, or as soon as
+ * evloop_flush_lazy() is called.  For a deadline that is a bound, not a
+ * promise (interrupt moderation), armed often from a vCPU thread whose
+ * going idle calls evloop_flush_lazy() (vm_exit_hlt): a busy guest's own
+ * timer interrupts wake the loop soon enough, and waking it from the
+ * vCPU each time would cost more than the timer saves.
+ */
+void vtimer_arm_lazy(struct vtimer *t, uint64_t deadline);
+/* Wake the loop if a lazily armed timer is due before it would look
+ * (any thread; cheap when there is none). */
+void evloop_flush_lazy(struct evloop *l);
 void vtimer_cancel(struct vtimer *t);
 bool vtimer_armed(const struct vtimer *t);
 

@@ -36,6 +36,7 @@
 
 #include "util/evloop.h"
 #include "util/log.h"
+#include "util/thread_policy.h"
 #include "vswitch/vswitch_capture.h"
 
 #define VSW_MAX_EVENTS	64
@@ -581,6 +582,9 @@ vsw_server_loop(struct vsw_server *s)
 	struct epoll_event evs[VSW_MAX_EVENTS];
 	int i, n;
 
+	/* A frame from a VM must not preempt that VM's vCPU: the switch
+	 * runs beside it or after it, and forwards a batch. */
+	thread_policy_batch("switch");
 	while (!s->stop) {
 		n = epoll_wait(s->epfd, evs, VSW_MAX_EVENTS, -1);
 		if (n < 0 && errno == EINTR)
