@@ -669,7 +669,8 @@ virtio_ioev_where(const struct virtio_dev *vd, unsigned q)
 {
 	const struct pci_bar *b = &vd->pci.bar[VIRTIO_BAR];
 
-	if (vd->ioev_fd[q] < 0 || !b->is_mapped || !vd->vq[q].enabled)
+	if (vd->ioev_fd[q] < 0 || !b->is_mapped || !vd->vq[q].enabled ||
+	    (vd->kick_inline & 1u << q))
 		return 0;
 	return b->mapped + VIRTIO_NOTIFY_OFF + VIRTIO_NOTIFY_MULT * q;
 }
@@ -725,6 +726,16 @@ virtio_bar_change(struct pci_dev *d, int bar)
 {
 	if (bar == VIRTIO_BAR)
 		virtio_ioev_sync(d->opaque);
+}
+
+bool
+virtio_kick_inline(struct virtio_dev *vd, uint32_t mask)
+{
+	if (vd->vm->accel == NULL || !vd->vm->accel->kicks_on_vcpu)
+		return false;
+	vd->kick_inline = mask;
+	virtio_ioev_sync(vd);
+	return true;
 }
 
 /* One eventfd per queue, unless turned off or there is no event loop. */

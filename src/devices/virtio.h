@@ -178,6 +178,7 @@ struct virtio_dev {
 	 * (0: not registered). */
 	int ioev_fd[VIRTIO_MAX_QUEUES];
 	uint64_t ioev_at[VIRTIO_MAX_QUEUES];
+	uint32_t kick_inline;		/* queues kicked without an eventfd */
 };
 
 /*
@@ -192,6 +193,14 @@ int virtio_dev_init(struct virtio_dev *vd, struct vm *vm, const char *name,
     const struct virtio_dev_ops *ops, void *opaque);
 /* Take vd off the bus and free what init allocated. */
 void virtio_dev_fini(struct virtio_dev *vd);
+/*
+ * Serve kicks of the queues in mask on the kicking thread (ops->notify
+ * from the vCPU's exit, as without ioeventfd) if the accelerator leaves
+ * guest code for every MMIO write anyway (accel_ops.kicks_on_vcpu):
+ * there an eventfd only adds a wake of the event thread.  For work that
+ * is short and never blocks.  True if the kicks will come inline.
+ */
+bool virtio_kick_inline(struct virtio_dev *vd, uint32_t mask);
 /* Device reset (the driver's status write of 0, or a VM reset). */
 void virtio_dev_reset(struct virtio_dev *vd);
 /* Is feature bit f negotiated? */

@@ -105,6 +105,7 @@ struct virtio_net {
 	struct vnet_held held[VIRTIO_NET_MAX_PAIRS];
 	struct vnet_tx tx;
 	uint32_t tx_kicked;		/* transmit queues with work left */
+	bool tx_inline;			/* sent on the kicking vCPU */
 	struct vtimer tx_timer;
 	uint32_t tx_irq_held;		/* queues whose interrupt is held */
 	struct vtimer tx_irq_timer;
@@ -287,7 +288,14 @@ static void
 vnet_tx_irq_hold(struct virtio_net *vn, unsigned q)
 {
 	vn->tx_irq_held |= 1u << q;
-	if (!vtimer_armed(&vn->tx_irq_timer))
+	if (vtimer_armed(&vn->tx_irq_timer))
+		return;
+	/* On the kicking vCPU, a wake of the event thread per hold would
+	 * cost what the inline send saved: the bound is then the loop's
+	 * next wake (the guest's own timer, or the vCPU going idle). */
+	if (vn->tx_inline)
+		vtimer_arm_lazy(&vn->tx_irq_timer, vclock_ns() + VNET_TX_IRQ_NS);
+	else
 		vtimer_arm(&vn->tx_irq_timer, vclock_ns() + VNET_TX_IRQ_NS);
 }
 
@@ -943,6 +951,12 @@ virtio_net_notify(struct virtio_dev *vd, unsigned q)
 		netdev_vsw_want_rx(&vn->be, true);
 		if (vn->rx_next < vn->rx_count)
 			vtimer_arm(&vn->rx_timer, vclock_ns());
+	} else if (vn->tx_inline) {
+		/* The software CPU left the guest for this kick anyway: one
+		 * sendmmsg here costs less than waking the event thread to
+		 * do it (a context switch each, on a busy host). */
+		vn->tx_kicked |= 1u << q;
+		virtio_net_tx_run(vn);
 	} else {
 		/* Sent from the event thread, as QEMU's tx=bh: the vCPU goes
 		 * back to the guest at once, and (EVENT_IDX) the driver does
@@ -1233,6 +1247,17 @@ vnet_features(const struct virtio_net *vn)
 	return f;
 }
 
+/* The transmit queues' bits: 1, 3, 5... */
+static uint32_t
+vnet_tx_queues(const struct virtio_net *vn)
+{
+	uint32_t m = 0;
+
+	for (unsigned p = 0; p < vn->max_pairs; p++)
+		m |= 1u << (2 * p + 1);
+	return m;
+}
+
 static int
 vnet_alloc(struct virtio_net *vn)
 {
@@ -1292,6 +1317,7 @@ virtio_net_new(struct vm *vm, int i, const struct vmcfg_nic *n)
 	    VNET_CLASS, 2 * vn->max_pairs + 1, vnet_features(vn),
 	    VIRTIO_NET_CFG_SIZE, &virtio_net_vops, vn)) < 0)
 		goto fail;
+	vn->tx_inline = virtio_kick_inline(&vn->vd, vnet_tx_queues(vn));
 	if ((err = vm_device_register(vm, &virtio_net_ops, vn, vn->name)) < 0)
 		goto fail_pci;
 	return 0;
