@@ -32,7 +32,9 @@
  * device lock held as for any kick, but without the vCPU waiting for
  * that lock (or, on KVM, even leaving the kernel).  Kicks that fire
  * while the VM is paused are dropped: vm_resume() kicks every queue once.
- * TERMVISOR_IOEVENTFD=0 turns this off.
+ * TERMVISOR_IOEVENTFD=0 turns this off.  Queues a device gives to
+ * virtio_kick_inline() keep the plain kick on an accelerator that exits
+ * for every MMIO write anyway (the software CPU).
  *
  * Not implemented: packed rings, notification data, legacy I/O.
  *

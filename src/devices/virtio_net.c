@@ -2,7 +2,9 @@
  * virtio-net on the virtio transport (virtio.c) and the switch backend
  * (netdev_vsw.c).  See virtio_net.h.
  *
- * Transmit: a kick of a transmit queue wakes the event thread, which
+ * Transmit: a kick of a transmit queue wakes the event thread (on the
+ * software CPU, which exits for the kick anyway, the kicking vCPU does
+ * the work itself: virtio_kick_inline), which
  * pops up to VNET_BATCH chains at a time and hands them to the socket
  * in one sendmmsg, straight from guest memory
  * (only the 12-byte header is copied, to be checked).  A full socket
