@@ -663,11 +663,10 @@ struct result {
 	uint8_t data[4096];
 };
 
-static void
-run(const struct prog *p, uint64_t seed, bool jit, bool generic,
-    struct result *r)
+/* A 16 MiB test VM whose software CPU has the JIT on or off. */
+static struct tvm *
+tvm_new_jit(bool jit)
 {
-	struct prog q = { .rng = seed * 31 + 7 };
 	struct tvm *t;
 
 	if (jit)
@@ -676,6 +675,17 @@ run(const struct prog *p, uint64_t seed, bool jit, bool generic,
 		setenv("TERMVISOR_BT_JIT", "0", 1);
 	t = tvm_new(16 << 20);
 	unsetenv("TERMVISOR_BT_JIT");
+	return t;
+}
+
+static void
+run(const struct prog *p, uint64_t seed, bool jit, bool generic,
+    struct result *r)
+{
+	struct prog q = { .rng = seed * 31 + 7 };
+	struct tvm *t;
+
+	t = tvm_new_jit(jit);
 	cr_assert_eq(((struct bt_cpu *)t->vcpu->accel)->jit != NULL, jit);
 	((struct bt_cpu *)t->vcpu->accel)->generic = generic;
 	tvm_put(t, CODE, p->b, p->n);
@@ -1133,12 +1143,7 @@ callf_run(bool jit, const struct prog *mid, void (*setup)(struct tvm *),
 	p.n += 4;
 	put(&p, 3, 0x48, 0x89, 0xc3);			/* mov rbx, rax */
 	put(&p, 1, 0xf4);
-	if (jit)
-		unsetenv("TERMVISOR_BT_JIT");
-	else
-		setenv("TERMVISOR_BT_JIT", "0", 1);
-	t = tvm_new(16 << 20);
-	unsetenv("TERMVISOR_BT_JIT");
+	t = tvm_new_jit(jit);
 	tvm_put(t, CODE, p.b, p.n);
 	tvm_put(t, 0x400000, f1, sizeof(f1));
 	tvm_put(t, 0x600000, f2, sizeof(f2));
@@ -1252,12 +1257,7 @@ own_page_run(bool jit, struct cpu_state *st)
 	static const uint8_t other[] = { 0xb8, 0x22, 0x22, 0, 0, 0xf4 };
 	struct tvm *t;
 
-	if (jit)
-		unsetenv("TERMVISOR_BT_JIT");
-	else
-		setenv("TERMVISOR_BT_JIT", "0", 1);
-	t = tvm_new(16 << 20);
-	unsetenv("TERMVISOR_BT_JIT");
+	t = tvm_new_jit(jit);
 	for (uint64_t pa = 0x800000; pa <= 0xa00000; pa += 0x200000)
 		tvm_put(t, pa, head, sizeof(head));
 	tvm_put(t, 0x800020, same, sizeof(same));
@@ -1304,12 +1304,7 @@ cross_run(bool jit, struct cpu_state *st, struct tvm **tp)
 	const uint64_t pt = 0x16000;
 	struct tvm *t;
 
-	if (jit)
-		unsetenv("TERMVISOR_BT_JIT");
-	else
-		setenv("TERMVISOR_BT_JIT", "0", 1);
-	t = tvm_new(16 << 20);
-	unsetenv("TERMVISOR_BT_JIT");
+	t = tvm_new_jit(jit);
 	tvm_put(t, CODE, code, sizeof(code));
 	tvm_long_mode(t, st, CODE);
 	/* 4 MiB..6 MiB through a page table: 0x400000 -> itself,
