@@ -67,7 +67,9 @@ void vtimer_cancel(struct vtimer *t);
 bool vtimer_armed(const struct vtimer *t);
 
 /* Fire every timer due at vclock_ns(); returns the next deadline or
- * UINT64_MAX.  The caller must hold the device lock if one is set. */
+ * UINT64_MAX.  The caller must hold the device lock if one is set, and
+ * be the loop's own thread or run while no thread runs the loop: the
+ * loop takes the result as the end of its coming sleep. */
 uint64_t evloop_run_timers(struct evloop *l);
 /* Serve fds and timers until evloop_stop(); returns 0. */
 int evloop_run(struct evloop *l);
