@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "hv/vm.h"
+#include "util/env.h"
 #include "util/log.h"
 
 static bool
@@ -176,8 +177,5 @@ vm_ioeventfd_signal_all(struct vm *vm)
 bool
 vm_ioeventfd_enabled(void)
 {
-	const char *e = getenv("TERMVISOR_IOEVENTFD");
-
-	return e == NULL || (strcmp(e, "0") != 0 && strcmp(e, "off") != 0 &&
-	    strcmp(e, "no") != 0);
+	return env_enabled("TERMVISOR_IOEVENTFD");
 }

@@ -3,19 +3,10 @@
 
 #include <errno.h>
 #include <sched.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "util/env.h"
 #include "util/log.h"
-
-static bool
-thread_policy_wanted(void)
-{
-	const char *e = getenv("TERMVISOR_SCHED_BATCH");
-
-	return e == NULL || (strcmp(e, "0") != 0 && strcmp(e, "off") != 0 &&
-	    strcmp(e, "no") != 0);
-}
 
 bool
 thread_policy_batch(const char *who)
@@ -23,7 +14,7 @@ thread_policy_batch(const char *who)
 	struct sched_param p = { .sched_priority = 0 };
 
 	/* A thread the user put under a real-time or idle policy keeps it. */
-	if (!thread_policy_wanted() || sched_getscheduler(0) != SCHED_OTHER)
+	if (!env_enabled("TERMVISOR_SCHED_BATCH") || sched_getscheduler(0) != SCHED_OTHER)
 		return sched_getscheduler(0) == SCHED_BATCH;
 	/* pid 0: the calling thread, not the whole process. */
 	if (sched_setscheduler(0, SCHED_BATCH, &p) < 0) {
