@@ -9,7 +9,7 @@
 # for every scrolled line, which the full boot log makes slow on the
 # software CPU.
 set -u
-here=$(dirname "$0")
+here=$(cd "$(dirname "$0")" && pwd)
 . "$here/linux-lib.sh"
 need_guest
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
@@ -45,42 +45,13 @@ cmd=$(tr '\n' ' ' <<<"$cmd")
 	>/dev/null || { echo "vm create failed"; exit 1; }
 "$tv" vm start fb >/dev/null || { echo "vm start failed"; tail "$log"; exit 1; }
 
-# check.py FILE MODE: the PNG's pixels (any filter type libpng chose).
+# check.py FILE MODE: the screenshot's pixels (decoded by png.py).
 cat >"$tmp/check.py" <<'EOF'
-import struct, sys, zlib
-
-def load(path):
-    d = open(path, 'rb').read()
-    assert d[:8] == b'\x89PNG\r\n\x1a\n', 'not a PNG'
-    pos, idat = 8, b''
-    while pos < len(d):
-        n, t = struct.unpack('>I4s', d[pos:pos + 8])
-        body = d[pos + 8:pos + 8 + n]
-        if t == b'IHDR':
-            w, h, depth, ctype = struct.unpack('>IIBB', body[:10])
-            assert (depth, ctype) == (8, 2), 'not 8-bit RGB'
-        elif t == b'IDAT':
-            idat += body
-        pos += 12 + n
-    raw, stride, rows, prev = zlib.decompress(idat), 3 * w, [], bytearray(3 * w)
-    for y in range(h):
-        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for x in range(stride):
-            a = line[x - 3] if x >= 3 else 0
-            b, c = prev[x], prev[x - 3] if x >= 3 else 0
-            if f == 1: line[x] = (line[x] + a) & 255
-            elif f == 2: line[x] = (line[x] + b) & 255
-            elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(line)
-        prev = line
-    return w, h, rows
+import sys
+from png import load, pixel
 
 w, h, rows = load(sys.argv[1])
-px = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])
+px = lambda x, y: pixel(rows, x, y)
 if sys.argv[2] == 'text':
     # fbcon's boot messages: light glyphs on black in the top lines.
     assert (w, h) == (1024, 768), (w, h)
@@ -132,7 +103,7 @@ shot() {
 }
 # check NAME MODE: the pixels of screenshot NAME.
 check() {
-	python3 "$tmp/check.py" "$tmp/$1.png" "$2" >"$tmp/out" 2>&1 &&
+	PYTHONPATH=$here python3 "$tmp/check.py" "$tmp/$1.png" "$2" >"$tmp/out" 2>&1 &&
 		ok "$1: $(tail -n 1 "$tmp/out")" ||
 		{ bad "$1"; tail -n 3 "$tmp/out"; }
 }

@@ -7,7 +7,7 @@
 # the driver's /dev/fb0 must land where it belongs.  Slow: loading drm on
 # the software CPU takes a while.
 set -u
-here=$(dirname "$0")
+here=$(cd "$(dirname "$0")" && pwd)
 . "$here/linux-lib.sh"
 need_guest
 command -v python3 >/dev/null || { echo "python3 not installed"; exit 77; }
@@ -36,34 +36,12 @@ cmd=$(tr '\n' ' ' <<<"$cmd")
 "$tv" vm start bo >/dev/null || { echo "vm start failed"; tail "$log"; exit 1; }
 
 cat >"$tmp/check.py" <<'EOF'
-import struct, sys, zlib
+import sys
+from png import load, pixel
 
-d = open(sys.argv[1], 'rb').read()
-pos, idat = 8, b''
-while pos < len(d):
-    n, t = struct.unpack('>I4s', d[pos:pos + 8])
-    if t == b'IHDR':
-        w, h = struct.unpack('>II', d[pos + 8:pos + 16])
-    elif t == b'IDAT':
-        idat += d[pos + 8:pos + 8 + n]
-    pos += 12 + n
-raw, stride, prev, rows = zlib.decompress(idat), 3 * w, bytearray(3 * w), []
-for y in range(h):
-    f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-    for x in range(stride):
-        a = line[x - 3] if x >= 3 else 0
-        b, c = prev[x], prev[x - 3] if x >= 3 else 0
-        if f == 1: line[x] = (line[x] + a) & 255
-        elif f == 2: line[x] = (line[x] + b) & 255
-        elif f == 3: line[x] = (line[x] + (a + b) // 2) & 255
-        elif f == 4:
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-    rows.append(line)
-    prev = line
+w, h, rows = load(sys.argv[1])
 assert (w, h) == (800, 600), (w, h)
-px = lambda x, y: tuple(rows[y][3 * x:3 * x + 3])
+px = lambda x, y: pixel(rows, x, y)
 bad = [(x, y) for y in range(500, 600) for x in range(800)
        if px(x, y) != ((0xff, 0x80, 0x40) if x < 400 else (0x10, 0x20, 0xf0))]
 assert not bad, 'pattern differs at %s: %s' % (bad[0], px(*bad[0]))
@@ -82,7 +60,7 @@ grep -q "^fb0: 0 bochs-drmdrmfb 800,600 stride 3200" "$log" &&
 "$tv" vm screenshot bo "$tmp/drm.png" >"$tmp/out" 2>&1 &&
 	grep -q " 800x600 screenshot" "$tmp/out" && ok "$(cat "$tmp/out")" ||
 	{ bad "screenshot after the mode switch"; cat "$tmp/out"; }
-python3 "$tmp/check.py" "$tmp/drm.png" >"$tmp/out" 2>&1 &&
+PYTHONPATH=$here python3 "$tmp/check.py" "$tmp/drm.png" >"$tmp/out" 2>&1 &&
 	ok "pattern through bochs-drm: $(tail -n 1 "$tmp/out")" ||
 	{ bad "pattern"; tail -n 3 "$tmp/out"; }
 [ $fails -eq 0 ]
