@@ -32,20 +32,10 @@ ck = Check()
 a = Nic("lan", 0x21)
 o = Nic("other", 0x22)
 me, host = "10.77.0.2", "10.77.0.1"
-
-def arp(nic, ip):
-    body = struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, nic.mac,
-                       socket.inet_aton(ip), b"\0" * 6,
-                       socket.inet_aton(host))
-    nic.send(BCAST, body + b"\0" * 18, etype=0x0806)
-    for f in nic.drain(1.0):
-        if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02":
-            return f[6:12]
-    return None
-
-hmac = arp(a, me)
+r = arp(a, me, host)
+hmac = r[0][6:12] if r else None
 ck(hmac is not None, "the host answered ARP through the uplink")
-ck(arp(o, "10.77.0.3") is None, "not from another port group")
+ck(arp(o, "10.77.0.3", host) == [], "not from another port group")
 a.send(hmac, ipv4_udp(me, host, 5555, 7777, b"hello host"))
 got = [f for f in a.drain(1.0) if f[12:14] == b"\x08\x00" and f[23] == 17]
 ck(len(got) == 1 and got[0][42:57] == b"echo:hello host",
@@ -116,14 +106,6 @@ from vswitch_nic import *
 import socket, struct
 ck = Check()
 d, l = Nic("dmz", 0x23), Nic("lan", 0x24)
-
-def arp(nic, me, host):
-    body = struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, nic.mac,
-                       socket.inet_aton(me), b"\0" * 6,
-                       socket.inet_aton(host))
-    nic.send(BCAST, body + b"\0" * 18, etype=0x0806)
-    return [f for f in nic.drain(1.0)
-            if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02"]
 
 r = arp(d, "10.20.0.2", "10.20.0.1")
 ck(len(r) == 1 and r[0][28:32] == socket.inet_aton("10.20.0.1"),

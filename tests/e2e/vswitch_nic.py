@@ -107,6 +107,18 @@ class Nic:
         self.s.close()
 
 
+def arp(nic, me, host, timeout=1.0):
+    """Ask from nic, as address me, who has address host: the ARP
+    replies that came back within timeout (whole Ethernet frames; the
+    replier's MAC is f[6:12]).  Other frames that arrive are dropped."""
+    body = struct.pack(">HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, nic.mac,
+                       socket.inet_aton(me), b"\0" * 6,
+                       socket.inet_aton(host))
+    nic.send(BCAST, body + b"\0" * 18, etype=0x0806)
+    return [f for f in nic.drain(timeout)
+            if f[12:14] == b"\x08\x06" and f[20:22] == b"\x00\x02"]
+
+
 def ipv4_udp(src, dst, sport, dport, data):
     """An IPv4/UDP packet (checksums filled) after the Ethernet header."""
     ulen = 8 + len(data)
