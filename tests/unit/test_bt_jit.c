@@ -1354,13 +1354,23 @@ Test(bt_jit, accesses_crossing_into_the_next_page_go_there)
 	}
 }
 
+/* Every spelling env_enabled reads as off turns the generator off; any
+ * other value leaves it on. */
 Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 {
-	struct tvm *t;
+	static const struct { const char *v; bool on; } sw[] = {
+		{ "0", false }, { "off", false }, { "no", false },
+		{ "1", true }, { "yes", true },
+	};
 
-	setenv("TERMVISOR_BT_JIT", "off", 1);
-	t = tvm_new(1 << 20);
-	unsetenv("TERMVISOR_BT_JIT");
-	cr_assert_null(((struct bt_cpu *)t->vcpu->accel)->jit);
-	tvm_free(t);
+	for (size_t k = 0; k < sizeof(sw) / sizeof(sw[0]); k++) {
+		struct tvm *t;
+
+		setenv("TERMVISOR_BT_JIT", sw[k].v, 1);
+		t = tvm_new(1 << 20);
+		unsetenv("TERMVISOR_BT_JIT");
+		cr_assert_eq(((struct bt_cpu *)t->vcpu->accel)->jit != NULL,
+		    sw[k].on, "TERMVISOR_BT_JIT=%s", sw[k].v);
+		tvm_free(t);
+	}
 }

@@ -725,9 +725,9 @@ bt_tc_run(struct bt_cpu *c, struct bt_block *b)
 		c->shadow = 0;
 }
 
-/* --- jit.c: host code for 64-bit blocks --- */
-/* Set up c->jit unless TERMVISOR_BT_JIT=0 (or the host refuses the
- * mapping, then the interpreter runs alone); 0 or -errno. */
+/* --- jit.c, jit_link.c: host code for 64-bit blocks --- */
+/* Set up c->jit unless TERMVISOR_BT_JIT is 0, off or no (or the host
+ * refuses the mapping, then the interpreter runs alone); 0 or -errno. */
 int bt_jit_init(struct bt_cpu *c);
 void bt_jit_fini(struct bt_cpu *c);
 /* Forget every generated block (with the translation cache). */

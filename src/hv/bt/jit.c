@@ -22,15 +22,20 @@
  *
  * W^X: the buffer is one memfd mapped twice, writable at one address and
  * executable at another, so no page is ever writable and executable at
- * the same address.  TERMVISOR_BT_JIT=0 turns the generator off (the
- * interpreter alone runs; the tests run both).
+ * the same address.  TERMVISOR_BT_JIT=0 (or off, no) turns the generator
+ * off (the interpreter alone runs; the tests run both).
+ *
+ * The pieces: jit_emit.h (the buffer, the cursor, the x86-64 encoders),
+ * this file (buffer set-up, the instruction forms, bt_jit_compile) and
+ * jit_link.c (block ends: chain slots, bt_jit_link, the inline
+ * jump-cache probe).
  *
  * TV_BT_PERFMAP=1 writes /tmp/perf-PID.map, one line per block ("host
  * address, size, bt_<guest linear RIP>"); tests/bt/jitprof.py turns perf
  * script's samples into host time per guest function with it (perf
  * report does not apply the map to this memfd mapping).
  */
-#include "hv/bt/bt_internal.h"
+#include "hv/bt/jit_emit.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -40,166 +45,8 @@
 #include <unistd.h>
 
 #include "hv/vm.h"
+#include "util/env.h"
 #include "util/log.h"
-
-#define JIT_SIZE (64ull << 20)
-/* Worst case for one instruction and one block's fixed parts. */
-#define JIT_INSN_MAX 256
-#define JIT_BLOCK_MAX (48 * (JIT_INSN_MAX + 16) + 512)
-
-struct bt_jit {
-	uint8_t *rw, *rx;	/* the same pages, two views */
-	size_t used, size;
-	int fd;
-	size_t entry, exit;	/* trampoline offsets */
-	FILE *perfmap;		/* TV_BT_PERFMAP: perf's JIT symbol map */
-};
-
-/* The code being emitted. */
-struct jx {
-	struct bt_jit *j;
-	uint8_t *p;		/* write position (rw view) */
-};
-
-enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6,
-       RDI = 7, R12 = 12 };
-
-#define OFF(f) ((int32_t)offsetof(struct bt_cpu, f))
-#define GPR(r) (OFF(gpr) + 8 * (int32_t)(r))
-
-static void
-e1(struct jx *x, uint8_t b)
-{
-	*x->p++ = b;
-}
-
-static void
-e4(struct jx *x, uint32_t v)
-{
-	memcpy(x->p, &v, 4);
-	x->p += 4;
-}
-
-static void
-e8(struct jx *x, uint64_t v)
-{
-	memcpy(x->p, &v, 8);
-	x->p += 8;
-}
-
-/* Executable address of the rw position p. */
-static uintptr_t
-jit_rx(struct bt_jit *j, const uint8_t *p)
-{
-	return (uintptr_t)(j->rx + (p - j->rw));
-}
-
-/* ModRM (+disp) for [rbx + disp] with reg in the reg field. */
-static void
-e_mem(struct jx *x, unsigned reg, int32_t disp)
-{
-	if (disp >= -128 && disp < 128) {
-		e1(x, (uint8_t)(0x40 | (reg & 7) << 3 | RBX));
-		e1(x, (uint8_t)disp);
-	} else {
-		e1(x, (uint8_t)(0x80 | (reg & 7) << 3 | RBX));
-		e4(x, (uint32_t)disp);
-	}
-}
-
-/* op reg, [rbx + disp] / op [rbx + disp], reg: w = 64-bit. */
-static void
-e_rm(struct jx *x, bool w, uint8_t opc, unsigned reg, int32_t disp)
-{
-	if (w || reg >= 8)
-		e1(x, (uint8_t)(0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0)));
-	e1(x, opc);
-	e_mem(x, reg, disp);
-}
-
-static void
-e_ld(struct jx *x, bool w, unsigned reg, int32_t disp)
-{
-	e_rm(x, w, 0x8b, reg, disp);
-}
-
-static void
-e_st(struct jx *x, bool w, unsigned reg, int32_t disp)
-{
-	e_rm(x, w, 0x89, reg, disp);
-}
-
-/* mov dword/qword [rbx + disp], simm32 */
-static void
-e_st_imm(struct jx *x, bool w, int32_t disp, uint32_t imm)
-{
-	if (w)
-		e1(x, 0x48);
-	e1(x, 0xc7);
-	e_mem(x, 0, disp);
-	e4(x, imm);
-}
-
-/* lea reg, [r12 + disp] (a RIP of this block) */
-static void
-e_lea_rip(struct jx *x, unsigned reg, int64_t disp)
-{
-	e1(x, (uint8_t)(0x49 | (reg >= 8 ? 4 : 0)));
-	e1(x, 0x8d);
-	e1(x, (uint8_t)(0x84 | (reg & 7) << 3));
-	e1(x, 0x24);
-	e4(x, (uint32_t)(int32_t)disp);
-}
-
-static void
-e_mov_imm64(struct jx *x, unsigned reg, uint64_t v)
-{
-	if (v <= 0xffffffffull) {	/* mov r32, imm32 zero-extends */
-		if (reg >= 8)
-			e1(x, 0x41);
-		e1(x, (uint8_t)(0xb8 | (reg & 7)));
-		e4(x, (uint32_t)v);
-		return;
-	}
-	e1(x, (uint8_t)(0x48 | (reg >= 8 ? 1 : 0)));
-	e1(x, (uint8_t)(0xb8 | (reg & 7)));
-	e8(x, v);
-}
-
-/* mov rax, fn; call rax (one target per site: always predicted) */
-static void
-e_call(struct jx *x, const void *fn)
-{
-	e_mov_imm64(x, RAX, (uint64_t)(uintptr_t)fn);
-	e1(x, 0xff);
-	e1(x, 0xd0);
-}
-
-/* jmp rel32 / jcc rel32 to the rw position `to` (may be patched later:
- * returns where the rel32 sits). */
-static uint8_t *
-e_jmp(struct jx *x, int cc, const uint8_t *to)
-{
-	uint8_t *at;
-
-	if (cc < 0) {
-		e1(x, 0xe9);
-	} else {
-		e1(x, 0x0f);
-		e1(x, (uint8_t)(0x80 | cc));
-	}
-	at = x->p;
-	e4(x, to != NULL ? (uint32_t)(int32_t)(to - (at + 4)) : 0);
-	return at;
-}
-
-static void
-jit_patch(uint8_t *at, const uint8_t *to)
-{
-	int32_t rel = (int32_t)(to - (at + 4));
-
-	memcpy(at, &rel, 4);
-}
 
 /* The entry trampoline (c in rdi, code in rsi) and the common exit. */
 static void
@@ -224,11 +71,10 @@ jit_trampolines(struct bt_jit *j)
 int
 bt_jit_init(struct bt_cpu *c)
 {
-	const char *env = getenv("TERMVISOR_BT_JIT");
 	struct bt_jit *j;
 
 	c->jit = NULL;
-	if (env != NULL && (strcmp(env, "0") == 0 || strcmp(env, "off") == 0))
+	if (!env_enabled("TERMVISOR_BT_JIT"))
 		return 0;
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -ENOMEM;
@@ -1094,192 +940,6 @@ jit_simple(struct jx *x, const struct bt_insn *i, int64_t next, bool last,
 	return false;
 }
 
-/*
- * A block's normal end: if nothing waits for the run loop (the test
- * bt_vcpu_loop makes before each block, plus the interrupt shadow and
- * the mode), try the two chain slots.  A slot holds a RIP, the TLB
- * epoch, the code-invalidation count and the CPL it was made under, and
- * a jump to that block's code; until bt_jit_link fills it, its RIP never
- * matches.  Every failed test jumps to the exit (patched by the caller).
- */
-static void
-jit_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at, unsigned *nex)
-{
-	e_ld(x, true, RAX, OFF(reqp));
-	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
-	/* evpend, shadow, mode ^ BT_M64, and irq_hint if IF: ecx */
-	e_ld(x, false, RCX, OFF(evpend));
-	e1(x, 0x81); e1(x, 0xf1); e4(x, BT_M64 << 16);	/* xor ecx, imm */
-	e_ld(x, false, RDX, OFF(flags));
-	e1(x, 0xc1); e1(x, 0xe2); e1(x, 22);	/* shl edx, 22: IF -> 31 */
-	e1(x, 0xc1); e1(x, 0xfa); e1(x, 7);	/* sar edx, 7: IF -> 31..24 */
-	e1(x, 0x81); e1(x, 0xca); e4(x, 0x00ffffff);	/* or edx, imm */
-	e1(x, 0x21); e1(x, 0xd1);		/* and ecx, edx */
-	e1(x, 0x09); e1(x, 0xc8);		/* or eax, ecx */
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);	/* jnz exit */
-	e1(x, 0xf6);			/* test byte [rbx+flags+1], 1: TF */
-	e_mem(x, 0, OFF(flags) + 1);
-	e1(x, 1);
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);	/* jnz exit */
-	e_ld(x, true, RAX, OFF(rip));
-	for (int k = 0; k < 2; k++) {
-		uint8_t *slot = x->p, *miss;
-
-		b->jslot[k] = (uint32_t)(slot - x->j->rw);
-		e1(x, 0x48); e1(x, 0xb9);		/* mov rcx, imm64 */
-		e8(x, 1ull << 63);	/* +2: never a RIP */
-		e1(x, 0x48); e1(x, 0x39); e1(x, 0xc8);	/* cmp rax, rcx */
-		miss = e_jmp(x, 5, NULL);
-		e1(x, 0x81);			/* cmp dword [rbx+tlb_epoch] */
-		e1(x, 0xbb);		/* (or tlb_gepoch: bt_jit_link) */
-		e4(x, (uint32_t)OFF(tlb_epoch));
-		e4(x, 0);		/* +25: TLB epoch */
-		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-		e1(x, 0x48); e1(x, 0x8b); e1(x, 0x93);	/* mov rdx, inval_p */
-		e4(x, (uint32_t)OFF(inval_p));
-		e1(x, 0x81); e1(x, 0x3a);	/* cmp dword [rdx], imm32 */
-		e4(x, 0);		/* +44: invalidation count */
-		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-		e1(x, 0x80); e1(x, 0xbb);	/* cmp byte [rbx+cpl], imm8 */
-		e4(x, (uint32_t)OFF(cpl));
-		e1(x, 0);		/* +60: CPL */
-		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-		e1(x, 0xe9);		/* +68: jmp to the block (exit) */
-		ex_at[(*nex)++] = x->p;
-		e4(x, 0);
-		jit_patch(miss, x->p);
-	}
-	/* No slot matched: the run loop's jump cache, probed as
-	 * bt_next_block probes it (the mode is known to be 64-bit). */
-	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
-	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 12);	/* shr rcx,12 */
-	e1(x, 0x48); e1(x, 0x31); e1(x, 0xc1);	/* xor rcx, rax */
-	e1(x, 0x81); e1(x, 0xe1); e4(x, 4095);	/* and ecx, 4095 */
-	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x0c); e1(x, 0x89); /* rcx*5 */
-	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x94); e1(x, 0xcb); /* lea rdx, */
-	e4(x, (uint32_t)OFF(jc));		/* [rbx + rcx*8 + jc] */
-	e1(x, 0x48); e1(x, 0x3b); e1(x, 0x42);	/* cmp rax, [rdx+lin] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, lin));
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-	e1(x, 0x48); e1(x, 0x8b); e1(x, 0x4a);	/* mov rcx, [rdx+code] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, code));
-	e1(x, 0x48); e1(x, 0x85); e1(x, 0xc9);	/* test rcx, rcx */
-	ex_at[(*nex)++] = e_jmp(x, 4, NULL);
-	/* the CPL the entry's fetch was checked at */
-	e1(x, 0x0f); e1(x, 0xb6);		/* movzx eax, byte cpl */
-	e_mem(x, RAX, OFF(cpl));
-	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+cpl] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, cpl));
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-	/* the entry's epoch: tlb_epoch, or tlb_gepoch | BT_GTAG */
-	e1(x, 0x8b); e1(x, 0x42);		/* mov eax, [rdx+tlb] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, tlb));
-	e_rm(x, false, 0x3b, RAX, OFF(tlb_epoch));	/* cmp eax, epoch */
-	e1(x, 0x74);				/* je +n */
-	{
-		uint8_t *skip = x->p++;
-
-		e1(x, 0x35); e4(x, BT_GTAG);	/* xor eax, BT_GTAG */
-		e_rm(x, false, 0x3b, RAX, OFF(tlb_gepoch));
-		ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-		*skip = (uint8_t)(x->p - (skip + 1));
-	}
-	e_ld(x, false, RAX, OFF(tc_epoch));
-	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+tc] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, tc));
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-	e_ld(x, true, RAX, OFF(inval_p));
-	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
-	e1(x, 0x3b); e1(x, 0x42);		/* cmp eax, [rdx+inval] */
-	e1(x, (uint8_t)offsetof(struct bt_jc, inval));
-	ex_at[(*nex)++] = e_jmp(x, 5, NULL);
-	e1(x, 0xff); e1(x, 0xe1);		/* jmp rcx */
-}
-
-_Static_assert(sizeof(struct bt_jc) == 40, "jit_chain scales by 40");
-_Static_assert(offsetof(struct bt_cpu, shadow) == OFF(evpend) + 1 &&
-    offsetof(struct bt_cpu, mode) == OFF(evpend) + 2 &&
-    offsetof(struct bt_cpu, irq_hint) == OFF(evpend) + 3 &&
-    OFF(evpend) % 4 == 0, "jit_chain loads these four as one");
-
-/* Offsets inside a chain slot (see jit_chain). */
-enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
-       SLOT_JMP = 68 };
-
-/* cmp dword [rbx + disp], tlb at a slot's epoch test. */
-static void
-jit_slot_epoch(uint8_t *s, int32_t disp, uint32_t tlb)
-{
-	s[SLOT_TLB - 6] = 0x81;
-	s[SLOT_TLB - 5] = 0xbb;
-	memcpy(s + SLOT_TLB - 4, &disp, 4);
-	memcpy(s + SLOT_TLB, &tlb, 4);
-}
-
-/*
- * A local slot: to starts at rip on the physical page from starts on,
- * and fits in it.  At run time its RIP test is followed by a test that
- * RIP is on the page of the RIP from was entered at (r12) instead of the
- * TLB epoch: that page mapped to from's page when from was entered, and
- * still does when from ends without a brk (every epoch change sets one),
- * so RIP maps to to's first byte under any CR3 — as the run loop's
- * same-page links (bt_next_block), which outlive MOV CR3 the same way.
- */
-static bool
-jit_local(const struct bt_block *from, const struct bt_block *to,
-    uint64_t rip)
-{
-	return to->page[1] == ~0u &&
-	    to->gpa == ((from->gpa & ~0xfffull) | (rip & 0xfff));
-}
-
-void
-bt_jit_link(struct bt_cpu *c, struct bt_block *from, struct bt_block *to)
-{
-	struct bt_jit *j = c->jit;
-	uint64_t rip = c->rip, old;
-	uint32_t inval = __atomic_load_n(c->inval_p, __ATOMIC_RELAXED);
-	uint32_t tlb = c->tlb_epoch;
-	uint8_t *s;
-	int k;
-
-	c->jit_last = NULL;
-	if (c->mode != BT_M64 || from->jit == NULL)
-		return;
-	/* A slot already for this RIP, else a free one, else by RIP. */
-	int free_k = -1;
-
-	for (k = 0; k < 2; k++) {
-		memcpy(&old, j->rw + from->jslot[k] + SLOT_RIP, 8);
-		if (old == rip)
-			break;
-		if (old == 1ull << 63 && free_k < 0)
-			free_k = k;
-	}
-	if (k == 2)
-		k = free_k >= 0 ? free_k : (int)((rip >> 2) & 1);
-	s = j->rw + from->jslot[k];
-	memcpy(s + SLOT_RIP, &rip, 8);
-	if (jit_local(from, to, rip)) {
-		/* mov rdx, r12; xor rdx, rax; shr rdx, 12: the jne after
-		 * it leaves unless RIP is on the entry RIP's page */
-		static const uint8_t page[10] = { 0x4c, 0x89, 0xe2, 0x48,
-		    0x31, 0xc2, 0x48, 0xc1, 0xea, 0x0c };
-
-		memcpy(s + SLOT_TLB - 6, page, sizeof(page));
-	} else if (c->xglobal) {
-		/* Code mapped globally stays chained across MOV CR3. */
-		int32_t disp = OFF(tlb_gepoch);
-
-		tlb = c->tlb_gepoch;
-		jit_slot_epoch(s, disp, tlb);
-	} else {
-		jit_slot_epoch(s, OFF(tlb_epoch), tlb);
-	}
-	memcpy(s + SLOT_INVAL, &inval, 4);
-	s[SLOT_CPL] = c->cpl;
-	jit_patch(s + SLOT_JMP, (uint8_t *)to->jit - j->rx + j->rw);
-}
 
 void
 bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
@@ -1482,7 +1142,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		e1(&x, 0);
 		nolink_at = e_jmp(&x, 5, NULL);
 	}
-	jit_chain(&x, b, ex_at, &nex);
+	jit_link_chain(&x, b, ex_at, &nex);
 	for (unsigned k = 0; k < nstub; k++) {
 		uint8_t *at;
 
