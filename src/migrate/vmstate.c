@@ -619,7 +619,9 @@ vmstate_reset_absent(struct vm *vm, int nsaved)
 			vm->devices[i].ops->reset(vm->devices[i].state);
 }
 
-/* Say which devices came up in reset state (after a load that worked). */
+/* Say which devices came up in reset state (after a load that worked):
+ * a warning, since the guest does not see them until it looks again
+ * (a PCI rescan), which the user should know without -v. */
 static void
 vmstate_log_absent(struct vm *vm, int nsaved)
 {
@@ -631,7 +633,7 @@ vmstate_log_absent(struct vm *vm, int nsaved)
 		snprintf(names + used, sizeof(names) - used, "%s%s",
 		    used ? ", " : "", vm->devices[i].name);
 	}
-	log_info("the saved VM had no %s: left in reset state", names);
+	log_warnx("the saved VM had no %s: left in reset state", names);
 }
 
 int
