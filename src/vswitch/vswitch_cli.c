@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -41,7 +44,7 @@ static const char vswitch_cli_usage[] =
     "counters\n"
     "  switch capture PORTGROUP|PORT -w FILE.pcap [-c COUNT] [-s SWITCH]\n"
     "                 [FILTER...]     pcap of the traffic until Ctrl-C\n"
-    "  switch stop [NAME]\n"
+    "  switch stop [NAME] [--timeout SECONDS]\n"
     "A VM's NIC starts its switch on demand.  See termvisor(1) and\n"
     "termvisor.switch(5).\n";
 
@@ -618,35 +621,131 @@ vswitch_cli_capture(int argc, char **argv)
 	return c;
 }
 
+/* The pid a running switch wrote in its lock file, or 0. */
+static pid_t
+vswitch_cli_lock_pid(const char *lockpath)
+{
+	char buf[32], *end;
+	ssize_t n;
+	long pid;
+	int fd;
+
+	if ((fd = open(lockpath, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	pid = strtol(buf, &end, 10);
+	return end != buf && *end == '\n' && pid > 0 ? (pid_t)pid : 0;
+}
+
+/* The host's monotonic clock in ms (not the VMs' vclock_ns). */
+static int64_t
+vswitch_cli_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Wait up to ms for a stopped switch to be gone: its process to exit
+ * (pidfd readable; a zombie has closed its lock, which is all a new
+ * switch needs), or without a pidfd, its control socket to go, which it
+ * removes just before it lets go of the lock.  0, or -ETIMEDOUT.
+ */
+static int
+vswitch_cli_stop_wait(int pidfd, const char *ctl, int ms)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	int64_t end = vswitch_cli_now_ms() + ms, left;
+	int n;
+
+	while ((left = end - vswitch_cli_now_ms()) > 0) {
+		if (pidfd < 0) {
+			if (access(ctl, F_OK) < 0)
+				return 0;
+			usleep(10000);
+			continue;
+		}
+		n = poll(&pfd, 1, (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+	return -ETIMEDOUT;
+}
+
 static int
 vswitch_cli_stop(int argc, char **argv)
 {
-	static const char usage[] = "usage: termvisor switch stop [NAME]\n"
+	static const char usage[] =
+	    "usage: termvisor switch stop [NAME] [--timeout SECONDS]\n"
 	    "Stop a running switch: its NICs see the connection close (and "
-	    "reconnect,\nstarting a new switch).  Returns once it is gone.\n";
-	char err[512], ctl[108];
-	const char *name;
+	    "reconnect,\nstarting a new switch).  Returns once its process "
+	    "has exited (a new\nswitch of that name can start), or fails "
+	    "after SECONDS (default 10).\n";
+	char err[512], ctl[108], lock[PATH_MAX], *end;
+	const char *name = NULL;
+	int i, ret, pidfd = -1, secs = 10;
+	pid_t pid;
 	json_t *r;
-	int i;
 
 	if (vswitch_cli_help(argc, argv, usage))
 		return VSW_CLI_OK;
-	if (argc > 2) {
-		fputs(usage, stderr);
-		return VSW_CLI_USAGE;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+			errno = 0;
+			secs = (int)strtol(argv[++i], &end, 10);
+			if (errno != 0 || *end != '\0' || end == argv[i] ||
+			    secs < 1 || secs > 3600) {
+				log_warnx("--timeout takes seconds, 1 to 3600");
+				return VSW_CLI_USAGE;
+			}
+		} else if (name == NULL && argv[i][0] != '-')
+			name = argv[i];
+		else {
+			fputs(usage, stderr);
+			return VSW_CLI_USAGE;
+		}
 	}
-	name = vswitch_cli_name(argc == 2 ? argv[1] : NULL);
+	name = vswitch_cli_name(name);
+	if (vsw_server_paths(name, ctl, sizeof(ctl), lock, sizeof(lock),
+	    NULL, 0) < 0) {
+		log_warnx("switch %s: runtime directory path too long", name);
+		return VSW_CLI_FAIL;
+	}
+	/* Its pidfd before asking: the pid cannot be reused under us.  No
+	 * pidfd (a switch in another pid namespace, an old kernel): wait
+	 * for the control socket instead. */
+	if ((pid = vswitch_cli_lock_pid(lock)) > 0)
+		pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if ((r = vswitch_client_request(name, "stop", NULL, NULL, NULL, err,
 	    sizeof(err))) == NULL) {
 		log_warnx("%s", err);
-		return VSW_CLI_FAIL;
+		ret = VSW_CLI_FAIL;
+		goto out;
 	}
 	json_decref(r);
-	if (vsw_server_paths(name, ctl, sizeof(ctl), NULL, 0, NULL, 0) < 0)
-		return VSW_CLI_FAIL;
-	for (i = 0; i < 500 && access(ctl, F_OK) == 0; i++)
-		usleep(10000);
-	return VSW_CLI_OK;
+	ret = VSW_CLI_OK;
+	if (vswitch_cli_stop_wait(pidfd, ctl, secs * 1000) < 0) {
+		if (pidfd >= 0)
+			log_warnx("switch %s (pid %ld) was told to stop but "
+			    "still runs after %d s", name, (long)pid, secs);
+		else
+			log_warnx("switch %s was told to stop but its control "
+			    "socket %s is still there after %d s", name, ctl,
+			    secs);
+		ret = VSW_CLI_FAIL;
+	}
+out:
+	if (pidfd >= 0)
+		close(pidfd);
+	return ret;
 }
 
 int
