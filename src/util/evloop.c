@@ -11,12 +11,20 @@
 
 #include "util/log.h"
 
-#define EVLOOP_MAX_FDS 64
+/* Watched fds live in chunks that never move (epoll holds pointers to
+ * them) and are never freed before the loop: a VM with many queues (an
+ * ioeventfd each) adds chunks, there is no fixed limit. */
+#define EVLOOP_FD_CHUNK 64
 
 struct evloop_fd {
 	int fd;
 	void (*fn)(void *opaque, int fd);
 	void *opaque;
+};
+
+struct evloop_fdchunk {
+	struct evloop_fdchunk *next;
+	struct evloop_fd fds[EVLOOP_FD_CHUNK];
 };
 
 struct evloop {
@@ -32,7 +40,8 @@ struct evloop {
 	/* A lazily armed timer is due before sleep_until, and nobody has
 	 * woken the loop for it yet (vtimer_arm_lazy). */
 	atomic_bool lazy_due;
-	struct evloop_fd fds[EVLOOP_MAX_FDS];
+	pthread_mutex_t fdlock;		/* protects the chunks' slots */
+	struct evloop_fdchunk *fdchunks;
 	atomic_bool stop;
 };
 
@@ -86,8 +95,7 @@ evloop_new(void)
 	if (l == NULL)
 		return NULL;
 	pthread_mutex_init(&l->tlock, NULL);
-	for (int i = 0; i < EVLOOP_MAX_FDS; i++)
-		l->fds[i].fd = -1;
+	pthread_mutex_init(&l->fdlock, NULL);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (l->epfd < 0 || l->wakefd < 0)
@@ -111,7 +119,14 @@ evloop_free(struct evloop *l)
 	if (l->wakefd > 0)
 		close(l->wakefd);
 	free(l->heap);
+	while (l->fdchunks != NULL) {
+		struct evloop_fdchunk *c = l->fdchunks;
+
+		l->fdchunks = c->next;
+		free(c);
+	}
 	pthread_mutex_destroy(&l->tlock);
+	pthread_mutex_destroy(&l->fdlock);
 	free(l);
 }
 
@@ -121,36 +136,62 @@ evloop_set_lock(struct evloop *l, pthread_mutex_t *lock)
 	l->devlock = lock;
 }
 
+/* The slot watching fd (-1: a free one), or NULL; fdlock held. */
+static struct evloop_fd *
+evloop_fd_find(struct evloop *l, int fd)
+{
+	for (struct evloop_fdchunk *c = l->fdchunks; c != NULL; c = c->next)
+		for (int i = 0; i < EVLOOP_FD_CHUNK; i++)
+			if (c->fds[i].fd == fd)
+				return &c->fds[i];
+	return NULL;
+}
+
 int
 evloop_add_fd(struct evloop *l, int fd, void (*fn)(void *, int), void *opaque)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
+	struct evloop_fdchunk *c;
+	struct evloop_fd *f;
+	int ret = 0;
 
-	for (int i = 0; i < EVLOOP_MAX_FDS; i++) {
-		if (l->fds[i].fd != -1)
-			continue;
-		l->fds[i] = (struct evloop_fd){ fd, fn, opaque };
-		ev.data.ptr = &l->fds[i];
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			l->fds[i].fd = -1;
-			return -errno;
+	pthread_mutex_lock(&l->fdlock);
+	if ((f = evloop_fd_find(l, -1)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			ret = -ENOMEM;
+			goto out;
 		}
-		return 0;
+		for (int i = 0; i < EVLOOP_FD_CHUNK; i++)
+			c->fds[i].fd = -1;
+		c->next = l->fdchunks;
+		l->fdchunks = c;
+		f = &c->fds[0];
 	}
-	return -ENOSPC;
+	*f = (struct evloop_fd){ fd, fn, opaque };
+	ev.data.ptr = f;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		ret = -errno;
+		f->fd = -1;
+	}
+out:
+	pthread_mutex_unlock(&l->fdlock);
+	return ret;
 }
 
 int
 evloop_del_fd(struct evloop *l, int fd)
 {
-	for (int i = 0; i < EVLOOP_MAX_FDS; i++) {
-		if (l->fds[i].fd != fd)
-			continue;
+	struct evloop_fd *f;
+
+	if (fd < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&l->fdlock);
+	if ((f = evloop_fd_find(l, fd)) != NULL) {
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-		l->fds[i].fd = -1;
-		return 0;
+		f->fd = -1;
 	}
-	return -ENOENT;
+	pthread_mutex_unlock(&l->fdlock);
+	return f != NULL ? 0 : -ENOENT;
 }
 
 /* Binary min-heap on deadline. */

@@ -2,12 +2,16 @@
  * The event loop's timers, run by a real loop thread on the real clock:
  * a timer armed from another thread fires on time whether it is the
  * loop's next one or not, a lazily armed one waits for the loop's next
- * wake or evloop_flush_lazy(), and the service-thread policy.
+ * wake or evloop_flush_lazy(), more fds than a VM used to be allowed
+ * (one ioeventfd a queue) all served, and the service-thread policy.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +132,84 @@ Test(evloop, lazy_timer_waits_for_a_flush)
 	vtimer_arm(&to, vclock_ns() + 1000000);
 	cr_assert(wait_fired(&other, 1, 5000));
 	cr_assert(wait_fired(&lazy, 2, 5000), "fired at the loop's next wake");
+}
+
+/* One watched eventfd: how often its callback ran. */
+struct watched {
+	int fd;
+	int n;			/* atomic */
+};
+
+static void
+on_fd(void *opaque, int fd)
+{
+	struct watched *w = opaque;
+	uint64_t v;
+
+	cr_assert_eq(fd, w->fd, "called with its own fd");
+	if (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		__atomic_fetch_add(&w->n, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Up to ms for every w[i] with i % step == 0 to have fired n times. */
+static bool
+wait_watched(struct watched *w, int nw, int step, int n, int ms)
+{
+	for (int t = 0; t <= ms; t++) {
+		int i;
+
+		for (i = 0; i < nw; i += step)
+			if (__atomic_load_n(&w[i].n, __ATOMIC_SEQ_CST) < n)
+				break;
+		if (i >= nw)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* A VM with many queues (virtio-net queue pairs, several disks) has an
+ * ioeventfd each: well over the 64 fds the loop once held.  All are
+ * added while the loop runs, all fire; removed ones stop firing, and
+ * their slots serve new fds. */
+#define NWATCH 300
+Test(evloop, many_fds_all_fire)
+{
+	static struct watched w[NWATCH];
+	uint64_t one = 1;
+	int i;
+
+	for (i = 0; i < NWATCH; i++) {
+		w[i].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		cr_assert_geq(w[i].fd, 0, "eventfd %d", i);
+		cr_assert_eq(evloop_add_fd(loop, w[i].fd, on_fd, &w[i]), 0,
+		    "fd %d of %d added", i + 1, NWATCH);
+	}
+	for (i = 0; i < NWATCH; i++)
+		cr_assert_eq(write(w[i].fd, &one, sizeof(one)), sizeof(one));
+	cr_assert(wait_watched(w, NWATCH, 1, 1, 5000), "all %d fired", NWATCH);
+
+	/* Every other one out, then all written again: only the rest. */
+	for (i = 0; i < NWATCH; i += 2)
+		cr_assert_eq(evloop_del_fd(loop, w[i].fd), 0);
+	cr_assert_eq(evloop_del_fd(loop, w[0].fd), -ENOENT, "gone already");
+	for (i = 0; i < NWATCH; i++)
+		cr_assert_eq(write(w[i].fd, &one, sizeof(one)), sizeof(one));
+	cr_assert(wait_watched(w + 1, NWATCH - 1, 2, 2, 5000),
+	    "the ones still watched fired again");
+	usleep(50000);
+	for (i = 0; i < NWATCH; i += 2)
+		cr_assert_eq(__atomic_load_n(&w[i].n, __ATOMIC_SEQ_CST), 1,
+		    "removed fd %d did not fire", i);
+
+	/* Back in (in the freed slots): what they hold fires them. */
+	for (i = 0; i < NWATCH; i += 2)
+		cr_assert_eq(evloop_add_fd(loop, w[i].fd, on_fd, &w[i]), 0);
+	cr_assert(wait_watched(w, NWATCH, 2, 2, 5000), "re-added ones fire");
+	for (i = 0; i < NWATCH; i++) {
+		cr_assert_eq(evloop_del_fd(loop, w[i].fd), 0);
+		close(w[i].fd);
+	}
 }
 
 Test(evloop, service_thread_policy, .init = NULL, .fini = NULL)
