@@ -22,6 +22,7 @@
 
 #include "bt/harness.h"
 #include "hv/bt/bt_internal.h"
+#include "hv/bt/jit_emit.h"
 
 #define CODE 0x200000ull
 #define DATA 0x300000ull	/* r15 points here; r14 counts the loop */
@@ -1373,4 +1374,44 @@ Test(bt_jit, off_switch_leaves_the_interpreter_alone)
 		    sw[k].on, "TERMVISOR_BT_JIT=%s", sw[k].v);
 		tvm_free(t);
 	}
+}
+
+/*
+ * A block that ends at a RIP known when it is compiled (here a JNZ back
+ * to itself) is linked through its chain slot after its first pass,
+ * not reached through the jump cache on every pass: the cache would
+ * find it too, but the slot would never be linked (jit_link_chain).
+ */
+Test(bt_jit, a_loop_back_edge_is_chained)
+{
+	struct prog p = { .n = 0 };
+	struct cpu_state st;
+	struct tvm *t = tvm_new_jit(true);
+	struct bt_cpu *c = t->vcpu->accel;
+	const struct bt_block *b = NULL;
+	int linked = 0;
+
+	put(&p, 5, 0xb9, 0x10, 0x27, 0, 0);	/* mov ecx, 10000 */
+	put(&p, 3, 0x83, 0xe9, 0x01);		/* L: sub ecx, 1 */
+	put(&p, 2, 0x75, 0xfb);			/* jnz L */
+	put(&p, 1, 0xf4);			/* hlt */
+	tvm_put(t, CODE, p.b, p.n);
+	tvm_long_mode(t, &st, CODE);
+	bt_accel_ops.set_state(t->vcpu, &st);
+	cr_assert_eq(tvm_run(t, 5000), VM_EXIT_HLT);
+	bt_accel_ops.get_state(t->vcpu, &st);
+	cr_assert_eq(st.gpr[R_RCX] & 0xffffffff, 0);
+	for (int k = 0; k < 4096; k++)
+		if (c->jc[k].lin == CODE + 5)
+			b = c->jc[k].b;
+	cr_assert_not_null(b, "the loop's block is not in the jump cache");
+	cr_assert_not_null(b->jit, "the loop's block was not compiled");
+	for (int k = 0; k < 2; k++) {
+		uint64_t rip;
+
+		memcpy(&rip, c->jit->rw + b->jslot[k] + SLOT_RIP, 8);
+		linked += rip == CODE + 5;
+	}
+	cr_assert_eq(linked, 1, "the back edge is not linked");
+	tvm_free(t);
 }

@@ -948,7 +948,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 	struct jx x;
 	uint8_t *start, *brk_at[128];
 	int64_t off = 0;
-	bool last_call = false, rip_done = false;
+	bool last_call = false, rip_done = false, ret = false;
 	unsigned n = b->ninsn, nbrk = 0;
 	uint16_t brk_k[128];
 	uint8_t *ex_at[32], *nolink_at = NULL;
@@ -1065,6 +1065,7 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 			    .next = next, .k = (uint16_t)k, .last = last,
 			    .dead = dead[k] };
 			rip_done = jit_mem(&x, st);
+			ret = d.kind == BT_FD_RET;
 			if (d.kind == BT_FD_LALU) {
 				fop = dead[k] ? FOP_NONE : d.op;
 				fsz = d.sz;
@@ -1142,7 +1143,10 @@ bt_jit_compile(struct bt_cpu *c, struct bt_block *b)
 		e1(&x, 0);
 		nolink_at = e_jmp(&x, 5, NULL);
 	}
-	jit_link_chain(&x, b, ex_at, &nex);
+	/* Only a RET or a handler's RIP can be anything: after any other
+	 * last instruction the block goes on at one of two RIPs, which
+	 * its chain slots hold once the run loop has linked them. */
+	jit_link_chain(&x, b, last_call || (rip_done && ret), ex_at, &nex);
 	for (unsigned k = 0; k < nstub; k++) {
 		uint8_t *at;
 

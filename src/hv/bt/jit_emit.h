@@ -173,9 +173,15 @@ jit_patch(uint8_t *at, const uint8_t *to)
 	memcpy(at, &rel, 4);
 }
 
-/* Emit b's normal block end (jit_link.c); each jump to the common exit
- * is recorded in ex_at[(*nex)++] for the caller to patch. */
-void jit_link_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at,
-    unsigned *nex);
+/* Offsets inside a chain slot (see jit_link_chain; the tests read the
+ * RIP a slot is linked for at SLOT_RIP). */
+enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
+       SLOT_JMP = 68 };
+
+/* Emit b's normal block end (jit_link.c), with the jump-cache probe
+ * after the chain slots if probe; each jump to the common exit is
+ * recorded in ex_at[(*nex)++] for the caller to patch. */
+void jit_link_chain(struct jx *x, struct bt_block *b, bool probe,
+    uint8_t **ex_at, unsigned *nex);
 
 #endif

@@ -20,8 +20,8 @@
  * matches.  Every failed test jumps to the exit (patched by the caller).
  */
 void
-jit_link_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at,
-    unsigned *nex)
+jit_link_chain(struct jx *x, struct bt_block *b, bool probe,
+    uint8_t **ex_at, unsigned *nex)
 {
 	e_ld(x, true, RAX, OFF(reqp));
 	e1(x, 0x8b); e1(x, 0x00);		/* mov eax, [rax] */
@@ -67,8 +67,18 @@ jit_link_chain(struct jx *x, struct bt_block *b, uint8_t **ex_at,
 		e4(x, 0);
 		jit_patch(miss, x->p);
 	}
-	/* No slot matched: the run loop's jump cache, probed as
-	 * bt_next_block probes it (the mode is known to be 64-bit). */
+	/*
+	 * No slot matched.  A block that ends at one of two known RIPs
+	 * leaves to the run loop, which links the slot for that RIP: a
+	 * jump-cache hit here would never link it, and the probe would
+	 * run on every pass (80M times in a 15 s UDP run).  Any other
+	 * block probes the run loop's jump cache as bt_next_block does
+	 * (the mode is known to be 64-bit).
+	 */
+	if (!probe) {
+		ex_at[(*nex)++] = e_jmp(x, -1, NULL);
+		return;
+	}
 	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
 	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 12);	/* shr rcx,12 */
 	e1(x, 0x48); e1(x, 0x31); e1(x, 0xc1);	/* xor rcx, rax */
@@ -119,10 +129,6 @@ _Static_assert(offsetof(struct bt_cpu, shadow) == OFF(evpend) + 1 &&
     offsetof(struct bt_cpu, mode) == OFF(evpend) + 2 &&
     offsetof(struct bt_cpu, irq_hint) == OFF(evpend) + 3 &&
     OFF(evpend) % 4 == 0, "jit_link_chain loads these four as one");
-
-/* Offsets inside a chain slot (see jit_link_chain). */
-enum { SLOT_RIP = 2, SLOT_TLB = 25, SLOT_INVAL = 44, SLOT_CPL = 60,
-       SLOT_JMP = 68 };
 
 /* cmp dword [rbx + disp], tlb at a slot's epoch test. */
 static void
