@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -641,16 +640,6 @@ vswitch_cli_lock_pid(const char *lockpath)
 	return end != buf && *end == '\n' && pid > 0 ? (pid_t)pid : 0;
 }
 
-/* The host's monotonic clock in ms (not the VMs' vclock_ns). */
-static int64_t
-vswitch_cli_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Wait up to ms for a stopped switch to be gone: its process to exit
  * (pidfd readable; a zombie has closed its lock, which is all a new
@@ -661,23 +650,17 @@ static int
 vswitch_cli_stop_wait(int pidfd, const char *ctl, int ms)
 {
 	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
-	int64_t end = vswitch_cli_now_ms() + ms, left;
 	int n;
 
-	while ((left = end - vswitch_cli_now_ms()) > 0) {
-		if (pidfd < 0) {
-			if (access(ctl, F_OK) < 0)
-				return 0;
-			usleep(10000);
-			continue;
-		}
-		n = poll(&pfd, 1, (int)left);
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -errno;
+	if (pidfd >= 0) {
+		/* No handler is set here: EINTR is a stop and continue. */
+		while ((n = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+			;
+		return n > 0 ? 0 : n == 0 ? -ETIMEDOUT : -errno;
 	}
-	return -ETIMEDOUT;
+	for (int i = 0; i < ms / 10 && access(ctl, F_OK) == 0; i++)
+		usleep(10000);
+	return access(ctl, F_OK) < 0 ? 0 : -ETIMEDOUT;
 }
 
 static int
