@@ -9,6 +9,7 @@
 #include "devices/device.h"
 #include "devices/irqchip.h"
 #include "hv/bt/bt.h"
+#include "hv/bt/jit_emit.h"
 #include "util/evloop.h"
 
 #define T0 1000000000000ull	/* fake clock start: 1000 s */
@@ -165,6 +166,56 @@ Test(bt_irq, interrupt_waiting_for_sti_stops_a_warm_chain)
 		cr_assert_eq(st.gpr[R_RSI], 2, "jit %d", jit);
 		irq_tvm_free(t);
 	}
+}
+
+/*
+ * The interrupt of the test above leaves the block "top: cli; sti; nop"
+ * at its end, and the handler runs next: the block's chain slots must
+ * not be spent on the handler (bt_vcpu_loop forgets the block that left
+ * when it delivers an event), only on its one successor.
+ */
+Test(bt_irq, an_interrupt_does_not_take_a_chain_slot)
+{
+	static const uint8_t code[] = {
+		0xb9, 3, 0, 0, 0,	/* mov ecx, 3 */
+		0xfa, 0xfb, 0x90,	/* top: cli; sti; nop */
+		0xff, 0xc6,		/* inc esi */
+		0xfa,			/* cli */
+		0x83, 0xf9, 0x02,	/* cmp ecx, 2 */
+		0x75, 0x02,		/* jne +2 */
+		0xe6, 0xea,		/* out 0xea, al: raise it */
+		0xff, 0xc9,		/* dec ecx */
+		0x75, 0xef,		/* jnz top */
+		0xf4 };
+	const struct bt_block *b = NULL;
+	struct tvm *t;
+	struct bt_cpu *c;
+	struct cpu_state st;
+
+	unsetenv("TERMVISOR_BT_JIT");
+	t = irq_tvm(1);
+	c = t->vcpu->accel;
+	cr_assert_not_null(c->jit);
+	t->on_out = irq_raise_on_out;
+	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_long_mode(t, &st, 0x200000);
+	t->vm->ram[TVM_FAULT_VEC] = 0xff;
+	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
+	apic_write(t->vm, 0, 0xf0, 0x1ff);
+	cr_assert_eq(tvm_run(t, 2000), VM_EXIT_HLT);
+	cr_assert_eq(t->vm->ram[TVM_FAULT_VEC], 0x1f, "not taken");
+	for (int k = 0; k < 4096; k++)
+		if (c->jc[k].lin == 0x200005)
+			b = c->jc[k].b;
+	cr_assert(b != NULL && b->jit != NULL, "no code for the block");
+	for (int k = 0; k < 2; k++) {
+		uint64_t rip;
+
+		memcpy(&rip, c->jit->rw + b->jslot[k] + SLOT_RIP, 8);
+		cr_assert(rip == 1ull << 63 || rip == 0x200008,
+		    "slot %d linked for %#llx", k, (unsigned long long)rip);
+	}
+	irq_tvm_free(t);
 }
 
 /*

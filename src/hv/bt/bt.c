@@ -441,6 +441,11 @@ bt_vcpu_loop(struct vcpu *vcpu, struct vm_exit *exit)
 		    != 0)) {
 			if (bt_events(c, exit))
 				return 0;
+			/* What runs next need not be what the block that
+			 * left goes on to (an interrupt, a single step):
+			 * linking it would take one of that block's two
+			 * chain slots from a real successor. */
+			c->jit_last = NULL;
 			if (c->flags & RFLAGS_TF) {
 				/* Single-step: one instruction, then the
 				 * #DB trap (unless it faulted). */
