@@ -77,7 +77,9 @@ struct bt_block {
 	struct bt_insn insn[];
 };
 
-struct bt_tlb {
+/* 64 bytes, aligned: an entry is one cache line (at 48 bytes a third
+ * of them straddled two), and jit_tlb finds it with a shift and a mask. */
+struct __attribute__((aligned(64))) bt_tlb {
 	uint64_t tag_r, tag_w, tag_x;	/* page-aligned linear address or 1 */
 	uintptr_t addend;		/* host = linear + addend */
 	uint64_t gpa;			/* page-aligned guest physical */

@@ -588,7 +588,8 @@ struct jstub {
 	bool rmw;		/* the slow path is the handler itself */
 };
 
-_Static_assert(sizeof(struct bt_tlb) == 48, "jit_tlb scales by 48");
+_Static_assert(sizeof(struct bt_tlb) == 64 && BT_TLB_SIZE * 64 <= 1u << 31,
+    "jit_tlb scales by 64 in 32 bits");
 
 /* rax = linear address of i's memory operand (64-bit mode: no limits,
  * bases only for FS and GS). */
@@ -626,10 +627,9 @@ jit_tlb(struct jx *x, int32_t tag, unsigned sz, struct jstub *st)
 {
 	e_ld(x, true, RDX, OFF(tlbc));
 	e1(x, 0x48); e1(x, 0x89); e1(x, 0xc1);	/* mov rcx, rax */
-	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 12);	/* shr rcx,12 */
-	e1(x, 0x81); e1(x, 0xe1); e4(x, BT_TLB_SIZE - 1);	/* and ecx */
-	e1(x, 0x48); e1(x, 0x8d); e1(x, 0x0c); e1(x, 0x49); /* rcx*3 */
-	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe1); e1(x, 4);	/* shl rcx,4 */
+	/* ((rax >> 12) & (BT_TLB_SIZE - 1)) * 64 */
+	e1(x, 0x48); e1(x, 0xc1); e1(x, 0xe9); e1(x, 6);	/* shr rcx,6 */
+	e1(x, 0x81); e1(x, 0xe1); e4(x, (BT_TLB_SIZE - 1) << 6); /* and ecx */
 	e1(x, 0x48); e1(x, 0x01); e1(x, 0xca);	/* add rdx, rcx */
 	/* The page of the last byte against the tag of the first byte's
 	 * entry: an access crossing into the next page finds that page's
