@@ -284,6 +284,25 @@ netdev_vsw_on_fd(void *opaque, int fd)
 		n->on_rx(n->opaque);
 }
 
+/* The idle source: a halted vCPU may take frames itself (vm_idle.c),
+ * when the loop would (UP, frames wanted, the socket watched). */
+static int
+netdev_vsw_idle_fd(void *opaque)
+{
+	struct netdev_vsw *n = opaque;
+
+	return n->state == NETDEV_VSW_UP && n->want_rx && n->watching ?
+	    n->fd : -1;
+}
+
+static void
+netdev_vsw_idle_run(void *opaque)
+{
+	struct netdev_vsw *n = opaque;
+
+	netdev_vsw_on_fd(n, n->fd);
+}
+
 int
 netdev_vsw_init(struct netdev_vsw *n, struct vm *vm, const char *name,
     const char *portgroup, const uint8_t mac[6], uint32_t features)
@@ -305,6 +324,9 @@ netdev_vsw_init(struct netdev_vsw *n, struct vm *vm, const char *name,
 	snprintf(n->hello.vm, sizeof(n->hello.vm), "%s", vmname);
 	snprintf(n->hello.nic, sizeof(n->hello.nic), "%s", name);
 	vtimer_init(&n->timer, vm->loop, netdev_vsw_on_timer, n);
+	/* Without it (too many NICs) the event thread alone receives. */
+	if (vm_idle_add(vm, netdev_vsw_idle_fd, netdev_vsw_idle_run, n) < 0)
+		log_debug("%s: no idle source left", n->name);
 	/* First attempt from the loop, as every later one. */
 	vtimer_arm(&n->timer, vclock_ns());
 	return 0;
@@ -314,6 +336,7 @@ void
 netdev_vsw_fini(struct netdev_vsw *n)
 {
 	n->closing = true;
+	vm_idle_del(n->vm, n);
 	vtimer_cancel(&n->timer);
 	netdev_vsw_tx_unwatch(n, true);
 	if (n->fd >= 0) {

@@ -188,6 +188,7 @@ vcpu_kick(struct vcpu *vcpu, unsigned req)
 	atomic_fetch_or(&vcpu->requests, req);
 	pthread_mutex_lock(&vcpu->lock);
 	pthread_cond_broadcast(&vcpu->wake);
+	vm_idle_kick(vcpu);
 	pthread_mutex_unlock(&vcpu->lock);
 	if (vcpu->vm->accel != NULL && vcpu->vm->accel->vcpu_kick != NULL)
 		vcpu->vm->accel->vcpu_kick(vcpu);
@@ -242,10 +243,7 @@ vm_exit_hlt(struct vcpu *vcpu, struct vm_exit *e)
 	/* An idle guest may wait for what a lazy timer holds back (a
 	 * moderated interrupt): the loop must not sleep past it now. */
 	evloop_flush_lazy(vcpu->vm->loop);
-	pthread_mutex_lock(&vcpu->lock);
-	while ((atomic_load(&vcpu->requests) & wake) == 0)
-		pthread_cond_wait(&vcpu->wake, &vcpu->lock);
-	pthread_mutex_unlock(&vcpu->lock);
+	vm_idle_wait(vcpu, wake);
 	return VMEXIT_CONTINUE;
 }
 
@@ -529,6 +527,9 @@ vcpu_new(struct vm *vm, int id)
 		return NULL;
 	v->vm = vm;
 	v->id = id;
+	/* Without its eventfd a vCPU only sleeps when halted. */
+	if (vm_idle_vcpu_init(v) < 0)
+		log_warn("vcpu %d: idle eventfd", id);
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_cond_init(&v->wake, NULL);
 	return v;
@@ -537,6 +538,7 @@ vcpu_new(struct vm *vm, int id)
 static void
 vcpu_free(struct vcpu *v)
 {
+	vm_idle_vcpu_fini(v);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->wake);
 	free(v);
@@ -551,6 +553,8 @@ vm_create(const struct vm_config *cfg, const struct accel_ops *accel, int *errp)
 	if (vm == NULL)
 		goto fail;
 	vm->cfg = cfg;
+	vm->idle_owner = -1;
+	vm->idle_on = vm_idle_enabled();
 	pthread_mutex_init(&vm->devlock, NULL);
 	vm->pio = bus_new("pio");
 	vm->mmio = bus_new("mmio");

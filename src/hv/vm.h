@@ -18,6 +18,7 @@
 #define VM_MAX_REGIONS	16
 #define VM_MAX_DEVICES	64
 #define VM_MAX_IOEVENTFDS 128
+#define VM_MAX_IDLE	8	/* idle sources: one per NIC */
 
 /* Guest-physical layout (PC-like). */
 #define GPA_LOW_RAM_END		0xc0000000ull	/* RAM below the 32-bit hole */
@@ -68,6 +69,10 @@ struct vcpu {
 	 * accelerator, so its state may be read or written. */
 	bool thread_live;
 	bool parked;
+	/* Under lock: halted as the VM's idle owner, in poll(2) on
+	 * idle_efd and the idle sources (vm_idle.c). */
+	bool idle_polling;
+	int idle_efd;		/* an eventfd; vcpu_kick writes it then */
 	uint64_t exits[VM_EXIT_KINDS];	/* statistics by kind */
 	uint64_t pio_exits, mmio_exits;
 	uint64_t assists;	/* instructions KVM handed to the software CPU */
@@ -84,6 +89,14 @@ struct vm_ioeventfd {
 	uint32_t len;		/* 1, 2, 4 or 8; 0 matches any width */
 	int fd;
 	bool in_accel;		/* the accelerator signals it itself */
+};
+
+/* Work a halted vCPU may do itself (vm_idle.c): fd() says which fd to
+ * wait for now (or -1), run() serves it; both with the device lock. */
+struct vm_idle_source {
+	int (*fd)(void *opaque);
+	void (*run)(void *opaque);
+	void *opaque;
 };
 
 struct device_inst {
@@ -137,6 +150,12 @@ struct vm {
 	atomic_uint ioev_seq;
 	unsigned ioev_n;
 	struct vm_ioeventfd ioev[VM_MAX_IOEVENTFDS];
+	/* Idle sources, changed with the device lock held; idle_owner is
+	 * the id of the vCPU polling them while halted, or -1. */
+	struct vm_idle_source idle[VM_MAX_IDLE];
+	unsigned nidle;
+	atomic_int idle_owner;
+	bool idle_on;		/* vm_idle_enabled() at creation */
 };
 
 /*
@@ -249,5 +268,27 @@ void vm_ioeventfd_signal_all(struct vm *vm);
 /* False when TERMVISOR_IOEVENTFD is 0, off or no (A/B measurements):
  * devices then leave every write to the bus. */
 bool vm_ioeventfd_enabled(void);
+
+/*
+ * Idle sources (vm_idle.c).  A halted vCPU, one at a time, waits in
+ * poll(2) on the sources' fds as well as for its wake-ups, and runs a
+ * source whose fd became readable itself, with the device lock held,
+ * rather than waiting for the event thread to run the same callback
+ * (which it still may: a source must take a wake that finds nothing).
+ * _add/_del with the device lock held; _add returns 0 or -ENOSPC.
+ */
+int vm_idle_add(struct vm *vm, int (*fd)(void *), void (*run)(void *),
+    void *opaque);
+void vm_idle_del(struct vm *vm, void *opaque);
+/* Halt until one of the wake requests is set, serving idle sources
+ * meanwhile if this vCPU becomes the idle owner. */
+void vm_idle_wait(struct vcpu *vcpu, unsigned wake);
+/* vcpu_kick()'s part, with vcpu->lock held: wake an idle owner. */
+void vm_idle_kick(struct vcpu *vcpu);
+int vm_idle_vcpu_init(struct vcpu *vcpu);
+void vm_idle_vcpu_fini(struct vcpu *vcpu);
+/* False when TERMVISOR_IDLE_POLL is 0, off or no: halted vCPUs then
+ * only sleep, and the event thread alone serves the sources. */
+bool vm_idle_enabled(void);
 
 #endif

@@ -1440,3 +1440,68 @@ Test(virtio_net, transmit_on_the_kicking_vcpu_where_the_cpu_exits_anyway,
 	cr_assert_eq(msis[2], 1, "the kick decided: used_event 0 was passed");
 	cr_assert_gt(switch_recv(m, sizeof(m), 0), 0, "second frame sent");
 }
+
+/* A vCPU halted in vcpu_handle_exit(), as both accelerators hand HLT
+ * over when they have no wait of their own. */
+static void *
+halt_thread(void *arg)
+{
+	struct vm_exit e = { .kind = VM_EXIT_HLT };
+
+	vcpu_handle_exit(vm->vcpus[0], &e);
+	return NULL;
+}
+
+/* Stop the event thread, halt vCPU 0, send a frame from the switch:
+ * true if it reached the receive ring within ms. */
+static bool
+halted_vcpu_receives(int ms)
+{
+	struct vsw_net_hdr h = { 0 };
+	struct vh_ring r = ring(0);
+	uint8_t f[200];
+	pthread_t t;
+	bool got;
+
+	rx_post(0, 0, 4, 2048);
+	kick(0);
+	usleep(100 * 1000);	/* the loop saw the buffers: frames wanted */
+	evloop_stop(vm->loop);
+	pthread_join(loop_thread, NULL);
+	loop_gone = true;
+	cr_assert_eq(pthread_create(&t, NULL, halt_thread, NULL), 0);
+	usleep(50 * 1000);	/* halted, and polling if it may */
+	frame(f, sizeof(f), 7);
+	switch_send(&h, f, sizeof(f));
+	got = vh_wait_used(&r, used_seen[0], 1, ms);
+	vcpu_kick(vm->vcpus[0], VCPU_REQ_IRQ);
+	pthread_join(t, NULL);
+	if (got) {
+		frame(f, sizeof(f), 7);
+		cr_assert_arr_eq(ram(buf(0), 2048) + HDR, f, sizeof(f));
+	}
+	return got;
+}
+
+Test(virtio_net, a_halted_vcpu_receives_with_no_event_thread)
+{
+	cr_assert(halted_vcpu_receives(3000),
+	    "the halted vCPU took the frame itself");
+	cr_assert_gt(msis[1], 0, "and raised the receive interrupt");
+}
+
+static void
+setup_no_idle_poll(void)
+{
+	setenv("TERMVISOR_IDLE_POLL", "0", 1);
+	setup();
+	unsetenv("TERMVISOR_IDLE_POLL");
+}
+
+Test(virtio_net, without_idle_poll_only_the_event_thread_receives,
+    .init = setup_no_idle_poll)
+{
+	cr_assert_not(halted_vcpu_receives(300),
+	    "TERMVISOR_IDLE_POLL=0: the halted vCPU only sleeps");
+	cr_assert_eq(msis[1], 0);
+}
