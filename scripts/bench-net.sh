@@ -45,13 +45,17 @@
 # once.  The host reads the numbers from A's console.  Numbers come from
 # the guests' own clocks (on a software CPU, their clocksource follows the
 # host's).  Never pass/fail: a run that fails shows "n/a".
-# One sample per test: on a busy host the scheduler shows through, and
-# more so for termvisor, whose frames cross a third process (the switch)
-# where QEMU's cross the kernel's bridge; the load is printed with it.
+# ROUNDS=3 rounds, each termvisor then QEMU, and the table shows each
+# test's median over the rounds (every round's figures are printed
+# too): one sample swings by up to 2x on this kind of host, for QEMU as
+# much as for termvisor (the scheduler, and the two guests' share of
+# two cores), more than any change being measured; the load is printed
+# with it.
 set -u
 build=${1:?usage: bench-net.sh BUILD_DIR}
 tv=$(realpath "$build/termvisor")
 runtime=${RUNTIME:-5}
+rounds=${ROUNDS:-3}
 mem=${MEM:-256M}
 ulen=${UDP_LEN:-64}
 guest=${XDG_CACHE_HOME:-$HOME/.cache}/termvisor/guest
@@ -248,7 +252,6 @@ else echo "  host: $(nproc) cores without VMX/SVM (software CPUs: termvisor bt, 
 echo "  load before: $(cut -d' ' -f1-3 /proc/loadavg); $($iperf --version | head -1)"
 
 # termvisor: two guests on port group "bench" of a private switch.
-mkdir -p "$tmp/run" "$tmp/ds" && mkdir -m 700 "$tmp/run/termvisor"
 tvvm() {	# CONSOLE MAC COMMAND
 	XDG_RUNTIME_DIR=$tmp/run TERMVISOR_DATASTORE=$tmp/ds TERMVISOR_BIN=$tv \
 		timeout -k 5 "$limit" "$tv" run --accel "$accel" --kernel "$kernel" \
@@ -256,24 +259,29 @@ tvvm() {	# CONSOLE MAC COMMAND
 		--append "$(append "$3")" </dev/null >"$1" 2>&1 &
 	pids+=($!)
 }
-tvvm "$tmp/tv-b.out" 52:54:00:77:00:02 "$cmd_b"
-# B's NIC starts the switch: let it come up before A's NIC races it.
-for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && break; sleep 0.1; done
-tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
-wait_done "$tmp/tv-a.out" $(cat "$tmp"/run/termvisor/vswitch0.vswitch.lock 2>/dev/null)
-R[tv.cpu]=${CPU[tcp]}
-R[tv.split]=${CPU[split]}
-# Where frames were lost or held: the switch's per-port counters, summed.
-sw_drops=$(XDG_RUNTIME_DIR=$tmp/run "$tv" switch show --json 2>/dev/null |
-	python3 -c '
+run_tv() {
+	rm -rf "$tmp/run" "$tmp/ds"
+	mkdir -p "$tmp/run" "$tmp/ds" && mkdir -m 700 "$tmp/run/termvisor"
+	tvvm "$tmp/tv-b.out" 52:54:00:77:00:02 "$cmd_b"
+	# B's NIC starts the switch: let it come up before A's NIC races it.
+	for ((i = 0; i < 100; i++)); do [ -S "$tmp/run/termvisor/vswitch0.vswitch" ] && break; sleep 0.1; done
+	tvvm "$tmp/tv-a.out" 52:54:00:77:00:01 "$cmd_a"
+	wait_done "$tmp/tv-a.out" $(cat "$tmp"/run/termvisor/vswitch0.vswitch.lock 2>/dev/null)
+	R[tv.cpu]=${CPU[tcp]}
+	R[tv.split]=${CPU[split]}
+	# Where frames were lost or held: the switch's per-port counters, summed.
+	sw_drops=$(XDG_RUNTIME_DIR=$tmp/run "$tv" switch show --json 2>/dev/null |
+		python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 keys = ("rx_malformed", "rx_vlan", "tx_full", "tx_offload", "tx_error", "rx_shaped",
         "tx_held", "rx_paused")
 tot = {k: sum(p.get("counters", {}).get(k, 0) for p in d.get("ports", [])) for k in keys}
 print(" ".join("%s %d" % (k, v) for k, v in tot.items() if v) or "none")' 2>/dev/null)
-stop_guests
-parse tv "$tmp/tv-a.out"
+	stop_guests
+	XDG_RUNTIME_DIR=$tmp/run "$tv" switch stop >/dev/null 2>&1
+	parse tv "$tmp/tv-a.out"
+}
 
 # QEMU: two guests on TAPs of one bridge in a namespace of our own.
 qnote="-accel $qaccel, userspace virtio-net (vhost off), TAP + bridge"
@@ -289,14 +297,17 @@ elif ! ip netns exec "$ns" sh -c 'ip link add br0 type bridge &&
 		ip link set tapa up && ip link set tapb up && ip link set br0 up' 2>"$tmp/ns.err"; then
 	qnote="skipped: cannot make the bridge and TAPs: $(head -1 "$tmp/ns.err")"
 else
-	qvm() {	# CONSOLE TAP MAC COMMAND
+	qemu_ok=yes
+fi
+qvm() {	# CONSOLE TAP MAC COMMAND
 		ip netns exec "$ns" timeout -k 5 "$limit" "$qemu" -M pc -accel "$qaccel" \
 			-name "bench,debug-threads=on" -m "$mem" -nographic -no-reboot -nodefaults -serial stdio \
 			-kernel "$kernel" -initrd "$initrd" -append "$(append "$4")" \
 			-netdev "tap,id=n0,ifname=$2,script=no,downscript=no" \
 			-device "virtio-net-pci,netdev=n0,mac=$3,romfile=" </dev/null >"$1" 2>&1 &
 		pids+=($!)
-	}
+}
+run_qemu() {
 	qvm "$tmp/q-b.out" tapb 52:54:00:77:00:02 "$cmd_b"
 	qvm "$tmp/q-a.out" tapa 52:54:00:77:00:01 "$cmd_a"
 	wait_done "$tmp/q-a.out"
@@ -305,7 +316,38 @@ else
 	R[qemu.split]=${R[qemu.split]%,}
 	stop_guests
 	parse qemu "$tmp/q-a.out"
-fi
+}
+
+# Each round's figures go to L[platform.key] (a list); the table shows
+# the medians.
+declare -A L
+keys="tcp lo retr pps sent loss cpu"
+keep() {	# PLATFORM ROUND
+	local k
+	for k in $keys; do L[$1.$k]+="${R[$1.$k]:-} "; done
+	printf '  round %d %-9s tcp %5s Mbit/s  udp rx %6s tx %6s pkt/s  lost %4s%%  lo %5s\n' \
+		"$2" "$1" "${R[$1.tcp]:-n/a}" "${R[$1.pps]:-n/a}" "${R[$1.sent]:-n/a}" \
+		"${R[$1.loss]:-n/a}" "${R[$1.lo]:-n/a}"
+}
+median() {	# values...: the median of the numeric ones, or nothing
+	printf '%s\n' "$@" | grep -E '^[0-9.]+$' | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2];
+			else if (NR) print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+for ((round = 1; round <= rounds; round++)); do
+	run_tv
+	keep tv $round
+	if [ "${qemu_ok:-}" = yes ]; then
+		run_qemu
+		keep qemu $round
+	fi
+done
+for p in tv qemu; do
+	for k in $keys; do
+		# shellcheck disable=SC2086
+		R[$p.$k]=$(median ${L[$p.$k]:-})
+	done
+done
 echo "  termvisor: --accel $accel, --nic on the host switch; QEMU: $qnote"
 echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  termvisor switch counters (drops; held/paused by backpressure): ${sw_drops:-n/a}"
@@ -331,8 +373,8 @@ R[tv.pc]=$(per_core "${R[tv.tcp]:-}" "${R[tv.cpu]:-}")
 R[qemu.pc]=$(per_core "${R[qemu.tcp]:-}" "${R[qemu.cpu]:-}")
 printf '  %-22s %10s %10s %9s\n' "tcp per core (Mbit/s)" "$(na "${R[tv.pc]:-}")" \
 	"$(na "${R[qemu.pc]:-}")" "$(ratio "${R[tv.pc]:-}" "${R[qemu.pc]:-}")"
-echo "  tcp cpu by thread (cores): termvisor $(na "${R[tv.split]:-}")"
-echo "                             qemu $(na "${R[qemu.split]:-}")"
+echo "  tcp cpu by thread (cores, last round): termvisor $(na "${R[tv.split]:-}")"
+echo "                                          qemu $(na "${R[qemu.split]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s rx)" "$(na "${R[tv.pps]:-}")" \
 	"$(na "${R[qemu.pps]:-}")" "$(ratio "${R[tv.pps]:-}" "${R[qemu.pps]:-}")"
 printf '  %-22s %10s %10s %9s\n' "udp ${ulen} B (pkt/s tx)" "$(na "${R[tv.sent]:-}")" \
