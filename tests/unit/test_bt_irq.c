@@ -118,6 +118,20 @@ irq_raise_on_out(struct tvm *t, uint64_t v)
 	cr_assert_eq(irqchip_msi(t->vm, GPA_LAPIC, 0x1f), 0);
 }
 
+/* Three passes of top: cli; sti; nop; inc esi; ... with an interrupt
+ * raised (port 0xea) with IF=0 during the second; then HLT. */
+static const uint8_t warm_chain_code[] = {
+	0xb9, 3, 0, 0, 0,	/* mov ecx, 3 */
+	0xfa, 0xfb, 0x90,	/* top: cli; sti; nop */
+	0xff, 0xc6,		/* inc esi */
+	0xfa,			/* cli */
+	0x83, 0xf9, 0x02,	/* cmp ecx, 2 */
+	0x75, 0x02,		/* jne +2 */
+	0xe6, 0xea,		/* out 0xea, al: raise it */
+	0xff, 0xc9,		/* dec ecx */
+	0x75, 0xef,		/* jnz top */
+	0xf4 };
+
 /*
  * The same boundary with warm chains: three passes of cli; sti; nop;
  * inc esi; ... and an interrupt raised (port 0xea) with IF=0 during the
@@ -127,17 +141,6 @@ irq_raise_on_out(struct tvm *t, uint64_t v)
  */
 Test(bt_irq, interrupt_waiting_for_sti_stops_a_warm_chain)
 {
-	static const uint8_t code[] = {
-		0xb9, 3, 0, 0, 0,	/* mov ecx, 3 */
-		0xfa, 0xfb, 0x90,	/* top: cli; sti; nop */
-		0xff, 0xc6,		/* inc esi */
-		0xfa,			/* cli */
-		0x83, 0xf9, 0x02,	/* cmp ecx, 2 */
-		0x75, 0x02,		/* jne +2 */
-		0xe6, 0xea,		/* out 0xea, al: raise it */
-		0xff, 0xc9,		/* dec ecx */
-		0x75, 0xef,		/* jnz top */
-		0xf4 };
 
 	for (int jit = 0; jit < 2; jit++) {
 		struct tvm *t;
@@ -150,7 +153,8 @@ Test(bt_irq, interrupt_waiting_for_sti_stops_a_warm_chain)
 		t = irq_tvm(1);
 		unsetenv("TERMVISOR_BT_JIT");
 		t->on_out = irq_raise_on_out;
-		tvm_put(t, 0x200000, code, sizeof(code));
+		tvm_put(t, 0x200000, warm_chain_code,
+		    sizeof(warm_chain_code));
 		tvm_long_mode(t, &st, 0x200000);
 		st.gpr[R_RSI] = 0;
 		t->vm->ram[TVM_FAULT_VEC] = 0xff;
@@ -176,17 +180,6 @@ Test(bt_irq, interrupt_waiting_for_sti_stops_a_warm_chain)
  */
 Test(bt_irq, an_interrupt_does_not_take_a_chain_slot)
 {
-	static const uint8_t code[] = {
-		0xb9, 3, 0, 0, 0,	/* mov ecx, 3 */
-		0xfa, 0xfb, 0x90,	/* top: cli; sti; nop */
-		0xff, 0xc6,		/* inc esi */
-		0xfa,			/* cli */
-		0x83, 0xf9, 0x02,	/* cmp ecx, 2 */
-		0x75, 0x02,		/* jne +2 */
-		0xe6, 0xea,		/* out 0xea, al: raise it */
-		0xff, 0xc9,		/* dec ecx */
-		0x75, 0xef,		/* jnz top */
-		0xf4 };
 	const struct bt_block *b = NULL;
 	struct tvm *t;
 	struct bt_cpu *c;
@@ -197,7 +190,8 @@ Test(bt_irq, an_interrupt_does_not_take_a_chain_slot)
 	c = t->vcpu->accel;
 	cr_assert_not_null(c->jit);
 	t->on_out = irq_raise_on_out;
-	tvm_put(t, 0x200000, code, sizeof(code));
+	tvm_put(t, 0x200000, warm_chain_code,
+	    sizeof(warm_chain_code));
 	tvm_long_mode(t, &st, 0x200000);
 	t->vm->ram[TVM_FAULT_VEC] = 0xff;
 	cr_assert_eq(bt_accel_ops.set_state(t->vcpu, &st), 0);
