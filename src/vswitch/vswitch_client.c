@@ -261,6 +261,18 @@ fail:
 	return NULL;
 }
 
+/* Bound the reply's wait (0: none, as events are waited for). */
+static int
+vswitch_client_timeout(int fd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
+}
+
 json_t *
 vswitch_client_request(const char *name, const char *cmd, json_t *args,
     int *fdp, int *code, char *err, size_t errlen)
@@ -290,12 +302,24 @@ vswitch_client_request(const char *name, const char *cmd, json_t *args,
 		    " (%s: %s)", name, sa.sun_path, strerror(e));
 		goto out;
 	}
+	/* A switch that is stuck (stopped, or wedged) must not hang the
+	 * command that asks it something. */
+	if ((e = vswitch_client_timeout(fd, VSWITCH_CLIENT_TIMEOUT_S)) < 0) {
+		vsw_errf(err, errlen, e, "switch %s: %s", name, strerror(-e));
+		goto out;
+	}
 	n = strlen(line);
 	line[n] = '\n';		/* json_dumps left room for the NUL */
+	errno = 0;
 	if (send(fd, line, n + 1, MSG_NOSIGNAL) != (ssize_t)(n + 1) ||
 	    (rep = vswitch_client_read(fd)) == NULL) {
-		vsw_errf(err, errlen, -EIO, "switch %s did not "
-		    "answer", name);
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			vsw_errf(err, errlen, -ETIMEDOUT, "switch %s did not "
+			    "answer within %d s", name,
+			    VSWITCH_CLIENT_TIMEOUT_S);
+		else
+			vsw_errf(err, errlen, -EIO, "switch %s did not "
+			    "answer", name);
 		goto out;
 	}
 	if (!json_is_true(json_object_get(rep, "ok"))) {
@@ -306,6 +330,14 @@ vswitch_client_request(const char *name, const char *cmd, json_t *args,
 	}
 	res = json_incref(json_object_get(rep, "result"));
 	if (fdp != NULL) {
+		/* Events come when they come. */
+		if ((e = vswitch_client_timeout(fd, 0)) < 0) {
+			vsw_errf(err, errlen, e, "switch %s: %s", name,
+			    strerror(-e));
+			json_decref(res);
+			res = NULL;
+			goto out;
+		}
 		*fdp = fd;
 		fd = -1;
 	}

@@ -52,9 +52,12 @@ int vswitch_client_start(const char *name, char *err, size_t errlen);
  */
 int vswitch_client_spawn(const char *name);
 
+#define VSWITCH_CLIENT_TIMEOUT_S	10	/* for a request's reply */
+
 /*
  * One request on switch name's control socket: connect, send
- * {"cmd": cmd, "args": args} (args stolen, may be NULL), read the reply.
+ * {"cmd": cmd, "args": args} (args stolen, may be NULL), read the reply
+ * (at most VSWITCH_CLIENT_TIMEOUT_S s: -ETIMEDOUT's message then).
  * Returns the reply's result (new reference) or NULL with err set
  * ("not running" gives -ENOENT in *code when code is non-NULL).
  * With fdp non-NULL the connection is left open in *fdp for events.

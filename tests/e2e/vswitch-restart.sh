@@ -4,7 +4,7 @@
 # killed with SIGKILL leaves its socket and lock file behind, and the
 # next one takes over; two switches started at once end as one; `switch
 # stop` returns only once the process has exited, or fails after its
-# --timeout.
+# --timeout; a switch that does not answer fails a command, not hangs it.
 set -u
 . "$(dirname "$0")/vswitch-lib.sh"
 
@@ -155,6 +155,36 @@ while not exited(pid) and time.time() < end:
     time.sleep(0.05)
 ck(exited(pid), "and the switch exits once its log moves again")
 os.close(fifo)
+ck.exit()
+EOF
+
+# A switch that never answers (stopped with SIGSTOP) makes a command
+# fail after the client's 10 s bound, with a message, instead of hanging.
+python3 - <<'EOF' || fails=$((fails + 1))
+from vswitch_nic import *
+import os, signal, subprocess, time
+ck = Check()
+tv = os.environ["tv"]
+lock, log = sock_path() + ".lock", sock_path() + ".log"
+if os.path.exists(log):	# the pipe above: nobody reads it now
+    os.unlink(log)
+ck(subprocess.run([tv, "switch", "run", "--daemon"]).returncode == 0,
+   "a switch to stop")
+pid = int(open(lock).read())
+os.kill(pid, signal.SIGSTOP)
+t = time.time()
+try:
+    r = subprocess.run([tv, "switch", "show"], capture_output=True,
+                       text=True, timeout=40)
+except subprocess.TimeoutExpired:
+    r = subprocess.CompletedProcess([], None, "", "(still waiting after 40 s)")
+took = time.time() - t
+os.kill(pid, signal.SIGCONT)
+ck(r.returncode not in (0, None) and "did not answer within" in r.stderr and
+   took < 20, "show fails when the switch does not answer (%.1f s): %s" % (
+       took, r.stderr.strip()))
+ck(subprocess.run([tv, "switch", "stop"]).returncode == 0,
+   "and the switch, running again, stops")
 ck.exit()
 EOF
 finish
