@@ -25,14 +25,12 @@ import json
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-import zlib
 
 # The guest's picture (the script's draw command): band i of four
 # horizontal bands is LEFT[i] on its left half and RIGHT[i] on its right.
@@ -41,55 +39,10 @@ RIGHT = [(1, 1, 128), (255, 255, 1), (128, 1, 255), (200, 200, 200)]
 
 NOVNC = '/usr/share/novnc'
 
-
-def png_load(path):
-    """(w, h, rows of RGB bytes) from an 8-bit RGB or RGBA PNG."""
-    d = open(path, 'rb').read()
-    if d[:8] != b'\x89PNG\r\n\x1a\n':
-        raise ValueError('%s: not a PNG' % path)
-    pos, idat, w = 8, b'', None
-    while pos < len(d):
-        n, t = struct.unpack('>I4s', d[pos:pos + 8])
-        body = d[pos + 8:pos + 8 + n]
-        if t == b'IHDR':
-            w, h, depth, ctype, _, _, interlace = struct.unpack('>IIBBBBB', body)
-            if depth != 8 or ctype not in (2, 6) or interlace:
-                raise ValueError('%s: not 8-bit RGB(A), non-interlaced' % path)
-            bpp = 3 if ctype == 2 else 4
-        elif t == b'IDAT':
-            idat += body
-        pos += 12 + n
-    raw, stride = zlib.decompress(idat), bpp * w
-    rows, prev = [], bytearray(stride)
-    for y in range(h):
-        off = y * (stride + 1)
-        f, line = raw[off], bytearray(raw[off + 1:off + 1 + stride])
-        png_unfilter(f, line, prev, bpp)
-        rows.append(bytes(line) if bpp == 3 else
-                    bytes(b for i in range(0, stride, 4) for b in line[i:i + 3]))
-        prev = line
-    return w, h, rows
-
-
-def png_unfilter(f, line, prev, bpp):
-    if f == 0:
-        return
-    if f == 2:
-        for x in range(len(line)):
-            line[x] = (line[x] + prev[x]) & 255
-        return
-    for x in range(len(line)):
-        a = line[x - bpp] if x >= bpp else 0
-        b, c = prev[x], prev[x - bpp] if x >= bpp else 0
-        if f == 1:
-            line[x] = (line[x] + a) & 255
-        elif f == 3:
-            line[x] = (line[x] + (a + b) // 2) & 255
-        elif f == 4:
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            line[x] = (line[x] + (a if pa <= pb and pa <= pc else
-                                  b if pb <= pc else c)) & 255
+# The screenshot decoder the display tests share.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'e2e'))
+from png import load as png_load  # noqa: E402
 
 
 def free_port():
