@@ -100,6 +100,14 @@ vm_idle_serve(struct vm *vm, void *opaque, int fd)
 	pthread_mutex_unlock(&vm->devlock);
 }
 
+static void
+vm_idle_set_polling(struct vcpu *vcpu, bool on)
+{
+	pthread_mutex_lock(&vcpu->lock);
+	vcpu->idle_polling = on;
+	pthread_mutex_unlock(&vcpu->lock);
+}
+
 /*
  * Wait as the idle owner until one of the wake requests is set.  Any
  * vcpu_kick() in the meantime writes idle_efd (vm_idle_kick), so poll
@@ -127,14 +135,10 @@ vm_idle_poll(struct vcpu *vcpu, unsigned wake)
 		pthread_mutex_unlock(&vcpu->lock);
 		if (poll(p, 1 + n, -1) < 0 && errno != EINTR) {
 			log_warn("vcpu %d: idle poll", vcpu->id);
-			pthread_mutex_lock(&vcpu->lock);
-			vcpu->idle_polling = false;
-			pthread_mutex_unlock(&vcpu->lock);
+			vm_idle_set_polling(vcpu, false);
 			return;
 		}
-		pthread_mutex_lock(&vcpu->lock);
-		vcpu->idle_polling = false;
-		pthread_mutex_unlock(&vcpu->lock);
+		vm_idle_set_polling(vcpu, false);
 		if (p[0].revents & POLLIN &&
 		    read(vcpu->idle_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			log_debug("vcpu %d: idle eventfd: %d", vcpu->id, errno);
